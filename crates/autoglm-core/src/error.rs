@@ -1,0 +1,130 @@
+//! The one table of stable error codes and the RFC 9457 problem document.
+//!
+//! Clients match on `code`, never on `title` or `detail`. A code, once
+//! published, keeps its meaning and status; `docs/errors.md` is checked
+//! against this table by a test.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+macro_rules! error_codes {
+    ($($variant:ident = ($status:literal, $code:literal, $title:literal);)*) => {
+        /// Every error the API can return.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode { $($variant,)* }
+
+        impl ErrorCode {
+            /// All codes, in table order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The HTTP status the code is sent with.
+            pub fn status(self) -> u16 {
+                match self { $(ErrorCode::$variant => $status,)* }
+            }
+
+            /// The stable, snake_case code.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+
+            /// A short summary that does not change from one occurrence to the next.
+            pub fn title(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $title,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    MalformedBody = (400, "malformed_body", "The request body is not well-formed JSON");
+    InvalidQuery = (400, "invalid_query", "A query parameter is invalid");
+    InvalidPath = (400, "invalid_path", "A path parameter is invalid");
+    InvalidHeader = (400, "invalid_header", "A request header is invalid");
+    Unauthenticated = (401, "unauthenticated", "Credentials are missing");
+    InvalidCredentials = (401, "invalid_credentials", "The credentials are not valid");
+    TokenExpired = (401, "token_expired", "The credentials have expired");
+    Forbidden = (403, "forbidden", "The credentials do not allow this action");
+    RouteNotFound = (404, "route_not_found", "No such endpoint");
+    NotFound = (404, "not_found", "The resource does not exist");
+    MethodNotAllowed = (405, "method_not_allowed", "The endpoint does not accept this method");
+    AlreadyExists = (409, "already_exists", "The resource already exists");
+    InUse = (409, "in_use", "The resource is in use");
+    InvalidTransition = (409, "invalid_transition", "The state change is not allowed");
+    IdempotencyInProgress = (409, "idempotency_in_progress", "A request with this idempotency key is still being processed");
+    StaleCommand = (409, "stale_command", "The command's timestamp is outside the accepted window");
+    NonceReused = (409, "nonce_reused", "The command's nonce was already used");
+    PayloadTooLarge = (413, "payload_too_large", "The request body is too large");
+    UnsupportedMediaType = (415, "unsupported_media_type", "The request body has an unsupported content type");
+    InvalidBody = (422, "invalid_body", "The request body does not match the schema");
+    InvalidName = (422, "invalid_name", "A name is not valid");
+    InvalidArtifact = (422, "invalid_artifact", "The artifact failed its format check");
+    IdempotencyKeyReused = (422, "idempotency_key_reused", "The idempotency key was used with a different request");
+    Internal = (500, "internal", "Internal error");
+    Unavailable = (503, "unavailable", "The service is not ready");
+}
+
+/// Base of the `type` URI of every problem; the code is appended.
+pub const PROBLEM_TYPE_BASE: &str = "https://autoglm.io/problems/";
+
+/// An RFC 9457 problem document, as every error response carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Problem {
+    /// A URI naming the problem type: [`PROBLEM_TYPE_BASE`] followed by `code`.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// What went wrong in this occurrence, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The request path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// The stable error code.
+    pub code: String,
+    /// The request id, to find the request in the logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl Problem {
+    /// A problem of `code` with a detail message.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Problem {
+        Problem {
+            type_uri: format!("{PROBLEM_TYPE_BASE}{}", code.as_str()),
+            title: code.title().to_owned(),
+            status: code.status(),
+            detail: Some(detail.into()),
+            instance: None,
+            code: code.as_str().to_owned(),
+            request_id: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_errors() {
+        let mut seen = HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "duplicate {}", code.as_str());
+            assert!(code.as_str().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            assert!((400..600).contains(&code.status()));
+        }
+    }
+
+    #[test]
+    fn problem_carries_code_and_type() {
+        let p = Problem::new(ErrorCode::InvalidName, "bad");
+        assert_eq!(p.status, 422);
+        assert_eq!(p.type_uri, "https://autoglm.io/problems/invalid_name");
+        let json = serde_json::to_value(&p).ok();
+        assert_eq!(json.as_ref().and_then(|j| j["code"].as_str()), Some("invalid_name"));
+    }
+}

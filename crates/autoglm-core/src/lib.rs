@@ -1,0 +1,14 @@
+//! Wire types, error codes and pure domain rules of autoglm.
+//!
+//! Nothing in this crate opens a socket or a file: the console, the store and
+//! the CLI all agree on these types, and the rules can be tested in isolation.
+
+pub mod artifact;
+pub mod audit;
+pub mod error;
+pub mod names;
+pub mod rbac;
+pub mod registry;
+pub mod replay;
+pub mod security;
+pub mod stage;

@@ -1,0 +1,153 @@
+//! Wire types of authentication and tenancy: login, users, tenants, API keys.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::rbac::{Permission, Role};
+
+/// `POST /api/v1/auth/login`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+    /// The tenant to act in; the system tenant when absent.
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+/// A session token.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct LoginResponse {
+    /// A JWT to send as `Authorization: Bearer`.
+    pub token: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// The tenant it acts in.
+    pub tenant: String,
+    /// The user's role there.
+    pub role: Role,
+}
+
+/// `GET /api/v1/auth/whoami`: the caller as the console sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Identity {
+    /// The user behind the credential.
+    pub username: String,
+    /// `session` or `api_key`.
+    pub credential: String,
+    /// The tenant the credential acts in.
+    pub tenant: String,
+    /// The user's role there.
+    pub role: Role,
+    /// What the credential may do.
+    pub permissions: Vec<Permission>,
+}
+
+/// A tenant: the unit that maps to a Kubernetes namespace.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Tenant {
+    /// DNS-1123 label.
+    pub name: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/tenants`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// DNS-1123 label.
+    pub name: String,
+}
+
+/// A user, without secrets.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct User {
+    /// DNS-1123 label.
+    pub username: String,
+    /// Roles per tenant.
+    pub roles: Vec<Membership>,
+    /// When the user was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A role held in a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Membership {
+    /// The tenant.
+    pub tenant: String,
+    /// The role there.
+    pub role: Role,
+}
+
+/// `POST /api/v1/users`: creates a user with a role in the caller's tenant.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// DNS-1123 label.
+    pub username: String,
+    /// At least 12 characters.
+    pub password: String,
+    /// The role in the caller's tenant.
+    pub role: Role,
+}
+
+/// `PUT /api/v1/users/{username}/role`: sets the user's role in the caller's tenant.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRole {
+    /// The new role.
+    pub role: Role,
+}
+
+/// `POST /api/v1/keys`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    /// A label for humans.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Narrow the key to these permissions; all of the owner's when absent.
+    #[serde(default)]
+    pub scopes: Option<Vec<Permission>>,
+    /// Lifetime in seconds; the key never expires when absent.
+    #[serde(default)]
+    pub expires_in_seconds: Option<u64>,
+}
+
+/// An API key, without its secret.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ApiKey {
+    /// Public identifier, also the start of the secret.
+    pub id: String,
+    /// A label for humans.
+    pub name: Option<String>,
+    /// The owner.
+    pub username: String,
+    /// The tenant the key acts in.
+    pub tenant: String,
+    /// The scopes, or none for all of the owner's permissions.
+    pub scopes: Option<Vec<Permission>>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Last time it authenticated a request (minute precision).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The answer to key creation: the only time the secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CreatedApiKey {
+    /// The key's record.
+    #[serde(flatten)]
+    pub key: ApiKey,
+    /// The secret; send it as `Authorization: Bearer`. It is stored only as a hash.
+    pub secret: String,
+}

@@ -1,0 +1,32 @@
+//! Errors of the store: refusals the caller should pass on, and failures it should not.
+
+use autoglm_core::error::ErrorCode;
+use r2d2_sqlite::rusqlite;
+use thiserror::Error;
+
+/// Why a store operation did not happen.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The request was refused by a rule (not found, conflict, in use...); nothing changed.
+    #[error("{1}")]
+    Rejected(ErrorCode, String),
+    /// SQLite failed.
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
+    /// No reader connection could be had.
+    #[error("database pool error")]
+    Pool(#[source] r2d2::Error),
+    /// A writer panicked while holding the lock.
+    #[error("database writer lock poisoned")]
+    Poisoned,
+    /// The database was written by a newer autoglm.
+    #[error("database schema version {found} is newer than this autoglm knows ({known})")]
+    TooNew { found: i64, known: i64 },
+}
+
+impl StoreError {
+    /// A refusal with `code`.
+    pub fn rejected(code: ErrorCode, detail: impl Into<String>) -> StoreError {
+        StoreError::Rejected(code, detail.into())
+    }
+}

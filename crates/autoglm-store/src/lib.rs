@@ -1,0 +1,168 @@
+//! The only crate of autoglm that speaks SQL.
+//!
+//! SQLite in WAL mode with `synchronous=FULL`: a transaction that returned is
+//! on disk, so a write the console acknowledged survives `kill -9`. One writer
+//! connection behind a mutex serialises writes (SQLite allows one writer
+//! anyway, and waiting on a mutex is cheaper than on `SQLITE_BUSY`); readers
+//! come from a pool and see committed snapshots.
+//!
+//! **Architecture Invariant:** every change goes through [`Store::write`], which
+//! appends the audit record, and the idempotency record when there is one, in
+//! the same transaction as the change.
+
+mod audit;
+mod error;
+mod idempotency;
+mod migrate;
+pub mod registry;
+pub mod tenancy;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use autoglm_core::audit::AuditEvent;
+use r2d2_sqlite::SqliteConnectionManager;
+use r2d2_sqlite::rusqlite::{self, Connection, Transaction, TransactionBehavior};
+
+pub use audit::AuditFilter;
+pub use error::StoreError;
+pub use idempotency::{IdempotencyKey, StoredResponse};
+pub use migrate::MigrationState;
+pub use registry::{ModelFilter, NewVersion, StoredVersion};
+pub use tenancy::{KeyCredential, NewApiKey, UserCredential};
+
+/// Result of store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+const PRAGMAS: &str = "PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+PRAGMA foreign_keys = ON;
+PRAGMA busy_timeout = 5000;";
+
+/// Handle to the database; cheap to share behind an `Arc`.
+pub struct Store {
+    writer: Mutex<Connection>,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    migrations: MigrationState,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("migrations", &self.migrations).finish()
+    }
+}
+
+/// Sizes of the reader pool, for `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolState {
+    /// Open reader connections.
+    pub connections: u32,
+    /// Of which idle.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
+}
+
+/// What the write closure may change about the audit record of its mutation.
+#[derive(Debug)]
+pub struct Mutation {
+    /// The audit record; `outcome` is set to `success` on commit.
+    pub audit: AuditEvent,
+    /// Record the response for replay under this key.
+    pub idempotency: Option<IdempotencyKey>,
+    /// Consume this command nonce (replay protection) in the same transaction.
+    pub nonce: Option<(String, i64)>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut writer = Connection::open(path)?;
+        writer.execute_batch(PRAGMAS)?;
+        let migrations = migrate::run(&mut writer)?;
+        let manager = SqliteConnectionManager::file(path)
+            .with_init(|c| c.execute_batch(PRAGMAS));
+        let readers = r2d2::Pool::builder()
+            .max_size(8)
+            .min_idle(Some(1))
+            .build(manager)
+            .map_err(StoreError::Pool)?;
+        Ok(Store { writer: Mutex::new(writer), readers, migrations })
+    }
+
+    /// Which migrations ran.
+    pub fn migrations(&self) -> MigrationState {
+        self.migrations
+    }
+
+    /// The reader pool's sizes.
+    pub fn pool_state(&self) -> PoolState {
+        let state = self.readers.state();
+        PoolState { connections: state.connections, idle: state.idle_connections, max: self.readers.max_size() }
+    }
+
+    /// Runs `f` on a pooled reader connection.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.readers.get().map_err(StoreError::Pool)?;
+        f(&conn)
+    }
+
+    /// Runs `f` in an immediate write transaction, then appends the audit
+    /// record (and the idempotency record and nonce when given) before committing.
+    /// `respond` turns the result into the response stored for idempotent replay.
+    pub fn write<T>(
+        &self,
+        mut mutation: Mutation,
+        f: impl FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T>,
+        respond: impl FnOnce(&T) -> StoredResponse,
+    ) -> Result<T> {
+        let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some((nonce, expires_at)) = &mutation.nonce {
+            idempotency::consume_nonce(&tx, nonce, *expires_at)?;
+        }
+        let value = f(&tx, &mut mutation.audit)?;
+        mutation.audit.outcome = "success".to_owned();
+        audit::append(&tx, &mutation.audit)?;
+        if let Some(key) = &mutation.idempotency {
+            idempotency::record(&tx, key, &respond(&value))?;
+        }
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Appends an audit record on its own: for requests that failed and so changed nothing.
+    pub fn audit_only(&self, event: &AuditEvent) -> Result<()> {
+        let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        audit::append(&tx, event)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Runs `f` in a write transaction without an audit record: for
+    /// bookkeeping that is not a user's change (key last-used times, bootstrap).
+    pub fn bookkeeping<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+}
+
+/// Formats a time the way every table stores it: RFC 3339, microseconds, `Z`.
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn parse_time(s: &str) -> rusqlite::Result<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}

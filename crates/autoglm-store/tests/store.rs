@@ -1,0 +1,98 @@
+//! The store against a real SQLite file: migrations, atomic writes with their
+//! audit records, idempotency and nonces.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use autoglm_core::audit::AuditEvent;
+use autoglm_core::error::ErrorCode;
+use autoglm_store::{IdempotencyKey, ModelFilter, Mutation, Store, StoreError, StoredResponse, registry, tenancy};
+
+fn event(action: &str) -> AuditEvent {
+    AuditEvent {
+        time: autoglm_store::timestamp(chrono::Utc::now()),
+        actor: "user:test".into(),
+        tenant: "default".into(),
+        action: action.into(),
+        target: String::new(),
+        request_id: "r".into(),
+        outcome: String::new(),
+    }
+}
+
+fn mutation(action: &str) -> Mutation {
+    Mutation { audit: event(action), idempotency: None, nonce: None }
+}
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+    store.write(mutation("tenants.create"), |tx, _| tenancy::create_tenant(tx, "default"), |_| empty()).unwrap();
+    (dir, store)
+}
+
+fn empty() -> StoredResponse {
+    StoredResponse { status: 200, body: Vec::new() }
+}
+
+#[test]
+fn migrations_run_once_and_reopen_cleanly() {
+    let (dir, store) = store();
+    assert_eq!(store.migrations().found, 0);
+    drop(store);
+    let again = Store::open(&dir.path().join("db.sqlite")).unwrap();
+    assert_eq!(again.migrations().found, again.migrations().current);
+    assert!(again.tenant_exists("default").unwrap());
+}
+
+#[test]
+fn a_refused_write_changes_nothing_and_audits_nothing() {
+    let (_dir, store) = store();
+    let create = |name: &str| {
+        store.write(
+            mutation("models.create"),
+            |tx, _| registry::create_model(tx, "default", name, None, &BTreeMap::new()),
+            |_| empty(),
+        )
+    };
+    create("m").unwrap();
+    let err = create("m").unwrap_err();
+    assert!(matches!(err, StoreError::Rejected(ErrorCode::AlreadyExists, _)), "{err:?}");
+    let records = store.audit_list(&autoglm_store::AuditFilter { limit: 100, ..Default::default() }).unwrap();
+    assert_eq!(records.len(), 2, "tenant + one model, not the refused one");
+    let filter = ModelFilter { tenant: "default".into(), limit: 10, ..Default::default() };
+    assert_eq!(store.list_models(&filter).unwrap().len(), 1);
+    assert!(store.audit_verify().unwrap().valid);
+}
+
+#[test]
+fn idempotency_records_commit_with_the_change() {
+    let (_dir, store) = store();
+    let key = IdempotencyKey { principal: "user:a".into(), key: "k1".into(), fingerprint: "f1".into() };
+    let m = Mutation { idempotency: Some(key.clone()), ..mutation("models.create") };
+    store
+        .write(
+            m,
+            |tx, _| registry::create_model(tx, "default", "m", None, &BTreeMap::new()),
+            |_| StoredResponse { status: 201, body: b"{}".to_vec() },
+        )
+        .unwrap();
+    assert_eq!(store.idempotent_response(&key).unwrap().map(|r| r.status), Some(201));
+    let other = IdempotencyKey { fingerprint: "f2".into(), ..key };
+    assert!(matches!(
+        store.idempotent_response(&other),
+        Err(StoreError::Rejected(ErrorCode::IdempotencyKeyReused, _))
+    ));
+}
+
+#[test]
+fn a_nonce_is_accepted_once() {
+    let (_dir, store) = store();
+    let expires = chrono::Utc::now().timestamp() + 600;
+    let run = || {
+        let m = Mutation { nonce: Some(("n-0123456789abcdef".into(), expires)), ..mutation("noop") };
+        store.write(m, |_, _| Ok(()), |_| empty())
+    };
+    run().unwrap();
+    assert!(matches!(run(), Err(StoreError::Rejected(ErrorCode::NonceReused, _))));
+}
