@@ -91,13 +91,19 @@ pub struct ChainVerifier {
 
 impl std::fmt::Debug for ChainVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChainVerifier").field("seq", &self.expected_seq).finish()
+        f.debug_struct("ChainVerifier")
+            .field("seq", &self.expected_seq)
+            .finish()
     }
 }
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        ChainVerifier { expected_prev: GENESIS_HASH.to_owned(), expected_seq: 1, result: None }
+        ChainVerifier {
+            expected_prev: GENESIS_HASH.to_owned(),
+            expected_seq: 1,
+            result: None,
+        }
     }
 }
 
@@ -108,7 +114,10 @@ impl ChainVerifier {
             return;
         }
         let reason = if record.seq != self.expected_seq {
-            Some(format!("expected record {} but found {}", self.expected_seq, record.seq))
+            Some(format!(
+                "expected record {} but found {}",
+                self.expected_seq, record.seq
+            ))
         } else if record.prev_hash != self.expected_prev {
             Some("prev_hash does not match the previous record's hash".to_owned())
         } else if chain_hash(&record.prev_hash, record.seq, &record.event) != record.hash {
@@ -164,7 +173,12 @@ mod tests {
                     outcome: "success".into(),
                 };
                 let hash = chain_hash(&prev, seq, &event);
-                let record = AuditRecord { seq, event, prev_hash: prev.clone(), hash: hash.clone() };
+                let record = AuditRecord {
+                    seq,
+                    event,
+                    prev_hash: prev.clone(),
+                    hash: hash.clone(),
+                };
                 prev = hash;
                 record
             })

@@ -114,7 +114,11 @@ mod tests {
         let mut seen = HashSet::new();
         for code in ErrorCode::ALL {
             assert!(seen.insert(code.as_str()), "duplicate {}", code.as_str());
-            assert!(code.as_str().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            assert!(
+                code.as_str()
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_')
+            );
             assert!((400..600).contains(&code.status()));
         }
     }
@@ -125,6 +129,9 @@ mod tests {
         assert_eq!(p.status, 422);
         assert_eq!(p.type_uri, "https://autoglm.io/problems/invalid_name");
         let json = serde_json::to_value(&p).ok();
-        assert_eq!(json.as_ref().and_then(|j| j["code"].as_str()), Some("invalid_name"));
+        assert_eq!(
+            json.as_ref().and_then(|j| j["code"].as_str()),
+            Some("invalid_name")
+        );
     }
 }

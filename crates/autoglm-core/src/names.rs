@@ -20,7 +20,11 @@ pub enum NameError {
     TooLong { kind: &'static str, len: usize },
     /// The name contains a character outside `[a-z0-9-]`.
     #[error("{kind} name {name:?} contains {bad:?}; use lower-case letters, digits and '-'")]
-    BadCharacter { kind: &'static str, name: String, bad: char },
+    BadCharacter {
+        kind: &'static str,
+        name: String,
+        bad: char,
+    },
     /// The name starts or ends with `-`.
     #[error("{kind} name {name:?} must start and end with a letter or digit")]
     BadEdge { kind: &'static str, name: String },
@@ -39,10 +43,17 @@ pub fn validate(kind: &'static str, name: &str) -> Result<(), NameError> {
         .chars()
         .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
     {
-        return Err(NameError::BadCharacter { kind, name: name.to_owned(), bad });
+        return Err(NameError::BadCharacter {
+            kind,
+            name: name.to_owned(),
+            bad,
+        });
     }
     if name.starts_with('-') || name.ends_with('-') {
-        return Err(NameError::BadEdge { kind, name: name.to_owned() });
+        return Err(NameError::BadEdge {
+            kind,
+            name: name.to_owned(),
+        });
     }
     Ok(())
 }
@@ -58,7 +69,9 @@ pub fn validate_artifact_path(path: &str) -> Result<(), String> {
     }
     for part in path.split('/') {
         if part.is_empty() || part == "." || part == ".." {
-            return Err(format!("file path {path:?} has an empty, '.' or '..' component"));
+            return Err(format!(
+                "file path {path:?} has an empty, '.' or '..' component"
+            ));
         }
         if part.chars().any(|c| c.is_control()) {
             return Err(format!("file path {path:?} contains a control character"));
@@ -80,21 +93,54 @@ mod tests {
 
     #[test]
     fn refuses_everything_else() {
-        assert_eq!(validate("model", ""), Err(NameError::Empty { kind: "model" }));
-        assert!(matches!(validate("model", &"x".repeat(64)), Err(NameError::TooLong { len: 64, .. })));
-        assert!(matches!(validate("model", "../x"), Err(NameError::BadCharacter { bad: '.', .. })));
-        assert!(matches!(validate("model", "Big"), Err(NameError::BadCharacter { bad: 'B', .. })));
-        assert!(matches!(validate("model", "a b"), Err(NameError::BadCharacter { bad: ' ', .. })));
-        assert!(matches!(validate("model", "é"), Err(NameError::BadCharacter { .. })));
-        assert!(matches!(validate("model", "-a"), Err(NameError::BadEdge { .. })));
-        assert!(matches!(validate("model", "a-"), Err(NameError::BadEdge { .. })));
+        assert_eq!(
+            validate("model", ""),
+            Err(NameError::Empty { kind: "model" })
+        );
+        assert!(matches!(
+            validate("model", &"x".repeat(64)),
+            Err(NameError::TooLong { len: 64, .. })
+        ));
+        assert!(matches!(
+            validate("model", "../x"),
+            Err(NameError::BadCharacter { bad: '.', .. })
+        ));
+        assert!(matches!(
+            validate("model", "Big"),
+            Err(NameError::BadCharacter { bad: 'B', .. })
+        ));
+        assert!(matches!(
+            validate("model", "a b"),
+            Err(NameError::BadCharacter { bad: ' ', .. })
+        ));
+        assert!(matches!(
+            validate("model", "é"),
+            Err(NameError::BadCharacter { .. })
+        ));
+        assert!(matches!(
+            validate("model", "-a"),
+            Err(NameError::BadEdge { .. })
+        ));
+        assert!(matches!(
+            validate("model", "a-"),
+            Err(NameError::BadEdge { .. })
+        ));
     }
 
     #[test]
     fn artifact_paths_stay_inside() {
         assert!(validate_artifact_path("model.safetensors").is_ok());
         assert!(validate_artifact_path("onnx/model.onnx").is_ok());
-        for bad in ["", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a\\b", "a\u{0}b"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "./a",
+            "a\\b",
+            "a\u{0}b",
+        ] {
             assert!(validate_artifact_path(bad).is_err(), "{bad:?}");
         }
     }

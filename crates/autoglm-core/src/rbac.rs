@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 pub const SYSTEM_TENANT: &str = "default";
 
 /// A role held by a user in a tenant, from least to most powerful.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads models and versions.
@@ -141,7 +143,10 @@ impl Grant {
     /// Whether this grant allows `permission`.
     pub fn allows(&self, permission: Permission) -> bool {
         self.role.grants(permission)
-            && self.scopes.as_ref().is_none_or(|scopes| scopes.contains(&permission))
+            && self
+                .scopes
+                .as_ref()
+                .is_none_or(|scopes| scopes.contains(&permission))
     }
 
     /// Whether the grant administers the whole installation (admin of the system tenant).
@@ -175,14 +180,20 @@ mod tests {
         };
         assert!(scoped.allows(Permission::ModelsRead));
         assert!(!scoped.allows(Permission::ModelsWrite), "not in scopes");
-        assert!(!scoped.allows(Permission::AuditRead), "role does not hold it");
+        assert!(
+            !scoped.allows(Permission::AuditRead),
+            "role does not hold it"
+        );
     }
 
     #[test]
     fn names_round_trip_and_match_serde() {
         for p in Permission::ALL {
             assert_eq!(Permission::parse(p.as_str()), Some(p));
-            assert_eq!(serde_json::to_value(p).ok(), Some(serde_json::json!(p.as_str())));
+            assert_eq!(
+                serde_json::to_value(p).ok(),
+                Some(serde_json::json!(p.as_str()))
+            );
         }
         for r in Role::ALL {
             assert_eq!(Role::parse(r.as_str()), Some(r));

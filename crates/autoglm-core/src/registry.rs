@@ -168,17 +168,26 @@ pub struct SetStage {
 /// Checks labels: keys like Kubernetes label keys, values at most 63 characters.
 pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), String> {
     if labels.len() > MAX_LABELS {
-        return Err(format!("{} labels; the limit is {MAX_LABELS}", labels.len()));
+        return Err(format!(
+            "{} labels; the limit is {MAX_LABELS}",
+            labels.len()
+        ));
     }
     for (key, value) in labels {
         let key_ok = !key.is_empty()
             && key.len() <= 63
-            && key.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
         if !key_ok {
-            return Err(format!("label key {key:?} must be 1 to 63 characters of [A-Za-z0-9._/-]"));
+            return Err(format!(
+                "label key {key:?} must be 1 to 63 characters of [A-Za-z0-9._/-]"
+            ));
         }
         if value.chars().count() > 63 || value.chars().any(char::is_control) {
-            return Err(format!("label {key:?} value must be at most 63 printable characters"));
+            return Err(format!(
+                "label {key:?} value must be at most 63 printable characters"
+            ));
         }
     }
     Ok(())
@@ -187,9 +196,9 @@ pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), String> 
 /// Checks a description's length.
 pub fn validate_description(description: Option<&str>) -> Result<(), String> {
     match description {
-        Some(d) if d.chars().count() > MAX_DESCRIPTION => {
-            Err(format!("description is longer than {MAX_DESCRIPTION} characters"))
-        }
+        Some(d) if d.chars().count() > MAX_DESCRIPTION => Err(format!(
+            "description is longer than {MAX_DESCRIPTION} characters"
+        )),
         _ => Ok(()),
     }
 }
@@ -229,11 +238,20 @@ mod tests {
     #[test]
     fn version_spec_rules() {
         assert!(validate_version_spec(&VersionSpec::default()).is_ok());
-        let bad_parent = VersionSpec { parent: Some(0), ..Default::default() };
+        let bad_parent = VersionSpec {
+            parent: Some(0),
+            ..Default::default()
+        };
         assert!(validate_version_spec(&bad_parent).is_err());
-        let bad_task = VersionSpec { task: Some(String::new()), ..Default::default() };
+        let bad_task = VersionSpec {
+            task: Some(String::new()),
+            ..Default::default()
+        };
         assert!(validate_version_spec(&bad_task).is_err());
-        let long = VersionSpec { description: Some("x".repeat(MAX_DESCRIPTION + 1)), ..Default::default() };
+        let long = VersionSpec {
+            description: Some("x".repeat(MAX_DESCRIPTION + 1)),
+            ..Default::default()
+        };
         assert!(validate_version_spec(&long).is_err());
     }
 }

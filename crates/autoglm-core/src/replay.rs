@@ -33,11 +33,16 @@ pub fn check_command(
     let timestamp = timestamp
         .ok_or_else(|| ReplayError::Malformed(format!("header {TIMESTAMP_HEADER} is required")))?;
     let seconds: i64 = timestamp.parse().map_err(|_| {
-        ReplayError::Malformed(format!("header {TIMESTAMP_HEADER} must be Unix seconds, got {timestamp:?}"))
+        ReplayError::Malformed(format!(
+            "header {TIMESTAMP_HEADER} must be Unix seconds, got {timestamp:?}"
+        ))
     })?;
-    let nonce = nonce.ok_or_else(|| ReplayError::Malformed(format!("header {NONCE_HEADER} is required")))?;
+    let nonce = nonce
+        .ok_or_else(|| ReplayError::Malformed(format!("header {NONCE_HEADER} is required")))?;
     if !(16..=128).contains(&nonce.len())
-        || !nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        || !nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         return Err(ReplayError::Malformed(format!(
             "header {NONCE_HEADER} must be 16 to 128 characters of [A-Za-z0-9_-]"
@@ -62,7 +67,10 @@ mod tests {
     fn fresh_command_passes() {
         let now = Utc::now();
         let ts = now.timestamp().to_string();
-        assert_eq!(check_command(now, Some(&ts), Some(NONCE)), Ok(NONCE.to_owned()));
+        assert_eq!(
+            check_command(now, Some(&ts), Some(NONCE)),
+            Ok(NONCE.to_owned())
+        );
     }
 
     #[test]
@@ -70,13 +78,31 @@ mod tests {
         let now = Utc::now();
         let old = (now.timestamp() - WINDOW_SECONDS - 1).to_string();
         let future = (now.timestamp() + WINDOW_SECONDS + 1).to_string();
-        assert!(matches!(check_command(now, Some(&old), Some(NONCE)), Err(ReplayError::Stale(_))));
-        assert!(matches!(check_command(now, Some(&future), Some(NONCE)), Err(ReplayError::Stale(_))));
-        assert!(matches!(check_command(now, None, Some(NONCE)), Err(ReplayError::Malformed(_))));
+        assert!(matches!(
+            check_command(now, Some(&old), Some(NONCE)),
+            Err(ReplayError::Stale(_))
+        ));
+        assert!(matches!(
+            check_command(now, Some(&future), Some(NONCE)),
+            Err(ReplayError::Stale(_))
+        ));
+        assert!(matches!(
+            check_command(now, None, Some(NONCE)),
+            Err(ReplayError::Malformed(_))
+        ));
         let ts = now.timestamp().to_string();
-        assert!(matches!(check_command(now, Some(&ts), None), Err(ReplayError::Malformed(_))));
-        assert!(matches!(check_command(now, Some("yesterday"), Some(NONCE)), Err(ReplayError::Malformed(_))));
-        assert!(matches!(check_command(now, Some(&ts), Some("short")), Err(ReplayError::Malformed(_))));
+        assert!(matches!(
+            check_command(now, Some(&ts), None),
+            Err(ReplayError::Malformed(_))
+        ));
+        assert!(matches!(
+            check_command(now, Some("yesterday"), Some(NONCE)),
+            Err(ReplayError::Malformed(_))
+        ));
+        assert!(matches!(
+            check_command(now, Some(&ts), Some("short")),
+            Err(ReplayError::Malformed(_))
+        ));
         assert!(matches!(
             check_command(now, Some(&ts), Some("0123456789abcdef/")),
             Err(ReplayError::Malformed(_))

@@ -81,7 +81,12 @@ mod tests {
 
     #[test]
     fn wire_names_round_trip() {
-        for s in [Stage::None, Stage::Staging, Stage::Production, Stage::Archived] {
+        for s in [
+            Stage::None,
+            Stage::Staging,
+            Stage::Production,
+            Stage::Archived,
+        ] {
             assert_eq!(Stage::parse(s.as_str()), Some(s));
         }
         assert_eq!(Stage::parse("Production"), None);

@@ -1,7 +1,11 @@
 //! The audit log table: appending chained records, filtering, verifying.
 
-use autoglm_core::audit::{AuditEvent, AuditRecord, ChainVerification, ChainVerifier, GENESIS_HASH, chain_hash};
-use r2d2_sqlite::rusqlite::{Connection, OptionalExtension, Row, Transaction, params_from_iter, types::Value};
+use autoglm_core::audit::{
+    AuditEvent, AuditRecord, ChainVerification, ChainVerifier, GENESIS_HASH, chain_hash,
+};
+use r2d2_sqlite::rusqlite::{
+    Connection, OptionalExtension, Row, Transaction, params_from_iter, types::Value,
+};
 
 use crate::{Result, Store};
 
@@ -30,9 +34,11 @@ pub struct AuditFilter {
 
 pub(crate) fn append(tx: &Transaction<'_>, event: &AuditEvent) -> Result<()> {
     let last: Option<(i64, String)> = tx
-        .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
     let (seq, prev) = last.map_or((1, GENESIS_HASH.to_owned()), |(s, h)| (s + 1, h));
     let hash = chain_hash(&prev, seq, event);
@@ -72,7 +78,8 @@ fn record(r: &Row<'_>) -> r2d2_sqlite::rusqlite::Result<AuditRecord> {
     })
 }
 
-const COLUMNS: &str = "seq, time, actor, tenant, action, target, request_id, outcome, prev_hash, hash";
+const COLUMNS: &str =
+    "seq, time, actor, tenant, action, target, request_id, outcome, prev_hash, hash";
 
 fn list(conn: &Connection, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
     let mut sql = format!("SELECT {COLUMNS} FROM audit_log WHERE 1 = 1");
@@ -91,7 +98,10 @@ fn list(conn: &Connection, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
     eq("time", &filter.until, "<");
     if let Some(prefix) = &filter.target_prefix {
         args.push(Value::Text(prefix.clone()));
-        sql.push_str(&format!(" AND substr(target, 1, length(?{n})) = ?{n}", n = args.len()));
+        sql.push_str(&format!(
+            " AND substr(target, 1, length(?{n})) = ?{n}",
+            n = args.len()
+        ));
     }
     if let Some(seq) = filter.before_seq {
         args.push(Value::Integer(seq));
@@ -113,7 +123,8 @@ impl Store {
     /// Walks the whole chain from the first record.
     pub fn audit_verify(&self) -> Result<ChainVerification> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq"))?;
+            let mut stmt =
+                conn.prepare(&format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq"))?;
             let mut rows = stmt.query([])?;
             let mut verifier = ChainVerifier::default();
             while let Some(row) = rows.next()? {

@@ -25,8 +25,11 @@ pub struct StoredResponse {
     pub body: Vec<u8>,
 }
 
-
-pub(crate) fn record(tx: &Transaction<'_>, key: &IdempotencyKey, response: &StoredResponse) -> Result<()> {
+pub(crate) fn record(
+    tx: &Transaction<'_>,
+    key: &IdempotencyKey,
+    response: &StoredResponse,
+) -> Result<()> {
     tx.execute(
         "INSERT INTO idempotency (principal, key, fingerprint, status, body, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -45,9 +48,15 @@ pub(crate) fn record(tx: &Transaction<'_>, key: &IdempotencyKey, response: &Stor
 pub(crate) fn consume_nonce(tx: &Transaction<'_>, nonce: &str, expires_at: i64) -> Result<()> {
     let now = chrono::Utc::now().timestamp();
     tx.execute("DELETE FROM nonces WHERE expires_at < ?1", [now])?;
-    let inserted = tx.execute("INSERT OR IGNORE INTO nonces (nonce, expires_at) VALUES (?1, ?2)", (nonce, expires_at))?;
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO nonces (nonce, expires_at) VALUES (?1, ?2)",
+        (nonce, expires_at),
+    )?;
     if inserted == 0 {
-        return Err(StoreError::rejected(ErrorCode::NonceReused, "this command nonce was already used"));
+        return Err(StoreError::rejected(
+            ErrorCode::NonceReused,
+            "this command nonce was already used",
+        ));
     }
     Ok(())
 }
@@ -67,10 +76,12 @@ impl Store {
         })?;
         match found {
             None => Ok(None),
-            Some((fingerprint, _, _)) if fingerprint != key.fingerprint => Err(StoreError::rejected(
-                ErrorCode::IdempotencyKeyReused,
-                "this Idempotency-Key was already used for a different request",
-            )),
+            Some((fingerprint, _, _)) if fingerprint != key.fingerprint => {
+                Err(StoreError::rejected(
+                    ErrorCode::IdempotencyKeyReused,
+                    "this Idempotency-Key was already used for a different request",
+                ))
+            }
             Some((_, status, body)) => Ok(Some(StoredResponse { status, body })),
         }
     }

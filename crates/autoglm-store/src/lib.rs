@@ -48,7 +48,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("migrations", &self.migrations).finish()
+        f.debug_struct("Store")
+            .field("migrations", &self.migrations)
+            .finish()
     }
 }
 
@@ -80,14 +82,17 @@ impl Store {
         let mut writer = Connection::open(path)?;
         writer.execute_batch(PRAGMAS)?;
         let migrations = migrate::run(&mut writer)?;
-        let manager = SqliteConnectionManager::file(path)
-            .with_init(|c| c.execute_batch(PRAGMAS));
+        let manager = SqliteConnectionManager::file(path).with_init(|c| c.execute_batch(PRAGMAS));
         let readers = r2d2::Pool::builder()
             .max_size(8)
             .min_idle(Some(1))
             .build(manager)
             .map_err(StoreError::Pool)?;
-        Ok(Store { writer: Mutex::new(writer), readers, migrations })
+        Ok(Store {
+            writer: Mutex::new(writer),
+            readers,
+            migrations,
+        })
     }
 
     /// Which migrations ran.
@@ -98,7 +103,11 @@ impl Store {
     /// The reader pool's sizes.
     pub fn pool_state(&self) -> PoolState {
         let state = self.readers.state();
-        PoolState { connections: state.connections, idle: state.idle_connections, max: self.readers.max_size() }
+        PoolState {
+            connections: state.connections,
+            idle: state.idle_connections,
+            max: self.readers.max_size(),
+        }
     }
 
     /// Runs `f` on a pooled reader connection.
@@ -159,10 +168,13 @@ pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
 fn parse_time(s: &str) -> rusqlite::Result<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(s)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    serde_json::from_str(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
 }

@@ -30,5 +30,8 @@ pub fn run(conn: &mut Connection) -> Result<MigrationState> {
         tx.commit()?;
         tracing::info!(version = index + 1, "applied migration");
     }
-    Ok(MigrationState { found, current: known })
+    Ok(MigrationState {
+        found,
+        current: known,
+    })
 }

@@ -4,10 +4,14 @@ use std::collections::BTreeMap;
 
 use autoglm_core::artifact::{ArtifactFile, ArtifactFormat};
 use autoglm_core::error::ErrorCode;
-use autoglm_core::registry::{Model, ModelVersion, SetStage, UpdateModel, VersionSource, VersionSpec};
+use autoglm_core::registry::{
+    Model, ModelVersion, SetStage, UpdateModel, VersionSource, VersionSpec,
+};
 use autoglm_core::stage::{Stage, check_transition};
 use chrono::Utc;
-use r2d2_sqlite::rusqlite::{Connection, OptionalExtension, Row, Transaction, params_from_iter, types::Value};
+use r2d2_sqlite::rusqlite::{
+    Connection, OptionalExtension, Row, Transaction, params_from_iter, types::Value,
+};
 
 use crate::{Result, Store, StoreError, parse_json, parse_time, timestamp};
 
@@ -75,7 +79,8 @@ fn model(r: &Row<'_>) -> r2d2_sqlite::rusqlite::Result<Model> {
     })
 }
 
-const VERSION_COLUMNS: &str = "model, version, digest, size, format, files, spec, stage, source, created_by,
+const VERSION_COLUMNS: &str =
+    "model, version, digest, size, format, files, spec, stage, source, created_by,
     created_at, stage_changed_at, storage_dir";
 
 fn version(r: &Row<'_>) -> r2d2_sqlite::rusqlite::Result<StoredVersion> {
@@ -101,17 +106,27 @@ fn version(r: &Row<'_>) -> r2d2_sqlite::rusqlite::Result<StoredVersion> {
 }
 
 fn not_found_model(name: &str) -> StoreError {
-    StoreError::rejected(ErrorCode::NotFound, format!("model {name:?} does not exist"))
+    StoreError::rejected(
+        ErrorCode::NotFound,
+        format!("model {name:?} does not exist"),
+    )
 }
 
 fn not_found_version(name: &str, v: i64) -> StoreError {
-    StoreError::rejected(ErrorCode::NotFound, format!("model {name:?} has no version {v}"))
+    StoreError::rejected(
+        ErrorCode::NotFound,
+        format!("model {name:?} has no version {v}"),
+    )
 }
 
 fn get_model(conn: &Connection, tenant: &str, name: &str) -> Result<Model> {
-    conn.query_row(&format!("SELECT {MODEL_COLUMNS} FROM models m WHERE tenant = ?1 AND name = ?2"), [tenant, name], model)
-        .optional()?
-        .ok_or_else(|| not_found_model(name))
+    conn.query_row(
+        &format!("SELECT {MODEL_COLUMNS} FROM models m WHERE tenant = ?1 AND name = ?2"),
+        [tenant, name],
+        model,
+    )
+    .optional()?
+    .ok_or_else(|| not_found_model(name))
 }
 
 fn get_version(conn: &Connection, tenant: &str, name: &str, v: i64) -> Result<StoredVersion> {
@@ -125,7 +140,8 @@ fn get_version(conn: &Connection, tenant: &str, name: &str, v: i64) -> Result<St
 }
 
 fn json(value: &impl serde::Serialize) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::rejected(ErrorCode::Internal, e.to_string()))
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::rejected(ErrorCode::Internal, e.to_string()))
 }
 
 /// Creates a model, inside a write.
@@ -143,15 +159,26 @@ pub fn create_model(
         (tenant, name, description, json(labels)?, &now),
     )?;
     if inserted == 0 {
-        return Err(StoreError::rejected(ErrorCode::AlreadyExists, format!("model {name:?} already exists")));
+        return Err(StoreError::rejected(
+            ErrorCode::AlreadyExists,
+            format!("model {name:?} already exists"),
+        ));
     }
     get_model(tx, tenant, name)
 }
 
 /// Replaces the fields present in `update`, inside a write.
-pub fn update_model(tx: &Transaction<'_>, tenant: &str, name: &str, update: &UpdateModel) -> Result<Model> {
+pub fn update_model(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    name: &str,
+    update: &UpdateModel,
+) -> Result<Model> {
     let current = get_model(tx, tenant, name)?;
-    let description = update.description.as_deref().or(current.description.as_deref());
+    let description = update
+        .description
+        .as_deref()
+        .or(current.description.as_deref());
     let labels = update.labels.as_ref().unwrap_or(&current.labels);
     tx.execute(
         "UPDATE models SET description = ?1, labels = ?2, updated_at = ?3 WHERE tenant = ?4 AND name = ?5",
@@ -164,7 +191,10 @@ fn refuse_in_use(name: &str, stage: Stage, version: i64) -> Result<()> {
     if stage.in_use() {
         return Err(StoreError::rejected(
             ErrorCode::InUse,
-            format!("version {version} of {name:?} is in stage {}; archive it first", stage.as_str()),
+            format!(
+                "version {version} of {name:?} is in stage {}; archive it first",
+                stage.as_str()
+            ),
         ));
     }
     Ok(())
@@ -173,24 +203,43 @@ fn refuse_in_use(name: &str, stage: Stage, version: i64) -> Result<()> {
 /// Deletes a model and its versions, inside a write; returns the folders to remove.
 pub fn delete_model(tx: &Transaction<'_>, tenant: &str, name: &str) -> Result<Vec<String>> {
     get_model(tx, tenant, name)?;
-    let mut stmt = tx.prepare(&format!("SELECT {VERSION_COLUMNS} FROM model_versions WHERE tenant = ?1 AND model = ?2"))?;
-    let versions: Vec<StoredVersion> = stmt.query_map([tenant, name], version)?.collect::<Result<_, _>>()?;
+    let mut stmt = tx.prepare(&format!(
+        "SELECT {VERSION_COLUMNS} FROM model_versions WHERE tenant = ?1 AND model = ?2"
+    ))?;
+    let versions: Vec<StoredVersion> = stmt
+        .query_map([tenant, name], version)?
+        .collect::<Result<_, _>>()?;
     for v in &versions {
         refuse_in_use(name, v.version.stage, v.version.version)?;
     }
-    tx.execute("DELETE FROM models WHERE tenant = ?1 AND name = ?2", [tenant, name])?;
+    tx.execute(
+        "DELETE FROM models WHERE tenant = ?1 AND name = ?2",
+        [tenant, name],
+    )?;
     Ok(versions.into_iter().map(|v| v.storage_dir).collect())
 }
 
 /// Assigns the next version number and inserts the version, inside a write.
-pub fn insert_version(tx: &Transaction<'_>, tenant: &str, name: &str, new: &NewVersion) -> Result<ModelVersion> {
+pub fn insert_version(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    name: &str,
+    new: &NewVersion,
+) -> Result<ModelVersion> {
     let number: i64 = tx
-        .query_row("SELECT next_version FROM models WHERE tenant = ?1 AND name = ?2", [tenant, name], |r| r.get(0))
+        .query_row(
+            "SELECT next_version FROM models WHERE tenant = ?1 AND name = ?2",
+            [tenant, name],
+            |r| r.get(0),
+        )
         .optional()?
         .ok_or_else(|| not_found_model(name))?;
     if let Some(parent) = new.spec.parent {
         get_version(tx, tenant, name, parent).map_err(|_| {
-            StoreError::rejected(ErrorCode::InvalidBody, format!("parent version {parent} of {name:?} does not exist"))
+            StoreError::rejected(
+                ErrorCode::InvalidBody,
+                format!("parent version {parent} of {name:?} does not exist"),
+            )
         })?;
     }
     let now = timestamp(Utc::now());
@@ -221,7 +270,13 @@ pub fn insert_version(tx: &Transaction<'_>, tenant: &str, name: &str, new: &NewV
 }
 
 /// Moves a version to another stage, inside a write.
-pub fn set_stage(tx: &Transaction<'_>, tenant: &str, name: &str, v: i64, change: &SetStage) -> Result<ModelVersion> {
+pub fn set_stage(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    name: &str,
+    v: i64,
+    change: &SetStage,
+) -> Result<ModelVersion> {
     let current = get_version(tx, tenant, name, v)?.version;
     check_transition(current.stage, change.stage)
         .map_err(|why| StoreError::rejected(ErrorCode::InvalidTransition, why))?;
@@ -244,7 +299,10 @@ pub fn set_stage(tx: &Transaction<'_>, tenant: &str, name: &str, v: i64, change:
 pub fn delete_version(tx: &Transaction<'_>, tenant: &str, name: &str, v: i64) -> Result<String> {
     let current = get_version(tx, tenant, name, v)?;
     refuse_in_use(name, current.version.stage, v)?;
-    tx.execute("DELETE FROM model_versions WHERE tenant = ?1 AND model = ?2 AND version = ?3", (tenant, name, v))?;
+    tx.execute(
+        "DELETE FROM model_versions WHERE tenant = ?1 AND model = ?2 AND version = ?3",
+        (tenant, name, v),
+    )?;
     Ok(current.storage_dir)
 }
 
@@ -293,7 +351,13 @@ impl Store {
     }
 
     /// A page of a model's versions, newest first, below `before` when given.
-    pub fn list_versions(&self, tenant: &str, name: &str, before: Option<i64>, limit: i64) -> Result<Vec<ModelVersion>> {
+    pub fn list_versions(
+        &self,
+        tenant: &str,
+        name: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<ModelVersion>> {
         self.read(|c| {
             get_model(c, tenant, name)?;
             let mut stmt = c.prepare(&format!(
@@ -301,7 +365,9 @@ impl Store {
                  AND (?3 IS NULL OR version < ?3) ORDER BY version DESC LIMIT ?4"
             ))?;
             let rows = stmt.query_map((tenant, name, before, limit), version)?;
-            Ok(rows.map(|r| r.map(|s| s.version)).collect::<Result<_, _>>()?)
+            Ok(rows
+                .map(|r| r.map(|s| s.version))
+                .collect::<Result<_, _>>()?)
         })
     }
 

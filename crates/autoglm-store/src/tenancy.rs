@@ -47,7 +47,11 @@ pub struct NewApiKey {
 
 fn role_of(s: String) -> r2d2_sqlite::rusqlite::Result<Role> {
     Role::parse(&s).ok_or_else(|| {
-        r2d2_sqlite::rusqlite::Error::InvalidColumnType(0, s, r2d2_sqlite::rusqlite::types::Type::Text)
+        r2d2_sqlite::rusqlite::Error::InvalidColumnType(
+            0,
+            s,
+            r2d2_sqlite::rusqlite::types::Type::Text,
+        )
     })
 }
 
@@ -55,8 +59,7 @@ fn optional_time(s: Option<String>) -> r2d2_sqlite::rusqlite::Result<Option<Date
     s.as_deref().map(parse_time).transpose()
 }
 
-const KEY_COLUMNS: &str =
-    "k.id, k.name, k.username, k.tenant, k.scopes, k.created_at, k.expires_at, k.last_used_at, k.revoked_at";
+const KEY_COLUMNS: &str = "k.id, k.name, k.username, k.tenant, k.scopes, k.created_at, k.expires_at, k.last_used_at, k.revoked_at";
 
 fn api_key(r: &Row<'_>) -> r2d2_sqlite::rusqlite::Result<ApiKey> {
     let scopes: Option<String> = r.get(4)?;
@@ -74,8 +77,14 @@ fn api_key(r: &Row<'_>) -> r2d2_sqlite::rusqlite::Result<ApiKey> {
 }
 
 fn memberships(conn: &Connection, username: &str) -> Result<Vec<Membership>> {
-    let mut stmt = conn.prepare("SELECT tenant, role FROM memberships WHERE username = ?1 ORDER BY tenant")?;
-    let rows = stmt.query_map([username], |r| Ok(Membership { tenant: r.get(0)?, role: role_of(r.get(1)?)? }))?;
+    let mut stmt =
+        conn.prepare("SELECT tenant, role FROM memberships WHERE username = ?1 ORDER BY tenant")?;
+    let rows = stmt.query_map([username], |r| {
+        Ok(Membership {
+            tenant: r.get(0)?,
+            role: role_of(r.get(1)?)?,
+        })
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -87,47 +96,84 @@ pub fn create_tenant(tx: &Transaction<'_>, name: &str) -> Result<Tenant> {
         (name, timestamp(now)),
     )?;
     if inserted == 0 {
-        return Err(StoreError::rejected(ErrorCode::AlreadyExists, format!("tenant {name:?} already exists")));
+        return Err(StoreError::rejected(
+            ErrorCode::AlreadyExists,
+            format!("tenant {name:?} already exists"),
+        ));
     }
-    Ok(Tenant { name: name.to_owned(), created_at: now })
+    Ok(Tenant {
+        name: name.to_owned(),
+        created_at: now,
+    })
 }
 
 /// Creates a user with a role in `tenant`, inside a write.
-pub fn create_user(tx: &Transaction<'_>, username: &str, password_hash: &str, tenant: &str, role: Role) -> Result<User> {
+pub fn create_user(
+    tx: &Transaction<'_>,
+    username: &str,
+    password_hash: &str,
+    tenant: &str,
+    role: Role,
+) -> Result<User> {
     let now = Utc::now();
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO users (username, password_hash, created_at) VALUES (?1, ?2, ?3)",
         (username, password_hash, timestamp(now)),
     )?;
     if inserted == 0 {
-        return Err(StoreError::rejected(ErrorCode::AlreadyExists, format!("user {username:?} already exists")));
+        return Err(StoreError::rejected(
+            ErrorCode::AlreadyExists,
+            format!("user {username:?} already exists"),
+        ));
     }
     tx.execute(
         "INSERT INTO memberships (username, tenant, role) VALUES (?1, ?2, ?3)",
         (username, tenant, role.as_str()),
     )?;
-    Ok(User { username: username.to_owned(), roles: vec![Membership { tenant: tenant.to_owned(), role }], created_at: now })
+    Ok(User {
+        username: username.to_owned(),
+        roles: vec![Membership {
+            tenant: tenant.to_owned(),
+            role,
+        }],
+        created_at: now,
+    })
 }
 
 /// Sets a user's role in a tenant, inside a write.
 pub fn set_role(tx: &Transaction<'_>, username: &str, tenant: &str, role: Role) -> Result<User> {
     let created: Option<String> = tx
-        .query_row("SELECT created_at FROM users WHERE username = ?1", [username], |r| r.get(0))
+        .query_row(
+            "SELECT created_at FROM users WHERE username = ?1",
+            [username],
+            |r| r.get(0),
+        )
         .optional()?;
-    let created = created
-        .ok_or_else(|| StoreError::rejected(ErrorCode::NotFound, format!("user {username:?} does not exist")))?;
+    let created = created.ok_or_else(|| {
+        StoreError::rejected(
+            ErrorCode::NotFound,
+            format!("user {username:?} does not exist"),
+        )
+    })?;
     tx.execute(
         "INSERT INTO memberships (username, tenant, role) VALUES (?1, ?2, ?3)
          ON CONFLICT (username, tenant) DO UPDATE SET role = excluded.role",
         (username, tenant, role.as_str()),
     )?;
-    Ok(User { username: username.to_owned(), roles: memberships(tx, username)?, created_at: parse_time(&created)? })
+    Ok(User {
+        username: username.to_owned(),
+        roles: memberships(tx, username)?,
+        created_at: parse_time(&created)?,
+    })
 }
 
 /// Inserts an API key, inside a write.
 pub fn insert_key(tx: &Transaction<'_>, key: &NewApiKey) -> Result<ApiKey> {
     let now = Utc::now();
-    let scopes = key.scopes.as_ref().map(|s| serde_json::to_string(s).unwrap_or_else(|_| "[]".to_owned()));
+    let scopes = key
+        .scopes
+        .as_ref()
+        .map(|s| serde_json::to_string(s).unwrap_or_else(|_| "[]".to_owned()));
     tx.execute(
         "INSERT INTO api_keys (id, secret_hash, name, username, tenant, scopes, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -156,16 +202,28 @@ pub fn insert_key(tx: &Transaction<'_>, key: &NewApiKey) -> Result<ApiKey> {
 }
 
 /// Revokes a key of `tenant` (and of `owner`, when given), inside a write.
-pub fn revoke_key(tx: &Transaction<'_>, tenant: &str, owner: Option<&str>, id: &str) -> Result<ApiKey> {
+pub fn revoke_key(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    owner: Option<&str>,
+    id: &str,
+) -> Result<ApiKey> {
     let changed = tx.execute(
         "UPDATE api_keys SET revoked_at = ?1
          WHERE id = ?2 AND tenant = ?3 AND (?4 IS NULL OR username = ?4) AND revoked_at IS NULL",
         (timestamp(Utc::now()), id, tenant, owner),
     )?;
     if changed == 0 {
-        return Err(StoreError::rejected(ErrorCode::NotFound, format!("no active API key {id:?} that you may revoke")));
+        return Err(StoreError::rejected(
+            ErrorCode::NotFound,
+            format!("no active API key {id:?} that you may revoke"),
+        ));
     }
-    Ok(tx.query_row(&format!("SELECT {KEY_COLUMNS} FROM api_keys k WHERE id = ?1"), [id], api_key)?)
+    Ok(tx.query_row(
+        &format!("SELECT {KEY_COLUMNS} FROM api_keys k WHERE id = ?1"),
+        [id],
+        api_key,
+    )?)
 }
 
 impl Store {
@@ -176,14 +234,25 @@ impl Store {
 
     /// Whether a tenant exists.
     pub fn tenant_exists(&self, name: &str) -> Result<bool> {
-        self.read(|c| Ok(c.query_row("SELECT EXISTS (SELECT 1 FROM tenants WHERE name = ?1)", [name], |r| r.get(0))?))
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM tenants WHERE name = ?1)",
+                [name],
+                |r| r.get(0),
+            )?)
+        })
     }
 
     /// Every tenant, by name.
     pub fn list_tenants(&self) -> Result<Vec<Tenant>> {
         self.read(|c| {
             let mut stmt = c.prepare("SELECT name, created_at FROM tenants ORDER BY name")?;
-            let rows = stmt.query_map([], |r| Ok(Tenant { name: r.get(0)?, created_at: parse_time(&r.get::<_, String>(1)?)? }))?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Tenant {
+                    name: r.get(0)?,
+                    created_at: parse_time(&r.get::<_, String>(1)?)?,
+                })
+            })?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
@@ -192,10 +261,19 @@ impl Store {
     pub fn user_credential(&self, username: &str) -> Result<Option<UserCredential>> {
         self.read(|c| {
             let hash: Option<String> = c
-                .query_row("SELECT password_hash FROM users WHERE username = ?1", [username], |r| r.get(0))
+                .query_row(
+                    "SELECT password_hash FROM users WHERE username = ?1",
+                    [username],
+                    |r| r.get(0),
+                )
                 .optional()?;
-            hash.map(|password_hash| Ok(UserCredential { password_hash, roles: memberships(c, username)? }))
-                .transpose()
+            hash.map(|password_hash| {
+                Ok(UserCredential {
+                    password_hash,
+                    roles: memberships(c, username)?,
+                })
+            })
+            .transpose()
         })
     }
 
@@ -242,7 +320,10 @@ impl Store {
                 [secret_hash],
                 |r| {
                     let role: Option<String> = r.get(9)?;
-                    Ok(KeyCredential { key: api_key(r)?, role: role.map(role_of).transpose()? })
+                    Ok(KeyCredential {
+                        key: api_key(r)?,
+                        role: role.map(role_of).transpose()?,
+                    })
                 },
             )
             .optional()?)
@@ -264,7 +345,10 @@ impl Store {
         })?;
         if stale {
             self.bookkeeping(|tx| {
-                tx.execute("UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2", (timestamp(now), id))?;
+                tx.execute(
+                    "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2",
+                    (timestamp(now), id),
+                )?;
                 Ok(())
             })?;
         }
@@ -285,14 +369,28 @@ impl Store {
 
     /// An installation setting.
     pub fn setting(&self, key: &str) -> Result<Option<String>> {
-        self.read(|c| Ok(c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?))
+        self.read(|c| {
+            Ok(
+                c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
+        })
     }
 
     /// Sets a setting unless it is already set; returns the value in force.
     pub fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
         self.bookkeeping(|tx| {
-            tx.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)", (key, value))?;
-            Ok(tx.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))?)
+            tx.execute(
+                "INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)",
+                (key, value),
+            )?;
+            Ok(
+                tx.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })?,
+            )
         })
     }
 }

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use autoglm_core::audit::AuditEvent;
 use autoglm_core::error::ErrorCode;
-use autoglm_store::{IdempotencyKey, ModelFilter, Mutation, Store, StoreError, StoredResponse, registry, tenancy};
+use autoglm_store::{
+    IdempotencyKey, ModelFilter, Mutation, Store, StoreError, StoredResponse, registry, tenancy,
+};
 
 fn event(action: &str) -> AuditEvent {
     AuditEvent {
@@ -21,18 +23,31 @@ fn event(action: &str) -> AuditEvent {
 }
 
 fn mutation(action: &str) -> Mutation {
-    Mutation { audit: event(action), idempotency: None, nonce: None }
+    Mutation {
+        audit: event(action),
+        idempotency: None,
+        nonce: None,
+    }
 }
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
-    store.write(mutation("tenants.create"), |tx, _| tenancy::create_tenant(tx, "default"), |_| empty()).unwrap();
+    store
+        .write(
+            mutation("tenants.create"),
+            |tx, _| tenancy::create_tenant(tx, "default"),
+            |_| empty(),
+        )
+        .unwrap();
     (dir, store)
 }
 
 fn empty() -> StoredResponse {
-    StoredResponse { status: 200, body: Vec::new() }
+    StoredResponse {
+        status: 200,
+        body: Vec::new(),
+    }
 }
 
 #[test]
@@ -57,10 +72,22 @@ fn a_refused_write_changes_nothing_and_audits_nothing() {
     };
     create("m").unwrap();
     let err = create("m").unwrap_err();
-    assert!(matches!(err, StoreError::Rejected(ErrorCode::AlreadyExists, _)), "{err:?}");
-    let records = store.audit_list(&autoglm_store::AuditFilter { limit: 100, ..Default::default() }).unwrap();
+    assert!(
+        matches!(err, StoreError::Rejected(ErrorCode::AlreadyExists, _)),
+        "{err:?}"
+    );
+    let records = store
+        .audit_list(&autoglm_store::AuditFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(records.len(), 2, "tenant + one model, not the refused one");
-    let filter = ModelFilter { tenant: "default".into(), limit: 10, ..Default::default() };
+    let filter = ModelFilter {
+        tenant: "default".into(),
+        limit: 10,
+        ..Default::default()
+    };
     assert_eq!(store.list_models(&filter).unwrap().len(), 1);
     assert!(store.audit_verify().unwrap().valid);
 }
@@ -68,17 +95,33 @@ fn a_refused_write_changes_nothing_and_audits_nothing() {
 #[test]
 fn idempotency_records_commit_with_the_change() {
     let (_dir, store) = store();
-    let key = IdempotencyKey { principal: "user:a".into(), key: "k1".into(), fingerprint: "f1".into() };
-    let m = Mutation { idempotency: Some(key.clone()), ..mutation("models.create") };
+    let key = IdempotencyKey {
+        principal: "user:a".into(),
+        key: "k1".into(),
+        fingerprint: "f1".into(),
+    };
+    let m = Mutation {
+        idempotency: Some(key.clone()),
+        ..mutation("models.create")
+    };
     store
         .write(
             m,
             |tx, _| registry::create_model(tx, "default", "m", None, &BTreeMap::new()),
-            |_| StoredResponse { status: 201, body: b"{}".to_vec() },
+            |_| StoredResponse {
+                status: 201,
+                body: b"{}".to_vec(),
+            },
         )
         .unwrap();
-    assert_eq!(store.idempotent_response(&key).unwrap().map(|r| r.status), Some(201));
-    let other = IdempotencyKey { fingerprint: "f2".into(), ..key };
+    assert_eq!(
+        store.idempotent_response(&key).unwrap().map(|r| r.status),
+        Some(201)
+    );
+    let other = IdempotencyKey {
+        fingerprint: "f2".into(),
+        ..key
+    };
     assert!(matches!(
         store.idempotent_response(&other),
         Err(StoreError::Rejected(ErrorCode::IdempotencyKeyReused, _))
@@ -90,9 +133,15 @@ fn a_nonce_is_accepted_once() {
     let (_dir, store) = store();
     let expires = chrono::Utc::now().timestamp() + 600;
     let run = || {
-        let m = Mutation { nonce: Some(("n-0123456789abcdef".into(), expires)), ..mutation("noop") };
+        let m = Mutation {
+            nonce: Some(("n-0123456789abcdef".into(), expires)),
+            ..mutation("noop")
+        };
         store.write(m, |_, _| Ok(()), |_| empty())
     };
     run().unwrap();
-    assert!(matches!(run(), Err(StoreError::Rejected(ErrorCode::NonceReused, _))));
+    assert!(matches!(
+        run(),
+        Err(StoreError::Rejected(ErrorCode::NonceReused, _))
+    ));
 }
