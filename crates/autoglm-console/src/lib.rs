@@ -1,1 +1,120 @@
-//! placeholder
+//! The autoglm console: REST API, authentication, RBAC, audit and the
+//! operations endpoints, as one axum [`Router`].
+//!
+//! Request flow, outermost first:
+//!
+//! ```text
+//! request id (x-request-id, set or kept) → trace span → panic → problem
+//!   → metrics (per route template and status) → JSON body limit
+//!   → router → guard (authenticate → authorise → replay checks → audit refusals)
+//!   → handler → store (change + audit + idempotency record, one transaction)
+//! ```
+
+pub mod api;
+pub mod auth;
+pub mod bootstrap;
+pub mod context;
+pub mod error;
+pub mod extract;
+pub mod guard;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use autoglm_artifacts::ArtifactStore;
+use autoglm_core::error::ErrorCode;
+use autoglm_store::Store;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, HeaderName, Request};
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::Sessions;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// Largest JSON body accepted; uploads stream and have no limit.
+pub const JSON_LIMIT: usize = 1024 * 1024;
+/// The request id header.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Everything handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Arc<Store>,
+    /// Version files.
+    pub artifacts: ArtifactStore,
+    /// Session token signing.
+    pub sessions: Sessions,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Idempotency keys whose first request is running.
+    pub in_flight_keys: Arc<Mutex<HashSet<(String, String)>>>,
+}
+
+impl AppState {
+    /// Builds the state over an opened store and artifact store.
+    pub fn new(store: Arc<Store>, artifacts: ArtifactStore, sessions: Sessions) -> AppState {
+        AppState {
+            metrics: Arc::new(Metrics::new(&store)),
+            store,
+            artifacts,
+            sessions,
+            in_flight_keys: Arc::default(),
+        }
+    }
+}
+
+/// The request id the request-id layer put on the request.
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+/// The whole console as a router, for a listener or for `oneshot` in tests.
+pub fn router(state: AppState) -> Router {
+    let mut api = Router::new();
+    for route in routes::table() {
+        let spec = route.spec.clone();
+        let guard = axum::middleware::from_fn_with_state(state.clone(), move |s, req, next| {
+            guard::guard(s, spec.clone(), req, next)
+        });
+        let mut handler = route.handler.route_layer(guard);
+        if !matches!(route.spec.request, routes::RequestBody::UploadOrJson(_)) {
+            handler = handler.layer(DefaultBodyLimit::max(JSON_LIMIT));
+        } else {
+            handler = handler.layer(DefaultBodyLimit::disable());
+        }
+        api = api.route(route.spec.path, handler);
+    }
+    api.route("/api/v1/openapi.json", get(openapi::serve))
+        .route("/healthz", get(metrics::healthz))
+        .route("/readyz", get(metrics::readyz))
+        .route("/metrics", get(metrics::serve))
+        .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound, "no endpoint at this path; see /api/v1/openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(ErrorCode::MethodNotAllowed, "this endpoint does not accept this method; see /api/v1/openapi.json")
+        })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::new(ErrorCode::Internal, "the handler panicked"))
+        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id(req.headers()))
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// How long shutdown waits for in-flight requests.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);

@@ -22,7 +22,7 @@ use std::sync::Mutex;
 
 use autoglm_core::audit::AuditEvent;
 use r2d2_sqlite::SqliteConnectionManager;
-use r2d2_sqlite::rusqlite::{self, Connection, Transaction, TransactionBehavior};
+use r2d2_sqlite::rusqlite::{self, Connection, TransactionBehavior};
 
 pub use audit::AuditFilter;
 pub use error::StoreError;
@@ -30,6 +30,8 @@ pub use idempotency::{IdempotencyKey, StoredResponse};
 pub use migrate::MigrationState;
 pub use registry::{ModelFilter, NewVersion, StoredVersion};
 pub use tenancy::{KeyCredential, NewApiKey, UserCredential};
+/// The transaction type write closures receive.
+pub use r2d2_sqlite::rusqlite::Transaction;
 
 /// Result of store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

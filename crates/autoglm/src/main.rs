@@ -1,1 +1,72 @@
-fn main() {}
+//! The `autoglm` binary: reads config, starts telemetry, builds the app,
+//! serves it until a signal, drains. Everything else lives in the crates.
+
+mod config;
+mod serve;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// autoglm: a control plane and console for serving AI models.
+#[derive(Debug, Parser)]
+#[command(name = "autoglm", version, about, propagate_version = true)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, env = "AUTOGLM_LOG_FORMAT", value_enum, default_value = "plain")]
+    log_format: telemetry::LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run everything on this machine (for now: the console).
+    Up(config::ServeArgs),
+    /// Run the console: REST API, auth, registry, audit.
+    Console(config::ServeArgs),
+    /// Manage models in the registry.
+    Model {
+        #[command(flatten)]
+        client: autoglm_cli::ClientArgs,
+        #[command(subcommand)]
+        command: autoglm_cli::ModelCommand,
+    },
+}
+
+/// EX_USAGE: the configuration is wrong.
+const EXIT_CONFIG: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("autoglm: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Up(args) | Command::Console(args) => {
+            let config = match config::Config::load(args) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("autoglm: invalid configuration: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            telemetry::init(cli.log_format);
+            match runtime.block_on(serve::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("autoglm: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Model { client, command } => {
+            ExitCode::from(runtime.block_on(autoglm_cli::run_model(&client, command)) as u8)
+        }
+    }
+}

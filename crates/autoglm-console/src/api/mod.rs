@@ -1,0 +1,43 @@
+//! Handlers of the console API, one module per resource.
+
+pub mod audit;
+pub mod auth;
+pub mod keys;
+pub mod models;
+pub mod tenancy;
+pub mod versions;
+
+use autoglm_core::error::ErrorCode;
+use autoglm_store::{Store, StoreError};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+/// Runs a read off the async runtime.
+pub async fn read<T, F>(state: &AppState, f: F) -> ApiResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+{
+    let store = state.store.clone();
+    Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
+}
+
+/// Checks a page size: 1 to 1000, 100 when absent.
+pub fn page_limit(limit: Option<i64>) -> ApiResult<i64> {
+    match limit {
+        None => Ok(100),
+        Some(n) if (1..=1000).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::new(ErrorCode::InvalidQuery, format!("limit must be 1 to 1000, got {n}"))),
+    }
+}
+
+/// Maps a name rule's refusal to `invalid_name`.
+pub fn check_name(kind: &'static str, name: &str) -> ApiResult<()> {
+    autoglm_core::names::validate(kind, name).map_err(|e| ApiError::new(ErrorCode::InvalidName, e.to_string()))
+}
+
+/// Maps another validation refusal to `invalid_body`.
+pub fn invalid_body(detail: String) -> ApiError {
+    ApiError::new(ErrorCode::InvalidBody, detail)
+}

@@ -1,0 +1,250 @@
+//! Credentials: password hashes, session JWTs and API keys, resolved to a
+//! [`Principal`] with a role in one tenant.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use autoglm_core::error::ErrorCode;
+use autoglm_core::rbac::{Grant, Permission, Role};
+use autoglm_core::security::Identity;
+use autoglm_store::{NewApiKey, Store};
+use chrono::{DateTime, Duration, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+
+/// Prefix of every API key secret, so that leaked keys are easy to scan for.
+pub const KEY_PREFIX: &str = "agk_";
+/// How long a session token lasts.
+pub const SESSION_TTL: Duration = Duration::minutes(15);
+
+/// Who is calling and what they may do.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The user.
+    pub username: String,
+    /// `user:NAME` for sessions, `key:ID` for API keys: the audit actor.
+    pub actor: String,
+    /// The role in a tenant, narrowed by scopes.
+    pub grant: Grant,
+}
+
+impl Principal {
+    /// Refuses unless the grant allows `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        if self.grant.allows(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "{} (role {} in tenant {:?}) lacks permission {}",
+                    self.actor,
+                    self.grant.role.as_str(),
+                    self.grant.tenant,
+                    permission.as_str()
+                ),
+            ))
+        }
+    }
+
+    /// The principal as `whoami` reports it.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            username: self.username.clone(),
+            credential: if self.actor.starts_with("key:") { "api_key" } else { "session" }.to_owned(),
+            tenant: self.grant.tenant.clone(),
+            role: self.grant.role,
+            permissions: Permission::ALL.into_iter().filter(|p| self.grant.allows(*p)).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    tenant: String,
+    iat: i64,
+    exp: i64,
+    jti: String,
+}
+
+/// Signs and checks session tokens with the installation's secret.
+#[derive(Clone)]
+pub struct Sessions {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sessions(..)")
+    }
+}
+
+impl Sessions {
+    /// Uses `secret` (kept in the store's settings) for HS256.
+    pub fn new(secret: &[u8]) -> Sessions {
+        Sessions { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) }
+    }
+
+    /// Issues a token for `username` in `tenant`.
+    pub fn issue(&self, username: &str, tenant: &str, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>), ApiError> {
+        let expires = now + SESSION_TTL;
+        let claims = Claims {
+            sub: username.to_owned(),
+            tenant: tenant.to_owned(),
+            iat: now.timestamp(),
+            exp: expires.timestamp(),
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| ApiError::internal("jwt encode", &e))?;
+        Ok((token, expires))
+    }
+
+    fn check(&self, token: &str) -> Result<Claims, ApiError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    ApiError::new(ErrorCode::TokenExpired, "the session token has expired; log in again")
+                }
+                _ => ApiError::new(ErrorCode::InvalidCredentials, "the session token is not valid"),
+            })
+    }
+}
+
+/// Hashes a password with Argon2id and a random salt.
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    let salt = SaltString::encode_b64(&rand::rng().random::<[u8; 16]>())
+        .map_err(|e| ApiError::internal("salt", &std::io::Error::other(e.to_string())))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::internal("argon2", &std::io::Error::other(e.to_string())))
+}
+
+/// Checks a password against a stored hash.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+/// A real hash to compare against when the user does not exist, so that a
+/// wrong user name takes as long as a wrong password and names cannot be
+/// probed by timing.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password(&random_string(16)).map_err(|e| e.detail).unwrap_or_default())
+}
+
+/// A random alphanumeric string.
+pub fn random_string(len: usize) -> String {
+    rand::rng().sample_iter(Alphanumeric).take(len).map(char::from).collect()
+}
+
+/// sha256 of an API key secret: the secret has 238 bits of entropy, so a fast
+/// hash is enough and lookups stay one index probe.
+pub fn secret_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Makes a new key: its public id, the secret to show once, and the row to store.
+pub fn new_api_key(
+    username: &str,
+    tenant: &str,
+    name: Option<String>,
+    scopes: Option<Vec<Permission>>,
+    expires_at: Option<DateTime<Utc>>,
+) -> (String, NewApiKey) {
+    let id = random_string(12).to_lowercase();
+    let secret = format!("{KEY_PREFIX}{id}_{}", random_string(40));
+    let row = NewApiKey {
+        id,
+        secret_hash: secret_hash(&secret),
+        name,
+        username: username.to_owned(),
+        tenant: tenant.to_owned(),
+        scopes,
+        expires_at,
+    };
+    (secret, row)
+}
+
+/// Resolves a bearer token to a principal, reading current roles from the store.
+pub fn authenticate(store: &Store, sessions: &Sessions, token: &str, now: DateTime<Utc>) -> Result<Principal, ApiError> {
+    if token.starts_with(KEY_PREFIX) {
+        let found = store.key_by_secret_hash(&secret_hash(token))?;
+        let Some(found) = found else {
+            return Err(ApiError::new(ErrorCode::InvalidCredentials, "the API key is not valid"));
+        };
+        let key = found.key;
+        if key.revoked_at.is_some() {
+            return Err(ApiError::new(ErrorCode::InvalidCredentials, format!("API key {} was revoked", key.id)));
+        }
+        if key.expires_at.is_some_and(|t| t <= now) {
+            return Err(ApiError::new(ErrorCode::TokenExpired, format!("API key {} has expired", key.id)));
+        }
+        let role = found.role.ok_or_else(|| {
+            ApiError::new(ErrorCode::InvalidCredentials, "the key's owner no longer has a role in its tenant")
+        })?;
+        store.touch_key(&key.id, now)?;
+        return Ok(Principal {
+            actor: format!("key:{}", key.id),
+            username: key.username,
+            grant: Grant { tenant: key.tenant, role, scopes: key.scopes },
+        });
+    }
+    let claims = sessions.check(token)?;
+    let role: Role = store
+        .role_of(&claims.sub, &claims.tenant)?
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidCredentials, "the user no longer has a role in this tenant"))?;
+    Ok(Principal {
+        actor: format!("user:{}", claims.sub),
+        username: claims.sub,
+        grant: Grant { tenant: claims.tenant, role, scopes: None },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_themselves() {
+        let hash = hash_password("correct horse battery").unwrap();
+        assert!(verify_password("correct horse battery", &hash));
+        assert!(!verify_password("correct horse batterz", &hash));
+        assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn sessions_expire_and_reject_forgeries() {
+        let sessions = Sessions::new(b"0123456789abcdef0123456789abcdef");
+        let (token, _) = sessions.issue("alice", "default", Utc::now()).unwrap();
+        assert_eq!(sessions.check(&token).unwrap().sub, "alice");
+
+        let (old, _) = sessions.issue("alice", "default", Utc::now() - SESSION_TTL - Duration::seconds(5)).unwrap();
+        assert_eq!(sessions.check(&old).unwrap_err().code, ErrorCode::TokenExpired);
+
+        let other = Sessions::new(b"another secret, same length.....");
+        let (forged, _) = other.issue("alice", "default", Utc::now()).unwrap();
+        assert_eq!(sessions.check(&forged).unwrap_err().code, ErrorCode::InvalidCredentials);
+    }
+
+    #[test]
+    fn keys_are_long_prefixed_and_stored_hashed() {
+        let (secret, row) = new_api_key("alice", "default", None, None, None);
+        assert!(secret.starts_with(KEY_PREFIX));
+        assert!(secret.len() >= 50);
+        assert!(!row.secret_hash.contains(&secret));
+        assert_eq!(row.secret_hash, secret_hash(&secret));
+    }
+}

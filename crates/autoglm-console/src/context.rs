@@ -1,0 +1,108 @@
+//! What the guard layer learned about a request, and the one way handlers write.
+
+use std::sync::Arc;
+
+use autoglm_core::audit::AuditEvent;
+use autoglm_core::error::ErrorCode;
+use autoglm_core::replay::WINDOW_SECONDS;
+use autoglm_store::{IdempotencyKey, Mutation, StoreError, StoredResponse, Transaction, timestamp};
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::RouteSpec;
+
+/// The authenticated caller of a guarded route, with what it sent for replay protection.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// Who calls.
+    pub principal: Principal,
+    /// The route being served.
+    pub spec: Arc<RouteSpec>,
+    /// The request id.
+    pub request_id: String,
+    pub(crate) idempotency: Option<IdempotencyKey>,
+    pub(crate) nonce: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Ctx>()
+            .cloned()
+            .ok_or_else(|| ApiError::new(ErrorCode::Internal, "route has no authenticated context"))
+    }
+}
+
+impl Ctx {
+    /// The tenant the request acts in.
+    pub fn tenant(&self) -> &str {
+        &self.principal.grant.tenant
+    }
+
+    /// The audit record of this request, before its outcome is known.
+    pub fn audit_event(&self, target: String) -> AuditEvent {
+        AuditEvent {
+            time: timestamp(chrono::Utc::now()),
+            actor: self.principal.actor.clone(),
+            tenant: self.tenant().to_owned(),
+            action: self.spec.action.to_owned(),
+            target,
+            request_id: self.request_id.clone(),
+            outcome: String::new(),
+        }
+    }
+
+    /// Applies a change in one transaction with its audit record (and its
+    /// idempotency record and nonce), off the async runtime, and answers
+    /// `status` with the result as JSON.
+    pub async fn write<T, F>(&self, state: &AppState, status: StatusCode, target: String, change: F) -> ApiResult<Response>
+    where
+        T: Serialize + Send + 'static,
+        F: FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (_, body) = self.apply(state, status, target, change).await?;
+        Ok(json_response(status, body))
+    }
+
+    /// Like [`Ctx::write`], but hands back the committed value with the
+    /// serialised answer, for handlers with work to do after the commit.
+    pub async fn apply<T, F>(&self, state: &AppState, status: StatusCode, target: String, change: F) -> ApiResult<(T, Vec<u8>)>
+    where
+        T: Serialize + Send + 'static,
+        F: FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T, StoreError> + Send + 'static,
+    {
+        let mutation = Mutation {
+            audit: self.audit_event(target),
+            idempotency: self.idempotency.clone(),
+            nonce: self.nonce.clone().map(|n| (n, chrono::Utc::now().timestamp() + 2 * WINDOW_SECONDS)),
+        };
+        let store = state.store.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let value = store.write(mutation, change, |value| StoredResponse {
+                status: status.as_u16(),
+                body: serde_json::to_vec(value).unwrap_or_default(),
+            })?;
+            let body = serde_json::to_vec(&value).unwrap_or_default();
+            Ok::<_, StoreError>((value, body))
+        })
+        .await??;
+        Ok(result)
+    }
+}
+
+/// A JSON answer from already-serialised bytes (fresh or replayed).
+pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    if status == StatusCode::NO_CONTENT {
+        return status.into_response();
+    }
+    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+}

@@ -1,0 +1,91 @@
+//! The console's one HTTP error type: an RFC 9457 problem with a stable code.
+//!
+//! Client mistakes carry their detail to the client; server failures are
+//! logged with their cause and reach the client only as `internal`.
+
+use autoglm_artifacts::ArtifactError;
+use autoglm_core::error::{ErrorCode, Problem};
+use autoglm_store::StoreError;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The stable code.
+    pub code: ErrorCode,
+    /// What went wrong, for the client.
+    pub detail: String,
+}
+
+/// Result of handlers.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// An error with `code` and a detail for the client.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> ApiError {
+        ApiError { code, detail: detail.into() }
+    }
+
+    /// A server-side failure: logged in full, reported as `internal`.
+    pub fn internal(context: &str, error: &dyn std::error::Error) -> ApiError {
+        let mut chain = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            chain.push_str(": ");
+            chain.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        tracing::error!(context, error = %chain, "internal error");
+        ApiError::new(ErrorCode::Internal, "the console failed to handle the request; see its log")
+    }
+}
+
+/// The code of an error response, left in the response's extensions so that
+/// the audit layer can record the outcome without parsing the body.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorOutcome(pub ErrorCode);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = Problem::new(self.code, self.detail);
+        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response.extensions_mut().insert(ErrorOutcome(self.code));
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error {
+            StoreError::Rejected(code, detail) => ApiError::new(code, detail),
+            other => ApiError::internal("store", &other),
+        }
+    }
+}
+
+impl From<ArtifactError> for ApiError {
+    fn from(error: ArtifactError) -> ApiError {
+        match &error {
+            ArtifactError::Format { .. } => ApiError::new(ErrorCode::InvalidArtifact, error.to_string()),
+            ArtifactError::InvalidPath(_) | ArtifactError::Duplicate(_) | ArtifactError::Source(_) => {
+                ApiError::new(ErrorCode::InvalidBody, error.to_string())
+            }
+            ArtifactError::Empty | ArtifactError::TooManyFiles | ArtifactError::Upload(_) => {
+                ApiError::new(ErrorCode::InvalidBody, error.to_string())
+            }
+            ArtifactError::Io(_) => ApiError::internal("artifacts", &error),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(error: tokio::task::JoinError) -> ApiError {
+        ApiError::internal("blocking task", &error)
+    }
+}

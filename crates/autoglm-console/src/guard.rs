@@ -1,0 +1,194 @@
+//! The per-route guard: authenticate → authorise → replay checks
+//! (command nonce, idempotency key) → handler → audit a failed mutation.
+//!
+//! A successful mutation writes its own audit record in its transaction
+//! ([`crate::context::Ctx::write`]); a refused one changed nothing, so the
+//! guard records the refusal on its own.
+
+use std::sync::Arc;
+
+use autoglm_core::audit::AuditEvent;
+use autoglm_core::error::ErrorCode;
+use autoglm_core::replay::{self, NONCE_HEADER, ReplayError, TIMESTAMP_HEADER};
+use autoglm_store::{IdempotencyKey, timestamp};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use crate::auth::{Principal, authenticate};
+use crate::context::{Ctx, json_response};
+use crate::error::{ApiError, ErrorOutcome};
+use crate::routes::{Access, RouteSpec};
+use crate::{AppState, JSON_LIMIT, request_id};
+
+/// Header naming an idempotent POST.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// Header set on a replayed answer.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// Runs the guard for `spec` around the handler.
+pub async fn guard(State(state): State<AppState>, spec: Arc<RouteSpec>, req: Request, next: Next) -> Response {
+    let request_id = request_id(req.headers());
+    let mut actor = ("anonymous".to_owned(), String::new());
+    let mut held_key = None;
+    let response = match admit(&state, &spec, req, &request_id, &mut actor, &mut held_key).await {
+        Ok(Admitted::Run(req)) => next.run(req).await,
+        Ok(Admitted::Replay(response)) => response,
+        Err(error) => error.into_response(),
+    };
+    if let Some(key) = held_key {
+        state.in_flight_keys.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+    }
+    if spec.is_mutating() && !response.status().is_success() {
+        let outcome = response
+            .extensions()
+            .get::<ErrorOutcome>()
+            .map_or_else(|| response.status().as_u16().to_string(), |o| o.0.as_str().to_owned());
+        let event = AuditEvent {
+            time: timestamp(chrono::Utc::now()),
+            actor: actor.0,
+            tenant: actor.1,
+            action: spec.action.to_owned(),
+            target: String::new(),
+            request_id,
+            outcome,
+        };
+        let store = state.store.clone();
+        let written = tokio::task::spawn_blocking(move || store.audit_only(&event)).await;
+        if !matches!(written, Ok(Ok(()))) {
+            tracing::error!("could not audit a refused request");
+        }
+    }
+    response
+}
+
+enum Admitted {
+    Run(Request),
+    Replay(Response),
+}
+
+async fn admit(
+    state: &AppState,
+    spec: &Arc<RouteSpec>,
+    req: Request,
+    request_id: &str,
+    actor: &mut (String, String),
+    held_key: &mut Option<(String, String)>,
+) -> Result<Admitted, ApiError> {
+    if spec.access == Access::Public {
+        return Ok(Admitted::Run(req));
+    }
+    let principal = authenticate_request(state, req.headers()).await?;
+    *actor = (principal.actor.clone(), principal.grant.tenant.clone());
+    match spec.access {
+        Access::Permission(p) => principal.require(p)?,
+        Access::SystemAdmin if !principal.grant.is_system_admin() => {
+            return Err(ApiError::new(ErrorCode::Forbidden, "only admins of the system tenant may do this"));
+        }
+        _ => {}
+    }
+    let nonce = if spec.command { Some(check_command(req.headers())?) } else { None };
+    let (req, idempotency) = idempotency_key(&principal, spec, req).await?;
+    if let Some(key) = &idempotency {
+        let store = state.store.clone();
+        let lookup = key.clone();
+        if let Some(stored) = tokio::task::spawn_blocking(move || store.idempotent_response(&lookup)).await?? {
+            let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+            let mut response = json_response(status, stored.body);
+            response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            return Ok(Admitted::Replay(response));
+        }
+        let in_flight = (key.principal.clone(), key.key.clone());
+        if !state.in_flight_keys.lock().unwrap_or_else(|p| p.into_inner()).insert(in_flight.clone()) {
+            return Err(ApiError::new(
+                ErrorCode::IdempotencyInProgress,
+                "a request with this Idempotency-Key is still being processed; retry later",
+            ));
+        }
+        *held_key = Some(in_flight);
+    }
+    let mut req = req;
+    req.extensions_mut().insert(Ctx {
+        principal,
+        spec: spec.clone(),
+        request_id: request_id.to_owned(),
+        idempotency,
+        nonce,
+    });
+    Ok(Admitted::Run(req))
+}
+
+async fn authenticate_request(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "send Authorization: Bearer <API key or session token>"))?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidCredentials, "the Authorization header must be 'Bearer <token>'"))?
+        .to_owned();
+    let store = state.store.clone();
+    let sessions = state.sessions.clone();
+    tokio::task::spawn_blocking(move || authenticate(&store, &sessions, &token, chrono::Utc::now())).await?
+}
+
+fn check_command(headers: &HeaderMap) -> Result<String, ApiError> {
+    let read = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    replay::check_command(chrono::Utc::now(), read(TIMESTAMP_HEADER), read(NONCE_HEADER)).map_err(|e| match e {
+        ReplayError::Malformed(m) => ApiError::new(ErrorCode::InvalidHeader, m),
+        ReplayError::Stale(m) => ApiError::new(ErrorCode::StaleCommand, m),
+    })
+}
+
+/// Reads the `Idempotency-Key` of a POST and fingerprints the request. A JSON
+/// body is part of the fingerprint; an upload's is not (it may be gigabytes),
+/// so its length stands in for it.
+async fn idempotency_key(
+    principal: &Principal,
+    spec: &RouteSpec,
+    req: Request,
+) -> Result<(Request, Option<IdempotencyKey>), ApiError> {
+    if spec.method != Method::POST {
+        return Ok((req, None));
+    }
+    let Some(value) = req.headers().get(IDEMPOTENCY_HEADER) else {
+        return Ok((req, None));
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidHeader, "Idempotency-Key must be 1 to 255 visible ASCII characters"))?
+        .to_owned();
+    let mut hasher = Sha256::new();
+    hasher.update(req.method().as_str());
+    hasher.update([0]);
+    hasher.update(req.uri().path());
+    hasher.update([0]);
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let req = if is_json {
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, JSON_LIMIT).await.map_err(|_| {
+            ApiError::new(ErrorCode::PayloadTooLarge, format!("JSON bodies are limited to {JSON_LIMIT} bytes"))
+        })?;
+        hasher.update(&bytes);
+        Request::from_parts(parts, Body::from(bytes))
+    } else {
+        if let Some(len) = req.headers().get(header::CONTENT_LENGTH) {
+            hasher.update(len.as_bytes());
+        }
+        req
+    };
+    let fingerprint = hex::encode(hasher.finalize());
+    Ok((req, Some(IdempotencyKey { principal: principal.actor.clone(), key, fingerprint })))
+}

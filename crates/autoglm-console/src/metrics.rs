@@ -1,0 +1,129 @@
+//! Prometheus metrics and the health endpoints.
+//!
+//! Requests are labelled by route template (`/api/v1/models/{name}`), never by
+//! raw path, so a scan of random URLs cannot blow up the series count.
+
+use std::time::Instant;
+
+use autoglm_store::Store;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+/// The console's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<RouteLabels, Histogram>,
+    pool_connections: Gauge,
+    pool_idle: Gauge,
+    pool_max: Gauge,
+}
+
+impl Metrics {
+    /// Registers every metric; the schema gauges are set once from `store`.
+    pub fn new(store: &Store) -> Metrics {
+        let mut registry = Registry::with_prefix("autoglm");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("console_http_requests", "HTTP requests served, by route and status code", requests.clone());
+        let duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+        });
+        registry.register_with_unit(
+            "console_http_request_duration",
+            "Time to answer HTTP requests, by route",
+            prometheus_client::registry::Unit::Seconds,
+            duration.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let pool_connections = gauge(&mut registry, "store_pool_connections", "Open reader connections to SQLite");
+        let pool_idle = gauge(&mut registry, "store_pool_idle_connections", "Idle reader connections to SQLite");
+        let pool_max = gauge(&mut registry, "store_pool_max_connections", "Most reader connections the pool opens");
+        let migrations = store.migrations();
+        gauge(&mut registry, "store_schema_version", "Schema version of the database").set(migrations.current);
+        gauge(&mut registry, "store_migrations_applied_at_start", "Migrations applied when this process started")
+            .set(migrations.current - migrations.found);
+        Metrics { registry, requests, duration, pool_connections, pool_idle, pool_max }
+    }
+
+    fn encode(&self, store: &Store) -> Result<String, std::fmt::Error> {
+        let pool = store.pool_state();
+        self.pool_connections.set(pool.connections.into());
+        self.pool_idle.set(pool.idle.into());
+        self.pool_max.set(pool.max.into());
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// Counts and times every request by route template.
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let labels = RouteLabels { method, route };
+    state.metrics.duration.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels { method: labels.method, route: labels.route, code: response.status().as_u16() })
+        .inc();
+    response
+}
+
+/// `GET /metrics`, Prometheus text format.
+pub async fn serve(State(state): State<AppState>) -> Response {
+    match state.metrics.encode(&state.store) {
+        Ok(body) => {
+            ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// `GET /healthz`: the process answers.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: the database answers a query.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let store = state.store.clone();
+    let ready = tokio::task::spawn_blocking(move || store.has_users()).await;
+    match ready {
+        Ok(Ok(_)) => "ready\n".into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database not reachable\n").into_response(),
+    }
+}
