@@ -172,12 +172,17 @@ pub fn decode_error(status: StatusCode, body: &[u8]) -> ClientError {
         };
     }
     let text = String::from_utf8_lossy(body);
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("");
-    let mut body: String = sanitize(line).chars().take(MAX_SNIPPET).collect();
+    let line = if text.trim_start().starts_with('<') {
+        // An HTML page from a proxy: its text, on one line.
+        strip_tags(&text)
+    } else {
+        text.lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let mut body: String = sanitize(&line).chars().take(MAX_SNIPPET).collect();
     if line.chars().count() > MAX_SNIPPET {
         body.push('…');
     }
@@ -186,6 +191,24 @@ pub fn decode_error(status: StatusCode, body: &[u8]) -> ClientError {
         reason: status.canonical_reason(),
         body,
     }
+}
+
+/// The text of an HTML document with tags removed and whitespace collapsed.
+fn strip_tags(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                text.push(' ');
+            }
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Checks the `--server` URL and strips any query or fragment.
@@ -559,6 +582,15 @@ mod tests {
         let long = "x".repeat(1000);
         let error = decode_error(StatusCode::INTERNAL_SERVER_ERROR, long.as_bytes());
         assert!(error.to_string().chars().count() < 300);
+
+        let html = decode_error(
+            StatusCode::BAD_GATEWAY,
+            b"<html>\n<head><title>502 Bad Gateway</title></head>\n<body><h1>Bad   gateway</h1></body></html>",
+        );
+        assert_eq!(
+            html.to_string(),
+            "the console answered HTTP 502 Bad Gateway: 502 Bad Gateway Bad gateway"
+        );
 
         let control = decode_error(StatusCode::BAD_REQUEST, b"bad \x1b[31mred\x1b[0m");
         assert!(!control.to_string().contains('\x1b'));

@@ -1,8 +1,8 @@
 //! Credentials: password hashes, session JWTs and API keys, resolved to a
 //! [`Principal`] with a role in one tenant.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use autoglm_core::error::ErrorCode;
 use autoglm_core::rbac::{Grant, Permission, Role};
 use autoglm_core::security::Identity;
@@ -55,10 +55,18 @@ impl Principal {
     pub fn identity(&self) -> Identity {
         Identity {
             username: self.username.clone(),
-            credential: if self.actor.starts_with("key:") { "api_key" } else { "session" }.to_owned(),
+            credential: if self.actor.starts_with("key:") {
+                "api_key"
+            } else {
+                "session"
+            }
+            .to_owned(),
             tenant: self.grant.tenant.clone(),
             role: self.grant.role,
-            permissions: Permission::ALL.into_iter().filter(|p| self.grant.allows(*p)).collect(),
+            permissions: Permission::ALL
+                .into_iter()
+                .filter(|p| self.grant.allows(*p))
+                .collect(),
         }
     }
 }
@@ -88,11 +96,19 @@ impl std::fmt::Debug for Sessions {
 impl Sessions {
     /// Uses `secret` (kept in the store's settings) for HS256.
     pub fn new(secret: &[u8]) -> Sessions {
-        Sessions { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) }
+        Sessions {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
     }
 
     /// Issues a token for `username` in `tenant`.
-    pub fn issue(&self, username: &str, tenant: &str, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>), ApiError> {
+    pub fn issue(
+        &self,
+        username: &str,
+        tenant: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(String, DateTime<Utc>), ApiError> {
         let expires = now + SESSION_TTL;
         let claims = Claims {
             sub: username.to_owned(),
@@ -113,10 +129,14 @@ impl Sessions {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                    ApiError::new(ErrorCode::TokenExpired, "the session token has expired; log in again")
-                }
-                _ => ApiError::new(ErrorCode::InvalidCredentials, "the session token is not valid"),
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => ApiError::new(
+                    ErrorCode::TokenExpired,
+                    "the session token has expired; log in again",
+                ),
+                _ => ApiError::new(
+                    ErrorCode::InvalidCredentials,
+                    "the session token is not valid",
+                ),
             })
     }
 }
@@ -133,7 +153,11 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
 
 /// Checks a password against a stored hash.
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 /// A real hash to compare against when the user does not exist, so that a
@@ -141,12 +165,20 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 /// probed by timing.
 pub fn dummy_hash() -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| hash_password(&random_string(16)).map_err(|e| e.detail).unwrap_or_default())
+    DUMMY.get_or_init(|| {
+        hash_password(&random_string(16))
+            .map_err(|e| e.detail)
+            .unwrap_or_default()
+    })
 }
 
 /// A random alphanumeric string.
 pub fn random_string(len: usize) -> String {
-    rand::rng().sample_iter(Alphanumeric).take(len).map(char::from).collect()
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
 }
 
 /// sha256 of an API key secret: the secret has 238 bits of entropy, so a fast
@@ -178,37 +210,65 @@ pub fn new_api_key(
 }
 
 /// Resolves a bearer token to a principal, reading current roles from the store.
-pub fn authenticate(store: &Store, sessions: &Sessions, token: &str, now: DateTime<Utc>) -> Result<Principal, ApiError> {
+pub fn authenticate(
+    store: &Store,
+    sessions: &Sessions,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Principal, ApiError> {
     if token.starts_with(KEY_PREFIX) {
         let found = store.key_by_secret_hash(&secret_hash(token))?;
         let Some(found) = found else {
-            return Err(ApiError::new(ErrorCode::InvalidCredentials, "the API key is not valid"));
+            return Err(ApiError::new(
+                ErrorCode::InvalidCredentials,
+                "the API key is not valid",
+            ));
         };
         let key = found.key;
         if key.revoked_at.is_some() {
-            return Err(ApiError::new(ErrorCode::InvalidCredentials, format!("API key {} was revoked", key.id)));
+            return Err(ApiError::new(
+                ErrorCode::InvalidCredentials,
+                format!("API key {} was revoked", key.id),
+            ));
         }
         if key.expires_at.is_some_and(|t| t <= now) {
-            return Err(ApiError::new(ErrorCode::TokenExpired, format!("API key {} has expired", key.id)));
+            return Err(ApiError::new(
+                ErrorCode::TokenExpired,
+                format!("API key {} has expired", key.id),
+            ));
         }
         let role = found.role.ok_or_else(|| {
-            ApiError::new(ErrorCode::InvalidCredentials, "the key's owner no longer has a role in its tenant")
+            ApiError::new(
+                ErrorCode::InvalidCredentials,
+                "the key's owner no longer has a role in its tenant",
+            )
         })?;
         store.touch_key(&key.id, now)?;
         return Ok(Principal {
             actor: format!("key:{}", key.id),
             username: key.username,
-            grant: Grant { tenant: key.tenant, role, scopes: key.scopes },
+            grant: Grant {
+                tenant: key.tenant,
+                role,
+                scopes: key.scopes,
+            },
         });
     }
     let claims = sessions.check(token)?;
-    let role: Role = store
-        .role_of(&claims.sub, &claims.tenant)?
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidCredentials, "the user no longer has a role in this tenant"))?;
+    let role: Role = store.role_of(&claims.sub, &claims.tenant)?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "the user no longer has a role in this tenant",
+        )
+    })?;
     Ok(Principal {
         actor: format!("user:{}", claims.sub),
         username: claims.sub,
-        grant: Grant { tenant: claims.tenant, role, scopes: None },
+        grant: Grant {
+            tenant: claims.tenant,
+            role,
+            scopes: None,
+        },
     })
 }
 
@@ -231,12 +291,24 @@ mod tests {
         let (token, _) = sessions.issue("alice", "default", Utc::now()).unwrap();
         assert_eq!(sessions.check(&token).unwrap().sub, "alice");
 
-        let (old, _) = sessions.issue("alice", "default", Utc::now() - SESSION_TTL - Duration::seconds(5)).unwrap();
-        assert_eq!(sessions.check(&old).unwrap_err().code, ErrorCode::TokenExpired);
+        let (old, _) = sessions
+            .issue(
+                "alice",
+                "default",
+                Utc::now() - SESSION_TTL - Duration::seconds(5),
+            )
+            .unwrap();
+        assert_eq!(
+            sessions.check(&old).unwrap_err().code,
+            ErrorCode::TokenExpired
+        );
 
         let other = Sessions::new(b"another secret, same length.....");
         let (forged, _) = other.issue("alice", "default", Utc::now()).unwrap();
-        assert_eq!(sessions.check(&forged).unwrap_err().code, ErrorCode::InvalidCredentials);
+        assert_eq!(
+            sessions.check(&forged).unwrap_err().code,
+            ErrorCode::InvalidCredentials
+        );
     }
 
     #[test]

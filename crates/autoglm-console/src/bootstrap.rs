@@ -53,7 +53,10 @@ pub enum OpenError {
 
 /// Writes `contents` to `path` readable by the owner only, atomically.
 pub fn write_secret_file(path: &Path, contents: &str) -> Result<(), OpenError> {
-    let err = |source| OpenError::File { path: path.to_owned(), source };
+    let err = |source| OpenError::File {
+        path: path.to_owned(),
+        source,
+    };
     let tmp = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -68,13 +71,19 @@ pub fn write_secret_file(path: &Path, contents: &str) -> Result<(), OpenError> {
 /// Opens (creating) the home folder. `admin_password` sets the admin's
 /// password on first start; a random one is written to `admin-password` otherwise.
 pub fn open(home: &Path, admin_password: Option<&str>) -> Result<Opened, OpenError> {
-    std::fs::create_dir_all(home).map_err(|source| OpenError::File { path: home.to_owned(), source })?;
+    std::fs::create_dir_all(home).map_err(|source| OpenError::File {
+        path: home.to_owned(),
+        source,
+    })?;
     let store = Arc::new(Store::open(&home.join("autoglm.db"))?);
     let artifacts = ArtifactStore::open(&home.join("artifacts"))?;
     let referenced: HashSet<String> = store.storage_dirs()?.into_iter().collect();
     let swept = artifacts.sweep(&referenced)?;
     if swept > 0 {
-        tracing::info!(swept, "removed artifact folders left by an interrupted write");
+        tracing::info!(
+            swept,
+            "removed artifact folders left by an interrupted write"
+        );
     }
     let secret = store.setting_or_insert("jwt_secret", &random_string(64))?;
     let sessions = Sessions::new(secret.as_bytes());
@@ -90,7 +99,13 @@ pub fn open(home: &Path, admin_password: Option<&str>) -> Result<Opened, OpenErr
             }
         };
         let hash = hash_password(&password).map_err(|_| OpenError::Hash)?;
-        let (secret, key) = new_api_key(ADMIN_USER, SYSTEM_TENANT, Some("admin (bootstrap)".into()), None, None);
+        let (secret, key) = new_api_key(
+            ADMIN_USER,
+            SYSTEM_TENANT,
+            Some("admin (bootstrap)".into()),
+            None,
+            None,
+        );
         // The token file goes first: a crash before the commit below leaves a
         // file that the next start overwrites, never a key nobody can read.
         write_secret_file(&admin_token_file, &format!("{secret}\n"))?;
@@ -104,15 +119,26 @@ pub fn open(home: &Path, admin_password: Option<&str>) -> Result<Opened, OpenErr
             outcome: String::new(),
         };
         store.write(
-            Mutation { audit, idempotency: None, nonce: None },
+            Mutation {
+                audit,
+                idempotency: None,
+                nonce: None,
+            },
             |tx, _| {
                 tenancy::create_tenant(tx, SYSTEM_TENANT)?;
                 tenancy::create_user(tx, ADMIN_USER, &hash, SYSTEM_TENANT, Role::Admin)?;
                 tenancy::insert_key(tx, &key)
             },
-            |_| StoredResponse { status: 200, body: Vec::new() },
+            |_| StoredResponse {
+                status: 200,
+                body: Vec::new(),
+            },
         )?;
         new_admin_token = Some(secret);
     }
-    Ok(Opened { state: AppState::new(store, artifacts, sessions), new_admin_token, admin_token_file })
+    Ok(Opened {
+        state: AppState::new(store, artifacts, sessions),
+        new_admin_token,
+        admin_token_file,
+    })
 }

@@ -64,7 +64,13 @@ impl Ctx {
     /// Applies a change in one transaction with its audit record (and its
     /// idempotency record and nonce), off the async runtime, and answers
     /// `status` with the result as JSON.
-    pub async fn write<T, F>(&self, state: &AppState, status: StatusCode, target: String, change: F) -> ApiResult<Response>
+    pub async fn write<T, F>(
+        &self,
+        state: &AppState,
+        status: StatusCode,
+        target: String,
+        change: F,
+    ) -> ApiResult<Response>
     where
         T: Serialize + Send + 'static,
         F: FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T, StoreError> + Send + 'static,
@@ -75,7 +81,13 @@ impl Ctx {
 
     /// Like [`Ctx::write`], but hands back the committed value with the
     /// serialised answer, for handlers with work to do after the commit.
-    pub async fn apply<T, F>(&self, state: &AppState, status: StatusCode, target: String, change: F) -> ApiResult<(T, Vec<u8>)>
+    pub async fn apply<T, F>(
+        &self,
+        state: &AppState,
+        status: StatusCode,
+        target: String,
+        change: F,
+    ) -> ApiResult<(T, Vec<u8>)>
     where
         T: Serialize + Send + 'static,
         F: FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T, StoreError> + Send + 'static,
@@ -83,7 +95,10 @@ impl Ctx {
         let mutation = Mutation {
             audit: self.audit_event(target),
             idempotency: self.idempotency.clone(),
-            nonce: self.nonce.clone().map(|n| (n, chrono::Utc::now().timestamp() + 2 * WINDOW_SECONDS)),
+            nonce: self
+                .nonce
+                .clone()
+                .map(|n| (n, chrono::Utc::now().timestamp() + 2 * WINDOW_SECONDS)),
         };
         let store = state.store.clone();
         let result = tokio::task::spawn_blocking(move || {
@@ -104,5 +119,10 @@ pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     if status == StatusCode::NO_CONTENT {
         return status.into_response();
     }
-    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }

@@ -24,7 +24,10 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// An error with `code` and a detail for the client.
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> ApiError {
-        ApiError { code, detail: detail.into() }
+        ApiError {
+            code,
+            detail: detail.into(),
+        }
     }
 
     /// A server-side failure: logged in full, reported as `internal`.
@@ -37,7 +40,10 @@ impl ApiError {
             source = cause.source();
         }
         tracing::error!(context, error = %chain, "internal error");
-        ApiError::new(ErrorCode::Internal, "the console failed to handle the request; see its log")
+        ApiError::new(
+            ErrorCode::Internal,
+            "the console failed to handle the request; see its log",
+        )
     }
 }
 
@@ -49,12 +55,14 @@ pub struct ErrorOutcome(pub ErrorCode);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = Problem::new(self.code, self.detail);
-        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         response.extensions_mut().insert(ErrorOutcome(self.code));
         response
     }
@@ -72,10 +80,12 @@ impl From<StoreError> for ApiError {
 impl From<ArtifactError> for ApiError {
     fn from(error: ArtifactError) -> ApiError {
         match &error {
-            ArtifactError::Format { .. } => ApiError::new(ErrorCode::InvalidArtifact, error.to_string()),
-            ArtifactError::InvalidPath(_) | ArtifactError::Duplicate(_) | ArtifactError::Source(_) => {
-                ApiError::new(ErrorCode::InvalidBody, error.to_string())
+            ArtifactError::Format { .. } => {
+                ApiError::new(ErrorCode::InvalidArtifact, error.to_string())
             }
+            ArtifactError::InvalidPath(_)
+            | ArtifactError::Duplicate(_)
+            | ArtifactError::Source(_) => ApiError::new(ErrorCode::InvalidBody, error.to_string()),
             ArtifactError::Empty | ArtifactError::TooManyFiles | ArtifactError::Upload(_) => {
                 ApiError::new(ErrorCode::InvalidBody, error.to_string())
             }

@@ -27,11 +27,17 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonDataError(e) => ApiError::new(ErrorCode::InvalidBody, inner(&e)),
         JsonRejection::JsonSyntaxError(e) => ApiError::new(ErrorCode::MalformedBody, inner(&e)),
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::new(ErrorCode::UnsupportedMediaType, "send the body as Content-Type: application/json")
-        }
-        JsonRejection::BytesRejection(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(ErrorCode::PayloadTooLarge, format!("JSON bodies are limited to {} bytes", crate::JSON_LIMIT))
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the body as Content-Type: application/json",
+        ),
+        JsonRejection::BytesRejection(e)
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("JSON bodies are limited to {} bytes", crate::JSON_LIMIT),
+            )
         }
         other => ApiError::new(ErrorCode::MalformedBody, other.body_text()),
     }
@@ -39,7 +45,8 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 
 /// serde's message without axum's prefix, which repeats the rejection kind.
 fn inner(e: &dyn std::error::Error) -> String {
-    e.source().map_or_else(|| e.to_string(), ToString::to_string)
+    e.source()
+        .map_or_else(|| e.to_string(), ToString::to_string)
 }
 
 /// Path parameters; a value that does not parse is `invalid_path`.

@@ -30,7 +30,12 @@ pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
 /// Runs the guard for `spec` around the handler.
-pub async fn guard(State(state): State<AppState>, spec: Arc<RouteSpec>, req: Request, next: Next) -> Response {
+pub async fn guard(
+    State(state): State<AppState>,
+    spec: Arc<RouteSpec>,
+    req: Request,
+    next: Next,
+) -> Response {
     let request_id = request_id(req.headers());
     let mut actor = ("anonymous".to_owned(), String::new());
     let mut held_key = None;
@@ -40,13 +45,17 @@ pub async fn guard(State(state): State<AppState>, spec: Arc<RouteSpec>, req: Req
         Err(error) => error.into_response(),
     };
     if let Some(key) = held_key {
-        state.in_flight_keys.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        state
+            .in_flight_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
     }
     if spec.is_mutating() && !response.status().is_success() {
-        let outcome = response
-            .extensions()
-            .get::<ErrorOutcome>()
-            .map_or_else(|| response.status().as_u16().to_string(), |o| o.0.as_str().to_owned());
+        let outcome = response.extensions().get::<ErrorOutcome>().map_or_else(
+            || response.status().as_u16().to_string(),
+            |o| o.0.as_str().to_owned(),
+        );
         let event = AuditEvent {
             time: timestamp(chrono::Utc::now()),
             actor: actor.0,
@@ -86,23 +95,39 @@ async fn admit(
     match spec.access {
         Access::Permission(p) => principal.require(p)?,
         Access::SystemAdmin if !principal.grant.is_system_admin() => {
-            return Err(ApiError::new(ErrorCode::Forbidden, "only admins of the system tenant may do this"));
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "only admins of the system tenant may do this",
+            ));
         }
         _ => {}
     }
-    let nonce = if spec.command { Some(check_command(req.headers())?) } else { None };
+    let nonce = if spec.command {
+        Some(check_command(req.headers())?)
+    } else {
+        None
+    };
     let (req, idempotency) = idempotency_key(&principal, spec, req).await?;
     if let Some(key) = &idempotency {
         let store = state.store.clone();
         let lookup = key.clone();
-        if let Some(stored) = tokio::task::spawn_blocking(move || store.idempotent_response(&lookup)).await?? {
+        if let Some(stored) =
+            tokio::task::spawn_blocking(move || store.idempotent_response(&lookup)).await??
+        {
             let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
             let mut response = json_response(status, stored.body);
-            response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            response
+                .headers_mut()
+                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
             return Ok(Admitted::Replay(response));
         }
         let in_flight = (key.principal.clone(), key.key.clone());
-        if !state.in_flight_keys.lock().unwrap_or_else(|p| p.into_inner()).insert(in_flight.clone()) {
+        if !state
+            .in_flight_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(in_flight.clone())
+        {
             return Err(ApiError::new(
                 ErrorCode::IdempotencyInProgress,
                 "a request with this Idempotency-Key is still being processed; retry later",
@@ -121,26 +146,47 @@ async fn admit(
     Ok(Admitted::Run(req))
 }
 
-async fn authenticate_request(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "send Authorization: Bearer <API key or session token>"))?;
+async fn authenticate_request(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthenticated,
+            "send Authorization: Bearer <API key or session token>",
+        )
+    })?;
     let token = value
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidCredentials, "the Authorization header must be 'Bearer <token>'"))?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidCredentials,
+                "the Authorization header must be 'Bearer <token>'",
+            )
+        })?
         .to_owned();
     let store = state.store.clone();
     let sessions = state.sessions.clone();
-    tokio::task::spawn_blocking(move || authenticate(&store, &sessions, &token, chrono::Utc::now())).await?
+    tokio::task::spawn_blocking(move || authenticate(&store, &sessions, &token, chrono::Utc::now()))
+        .await?
 }
 
 fn check_command(headers: &HeaderMap) -> Result<String, ApiError> {
-    let read = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
-    replay::check_command(chrono::Utc::now(), read(TIMESTAMP_HEADER), read(NONCE_HEADER)).map_err(|e| match e {
+    let read = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    replay::check_command(
+        chrono::Utc::now(),
+        read(TIMESTAMP_HEADER),
+        read(NONCE_HEADER),
+    )
+    .map_err(|e| match e {
         ReplayError::Malformed(m) => ApiError::new(ErrorCode::InvalidHeader, m),
         ReplayError::Stale(m) => ApiError::new(ErrorCode::StaleCommand, m),
     })
@@ -160,11 +206,25 @@ async fn idempotency_key(
     let Some(value) = req.headers().get(IDEMPOTENCY_HEADER) else {
         return Ok((req, None));
     };
+    if !spec.replayable {
+        return Err(ApiError::new(
+            ErrorCode::InvalidHeader,
+            format!(
+                "{} does not take an Idempotency-Key: its answer holds a secret that is never stored",
+                spec.action
+            ),
+        ));
+    }
     let key = value
         .to_str()
         .ok()
         .filter(|k| !k.is_empty() && k.len() <= 255)
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidHeader, "Idempotency-Key must be 1 to 255 visible ASCII characters"))?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidHeader,
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            )
+        })?
         .to_owned();
     let mut hasher = Sha256::new();
     hasher.update(req.method().as_str());
@@ -179,7 +239,10 @@ async fn idempotency_key(
     let req = if is_json {
         let (parts, body) = req.into_parts();
         let bytes = axum::body::to_bytes(body, JSON_LIMIT).await.map_err(|_| {
-            ApiError::new(ErrorCode::PayloadTooLarge, format!("JSON bodies are limited to {JSON_LIMIT} bytes"))
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("JSON bodies are limited to {JSON_LIMIT} bytes"),
+            )
         })?;
         hasher.update(&bytes);
         Request::from_parts(parts, Body::from(bytes))
@@ -190,5 +253,12 @@ async fn idempotency_key(
         req
     };
     let fingerprint = hex::encode(hasher.finalize());
-    Ok((req, Some(IdempotencyKey { principal: principal.actor.clone(), key, fingerprint })))
+    Ok((
+        req,
+        Some(IdempotencyKey {
+            principal: principal.actor.clone(),
+            key,
+            fingerprint,
+        }),
+    ))
 }

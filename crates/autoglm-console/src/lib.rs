@@ -75,7 +75,11 @@ impl AppState {
 
 /// The request id the request-id layer put on the request.
 pub fn request_id(headers: &HeaderMap) -> String {
-    headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+    headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The whole console as a router, for a listener or for `oneshot` in tests.

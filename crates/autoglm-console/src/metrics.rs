@@ -48,9 +48,15 @@ impl Metrics {
     pub fn new(store: &Store) -> Metrics {
         let mut registry = Registry::with_prefix("autoglm");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("console_http_requests", "HTTP requests served, by route and status code", requests.clone());
+        registry.register(
+            "console_http_requests",
+            "HTTP requests served, by route and status code",
+            requests.clone(),
+        );
         let duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+            Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
         });
         registry.register_with_unit(
             "console_http_request_duration",
@@ -63,14 +69,42 @@ impl Metrics {
             registry.register(name, help, g.clone());
             g
         };
-        let pool_connections = gauge(&mut registry, "store_pool_connections", "Open reader connections to SQLite");
-        let pool_idle = gauge(&mut registry, "store_pool_idle_connections", "Idle reader connections to SQLite");
-        let pool_max = gauge(&mut registry, "store_pool_max_connections", "Most reader connections the pool opens");
+        let pool_connections = gauge(
+            &mut registry,
+            "store_pool_connections",
+            "Open reader connections to SQLite",
+        );
+        let pool_idle = gauge(
+            &mut registry,
+            "store_pool_idle_connections",
+            "Idle reader connections to SQLite",
+        );
+        let pool_max = gauge(
+            &mut registry,
+            "store_pool_max_connections",
+            "Most reader connections the pool opens",
+        );
         let migrations = store.migrations();
-        gauge(&mut registry, "store_schema_version", "Schema version of the database").set(migrations.current);
-        gauge(&mut registry, "store_migrations_applied_at_start", "Migrations applied when this process started")
-            .set(migrations.current - migrations.found);
-        Metrics { registry, requests, duration, pool_connections, pool_idle, pool_max }
+        gauge(
+            &mut registry,
+            "store_schema_version",
+            "Schema version of the database",
+        )
+        .set(migrations.current);
+        gauge(
+            &mut registry,
+            "store_migrations_applied_at_start",
+            "Migrations applied when this process started",
+        )
+        .set(migrations.current - migrations.found);
+        Metrics {
+            registry,
+            requests,
+            duration,
+            pool_connections,
+            pool_idle,
+            pool_max,
+        }
     }
 
     fn encode(&self, store: &Store) -> Result<String, std::fmt::Error> {
@@ -94,11 +128,19 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     let start = Instant::now();
     let response = next.run(req).await;
     let labels = RouteLabels { method, route };
-    state.metrics.duration.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    state
+        .metrics
+        .duration
+        .get_or_create(&labels)
+        .observe(start.elapsed().as_secs_f64());
     state
         .metrics
         .requests
-        .get_or_create(&RequestLabels { method: labels.method, route: labels.route, code: response.status().as_u16() })
+        .get_or_create(&RequestLabels {
+            method: labels.method,
+            route: labels.route,
+            code: response.status().as_u16(),
+        })
         .inc();
     response
 }
@@ -106,9 +148,14 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 /// `GET /metrics`, Prometheus text format.
 pub async fn serve(State(state): State<AppState>) -> Response {
     match state.metrics.encode(&state.store) {
-        Ok(body) => {
-            ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
-        }
+        Ok(body) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }

@@ -27,19 +27,31 @@ pub fn document() -> Value {
         );
         if spec.command {
             for (name, description) in [
-                ("X-Autoglm-Timestamp", "Unix seconds; within 300 s of the console's clock"),
-                ("X-Autoglm-Nonce", "16 to 128 characters of [A-Za-z0-9_-], never reused"),
+                (
+                    "X-Autoglm-Timestamp",
+                    "Unix seconds; within 300 s of the console's clock",
+                ),
+                (
+                    "X-Autoglm-Nonce",
+                    "16 to 128 characters of [A-Za-z0-9_-], never reused",
+                ),
             ] {
                 parameters.push(json!({"name": name, "in": "header", "required": true, "description": description, "schema": {"type": "string"}}));
             }
         }
-        if spec.method == axum::http::Method::POST && spec.access != Access::Public {
+        if spec.method == axum::http::Method::POST
+            && spec.access != Access::Public
+            && spec.replayable
+        {
             parameters.push(json!({"name": "Idempotency-Key", "in": "header", "description": "Replays the first answer to a retried request instead of applying it twice", "schema": {"type": "string"}}));
         }
         let mut op = Map::new();
         op.insert("operationId".into(), json!(spec.action));
         op.insert("summary".into(), json!(spec.summary));
-        op.insert("tags".into(), json!([spec.action.split('.').next().unwrap_or("api")]));
+        op.insert(
+            "tags".into(),
+            json!([spec.action.split('.').next().unwrap_or("api")]),
+        );
         op.insert("parameters".into(), Value::Array(parameters));
         match spec.access {
             Access::Public => {
@@ -48,7 +60,10 @@ pub fn document() -> Value {
             Access::Authenticated => {}
             Access::Permission(p) => {
                 op.insert("x-autoglm-permission".into(), json!(p.as_str()));
-                op.insert("x-autoglm-least-role".into(), json!(p.least_role().as_str()));
+                op.insert(
+                    "x-autoglm-least-role".into(),
+                    json!(p.least_role().as_str()),
+                );
             }
             Access::SystemAdmin => {
                 op.insert("x-autoglm-permission".into(), json!("system-admin"));

@@ -18,8 +18,8 @@ use autoglm_core::registry::{
     CreateModel, Model, ModelVersion, Page, RegisterPath, SetStage, UpdateModel,
 };
 use autoglm_core::security::{
-    ApiKey, CreateApiKey, CreateTenant, CreateUser, CreatedApiKey, Identity, LoginRequest, LoginResponse, SetRole,
-    Tenant, User,
+    ApiKey, CreateApiKey, CreateTenant, CreateUser, CreatedApiKey, Identity, LoginRequest,
+    LoginResponse, SetRole, Tenant, User,
 };
 
 /// Who may call a route.
@@ -79,6 +79,9 @@ pub struct RouteSpec {
     pub access: Access,
     /// Whether it is a command that must carry a fresh timestamp and nonce.
     pub command: bool,
+    /// Whether a POST may carry an `Idempotency-Key`: not when the answer
+    /// holds a secret, which must never be stored for replay.
+    pub replayable: bool,
     /// Query parameters and their descriptions.
     pub query: &'static [(&'static str, &'static str)],
     /// Request body.
@@ -90,7 +93,10 @@ pub struct RouteSpec {
 impl RouteSpec {
     /// Whether the route changes state (and so is audited).
     pub fn is_mutating(&self) -> bool {
-        matches!(self.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+        matches!(
+            self.method,
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        )
     }
 }
 
@@ -118,15 +124,31 @@ impl Builder {
         response: ResponseBody,
         handler: MethodRouter<AppState>,
     ) -> &mut RouteSpec {
-        let spec = RouteSpec { method, path, action, summary, access, command: false, query: &[], request, response };
-        self.0.push(Route { spec: Arc::new(spec), handler });
+        let spec = RouteSpec {
+            method,
+            path,
+            action,
+            summary,
+            access,
+            command: false,
+            replayable: true,
+            query: &[],
+            request,
+            response,
+        };
+        self.0.push(Route {
+            spec: Arc::new(spec),
+            handler,
+        });
         let last = self.0.len() - 1;
         Arc::get_mut(&mut self.0[last].spec).expect("spec was just created")
     }
 }
 
-const PAGING: &[(&str, &str)] =
-    &[("limit", "Most items to return, 1 to 1000 (default 100)"), ("page_token", "Token from the previous page")];
+const PAGING: &[(&str, &str)] = &[
+    ("limit", "Most items to return, 1 to 1000 (default 100)"),
+    ("page_token", "Token from the previous page"),
+];
 
 /// Every console API route.
 pub fn table() -> Vec<Route> {
@@ -136,80 +158,267 @@ pub fn table() -> Vec<Route> {
     use ResponseBody::{Bytes, Json as Out, NoContent};
     let mut b = Builder(Vec::new());
 
-    b.add(Method::POST, "/api/v1/auth/login", "auth.login", "Exchange a user name and password for a session token",
-        Public, In(schema::<LoginRequest>), Out(200, schema::<LoginResponse>), post(auth::login));
-    b.add(Method::GET, "/api/v1/auth/whoami", "auth.whoami", "Describe the caller's credential",
-        Authenticated, NoBody, Out(200, schema::<Identity>), get(auth::whoami));
+    b.add(
+        Method::POST,
+        "/api/v1/auth/login",
+        "auth.login",
+        "Exchange a user name and password for a session token",
+        Public,
+        In(schema::<LoginRequest>),
+        Out(200, schema::<LoginResponse>),
+        post(auth::login),
+    );
+    b.add(
+        Method::GET,
+        "/api/v1/auth/whoami",
+        "auth.whoami",
+        "Describe the caller's credential",
+        Authenticated,
+        NoBody,
+        Out(200, schema::<Identity>),
+        get(auth::whoami),
+    );
 
-    b.add(Method::GET, "/api/v1/tenants", "tenants.list", "List tenants",
-        SystemAdmin, NoBody, Out(200, schema::<Vec<Tenant>>), get(tenancy::list_tenants));
-    b.add(Method::POST, "/api/v1/tenants", "tenants.create", "Create a tenant",
-        SystemAdmin, In(schema::<CreateTenant>), Out(201, schema::<Tenant>), post(tenancy::create_tenant));
-    b.add(Method::GET, "/api/v1/users", "users.list", "List the users of the caller's tenant",
-        P(UsersWrite), NoBody, Out(200, schema::<Vec<User>>), get(tenancy::list_users));
-    b.add(Method::POST, "/api/v1/users", "users.create", "Create a user with a role in the caller's tenant",
-        P(UsersWrite), In(schema::<CreateUser>), Out(201, schema::<User>), post(tenancy::create_user));
-    b.add(Method::PUT, "/api/v1/users/{username}/role", "users.set_role", "Set a user's role in the caller's tenant",
-        P(UsersWrite), In(schema::<SetRole>), Out(200, schema::<User>), put(tenancy::set_role));
+    b.add(
+        Method::GET,
+        "/api/v1/tenants",
+        "tenants.list",
+        "List tenants",
+        SystemAdmin,
+        NoBody,
+        Out(200, schema::<Vec<Tenant>>),
+        get(tenancy::list_tenants),
+    );
+    b.add(
+        Method::POST,
+        "/api/v1/tenants",
+        "tenants.create",
+        "Create a tenant",
+        SystemAdmin,
+        In(schema::<CreateTenant>),
+        Out(201, schema::<Tenant>),
+        post(tenancy::create_tenant),
+    );
+    b.add(
+        Method::GET,
+        "/api/v1/users",
+        "users.list",
+        "List the users of the caller's tenant",
+        P(UsersWrite),
+        NoBody,
+        Out(200, schema::<Vec<User>>),
+        get(tenancy::list_users),
+    );
+    b.add(
+        Method::POST,
+        "/api/v1/users",
+        "users.create",
+        "Create a user with a role in the caller's tenant",
+        P(UsersWrite),
+        In(schema::<CreateUser>),
+        Out(201, schema::<User>),
+        post(tenancy::create_user),
+    );
+    b.add(
+        Method::PUT,
+        "/api/v1/users/{username}/role",
+        "users.set_role",
+        "Set a user's role in the caller's tenant",
+        P(UsersWrite),
+        In(schema::<SetRole>),
+        Out(200, schema::<User>),
+        put(tenancy::set_role),
+    );
 
-    b.add(Method::GET, "/api/v1/keys", "keys.list", "List API keys (the caller's; every key of the tenant for admins with all=true)",
-        P(KeysWrite), NoBody, Out(200, schema::<Vec<ApiKey>>), get(keys::list))
-        .query = &[("all", "true: every key of the tenant (admins)")];
-    b.add(Method::POST, "/api/v1/keys", "keys.create", "Create an API key; the secret is shown only in this answer",
-        P(KeysWrite), In(schema::<CreateApiKey>), Out(201, schema::<CreatedApiKey>), post(keys::create));
-    b.add(Method::DELETE, "/api/v1/keys/{id}", "keys.revoke", "Revoke an API key",
-        P(KeysWrite), NoBody, Out(200, schema::<ApiKey>), delete(keys::revoke));
+    b.add(
+        Method::GET,
+        "/api/v1/keys",
+        "keys.list",
+        "List API keys (the caller's; every key of the tenant for admins with all=true)",
+        P(KeysWrite),
+        NoBody,
+        Out(200, schema::<Vec<ApiKey>>),
+        get(keys::list),
+    )
+    .query = &[("all", "true: every key of the tenant (admins)")];
+    b.add(
+        Method::POST,
+        "/api/v1/keys",
+        "keys.create",
+        "Create an API key; the secret is shown only in this answer",
+        P(KeysWrite),
+        In(schema::<CreateApiKey>),
+        Out(201, schema::<CreatedApiKey>),
+        post(keys::create),
+    )
+    .replayable = false;
+    b.add(
+        Method::DELETE,
+        "/api/v1/keys/{id}",
+        "keys.revoke",
+        "Revoke an API key",
+        P(KeysWrite),
+        NoBody,
+        Out(200, schema::<ApiKey>),
+        delete(keys::revoke),
+    );
 
-    b.add(Method::GET, "/api/v1/models", "models.list", "List models, by name",
-        P(ModelsRead), NoBody, Out(200, schema::<Page<Model>>), get(models::list))
-        .query = &[
-            ("limit", "Most items to return, 1 to 1000 (default 100)"),
-            ("page_token", "Token from the previous page"),
-            ("q", "Only names containing this"),
-            ("label", "Only models with these labels: key=value[,key=value...]"),
-            ("stage", "Only models with a version in this stage"),
-        ];
-    b.add(Method::POST, "/api/v1/models", "models.create", "Register a model",
-        P(ModelsWrite), In(schema::<CreateModel>), Out(201, schema::<Model>), post(models::create));
-    b.add(Method::GET, "/api/v1/models/{name}", "models.get", "Get a model",
-        P(ModelsRead), NoBody, Out(200, schema::<Model>), get(models::get_one));
-    b.add(Method::PATCH, "/api/v1/models/{name}", "models.update", "Update a model's description or labels",
-        P(ModelsWrite), In(schema::<UpdateModel>), Out(200, schema::<Model>), patch(models::update));
-    b.add(Method::DELETE, "/api/v1/models/{name}", "models.delete", "Delete a model and all its versions (none may be in use)",
-        P(ModelsDelete), NoBody, NoContent, delete(models::delete_one));
+    b.add(
+        Method::GET,
+        "/api/v1/models",
+        "models.list",
+        "List models, by name",
+        P(ModelsRead),
+        NoBody,
+        Out(200, schema::<Page<Model>>),
+        get(models::list),
+    )
+    .query = &[
+        ("limit", "Most items to return, 1 to 1000 (default 100)"),
+        ("page_token", "Token from the previous page"),
+        ("q", "Only names containing this"),
+        (
+            "label",
+            "Only models with these labels: key=value[,key=value...]",
+        ),
+        ("stage", "Only models with a version in this stage"),
+    ];
+    b.add(
+        Method::POST,
+        "/api/v1/models",
+        "models.create",
+        "Register a model",
+        P(ModelsWrite),
+        In(schema::<CreateModel>),
+        Out(201, schema::<Model>),
+        post(models::create),
+    );
+    b.add(
+        Method::GET,
+        "/api/v1/models/{name}",
+        "models.get",
+        "Get a model",
+        P(ModelsRead),
+        NoBody,
+        Out(200, schema::<Model>),
+        get(models::get_one),
+    );
+    b.add(
+        Method::PATCH,
+        "/api/v1/models/{name}",
+        "models.update",
+        "Update a model's description or labels",
+        P(ModelsWrite),
+        In(schema::<UpdateModel>),
+        Out(200, schema::<Model>),
+        patch(models::update),
+    );
+    b.add(
+        Method::DELETE,
+        "/api/v1/models/{name}",
+        "models.delete",
+        "Delete a model and all its versions (none may be in use)",
+        P(ModelsDelete),
+        NoBody,
+        NoContent,
+        delete(models::delete_one),
+    );
 
-    b.add(Method::GET, "/api/v1/models/{name}/versions", "versions.list", "List a model's versions, newest first",
-        P(ModelsRead), NoBody, Out(200, schema::<Page<ModelVersion>>), get(versions::list))
-        .query = PAGING;
+    b.add(
+        Method::GET,
+        "/api/v1/models/{name}/versions",
+        "versions.list",
+        "List a model's versions, newest first",
+        P(ModelsRead),
+        NoBody,
+        Out(200, schema::<Page<ModelVersion>>),
+        get(versions::list),
+    )
+    .query = PAGING;
     b.add(Method::POST, "/api/v1/models/{name}/versions", "versions.create",
         "Create a version: multipart upload (a `metadata` JSON part, then `artifact` file parts), or JSON to register a server path",
         P(ModelsWrite), UploadOrJson(schema::<RegisterPath>), Out(201, schema::<ModelVersion>), post(versions::create));
-    b.add(Method::GET, "/api/v1/models/{name}/versions/{version}", "versions.get", "Get a version",
-        P(ModelsRead), NoBody, Out(200, schema::<ModelVersion>), get(versions::get_one));
-    b.add(Method::DELETE, "/api/v1/models/{name}/versions/{version}", "versions.delete", "Delete a version not in use",
-        P(ModelsDelete), NoBody, NoContent, delete(versions::delete_one));
-    b.add(Method::GET, "/api/v1/models/{name}/versions/{version}/artifact", "versions.download",
-        "Download a single-file version's artifact", P(ModelsRead), NoBody, Bytes, get(versions::download));
-    b.add(Method::GET, "/api/v1/models/{name}/versions/{version}/files/{*path}", "versions.download_file",
-        "Download one file of a version", P(ModelsRead), NoBody, Bytes, get(versions::download_file));
-    b.add(Method::PUT, "/api/v1/models/{name}/versions/{version}/stage", "versions.set_stage",
+    b.add(
+        Method::GET,
+        "/api/v1/models/{name}/versions/{version}",
+        "versions.get",
+        "Get a version",
+        P(ModelsRead),
+        NoBody,
+        Out(200, schema::<ModelVersion>),
+        get(versions::get_one),
+    );
+    b.add(
+        Method::DELETE,
+        "/api/v1/models/{name}/versions/{version}",
+        "versions.delete",
+        "Delete a version not in use",
+        P(ModelsDelete),
+        NoBody,
+        NoContent,
+        delete(versions::delete_one),
+    );
+    b.add(
+        Method::GET,
+        "/api/v1/models/{name}/versions/{version}/artifact",
+        "versions.download",
+        "Download a single-file version's artifact",
+        P(ModelsRead),
+        NoBody,
+        Bytes,
+        get(versions::download),
+    );
+    b.add(
+        Method::GET,
+        "/api/v1/models/{name}/versions/{version}/files/{*path}",
+        "versions.download_file",
+        "Download one file of a version",
+        P(ModelsRead),
+        NoBody,
+        Bytes,
+        get(versions::download_file),
+    );
+    b.add(
+        Method::PUT,
+        "/api/v1/models/{name}/versions/{version}/stage",
+        "versions.set_stage",
         "Move a version to another stage (a command: send X-Autoglm-Timestamp and X-Autoglm-Nonce)",
-        P(ModelsPromote), In(schema::<SetStage>), Out(200, schema::<ModelVersion>), put(versions::set_stage))
-        .command = true;
+        P(ModelsPromote),
+        In(schema::<SetStage>),
+        Out(200, schema::<ModelVersion>),
+        put(versions::set_stage),
+    )
+    .command = true;
 
-    b.add(Method::GET, "/api/v1/audit", "audit.list", "List audit records, newest first",
-        P(AuditRead), NoBody, Out(200, schema::<Page<AuditRecord>>), get(audit::list))
-        .query = &[
-            ("limit", "Most items to return, 1 to 1000 (default 100)"),
-            ("page_token", "Token from the previous page"),
-            ("actor", "Only this actor (user:NAME, key:ID)"),
-            ("action", "Only this action (models.create...)"),
-            ("target", "Only targets starting with this"),
-            ("outcome", "Only this outcome (success, or an error code)"),
-            ("since", "Only records at or after this RFC 3339 time"),
-            ("until", "Only records before this RFC 3339 time"),
-        ];
-    b.add(Method::GET, "/api/v1/audit/verify", "audit.verify", "Verify the audit log's hash chain",
-        P(AuditRead), NoBody, Out(200, schema::<ChainVerification>), get(audit::verify));
+    b.add(
+        Method::GET,
+        "/api/v1/audit",
+        "audit.list",
+        "List audit records, newest first",
+        P(AuditRead),
+        NoBody,
+        Out(200, schema::<Page<AuditRecord>>),
+        get(audit::list),
+    )
+    .query = &[
+        ("limit", "Most items to return, 1 to 1000 (default 100)"),
+        ("page_token", "Token from the previous page"),
+        ("actor", "Only this actor (user:NAME, key:ID)"),
+        ("action", "Only this action (models.create...)"),
+        ("target", "Only targets starting with this"),
+        ("outcome", "Only this outcome (success, or an error code)"),
+        ("since", "Only records at or after this RFC 3339 time"),
+        ("until", "Only records before this RFC 3339 time"),
+    ];
+    b.add(
+        Method::GET,
+        "/api/v1/audit/verify",
+        "audit.verify",
+        "Verify the audit log's hash chain",
+        P(AuditRead),
+        NoBody,
+        Out(200, schema::<ChainVerification>),
+        get(audit::verify),
+    );
     b.0
 }

@@ -28,10 +28,10 @@ pub use audit::AuditFilter;
 pub use error::StoreError;
 pub use idempotency::{IdempotencyKey, StoredResponse};
 pub use migrate::MigrationState;
-pub use registry::{ModelFilter, NewVersion, StoredVersion};
-pub use tenancy::{KeyCredential, NewApiKey, UserCredential};
 /// The transaction type write closures receive.
 pub use r2d2_sqlite::rusqlite::Transaction;
+pub use registry::{ModelFilter, NewVersion, StoredVersion};
+pub use tenancy::{KeyCredential, NewApiKey, UserCredential};
 
 /// Result of store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

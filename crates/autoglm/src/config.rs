@@ -65,24 +65,41 @@ pub struct Config {
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("config file {}: {}", path.display(), e.message()))
 }
 
 impl Config {
     /// Merges the sources and checks the result.
     pub fn load(args: ServeArgs) -> Result<Config, String> {
-        let file = args.config.as_deref().map(read_file).transpose()?.unwrap_or_default();
-        let home = args.home.or(file.home).unwrap_or_else(|| PathBuf::from("./.autoglm"));
-        let addr_text = args.addr.or(file.addr).unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-        let addr: SocketAddr = addr_text
-            .parse()
-            .map_err(|_| format!("addr {addr_text:?} is not HOST:PORT with an IP address (e.g. 127.0.0.1:8080)"))?;
+        let file = args
+            .config
+            .as_deref()
+            .map(read_file)
+            .transpose()?
+            .unwrap_or_default();
+        let home = args
+            .home
+            .or(file.home)
+            .unwrap_or_else(|| PathBuf::from("./.autoglm"));
+        let addr_text = args
+            .addr
+            .or(file.addr)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let addr: SocketAddr = addr_text.parse().map_err(|_| {
+            format!("addr {addr_text:?} is not HOST:PORT with an IP address (e.g. 127.0.0.1:8080)")
+        })?;
         let cert = args.tls_cert.or(file.tls_cert);
         let key = args.tls_key.or(file.tls_key);
-        let self_signed = args.tls_self_signed.or(file.tls_self_signed).unwrap_or(false);
+        let self_signed = args
+            .tls_self_signed
+            .or(file.tls_self_signed)
+            .unwrap_or(false);
         let tls = match (cert, key, self_signed) {
-            (Some(_), Some(_), true) => return Err("choose either tls_cert/tls_key or tls_self_signed".into()),
+            (Some(_), Some(_), true) => {
+                return Err("choose either tls_cert/tls_key or tls_self_signed".into());
+            }
             (Some(cert), Some(key), false) => {
                 for f in [&cert, &key] {
                     if !f.is_file() {
@@ -91,17 +108,32 @@ impl Config {
                 }
                 Tls::Files { cert, key }
             }
-            (Some(_), None, _) | (None, Some(_), _) => return Err("tls_cert and tls_key go together".into()),
+            (Some(_), None, _) | (None, Some(_), _) => {
+                return Err("tls_cert and tls_key go together".into());
+            }
             (None, None, true) => Tls::SelfSigned,
             (None, None, false) => Tls::Off,
         };
         if home.exists() && !home.is_dir() {
-            return Err(format!("home {} exists and is not a folder", home.display()));
+            return Err(format!(
+                "home {} exists and is not a folder",
+                home.display()
+            ));
         }
-        let admin_password = std::env::var("AUTOGLM_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
-        if admin_password.as_ref().is_some_and(|p| p.chars().count() < 12) {
+        let admin_password = std::env::var("AUTOGLM_ADMIN_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty());
+        if admin_password
+            .as_ref()
+            .is_some_and(|p| p.chars().count() < 12)
+        {
             return Err("AUTOGLM_ADMIN_PASSWORD must be at least 12 characters".into());
         }
-        Ok(Config { home, addr, tls, admin_password })
+        Ok(Config {
+            home,
+            addr,
+            tls,
+            admin_password,
+        })
     }
 }

@@ -14,7 +14,13 @@ use clap::{Parser, Subcommand};
 #[command(name = "autoglm", version, about, propagate_version = true)]
 struct Cli {
     /// Log format.
-    #[arg(long, global = true, env = "AUTOGLM_LOG_FORMAT", value_enum, default_value = "plain")]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTOGLM_LOG_FORMAT",
+        value_enum,
+        default_value = "plain"
+    )]
     log_format: telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,

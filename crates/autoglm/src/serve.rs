@@ -12,32 +12,52 @@ use crate::config::{Config, Tls};
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let home = config.home.clone();
     let password = config.admin_password.clone();
-    let opened = tokio::task::spawn_blocking(move || autoglm_console::bootstrap::open(&home, password.as_deref()))
-        .await?
-        .with_context(|| format!("cannot open home folder {}", config.home.display()))?;
+    let opened = tokio::task::spawn_blocking(move || {
+        autoglm_console::bootstrap::open(&home, password.as_deref())
+    })
+    .await?
+    .with_context(|| format!("cannot open home folder {}", config.home.display()))?;
     let app = autoglm_console::router(opened.state);
     let handle = Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
-    let scheme = if matches!(config.tls, Tls::Off) { "http" } else { "https" };
-    let listener = std::net::TcpListener::bind(config.addr).with_context(|| format!("cannot listen on {}", config.addr))?;
+    let scheme = if matches!(config.tls, Tls::Off) {
+        "http"
+    } else {
+        "https"
+    };
+    let listener = std::net::TcpListener::bind(config.addr)
+        .with_context(|| format!("cannot listen on {}", config.addr))?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
     println!("autoglm console listening on {scheme}://{local}");
     match &opened.new_admin_token {
-        Some(token) => println!("admin token (also in {}): {token}", opened.admin_token_file.display()),
+        Some(token) => println!(
+            "admin token (also in {}): {token}",
+            opened.admin_token_file.display()
+        ),
         None => println!("admin token: see {}", opened.admin_token_file.display()),
     }
     tracing::info!(%local, scheme, "console started");
     let service = app.into_make_service();
     match &config.tls {
-        Tls::Off => axum_server::from_tcp(listener).handle(handle).serve(service).await?,
+        Tls::Off => {
+            axum_server::from_tcp(listener)
+                .handle(handle)
+                .serve(service)
+                .await?
+        }
         tls => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let rustls = match tls {
-                Tls::Files { cert, key } => RustlsConfig::from_pem_file(cert, key).await.context("cannot load TLS files")?,
+                Tls::Files { cert, key } => RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .context("cannot load TLS files")?,
                 _ => self_signed(&config.home).await?,
             };
-            axum_server::from_tcp_rustls(listener, rustls).handle(handle).serve(service).await?
+            axum_server::from_tcp_rustls(listener, rustls)
+                .handle(handle)
+                .serve(service)
+                .await?
         }
     }
     tracing::info!("console stopped");
@@ -50,10 +70,17 @@ async fn self_signed(home: &Path) -> anyhow::Result<RustlsConfig> {
     let (cert, key) = (dir.join("self-signed.crt"), dir.join("self-signed.key"));
     if !cert.is_file() || !key.is_file() {
         std::fs::create_dir_all(&dir)?;
-        let generated = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
-        autoglm_console::bootstrap::write_secret_file(&key, &generated.signing_key.serialize_pem())?;
+        let generated =
+            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
+        autoglm_console::bootstrap::write_secret_file(
+            &key,
+            &generated.signing_key.serialize_pem(),
+        )?;
         std::fs::write(&cert, generated.cert.pem())?;
-        println!("self-signed certificate for localhost written to {}", cert.display());
+        println!(
+            "self-signed certificate for localhost written to {}",
+            cert.display()
+        );
     }
     Ok(RustlsConfig::from_pem_file(cert, key).await?)
 }

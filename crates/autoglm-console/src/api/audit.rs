@@ -35,20 +35,32 @@ fn check_time(field: &str, value: &Option<String>) -> ApiResult<Option<String>> 
         .map(|v| {
             chrono::DateTime::parse_from_rfc3339(v)
                 .map(|t| autoglm_store::timestamp(t.with_timezone(&chrono::Utc)))
-                .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("{field} must be an RFC 3339 time: {e}")))
+                .map_err(|e| {
+                    ApiError::new(
+                        ErrorCode::InvalidQuery,
+                        format!("{field} must be an RFC 3339 time: {e}"),
+                    )
+                })
         })
         .transpose()
 }
 
 /// `GET /api/v1/audit`: the caller's tenant; system admins may name any tenant or none.
-pub async fn list(State(state): State<AppState>, ctx: Ctx, ApiQuery(q): ApiQuery<ListAudit>) -> ApiResult<Json<Page<AuditRecord>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiQuery(q): ApiQuery<ListAudit>,
+) -> ApiResult<Json<Page<AuditRecord>>> {
     let limit = page_limit(q.limit)?;
     let tenant = if ctx.principal.grant.is_system_admin() {
         q.tenant
     } else {
         match q.tenant {
             Some(t) if t != ctx.tenant() => {
-                return Err(ApiError::new(ErrorCode::Forbidden, "only system admins may read other tenants' records"));
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "only system admins may read other tenants' records",
+                ));
             }
             _ => Some(ctx.tenant().to_owned()),
         }
@@ -71,7 +83,10 @@ pub async fn list(State(state): State<AppState>, ctx: Ctx, ApiQuery(q): ApiQuery
     } else {
         None
     };
-    Ok(Json(Page { items, next_page_token }))
+    Ok(Json(Page {
+        items,
+        next_page_token,
+    }))
 }
 
 /// `GET /api/v1/audit/verify`.

@@ -21,11 +21,16 @@ pub async fn login(
     headers: HeaderMap,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
-    let tenant = body.tenant.clone().unwrap_or_else(|| SYSTEM_TENANT.to_owned());
+    let tenant = body
+        .tenant
+        .clone()
+        .unwrap_or_else(|| SYSTEM_TENANT.to_owned());
     let store = state.store.clone();
     let role = tokio::task::spawn_blocking(move || {
         let credential = store.user_credential(&body.username)?;
-        let hash = credential.as_ref().map_or(dummy_hash(), |c| c.password_hash.as_str());
+        let hash = credential
+            .as_ref()
+            .map_or(dummy_hash(), |c| c.password_hash.as_str());
         let password_ok = verify_password(&body.password, hash);
         let role = credential
             .filter(|_| password_ok)
@@ -36,7 +41,10 @@ pub async fn login(
     .await??;
     let (username, tenant, role) = role;
     let role = role.ok_or_else(|| {
-        ApiError::new(ErrorCode::InvalidCredentials, "wrong user name or password, or no role in that tenant")
+        ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "wrong user name or password, or no role in that tenant",
+        )
     })?;
     let now = chrono::Utc::now();
     let (token, expires_at) = state.sessions.issue(&username, &tenant, now)?;
@@ -51,7 +59,12 @@ pub async fn login(
     };
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || store.audit_only(&event)).await??;
-    Ok(Json(LoginResponse { token, expires_at, tenant, role }))
+    Ok(Json(LoginResponse {
+        token,
+        expires_at,
+        tenant,
+        role,
+    }))
 }
 
 /// `GET /api/v1/auth/whoami`.

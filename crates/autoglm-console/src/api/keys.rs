@@ -28,7 +28,11 @@ pub struct ListKeys {
 }
 
 /// `GET /api/v1/keys`.
-pub async fn list(State(state): State<AppState>, ctx: Ctx, ApiQuery(q): ApiQuery<ListKeys>) -> ApiResult<Json<Vec<ApiKey>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiQuery(q): ApiQuery<ListKeys>,
+) -> ApiResult<Json<Vec<ApiKey>>> {
     let owner = if q.all.unwrap_or(false) {
         ctx.principal.require(Permission::UsersWrite)?;
         None
@@ -36,15 +40,24 @@ pub async fn list(State(state): State<AppState>, ctx: Ctx, ApiQuery(q): ApiQuery
         Some(ctx.principal.username.clone())
     };
     let tenant = ctx.tenant().to_owned();
-    Ok(Json(read(&state, move |s| s.list_keys(&tenant, owner.as_deref())).await?))
+    Ok(Json(
+        read(&state, move |s| s.list_keys(&tenant, owner.as_deref())).await?,
+    ))
 }
 
 /// `POST /api/v1/keys`: the new key never holds more than the credential that made it.
-pub async fn create(State(state): State<AppState>, ctx: Ctx, ApiJson(body): ApiJson<CreateApiKey>) -> ApiResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiJson(body): ApiJson<CreateApiKey>,
+) -> ApiResult<Response> {
     if let Some(name) = &body.name
         && (name.is_empty() || name.chars().count() > 63 || name.chars().any(char::is_control))
     {
-        return Err(ApiError::new(ErrorCode::InvalidBody, "name must be 1 to 63 printable characters"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "name must be 1 to 63 printable characters",
+        ));
     }
     let scopes = match body.scopes {
         Some(scopes) => {
@@ -70,18 +83,35 @@ pub async fn create(State(state): State<AppState>, ctx: Ctx, ApiJson(body): ApiJ
             ));
         }
     };
-    let (secret, row) = new_api_key(&ctx.principal.username, ctx.tenant(), body.name, scopes, expires_at);
+    let (secret, row) = new_api_key(
+        &ctx.principal.username,
+        ctx.tenant(),
+        body.name,
+        scopes,
+        expires_at,
+    );
     let target = format!("keys/{}", row.id);
     ctx.write(&state, StatusCode::CREATED, target, move |tx, _| {
-        Ok(CreatedApiKey { key: tenancy::insert_key(tx, &row)?, secret })
+        Ok(CreatedApiKey {
+            key: tenancy::insert_key(tx, &row)?,
+            secret,
+        })
     })
     .await
 }
 
 /// `DELETE /api/v1/keys/{id}`: one's own key, or any key of the tenant for admins.
-pub async fn revoke(State(state): State<AppState>, ctx: Ctx, ApiPath(id): ApiPath<String>) -> ApiResult<Response> {
-    let owner = (!ctx.principal.grant.allows(Permission::UsersWrite)).then(|| ctx.principal.username.clone());
+pub async fn revoke(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
+    let owner = (!ctx.principal.grant.allows(Permission::UsersWrite))
+        .then(|| ctx.principal.username.clone());
     let tenant = ctx.tenant().to_owned();
     let target = format!("keys/{id}");
-    ctx.write(&state, StatusCode::OK, target, move |tx, _| tenancy::revoke_key(tx, &tenant, owner.as_deref(), &id)).await
+    ctx.write(&state, StatusCode::OK, target, move |tx, _| {
+        tenancy::revoke_key(tx, &tenant, owner.as_deref(), &id)
+    })
+    .await
 }

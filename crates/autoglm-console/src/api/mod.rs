@@ -28,13 +28,17 @@ pub fn page_limit(limit: Option<i64>) -> ApiResult<i64> {
     match limit {
         None => Ok(100),
         Some(n) if (1..=1000).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::new(ErrorCode::InvalidQuery, format!("limit must be 1 to 1000, got {n}"))),
+        Some(n) => Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("limit must be 1 to 1000, got {n}"),
+        )),
     }
 }
 
 /// Maps a name rule's refusal to `invalid_name`.
 pub fn check_name(kind: &'static str, name: &str) -> ApiResult<()> {
-    autoglm_core::names::validate(kind, name).map_err(|e| ApiError::new(ErrorCode::InvalidName, e.to_string()))
+    autoglm_core::names::validate(kind, name)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidName, e.to_string()))
 }
 
 /// Maps another validation refusal to `invalid_body`.

@@ -1,7 +1,9 @@
 //! `models.*`: the registry's models.
 
 use autoglm_core::error::ErrorCode;
-use autoglm_core::registry::{CreateModel, Model, Page, UpdateModel, validate_description, validate_labels};
+use autoglm_core::registry::{
+    CreateModel, Model, Page, UpdateModel, validate_description, validate_labels,
+};
 use autoglm_core::stage::Stage;
 use autoglm_store::{ModelFilter, registry};
 use axum::Json;
@@ -32,7 +34,10 @@ fn parse_selector(selector: &str) -> ApiResult<Vec<(String, String)>> {
         .split(',')
         .map(|pair| {
             let (k, v) = pair.split_once('=').ok_or_else(|| {
-                ApiError::new(ErrorCode::InvalidQuery, format!("label selector {pair:?} must be key=value"))
+                ApiError::new(
+                    ErrorCode::InvalidQuery,
+                    format!("label selector {pair:?} must be key=value"),
+                )
             })?;
             let labels = [(k.to_owned(), v.to_owned())].into();
             validate_labels(&labels).map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e))?;
@@ -42,12 +47,21 @@ fn parse_selector(selector: &str) -> ApiResult<Vec<(String, String)>> {
 }
 
 /// `GET /api/v1/models`.
-pub async fn list(State(state): State<AppState>, ctx: Ctx, ApiQuery(q): ApiQuery<ListModels>) -> ApiResult<Json<Page<Model>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiQuery(q): ApiQuery<ListModels>,
+) -> ApiResult<Json<Page<Model>>> {
     let limit = page_limit(q.limit)?;
     let filter = ModelFilter {
         tenant: ctx.tenant().to_owned(),
         name_contains: q.q,
-        labels: q.label.as_deref().map(parse_selector).transpose()?.unwrap_or_default(),
+        labels: q
+            .label
+            .as_deref()
+            .map(parse_selector)
+            .transpose()?
+            .unwrap_or_default(),
         stage: q.stage,
         after: q.page_token,
         limit: limit + 1,
@@ -59,24 +73,41 @@ pub async fn list(State(state): State<AppState>, ctx: Ctx, ApiQuery(q): ApiQuery
     } else {
         None
     };
-    Ok(Json(Page { items, next_page_token }))
+    Ok(Json(Page {
+        items,
+        next_page_token,
+    }))
 }
 
 /// `POST /api/v1/models`.
-pub async fn create(State(state): State<AppState>, ctx: Ctx, ApiJson(body): ApiJson<CreateModel>) -> ApiResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiJson(body): ApiJson<CreateModel>,
+) -> ApiResult<Response> {
     check_name("model", &body.name)?;
     validate_labels(&body.labels).map_err(invalid_body)?;
     validate_description(body.description.as_deref()).map_err(invalid_body)?;
     let tenant = ctx.tenant().to_owned();
     let target = format!("models/{}", body.name);
     ctx.write(&state, StatusCode::CREATED, target, move |tx, _| {
-        registry::create_model(tx, &tenant, &body.name, body.description.as_deref(), &body.labels)
+        registry::create_model(
+            tx,
+            &tenant,
+            &body.name,
+            body.description.as_deref(),
+            &body.labels,
+        )
     })
     .await
 }
 
 /// `GET /api/v1/models/{name}`.
-pub async fn get_one(State(state): State<AppState>, ctx: Ctx, ApiPath(name): ApiPath<String>) -> ApiResult<Json<Model>> {
+pub async fn get_one(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<Model>> {
     let tenant = ctx.tenant().to_owned();
     Ok(Json(read(&state, move |s| s.model(&tenant, &name)).await?))
 }
@@ -94,16 +125,25 @@ pub async fn update(
     validate_description(body.description.as_deref()).map_err(invalid_body)?;
     let tenant = ctx.tenant().to_owned();
     let target = format!("models/{name}");
-    ctx.write(&state, StatusCode::OK, target, move |tx, _| registry::update_model(tx, &tenant, &name, &body)).await
+    ctx.write(&state, StatusCode::OK, target, move |tx, _| {
+        registry::update_model(tx, &tenant, &name, &body)
+    })
+    .await
 }
 
 /// `DELETE /api/v1/models/{name}`: refused while a version is in use; the
 /// files go after the rows are gone.
-pub async fn delete_one(State(state): State<AppState>, ctx: Ctx, ApiPath(name): ApiPath<String>) -> ApiResult<Response> {
+pub async fn delete_one(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Response> {
     let tenant = ctx.tenant().to_owned();
     let target = format!("models/{name}");
     let (dirs, _) = ctx
-        .apply(&state, StatusCode::NO_CONTENT, target, move |tx, _| registry::delete_model(tx, &tenant, &name))
+        .apply(&state, StatusCode::NO_CONTENT, target, move |tx, _| {
+            registry::delete_model(tx, &tenant, &name)
+        })
         .await?;
     for dir in dirs {
         state.artifacts.remove(&dir).await;
@@ -119,9 +159,18 @@ mod tests {
     fn selectors_parse_or_explain() {
         assert_eq!(
             parse_selector("team=nlp,env=prod").ok(),
-            Some(vec![("team".into(), "nlp".into()), ("env".into(), "prod".into())])
+            Some(vec![
+                ("team".into(), "nlp".into()),
+                ("env".into(), "prod".into())
+            ])
         );
-        assert_eq!(parse_selector("team").err().map(|e| e.code), Some(ErrorCode::InvalidQuery));
-        assert_eq!(parse_selector("bad key=v").err().map(|e| e.code), Some(ErrorCode::InvalidQuery));
+        assert_eq!(
+            parse_selector("team").err().map(|e| e.code),
+            Some(ErrorCode::InvalidQuery)
+        );
+        assert_eq!(
+            parse_selector("bad key=v").err().map(|e| e.code),
+            Some(ErrorCode::InvalidQuery)
+        );
     }
 }

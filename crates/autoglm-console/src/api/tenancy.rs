@@ -24,10 +24,17 @@ pub async fn list_tenants(State(state): State<AppState>) -> ApiResult<Json<Vec<T
 }
 
 /// `POST /api/v1/tenants`.
-pub async fn create_tenant(State(state): State<AppState>, ctx: Ctx, ApiJson(body): ApiJson<CreateTenant>) -> ApiResult<Response> {
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiJson(body): ApiJson<CreateTenant>,
+) -> ApiResult<Response> {
     check_name("tenant", &body.name)?;
     let target = format!("tenants/{}", body.name);
-    ctx.write(&state, StatusCode::CREATED, target, move |tx, _| tenancy::create_tenant(tx, &body.name)).await
+    ctx.write(&state, StatusCode::CREATED, target, move |tx, _| {
+        tenancy::create_tenant(tx, &body.name)
+    })
+    .await
 }
 
 /// `GET /api/v1/users`.
@@ -37,10 +44,17 @@ pub async fn list_users(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Js
 }
 
 /// `POST /api/v1/users`.
-pub async fn create_user(State(state): State<AppState>, ctx: Ctx, ApiJson(body): ApiJson<CreateUser>) -> ApiResult<Response> {
+pub async fn create_user(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiJson(body): ApiJson<CreateUser>,
+) -> ApiResult<Response> {
     check_name("user", &body.username)?;
     if body.password.chars().count() < MIN_PASSWORD {
-        return Err(ApiError::new(ErrorCode::InvalidBody, format!("password must be at least {MIN_PASSWORD} characters")));
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            format!("password must be at least {MIN_PASSWORD} characters"),
+        ));
     }
     let hash = tokio::task::spawn_blocking(move || hash_password(&body.password)).await??;
     let tenant = ctx.tenant().to_owned();
@@ -59,9 +73,15 @@ pub async fn set_role(
     ApiJson(body): ApiJson<SetRole>,
 ) -> ApiResult<Response> {
     if username == ctx.principal.username {
-        return Err(ApiError::new(ErrorCode::Forbidden, "you cannot change your own role; ask another admin"));
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "you cannot change your own role; ask another admin",
+        ));
     }
     let tenant = ctx.tenant().to_owned();
     let target = format!("users/{username}");
-    ctx.write(&state, StatusCode::OK, target, move |tx, _| tenancy::set_role(tx, &username, &tenant, body.role)).await
+    ctx.write(&state, StatusCode::OK, target, move |tx, _| {
+        tenancy::set_role(tx, &username, &tenant, body.role)
+    })
+    .await
 }

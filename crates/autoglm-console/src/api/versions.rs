@@ -4,7 +4,9 @@ use autoglm_artifacts::{Staging, StoredArtifact};
 use autoglm_core::error::ErrorCode;
 use autoglm_core::names::validate_artifact_path;
 use autoglm_core::rbac::Permission;
-use autoglm_core::registry::{ModelVersion, Page, RegisterPath, SetStage, VersionSource, VersionSpec, validate_version_spec};
+use autoglm_core::registry::{
+    ModelVersion, Page, RegisterPath, SetStage, VersionSource, VersionSpec, validate_version_spec,
+};
 use autoglm_store::{NewVersion, registry};
 use axum::Json;
 use axum::body::Body;
@@ -36,20 +38,35 @@ pub async fn list(
 ) -> ApiResult<Json<Page<ModelVersion>>> {
     let limit = page_limit(q.limit)?;
     let tenant = ctx.tenant().to_owned();
-    let mut items = read(&state, move |s| s.list_versions(&tenant, &name, q.page_token, limit + 1)).await?;
+    let mut items = read(&state, move |s| {
+        s.list_versions(&tenant, &name, q.page_token, limit + 1)
+    })
+    .await?;
     let next_page_token = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|v| v.version.to_string())
     } else {
         None
     };
-    Ok(Json(Page { items, next_page_token }))
+    Ok(Json(Page {
+        items,
+        next_page_token,
+    }))
 }
 
 /// `POST /api/v1/models/{name}/versions`: multipart upload, or JSON naming a
 /// path on the console's machine (which needs `artifacts:register-path`).
-pub async fn create(State(state): State<AppState>, ctx: Ctx, ApiPath(name): ApiPath<String>, req: Request) -> ApiResult<Response> {
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+pub async fn create(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiPath(name): ApiPath<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let tenant = ctx.tenant().to_owned();
     {
         let (tenant, name) = (tenant.clone(), name.clone());
@@ -86,11 +103,16 @@ pub async fn create(State(state): State<AppState>, ctx: Ctx, ApiPath(name): ApiP
         created_by: ctx.principal.actor.clone(),
     };
     let result = ctx
-        .write(&state, StatusCode::CREATED, format!("models/{name}/versions"), move |tx, audit| {
-            let version = registry::insert_version(tx, &tenant, &name, &new)?;
-            audit.target = format!("models/{name}/versions/{}", version.version);
-            Ok(version)
-        })
+        .write(
+            &state,
+            StatusCode::CREATED,
+            format!("models/{name}/versions"),
+            move |tx, audit| {
+                let version = registry::insert_version(tx, &tenant, &name, &new)?;
+                audit.target = format!("models/{name}/versions/{}", version.version);
+                Ok(version)
+            },
+        )
         .await;
     if result.is_err() {
         state.artifacts.remove(&storage_dir).await;
@@ -98,13 +120,18 @@ pub async fn create(State(state): State<AppState>, ctx: Ctx, ApiPath(name): ApiP
     result
 }
 
-async fn check_spec(state: &AppState, tenant: &str, name: &str, spec: &VersionSpec) -> ApiResult<()> {
+async fn check_spec(
+    state: &AppState,
+    tenant: &str,
+    name: &str,
+    spec: &VersionSpec,
+) -> ApiResult<()> {
     validate_version_spec(spec).map_err(invalid_body)?;
     if let Some(parent) = spec.parent {
         let (tenant, name) = (tenant.to_owned(), name.to_owned());
-        read(state, move |s| s.version(&tenant, &name, parent)).await.map_err(|_| {
-            invalid_body(format!("parent version {parent} does not exist"))
-        })?;
+        read(state, move |s| s.version(&tenant, &name, parent))
+            .await
+            .map_err(|_| invalid_body(format!("parent version {parent} does not exist")))?;
     }
     Ok(())
 }
@@ -116,18 +143,25 @@ async fn receive_upload(
     name: &str,
     mut multipart: Multipart,
 ) -> ApiResult<(VersionSpec, StoredArtifact)> {
-    let malformed = |e: axum::extract::multipart::MultipartError| ApiError::new(ErrorCode::MalformedBody, e.body_text());
+    let malformed = |e: axum::extract::multipart::MultipartError| {
+        ApiError::new(ErrorCode::MalformedBody, e.body_text())
+    };
     let mut spec = None;
     let mut staging: Option<Staging> = None;
     while let Some(field) = multipart.next_field().await.map_err(malformed)? {
         match field.name() {
             Some("metadata") => {
                 if spec.is_some() || staging.is_some() {
-                    return Err(invalid_body("the metadata part must come once, before the artifact parts".into()));
+                    return Err(invalid_body(
+                        "the metadata part must come once, before the artifact parts".into(),
+                    ));
                 }
                 let bytes = field.bytes().await.map_err(malformed)?;
                 if bytes.len() > crate::JSON_LIMIT {
-                    return Err(ApiError::new(ErrorCode::PayloadTooLarge, "the metadata part is too large"));
+                    return Err(ApiError::new(
+                        ErrorCode::PayloadTooLarge,
+                        "the metadata part is too large",
+                    ));
                 }
                 let parsed: VersionSpec = serde_json::from_slice(&bytes)
                     .map_err(|e| invalid_body(format!("metadata part: {e}")))?;
@@ -155,7 +189,8 @@ async fn receive_upload(
             }
         }
     }
-    let staging = staging.ok_or_else(|| invalid_body("the upload holds no artifact part".into()))?;
+    let staging =
+        staging.ok_or_else(|| invalid_body("the upload holds no artifact part".into()))?;
     Ok((spec.unwrap_or_default(), staging.commit().await?))
 }
 
@@ -166,7 +201,11 @@ pub async fn get_one(
     ApiPath((name, version)): ApiPath<(String, i64)>,
 ) -> ApiResult<Json<ModelVersion>> {
     let tenant = ctx.tenant().to_owned();
-    Ok(Json(read(&state, move |s| s.version(&tenant, &name, version)).await?.version))
+    Ok(Json(
+        read(&state, move |s| s.version(&tenant, &name, version))
+            .await?
+            .version,
+    ))
 }
 
 /// `DELETE /api/v1/models/{name}/versions/{version}`.
@@ -178,7 +217,9 @@ pub async fn delete_one(
     let tenant = ctx.tenant().to_owned();
     let target = format!("models/{name}/versions/{version}");
     let (dir, _) = ctx
-        .apply(&state, StatusCode::NO_CONTENT, target, move |tx, _| registry::delete_version(tx, &tenant, &name, version))
+        .apply(&state, StatusCode::NO_CONTENT, target, move |tx, _| {
+            registry::delete_version(tx, &tenant, &name, version)
+        })
         .await?;
     state.artifacts.remove(&dir).await;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -193,7 +234,10 @@ pub async fn set_stage(
 ) -> ApiResult<Response> {
     let tenant = ctx.tenant().to_owned();
     let target = format!("models/{name}/versions/{version}");
-    ctx.write(&state, StatusCode::OK, target, move |tx, _| registry::set_stage(tx, &tenant, &name, version, &body)).await
+    ctx.write(&state, StatusCode::OK, target, move |tx, _| {
+        registry::set_stage(tx, &tenant, &name, version, &body)
+    })
+    .await
 }
 
 /// `GET /api/v1/models/{name}/versions/{version}/artifact`: a single-file version's file.
@@ -205,10 +249,22 @@ pub async fn download(
     let tenant = ctx.tenant().to_owned();
     let stored = read(&state, move |s| s.version(&tenant, &name, version)).await?;
     match stored.version.files.as_slice() {
-        [single] => send_file(&state, &stored.storage_dir, &single.path, single.size, &single.sha256).await,
+        [single] => {
+            send_file(
+                &state,
+                &stored.storage_dir,
+                &single.path,
+                single.size,
+                &single.sha256,
+            )
+            .await
+        }
         files => Err(ApiError::new(
             ErrorCode::NotFound,
-            format!("this version has {} files; download them one by one under files/{{path}}", files.len()),
+            format!(
+                "this version has {} files; download them one by one under files/{{path}}",
+                files.len()
+            ),
         )),
     }
 }
@@ -228,20 +284,43 @@ pub async fn download_file(
         .files
         .iter()
         .find(|f| f.path == path)
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("this version has no file {path:?}")))?;
-    send_file(&state, &stored.storage_dir, &file.path, file.size, &file.sha256).await
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!("this version has no file {path:?}"),
+            )
+        })?;
+    send_file(
+        &state,
+        &stored.storage_dir,
+        &file.path,
+        file.size,
+        &file.sha256,
+    )
+    .await
 }
 
-async fn send_file(state: &AppState, dir: &str, path: &str, size: u64, sha256: &str) -> ApiResult<Response> {
+async fn send_file(
+    state: &AppState,
+    dir: &str,
+    path: &str,
+    size: u64,
+    sha256: &str,
+) -> ApiResult<Response> {
     let full = state.artifacts.path_of(dir).join(path);
-    let file = tokio::fs::File::open(&full).await.map_err(|e| ApiError::internal("open artifact", &e))?;
+    let file = tokio::fs::File::open(&full)
+        .await
+        .map_err(|e| ApiError::internal("open artifact", &e))?;
     let name = path.rsplit('/').next().unwrap_or(path).replace('"', "");
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
             (header::CONTENT_LENGTH, size.to_string()),
             (header::ETAG, format!("\"sha256:{sha256}\"")),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
         ],
         Body::from_stream(tokio_util::io::ReaderStream::new(file)),
     )
