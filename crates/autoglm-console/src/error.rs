@@ -47,6 +47,31 @@ impl ApiError {
     }
 }
 
+/// Fills `request_id` and `instance` into problem documents on their way
+/// out, where the request is known; handlers and extractors need not carry it.
+pub async fn add_problem_context(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let request_id = crate::request_id(req.headers());
+    let instance = req.uri().path().to_owned();
+    let response = next.run(req).await;
+    if response.extensions().get::<ErrorOutcome>().is_none() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return Response::from_parts(parts, axum::body::Body::empty());
+    };
+    let body = match serde_json::from_slice::<Problem>(&bytes) {
+        Ok(mut problem) => {
+            problem.request_id = Some(request_id).filter(|r| !r.is_empty());
+            problem.instance = Some(instance);
+            serde_json::to_vec(&problem).map(axum::body::Body::from).unwrap_or_else(|_| bytes.into())
+        }
+        Err(_) => bytes.into(),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, body)
+}
+
 /// The code of an error response, left in the response's extensions so that
 /// the audit layer can record the outcome without parsing the body.
 #[derive(Debug, Clone, Copy)]

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! request id (x-request-id, set or kept) → trace span → panic → problem
-//!   → metrics (per route template and status) → JSON body limit
+//!   → problem context (request id, instance) → metrics (per route template and status)
 //!   → router → guard (authenticate → authorise → replay checks → audit refusals)
 //!   → handler → store (change + audit + idempotency record, one transaction)
 //! ```
@@ -107,6 +107,7 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(ErrorCode::MethodNotAllowed, "this endpoint does not accept this method; see /api/v1/openapi.json")
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn(error::add_problem_context))
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::new(ErrorCode::Internal, "the handler panicked"))

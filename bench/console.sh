@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# bench/console.sh: throughput and latency of the console's model registry,
+# measured with wrk, side by side with an nginx anchor in the same run.
+#
+# What it does:
+#   1. builds target/release/autoglm (skipped when AUTOGLM_BIN is set);
+#   2. starts a console on a free loopback port with a fresh home under
+#      $TMPDIR, and registers 1,000 models m-0001..m-1000 (labels team=nlp);
+#   3. starts nginx on another free port serving, as static files, the exact
+#      bytes the console returned for the first 100-model page and for one
+#      model: the anchor, i.e. what an HTTP server alone costs on this machine;
+#   4. phase 1, reads, RUNS rounds; each round runs, one after the other:
+#        nginx  GET /page.json               (same bytes as the 100-model page)
+#        console GET /api/v1/models?limit=100
+#        nginx  GET /one.json                (same bytes as one model)
+#        console GET /api/v1/models/m-0500
+#   5. phase 2, writes, RUNS times: console POST /api/v1/models, one new
+#      model per request (bench/create.lua), after the reads so that those
+#      ran against exactly 1,000 models;
+#   6. checks that every acknowledged creation is in the registry, and prints
+#      a markdown table: median req/s, p50, p99 over the runs, the ratio to
+#      the nginx anchor, and the non-2xx count wrk saw.
+# Every wrk run uses the same settings and sends the same Authorization header
+# (nginx ignores it). Medians are taken per column, independently.
+#
+# Usage:   bench/console.sh
+# Knobs (environment): AUTOGLM_BIN=path  RUNS=3  DURATION=10s  THREADS=2
+#                      CONNECTIONS=16  WARMUP=3s  MODELS=1000  KEEP=1 (keep
+#                      the temporary folder with the raw wrk outputs)
+# Needs: wrk, nginx, curl, jq  (Debian: apt-get install -y wrk nginx curl jq)
+set -euo pipefail
+
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-10s}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-16}
+WARMUP=${WARMUP:-3s}
+MODELS=${MODELS:-1000}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+for tool in wrk nginx curl jq ss; do
+    command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] ||
+        die "$tool is missing (Debian: apt-get install -y wrk nginx curl jq)"
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+# --- the binary ------------------------------------------------------------
+if [[ -z ${AUTOGLM_BIN:-} ]]; then
+    log "building autoglm (release; a no-op when it is up to date)"
+    (cd "$ROOT" && cargo build --release -p autoglm)
+    AUTOGLM_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/autoglm
+fi
+[[ -x $AUTOGLM_BIN ]] || die "no executable at AUTOGLM_BIN=$AUTOGLM_BIN"
+
+# --- temporary folder, and stopping everything on exit ----------------------
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/autoglm-bench.XXXXXX")
+CONSOLE_PID=
+NGINX_PID=
+cleanup() {
+    local rc=$?
+    [[ -n $CONSOLE_PID ]] && kill "$CONSOLE_PID" 2>/dev/null && wait "$CONSOLE_PID" 2>/dev/null
+    [[ -n $NGINX_PID ]] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
+    if [[ ${KEEP:-0} == 1 || $rc != 0 ]]; then
+        log "raw outputs and logs kept in $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    return "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$WORK/results"
+
+# A port nothing listens on (there is a small race until the server binds it).
+free_port() {
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        [[ -z $(ss -Htln "sport = :$port") ]] && { echo "$port"; return; }
+    done
+}
+
+wait_http() { # URL: wait up to 30 s for a 2xx
+    for _ in $(seq 300); do
+        curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# --- the machine -----------------------------------------------------------
+CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+MEM=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
+FS=$(findmnt -n -o FSTYPE,SOURCE -T "$WORK" 2>/dev/null | tr -s ' ' || echo unknown)
+log "machine: $(nproc) CPUs, $CPU_MODEL, $MEM; $(uname -sr); home on $FS"
+log "tools: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $("$NGINX" -v 2>&1 | cut -d' ' -f3), autoglm $("$AUTOGLM_BIN" --version | cut -d' ' -f2)"
+
+# --- the console -----------------------------------------------------------
+PORT=$(free_port)
+BASE=http://127.0.0.1:$PORT
+log "starting the console on $BASE (home $WORK/home)"
+"$AUTOGLM_BIN" console --home "$WORK/home" --addr "127.0.0.1:$PORT" >"$WORK/console.log" 2>&1 &
+CONSOLE_PID=$!
+wait_http "$BASE/healthz" || { cat "$WORK/console.log" >&2; die "the console did not answer /healthz"; }
+TOKEN=$(cat "$WORK/home/admin-token")
+AUTH="Authorization: Bearer $TOKEN"
+
+# --- seeding: MODELS models, 100 per curl process (one keep-alive connection)
+log "registering $MODELS models"
+created=0
+for ((start = 1; start <= MODELS; start += 100)); do
+    cfg=$WORK/seed.curlrc
+    : >"$cfg"
+    for ((i = start; i < start + 100 && i <= MODELS; i++)); do
+        printf 'url = "%s/api/v1/models"\nheader = "%s"\nheader = "Content-Type: application/json"\ndata = "{\\"name\\":\\"m-%04d\\",\\"labels\\":{\\"team\\":\\"nlp\\"}}"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\nnext\n' \
+            "$BASE" "$AUTH" "$i" >>"$cfg"
+    done
+    codes=$(curl -s -K "$cfg")
+    created=$((created + $(grep -c '^201$' <<<"$codes" || true)))
+    log "  $created / $MODELS created"
+done
+[[ $created == "$MODELS" ]] || die "only $created of $MODELS models were created"
+
+# --- the anchor: nginx serving the console's own response bodies ------------
+NGINX_DIR=$WORK/nginx
+mkdir -p "$NGINX_DIR/www" "$NGINX_DIR/tmp"
+chmod 755 "$WORK" "$NGINX_DIR" "$NGINX_DIR/www" # nginx workers may run as another user
+curl -fsS -H "$AUTH" "$BASE/api/v1/models?limit=100" -o "$NGINX_DIR/www/page.json"
+curl -fsS -H "$AUTH" "$BASE/api/v1/models/m-0500" -o "$NGINX_DIR/www/one.json"
+chmod 644 "$NGINX_DIR/www/"*.json
+items=$(jq '.items | length' "$NGINX_DIR/www/page.json")
+[[ $items == 100 && $(jq -r .next_page_token "$NGINX_DIR/www/page.json") == m-0100 ]] ||
+    die "unexpected first page: $items items"
+NPORT=$(free_port)
+NBASE=http://127.0.0.1:$NPORT
+cat >"$NGINX_DIR/nginx.conf" <<EOF
+worker_processes auto;   # one per CPU, like the console's tokio runtime
+pid $NGINX_DIR/nginx.pid;
+error_log $NGINX_DIR/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;      # the console logs no line per request either
+    keepalive_requests 1000000;
+    client_body_temp_path $NGINX_DIR/tmp/body;
+    proxy_temp_path $NGINX_DIR/tmp/proxy;
+    fastcgi_temp_path $NGINX_DIR/tmp/fastcgi;
+    uwsgi_temp_path $NGINX_DIR/tmp/uwsgi;
+    scgi_temp_path $NGINX_DIR/tmp/scgi;
+    default_type application/json;
+    server {
+        listen 127.0.0.1:$NPORT;
+        root $NGINX_DIR/www;
+    }
+}
+EOF
+log "starting nginx on $NBASE"
+"$NGINX" -e "$NGINX_DIR/error.log" -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf" -g 'daemon off;' \
+    >"$NGINX_DIR/stdout.log" 2>&1 &
+NGINX_PID=$!
+wait_http "$NBASE/page.json" || { cat "$NGINX_DIR/error.log" >&2; die "nginx did not start"; }
+cmp -s "$NGINX_DIR/www/page.json" <(curl -fsS "$NBASE/page.json") || die "nginx serves other bytes"
+log "anchor bodies: page.json $(stat -c %s "$NGINX_DIR/www/page.json") bytes, one.json $(stat -c %s "$NGINX_DIR/www/one.json") bytes"
+
+# --- measuring --------------------------------------------------------------
+WRK=(wrk "-t$THREADS" "-c$CONNECTIONS" "-d$DURATION" --latency -H "$AUTH")
+declare -A URL=(
+    [nginx-page]="$NBASE/page.json"
+    [list]="$BASE/api/v1/models?limit=100"
+    [nginx-one]="$NBASE/one.json"
+    [get]="$BASE/api/v1/models/m-0500"
+)
+READS=(nginx-page list nginx-one get)
+
+measure() { # NAME RUN: one wrk run, output kept in results/NAME.RUN
+    local name=$1 run=$2 out=$WORK/results/$1.$2
+    if [[ $name == create ]]; then
+        "${WRK[@]}" -s "$ROOT/bench/create.lua" "$BASE/api/v1/models" -- "$TOKEN" "$run" >"$out" 2>&1
+    else
+        "${WRK[@]}" "${URL[$name]}" >"$out" 2>&1
+    fi
+    log "  $(printf '%-10s' "$name") run $run: $(parse "$out" | awk '{ printf "%s req/s, p50 %s ms, p99 %s ms, non-2xx %s", $1, $2, $3, $4 }')"
+}
+
+# wrk output → "req/s p50_ms p99_ms non2xx socket_errors requests"
+parse() {
+    awk '
+        function ms(v) {
+            if (v ~ /us$/) return v / 1000
+            if (v ~ /ms$/) return v + 0
+            if (v ~ /m$/) return v * 60000
+            if (v ~ /s$/) return v * 1000
+            return v
+        }
+        /requests in/          { requests = $1 }
+        /^ +50%/               { p50 = ms($2) }
+        /^ +99%/               { p99 = ms($2) }
+        /^Requests\/sec:/      { rps = $2 }
+        /Non-2xx or 3xx/       { non2xx = $NF }
+        /^ +Socket errors:/    { gsub(/,/, ""); errors = $4 + $6 + $8 + $10 }
+        END { printf "%.0f %.3f %.3f %d %d %d\n", rps, p50, p99, non2xx, errors, requests }
+    ' "$1"
+}
+
+sum() { awk '{ s += $1 } END { print s + 0 }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+column_of() { # NAME FIELD: FIELD of every run of NAME, one a line
+    for ((r = 1; r <= RUNS; r++)); do parse "$WORK/results/$1.$r" | cut -d' ' -f"$2"; done
+}
+
+log "warm-up: $WARMUP of each read target"
+for name in "${READS[@]}"; do
+    wrk "-t$THREADS" "-c$CONNECTIONS" "-d$WARMUP" -H "$AUTH" "${URL[$name]}" >/dev/null
+done
+
+log "phase 1, reads: $RUNS rounds of ${READS[*]}; wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency"
+for ((r = 1; r <= RUNS; r++)); do
+    for name in "${READS[@]}"; do measure "$name" "$r"; done
+done
+
+log "phase 2, creation: $RUNS runs"
+for ((r = 1; r <= RUNS; r++)); do measure create "$r"; done
+
+# --- checks -----------------------------------------------------------------
+# Every 201 wrk saw must be a row: page through the whole registry.
+acked=0
+for ((r = 1; r <= RUNS; r++)); do
+    n=$(sed -n 's/^statuses: 201=\([0-9]*\).*/\1/p' "$WORK/results/create.$r")
+    acked=$((acked + ${n:-0}))
+done
+total=0
+token=
+while :; do
+    page=$(curl -fsS -G -H "$AUTH" "$BASE/api/v1/models" --data-urlencode limit=1000 \
+        ${token:+--data-urlencode "page_token=$token"})
+    total=$((total + $(jq '.items | length' <<<"$page")))
+    token=$(jq -r '.next_page_token // empty' <<<"$page")
+    [[ -z $token ]] && break
+done
+log "registry holds $total models: $MODELS seeded + $acked acknowledged creations $([[ $total == $((MODELS + acked)) ]] && echo '(matches)' || echo '(MISMATCH)')"
+for name in "${READS[@]}"; do
+    bad=$(column_of "$name" 4 | sum)
+    [[ $bad == 0 ]] || log "WARNING: $name got $bad non-2xx responses"
+done
+
+# --- the table ----------------------------------------------------------------
+anchor_of() { case $1 in list | create) echo nginx-page ;; get) echo nginx-one ;; *) echo "$1" ;; esac; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf (b > 0 ? "%.3f" : "n/a"), a / b }'; }
+
+echo
+echo "Machine: $(nproc) CPUs ($CPU_MODEL), $MEM, $(uname -sr); console home on $FS."
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $RUNS runs each, medians per column; console and nginx on loopback, same machine, same run."
+echo
+echo "| workload | req/s (median) | req/s of each run | p50 ms | p99 ms | req/s ÷ anchor | p50 ÷ anchor | non-2xx / requests |"
+echo "|---|---:|---|---:|---:|---:|---:|---:|"
+declare -A LABEL=(
+    [nginx-page]="nginx, static page.json (anchor for list, create)"
+    [list]="console GET /api/v1/models?limit=100"
+    [nginx-one]="nginx, static one.json (anchor for get)"
+    [get]="console GET /api/v1/models/m-0500"
+    [create]="console POST /api/v1/models"
+)
+declare -A RPS P50 P99
+for name in "${READS[@]}" create; do
+    RPS[$name]=$(column_of "$name" 1 | median)
+    P50[$name]=$(column_of "$name" 2 | median)
+    P99[$name]=$(column_of "$name" 3 | median)
+done
+for name in "${READS[@]}" create; do
+    anchor=$(anchor_of "$name")
+    runs=$(column_of "$name" 1 | paste -sd' ' | sed 's/ /, /g')
+    bad=$(column_of "$name" 4 | sum)
+    all=$(column_of "$name" 6 | sum)
+    if [[ $anchor == "$name" ]]; then rr="1"; rp="1"; else
+        rr=$(ratio "${RPS[$name]}" "${RPS[$anchor]}")
+        rp=$(ratio "${P50[$name]}" "${P50[$anchor]}")
+    fi
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s / %s |\n' "${LABEL[$name]}" "${RPS[$name]}" "$runs" \
+        "${P50[$name]}" "${P99[$name]}" "$rr" "$rp" "$bad" "$all"
+done
+echo
+for ((r = 1; r <= RUNS; r++)); do
+    echo "create run $r: $(grep '^statuses:' "$WORK/results/create.$r" || echo 'statuses: ?')"
+done
+echo "registry after the runs: $total models ($MODELS seeded + $acked acknowledged creations)."

@@ -1,0 +1,42 @@
+//! `docs/errors.md` lists exactly the codes of the error table, so clients
+//! reading the docs see what the API sends. Regenerate with
+//! `AUTOGLM_UPDATE_DOCS=1 cargo test -p autoglm-core --test errors_doc`.
+
+use autoglm_core::error::{ErrorCode, PROBLEM_TYPE_BASE};
+
+fn render() -> String {
+    let mut out = String::from(
+        "# Error codes\n\n\
+         Every error the console API returns is an RFC 9457 `application/problem+json` document:\n\n\
+         ```json\n{\"type\": \"https://autoglm.io/problems/invalid_name\", \"title\": \"A name is not valid\", \"status\": 422,\n \
+         \"detail\": \"model name \\\"../x\\\" contains '.'; use lower-case letters, digits and '-'\",\n \
+         \"code\": \"invalid_name\", \"request_id\": \"…\"}\n```\n\n\
+         Match on `code`; it keeps its meaning and status. `detail` is for people and may change.\n\
+         This table is generated from `crates/autoglm-core/src/error.rs` and checked by a test.\n\n\
+         | code | status | title |\n|---|---|---|\n",
+    );
+    for code in ErrorCode::ALL {
+        out.push_str(&format!(
+            "| <a id=\"{c}\"></a>`{c}` | {} | {} |\n",
+            code.status(),
+            code.title(),
+            c = code.as_str()
+        ));
+    }
+    out.push_str(&format!("\nThe `type` of each problem is `{PROBLEM_TYPE_BASE}` followed by the code.\n"));
+    out
+}
+
+#[test]
+fn docs_errors_md_matches_the_table() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/errors.md");
+    let expected = render();
+    if std::env::var_os("AUTOGLM_UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &expected).expect("write docs/errors.md");
+    }
+    let actual = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        actual == expected,
+        "docs/errors.md is out of date; run AUTOGLM_UPDATE_DOCS=1 cargo test -p autoglm-core --test errors_doc"
+    );
+}

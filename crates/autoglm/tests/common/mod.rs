@@ -1,0 +1,74 @@
+//! Starting the real `autoglm` binary on a free loopback port in a temp home.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_autoglm");
+
+/// A running console process.
+pub struct Console {
+    pub child: Child,
+    pub url: String,
+    pub home: PathBuf,
+    pub token: String,
+}
+
+impl Console {
+    /// Starts `autoglm console` with `extra` flags, waits for its banner.
+    pub fn start(home: &Path, extra: &[&str]) -> Console {
+        let mut child = Command::new(BIN)
+            .args(["console", "--home"])
+            .arg(home)
+            .args(["--addr", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("AUTOGLM_ADDR")
+            .env_remove("AUTOGLM_HOME")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let banner = lines.next().unwrap().unwrap();
+        let url = banner.rsplit(' ').next().unwrap().to_owned();
+        assert!(url.starts_with("http"), "unexpected banner {banner:?}");
+        // Keep draining stdout so the process never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let token = std::fs::read_to_string(home.join("admin-token")).unwrap().trim().to_owned();
+        Console { child, url, home: home.to_owned(), token }
+    }
+
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder().danger_accept_invalid_certs(true).timeout(Duration::from_secs(30)).build().unwrap()
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Sends a signal by name (TERM, KILL) with the system's `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Peak resident memory of the process in KiB, from /proc.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
