@@ -37,6 +37,20 @@ impl Staging {
         if self.files.iter().any(|f| f.path == path) {
             return Err(ArtifactError::Duplicate(path.to_owned()));
         }
+        let under = |dir: &str, p: &str| {
+            p.strip_prefix(dir)
+                .is_some_and(|rest| rest.starts_with('/'))
+        };
+        if let Some(clash) = self
+            .files
+            .iter()
+            .find(|f| under(&f.path, path) || under(path, &f.path))
+        {
+            return Err(ArtifactError::InvalidPath(format!(
+                "{path:?} and {:?} would make one path both a file and a folder",
+                clash.path
+            )));
+        }
         if self.files.len() >= MAX_FILES {
             return Err(ArtifactError::TooManyFiles);
         }

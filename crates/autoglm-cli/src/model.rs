@@ -405,8 +405,9 @@ async fn list(
     let mut url = client.url(&["api", "v1", "models"])?;
     {
         let mut query = url.query_pairs_mut();
-        for (key, value) in &labels {
-            query.append_pair("label", &format!("{key}={value}"));
+        if !labels.is_empty() {
+            let selector: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            query.append_pair("label", &selector.join(","));
         }
         if let Some(search) = &search {
             query.append_pair("q", search);

@@ -122,7 +122,6 @@ pub fn open(home: &Path, admin_password: Option<&str>) -> Result<Opened, OpenErr
             Mutation {
                 audit,
                 idempotency: None,
-                nonce: None,
             },
             |tx, _| {
                 tenancy::create_tenant(tx, SYSTEM_TENANT)?;

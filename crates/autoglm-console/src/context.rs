@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use autoglm_core::audit::AuditEvent;
 use autoglm_core::error::ErrorCode;
-use autoglm_core::replay::WINDOW_SECONDS;
 use autoglm_store::{IdempotencyKey, Mutation, StoreError, StoredResponse, Transaction, timestamp};
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
@@ -27,7 +26,6 @@ pub struct Ctx {
     /// The request id.
     pub request_id: String,
     pub(crate) idempotency: Option<IdempotencyKey>,
-    pub(crate) nonce: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Ctx {
@@ -95,10 +93,6 @@ impl Ctx {
         let mutation = Mutation {
             audit: self.audit_event(target),
             idempotency: self.idempotency.clone(),
-            nonce: self
-                .nonce
-                .clone()
-                .map(|n| (n, chrono::Utc::now().timestamp() + 2 * WINDOW_SECONDS)),
         };
         let store = state.store.clone();
         let result = tokio::task::spawn_blocking(move || {

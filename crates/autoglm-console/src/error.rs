@@ -49,7 +49,10 @@ impl ApiError {
 
 /// Fills `request_id` and `instance` into problem documents on their way
 /// out, where the request is known; handlers and extractors need not carry it.
-pub async fn add_problem_context(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+pub async fn add_problem_context(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let request_id = crate::request_id(req.headers());
     let instance = req.uri().path().to_owned();
     let response = next.run(req).await;
@@ -64,7 +67,9 @@ pub async fn add_problem_context(req: axum::extract::Request, next: axum::middle
         Ok(mut problem) => {
             problem.request_id = Some(request_id).filter(|r| !r.is_empty());
             problem.instance = Some(instance);
-            serde_json::to_vec(&problem).map(axum::body::Body::from).unwrap_or_else(|_| bytes.into())
+            serde_json::to_vec(&problem)
+                .map(axum::body::Body::from)
+                .unwrap_or_else(|_| bytes.into())
         }
         Err(_) => bytes.into(),
     };
@@ -111,9 +116,10 @@ impl From<ArtifactError> for ApiError {
             ArtifactError::InvalidPath(_)
             | ArtifactError::Duplicate(_)
             | ArtifactError::Source(_) => ApiError::new(ErrorCode::InvalidBody, error.to_string()),
-            ArtifactError::Empty | ArtifactError::TooManyFiles | ArtifactError::Upload(_) => {
+            ArtifactError::Empty | ArtifactError::TooManyFiles => {
                 ApiError::new(ErrorCode::InvalidBody, error.to_string())
             }
+            ArtifactError::Upload(_) => ApiError::new(ErrorCode::MalformedBody, error.to_string()),
             ArtifactError::Io(_) => ApiError::internal("artifacts", &error),
         }
     }

@@ -37,20 +37,17 @@ pub async fn guard(
     next: Next,
 ) -> Response {
     let request_id = request_id(req.headers());
+    let target = req.uri().path().to_owned();
     let mut actor = ("anonymous".to_owned(), String::new());
-    let mut held_key = None;
+    // Released when this future ends or is dropped (client gone, panic), so a
+    // retry is never locked out by an abandoned first attempt.
+    let mut held_key: Option<HeldKey> = None;
     let response = match admit(&state, &spec, req, &request_id, &mut actor, &mut held_key).await {
         Ok(Admitted::Run(req)) => next.run(req).await,
         Ok(Admitted::Replay(response)) => response,
         Err(error) => error.into_response(),
     };
-    if let Some(key) = held_key {
-        state
-            .in_flight_keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
-    }
+    drop(held_key);
     if spec.is_mutating() && !response.status().is_success() {
         let outcome = response.extensions().get::<ErrorOutcome>().map_or_else(
             || response.status().as_u16().to_string(),
@@ -61,7 +58,7 @@ pub async fn guard(
             actor: actor.0,
             tenant: actor.1,
             action: spec.action.to_owned(),
-            target: String::new(),
+            target,
             request_id,
             outcome,
         };
@@ -72,6 +69,21 @@ pub async fn guard(
         }
     }
     response
+}
+
+/// An idempotency key marked as in flight until dropped.
+struct HeldKey {
+    set: Arc<std::sync::Mutex<std::collections::HashSet<(String, String)>>>,
+    key: (String, String),
+}
+
+impl Drop for HeldKey {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
 }
 
 enum Admitted {
@@ -85,7 +97,7 @@ async fn admit(
     req: Request,
     request_id: &str,
     actor: &mut (String, String),
-    held_key: &mut Option<(String, String)>,
+    held_key: &mut Option<HeldKey>,
 ) -> Result<Admitted, ApiError> {
     if spec.access == Access::Public {
         return Ok(Admitted::Run(req));
@@ -102,11 +114,14 @@ async fn admit(
         }
         _ => {}
     }
-    let nonce = if spec.command {
-        Some(check_command(req.headers())?)
-    } else {
-        None
-    };
+    if spec.command {
+        // Spent before the handler runs, in its own transaction: a refused
+        // command must not leave its nonce usable for a later replay.
+        let nonce = check_command(req.headers())?;
+        let store = state.store.clone();
+        let expires_at = chrono::Utc::now().timestamp() + 2 * replay::WINDOW_SECONDS;
+        tokio::task::spawn_blocking(move || store.consume_nonce(&nonce, expires_at)).await??;
+    }
     let (req, idempotency) = idempotency_key(&principal, spec, req).await?;
     if let Some(key) = &idempotency {
         let store = state.store.clone();
@@ -133,7 +148,10 @@ async fn admit(
                 "a request with this Idempotency-Key is still being processed; retry later",
             ));
         }
-        *held_key = Some(in_flight);
+        *held_key = Some(HeldKey {
+            set: state.in_flight_keys.clone(),
+            key: in_flight,
+        });
     }
     let mut req = req;
     req.extensions_mut().insert(Ctx {
@@ -141,7 +159,6 @@ async fn admit(
         spec: spec.clone(),
         request_id: request_id.to_owned(),
         idempotency,
-        nonce,
     });
     Ok(Admitted::Run(req))
 }
@@ -159,8 +176,9 @@ async fn authenticate_request(
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             ApiError::new(

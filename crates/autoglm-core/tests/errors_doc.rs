@@ -23,7 +23,9 @@ fn render() -> String {
             c = code.as_str()
         ));
     }
-    out.push_str(&format!("\nThe `type` of each problem is `{PROBLEM_TYPE_BASE}` followed by the code.\n"));
+    out.push_str(&format!(
+        "\nThe `type` of each problem is `{PROBLEM_TYPE_BASE}` followed by the code.\n"
+    ));
     out
 }
 

@@ -45,23 +45,27 @@ pub(crate) fn record(
     Ok(())
 }
 
-pub(crate) fn consume_nonce(tx: &Transaction<'_>, nonce: &str, expires_at: i64) -> Result<()> {
-    let now = chrono::Utc::now().timestamp();
-    tx.execute("DELETE FROM nonces WHERE expires_at < ?1", [now])?;
-    let inserted = tx.execute(
-        "INSERT OR IGNORE INTO nonces (nonce, expires_at) VALUES (?1, ?2)",
-        (nonce, expires_at),
-    )?;
-    if inserted == 0 {
-        return Err(StoreError::rejected(
-            ErrorCode::NonceReused,
-            "this command nonce was already used",
-        ));
-    }
-    Ok(())
-}
-
 impl Store {
+    /// Spends a command nonce, remembered until `expires_at` (Unix seconds);
+    /// a nonce seen before is refused.
+    pub fn consume_nonce(&self, nonce: &str, expires_at: i64) -> Result<()> {
+        self.bookkeeping(|tx| {
+            let now = chrono::Utc::now().timestamp();
+            tx.execute("DELETE FROM nonces WHERE expires_at < ?1", [now])?;
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO nonces (nonce, expires_at) VALUES (?1, ?2)",
+                (nonce, expires_at),
+            )?;
+            if inserted == 0 {
+                return Err(StoreError::rejected(
+                    ErrorCode::NonceReused,
+                    "this command nonce was already used",
+                ));
+            }
+            Ok(())
+        })
+    }
+
     /// The stored response for `key`, if the first request completed. A stored
     /// response under another fingerprint is refused: the key was reused.
     pub fn idempotent_response(&self, key: &IdempotencyKey) -> Result<Option<StoredResponse>> {

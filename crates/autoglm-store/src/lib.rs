@@ -74,8 +74,6 @@ pub struct Mutation {
     pub audit: AuditEvent,
     /// Record the response for replay under this key.
     pub idempotency: Option<IdempotencyKey>,
-    /// Consume this command nonce (replay protection) in the same transaction.
-    pub nonce: Option<(String, i64)>,
 }
 
 impl Store {
@@ -119,7 +117,7 @@ impl Store {
     }
 
     /// Runs `f` in an immediate write transaction, then appends the audit
-    /// record (and the idempotency record and nonce when given) before committing.
+    /// record (and the idempotency record when given) before committing.
     /// `respond` turns the result into the response stored for idempotent replay.
     pub fn write<T>(
         &self,
@@ -129,9 +127,6 @@ impl Store {
     ) -> Result<T> {
         let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let Some((nonce, expires_at)) = &mutation.nonce {
-            idempotency::consume_nonce(&tx, nonce, *expires_at)?;
-        }
         let value = f(&tx, &mut mutation.audit)?;
         mutation.audit.outcome = "success".to_owned();
         audit::append(&tx, &mutation.audit)?;

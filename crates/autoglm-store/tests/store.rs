@@ -26,7 +26,6 @@ fn mutation(action: &str) -> Mutation {
     Mutation {
         audit: event(action),
         idempotency: None,
-        nonce: None,
     }
 }
 
@@ -132,16 +131,9 @@ fn idempotency_records_commit_with_the_change() {
 fn a_nonce_is_accepted_once() {
     let (_dir, store) = store();
     let expires = chrono::Utc::now().timestamp() + 600;
-    let run = || {
-        let m = Mutation {
-            nonce: Some(("n-0123456789abcdef".into(), expires)),
-            ..mutation("noop")
-        };
-        store.write(m, |_, _| Ok(()), |_| empty())
-    };
-    run().unwrap();
+    store.consume_nonce("n-0123456789abcdef", expires).unwrap();
     assert!(matches!(
-        run(),
+        store.consume_nonce("n-0123456789abcdef", expires),
         Err(StoreError::Rejected(ErrorCode::NonceReused, _))
     ));
 }

@@ -43,7 +43,10 @@ async fn acknowledged_writes_survive_sigkill_during_a_burst() {
     // Let the burst run, then kill in the middle of it.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let before_kill = acknowledged.lock().unwrap().len();
-    assert!(before_kill > 20, "the burst should have written something, got {before_kill}");
+    assert!(
+        before_kill > 20,
+        "the burst should have written something, got {before_kill}"
+    );
     drop(console); // SIGKILL + wait
     for w in writers {
         w.await.unwrap();
@@ -55,7 +58,10 @@ async fn acknowledged_writes_survive_sigkill_during_a_burst() {
     let mut present = BTreeSet::new();
     let mut token: Option<String> = None;
     loop {
-        let mut req = client.get(console.api("/api/v1/models")).bearer_auth(&console.token).query(&[("limit", "1000")]);
+        let mut req = client
+            .get(console.api("/api/v1/models"))
+            .bearer_auth(&console.token)
+            .query(&[("limit", "1000")]);
         if let Some(t) = &token {
             req = req.query(&[("page_token", t)]);
         }
@@ -69,7 +75,11 @@ async fn acknowledged_writes_survive_sigkill_during_a_burst() {
         }
     }
     let lost: Vec<_> = acknowledged.difference(&present).collect();
-    assert!(lost.is_empty(), "{} acknowledged writes lost: {lost:?}", lost.len());
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged writes lost: {lost:?}",
+        lost.len()
+    );
 
     let verify: serde_json::Value = client
         .get(console.api("/api/v1/audit/verify"))
@@ -83,5 +93,9 @@ async fn acknowledged_writes_survive_sigkill_during_a_burst() {
     assert_eq!(verify["valid"], true, "{verify}");
     // Every model present has its creation record: the audit row commits with the change.
     let records = verify["records"].as_i64().unwrap();
-    assert!(records as usize > present.len(), "{records} records for {} models", present.len());
+    assert!(
+        records as usize > present.len(),
+        "{records} records for {} models",
+        present.len()
+    );
 }

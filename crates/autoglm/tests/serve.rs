@@ -11,9 +11,19 @@ use std::time::Duration;
 use common::{BIN, Console};
 
 fn exit_of(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let out = Command::new(BIN).args(args).envs(env.iter().copied()).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
+
+/// Arguments, environment, and a word the error must contain.
+type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
 
 #[test]
 fn bad_configuration_exits_64_with_one_line() {
@@ -21,13 +31,57 @@ fn bad_configuration_exits_64_with_one_line() {
     let home_arg = home.path().to_str().unwrap();
     let config = home.path().join("c.toml");
     std::fs::write(&config, "adr = \"127.0.0.1:1\"\n").unwrap();
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
-        (vec!["console", "--home", home_arg, "--addr", "nonsense"], vec![], "addr"),
-        (vec!["console", "--home", home_arg], vec![("AUTOGLM_ADDR", "localhost:x")], "addr"),
-        (vec!["console", "--home", home_arg, "--config", config.to_str().unwrap()], vec![], "adr"),
-        (vec!["console", "--home", home_arg, "--config", "/nonexistent.toml"], vec![], "cannot read"),
-        (vec!["console", "--home", home_arg, "--tls-cert", "/no/cert", "--tls-key", "/no/key"], vec![], "TLS file"),
-        (vec!["console", "--home", home_arg], vec![("AUTOGLM_ADMIN_PASSWORD", "short")], "12 characters"),
+    let cases: Vec<Case> = vec![
+        (
+            vec!["console", "--home", home_arg, "--addr", "nonsense"],
+            vec![],
+            "addr",
+        ),
+        (
+            vec!["console", "--home", home_arg],
+            vec![("AUTOGLM_ADDR", "localhost:x")],
+            "addr",
+        ),
+        (
+            vec![
+                "console",
+                "--home",
+                home_arg,
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            vec![],
+            "adr",
+        ),
+        (
+            vec![
+                "console",
+                "--home",
+                home_arg,
+                "--config",
+                "/nonexistent.toml",
+            ],
+            vec![],
+            "cannot read",
+        ),
+        (
+            vec![
+                "console",
+                "--home",
+                home_arg,
+                "--tls-cert",
+                "/no/cert",
+                "--tls-key",
+                "/no/key",
+            ],
+            vec![],
+            "TLS file",
+        ),
+        (
+            vec!["console", "--home", home_arg],
+            vec![("AUTOGLM_ADMIN_PASSWORD", "short")],
+            "12 characters",
+        ),
     ];
     for (args, env, needle) in cases {
         let (code, stderr) = exit_of(&args, &env);
@@ -45,21 +99,36 @@ fn flags_override_environment_which_overrides_the_file() {
     // The file's bad address is overridden by the environment, whose bad
     // address is overridden by the flag that Console::start passes.
     let mut child = Command::new(BIN)
-        .args(["console", "--config", config.to_str().unwrap(), "--home", home.path().to_str().unwrap()])
+        .args([
+            "console",
+            "--config",
+            config.to_str().unwrap(),
+            "--home",
+            home.path().to_str().unwrap(),
+        ])
         .env("AUTOGLM_ADDR", "also-not-an-address")
         .args(["--addr", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut banner = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut banner).unwrap();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut banner,
+    )
+    .unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(banner.contains("listening on http://127.0.0.1:"), "{banner}");
+    assert!(
+        banner.contains("listening on http://127.0.0.1:"),
+        "{banner}"
+    );
 
     // Without the flag, the environment's bad address wins over the file and is refused.
-    let (code, stderr) =
-        exit_of(&["console", "--config", config.to_str().unwrap()], &[("AUTOGLM_ADDR", "also-not-an-address")]);
+    let (code, stderr) = exit_of(
+        &["console", "--config", config.to_str().unwrap()],
+        &[("AUTOGLM_ADDR", "also-not-an-address")],
+    );
     assert_eq!(code, 64);
     assert!(stderr.contains("also-not-an-address"), "{stderr}");
 }
@@ -68,7 +137,11 @@ fn flags_override_environment_which_overrides_the_file() {
 async fn first_start_writes_a_private_admin_token_that_works() {
     let home = tempfile::tempdir().unwrap();
     let console = Console::start(home.path(), &[]);
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(home.path().join("admin-token")).unwrap().permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(home.path().join("admin-token"))
+            .unwrap()
+            .permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600);
     let who: serde_json::Value = console
         .client()
@@ -93,7 +166,16 @@ async fn first_start_writes_a_private_admin_token_that_works() {
 async fn sigterm_drains_and_exits_cleanly() {
     let home = tempfile::tempdir().unwrap();
     let mut console = Console::start(home.path(), &[]);
-    assert_eq!(console.client().get(console.api("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        console
+            .client()
+            .get(console.api("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     console.signal("TERM");
     let mut status = None;
     for _ in 0..100 {
@@ -103,7 +185,11 @@ async fn sigterm_drains_and_exits_cleanly() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(status.map(|s| s.code()), Some(Some(0)), "exits 0 after SIGTERM");
+    assert_eq!(
+        status.map(|s| s.code()),
+        Some(Some(0)),
+        "exits 0 after SIGTERM"
+    );
 }
 
 #[tokio::test]
@@ -111,7 +197,12 @@ async fn self_signed_tls_serves_https() {
     let home = tempfile::tempdir().unwrap();
     let console = Console::start(home.path(), &["--tls-self-signed"]);
     assert!(console.url.starts_with("https://"), "{}", console.url);
-    let response = console.client().get(console.api("/healthz")).send().await.unwrap();
+    let response = console
+        .client()
+        .get(console.api("/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert!(home.path().join("tls/self-signed.crt").is_file());
     // Plain HTTP to the TLS port does not get an answer.
@@ -125,14 +216,24 @@ async fn a_100_mb_upload_streams_with_flat_memory() {
     let home = tempfile::tempdir().unwrap();
     let console = Console::start(home.path(), &[]);
     let client = console.client();
-    let created =
-        client.post(console.api("/api/v1/models")).bearer_auth(&console.token).json(&serde_json::json!({"name": "big"})).send().await.unwrap();
+    let created = client
+        .post(console.api("/api/v1/models"))
+        .bearer_auth(&console.token)
+        .json(&serde_json::json!({"name": "big"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(created.status(), 201);
     let before = console.peak_rss_kib();
     let chunk = bytes::Bytes::from(vec![7u8; 1024 * 1024]);
-    let stream = futures_util::stream::iter((0..SIZE / chunk.len()).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
-    let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), SIZE as u64)
-        .file_name("weights.bin");
+    let stream = futures_util::stream::iter(
+        (0..SIZE / chunk.len()).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+    );
+    let part = reqwest::multipart::Part::stream_with_length(
+        reqwest::Body::wrap_stream(stream),
+        SIZE as u64,
+    )
+    .file_name("weights.bin");
     let form = reqwest::multipart::Form::new().part("artifact", part);
     let response = client
         .post(console.api("/api/v1/models/big/versions"))
@@ -145,5 +246,8 @@ async fn a_100_mb_upload_streams_with_flat_memory() {
     let version: serde_json::Value = response.json().await.unwrap();
     assert_eq!(version["size"], SIZE as u64);
     let grown_mib = (console.peak_rss_kib() - before) / 1024;
-    assert!(grown_mib < 32, "peak memory grew by {grown_mib} MiB for a 100 MiB upload");
+    assert!(
+        grown_mib < 32,
+        "peak memory grew by {grown_mib} MiB for a 100 MiB upload"
+    );
 }

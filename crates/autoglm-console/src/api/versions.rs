@@ -156,12 +156,19 @@ async fn receive_upload(
                         "the metadata part must come once, before the artifact parts".into(),
                     ));
                 }
-                let bytes = field.bytes().await.map_err(malformed)?;
-                if bytes.len() > crate::JSON_LIMIT {
-                    return Err(ApiError::new(
-                        ErrorCode::PayloadTooLarge,
-                        "the metadata part is too large",
-                    ));
+                let mut field = field;
+                let mut bytes = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+                    if bytes.len() + chunk.len() > crate::JSON_LIMIT {
+                        return Err(ApiError::new(
+                            ErrorCode::PayloadTooLarge,
+                            format!(
+                                "the metadata part is limited to {} bytes",
+                                crate::JSON_LIMIT
+                            ),
+                        ));
+                    }
+                    bytes.extend_from_slice(&chunk);
                 }
                 let parsed: VersionSpec = serde_json::from_slice(&bytes)
                     .map_err(|e| invalid_body(format!("metadata part: {e}")))?;

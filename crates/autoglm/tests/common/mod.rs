@@ -37,12 +37,24 @@ impl Console {
         assert!(url.starts_with("http"), "unexpected banner {banner:?}");
         // Keep draining stdout so the process never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        let token = std::fs::read_to_string(home.join("admin-token")).unwrap().trim().to_owned();
-        Console { child, url, home: home.to_owned(), token }
+        let token = std::fs::read_to_string(home.join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Console {
+            child,
+            url,
+            home: home.to_owned(),
+            token,
+        }
     }
 
     pub fn client(&self) -> reqwest::Client {
-        reqwest::Client::builder().danger_accept_invalid_certs(true).timeout(Duration::from_secs(30)).build().unwrap()
+        reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
     }
 
     pub fn api(&self, path: &str) -> String {
@@ -51,7 +63,11 @@ impl Console {
 
     /// Sends a signal by name (TERM, KILL) with the system's `kill`.
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().unwrap();
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
