@@ -119,7 +119,8 @@ pub fn document() -> Value {
     })
 }
 
-/// `GET /api/v1/openapi.json`.
+/// `GET /api/v1/openapi.json`: built once, on first request.
 pub async fn serve() -> Json<Value> {
-    Json(document())
+    static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    Json(DOCUMENT.get_or_init(document).clone())
 }

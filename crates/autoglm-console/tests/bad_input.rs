@@ -24,12 +24,8 @@ struct Snapshot {
 }
 
 async fn snapshot(c: &Console) -> Snapshot {
-    let versions = get(&c.app, "/api/v1/models/kept/versions", &c.admin)
+    let versions = get_items(&c.app, "/api/v1/models/kept/versions", &c.admin)
         .await
-        .expect(200)
-        .json()["items"]
-        .as_array()
-        .unwrap()
         .len();
     let mut artifacts = artifact_dirs(c);
     artifacts.0.sort();
@@ -44,17 +40,14 @@ async fn snapshot(c: &Console) -> Snapshot {
 async fn seeded() -> (Console, Snapshot) {
     let c = console();
     create_model(&c.app, &c.admin, "kept").await;
-    upload(
+    upload_file(
         &c.app,
         &c.admin,
         "kept",
-        &[Part::artifact(
-            "model.safetensors",
-            &safetensors([1.0, 2.0]),
-        )],
+        "model.safetensors",
+        &safetensors([1.0, 2.0]),
     )
-    .await
-    .expect(201);
+    .await;
     let before = snapshot(&c).await;
     assert_eq!(before.models, ["kept"]);
     assert_eq!(before.versions, 1);
@@ -70,6 +63,19 @@ async fn assert_unchanged(c: &Console, before: &Snapshot, after_what: &str) {
         "state changed after {after_what}"
     );
     assert_audit_valid(&c.app, &c.admin).await;
+}
+
+/// Asserts that `resp` is a problem document with a 4xx status; `what` names
+/// the request in the messages.
+fn assert_client_problem(resp: &Resp, what: &str) {
+    let status = resp.status.as_u16();
+    assert!((400..500).contains(&status), "{what}: {}", resp.describe());
+    assert_eq!(
+        resp.content_type(),
+        "application/problem+json",
+        "{what}: {}",
+        resp.describe()
+    );
 }
 
 /// Sends raw bytes to `POST /api/v1/models` with an optional content type.
@@ -234,12 +240,11 @@ async fn bad_model_names_and_labels_are_refused() {
         )
         .await;
         assert_problem(&resp, 422, "invalid_body");
-        let resp = call(
+        let resp = patch(
             &c.app,
-            Method::PATCH,
             "/api/v1/models/kept",
-            Some(&c.admin),
-            Some(json!({"labels": labels})),
+            &c.admin,
+            json!({"labels": labels}),
         )
         .await;
         assert_problem(&resp, 422, "invalid_body");
@@ -329,14 +334,7 @@ async fn file_download_never_leaves_the_version() {
         "/api/v1/models/kept/versions/1/files/other.bin",
     ] {
         let resp = get(&c.app, uri, &c.admin).await;
-        let status = resp.status.as_u16();
-        assert!((400..500).contains(&status), "{uri}: {}", resp.describe());
-        assert_eq!(
-            resp.content_type(),
-            "application/problem+json",
-            "{uri}: {}",
-            resp.describe()
-        );
+        assert_client_problem(&resp, uri);
         let text = resp.text();
         assert!(
             !text.contains("TOP-SECRET") && !text.contains("root:"),
@@ -501,14 +499,7 @@ async fn broken_uploads_are_refused_and_cleaned_up() {
     ];
     for (what, parts) in cases {
         let resp = upload(&c.app, &c.admin, "kept", &parts).await;
-        let status = resp.status.as_u16();
-        assert!((400..500).contains(&status), "{what}: {}", resp.describe());
-        assert_eq!(
-            resp.content_type(),
-            "application/problem+json",
-            "{what}: {}",
-            resp.describe()
-        );
+        assert_client_problem(&resp, what);
         assert_unchanged(&c, &before, what).await;
     }
     // Nothing was written outside the artifact store either.
@@ -550,11 +541,7 @@ async fn a_truncated_multipart_body_is_malformed_and_leaves_nothing() {
     let file = safetensors([5.0, 6.0]);
     let mut body = multipart(&[Part::artifact("model.safetensors", &file)]);
     body.truncate(body.len() - 30);
-    let req = request(Method::POST, "/api/v1/models/kept/versions", Some(&c.admin))
-        .header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
+    let req = multipart_request("kept", &c.admin)
         .body(Body::from(body))
         .unwrap();
     let resp = send(&c.app, req).await;
@@ -609,11 +596,7 @@ async fn an_oversized_metadata_part_is_refused_without_buffering_it() {
             counter.fetch_add(chunk.len(), Ordering::SeqCst);
             Ok::<_, std::convert::Infallible>(chunk)
         });
-    let req = request(Method::POST, "/api/v1/models/kept/versions", Some(&c.admin))
-        .header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
+    let req = multipart_request("kept", &c.admin)
         // Like a socket, the body is not all ready at once: multer drains
         // whatever a stream has ready, so an always-ready in-memory stream
         // would be read whole before the handler sees the first chunk.

@@ -15,6 +15,8 @@ use axum::body::{Body, Bytes};
 use axum::http::{Method, header};
 use common::*;
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 async fn post_with_key(c: &Console, token: &str, uri: &str, key: &str, body: Value) -> Resp {
     let req = request(Method::POST, uri, Some(token))
@@ -49,12 +51,11 @@ async fn a_retried_create_replays_the_first_answer() {
     assert!(replayed(&second), "{:?}", second.headers);
 
     // Even after the model changed, the key replays what was answered then.
-    call(
+    patch(
         &c.app,
-        Method::PATCH,
         "/api/v1/models/once",
-        Some(&c.admin),
-        Some(json!({"description": "changed"})),
+        &c.admin,
+        json!({"description": "changed"}),
     )
     .await
     .expect(200);
@@ -108,10 +109,7 @@ async fn a_key_reused_for_another_request_is_refused() {
     .await;
     assert_problem(&other_path, 422, "idempotency_key_reused");
     assert_eq!(model_names(&c.app, &c.admin).await, ["first"]);
-    let tenants = get(&c.app, "/api/v1/tenants", &c.admin)
-        .await
-        .expect(200)
-        .json();
+    let tenants = get_json(&c.app, "/api/v1/tenants", &c.admin).await;
     assert_eq!(tenants.as_array().unwrap().len(), 1, "{tenants}");
     // The refusal is audited.
     let refused = audit(&c.app, &c.admin, "outcome=idempotency_key_reused").await;
@@ -149,17 +147,11 @@ async fn keys_belong_to_the_principal_that_sent_them() {
 #[tokio::test]
 async fn key_creation_refuses_an_idempotency_key() {
     let c = console();
-    let before = get(&c.app, "/api/v1/keys", &c.admin)
-        .await
-        .expect(200)
-        .json();
+    let before = get_json(&c.app, "/api/v1/keys", &c.admin).await;
     let resp = post_with_key(&c, &c.admin, "/api/v1/keys", "k1", json!({"name": "ci"})).await;
     assert_problem(&resp, 400, "invalid_header");
     assert!(!resp.text().contains("agk_"), "no secret in a refusal");
-    let after = get(&c.app, "/api/v1/keys", &c.admin)
-        .await
-        .expect(200)
-        .json();
+    let after = get_json(&c.app, "/api/v1/keys", &c.admin).await;
     assert_eq!(before, after, "no key was created");
 }
 
@@ -212,11 +204,8 @@ async fn a_retried_upload_creates_one_version() {
     assert_eq!(second.body, first.body);
     assert_eq!(second.json()["version"], 1);
 
-    let versions = get(&c.app, "/api/v1/models/m/versions", &c.admin)
-        .await
-        .expect(200)
-        .json();
-    assert_eq!(versions["items"].as_array().unwrap().len(), 1);
+    let versions = get_items(&c.app, "/api/v1/models/m/versions", &c.admin).await;
+    assert_eq!(versions.len(), 1);
     let (committed, staged) = artifact_dirs(&c);
     assert_eq!(committed.len(), 1, "the replay stored no second copy");
     assert!(staged.is_empty());
@@ -233,31 +222,38 @@ async fn a_retried_upload_creates_one_version() {
     assert_eq!(created.len(), 1);
 }
 
-#[tokio::test]
-async fn a_key_still_in_flight_is_not_run_twice() {
-    let c = console();
-    create_model(&c.app, &c.admin, "m").await;
-    let file = safetensors([1.0, 2.0]);
-    let parts = [Part::artifact("model.safetensors", &file)];
-    let body = multipart(&parts);
-
-    // The first upload's body arrives slowly: half now, half later.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+/// Starts uploading `parts` to model `m` under `key` in a task of its own,
+/// with a body that arrives only as the returned sender sends it: sends the
+/// first half, waits until the key is in flight, and returns the sender, the
+/// task and the second half, not yet sent.
+async fn start_half_sent_upload(
+    c: &Console,
+    key: &str,
+    parts: &[Part<'_>],
+) -> (mpsc::Sender<Bytes>, JoinHandle<Resp>, Bytes) {
+    let body = multipart(parts);
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
             .map(|chunk| (Ok::<_, Infallible>(chunk), rx))
     });
-    let slow = upload_request("m", &c.admin, &parts)
-        .header("idempotency-key", "slow")
+    let slow = upload_request("m", &c.admin, parts)
+        .header("idempotency-key", key)
         .body(Body::from_stream(stream))
         .unwrap();
     let app = c.app.clone();
-    let first = tokio::spawn(async move { send(&app, slow).await });
+    let task = tokio::spawn(async move { send(&app, slow).await });
     let half = body.len() / 2;
     tx.send(Bytes::copy_from_slice(&body[..half]))
         .await
         .unwrap();
+    wait_until_one_key_in_flight(c).await;
+    (tx, task, Bytes::copy_from_slice(&body[half..]))
+}
+
+/// Waits (up to 5 s) for a key to be held in flight, and asserts that one is.
+async fn wait_until_one_key_in_flight(c: &Console) {
     for _ in 0..500 {
         if !c.state.in_flight_keys.lock().unwrap().is_empty() {
             break;
@@ -265,13 +261,22 @@ async fn a_key_still_in_flight_is_not_run_twice() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(c.state.in_flight_keys.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_key_still_in_flight_is_not_run_twice() {
+    let c = console();
+    create_model(&c.app, &c.admin, "m").await;
+    let file = safetensors([1.0, 2.0]);
+    let parts = [Part::artifact("model.safetensors", &file)];
+
+    // The first upload's body arrives slowly: half now, half later.
+    let (tx, first, rest) = start_half_sent_upload(&c, "slow", &parts).await;
 
     let retry = send(&c.app, upload_with_key(&c, "slow", &parts)).await;
     assert_problem(&retry, 409, "idempotency_in_progress");
 
-    tx.send(Bytes::copy_from_slice(&body[half..]))
-        .await
-        .unwrap();
+    tx.send(rest).await.unwrap();
     drop(tx);
     let first = first.await.unwrap();
     assert_eq!(first.status.as_u16(), 201, "{}", first.describe());
@@ -283,11 +288,8 @@ async fn a_key_still_in_flight_is_not_run_twice() {
     let later = send(&c.app, upload_with_key(&c, "slow", &parts)).await;
     assert!(replayed(&later), "{}", later.describe());
     assert_eq!(later.body, first.body);
-    let versions = get(&c.app, "/api/v1/models/m/versions", &c.admin)
-        .await
-        .expect(200)
-        .json();
-    assert_eq!(versions["items"].as_array().unwrap().len(), 1);
+    let versions = get_items(&c.app, "/api/v1/models/m/versions", &c.admin).await;
+    assert_eq!(versions.len(), 1);
 }
 
 /// A client whose connection drops mid-upload retries with the same key;
@@ -299,30 +301,8 @@ async fn an_abandoned_request_releases_its_key() {
     create_model(&c.app, &c.admin, "m").await;
     let file = safetensors([1.0, 2.0]);
     let parts = [Part::artifact("model.safetensors", &file)];
-    let body = multipart(&parts);
 
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|chunk| (Ok::<_, Infallible>(chunk), rx))
-    });
-    let slow = upload_request("m", &c.admin, &parts)
-        .header("idempotency-key", "dropped")
-        .body(Body::from_stream(stream))
-        .unwrap();
-    let app = c.app.clone();
-    let first = tokio::spawn(async move { send(&app, slow).await });
-    tx.send(Bytes::copy_from_slice(&body[..body.len() / 2]))
-        .await
-        .unwrap();
-    for _ in 0..500 {
-        if !c.state.in_flight_keys.lock().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(c.state.in_flight_keys.lock().unwrap().len(), 1);
+    let (tx, first, _) = start_half_sent_upload(&c, "dropped", &parts).await;
     // The connection goes away: the server drops the request's future.
     first.abort();
     assert!(first.await.unwrap_err().is_cancelled());

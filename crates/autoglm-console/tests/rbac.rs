@@ -94,10 +94,7 @@ fn build(spec: &RouteSpec, fx: &Fixture, authorization: Option<&str>) -> Request
         RequestBody::UploadOrJson(_) => {
             let parts = [Part::artifact(FIXTURE_FILE, &fx.file)];
             builder
-                .header(
-                    header::CONTENT_TYPE,
-                    format!("multipart/form-data; boundary={BOUNDARY}"),
-                )
+                .header(header::CONTENT_TYPE, multipart_content_type())
                 .body(Body::from(multipart(&parts)))
         }
     }
@@ -138,14 +135,7 @@ async fn every_route_authenticates_and_authorises_by_its_table_entry() {
     create_user(app, &c.admin, BYSTANDER, Role::Viewer).await;
     create_model(app, &c.admin, FIXTURE_MODEL).await;
     let file = safetensors([1.0, 2.0]);
-    upload(
-        app,
-        &c.admin,
-        FIXTURE_MODEL,
-        &[Part::artifact(FIXTURE_FILE, &file)],
-    )
-    .await
-    .expect(201);
+    upload_file(app, &c.admin, FIXTURE_MODEL, FIXTURE_FILE, &file).await;
     set_stage(app, &c.admin, FIXTURE_MODEL, 1, "production")
         .await
         .expect(200);

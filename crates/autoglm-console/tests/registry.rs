@@ -8,9 +8,9 @@
 
 mod common;
 
-use axum::http::Method;
+use axum::http::HeaderValue;
 use common::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[tokio::test]
 async fn models_page_in_name_order_and_filter() {
@@ -42,7 +42,7 @@ async fn models_page_in_name_order_and_filter() {
             None => "/api/v1/models?limit=2".to_owned(),
             Some(t) => format!("/api/v1/models?limit=2&page_token={t}"),
         };
-        let page = get(app, &uri, &c.admin).await.expect(200).json();
+        let page = get_json(app, &uri, &c.admin).await;
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 2, "{page}");
         seen.extend(items.iter().map(|m| m["name"].as_str().unwrap().to_owned()));
@@ -56,42 +56,30 @@ async fn models_page_in_name_order_and_filter() {
     assert_eq!(seen, ["alpha", "bravo", "charlie", "delta", "echo"]);
     assert_eq!(pages, 3);
 
-    let names = |v: Value| -> Vec<String> {
-        v["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
     let q = get(app, "/api/v1/models?q=a", &c.admin).await.expect(200);
-    assert_eq!(names(q.json()), ["alpha", "bravo", "charlie", "delta"]);
+    assert_eq!(
+        item_names(&q.json()),
+        ["alpha", "bravo", "charlie", "delta"]
+    );
     let q = get(app, "/api/v1/models?q=lt", &c.admin).await.expect(200);
-    assert_eq!(names(q.json()), ["delta"]);
+    assert_eq!(item_names(&q.json()), ["delta"]);
     let nlp = get(app, "/api/v1/models?label=team=nlp", &c.admin)
         .await
         .expect(200);
-    assert_eq!(names(nlp.json()), ["alpha", "bravo", "delta"]);
+    assert_eq!(item_names(&nlp.json()), ["alpha", "bravo", "delta"]);
     let both = get(app, "/api/v1/models?label=team%3Dnlp&q=ta", &c.admin)
         .await
         .expect(200);
-    assert_eq!(names(both.json()), ["delta"]);
+    assert_eq!(item_names(&both.json()), ["delta"]);
     let none = get(app, "/api/v1/models?label=team=ops", &c.admin)
         .await
         .expect(200);
-    assert_eq!(names(none.json()), Vec::<String>::new());
+    assert_eq!(item_names(&none.json()), Vec::<String>::new());
 
     // Stage filter: only models with a version in that stage.
     let file = safetensors([1.0, 2.0]);
     for name in ["bravo", "delta"] {
-        upload(
-            app,
-            &c.admin,
-            name,
-            &[Part::artifact("m.safetensors", &file)],
-        )
-        .await
-        .expect(201);
+        upload_file(app, &c.admin, name, "m.safetensors", &file).await;
     }
     set_stage(app, &c.admin, "delta", 1, "production")
         .await
@@ -102,11 +90,11 @@ async fn models_page_in_name_order_and_filter() {
     let prod = get(app, "/api/v1/models?stage=production", &c.admin)
         .await
         .expect(200);
-    assert_eq!(names(prod.json()), ["delta"]);
+    assert_eq!(item_names(&prod.json()), ["delta"]);
     let staging = get(app, "/api/v1/models?stage=staging", &c.admin)
         .await
         .expect(200);
-    assert_eq!(names(staging.json()), ["bravo"]);
+    assert_eq!(item_names(&staging.json()), ["bravo"]);
 
     let delta = get(app, "/api/v1/models/delta", &c.admin).await.expect(200);
     let delta = delta.json();
@@ -127,33 +115,31 @@ async fn patch_replaces_only_the_fields_sent() {
     )
     .await
     .expect(201);
-    let created = get(app, "/api/v1/models/m", &c.admin)
-        .await
-        .expect(200)
-        .json();
+    let created = get_json(app, "/api/v1/models/m", &c.admin).await;
 
-    let patch = |body: Value| {
-        call(
-            app,
-            Method::PATCH,
-            "/api/v1/models/m",
-            Some(&c.admin),
-            Some(body),
-        )
-    };
-    let updated = patch(json!({"description": "second"}))
-        .await
-        .expect(200)
-        .json();
+    let updated = patch(
+        app,
+        "/api/v1/models/m",
+        &c.admin,
+        json!({"description": "second"}),
+    )
+    .await
+    .expect(200)
+    .json();
     assert_eq!(updated["description"], "second");
     assert_eq!(updated["labels"], json!({"a": "1", "b": "2"}));
     assert!(updated["updated_at"].as_str() >= created["updated_at"].as_str());
     assert_eq!(updated["created_at"], created["created_at"]);
 
-    let updated = patch(json!({"labels": {"c": "3"}}))
-        .await
-        .expect(200)
-        .json();
+    let updated = patch(
+        app,
+        "/api/v1/models/m",
+        &c.admin,
+        json!({"labels": {"c": "3"}}),
+    )
+    .await
+    .expect(200)
+    .json();
     assert_eq!(updated["description"], "second");
     assert_eq!(
         updated["labels"],
@@ -161,20 +147,16 @@ async fn patch_replaces_only_the_fields_sent() {
         "labels are replaced whole"
     );
 
-    let stored = get(app, "/api/v1/models/m", &c.admin)
-        .await
-        .expect(200)
-        .json();
+    let stored = get_json(app, "/api/v1/models/m", &c.admin).await;
     assert_eq!(stored["description"], "second");
     assert_eq!(stored["labels"], json!({"c": "3"}));
 
     assert_problem(
-        &call(
+        &patch(
             app,
-            Method::PATCH,
             "/api/v1/models/missing",
-            Some(&c.admin),
-            Some(json!({"description": "x"})),
+            &c.admin,
+            json!({"description": "x"}),
         )
         .await,
         404,
@@ -193,15 +175,7 @@ async fn uploads_round_trip_with_digest_size_and_lineage() {
     let file = safetensors([0.5, -1.25]);
     assert_eq!(file.len(), 8 + 54 + 8);
 
-    let v1 = upload(
-        app,
-        &c.admin,
-        "llm",
-        &[Part::artifact("model.safetensors", &file)],
-    )
-    .await
-    .expect(201)
-    .json();
+    let v1 = upload_file(app, &c.admin, "llm", "model.safetensors", &file).await;
     assert_eq!(v1["model"], "llm");
     assert_eq!(v1["version"], 1);
     assert_eq!(v1["format"], "safetensors");
@@ -221,10 +195,7 @@ async fn uploads_round_trip_with_digest_size_and_lineage() {
     assert_eq!(files[0]["details"]["parameters"], 2);
 
     // The stored version reads back the same, and the bytes are identical.
-    let fetched = get(app, "/api/v1/models/llm/versions/1", &c.admin)
-        .await
-        .expect(200)
-        .json();
+    let fetched = get_json(app, "/api/v1/models/llm/versions/1", &c.admin).await;
     assert_eq!(fetched, v1);
     let download = get(app, "/api/v1/models/llm/versions/1/artifact", &c.admin)
         .await
@@ -259,10 +230,7 @@ async fn uploads_round_trip_with_digest_size_and_lineage() {
     assert_eq!(v2["task"], "text-generation");
     assert_eq!(v2["params"]["lr"], 0.001);
     assert_eq!(v2["digest"], format!("sha256:{}", sha256_hex(&tuned)));
-    let stored = get(app, "/api/v1/models/llm/versions/2", &c.admin)
-        .await
-        .expect(200)
-        .json();
+    let stored = get_json(app, "/api/v1/models/llm/versions/2", &c.admin).await;
     assert_eq!(stored["parent"], 1);
 
     // A parent that does not exist is refused and creates nothing.
@@ -307,12 +275,7 @@ async fn uploads_round_trip_with_digest_size_and_lineage() {
         v3["format"], "safetensors",
         "the main format is the model's"
     );
-    let paths: Vec<&str> = v3["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["path"].as_str().unwrap())
-        .collect();
+    let paths = str_fields(&v3["files"], "path");
     assert_eq!(paths, ["config.json", "model.safetensors"]);
     // Each file downloads by its path; the single-file route refuses.
     let got = get(
@@ -330,37 +293,24 @@ async fn uploads_round_trip_with_digest_size_and_lineage() {
     );
 
     // Newest first; the model counts them.
-    let list = get(app, "/api/v1/models/llm/versions", &c.admin)
+    let numbers: Vec<i64> = get_items(app, "/api/v1/models/llm/versions", &c.admin)
         .await
-        .expect(200)
-        .json();
-    let numbers: Vec<i64> = list["items"]
-        .as_array()
-        .unwrap()
         .iter()
         .map(|v| v["version"].as_i64().unwrap())
         .collect();
     assert_eq!(numbers, [3, 2, 1]);
-    let page = get(app, "/api/v1/models/llm/versions?limit=2", &c.admin)
-        .await
-        .expect(200)
-        .json();
+    let page = get_json(app, "/api/v1/models/llm/versions?limit=2", &c.admin).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     let next = page["next_page_token"].as_str().unwrap().to_owned();
-    let rest = get(
+    let rest = get_json(
         app,
         &format!("/api/v1/models/llm/versions?limit=2&page_token={next}"),
         &c.admin,
     )
-    .await
-    .expect(200)
-    .json();
+    .await;
     assert_eq!(rest["items"][0]["version"], 1);
     assert!(rest["next_page_token"].is_null());
-    let model = get(app, "/api/v1/models/llm", &c.admin)
-        .await
-        .expect(200)
-        .json();
+    let model = get_json(app, "/api/v1/models/llm", &c.admin).await;
     assert_eq!(model["version_count"], 3);
     assert_eq!(model["latest_version"], 3);
 
@@ -371,19 +321,45 @@ async fn uploads_round_trip_with_digest_size_and_lineage() {
     assert_audit_valid(app, &c.admin).await;
 }
 
-#[tokio::test]
-async fn stage_changes_are_replay_protected_commands() {
+/// A console with model `m` holding one version, 1, in no stage yet.
+async fn console_with_m1() -> Console {
     let c = console();
-    let app = &c.app;
-    create_model(app, &c.admin, "m").await;
-    upload(
-        app,
+    create_model(&c.app, &c.admin, "m").await;
+    upload_file(
+        &c.app,
         &c.admin,
         "m",
-        &[Part::artifact("m.safetensors", &safetensors([1.0, 2.0]))],
+        "m.safetensors",
+        &safetensors([1.0, 2.0]),
+    )
+    .await;
+    c
+}
+
+/// Asks for version 1 of model `m` to move to `stage`, as the admin, with
+/// explicit command headers (`None` leaves one out).
+async fn move_m1_with(
+    c: &Console,
+    stage: &str,
+    timestamp: Option<HeaderValue>,
+    nonce: Option<&str>,
+) -> Resp {
+    set_stage_with(
+        &c.app,
+        &c.admin,
+        "m",
+        1,
+        json!({"stage": stage}),
+        timestamp,
+        nonce,
     )
     .await
-    .expect(201);
+}
+
+#[tokio::test]
+async fn stage_changes_are_replay_protected_commands() {
+    let c = console_with_m1().await;
+    let app = &c.app;
 
     let staged = set_stage(app, &c.admin, "m", 1, "staging")
         .await
@@ -405,52 +381,17 @@ async fn stage_changes_are_replay_protected_commands() {
 
     // A nonce, once used, is spent, whatever the command.
     let used = nonce();
-    set_stage_with(
-        app,
-        &c.admin,
-        "m",
-        1,
-        json!({"stage": "production"}),
-        Some(now_header()),
-        Some(&used),
-    )
-    .await
-    .expect(200);
-    let replay = set_stage_with(
-        app,
-        &c.admin,
-        "m",
-        1,
-        json!({"stage": "archived"}),
-        Some(now_header()),
-        Some(&used),
-    )
-    .await;
+    move_m1_with(&c, "production", Some(now_header()), Some(&used))
+        .await
+        .expect(200);
+    let replay = move_m1_with(&c, "archived", Some(now_header()), Some(&used)).await;
     assert_problem(&replay, 409, "nonce_reused");
 
     let stale = (chrono::Utc::now().timestamp() - 1000).into();
-    let resp = set_stage_with(
-        app,
-        &c.admin,
-        "m",
-        1,
-        json!({"stage": "archived"}),
-        Some(stale),
-        Some(&nonce()),
-    )
-    .await;
+    let resp = move_m1_with(&c, "archived", Some(stale), Some(&nonce())).await;
     assert_problem(&resp, 409, "stale_command");
     let future = (chrono::Utc::now().timestamp() + 1000).into();
-    let resp = set_stage_with(
-        app,
-        &c.admin,
-        "m",
-        1,
-        json!({"stage": "archived"}),
-        Some(future),
-        Some(&nonce()),
-    )
-    .await;
+    let resp = move_m1_with(&c, "archived", Some(future), Some(&nonce())).await;
     assert_problem(&resp, 409, "stale_command");
 
     for (what, ts, n) in [
@@ -469,39 +410,27 @@ async fn stage_changes_are_replay_protected_commands() {
             Some(nonce()),
         ),
     ] {
-        let resp = set_stage_with(
-            app,
-            &c.admin,
-            "m",
-            1,
-            json!({"stage": "archived"}),
-            ts,
-            n.as_deref(),
-        )
-        .await;
+        let resp = move_m1_with(&c, "archived", ts, n.as_deref()).await;
         assert_eq!(resp.status.as_u16(), 400, "{what}: {}", resp.describe());
         assert_problem(&resp, 400, "invalid_header");
     }
 
     // None of the refused commands moved the version.
-    let v = get(app, "/api/v1/models/m/versions/1", &c.admin)
-        .await
-        .expect(200)
-        .json();
+    let v = get_json(app, "/api/v1/models/m/versions/1", &c.admin).await;
     assert_eq!(v["stage"], "production");
     let moves = audit(app, &c.admin, "action=versions.set_stage&outcome=success").await;
     assert_eq!(moves.len(), 2, "{moves:?}");
     assert!(moves.iter().all(|r| r["target"] == "models/m/versions/1"));
 
     // Production with archive_others archives the previous production version.
-    upload(
+    upload_file(
         app,
         &c.admin,
         "m",
-        &[Part::artifact("m.safetensors", &safetensors([3.0, 4.0]))],
+        "m.safetensors",
+        &safetensors([3.0, 4.0]),
     )
-    .await
-    .expect(201);
+    .await;
     set_stage_with(
         app,
         &c.admin,
@@ -513,10 +442,7 @@ async fn stage_changes_are_replay_protected_commands() {
     )
     .await
     .expect(200);
-    let v1 = get(app, "/api/v1/models/m/versions/1", &c.admin)
-        .await
-        .expect(200)
-        .json();
+    let v1 = get_json(app, "/api/v1/models/m/versions/1", &c.admin).await;
     assert_eq!(v1["stage"], "archived");
     // An archived version goes back through staging, not straight to production.
     assert_problem(
@@ -535,14 +461,7 @@ async fn versions_in_use_are_kept_and_deleted_ones_leave_no_files() {
     let app = &c.app;
     create_model(app, &c.admin, "m").await;
     for values in [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]] {
-        upload(
-            app,
-            &c.admin,
-            "m",
-            &[Part::artifact("m.safetensors", &safetensors(values))],
-        )
-        .await
-        .expect(201);
+        upload_file(app, &c.admin, "m", "m.safetensors", &safetensors(values)).await;
     }
     let folders = |c: &Console| {
         let (mut committed, staged) = artifact_dirs(c);
@@ -560,21 +479,13 @@ async fn versions_in_use_are_kept_and_deleted_ones_leave_no_files() {
         .expect(200);
 
     // In-use versions and their model stay.
-    assert_problem(
-        &delete(app, "/api/v1/models/m/versions/1", &c.admin).await,
-        409,
-        "in_use",
-    );
-    assert_problem(
-        &delete(app, "/api/v1/models/m/versions/2", &c.admin).await,
-        409,
-        "in_use",
-    );
-    assert_problem(
-        &delete(app, "/api/v1/models/m", &c.admin).await,
-        409,
-        "in_use",
-    );
+    for uri in [
+        "/api/v1/models/m/versions/1",
+        "/api/v1/models/m/versions/2",
+        "/api/v1/models/m",
+    ] {
+        assert_problem(&delete(app, uri, &c.admin).await, 409, "in_use");
+    }
     assert_eq!(folders(&c).len(), 3);
 
     // A version not in use goes, with its folder.
@@ -616,10 +527,7 @@ async fn versions_in_use_are_kept_and_deleted_ones_leave_no_files() {
 
     // A model recreated under the same name shows nothing of the old one.
     create_model(app, &c.admin, "m").await;
-    let again = get(app, "/api/v1/models/m/versions", &c.admin)
-        .await
-        .expect(200)
-        .json();
+    let again = get_json(app, "/api/v1/models/m/versions", &c.admin).await;
     assert_eq!(again["items"], json!([]));
 
     let deletes = audit(app, &c.admin, "action=models.delete").await;
@@ -636,51 +544,21 @@ async fn versions_in_use_are_kept_and_deleted_ones_leave_no_files() {
 /// send it again inside the window once the state lets it through.
 #[tokio::test]
 async fn a_refused_command_still_spends_its_nonce() {
-    let c = console();
+    let c = console_with_m1().await;
     let app = &c.app;
-    create_model(app, &c.admin, "m").await;
-    upload(
-        app,
-        &c.admin,
-        "m",
-        &[Part::artifact("m.safetensors", &safetensors([1.0, 2.0]))],
-    )
-    .await
-    .expect(201);
     set_stage(app, &c.admin, "m", 1, "staging")
         .await
         .expect(200);
     let captured = nonce();
     let ts = now_header();
-    let first = set_stage_with(
-        app,
-        &c.admin,
-        "m",
-        1,
-        json!({"stage": "staging"}),
-        Some(ts.clone()),
-        Some(&captured),
-    )
-    .await;
+    let first = move_m1_with(&c, "staging", Some(ts.clone()), Some(&captured)).await;
     assert_problem(&first, 409, "invalid_transition");
     // The state changes; the captured request is sent again.
     set_stage(app, &c.admin, "m", 1, "archived")
         .await
         .expect(200);
-    let replayed = set_stage_with(
-        app,
-        &c.admin,
-        "m",
-        1,
-        json!({"stage": "staging"}),
-        Some(ts),
-        Some(&captured),
-    )
-    .await;
-    let v = get(app, "/api/v1/models/m/versions/1", &c.admin)
-        .await
-        .expect(200)
-        .json();
+    let replayed = move_m1_with(&c, "staging", Some(ts), Some(&captured)).await;
+    let v = get_json(app, "/api/v1/models/m/versions/1", &c.admin).await;
     assert_eq!(
         v["stage"], "archived",
         "a replayed command moved the version"

@@ -11,16 +11,26 @@ mod common;
 use autoglm_console::routes::table;
 use autoglm_core::audit::AuditEvent;
 use autoglm_core::rbac::Role;
-use autoglm_store::{Mutation, StoredResponse, tenancy};
+use autoglm_store::{Mutation, StoredResponse, Transaction, tenancy};
 use axum::http::Method;
 use common::*;
 use serde_json::{Value, json};
+
+/// The permissions a `whoami` answer lists.
+fn permissions(me: &Value) -> Vec<&str> {
+    me["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect()
+}
 
 #[tokio::test]
 async fn login_failures_do_not_tell_user_names_apart() {
     let c = console();
     create_user(&c.app, &c.admin, "dev", Role::Developer).await;
-    let attempt = |body: Value| call(&c.app, Method::POST, "/api/v1/auth/login", None, Some(body));
+    let attempt = |body: Value| try_login(&c.app, body);
 
     let wrong_password = attempt(json!({"username": "dev", "password": "not the password"})).await;
     let unknown_user = attempt(json!({"username": "nobody", "password": PASSWORD})).await;
@@ -47,19 +57,11 @@ async fn login_failures_do_not_tell_user_names_apart() {
     assert_eq!(ok["tenant"], "default");
     assert_eq!(ok["role"], "developer");
     let token = ok["token"].as_str().unwrap();
-    let me = get(&c.app, "/api/v1/auth/whoami", token)
-        .await
-        .expect(200)
-        .json();
+    let me = get_json(&c.app, "/api/v1/auth/whoami", token).await;
     assert_eq!(me["username"], "dev");
     assert_eq!(me["credential"], "session");
     assert_eq!(me["role"], "developer");
-    let permissions: Vec<&str> = me["permissions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap())
-        .collect();
+    let permissions = permissions(&me);
     assert!(permissions.contains(&"models:write"));
     assert!(!permissions.contains(&"models:promote"));
 
@@ -119,13 +121,10 @@ async fn api_keys_are_shown_once_used_and_revoked() {
     );
 
     // It authenticates, as an API key of its owner, and its use is recorded.
-    let me = get(&c.app, "/api/v1/auth/whoami", &secret)
-        .await
-        .expect(200)
-        .json();
+    let me = get_json(&c.app, "/api/v1/auth/whoami", &secret).await;
     assert_eq!(me["username"], "dev");
     assert_eq!(me["credential"], "api_key");
-    let listed = get(&c.app, "/api/v1/keys", &dev).await.expect(200).json();
+    let listed = get_json(&c.app, "/api/v1/keys", &dev).await;
     let key = listed
         .as_array()
         .unwrap()
@@ -175,29 +174,10 @@ async fn an_expired_api_key_is_refused_as_expired() {
         None,
         Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
     );
-    let audit = AuditEvent {
-        time: autoglm_store::timestamp(chrono::Utc::now()),
-        actor: "test".into(),
-        tenant: "default".into(),
-        action: "keys.create".into(),
-        target: format!("keys/{}", row.id),
-        request_id: String::new(),
-        outcome: String::new(),
-    };
-    c.state
-        .store
-        .write(
-            Mutation {
-                audit,
-                idempotency: None,
-            },
-            move |tx, _| tenancy::insert_key(tx, &row),
-            |_| StoredResponse {
-                status: 201,
-                body: Vec::new(),
-            },
-        )
-        .unwrap();
+    let target = format!("keys/{}", row.id);
+    write_in_store(&c, "default", "keys.create", &target, 201, move |tx| {
+        tenancy::insert_key(tx, &row)
+    });
     assert_problem(
         &get(&c.app, "/api/v1/auth/whoami", &secret).await,
         401,
@@ -231,18 +211,12 @@ async fn scoped_keys_do_only_what_their_scopes_say() {
     let c = console();
     create_model(&c.app, &c.admin, "m").await;
     let (read_only, _) = create_key(&c.app, &c.admin, json!({"scopes": ["models:read"]})).await;
-    let page = get(&c.app, "/api/v1/models", &read_only)
-        .await
-        .expect(200)
-        .json();
+    let page = get_json(&c.app, "/api/v1/models", &read_only).await;
     assert_eq!(page["items"][0]["name"], "m");
     get(&c.app, "/api/v1/models/m", &read_only)
         .await
         .expect(200);
-    let me = get(&c.app, "/api/v1/auth/whoami", &read_only)
-        .await
-        .expect(200)
-        .json();
+    let me = get_json(&c.app, "/api/v1/auth/whoami", &read_only).await;
     assert_eq!(me["role"], "admin");
     assert_eq!(me["permissions"], json!(["models:read"]));
 
@@ -273,16 +247,8 @@ async fn scoped_keys_do_only_what_their_scopes_say() {
     .await;
     assert_problem(&resp, 403, "forbidden");
     let (child, _) = create_key(&c.app, &writer, json!({})).await;
-    let me = get(&c.app, "/api/v1/auth/whoami", &child)
-        .await
-        .expect(200)
-        .json();
-    let mut permissions: Vec<&str> = me["permissions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap())
-        .collect();
+    let me = get_json(&c.app, "/api/v1/auth/whoami", &child).await;
+    let mut permissions = permissions(&me);
     permissions.sort_unstable();
     assert_eq!(permissions, ["keys:write", "models:read", "models:write"]);
     assert_problem(
@@ -324,13 +290,8 @@ async fn developers_manage_only_their_own_narrower_keys() {
     // Someone else's key is invisible to a developer: not listed, not revocable.
     let (admin_key, admin_key_id) = create_key(&c.app, &c.admin, json!({"name": "admin's"})).await;
     let (_, dev_key_id) = create_key(&c.app, &dev, json!({"name": "dev's"})).await;
-    let listed = get(&c.app, "/api/v1/keys", &dev).await.expect(200).json();
-    let ids: Vec<&str> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["id"].as_str().unwrap())
-        .collect();
+    let listed = get_json(&c.app, "/api/v1/keys", &dev).await;
+    let ids = str_fields(&listed, "id");
     assert_eq!(ids, [dev_key_id.as_str()]);
     assert_problem(
         &get(&c.app, "/api/v1/keys?all=true", &dev).await,
@@ -372,16 +333,10 @@ async fn a_role_change_reaches_existing_credentials_at_once() {
         .await
         .expect(201);
 
-    let set_role = |role: &str| {
-        call(
-            &c.app,
-            Method::PUT,
-            "/api/v1/users/carol/role",
-            Some(&c.admin),
-            Some(json!({"role": role})),
-        )
-    };
-    let user = set_role("viewer").await.expect(200).json();
+    let user = set_role(&c.app, &c.admin, "carol", "viewer")
+        .await
+        .expect(200)
+        .json();
     assert_eq!(
         user["roles"],
         json!([{"tenant": "default", "role": "viewer"}])
@@ -390,14 +345,13 @@ async fn a_role_change_reaches_existing_credentials_at_once() {
         let resp = post(&c.app, "/api/v1/models", token, json!({"name": "b"})).await;
         assert_problem(&resp, 403, "forbidden");
         get(&c.app, "/api/v1/models", token).await.expect(200);
-        let me = get(&c.app, "/api/v1/auth/whoami", token)
-            .await
-            .expect(200)
-            .json();
+        let me = get_json(&c.app, "/api/v1/auth/whoami", token).await;
         assert_eq!(me["role"], "viewer");
     }
 
-    set_role("operator").await.expect(200);
+    set_role(&c.app, &c.admin, "carol", "operator")
+        .await
+        .expect(200);
     get(&c.app, "/api/v1/audit", &carol).await.expect(200);
     // Operators may promote: the model has no version 1, so not found, not forbidden.
     assert_problem(
@@ -412,40 +366,31 @@ async fn a_role_change_reaches_existing_credentials_at_once() {
 
     // Nobody changes their own role, not even an admin.
     let admin_session = login(&c.app, "admin", None).await;
-    let resp = call(
-        &c.app,
-        Method::PUT,
-        "/api/v1/users/admin/role",
-        Some(&admin_session),
-        Some(json!({"role": "viewer"})),
-    )
-    .await;
+    let resp = set_role(&c.app, &admin_session, "admin", "viewer").await;
     assert_problem(&resp, 403, "forbidden");
-    let resp = call(
-        &c.app,
-        Method::PUT,
-        "/api/v1/users/ghost/role",
-        Some(&c.admin),
-        Some(json!({"role": "viewer"})),
-    )
-    .await;
+    let resp = set_role(&c.app, &c.admin, "ghost", "viewer").await;
     assert_problem(&resp, 404, "not_found");
 }
 
-/// Gives `username` a role in `tenant` straight through the store: the API
-/// has no way to do this for a tenant nobody holds a role in yet (every user
-/// and role route acts in the caller's own tenant).
-fn grant_in_store(c: &Console, username: &str, tenant: &str, role: Role) {
+/// Runs `change` as one audited store write, bypassing the API: the audit
+/// record has the actor `test`, and the response stored for it `status`.
+fn write_in_store<T>(
+    c: &Console,
+    tenant: &str,
+    action: &str,
+    target: &str,
+    status: u16,
+    change: impl FnOnce(&Transaction<'_>) -> autoglm_store::Result<T>,
+) {
     let audit = AuditEvent {
         time: autoglm_store::timestamp(chrono::Utc::now()),
         actor: "test".into(),
         tenant: tenant.into(),
-        action: "users.set_role".into(),
-        target: format!("users/{username}"),
+        action: action.into(),
+        target: target.into(),
         request_id: String::new(),
         outcome: String::new(),
     };
-    let (username, tenant) = (username.to_owned(), tenant.to_owned());
     c.state
         .store
         .write(
@@ -453,9 +398,9 @@ fn grant_in_store(c: &Console, username: &str, tenant: &str, role: Role) {
                 audit,
                 idempotency: None,
             },
-            move |tx, _| tenancy::set_role(tx, &username, &tenant, role),
+            move |tx, _| change(tx),
             |_| StoredResponse {
-                status: 200,
+                status,
                 body: Vec::new(),
             },
         )
@@ -475,27 +420,71 @@ async fn tenants_do_not_see_or_touch_each_other() {
         "already_exists",
     );
     create_user(app, &c.admin, "alice", Role::Viewer).await;
-    // A tenant's first admin: not possible through the API (see grant_in_store).
+    // Before she has a role in team-a she cannot log in there.
     assert_problem(
-        &call(
+        &try_login(
             app,
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "alice", "password": PASSWORD, "tenant": "team-a"})),
+            json!({"username": "alice", "password": PASSWORD, "tenant": "team-a"}),
         )
         .await,
         401,
         "invalid_credentials",
     );
-    grant_in_store(&c, "alice", "team-a", Role::Admin);
+    // Only a system admin may give a role in another tenant: a tenant's first admin.
+    let in_team_a = json!({"role": "admin", "tenant": "team-a"});
+    let second_admin = {
+        create_user(app, &c.admin, "second-admin", Role::Admin).await;
+        login(app, "second-admin", None).await
+    };
+    let put_role = |token: String| {
+        let body = in_team_a.clone();
+        async move {
+            call(
+                app,
+                Method::PUT,
+                "/api/v1/users/alice/role",
+                Some(&token),
+                Some(body),
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        put_role(second_admin).await.status,
+        200,
+        "an admin of the system tenant"
+    );
+    let nowhere = json!({"role": "admin", "tenant": "no-such-tenant"});
+    assert_problem(
+        &call(
+            app,
+            Method::PUT,
+            "/api/v1/users/alice/role",
+            Some(&c.admin),
+            Some(nowhere),
+        )
+        .await,
+        404,
+        "not_found",
+    );
     let alice = login(app, "alice", Some("team-a")).await;
-    let me = get(app, "/api/v1/auth/whoami", &alice)
-        .await
-        .expect(200)
-        .json();
+    let me = get_json(app, "/api/v1/auth/whoami", &alice).await;
     assert_eq!(me["tenant"], "team-a");
     assert_eq!(me["role"], "admin");
+    // A tenant's admin cannot reach into another tenant.
+    let into_default = json!({"role": "admin", "tenant": "default"});
+    assert_problem(
+        &call(
+            app,
+            Method::PUT,
+            "/api/v1/users/second-admin/role",
+            Some(&alice),
+            Some(into_default),
+        )
+        .await,
+        403,
+        "forbidden",
+    );
     // Her session in default is still a viewer's.
     let alice_default = login(app, "alice", None).await;
     assert_problem(
@@ -509,21 +498,18 @@ async fn tenants_do_not_see_or_touch_each_other() {
     // One name in two tenants is two models.
     create_model(app, &c.admin, "shared").await;
     create_model(app, &alice, "shared").await;
-    upload(
+    upload_file(
         app,
         &c.admin,
         "shared",
-        &[Part::artifact("m.safetensors", &safetensors([1.0, 2.0]))],
+        "m.safetensors",
+        &safetensors([1.0, 2.0]),
     )
-    .await
-    .expect(201);
+    .await;
 
     assert_eq!(model_names(app, &c.admin).await, ["public-d", "shared"]);
     assert_eq!(model_names(app, &alice).await, ["secret-a", "shared"]);
-    let theirs = get(app, "/api/v1/models/shared", &alice)
-        .await
-        .expect(200)
-        .json();
+    let theirs = get_json(app, "/api/v1/models/shared", &alice).await;
     assert_eq!(theirs["tenant"], "team-a");
     assert_eq!(theirs["version_count"], 0);
     assert_problem(
@@ -554,12 +540,11 @@ async fn tenants_do_not_see_or_touch_each_other() {
         "not_found",
     );
     assert_problem(
-        &call(
+        &patch(
             app,
-            Method::PATCH,
             "/api/v1/models/public-d",
-            Some(&alice),
-            Some(json!({"description": "mine now"})),
+            &alice,
+            json!({"description": "mine now"}),
         )
         .await,
         404,
@@ -576,10 +561,7 @@ async fn tenants_do_not_see_or_touch_each_other() {
         404,
         "not_found",
     );
-    let kept = get(app, "/api/v1/models/public-d", &c.admin)
-        .await
-        .expect(200)
-        .json();
+    let kept = get_json(app, "/api/v1/models/public-d", &c.admin).await;
     assert!(kept["description"].is_null());
     assert_eq!(kept["version_count"], 0);
 
@@ -595,11 +577,7 @@ async fn tenants_do_not_see_or_touch_each_other() {
         403,
         "forbidden",
     );
-    let own_log = get(app, "/api/v1/audit?limit=1000", &alice)
-        .await
-        .expect(200)
-        .json();
-    let own_log = own_log["items"].as_array().unwrap();
+    let own_log = get_items(app, "/api/v1/audit?limit=1000", &alice).await;
     assert!(!own_log.is_empty());
     assert!(
         own_log.iter().all(|r| r["tenant"] == "team-a"),
@@ -616,28 +594,16 @@ async fn tenants_do_not_see_or_touch_each_other() {
     .await
     .expect(201);
     assert_problem(
-        &call(
-            app,
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "bob", "password": PASSWORD})),
-        )
-        .await,
+        &try_login(app, json!({"username": "bob", "password": PASSWORD})).await,
         401,
         "invalid_credentials",
     );
     let bob = login(app, "bob", Some("team-a")).await;
     assert_eq!(model_names(app, &bob).await, ["secret-a", "shared"]);
-    let users_a = get(app, "/api/v1/users", &alice).await.expect(200).json();
-    let names_a: Vec<&str> = users_a
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["username"].as_str().unwrap())
-        .collect();
+    let users_a = get_json(app, "/api/v1/users", &alice).await;
+    let names_a = str_fields(&users_a, "username");
     assert_eq!(names_a, ["alice", "bob"]);
-    let users_d = get(app, "/api/v1/users", &c.admin).await.expect(200).json();
+    let users_d = get_json(app, "/api/v1/users", &c.admin).await;
     assert!(
         users_d
             .as_array()
@@ -647,20 +613,9 @@ async fn tenants_do_not_see_or_touch_each_other() {
     );
 
     // Her role changes act in her tenant only.
-    call(
-        app,
-        Method::PUT,
-        "/api/v1/users/admin/role",
-        Some(&alice),
-        Some(json!({"role": "viewer"})),
-    )
-    .await
-    .expect(200);
+    set_role(app, &alice, "admin", "viewer").await.expect(200);
     let admin_session = login(app, "admin", None).await;
-    let me = get(app, "/api/v1/auth/whoami", &admin_session)
-        .await
-        .expect(200)
-        .json();
+    let me = get_json(app, "/api/v1/auth/whoami", &admin_session).await;
     assert_eq!(
         me["role"], "admin",
         "a team-a admin demoted the system admin"
@@ -669,10 +624,7 @@ async fn tenants_do_not_see_or_touch_each_other() {
 
     // Keys are per tenant too.
     let (alice_key, alice_key_id) = create_key(app, &alice, json!({})).await;
-    let me = get(app, "/api/v1/auth/whoami", &alice_key)
-        .await
-        .expect(200)
-        .json();
+    let me = get_json(app, "/api/v1/auth/whoami", &alice_key).await;
     assert_eq!(me["tenant"], "team-a");
     let all_d = get(app, "/api/v1/keys?all=true", &c.admin)
         .await

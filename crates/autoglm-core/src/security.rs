@@ -102,6 +102,10 @@ pub struct CreateUser {
 pub struct SetRole {
     /// The new role.
     pub role: Role,
+    /// The tenant to set it in: the caller's when absent. Only system admins
+    /// may name another tenant (this is how a new tenant gets its first admin).
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 /// `POST /api/v1/keys`.

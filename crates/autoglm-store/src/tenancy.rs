@@ -142,6 +142,17 @@ pub fn create_user(
 
 /// Sets a user's role in a tenant, inside a write.
 pub fn set_role(tx: &Transaction<'_>, username: &str, tenant: &str, role: Role) -> Result<User> {
+    let tenant_exists: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM tenants WHERE name = ?1)",
+        [tenant],
+        |r| r.get(0),
+    )?;
+    if !tenant_exists {
+        return Err(StoreError::rejected(
+            ErrorCode::NotFound,
+            format!("tenant {tenant:?} does not exist"),
+        ));
+    }
     let created: Option<String> = tx
         .query_row(
             "SELECT created_at FROM users WHERE username = ?1",

@@ -65,7 +65,8 @@ pub async fn create_user(
     .await
 }
 
-/// `PUT /api/v1/users/{username}/role`.
+/// `PUT /api/v1/users/{username}/role`: in the caller's tenant, or (system
+/// admins) in the tenant the body names.
 pub async fn set_role(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -78,8 +79,19 @@ pub async fn set_role(
             "you cannot change your own role; ask another admin",
         ));
     }
-    let tenant = ctx.tenant().to_owned();
-    let target = format!("users/{username}");
+    let tenant = match body.tenant {
+        Some(other) if other != ctx.tenant() => {
+            if !ctx.principal.grant.is_system_admin() {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "only admins of the system tenant may set roles in another tenant",
+                ));
+            }
+            other
+        }
+        _ => ctx.tenant().to_owned(),
+    };
+    let target = format!("tenants/{tenant}/users/{username}");
     ctx.write(&state, StatusCode::OK, target, move |tx, _| {
         tenancy::set_role(tx, &username, &tenant, body.role)
     })

@@ -183,6 +183,46 @@ pub async fn delete(app: &Router, uri: &str, token: &str) -> Resp {
     call(app, Method::DELETE, uri, Some(token), None).await
 }
 
+/// `PATCH` JSON with a token.
+pub async fn patch(app: &Router, uri: &str, token: &str, body: Value) -> Resp {
+    call(app, Method::PATCH, uri, Some(token), Some(body)).await
+}
+
+/// `GET` with a token, expecting 200; the body as JSON.
+pub async fn get_json(app: &Router, uri: &str, token: &str) -> Value {
+    get(app, uri, token).await.expect(200).json()
+}
+
+/// `GET` a page with a token, expecting 200; its `items`.
+pub async fn get_items(app: &Router, uri: &str, token: &str) -> Vec<Value> {
+    get_json(app, uri, token).await["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The string `field` of every object in the JSON array `items`.
+pub fn str_fields<'a>(items: &'a Value, field: &str) -> Vec<&'a str> {
+    items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[field].as_str().unwrap())
+        .collect()
+}
+
+/// `PUT /api/v1/users/{username}/role` with a token.
+pub async fn set_role(app: &Router, token: &str, username: &str, role: &str) -> Resp {
+    call(
+        app,
+        Method::PUT,
+        &format!("/api/v1/users/{username}/role"),
+        Some(token),
+        Some(json!({"role": role})),
+    )
+    .await
+}
+
 /// Creates a user with `role` in the caller's tenant.
 pub async fn create_user(app: &Router, admin_token: &str, username: &str, role: Role) {
     post(
@@ -195,15 +235,18 @@ pub async fn create_user(app: &Router, admin_token: &str, username: &str, role: 
     .expect(201);
 }
 
+/// `POST /api/v1/auth/login` with `body`, without credentials.
+pub async fn try_login(app: &Router, body: Value) -> Resp {
+    call(app, Method::POST, "/api/v1/auth/login", None, Some(body)).await
+}
+
 /// Logs in and returns the session token.
 pub async fn login(app: &Router, username: &str, tenant: Option<&str>) -> String {
     let mut body = json!({"username": username, "password": PASSWORD});
     if let Some(tenant) = tenant {
         body["tenant"] = json!(tenant);
     }
-    let resp = call(app, Method::POST, "/api/v1/auth/login", None, Some(body))
-        .await
-        .expect(200);
+    let resp = try_login(app, body).await.expect(200);
     resp.json()["token"].as_str().unwrap().to_owned()
 }
 
@@ -315,6 +358,21 @@ pub fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
     body
 }
 
+/// The `content-type` of the helpers' multipart bodies.
+pub fn multipart_content_type() -> String {
+    format!("multipart/form-data; boundary={BOUNDARY}")
+}
+
+/// A multipart upload request to `model`'s versions, without a Content-Length.
+pub fn multipart_request(model: &str, token: &str) -> axum::http::request::Builder {
+    request(
+        Method::POST,
+        &format!("/api/v1/models/{model}/versions"),
+        Some(token),
+    )
+    .header(header::CONTENT_TYPE, multipart_content_type())
+}
+
 /// A multipart upload request to `model`'s versions, with a Content-Length.
 pub fn upload_request(
     model: &str,
@@ -322,16 +380,7 @@ pub fn upload_request(
     parts: &[Part<'_>],
 ) -> axum::http::request::Builder {
     let body_len = multipart(parts).len();
-    request(
-        Method::POST,
-        &format!("/api/v1/models/{model}/versions"),
-        Some(token),
-    )
-    .header(
-        header::CONTENT_TYPE,
-        format!("multipart/form-data; boundary={BOUNDARY}"),
-    )
-    .header(header::CONTENT_LENGTH, body_len)
+    multipart_request(model, token).header(header::CONTENT_LENGTH, body_len)
 }
 
 /// Uploads `parts` as a new version of `model`.
@@ -340,6 +389,21 @@ pub async fn upload(app: &Router, token: &str, model: &str, parts: &[Part<'_>]) 
         .body(Body::from(multipart(parts)))
         .unwrap();
     send(app, req).await
+}
+
+/// Uploads one file `path` of `bytes` as a new version of `model`, expecting
+/// 201; the version as JSON.
+pub async fn upload_file(
+    app: &Router,
+    token: &str,
+    model: &str,
+    path: &str,
+    bytes: &[u8],
+) -> Value {
+    upload(app, token, model, &[Part::artifact(path, bytes)])
+        .await
+        .expect(201)
+        .json()
 }
 
 /// A fresh command nonce (24 URL-safe characters).
@@ -394,17 +458,17 @@ pub async fn set_stage(app: &Router, token: &str, model: &str, version: i64, sta
     .await
 }
 
+/// The `name` of every item of a page.
+pub fn item_names(page: &Value) -> Vec<String> {
+    str_fields(&page["items"], "name")
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Names of the models the token's tenant sees.
 pub async fn model_names(app: &Router, token: &str) -> Vec<String> {
-    get(app, "/api/v1/models?limit=1000", token)
-        .await
-        .expect(200)
-        .json()["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap().to_owned())
-        .collect()
+    item_names(&get_json(app, "/api/v1/models?limit=1000", token).await)
 }
 
 /// How many models the token's tenant sees.
@@ -414,27 +478,19 @@ pub async fn model_count(app: &Router, token: &str) -> usize {
 
 /// The audit chain verification, asserting it is valid; returns the record count.
 pub async fn assert_audit_valid(app: &Router, admin_token: &str) -> i64 {
-    let v = get(app, "/api/v1/audit/verify", admin_token)
-        .await
-        .expect(200)
-        .json();
+    let v = get_json(app, "/api/v1/audit/verify", admin_token).await;
     assert_eq!(v["valid"], true, "audit chain broken: {v}");
     v["records"].as_i64().unwrap()
 }
 
 /// Audit records matching the query string (as a system admin: every tenant).
 pub async fn audit(app: &Router, admin_token: &str, query: &str) -> Vec<Value> {
-    get(
+    get_items(
         app,
         &format!("/api/v1/audit?limit=1000&{query}"),
         admin_token,
     )
     .await
-    .expect(200)
-    .json()["items"]
-        .as_array()
-        .unwrap()
-        .clone()
 }
 
 /// Folders under `<home>/artifacts/` other than `.staging`, and the entries of `.staging`.
