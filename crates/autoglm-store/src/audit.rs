@@ -109,7 +109,7 @@ fn list(conn: &Connection, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
     }
     args.push(Value::Integer(filter.limit));
     sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len()));
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(args), record)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -124,7 +124,7 @@ impl Store {
     pub fn audit_verify(&self) -> Result<ChainVerification> {
         self.read(|conn| {
             let mut stmt =
-                conn.prepare(&format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq"))?;
+                conn.prepare_cached(&format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq"))?;
             let mut rows = stmt.query([])?;
             let mut verifier = ChainVerifier::default();
             while let Some(row) = rows.next()? {

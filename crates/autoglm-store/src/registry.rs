@@ -203,7 +203,7 @@ fn refuse_in_use(name: &str, stage: Stage, version: i64) -> Result<()> {
 /// Deletes a model and its versions, inside a write; returns the folders to remove.
 pub fn delete_model(tx: &Transaction<'_>, tenant: &str, name: &str) -> Result<Vec<String>> {
     get_model(tx, tenant, name)?;
-    let mut stmt = tx.prepare(&format!(
+    let mut stmt = tx.prepare_cached(&format!(
         "SELECT {VERSION_COLUMNS} FROM model_versions WHERE tenant = ?1 AND model = ?2"
     ))?;
     let versions: Vec<StoredVersion> = stmt
@@ -339,7 +339,7 @@ impl Store {
             }
             args.push(Value::Integer(filter.limit));
             sql.push_str(&format!(" ORDER BY m.name LIMIT ?{}", args.len()));
-            let mut stmt = c.prepare(&sql)?;
+            let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(params_from_iter(args), model)?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
@@ -360,7 +360,7 @@ impl Store {
     ) -> Result<Vec<ModelVersion>> {
         self.read(|c| {
             get_model(c, tenant, name)?;
-            let mut stmt = c.prepare(&format!(
+            let mut stmt = c.prepare_cached(&format!(
                 "SELECT {VERSION_COLUMNS} FROM model_versions WHERE tenant = ?1 AND model = ?2
                  AND (?3 IS NULL OR version < ?3) ORDER BY version DESC LIMIT ?4"
             ))?;
@@ -374,7 +374,7 @@ impl Store {
     /// Every version folder the database refers to, to sweep orphans left by a crash.
     pub fn storage_dirs(&self) -> Result<Vec<String>> {
         self.read(|c| {
-            let mut stmt = c.prepare("SELECT storage_dir FROM model_versions")?;
+            let mut stmt = c.prepare_cached("SELECT storage_dir FROM model_versions")?;
             let rows = stmt.query_map([], |r| r.get(0))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })

@@ -77,8 +77,9 @@ fn api_key(r: &Row<'_>) -> r2d2_sqlite::rusqlite::Result<ApiKey> {
 }
 
 fn memberships(conn: &Connection, username: &str) -> Result<Vec<Membership>> {
-    let mut stmt =
-        conn.prepare("SELECT tenant, role FROM memberships WHERE username = ?1 ORDER BY tenant")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT tenant, role FROM memberships WHERE username = ?1 ORDER BY tenant",
+    )?;
     let rows = stmt.query_map([username], |r| {
         Ok(Membership {
             tenant: r.get(0)?,
@@ -257,7 +258,8 @@ impl Store {
     /// Every tenant, by name.
     pub fn list_tenants(&self) -> Result<Vec<Tenant>> {
         self.read(|c| {
-            let mut stmt = c.prepare("SELECT name, created_at FROM tenants ORDER BY name")?;
+            let mut stmt =
+                c.prepare_cached("SELECT name, created_at FROM tenants ORDER BY name")?;
             let rows = stmt.query_map([], |r| {
                 Ok(Tenant {
                     name: r.get(0)?,
@@ -305,7 +307,7 @@ impl Store {
     /// The users with a role in `tenant`.
     pub fn list_users(&self, tenant: &str) -> Result<Vec<User>> {
         self.read(|c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT u.username, u.created_at FROM users u JOIN memberships m ON m.username = u.username
                  WHERE m.tenant = ?1 ORDER BY u.username",
             )?;
@@ -369,7 +371,7 @@ impl Store {
     /// Keys of `tenant`, of `owner` only when given.
     pub fn list_keys(&self, tenant: &str, owner: Option<&str>) -> Result<Vec<ApiKey>> {
         self.read(|c| {
-            let mut stmt = c.prepare(&format!(
+            let mut stmt = c.prepare_cached(&format!(
                 "SELECT {KEY_COLUMNS} FROM api_keys k WHERE tenant = ?1 AND (?2 IS NULL OR username = ?2)
                  ORDER BY created_at, id"
             ))?;
