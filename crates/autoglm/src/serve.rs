@@ -86,6 +86,13 @@ async fn self_signed(home: &Path) -> anyhow::Result<RustlsConfig> {
 }
 
 async fn shutdown_on_signal(handle: Handle) {
+    signal().await;
+    tracing::info!("signal received; draining");
+    handle.graceful_shutdown(Some(autoglm_console::DRAIN_TIMEOUT));
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {
@@ -102,6 +109,4 @@ async fn shutdown_on_signal(handle: Handle) {
         _ = interrupt => {}
         _ = terminate => {}
     }
-    tracing::info!("signal received; draining");
-    handle.graceful_shutdown(Some(autoglm_console::DRAIN_TIMEOUT));
 }
