@@ -16,10 +16,14 @@ pub const IRIS: &str = "logreg-iris";
 
 /// The cache the fetch script fills: `AUTOGLM_MODELS`, else `~/.cache/autoglm/models`.
 pub fn cache_dir() -> PathBuf {
-    std::env::var_os("AUTOGLM_MODELS").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
-        home.join(".cache/autoglm/models")
-    })
+    std::env::var_os("AUTOGLM_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/tmp"));
+            home.join(".cache/autoglm/models")
+        })
 }
 
 /// The folder of model `name`, fetching every missing model first.
@@ -38,10 +42,21 @@ pub fn path(name: &str) -> PathBuf {
         // flock keeps test binaries running in parallel from fetching twice.
         std::fs::create_dir_all(cache_dir()).expect("create the model cache");
         let lock = cache_dir().join(".lock");
-        let status = Command::new("flock").arg(&lock).arg(script).status().expect("run scripts/fetch-models.sh");
-        assert!(status.success(), "scripts/fetch-models.sh failed ({status}); models are needed for this test");
+        let status = Command::new("flock")
+            .arg(&lock)
+            .arg(script)
+            .status()
+            .expect("run scripts/fetch-models.sh");
+        assert!(
+            status.success(),
+            "scripts/fetch-models.sh failed ({status}); models are needed for this test"
+        );
     }
-    assert!(dir.join(".complete").exists(), "model {name} is not in {}", cache_dir().display());
+    assert!(
+        dir.join(".complete").exists(),
+        "model {name} is not in {}",
+        cache_dir().display()
+    );
     dir
 }
 
