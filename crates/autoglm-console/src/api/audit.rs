@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 
-use super::{page_limit, read};
+use super::{page, page_limit, read};
 use crate::AppState;
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
@@ -76,17 +76,8 @@ pub async fn list(
         before_seq: q.page_token,
         limit: limit + 1,
     };
-    let mut items = read(&state, move |s| s.audit_list(&filter)).await?;
-    let next_page_token = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|r| r.seq.to_string())
-    } else {
-        None
-    };
-    Ok(Json(Page {
-        items,
-        next_page_token,
-    }))
+    let items = read(&state, move |s| s.audit_list(&filter)).await?;
+    Ok(Json(page(items, limit, |r| r.seq.to_string())))
 }
 
 /// `GET /api/v1/audit/verify`.

@@ -35,6 +35,25 @@ pub fn page_limit(limit: Option<i64>) -> ApiResult<i64> {
     }
 }
 
+/// Turns `limit + 1` fetched items into a page: the extra item, when there
+/// is one, only says that another page follows, named by the last item kept.
+pub fn page<T>(
+    mut items: Vec<T>,
+    limit: i64,
+    token_of: impl Fn(&T) -> String,
+) -> autoglm_core::registry::Page<T> {
+    let next_page_token = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(token_of)
+    } else {
+        None
+    };
+    autoglm_core::registry::Page {
+        items,
+        next_page_token,
+    }
+}
+
 /// Maps a name rule's refusal to `invalid_name`.
 pub fn check_name(kind: &'static str, name: &str) -> ApiResult<()> {
     autoglm_core::names::validate(kind, name)

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{check_name, invalid_body, page_limit, read};
+use super::{check_name, invalid_body, page, page_limit, read};
 use crate::AppState;
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
@@ -66,17 +66,8 @@ pub async fn list(
         after: q.page_token,
         limit: limit + 1,
     };
-    let mut items = read(&state, move |s| s.list_models(&filter)).await?;
-    let next_page_token = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|m| m.name.clone())
-    } else {
-        None
-    };
-    Ok(Json(Page {
-        items,
-        next_page_token,
-    }))
+    let items = read(&state, move |s| s.list_models(&filter)).await?;
+    Ok(Json(page(items, limit, |m| m.name.clone())))
 }
 
 /// `POST /api/v1/models`.

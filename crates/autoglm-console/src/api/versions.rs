@@ -15,7 +15,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{invalid_body, page_limit, read};
+use super::{invalid_body, page, page_limit, read};
 use crate::AppState;
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
@@ -38,20 +38,11 @@ pub async fn list(
 ) -> ApiResult<Json<Page<ModelVersion>>> {
     let limit = page_limit(q.limit)?;
     let tenant = ctx.tenant().to_owned();
-    let mut items = read(&state, move |s| {
+    let items = read(&state, move |s| {
         s.list_versions(&tenant, &name, q.page_token, limit + 1)
     })
     .await?;
-    let next_page_token = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|v| v.version.to_string())
-    } else {
-        None
-    };
-    Ok(Json(Page {
-        items,
-        next_page_token,
-    }))
+    Ok(Json(page(items, limit, |v| v.version.to_string())))
 }
 
 /// `POST /api/v1/models/{name}/versions`: multipart upload, or JSON naming a
