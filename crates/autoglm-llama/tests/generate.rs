@@ -63,7 +63,7 @@ fn chunked_prefill_and_cached_prefixes_give_the_same_output() {
         max_sequences: 2,
         context_per_sequence: 512,
         prefill_chunk: 5,
-        ..autoglm_llama::LlamaOptions::default()
+        threads: THREADS,
     };
     let chunked = LlamaGenerator::load(&model_path(), options).unwrap();
     let chat = "Name the largest planet of the solar system and say one thing about it.";

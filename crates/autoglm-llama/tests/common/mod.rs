@@ -16,10 +16,16 @@ pub fn model_path() -> PathBuf {
     autoglm_testmodels::file(autoglm_testmodels::SMOLLM2, "gguf")
 }
 
+/// One compute thread per generator: tests run side by side, each with its
+/// own generator, and llama.cpp's thread barriers stall badly when its
+/// threads outnumber the free cores.
+pub const THREADS: usize = 1;
+
 pub fn load(max_sequences: usize, context_per_sequence: usize) -> LlamaGenerator {
     let options = LlamaOptions {
         max_sequences,
         context_per_sequence,
+        threads: THREADS,
         ..LlamaOptions::default()
     };
     LlamaGenerator::load(&model_path(), options).unwrap()
