@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod batcher;
 pub mod detect;
+pub mod engines;
 pub mod error;
 pub mod metrics;
 pub mod oip;

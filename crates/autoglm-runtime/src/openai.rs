@@ -534,7 +534,7 @@ async fn collect(
 /// and drops the engine's receiver, which stops the sequence at its next token.
 fn stream_events(
     runtime: Arc<Runtime>,
-    mut running: Running,
+    running: Running,
     id: String,
     model: String,
     kind: Kind,
@@ -550,6 +550,9 @@ fn stream_events(
     };
     let (out, rx) = mpsc::channel::<Event>(16);
     tokio::spawn(async move {
+        // Move all of `running` in: its ticket and served version must live
+        // as long as the stream, not just the fields the loop touches.
+        let mut running = running;
         let mut first = true;
         while let Some(event) = running.events.recv().await {
             let events = match event {

@@ -2,6 +2,7 @@
 //! serves it until a signal, drains. Everything else lives in the crates.
 
 mod config;
+mod runtime;
 mod serve;
 mod telemetry;
 
@@ -32,6 +33,8 @@ enum Command {
     Up(config::ServeArgs),
     /// Run the console: REST API, auth, registry, audit.
     Console(config::ServeArgs),
+    /// Serve one model (a replica): OpenAI and Open Inference Protocol APIs.
+    Runtime(runtime::RuntimeArgs),
     /// Manage models in the registry.
     Model {
         #[command(flatten)]
@@ -46,7 +49,7 @@ const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("autoglm: cannot start the async runtime: {e}");
@@ -63,7 +66,24 @@ fn main() -> ExitCode {
                 }
             };
             telemetry::init(cli.log_format);
-            match runtime.block_on(serve::run(config)) {
+            match rt.block_on(serve::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("autoglm: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Runtime(args) => {
+            let checked = match args.check() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("autoglm: invalid configuration: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            telemetry::init(cli.log_format);
+            match rt.block_on(runtime::run(checked)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("autoglm: {e:#}");
@@ -72,7 +92,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Model { client, command } => {
-            ExitCode::from(runtime.block_on(autoglm_cli::run_model(&client, command)) as u8)
+            ExitCode::from(rt.block_on(autoglm_cli::run_model(&client, command)) as u8)
         }
     }
 }
