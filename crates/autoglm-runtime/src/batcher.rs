@@ -1,5 +1,10 @@
 //! Dynamic batching of embeddings: requests that arrive within a short wait
 //! share one forward pass, up to a maximum batch size.
+//!
+//! The wait is paid only under concurrency: when the previous batch held a
+//! single request, the next one runs with whatever is already queued, so a
+//! lone client sees no added latency; requests that arrive while a pass runs
+//! queue up and form the next batch anyway.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,6 +66,7 @@ async fn run(
     metrics: Arc<Metrics>,
 ) {
     let mut carried: Option<Job> = None;
+    let mut concurrent = false;
     loop {
         let first = match carried.take() {
             Some(job) => job,
@@ -71,22 +77,31 @@ async fn run(
         };
         let mut batch = vec![first];
         let mut size = batch[0].inputs.len();
-        let deadline = Instant::now() + max_wait;
+        let deadline = Instant::now() + if concurrent { max_wait } else { Duration::ZERO };
         while size < max_batch {
             let wait = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(wait, rx.recv()).await {
-                Ok(Some(job)) if size + job.inputs.len() <= max_batch => {
+            let next = if wait.is_zero() {
+                rx.try_recv().map_err(|_| ())
+            } else {
+                tokio::time::timeout(wait, rx.recv())
+                    .await
+                    .map_err(|_| ())
+                    .and_then(|job| job.ok_or(()))
+            };
+            match next {
+                Ok(job) if size + job.inputs.len() <= max_batch => {
                     size += job.inputs.len();
                     batch.push(job);
                 }
                 // Too big to join this batch: it starts the next one.
-                Ok(Some(job)) => {
+                Ok(job) => {
                     carried = Some(job);
                     break;
                 }
-                Ok(None) | Err(_) => break,
+                Err(()) => break,
             }
         }
+        concurrent = batch.len() > 1 || carried.is_some() || !rx.is_empty();
         metrics.observe_queue_depth(rx.len());
         run_batch(&embedder, batch, max_batch, &metrics).await;
     }
