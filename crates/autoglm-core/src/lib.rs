@@ -11,4 +11,5 @@ pub mod rbac;
 pub mod registry;
 pub mod replay;
 pub mod security;
+pub mod service;
 pub mod stage;
