@@ -1,0 +1,215 @@
+//! The local platform: runs the replicas of model services as processes on
+//! this machine.
+//!
+//! The console turns each ModelService into a [`ServicePlan`] (versions,
+//! replica counts, how to launch a replica) and hands it to
+//! [`LocalPlatform::apply`]. A reconciler per service starts replicas on free
+//! loopback ports, checks their ready path, restarts them with exponential
+//! backoff when they exit or stop answering, replaces them one ready replica
+//! at a time when the launch changes, and publishes [`Views`]: the status the
+//! console shows and the ready endpoints the gateway routes to.
+//!
+//! Files live under the platform's root: `SERVICE/REPLICA.log` (stdout and
+//! stderr) and `SERVICE/REPLICA.pid`. A platform that starts stops whatever
+//! an earlier, crashed run left behind (see [`procs`]), so no replica outlives
+//! its platform by more than one restart.
+
+mod backoff;
+mod plan;
+mod ports;
+pub mod procs;
+mod replica;
+mod service;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use autoglm_core::service::ModelServiceStatus;
+use tokio::sync::watch;
+
+pub use backoff::Backoff;
+pub use plan::{Launch, ServicePlan, VersionPlan};
+use ports::Ports;
+use service::ServiceRunner;
+
+/// Timings of the local platform.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The first port handed to replicas (design.md: 9000).
+    pub base_port: u16,
+    /// How often a replica's ready path is checked.
+    pub probe_interval: Duration,
+    /// How long a stopping replica may drain before SIGKILL.
+    pub grace: Duration,
+    /// First restart delay.
+    pub backoff_initial: Duration,
+    /// Longest restart delay.
+    pub backoff_max: Duration,
+    /// A run this long resets the restart delay.
+    pub backoff_forgive_after: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            base_port: 9000,
+            probe_interval: Duration::from_millis(500),
+            grace: Duration::from_secs(30),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(30),
+            backoff_forgive_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Ready replicas of one version, for routing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionEndpoints {
+    /// The model version.
+    pub version: String,
+    /// Its share of traffic, in percent.
+    pub weight: u32,
+    /// Addresses of its ready replicas.
+    pub ready: Vec<SocketAddr>,
+}
+
+/// What the platform shows of one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceView {
+    /// For the console API.
+    pub status: ModelServiceStatus,
+    /// For the gateway.
+    pub endpoints: Vec<VersionEndpoints>,
+}
+
+/// Every service's view, by name.
+pub type Views = BTreeMap<String, ServiceView>;
+
+/// The local platform.
+#[derive(Debug)]
+pub struct LocalPlatform {
+    root: PathBuf,
+    settings: Settings,
+    ports: Arc<Ports>,
+    services: Mutex<HashMap<String, ServiceRunner>>,
+    views: Arc<watch::Sender<Arc<Views>>>,
+}
+
+impl LocalPlatform {
+    /// A platform keeping its files under `root`; first stops replicas that
+    /// an earlier run recorded there and left running.
+    pub fn start(root: PathBuf, settings: Settings) -> io::Result<LocalPlatform> {
+        std::fs::create_dir_all(&root)?;
+        let stopped = procs::sweep(&root, Duration::from_secs(5));
+        if stopped > 0 {
+            tracing::warn!(stopped, "stopped replicas an earlier run left behind");
+        }
+        Ok(LocalPlatform {
+            ports: Arc::new(Ports::from(settings.base_port)),
+            root,
+            settings,
+            services: Mutex::new(HashMap::new()),
+            views: Arc::new(watch::channel(Arc::new(Views::new())).0),
+        })
+    }
+
+    /// Runs `plan`: starts its service or moves it to the new plan.
+    pub fn apply(&self, plan: ServicePlan) -> io::Result<()> {
+        let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(runner) = services.get(&plan.name) {
+            runner.update(plan);
+            return Ok(());
+        }
+        let dir = self.root.join(&plan.name);
+        std::fs::create_dir_all(&dir)?;
+        let name = plan.name.clone();
+        let runner = ServiceRunner::start(
+            plan,
+            dir,
+            self.ports.clone(),
+            self.settings.clone(),
+            self.views.clone(),
+        );
+        services.insert(name, runner);
+        Ok(())
+    }
+
+    /// Stops every replica of `name` and waits until they are gone. Logs stay.
+    pub async fn remove(&self, name: &str) {
+        let runner = self
+            .services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        if let Some(runner) = runner {
+            runner.remove().await;
+        }
+    }
+
+    /// The current view of `name`.
+    pub fn view(&self, name: &str) -> Option<ServiceView> {
+        self.views.borrow().get(name).cloned()
+    }
+
+    /// Follows every service's view: the gateway's routing table.
+    pub fn watch(&self) -> watch::Receiver<Arc<Views>> {
+        self.views.subscribe()
+    }
+
+    /// The last `max_bytes` of a replica's log, or `None` when it has none.
+    pub fn log_tail(
+        &self,
+        service: &str,
+        replica: &str,
+        max_bytes: u64,
+    ) -> io::Result<Option<String>> {
+        let Some(path) = self.log_path(service, replica) else {
+            return Ok(None);
+        };
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let len = file.metadata()?.len();
+        file.seek(SeekFrom::Start(len.saturating_sub(max_bytes)))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// Where a replica's log is; names that could leave the root are refused.
+    fn log_path(&self, service: &str, replica: &str) -> Option<PathBuf> {
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                && !s.starts_with('.')
+        };
+        (plain(service) && plain(replica))
+            .then(|| self.root.join(service).join(format!("{replica}.log")))
+    }
+
+    /// Stops every service's replicas and waits until they are gone.
+    pub async fn shutdown(&self) {
+        let runners: Vec<ServiceRunner> = self
+            .services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, r)| r)
+            .collect();
+        for runner in runners {
+            runner.remove().await;
+        }
+    }
+
+    /// The platform's root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}

@@ -1,0 +1,284 @@
+//! One service's reconciler: starts and stops replicas until each version
+//! runs its planned count of the planned launch, replacing changed replicas
+//! one ready replica at a time, and publishes the service's view.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use autoglm_core::service::{
+    Condition, ConditionStatus, ModelServiceStatus, ReplicaState, ReplicaStatus, VersionStatus,
+};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::plan::{Launch, ServicePlan};
+use crate::ports::Ports;
+use crate::replica::{Replica, ReplicaSpec};
+use crate::{ServiceView, Settings, VersionEndpoints, Views};
+
+/// How often the reconciler looks again without being told.
+const RESYNC: Duration = Duration::from_millis(100);
+
+/// A replica with what it was started for.
+#[derive(Debug)]
+struct Tracked {
+    version: String,
+    launch_key: u64,
+    replica: Replica,
+}
+
+/// The handle the platform keeps per service.
+#[derive(Debug)]
+pub struct ServiceRunner {
+    plan: watch::Sender<ServicePlan>,
+    task: JoinHandle<()>,
+}
+
+impl ServiceRunner {
+    /// Starts reconciling `plan`; replicas keep their files under `dir`.
+    pub fn start(
+        plan: ServicePlan,
+        dir: PathBuf,
+        ports: Arc<Ports>,
+        settings: Settings,
+        views: Arc<watch::Sender<Arc<Views>>>,
+    ) -> ServiceRunner {
+        let (tx, rx) = watch::channel(plan);
+        let task = tokio::spawn(reconcile(rx, dir, ports, settings, views));
+        ServiceRunner { plan: tx, task }
+    }
+
+    /// Replaces the plan.
+    pub fn update(&self, plan: ServicePlan) {
+        self.plan.send_if_modified(|current| {
+            let changed = *current != plan;
+            *current = plan;
+            changed
+        });
+    }
+
+    /// Stops every replica and waits until their processes are gone.
+    pub async fn remove(self) {
+        drop(self.plan);
+        let _ = self.task.await;
+    }
+}
+
+fn launch_key(launch: &Launch, restart: u64) -> u64 {
+    let mut h = DefaultHasher::new();
+    (launch, restart).hash(&mut h);
+    h.finish()
+}
+
+async fn reconcile(
+    mut plan_rx: watch::Receiver<ServicePlan>,
+    dir: PathBuf,
+    ports: Arc<Ports>,
+    settings: Settings,
+    views: Arc<watch::Sender<Arc<Views>>>,
+) {
+    let name = plan_rx.borrow().name.clone();
+    let mut live: Vec<Tracked> = Vec::new();
+    let mut retiring: Vec<Tracked> = Vec::new();
+    let mut serial = 0u64;
+    loop {
+        let plan = plan_rx.borrow_and_update().clone();
+        for v in &plan.versions {
+            let key = launch_key(&v.launch, plan.restart);
+            let want = v.replicas as usize;
+            let current = |t: &Tracked| t.version == v.version && t.launch_key == key;
+            let have = live.iter().filter(|t| current(t)).count();
+            for _ in have..want {
+                serial += 1;
+                let id = format!("{}-{}-{serial}", plan.name, v.version);
+                let spec = ReplicaSpec {
+                    log: dir.join(format!("{id}.log")),
+                    pid_file: dir.join(format!("{id}.pid")),
+                    id,
+                    launch: v.launch.clone(),
+                };
+                tracing::info!(service = %plan.name, replica = %spec.id, version = %v.version, "starting a replica");
+                live.push(Tracked {
+                    version: v.version.clone(),
+                    launch_key: key,
+                    replica: Replica::start(spec, ports.clone(), settings.clone()),
+                });
+            }
+            // Too many of the current launch: retire the least ready first.
+            let mut surplus = have.saturating_sub(want);
+            while surplus > 0 {
+                let Some(i) = pick_retiree(&live, &current) else {
+                    break;
+                };
+                retiring.push(live.remove(i));
+                surplus -= 1;
+            }
+            // Replicas of an older launch go as the new ones become ready, so
+            // the version never has fewer ready replicas than before.
+            let ready_new = live
+                .iter()
+                .filter(|t| current(t) && t.replica.report().state == ReplicaState::Ready)
+                .count();
+            let stale = |t: &Tracked| t.version == v.version && t.launch_key != key;
+            let stale_count = live.iter().filter(|t| stale(t)).count();
+            let keep = want.saturating_sub(ready_new).min(stale_count);
+            for _ in keep..stale_count {
+                let Some(i) = pick_retiree(&live, &stale) else {
+                    break;
+                };
+                retiring.push(live.remove(i));
+            }
+        }
+        // Versions no longer planned.
+        let planned = |t: &Tracked| plan.versions.iter().any(|v| v.version == t.version);
+        while let Some(i) = live.iter().position(|t| !planned(t)) {
+            retiring.push(live.remove(i));
+        }
+        for t in &retiring {
+            t.replica.stop();
+        }
+        retiring.retain(|t| !t.replica.finished());
+
+        publish(&plan, &live, &retiring, &views);
+
+        tokio::select! {
+            changed = plan_rx.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            () = tokio::time::sleep(RESYNC) => {}
+        }
+    }
+    // The service was removed: stop everything, then forget its view.
+    views.send_modify(|all| {
+        let mut next = (**all).clone();
+        next.remove(&name);
+        *all = Arc::new(next);
+    });
+    let all: Vec<Replica> = live
+        .into_iter()
+        .chain(retiring)
+        .map(|t| t.replica)
+        .collect();
+    stop_all(all).await;
+}
+
+async fn stop_all(replicas: Vec<Replica>) {
+    for r in &replicas {
+        r.stop();
+    }
+    for r in replicas {
+        r.stop_and_wait().await;
+    }
+}
+
+/// The replica to retire among those matching `which`: one not ready if any.
+fn pick_retiree(live: &[Tracked], which: &dyn Fn(&Tracked) -> bool) -> Option<usize> {
+    let mut candidates: Vec<usize> = (0..live.len()).filter(|&i| which(&live[i])).collect();
+    // Newest first among equals: older replicas have proven themselves.
+    candidates.reverse();
+    candidates
+        .iter()
+        .copied()
+        .find(|&i| live[i].replica.report().state != ReplicaState::Ready)
+        .or_else(|| candidates.first().copied())
+}
+
+fn publish(
+    plan: &ServicePlan,
+    live: &[Tracked],
+    retiring: &[Tracked],
+    views: &watch::Sender<Arc<Views>>,
+) {
+    let mut status = ModelServiceStatus::default();
+    let mut endpoints = Vec::new();
+    for v in &plan.versions {
+        let mine: Vec<&Tracked> = live.iter().filter(|t| t.version == v.version).collect();
+        let ready: Vec<SocketAddr> = mine
+            .iter()
+            .map(|t| t.replica.report())
+            .filter(|r| r.state == ReplicaState::Ready)
+            .map(|r| SocketAddr::from((Ipv4Addr::LOCALHOST, r.port)))
+            .collect();
+        status.desired_replicas += v.replicas;
+        status.ready_replicas += u32::try_from(ready.len()).unwrap_or(u32::MAX);
+        status.versions.push(VersionStatus {
+            version: v.version.clone(),
+            weight: v.weight,
+            replicas: u32::try_from(mine.len()).unwrap_or(u32::MAX),
+            ready_replicas: u32::try_from(ready.len()).unwrap_or(u32::MAX),
+        });
+        endpoints.push(VersionEndpoints {
+            version: v.version.clone(),
+            weight: v.weight,
+            ready,
+        });
+    }
+    for t in live.iter().chain(retiring) {
+        let r = t.replica.report();
+        let state = if retiring.iter().any(|x| x.replica.id == t.replica.id) {
+            ReplicaState::Stopped
+        } else {
+            r.state
+        };
+        status.replicas.push(ReplicaStatus {
+            id: t.replica.id.clone(),
+            version: t.version.clone(),
+            state,
+            port: r.port,
+            pid: r.pid,
+            restarts: r.restarts,
+            last_exit: r.last_exit,
+        });
+    }
+    status.conditions.push(ready_condition(&status));
+    let view = ServiceView { status, endpoints };
+    views.send_if_modified(|all| {
+        if all.get(&plan.name) == Some(&view) {
+            return false;
+        }
+        let mut next = (**all).clone();
+        next.insert(plan.name.clone(), view.clone());
+        *all = Arc::new(next);
+        true
+    });
+}
+
+fn ready_condition(status: &ModelServiceStatus) -> Condition {
+    let (state, reason, message) = if status.desired_replicas == 0 {
+        (
+            ConditionStatus::True,
+            "ScaledToZero",
+            "no replica is wanted now".to_owned(),
+        )
+    } else if status.ready_replicas >= status.desired_replicas {
+        (
+            ConditionStatus::True,
+            "AllReplicasReady",
+            format!(
+                "{} of {} replicas ready",
+                status.ready_replicas, status.desired_replicas
+            ),
+        )
+    } else {
+        (
+            ConditionStatus::False,
+            "ReplicasNotReady",
+            format!(
+                "{} of {} replicas ready",
+                status.ready_replicas, status.desired_replicas
+            ),
+        )
+    };
+    Condition {
+        type_: "Ready".into(),
+        status: state,
+        reason: reason.into(),
+        message,
+    }
+}
