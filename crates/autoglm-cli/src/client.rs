@@ -63,6 +63,13 @@ pub enum ClientError {
     },
     /// A success answer that could not be understood.
     Decode(String),
+    /// Another error, about one thing of several (a manifest of `apply`).
+    Within {
+        /// What it is about, e.g. `svc.yaml (document 2)`.
+        context: String,
+        /// The error.
+        error: Box<ClientError>,
+    },
 }
 
 impl ClientError {
@@ -70,6 +77,7 @@ impl ClientError {
     pub fn exit_code(&self) -> i32 {
         match self {
             ClientError::Local(_) => 2,
+            ClientError::Within { error, .. } => error.exit_code(),
             _ => 1,
         }
     }
@@ -78,7 +86,26 @@ impl ClientError {
     pub fn code(&self) -> Option<&str> {
         match self {
             ClientError::Problem { problem, .. } => Some(&problem.code),
+            ClientError::Within { error, .. } => error.code(),
             _ => None,
+        }
+    }
+
+    /// The HTTP status of an error answer.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ClientError::Problem { problem, .. } => StatusCode::from_u16(problem.status).ok(),
+            ClientError::Status { status, .. } => StatusCode::from_u16(*status).ok(),
+            ClientError::Within { error, .. } => error.status(),
+            _ => None,
+        }
+    }
+
+    /// This error, about `context`.
+    pub fn within(self, context: &str) -> ClientError {
+        ClientError::Within {
+            context: context.to_owned(),
+            error: Box::new(self),
         }
     }
 }
@@ -128,6 +155,7 @@ impl fmt::Display for ClientError {
             ClientError::Decode(message) => {
                 write!(f, "unexpected answer from the console: {message}")
             }
+            ClientError::Within { context, error } => write!(f, "{context}: {error}"),
         }
     }
 }
@@ -145,6 +173,8 @@ struct LooseProblem {
     instance: Option<String>,
     code: String,
     request_id: Option<String>,
+    #[serde(default)]
+    errors: Vec<autoglm_core::error::FieldError>,
 }
 
 /// Turns an error answer into a [`ClientError`]: a problem document when the
@@ -165,6 +195,7 @@ pub fn decode_error(status: StatusCode, body: &[u8]) -> ClientError {
             instance: loose.instance,
             code: loose.code,
             request_id: loose.request_id,
+            errors: loose.errors,
         };
         return ClientError::Problem {
             problem: Box::new(problem),

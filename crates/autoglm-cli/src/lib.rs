@@ -11,19 +11,27 @@
 //! Errors are printed as one line on stderr, `error: CODE: DETAIL` for the
 //! console's problem documents.
 //!
+//! The binary also mounts [`ResourceCommand`] at its top (`autoglm apply`,
+//! `get`, `delete`, `scale`, `restart`), run by [`run_resource`] with the
+//! same exit codes.
+//!
 //! Modules: [`client`] speaks HTTP to the console, [`output`] formats tables,
-//! sizes and ages, [`upload`] streams local files as multipart parts, and
-//! [`model`] implements the commands.
+//! sizes and ages, [`upload`] streams local files as multipart parts,
+//! [`manifests`] reads YAML manifests, and [`model`] and [`resource`]
+//! implement the commands.
 
 pub mod client;
+pub mod manifests;
 pub mod model;
 pub mod output;
+pub mod resource;
 pub mod upload;
 
 use std::path::PathBuf;
 
 pub use client::{Client, ClientError};
 pub use model::{ModelCommand, run_model};
+pub use resource::{ResourceCommand, run_resource};
 
 /// The console URL used when neither `--server` nor `AUTOGLM_SERVER` is given.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
@@ -38,6 +46,8 @@ pub enum OutputFormat {
     Table,
     /// The console's JSON, pretty-printed, for scripts.
     Json,
+    /// The same as YAML documents (what `apply -f` reads).
+    Yaml,
 }
 
 /// Connection and output options shared by every client command.
@@ -123,9 +133,18 @@ mod tests {
         },
     }
 
+    /// The binary's top: the resource verbs bring their own client options.
+    #[derive(Parser, Debug)]
+    #[command(name = "autoglm", version, propagate_version = true)]
+    struct Verbs {
+        #[command(subcommand)]
+        command: ResourceCommand,
+    }
+
     #[test]
     fn clap_tree_is_consistent() {
         Cli::command().debug_assert();
+        Verbs::command().debug_assert();
     }
 
     #[test]
@@ -153,6 +172,45 @@ mod tests {
             panic!("not a list command");
         };
         assert_eq!(labels, ["team=nlp", "tier=gold"]);
+    }
+
+    #[test]
+    fn resource_verbs_sit_at_the_top_with_the_client_options() {
+        let cli = Verbs::try_parse_from([
+            "autoglm", "apply", "-f", "a.yaml", "-f", "dir", "-o", "yaml",
+        ])
+        .expect("parses");
+        let ResourceCommand::Apply(apply) = cli.command else {
+            panic!("not apply");
+        };
+        assert_eq!(apply.files.len(), 2);
+        assert_eq!(apply.client.output, OutputFormat::Yaml);
+
+        let cli = Verbs::try_parse_from([
+            "autoglm",
+            "scale",
+            "svc",
+            "chat",
+            "--replicas",
+            "3",
+            "--server",
+            "http://console:8080",
+        ])
+        .expect("parses");
+        let ResourceCommand::Scale(scale) = cli.command else {
+            panic!("not scale");
+        };
+        assert_eq!(scale.target.name, "chat");
+        assert_eq!(scale.replicas, 3);
+        assert_eq!(scale.target.client.server, "http://console:8080");
+        assert!(
+            Verbs::try_parse_from(["autoglm", "apply"]).is_err(),
+            "-f is required"
+        );
+        assert!(Verbs::try_parse_from(["autoglm", "get", "pods"]).is_err());
+        assert!(
+            Verbs::try_parse_from(["autoglm", "scale", "svc", "chat", "--replicas", "-1"]).is_err()
+        );
     }
 
     #[test]

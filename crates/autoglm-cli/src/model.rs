@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::client::{Client, ClientError, IDEMPOTENCY_KEY_HEADER};
 use crate::output::{
-    age, human_size, indent, or_none, pretty_json, print_stderr, print_stdout, render_fields,
+    age, human_size, indent, or_none, print_stderr, print_stdout, print_value, render_fields,
     render_table, sanitize, short_digest,
 };
 use crate::upload::{Progress, collect_files, file_part};
@@ -295,7 +295,7 @@ async fn create(
     let response = client.send(request).await?;
     let value: Value = client.json(response).await?;
     match args.output {
-        OutputFormat::Json => print_stdout(&pretty_json(&value)),
+        format @ (OutputFormat::Json | OutputFormat::Yaml) => print_value(format, &value),
         OutputFormat::Table => print_stdout(&format!("model/{} created\n", sanitize(&body.name))),
     }
     Ok(())
@@ -373,7 +373,7 @@ async fn push(
         client.json::<Value>(sent?).await?
     };
     match args.output {
-        OutputFormat::Json => print_stdout(&pretty_json(&response)),
+        format @ (OutputFormat::Json | OutputFormat::Yaml) => print_value(format, &response),
         OutputFormat::Table => {
             let version: ModelVersion = decode(response)?;
             print_stdout(&format!(
@@ -419,7 +419,9 @@ async fn list(
     let limit = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
     let items: Vec<Value> = client.get_all(url, limit, PAGE_SIZE).await?;
     match args.output {
-        OutputFormat::Json => print_stdout(&pretty_json(&Value::Array(items))),
+        format @ (OutputFormat::Json | OutputFormat::Yaml) => {
+            print_value(format, &Value::Array(items))
+        }
         OutputFormat::Table => {
             let models: Vec<Model> = items.into_iter().map(decode).collect::<Result<_, _>>()?;
             if models.is_empty() {
@@ -556,7 +558,7 @@ async fn get(args: &ClientArgs, name: &str, version: Option<i64>) -> Result<(), 
         let url = client.url(&["api", "v1", "models", segment, "versions", &number])?;
         let value: Value = client.get_json(url).await?;
         match args.output {
-            OutputFormat::Json => print_stdout(&pretty_json(&value)),
+            format @ (OutputFormat::Json | OutputFormat::Yaml) => print_value(format, &value),
             OutputFormat::Table => print_stdout(&version_details(&decode(value)?, now)),
         }
         return Ok(());
@@ -564,7 +566,7 @@ async fn get(args: &ClientArgs, name: &str, version: Option<i64>) -> Result<(), 
     let url = client.url(&["api", "v1", "models", segment])?;
     let value: Value = client.get_json(url).await?;
     match args.output {
-        OutputFormat::Json => print_stdout(&pretty_json(&value)),
+        format @ (OutputFormat::Json | OutputFormat::Yaml) => print_value(format, &value),
         OutputFormat::Table => {
             let model: Model = decode(value)?;
             let url = client.url(&["api", "v1", "models", segment, "versions"])?;

@@ -136,6 +136,28 @@ pub fn print_stderr(line: &str) {
     let _ = writeln!(stderr, "{line}");
 }
 
+/// Values as YAML documents, each after a `---` line, as `apply -f` reads them back.
+pub fn yaml_documents(values: &[serde_json::Value]) -> String {
+    let mut out = String::new();
+    for value in values {
+        out.push_str("---\n");
+        match serde_yaml_ng::to_string(value) {
+            Ok(text) => out.push_str(&text),
+            // A JSON value always has a YAML form; this is not reached.
+            Err(_) => out.push_str(&pretty_json(value)),
+        }
+    }
+    out
+}
+
+/// Prints one value as JSON or YAML (a table is the caller's to draw).
+pub fn print_value(format: crate::OutputFormat, value: &serde_json::Value) {
+    match format {
+        crate::OutputFormat::Yaml => print_stdout(&yaml_documents(std::slice::from_ref(value))),
+        _ => print_stdout(&pretty_json(value)),
+    }
+}
+
 /// Pretty JSON followed by a newline.
 pub fn pretty_json(value: &serde_json::Value) -> String {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
@@ -221,6 +243,15 @@ mod tests {
             "sha256:0123456789ab"
         );
         assert_eq!(short_digest("short"), "short");
+    }
+
+    #[test]
+    fn yaml_documents_are_separated_for_apply() {
+        let text = yaml_documents(&[
+            serde_json::json!({"kind": "A", "n": 1}),
+            serde_json::json!({"kind": "B"}),
+        ]);
+        assert_eq!(text, "---\nkind: A\nn: 1\n---\nkind: B\n");
     }
 
     #[test]

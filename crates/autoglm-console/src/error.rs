@@ -4,7 +4,7 @@
 //! logged with their cause and reach the client only as `internal`.
 
 use autoglm_artifacts::ArtifactError;
-use autoglm_core::error::{ErrorCode, Problem};
+use autoglm_core::error::{ErrorCode, FieldError, Problem};
 use autoglm_store::StoreError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// What went wrong, for the client.
     pub detail: String,
+    /// The refused fields of the body, sent as the problem's `errors`.
+    pub errors: Vec<FieldError>,
 }
 
 /// Result of handlers.
@@ -27,6 +29,17 @@ impl ApiError {
         ApiError {
             code,
             detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// `invalid_body` naming each refused field.
+    pub fn fields(errors: Vec<FieldError>) -> ApiError {
+        let problem = Problem::invalid_fields(errors);
+        ApiError {
+            code: ErrorCode::InvalidBody,
+            detail: problem.detail.unwrap_or_default(),
+            errors: problem.errors,
         }
     }
 
@@ -84,7 +97,10 @@ pub struct ErrorOutcome(pub ErrorCode);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let problem = Problem::new(self.code, self.detail);
+        let problem = Problem {
+            errors: self.errors,
+            ..Problem::new(self.code, self.detail)
+        };
         let status =
             StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&problem).unwrap_or_default();
@@ -102,6 +118,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
             StoreError::Rejected(code, detail) => ApiError::new(code, detail),
+            StoreError::Invalid(errors) => ApiError::fields(errors),
             other => ApiError::internal("store", &other),
         }
     }

@@ -27,7 +27,8 @@ use std::time::Duration;
 
 use autoglm_artifacts::ArtifactStore;
 use autoglm_core::error::ErrorCode;
-use autoglm_store::Store;
+use autoglm_core::service::ModelServiceStatus;
+use autoglm_store::{Store, StoredService};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderName, Request};
@@ -58,6 +59,27 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Idempotency keys whose first request is running.
     pub in_flight_keys: Arc<Mutex<HashSet<(String, String)>>>,
+    /// What the platform running the services reports about them.
+    pub service_status: Arc<dyn StatusSource>,
+}
+
+/// The observed state of services, from the platform that runs them (the
+/// local one, or the operator's view of Kubernetes). The console reads it
+/// on every service answer; it must be cheap and must not block.
+pub trait StatusSource: Send + Sync + std::fmt::Debug {
+    /// The status of `tenant`'s service, or `None` when the platform has not
+    /// taken it up (yet).
+    fn status(&self, tenant: &str, service: &StoredService) -> Option<ModelServiceStatus>;
+}
+
+/// No platform: every service is pending.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPlatform;
+
+impl StatusSource for NoPlatform {
+    fn status(&self, _: &str, _: &StoredService) -> Option<ModelServiceStatus> {
+        None
+    }
 }
 
 impl AppState {
@@ -69,6 +91,15 @@ impl AppState {
             artifacts,
             sessions,
             in_flight_keys: Arc::default(),
+            service_status: Arc::new(NoPlatform),
+        }
+    }
+
+    /// The same state with services' status read from `source`.
+    pub fn with_service_status(self, source: Arc<dyn StatusSource>) -> AppState {
+        AppState {
+            service_status: source,
+            ..self
         }
     }
 }

@@ -11,7 +11,7 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use crate::AppState;
-use crate::api::{audit, auth, keys, models, tenancy, versions};
+use crate::api::{audit, auth, keys, models, services, tenancy, versions};
 use autoglm_core::audit::{AuditRecord, ChainVerification};
 use autoglm_core::rbac::Permission;
 use autoglm_core::registry::{
@@ -21,6 +21,7 @@ use autoglm_core::security::{
     ApiKey, CreateApiKey, CreateTenant, CreateUser, CreatedApiKey, Identity, LoginRequest,
     LoginResponse, SetRole, Tenant, User,
 };
+use autoglm_core::service::{ModelServiceManifest, Scale};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -389,6 +390,86 @@ pub fn table() -> Vec<Route> {
         put(versions::set_stage),
     )
     .command = true;
+
+    b.add(
+        Method::GET,
+        "/api/v1/services",
+        "services.list",
+        "List model services, by name, with their status",
+        P(ServicesRead),
+        NoBody,
+        Out(200, schema::<Page<ModelServiceManifest>>),
+        get(services::list),
+    )
+    .query = &[
+        ("limit", "Most items to return, 1 to 1000 (default 100)"),
+        ("page_token", "Token from the previous page"),
+        (
+            "label",
+            "Only services with these labels: key=value[,key=value...]",
+        ),
+        ("model", "Only services of this model"),
+    ];
+    b.add(
+        Method::POST,
+        "/api/v1/services",
+        "services.create",
+        "Create a model service from its manifest; its model and versions must exist",
+        P(ServicesWrite),
+        In(schema::<ModelServiceManifest>),
+        Out(201, schema::<ModelServiceManifest>),
+        post(services::create),
+    );
+    b.add(
+        Method::GET,
+        "/api/v1/services/{name}",
+        "services.get",
+        "Get a model service: manifest, generation and status",
+        P(ServicesRead),
+        NoBody,
+        Out(200, schema::<ModelServiceManifest>),
+        get(services::get_one),
+    );
+    b.add(
+        Method::PUT,
+        "/api/v1/services/{name}",
+        "services.update",
+        "Replace a model service's labels, annotations and spec (generation +1 when the spec changes; metadata.generation, when sent, must be current)",
+        P(ServicesWrite),
+        In(schema::<ModelServiceManifest>),
+        Out(200, schema::<ModelServiceManifest>),
+        put(services::update),
+    );
+    b.add(
+        Method::POST,
+        "/api/v1/services/{name}/scale",
+        "services.scale",
+        "Set a fixed replica count per version (not for autoscaled services)",
+        P(ServicesWrite),
+        In(schema::<Scale>),
+        Out(200, schema::<ModelServiceManifest>),
+        post(services::scale),
+    );
+    b.add(
+        Method::POST,
+        "/api/v1/services/{name}/restart",
+        "services.restart",
+        "Replace every replica of a model service, spec unchanged",
+        P(ServicesWrite),
+        NoBody,
+        Out(200, schema::<ModelServiceManifest>),
+        post(services::restart),
+    );
+    b.add(
+        Method::DELETE,
+        "/api/v1/services/{name}",
+        "services.delete",
+        "Delete a model service",
+        P(ServicesWrite),
+        NoBody,
+        NoContent,
+        delete(services::delete_one),
+    );
 
     b.add(
         Method::GET,

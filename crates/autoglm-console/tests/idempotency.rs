@@ -14,18 +14,9 @@ use autoglm_core::rbac::Role;
 use axum::body::{Body, Bytes};
 use axum::http::{Method, header};
 use common::*;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-
-async fn post_with_key(c: &Console, token: &str, uri: &str, key: &str, body: Value) -> Resp {
-    let req = request(Method::POST, uri, Some(token))
-        .header(header::CONTENT_TYPE, "application/json")
-        .header("idempotency-key", key)
-        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-        .unwrap();
-    send(&c.app, req).await
-}
 
 fn replayed(resp: &Resp) -> bool {
     resp.headers
@@ -37,11 +28,11 @@ fn replayed(resp: &Resp) -> bool {
 async fn a_retried_create_replays_the_first_answer() {
     let c = console();
     let body = json!({"name": "once", "labels": {"team": "nlp"}});
-    let first = post_with_key(&c, &c.admin, "/api/v1/models", "k1", body.clone()).await;
+    let first = post_with_key(&c.app, &c.admin, "/api/v1/models", "k1", body.clone()).await;
     assert_eq!(first.status.as_u16(), 201, "{}", first.describe());
     assert!(!replayed(&first), "a first answer is not a replay");
 
-    let second = post_with_key(&c, &c.admin, "/api/v1/models", "k1", body.clone()).await;
+    let second = post_with_key(&c.app, &c.admin, "/api/v1/models", "k1", body.clone()).await;
     assert_eq!(second.status, first.status);
     assert_eq!(
         second.body, first.body,
@@ -59,7 +50,7 @@ async fn a_retried_create_replays_the_first_answer() {
     )
     .await
     .expect(200);
-    let third = post_with_key(&c, &c.admin, "/api/v1/models", "k1", body).await;
+    let third = post_with_key(&c.app, &c.admin, "/api/v1/models", "k1", body).await;
     assert_eq!(third.body, first.body);
     assert!(replayed(&third));
 
@@ -80,7 +71,7 @@ async fn a_retried_create_replays_the_first_answer() {
 async fn a_key_reused_for_another_request_is_refused() {
     let c = console();
     post_with_key(
-        &c,
+        &c.app,
         &c.admin,
         "/api/v1/models",
         "k1",
@@ -89,7 +80,7 @@ async fn a_key_reused_for_another_request_is_refused() {
     .await
     .expect(201);
     let other_body = post_with_key(
-        &c,
+        &c.app,
         &c.admin,
         "/api/v1/models",
         "k1",
@@ -100,7 +91,7 @@ async fn a_key_reused_for_another_request_is_refused() {
     assert!(!replayed(&other_body));
     // Another path is another request too.
     let other_path = post_with_key(
-        &c,
+        &c.app,
         &c.admin,
         "/api/v1/tenants",
         "k1",
@@ -121,7 +112,7 @@ async fn keys_belong_to_the_principal_that_sent_them() {
     let c = console();
     let dev = user_session(&c.app, &c.admin, "dev", Role::Developer).await;
     post_with_key(
-        &c,
+        &c.app,
         &c.admin,
         "/api/v1/models",
         "k1",
@@ -131,14 +122,35 @@ async fn keys_belong_to_the_principal_that_sent_them() {
     .expect(201);
     // Another user's request under the same key runs on its own: it is not
     // handed the admin's answer, nor refused as a reuse.
-    let theirs = post_with_key(&c, &dev, "/api/v1/models", "k1", json!({"name": "shared"})).await;
+    let theirs = post_with_key(
+        &c.app,
+        &dev,
+        "/api/v1/models",
+        "k1",
+        json!({"name": "shared"}),
+    )
+    .await;
     assert_problem(&theirs, 409, "already_exists");
     assert!(!replayed(&theirs));
     // A refused request is not remembered: the key is still free for them.
-    let own = post_with_key(&c, &dev, "/api/v1/models", "k1", json!({"name": "devs"})).await;
+    let own = post_with_key(
+        &c.app,
+        &dev,
+        "/api/v1/models",
+        "k1",
+        json!({"name": "devs"}),
+    )
+    .await;
     assert_eq!(own.status.as_u16(), 201, "{}", own.describe());
     assert!(!replayed(&own));
-    let again = post_with_key(&c, &dev, "/api/v1/models", "k1", json!({"name": "devs"})).await;
+    let again = post_with_key(
+        &c.app,
+        &dev,
+        "/api/v1/models",
+        "k1",
+        json!({"name": "devs"}),
+    )
+    .await;
     assert!(replayed(&again));
     assert_eq!(again.body, own.body);
     assert_eq!(model_names(&c.app, &c.admin).await, ["devs", "shared"]);
@@ -148,7 +160,14 @@ async fn keys_belong_to_the_principal_that_sent_them() {
 async fn key_creation_refuses_an_idempotency_key() {
     let c = console();
     let before = get_json(&c.app, "/api/v1/keys", &c.admin).await;
-    let resp = post_with_key(&c, &c.admin, "/api/v1/keys", "k1", json!({"name": "ci"})).await;
+    let resp = post_with_key(
+        &c.app,
+        &c.admin,
+        "/api/v1/keys",
+        "k1",
+        json!({"name": "ci"}),
+    )
+    .await;
     assert_problem(&resp, 400, "invalid_header");
     assert!(!resp.text().contains("agk_"), "no secret in a refusal");
     let after = get_json(&c.app, "/api/v1/keys", &c.admin).await;
@@ -173,7 +192,7 @@ async fn unusable_idempotency_keys_are_refused() {
     assert_eq!(model_count(&c.app, &c.admin).await, 0);
     // 255 characters is the limit, not less.
     post_with_key(
-        &c,
+        &c.app,
         &c.admin,
         "/api/v1/models",
         &"k".repeat(255),

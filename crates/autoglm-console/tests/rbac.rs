@@ -67,8 +67,21 @@ fn json_body(spec: &RouteSpec) -> Value {
         // The fixture version is in production already: a no-op move, refused
         // by the handler with 409 once the guard has let it through.
         "versions.set_stage" => json!({"stage": "production"}),
+        "services.create" => service_manifest("rbac-service"),
+        "services.update" => service_manifest(FIXTURE_MODEL),
+        "services.scale" => json!({"replicas": 2}),
         _ => json!({}),
     }
+}
+
+/// A service named `name` serving the fixture model's version 1.
+fn service_manifest(name: &str) -> Value {
+    json!({
+        "apiVersion": "autoglm.io/v1alpha1",
+        "kind": "ModelService",
+        "metadata": {"name": name},
+        "spec": {"model": FIXTURE_MODEL, "versions": [{"version": "1", "weight": 100}]},
+    })
 }
 
 /// The request the walk sends for `spec`, with `authorization` as the raw header.
@@ -121,8 +134,9 @@ async fn every_route_authenticates_and_authorises_by_its_table_entry() {
 
     // Fixture: one user per role, a bystander whose role the walk sets, a
     // model whose version 1 is in production (so that delete routes are
-    // refused by the handler, 409, rather than emptying the fixture), and a
-    // key of the admin for the revoke route.
+    // refused by the handler, 409, rather than emptying the fixture), a
+    // service of the same name serving it, and a key of the admin for the
+    // revoke route.
     let mut sessions = Vec::new();
     for (name, role) in [
         ("viewer", Role::Viewer),
@@ -139,6 +153,14 @@ async fn every_route_authenticates_and_authorises_by_its_table_entry() {
     set_stage(app, &c.admin, FIXTURE_MODEL, 1, "production")
         .await
         .expect(200);
+    post(
+        app,
+        "/api/v1/services",
+        &c.admin,
+        service_manifest(FIXTURE_MODEL),
+    )
+    .await
+    .expect(201);
     let (_, key_id) = create_key(app, &c.admin, json!({"name": "revoke target"})).await;
     let fx = Fixture { key_id, file };
 

@@ -49,6 +49,7 @@ error_codes! {
     MethodNotAllowed = (405, "method_not_allowed", "The endpoint does not accept this method");
     AlreadyExists = (409, "already_exists", "The resource already exists");
     InUse = (409, "in_use", "The resource is in use");
+    GenerationMismatch = (409, "generation_mismatch", "The resource changed since the generation the request names");
     InvalidTransition = (409, "invalid_transition", "The state change is not allowed");
     IdempotencyInProgress = (409, "idempotency_in_progress", "A request with this idempotency key is still being processed");
     StaleCommand = (409, "stale_command", "The command's timestamp is outside the accepted window");
@@ -87,7 +88,38 @@ pub struct Problem {
     /// The request id, to find the request in the logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Each field of the request body that was refused, when there are any
+    /// (an extension member: `detail` lists the same in words).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
 }
+
+/// One problem with one field of a request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FieldError {
+    /// Where, e.g. `spec.versions[1].weight`.
+    pub path: String,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A problem at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+impl std::error::Error for FieldError {}
 
 impl Problem {
     /// A problem of `code` with a detail message.
@@ -100,6 +132,16 @@ impl Problem {
             instance: None,
             code: code.as_str().to_owned(),
             request_id: None,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The `invalid_body` problem listing every field error, in `detail` and in `errors`.
+    pub fn invalid_fields(errors: Vec<FieldError>) -> Problem {
+        let detail: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        Problem {
+            errors,
+            ..Problem::new(ErrorCode::InvalidBody, detail.join("; "))
         }
     }
 }

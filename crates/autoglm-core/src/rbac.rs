@@ -17,9 +17,10 @@ pub const SYSTEM_TENANT: &str = "default";
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Reads models and versions.
+    /// Reads models, versions and services.
     Viewer,
-    /// Also registers models, pushes versions and manages their own API keys.
+    /// Also registers models, pushes versions, creates, changes, scales,
+    /// restarts and deletes services, and manages their own API keys.
     Developer,
     /// Also promotes and deletes versions, registers server-side paths and reads the audit log.
     Operator,
@@ -64,6 +65,14 @@ pub enum Permission {
     /// Delete models and versions.
     #[serde(rename = "models:delete")]
     ModelsDelete,
+    /// List and read model services and their status.
+    #[serde(rename = "services:read")]
+    ServicesRead,
+    /// Create, change, scale, restart and delete model services: what a
+    /// developer deploys is theirs to run (the models it serves are checked
+    /// and kept from deletion while it does).
+    #[serde(rename = "services:write")]
+    ServicesWrite,
     /// Change the stage of a version.
     #[serde(rename = "models:promote")]
     ModelsPromote,
@@ -84,11 +93,13 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 10] = [
         Permission::ModelsRead,
         Permission::ModelsWrite,
         Permission::ModelsDelete,
         Permission::ModelsPromote,
+        Permission::ServicesRead,
+        Permission::ServicesWrite,
         Permission::ArtifactsRegisterPath,
         Permission::KeysWrite,
         Permission::AuditRead,
@@ -102,6 +113,8 @@ impl Permission {
             Permission::ModelsWrite => "models:write",
             Permission::ModelsDelete => "models:delete",
             Permission::ModelsPromote => "models:promote",
+            Permission::ServicesRead => "services:read",
+            Permission::ServicesWrite => "services:write",
             Permission::ArtifactsRegisterPath => "artifacts:register-path",
             Permission::KeysWrite => "keys:write",
             Permission::AuditRead => "audit:read",
@@ -117,8 +130,10 @@ impl Permission {
     /// The least powerful role that holds this permission.
     pub fn least_role(self) -> Role {
         match self {
-            Permission::ModelsRead => Role::Viewer,
-            Permission::ModelsWrite | Permission::KeysWrite => Role::Developer,
+            Permission::ModelsRead | Permission::ServicesRead => Role::Viewer,
+            Permission::ModelsWrite | Permission::ServicesWrite | Permission::KeysWrite => {
+                Role::Developer
+            }
             Permission::ModelsDelete
             | Permission::ModelsPromote
             | Permission::ArtifactsRegisterPath
@@ -167,6 +182,9 @@ mod tests {
             assert!(holders.contains(&Role::Admin), "{p:?}");
         }
         assert!(!Role::Viewer.grants(Permission::ModelsWrite));
+        assert!(Role::Viewer.grants(Permission::ServicesRead));
+        assert!(!Role::Viewer.grants(Permission::ServicesWrite));
+        assert!(Role::Developer.grants(Permission::ServicesWrite));
         assert!(!Role::Developer.grants(Permission::ModelsPromote));
         assert!(!Role::Operator.grants(Permission::UsersWrite));
     }

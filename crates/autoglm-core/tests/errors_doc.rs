@@ -12,6 +12,8 @@ fn render() -> String {
          \"detail\": \"model name \\\"../x\\\" contains '.'; use lower-case letters, digits and '-'\",\n \
          \"code\": \"invalid_name\", \"request_id\": \"…\"}\n```\n\n\
          Match on `code`; it keeps its meaning and status. `detail` is for people and may change.\n\
+         An `invalid_body` refusal of a manifest also lists each refused field in `errors`, e.g.\n\
+         `[{\"path\": \"spec.versions[1].version\", \"message\": \"model \\\"chat\\\" has no version \\\"7\\\"; …\"}]`.\n\
          This table is generated from `crates/autoglm-core/src/error.rs` and checked by a test.\n\n\
          | code | status | title |\n|---|---|---|\n",
     );

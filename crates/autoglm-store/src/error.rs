@@ -1,6 +1,6 @@
 //! Errors of the store: refusals the caller should pass on, and failures it should not.
 
-use autoglm_core::error::ErrorCode;
+use autoglm_core::error::{ErrorCode, FieldError};
 use r2d2_sqlite::rusqlite;
 use thiserror::Error;
 
@@ -10,6 +10,10 @@ pub enum StoreError {
     /// The request was refused by a rule (not found, conflict, in use...); nothing changed.
     #[error("{1}")]
     Rejected(ErrorCode, String),
+    /// Fields of the request refer to what does not exist (a model, a
+    /// version); `invalid_body` listing each. Nothing changed.
+    #[error("{}", join(.0))]
+    Invalid(Vec<FieldError>),
     /// SQLite failed.
     #[error("database error")]
     Sqlite(#[from] rusqlite::Error),
@@ -29,4 +33,9 @@ impl StoreError {
     pub fn rejected(code: ErrorCode, detail: impl Into<String>) -> StoreError {
         StoreError::Rejected(code, detail.into())
     }
+}
+
+fn join(errors: &[FieldError]) -> String {
+    let parts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    parts.join("; ")
 }

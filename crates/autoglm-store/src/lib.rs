@@ -15,6 +15,7 @@ mod error;
 mod idempotency;
 mod migrate;
 pub mod registry;
+pub mod services;
 pub mod tenancy;
 
 use std::path::Path;
@@ -22,6 +23,7 @@ use std::sync::Mutex;
 
 use autoglm_core::audit::AuditEvent;
 use r2d2_sqlite::SqliteConnectionManager;
+use r2d2_sqlite::rusqlite::types::Value;
 use r2d2_sqlite::rusqlite::{self, Connection, TransactionBehavior};
 
 pub use audit::AuditFilter;
@@ -31,6 +33,7 @@ pub use migrate::MigrationState;
 /// The transaction type write closures receive.
 pub use r2d2_sqlite::rusqlite::Transaction;
 pub use registry::{ModelFilter, NewVersion, StoredVersion};
+pub use services::{ServiceFilter, StoredService};
 pub use tenancy::{KeyCredential, NewApiKey, UserCredential};
 
 /// Result of store operations.
@@ -174,4 +177,40 @@ fn parse_json<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
     serde_json::from_str(s).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
+}
+
+/// Appends to a list query one condition per label (`column` holds the
+/// labels as a JSON object), binding keys and values as parameters.
+fn push_label_filters(
+    sql: &mut String,
+    args: &mut Vec<Value>,
+    column: &str,
+    labels: &[(String, String)],
+) {
+    for (key, value) in labels {
+        args.push(Value::Text(format!("$.\"{key}\"")));
+        args.push(Value::Text(value.clone()));
+        sql.push_str(&format!(
+            " AND json_extract({column}, ?{}) = ?{}",
+            args.len() - 1,
+            args.len()
+        ));
+    }
+}
+
+/// Ends a list query with keyset paging by `column`: names after the page
+/// token, in order, at most `limit`.
+fn push_name_page(
+    sql: &mut String,
+    args: &mut Vec<Value>,
+    column: &str,
+    after: Option<&str>,
+    limit: i64,
+) {
+    if let Some(after) = after {
+        args.push(Value::Text(after.to_owned()));
+        sql.push_str(&format!(" AND {column} > ?{}", args.len()));
+    }
+    args.push(Value::Integer(limit));
+    sql.push_str(&format!(" ORDER BY {column} LIMIT ?{}", args.len()));
 }

@@ -5,7 +5,10 @@ use r2d2_sqlite::rusqlite::Connection;
 
 use crate::{Result, StoreError};
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_services.sql"),
+];
 
 /// Schema versions before and after opening.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,10 @@ use r2d2_sqlite::rusqlite::{
     Connection, OptionalExtension, Row, Transaction, params_from_iter, types::Value,
 };
 
-use crate::{Result, Store, StoreError, parse_json, parse_time, timestamp};
+use crate::{
+    Result, Store, StoreError, parse_json, parse_time, push_label_filters, push_name_page,
+    services, timestamp,
+};
 
 /// Which models to list.
 #[derive(Debug, Clone, Default)]
@@ -212,6 +215,7 @@ pub fn delete_model(tx: &Transaction<'_>, tenant: &str, name: &str) -> Result<Ve
     for v in &versions {
         refuse_in_use(name, v.version.stage, v.version.version)?;
     }
+    services::refuse_model_served(tx, tenant, name)?;
     tx.execute(
         "DELETE FROM models WHERE tenant = ?1 AND name = ?2",
         [tenant, name],
@@ -280,8 +284,21 @@ pub fn set_stage(
     let current = get_version(tx, tenant, name, v)?.version;
     check_transition(current.stage, change.stage)
         .map_err(|why| StoreError::rejected(ErrorCode::InvalidTransition, why))?;
+    if change.stage == Stage::Archived {
+        services::refuse_version_served(tx, tenant, name, v, "archiving")?;
+    }
     let now = timestamp(Utc::now());
     if change.stage == Stage::Production && change.archive_others {
+        let mut stmt = tx.prepare_cached(
+            "SELECT version FROM model_versions
+             WHERE tenant = ?1 AND model = ?2 AND stage = 'production' AND version != ?3",
+        )?;
+        let others: Vec<i64> = stmt
+            .query_map((tenant, name, v), |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for other in others {
+            services::refuse_version_served(tx, tenant, name, other, "archiving")?;
+        }
         tx.execute(
             "UPDATE model_versions SET stage = 'archived', stage_changed_at = ?1
              WHERE tenant = ?2 AND model = ?3 AND stage = 'production' AND version != ?4",
@@ -299,6 +316,7 @@ pub fn set_stage(
 pub fn delete_version(tx: &Transaction<'_>, tenant: &str, name: &str, v: i64) -> Result<String> {
     let current = get_version(tx, tenant, name, v)?;
     refuse_in_use(name, current.version.stage, v)?;
+    services::refuse_version_served(tx, tenant, name, v, "deleting")?;
     tx.execute(
         "DELETE FROM model_versions WHERE tenant = ?1 AND model = ?2 AND version = ?3",
         (tenant, name, v),
@@ -321,11 +339,7 @@ impl Store {
                 args.push(Value::Text(q.clone()));
                 sql.push_str(&format!(" AND instr(m.name, ?{}) > 0", args.len()));
             }
-            for (key, value) in &filter.labels {
-                args.push(Value::Text(format!("$.\"{key}\"")));
-                args.push(Value::Text(value.clone()));
-                sql.push_str(&format!(" AND json_extract(m.labels, ?{}) = ?{}", args.len() - 1, args.len()));
-            }
+            push_label_filters(&mut sql, &mut args, "m.labels", &filter.labels);
             if let Some(stage) = filter.stage {
                 args.push(Value::Text(stage.as_str().to_owned()));
                 sql.push_str(&format!(
@@ -333,12 +347,7 @@ impl Store {
                     args.len()
                 ));
             }
-            if let Some(after) = &filter.after {
-                args.push(Value::Text(after.clone()));
-                sql.push_str(&format!(" AND m.name > ?{}", args.len()));
-            }
-            args.push(Value::Integer(filter.limit));
-            sql.push_str(&format!(" ORDER BY m.name LIMIT ?{}", args.len()));
+            push_name_page(&mut sql, &mut args, "m.name", filter.after.as_deref(), filter.limit);
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(params_from_iter(args), model)?;
             Ok(rows.collect::<Result<_, _>>()?)

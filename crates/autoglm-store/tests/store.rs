@@ -137,3 +137,30 @@ fn a_nonce_is_accepted_once() {
         Err(StoreError::Rejected(ErrorCode::NonceReused, _))
     ));
 }
+
+#[test]
+fn a_database_of_the_first_schema_gains_services_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    {
+        let conn = r2d2_sqlite::rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../migrations/0001_init.sql"))
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO tenants (name, created_at) VALUES ('default', '2026-01-01T00:00:00.000000Z')",
+            [],
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.migrations().found, 1);
+    assert!(store.migrations().current >= 2);
+    let filter = autoglm_store::ServiceFilter {
+        tenant: "default".into(),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(store.list_services(&filter).unwrap().is_empty());
+    assert!(store.tenant_exists("default").unwrap());
+}

@@ -42,6 +42,8 @@ enum Command {
         #[command(subcommand)]
         command: autoglm_cli::ModelCommand,
     },
+    #[command(flatten)]
+    Resource(autoglm_cli::ResourceCommand),
 }
 
 /// EX_USAGE: the configuration is wrong.
@@ -93,6 +95,9 @@ fn main() -> ExitCode {
         }
         Command::Model { client, command } => {
             ExitCode::from(rt.block_on(autoglm_cli::run_model(&client, command)) as u8)
+        }
+        Command::Resource(command) => {
+            ExitCode::from(rt.block_on(autoglm_cli::run_resource(command)) as u8)
         }
     }
 }

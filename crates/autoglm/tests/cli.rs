@@ -1,4 +1,5 @@
-//! `autoglm model ...` against a real console: what a user types and sees.
+//! `autoglm model ...` and `autoglm apply/get/scale/delete` against a real
+//! console: what a user types and sees.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -8,8 +9,14 @@ use std::process::{Command, Output};
 use common::{BIN, Console};
 
 fn cli(console: &Console, args: &[&str]) -> Output {
+    let mut all = vec!["model"];
+    all.extend_from_slice(args);
+    autoglm(console, &all)
+}
+
+/// `autoglm ARGS --server URL` with the console's admin token.
+fn autoglm(console: &Console, args: &[&str]) -> Output {
     Command::new(BIN)
-        .arg("model")
         .args(args)
         .args(["--server", &console.url])
         .env("AUTOGLM_TOKEN", &console.token)
@@ -130,4 +137,203 @@ fn refusals_are_one_clear_line_with_the_right_exit_code() {
         "{}",
         text(&out)
     );
+}
+
+const SERVICES_YAML: &str = "\
+# Two services of one model, as a git repository would keep them.
+apiVersion: autoglm.io/v1alpha1
+kind: ModelService
+metadata:
+  name: chat
+  labels: {team: nlp}
+spec:
+  model: smollm2
+  versions:
+    - {version: \"1\", weight: 90}
+    - {version: \"2\", weight: 10}
+  replicas: 2
+---
+apiVersion: autoglm.io/v1alpha1
+kind: ModelService
+metadata:
+  name: batch
+spec:
+  model: smollm2
+  versions:
+    - version: \"2\"
+      weight: 100
+  autoscaling:
+    minReplicas: 0
+    maxReplicas: 4
+    targetInFlight: 2
+";
+
+#[test]
+fn apply_get_scale_and_delete_services() {
+    let home = tempfile::tempdir().unwrap();
+    let console = Console::start(home.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("model.safetensors");
+    std::fs::write(&weights, safetensors()).unwrap();
+    assert!(cli(&console, &["create", "smollm2"]).status.success());
+    for _ in 0..2 {
+        let out = cli(&console, &["push", "smollm2", weights.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+
+    let file = dir.path().join("services.yaml");
+    std::fs::write(&file, SERVICES_YAML).unwrap();
+    let file = file.to_str().unwrap();
+    let out = autoglm(&console, &["apply", "-f", file]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "modelservice/chat created\nmodelservice/batch created\n"
+    );
+
+    let out = autoglm(&console, &["get", "services"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(
+        lines[0].starts_with("NAME    MODEL     VERSIONS    REPLICAS   READY   AGE"),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with("batch   smollm2   2:100       0-4        0/1"),
+        "{table}"
+    );
+    assert!(
+        lines[2].starts_with("chat    smollm2   1:90,2:10   2          0/4"),
+        "{table}"
+    );
+
+    let out = autoglm(&console, &["get", "service", "chat", "-o", "yaml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let yaml = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        yaml.starts_with("---\napiVersion: autoglm.io/v1alpha1\nkind: ModelService\n"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("generation: 1"), "{yaml}");
+    assert!(yaml.contains("reason: Pending"), "{yaml}");
+    let out = autoglm(&console, &["get", "svc", "chat", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["spec"]["versions"][1]["weight"], 10);
+
+    // Applying the same file again changes nothing; nor does applying what get printed.
+    let out = autoglm(&console, &["apply", "-f", file]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "modelservice/chat unchanged\nmodelservice/batch unchanged\n"
+    );
+    let printed = dir.path().join("printed.yaml");
+    std::fs::write(&printed, &yaml).unwrap();
+    let out = autoglm(&console, &["apply", "-f", printed.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "modelservice/chat unchanged\n",
+        "{}",
+        text(&out)
+    );
+    // A changed split is configured: a new generation.
+    std::fs::write(
+        dir.path().join("services.yaml"),
+        SERVICES_YAML
+            .replace("weight: 90}", "weight: 80}")
+            .replace("weight: 10}", "weight: 20}"),
+    )
+    .unwrap();
+    let out = autoglm(&console, &["apply", "-f", file]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "modelservice/chat configured\nmodelservice/batch unchanged\n",
+        "{}",
+        text(&out)
+    );
+
+    let out = autoglm(&console, &["scale", "service", "chat", "--replicas", "3"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "modelservice/chat scaled\n"
+    );
+    let out = autoglm(&console, &["scale", "service", "batch", "--replicas", "3"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("invalid_transition"), "{}", text(&out));
+    let out = autoglm(&console, &["get", "service", "chat", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["spec"]["replicas"], 3);
+    assert_eq!(json["metadata"]["generation"], 3);
+
+    // The model is kept while services serve it.
+    let out = cli(&console, &["delete", "smollm2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("in_use"), "{}", text(&out));
+
+    let out = autoglm(&console, &["delete", "service", "chat", "batch"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "modelservice/chat deleted\nmodelservice/batch deleted\n"
+    );
+    let out = autoglm(&console, &["get", "service", "chat"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("not_found"), "{}", text(&out));
+    let out = autoglm(&console, &["get", "services"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("No services found."), "{}", text(&out));
+}
+
+#[test]
+fn bad_manifests_apply_nothing_and_say_where() {
+    let home = tempfile::tempdir().unwrap();
+    let console = Console::start(home.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.yaml");
+    let broken = SERVICES_YAML.replace("  replicas: 2\n", "  replicas: 2\n    oops: [\n");
+    std::fs::write(&path, broken).unwrap();
+    let out = autoglm(&console, &["apply", "-f", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("error: {}: ", path.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line 13"), "{stderr}");
+
+    // Valid YAML, invalid spec: refused locally, with the document and the field.
+    std::fs::write(&path, SERVICES_YAML.replace("weight: 100", "weight: 60")).unwrap();
+    let out = autoglm(&console, &["apply", "-f", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("(document 2): spec.versions: weights sum to 60"),
+        "{}",
+        text(&out)
+    );
+    // A version the registry does not have: the console refuses, naming the field.
+    std::fs::write(&path, SERVICES_YAML).unwrap();
+    let out = autoglm(&console, &["apply", "-f", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("(document 1): invalid_body: spec.model: model \"smollm2\" does not exist"),
+        "{}",
+        text(&out)
+    );
+    let out = autoglm(&console, &["get", "services", "-o", "json"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "[]",
+        "{}",
+        text(&out)
+    );
+
+    let out = autoglm(&console, &["apply", "-f", "/nonexistent/services.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = autoglm(&console, &["get", "pods"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }

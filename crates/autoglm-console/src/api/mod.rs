@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod keys;
 pub mod models;
+pub mod services;
 pub mod tenancy;
 pub mod versions;
 
@@ -63,4 +64,23 @@ pub fn check_name(kind: &'static str, name: &str) -> ApiResult<()> {
 /// Maps another validation refusal to `invalid_body`.
 pub fn invalid_body(detail: String) -> ApiError {
     ApiError::new(ErrorCode::InvalidBody, detail)
+}
+
+/// Parses a label selector, `key=value[,key=value...]`; a bad one is `invalid_query`.
+pub fn parse_selector(selector: &str) -> ApiResult<Vec<(String, String)>> {
+    selector
+        .split(',')
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidQuery,
+                    format!("label selector {pair:?} must be key=value"),
+                )
+            })?;
+            let labels = [(k.to_owned(), v.to_owned())].into();
+            autoglm_core::registry::validate_labels(&labels)
+                .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e))?;
+            Ok((k.to_owned(), v.to_owned()))
+        })
+        .collect()
 }

@@ -1,6 +1,5 @@
 //! `models.*`: the registry's models.
 
-use autoglm_core::error::ErrorCode;
 use autoglm_core::registry::{
     CreateModel, Model, Page, UpdateModel, validate_description, validate_labels,
 };
@@ -12,10 +11,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{check_name, invalid_body, page, page_limit, read};
+use super::{check_name, invalid_body, page, page_limit, parse_selector, read};
 use crate::AppState;
 use crate::context::Ctx;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
 /// Query of `GET /api/v1/models`.
@@ -27,23 +26,6 @@ pub struct ListModels {
     q: Option<String>,
     label: Option<String>,
     stage: Option<Stage>,
-}
-
-fn parse_selector(selector: &str) -> ApiResult<Vec<(String, String)>> {
-    selector
-        .split(',')
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::InvalidQuery,
-                    format!("label selector {pair:?} must be key=value"),
-                )
-            })?;
-            let labels = [(k.to_owned(), v.to_owned())].into();
-            validate_labels(&labels).map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e))?;
-            Ok((k.to_owned(), v.to_owned()))
-        })
-        .collect()
 }
 
 /// `GET /api/v1/models`.
@@ -145,6 +127,7 @@ pub async fn delete_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use autoglm_core::error::ErrorCode;
 
     #[test]
     fn selectors_parse_or_explain() {

@@ -178,6 +178,16 @@ pub async fn post(app: &Router, uri: &str, token: &str, body: Value) -> Resp {
     call(app, Method::POST, uri, Some(token), Some(body)).await
 }
 
+/// `POST` JSON with a token and an `Idempotency-Key`.
+pub async fn post_with_key(app: &Router, token: &str, uri: &str, key: &str, body: Value) -> Resp {
+    let req = request(Method::POST, uri, Some(token))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("idempotency-key", key)
+        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+        .unwrap();
+    send(app, req).await
+}
+
 /// `DELETE` with a token.
 pub async fn delete(app: &Router, uri: &str, token: &str) -> Resp {
     call(app, Method::DELETE, uri, Some(token), None).await

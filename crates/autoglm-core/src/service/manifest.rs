@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -53,6 +54,13 @@ pub struct ObjectMeta {
     /// Key/value annotations, kept as written.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Set by the server: 1 on creation, one more on every change of `spec`.
+    /// Given on an update, the update applies only while it is still current.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// Set by the server: when the object was created; ignored on apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<DateTime<Utc>>,
 }
 
 /// Checks `apiVersion` and `kind`, each with what to write instead.
@@ -163,6 +171,14 @@ impl ModelServiceManifest {
         }
         if let Err(e) = validate_labels(&self.metadata.labels) {
             errors.push(FieldError::new("metadata.labels", e));
+        }
+        if let Some(g) = self.metadata.generation
+            && g < 1
+        {
+            errors.push(FieldError::new(
+                "metadata.generation",
+                format!("generation {g} is not one the server hands out; they start at 1"),
+            ));
         }
         self.spec.check(&mut errors);
         finish(errors)

@@ -26,7 +26,11 @@ pub use status::{
     Condition, ConditionStatus, ModelServiceStatus, ReplicaState, ReplicaStatus, VersionStatus,
 };
 pub use units::{parse_duration, parse_quantity};
-pub use validate::{FieldError, MAX_REPLICAS, MAX_VERSIONS, to_problem};
+pub use validate::{FieldError, MAX_REPLICAS, MAX_VERSIONS, ScaleError, to_problem};
+
+/// The annotation that shows when a service was last restarted; set by the
+/// server (as `kubectl rollout restart` sets its own), ignored on apply.
+pub const RESTARTED_AT_ANNOTATION: &str = "autoglm.io/restartedAt";
 
 /// How long an idle service scaled to zero waits before stopping its last replica.
 pub const DEFAULT_SCALE_TO_ZERO_AFTER: Duration = Duration::from_secs(300);
@@ -41,6 +45,14 @@ pub struct ModelService {
     pub name: String,
     /// What to serve and how.
     pub spec: ModelServiceSpec,
+}
+
+/// The body of `POST /api/v1/services/{name}/scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scale {
+    /// Replicas per version, 0 to [`MAX_REPLICAS`]; sets `spec.replicas`.
+    pub replicas: u32,
 }
 
 /// The desired state of a ModelService.

@@ -2,14 +2,10 @@
 //! path of its field, so one round trip shows the user all of them.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::time::Duration;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use super::{ModelService, ModelServiceSpec, parse_duration, parse_quantity, runtime};
-use crate::error::{ErrorCode, Problem};
+use crate::error::Problem;
 use crate::names;
 
 /// Most replicas per version: beyond this a typo is likelier than a need.
@@ -17,37 +13,11 @@ pub const MAX_REPLICAS: u32 = 100;
 /// Most versions in one split: each one runs its own replicas.
 pub const MAX_VERSIONS: usize = 16;
 
-/// One problem with one field of a spec.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct FieldError {
-    /// Where, e.g. `spec.versions[1].weight`.
-    pub path: String,
-    /// What is wrong, in words.
-    pub message: String,
-}
-
-impl FieldError {
-    /// A problem at `path`.
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
-impl std::error::Error for FieldError {}
+pub use crate::error::FieldError;
 
 /// The `invalid_body` problem listing every field error.
 pub fn to_problem(errors: &[FieldError]) -> Problem {
-    let detail: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    Problem::new(ErrorCode::InvalidBody, detail.join("; "))
+    Problem::invalid_fields(errors.to_vec())
 }
 
 pub(super) fn finish(errors: Vec<FieldError>) -> Result<(), Vec<FieldError>> {
@@ -70,7 +40,42 @@ impl ModelService {
     }
 }
 
+/// Why a service cannot be scaled to a fixed count.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScaleError {
+    /// The service is autoscaled: its range decides, not a count.
+    #[error(
+        "the service is autoscaled ({min} to {max} replicas); change spec.autoscaling, or replace it with spec.replicas"
+    )]
+    Autoscaled {
+        /// `minReplicas`.
+        min: u32,
+        /// `maxReplicas`.
+        max: u32,
+    },
+    /// More than [`MAX_REPLICAS`].
+    #[error("replicas {0} is above the limit of {MAX_REPLICAS}")]
+    TooMany(u32),
+}
+
 impl ModelServiceSpec {
+    /// The spec with `replicas` fixed, as `scale` sets it.
+    pub fn scaled(&self, replicas: u32) -> Result<ModelServiceSpec, ScaleError> {
+        if let Some(a) = &self.autoscaling {
+            return Err(ScaleError::Autoscaled {
+                min: a.min_replicas,
+                max: a.max_replicas,
+            });
+        }
+        if replicas > MAX_REPLICAS {
+            return Err(ScaleError::TooMany(replicas));
+        }
+        Ok(ModelServiceSpec {
+            replicas: Some(replicas),
+            ..self.clone()
+        })
+    }
+
     /// Checks every rule; paths start with `spec.`.
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();

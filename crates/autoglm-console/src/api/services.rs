@@ -1,0 +1,282 @@
+//! `services.*`: model services. Bodies are the manifests `autoglm apply`
+//! sends (JSON here); answers are manifests with the status the platform
+//! reports, or a pending one while none does.
+//!
+//! A manifest is checked in two steps: its own rules (`autoglm-core`, every
+//! field error at once), then, in the write transaction, that the model and
+//! each listed version exist in the tenant (`autoglm-store`). Both refuse
+//! with `invalid_body` and an `errors` array of `{path, message}`.
+
+use std::sync::Arc;
+
+use autoglm_core::error::FieldError;
+use autoglm_core::registry::Page;
+use autoglm_core::service::{
+    Condition, ConditionStatus, ModelServiceManifest, ModelServiceSpec, ModelServiceStatus, Scale,
+    VersionStatus,
+};
+use autoglm_store::{ServiceFilter, StoredService, services};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{page, page_limit, parse_selector, read};
+use crate::context::Ctx;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::{AppState, StatusSource};
+
+/// Query of `GET /api/v1/services`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListServices {
+    limit: Option<i64>,
+    page_token: Option<String>,
+    label: Option<String>,
+    model: Option<String>,
+}
+
+/// What a service looks like while no platform reports on it: the replicas
+/// its spec asks for, none ready, and `Ready` unknown for reason `Pending`.
+pub fn pending_status(spec: &ModelServiceSpec) -> ModelServiceStatus {
+    let per_version = spec.replica_bounds().initial;
+    ModelServiceStatus {
+        desired_replicas: per_version.saturating_mul(spec.versions.len() as u32),
+        ready_replicas: 0,
+        versions: spec
+            .versions
+            .iter()
+            .map(|v| VersionStatus {
+                version: v.version.clone(),
+                weight: v.weight,
+                replicas: 0,
+                ready_replicas: 0,
+            })
+            .collect(),
+        replicas: Vec::new(),
+        conditions: vec![Condition {
+            type_: "Ready".to_owned(),
+            status: ConditionStatus::Unknown,
+            reason: "Pending".to_owned(),
+            message: "no platform has taken this service up yet".to_owned(),
+        }],
+        url: None,
+    }
+}
+
+/// The answer for a stored service: its manifest with the platform's status.
+fn answer(source: &dyn StatusSource, tenant: &str, stored: StoredService) -> ModelServiceManifest {
+    let status = source
+        .status(tenant, &stored)
+        .unwrap_or_else(|| pending_status(&stored.manifest.spec));
+    ModelServiceManifest {
+        status: Some(status),
+        ..stored.manifest
+    }
+}
+
+/// Reads a manifest body: every rule of the spec, each failure with its path.
+fn manifest(body: Value) -> ApiResult<ModelServiceManifest> {
+    ModelServiceManifest::from_value(body).map_err(ApiError::fields)
+}
+
+/// Writes a change to one service and answers its manifest with status.
+async fn write_service<F>(
+    state: &AppState,
+    ctx: &Ctx,
+    status: StatusCode,
+    name: &str,
+    change: F,
+) -> ApiResult<Response>
+where
+    F: FnOnce(&autoglm_store::Transaction<'_>, &str) -> autoglm_store::Result<StoredService>
+        + Send
+        + 'static,
+{
+    let tenant = ctx.tenant().to_owned();
+    let source: Arc<dyn StatusSource> = state.service_status.clone();
+    ctx.write(state, status, format!("services/{name}"), move |tx, _| {
+        let stored = change(tx, &tenant)?;
+        Ok(answer(source.as_ref(), &tenant, stored))
+    })
+    .await
+}
+
+/// `GET /api/v1/services`.
+pub async fn list(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiQuery(q): ApiQuery<ListServices>,
+) -> ApiResult<Json<Page<ModelServiceManifest>>> {
+    let limit = page_limit(q.limit)?;
+    let tenant = ctx.tenant().to_owned();
+    let filter = ServiceFilter {
+        tenant: tenant.clone(),
+        model: q.model,
+        labels: q
+            .label
+            .as_deref()
+            .map(parse_selector)
+            .transpose()?
+            .unwrap_or_default(),
+        after: q.page_token,
+        limit: limit + 1,
+    };
+    let stored = read(&state, move |s| s.list_services(&filter)).await?;
+    let items = stored
+        .into_iter()
+        .map(|s| answer(state.service_status.as_ref(), &tenant, s))
+        .collect();
+    Ok(Json(page(items, limit, |m| m.metadata.name.clone())))
+}
+
+/// `POST /api/v1/services`.
+pub async fn create(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Response> {
+    let manifest = manifest(body)?;
+    let name = manifest.metadata.name.clone();
+    write_service(
+        &state,
+        &ctx,
+        StatusCode::CREATED,
+        &name,
+        move |tx, tenant| services::create_service(tx, tenant, &manifest),
+    )
+    .await
+}
+
+/// `GET /api/v1/services/{name}`.
+pub async fn get_one(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<ModelServiceManifest>> {
+    let tenant = ctx.tenant().to_owned();
+    let stored = {
+        let tenant = tenant.clone();
+        read(&state, move |s| s.service(&tenant, &name)).await?
+    };
+    Ok(Json(answer(state.service_status.as_ref(), &tenant, stored)))
+}
+
+/// `PUT /api/v1/services/{name}`: replaces labels, annotations and spec; the
+/// generation goes up only when the spec changed.
+pub async fn update(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Response> {
+    let manifest = manifest(body)?;
+    if manifest.metadata.name != name {
+        return Err(ApiError::fields(vec![FieldError::new(
+            "metadata.name",
+            format!(
+                "name {:?} does not match {name:?} in the path; a service cannot be renamed",
+                manifest.metadata.name
+            ),
+        )]));
+    }
+    write_service(&state, &ctx, StatusCode::OK, &name, move |tx, tenant| {
+        services::update_service(tx, tenant, &manifest)
+    })
+    .await
+}
+
+/// `POST /api/v1/services/{name}/scale`.
+pub async fn scale(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<Scale>,
+) -> ApiResult<Response> {
+    let target = name.clone();
+    write_service(&state, &ctx, StatusCode::OK, &target, move |tx, tenant| {
+        services::scale_service(tx, tenant, &name, body.replicas)
+    })
+    .await
+}
+
+/// `POST /api/v1/services/{name}/restart`.
+pub async fn restart(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Response> {
+    let target = name.clone();
+    write_service(&state, &ctx, StatusCode::OK, &target, move |tx, tenant| {
+        services::restart_service(tx, tenant, &name)
+    })
+    .await
+}
+
+/// `DELETE /api/v1/services/{name}`.
+pub async fn delete_one(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Response> {
+    let tenant = ctx.tenant().to_owned();
+    let target = format!("services/{name}");
+    ctx.write(&state, StatusCode::NO_CONTENT, target, move |tx, _| {
+        services::delete_service(tx, &tenant, &name)
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autoglm_core::service::{Autoscaling, VersionWeight};
+
+    fn spec() -> ModelServiceSpec {
+        ModelServiceSpec {
+            model: "m".into(),
+            versions: vec![
+                VersionWeight {
+                    version: "1".into(),
+                    weight: 90,
+                },
+                VersionWeight {
+                    version: "2".into(),
+                    weight: 10,
+                },
+            ],
+            runtime: Default::default(),
+            replicas: Some(3),
+            autoscaling: None,
+            resources: None,
+            env: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn pending_status_asks_for_the_spec_replicas_of_every_version() {
+        let status = pending_status(&spec());
+        assert_eq!(status.desired_replicas, 6);
+        assert_eq!(status.ready_replicas, 0);
+        assert_eq!(status.versions[1].version, "2");
+        assert_eq!(status.versions[1].weight, 10);
+        assert_eq!(status.conditions[0].reason, "Pending");
+        assert_eq!(status.conditions[0].status, ConditionStatus::Unknown);
+
+        let autoscaled = ModelServiceSpec {
+            replicas: None,
+            autoscaling: Some(Autoscaling {
+                min_replicas: 0,
+                max_replicas: 4,
+                target_in_flight: 2,
+                scale_to_zero_after: None,
+                scale_down_stabilization: None,
+            }),
+            ..spec()
+        };
+        assert_eq!(pending_status(&autoscaled).desired_replicas, 2);
+    }
+}
