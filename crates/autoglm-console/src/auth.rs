@@ -5,7 +5,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use autoglm_core::error::ErrorCode;
 use autoglm_core::rbac::{Grant, Permission, Role};
-use autoglm_core::security::Identity;
+use autoglm_core::security::{Identity, RateLimit};
 use autoglm_store::{NewApiKey, Store};
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -30,6 +30,10 @@ pub struct Principal {
     pub actor: String,
     /// The role in a tenant, narrowed by scopes.
     pub grant: Grant,
+    /// The gateway limits of the key (none for sessions).
+    pub key_limit: Option<RateLimit>,
+    /// The gateway limits of the tenant.
+    pub tenant_limit: Option<RateLimit>,
 }
 
 impl Principal {
@@ -205,6 +209,7 @@ pub fn new_api_key(
         tenant: tenant.to_owned(),
         scopes,
         expires_at,
+        rate_limit: None,
     };
     (secret, row)
 }
@@ -252,6 +257,8 @@ pub fn authenticate(
                 role,
                 scopes: key.scopes,
             },
+            key_limit: key.rate_limit,
+            tenant_limit: found.tenant_rate_limit,
         });
     }
     let claims = sessions.check(token)?;
@@ -261,6 +268,7 @@ pub fn authenticate(
             "the user no longer has a role in this tenant",
         )
     })?;
+    let tenant_limit = store.tenant_rate_limit(&claims.tenant)?;
     Ok(Principal {
         actor: format!("user:{}", claims.sub),
         username: claims.sub,
@@ -269,6 +277,8 @@ pub fn authenticate(
             role,
             scopes: None,
         },
+        key_limit: None,
+        tenant_limit,
     })
 }
 

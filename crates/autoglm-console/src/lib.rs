@@ -59,26 +59,47 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Idempotency keys whose first request is running.
     pub in_flight_keys: Arc<Mutex<HashSet<(String, String)>>>,
-    /// What the platform running the services reports about them.
-    pub service_status: Arc<dyn StatusSource>,
+    /// The platform that runs the services.
+    pub platform: Arc<dyn ServicePlatform>,
 }
 
-/// The observed state of services, from the platform that runs them (the
-/// local one, or the operator's view of Kubernetes). The console reads it
-/// on every service answer; it must be cheap and must not block.
-pub trait StatusSource: Send + Sync + std::fmt::Debug {
+/// The platform that runs services (the local one, or the operator's view of
+/// Kubernetes), as the console sees it. Every method is called on request
+/// paths: each must be cheap and must not block.
+pub trait ServicePlatform: Send + Sync + std::fmt::Debug {
     /// The status of `tenant`'s service, or `None` when the platform has not
     /// taken it up (yet).
     fn status(&self, tenant: &str, service: &StoredService) -> Option<ModelServiceStatus>;
+
+    /// Called after a write to `tenant`'s service `name` committed (created,
+    /// changed, scaled, restarted or deleted): the platform reads it again
+    /// from the store and converges.
+    fn changed(&self, tenant: &str, name: &str);
+
+    /// The last `max_bytes` of a replica's log; `None` when the platform has
+    /// no such replica or keeps no logs.
+    fn log_tail(
+        &self,
+        tenant: &str,
+        service: &str,
+        replica: &str,
+        max_bytes: u64,
+    ) -> std::io::Result<Option<String>>;
 }
 
-/// No platform: every service is pending.
+/// No platform: every service is pending and nothing runs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoPlatform;
 
-impl StatusSource for NoPlatform {
+impl ServicePlatform for NoPlatform {
     fn status(&self, _: &str, _: &StoredService) -> Option<ModelServiceStatus> {
         None
+    }
+
+    fn changed(&self, _: &str, _: &str) {}
+
+    fn log_tail(&self, _: &str, _: &str, _: &str, _: u64) -> std::io::Result<Option<String>> {
+        Ok(None)
     }
 }
 
@@ -91,16 +112,13 @@ impl AppState {
             artifacts,
             sessions,
             in_flight_keys: Arc::default(),
-            service_status: Arc::new(NoPlatform),
+            platform: Arc::new(NoPlatform),
         }
     }
 
-    /// The same state with services' status read from `source`.
-    pub fn with_service_status(self, source: Arc<dyn StatusSource>) -> AppState {
-        AppState {
-            service_status: source,
-            ..self
-        }
+    /// The same state with services run by `platform`.
+    pub fn with_platform(self, platform: Arc<dyn ServicePlatform>) -> AppState {
+        AppState { platform, ..self }
     }
 }
 

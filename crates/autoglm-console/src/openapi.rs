@@ -92,6 +92,9 @@ pub fn document() -> Value {
             ResponseBody::NoContent => {
                 responses.insert("204".into(), json!({"description": "Done"}));
             }
+            ResponseBody::Text => {
+                responses.insert("200".into(), json!({"description": "Text", "content": {"text/plain": {"schema": {"type": "string"}}}}));
+            }
             ResponseBody::Bytes => {
                 responses.insert("200".into(), json!({"description": "The file", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}));
             }

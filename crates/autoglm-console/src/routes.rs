@@ -11,7 +11,7 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use crate::AppState;
-use crate::api::{audit, auth, keys, models, services, tenancy, versions};
+use crate::api::{audit, auth, keys, models, services, tenancy, usage, versions};
 use autoglm_core::audit::{AuditRecord, ChainVerification};
 use autoglm_core::rbac::Permission;
 use autoglm_core::registry::{
@@ -19,7 +19,7 @@ use autoglm_core::registry::{
 };
 use autoglm_core::security::{
     ApiKey, CreateApiKey, CreateTenant, CreateUser, CreatedApiKey, Identity, LoginRequest,
-    LoginResponse, SetRole, Tenant, User,
+    LoginResponse, RateLimit, SetRole, Tenant, UsageRecord, User,
 };
 use autoglm_core::service::{ModelServiceManifest, Scale};
 
@@ -63,6 +63,8 @@ pub enum ResponseBody {
     NoContent,
     /// Raw bytes (`application/octet-stream`).
     Bytes,
+    /// UTF-8 text (`text/plain`).
+    Text,
 }
 
 /// One endpoint.
@@ -156,7 +158,7 @@ pub fn table() -> Vec<Route> {
     use Access::{Authenticated, Permission as P, Public, SystemAdmin};
     use Permission::*;
     use RequestBody::{Json as In, None as NoBody, UploadOrJson};
-    use ResponseBody::{Bytes, Json as Out, NoContent};
+    use ResponseBody::{Bytes, Json as Out, NoContent, Text};
     let mut b = Builder(Vec::new());
 
     b.add(
@@ -199,6 +201,26 @@ pub fn table() -> Vec<Route> {
         In(schema::<CreateTenant>),
         Out(201, schema::<Tenant>),
         post(tenancy::create_tenant),
+    );
+    b.add(
+        Method::GET,
+        "/api/v1/tenants/{name}/rate-limit",
+        "tenants.get_rate_limit",
+        "Get a tenant's gateway limits (requests per second, tokens per minute)",
+        SystemAdmin,
+        NoBody,
+        Out(200, schema::<RateLimit>),
+        get(usage::get_tenant_limit),
+    );
+    b.add(
+        Method::PUT,
+        "/api/v1/tenants/{name}/rate-limit",
+        "tenants.set_rate_limit",
+        "Set a tenant's gateway limits; {} lifts them",
+        SystemAdmin,
+        In(schema::<RateLimit>),
+        Out(200, schema::<RateLimit>),
+        put(usage::set_tenant_limit),
     );
     b.add(
         Method::GET,
@@ -470,6 +492,35 @@ pub fn table() -> Vec<Route> {
         NoContent,
         delete(services::delete_one),
     );
+    b.add(
+        Method::GET,
+        "/api/v1/services/{name}/replicas/{replica}/logs",
+        "services.logs",
+        "The end of a replica's log (stdout and stderr), as text",
+        P(ServicesRead),
+        NoBody,
+        Text,
+        get(services::logs),
+    )
+    .query = &[(
+        "bytes",
+        "How many bytes from the end, 1 to 1048576 (default 65536)",
+    )];
+    b.add(
+        Method::GET,
+        "/api/v1/usage",
+        "usage.list",
+        "Gateway usage of the caller's tenant per key, service, version and minute",
+        P(ServicesRead),
+        NoBody,
+        Out(200, schema::<Vec<UsageRecord>>),
+        get(usage::list),
+    )
+    .query = &[
+        ("key", "Only this API key id (or user:NAME for sessions)"),
+        ("service", "Only this service"),
+        ("since", "Only minutes at or after this RFC 3339 time"),
+    ];
 
     b.add(
         Method::GET,

@@ -39,6 +39,7 @@ fn path_for(spec: &RouteSpec, fx: &Fixture) -> String {
                 Some("*path") => FIXTURE_FILE.to_owned(),
                 Some("username") => BYSTANDER.to_owned(),
                 Some("id") => fx.key_id.clone(),
+                Some("replica") => format!("default.{FIXTURE_MODEL}-1-1"),
                 Some(other) => panic!(
                     "route {} {} has a path parameter {{{other}}} the RBAC walk has no fixture \
                      value for; add one to path_for",
@@ -70,6 +71,7 @@ fn json_body(spec: &RouteSpec) -> Value {
         "services.create" => service_manifest("rbac-service"),
         "services.update" => service_manifest(FIXTURE_MODEL),
         "services.scale" => json!({"replicas": 2}),
+        "tenants.set_rate_limit" => json!({"requests_per_second": 100}),
         _ => json!({}),
     }
 }

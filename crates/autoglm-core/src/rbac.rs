@@ -68,6 +68,9 @@ pub enum Permission {
     /// List and read model services and their status.
     #[serde(rename = "services:read")]
     ServicesRead,
+    /// Call served models through the gateway (and read one's own usage).
+    #[serde(rename = "services:invoke")]
+    ServicesInvoke,
     /// Create, change, scale, restart and delete model services: what a
     /// developer deploys is theirs to run (the models it serves are checked
     /// and kept from deletion while it does).
@@ -93,12 +96,13 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 11] = [
         Permission::ModelsRead,
         Permission::ModelsWrite,
         Permission::ModelsDelete,
         Permission::ModelsPromote,
         Permission::ServicesRead,
+        Permission::ServicesInvoke,
         Permission::ServicesWrite,
         Permission::ArtifactsRegisterPath,
         Permission::KeysWrite,
@@ -114,6 +118,7 @@ impl Permission {
             Permission::ModelsDelete => "models:delete",
             Permission::ModelsPromote => "models:promote",
             Permission::ServicesRead => "services:read",
+            Permission::ServicesInvoke => "services:invoke",
             Permission::ServicesWrite => "services:write",
             Permission::ArtifactsRegisterPath => "artifacts:register-path",
             Permission::KeysWrite => "keys:write",
@@ -130,7 +135,9 @@ impl Permission {
     /// The least powerful role that holds this permission.
     pub fn least_role(self) -> Role {
         match self {
-            Permission::ModelsRead | Permission::ServicesRead => Role::Viewer,
+            Permission::ModelsRead | Permission::ServicesRead | Permission::ServicesInvoke => {
+                Role::Viewer
+            }
             Permission::ModelsWrite | Permission::ServicesWrite | Permission::KeysWrite => {
                 Role::Developer
             }

@@ -121,6 +121,63 @@ pub struct CreateApiKey {
     /// Lifetime in seconds; the key never expires when absent.
     #[serde(default)]
     pub expires_in_seconds: Option<u64>,
+    /// Limits on what the key may send through the gateway; none when absent.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Gateway limits of a key or a tenant; each absent one is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests per second, with a burst of as many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<u32>,
+    /// Prompt plus completion tokens per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u32>,
+}
+
+impl RateLimit {
+    /// Largest value either limit may take.
+    pub const MAX: u32 = 100_000_000;
+
+    /// Refuses zero (which would lock the key out: revoke it instead) and absurd values.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, value) in [
+            ("requests_per_second", self.requests_per_second),
+            ("tokens_per_minute", self.tokens_per_minute),
+        ] {
+            if let Some(v) = value
+                && !(1..=Self::MAX).contains(&v)
+            {
+                return Err(format!(
+                    "rate_limit.{name} must be 1 to {}, not {v}",
+                    Self::MAX
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One row of `GET /api/v1/usage`: what one key sent to one service version in one minute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct UsageRecord {
+    /// Start of the minute.
+    pub minute: DateTime<Utc>,
+    /// The API key's id, or `user:NAME` for a session.
+    pub key: String,
+    /// The service called.
+    pub service: String,
+    /// The version that answered.
+    pub version: String,
+    /// Requests answered.
+    pub requests: u64,
+    /// Prompt tokens, as the runtime counted them.
+    pub prompt_tokens: u64,
+    /// Completion tokens, as the runtime counted them.
+    pub completion_tokens: u64,
 }
 
 /// An API key, without its secret.
@@ -144,6 +201,9 @@ pub struct ApiKey {
     pub last_used_at: Option<DateTime<Utc>>,
     /// When it was revoked.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Gateway limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// The answer to key creation: the only time the secret is shown.

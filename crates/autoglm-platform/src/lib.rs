@@ -15,6 +15,7 @@
 //! its platform by more than one restart.
 
 mod backoff;
+pub mod demand;
 mod plan;
 mod ports;
 pub mod procs;
@@ -32,6 +33,7 @@ use autoglm_core::service::ModelServiceStatus;
 use tokio::sync::watch;
 
 pub use backoff::Backoff;
+pub use demand::Demand;
 pub use plan::{Launch, ServicePlan, VersionPlan};
 use ports::Ports;
 use service::ServiceRunner;
@@ -43,6 +45,10 @@ pub struct Settings {
     pub base_port: u16,
     /// How often a replica's ready path is checked.
     pub probe_interval: Duration,
+    /// How long a stopping replica keeps running after it left the ready
+    /// endpoints, before SIGTERM: requests routed by a table that still had
+    /// it arrive to a live server (Kubernetes users add a preStop sleep for this).
+    pub drain_delay: Duration,
     /// How long a stopping replica may drain before SIGKILL.
     pub grace: Duration,
     /// First restart delay.
@@ -58,6 +64,7 @@ impl Default for Settings {
         Settings {
             base_port: 9000,
             probe_interval: Duration::from_millis(500),
+            drain_delay: Duration::from_secs(1),
             grace: Duration::from_secs(30),
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(30),

@@ -202,6 +202,13 @@ async fn run_once(
     let outcome = loop {
         tokio::select! {
             () = stop.cancelled() => {
+                report.send_modify(|r| r.state = ReplicaState::Stopped);
+                if !settings.drain_delay.is_zero() {
+                    tokio::select! {
+                        () = tokio::time::sleep(settings.drain_delay) => {}
+                        _ = child.wait() => {}
+                    }
+                }
                 terminate(&mut child, pid, settings.grace).await;
                 break Outcome::Stopped;
             }

@@ -133,10 +133,26 @@ async fn reconcile(
                 retiring.push(live.remove(i));
             }
         }
-        // Versions no longer planned.
+        // Versions no longer planned keep serving until every planned version
+        // that takes traffic has a ready replica of its current launch, so a
+        // switch from one version to another never leaves the service empty.
         let planned = |t: &Tracked| plan.versions.iter().any(|v| v.version == t.version);
-        while let Some(i) = live.iter().position(|t| !planned(t)) {
-            retiring.push(live.remove(i));
+        let successors_ready = plan
+            .versions
+            .iter()
+            .filter(|v| v.weight > 0 && v.replicas > 0)
+            .all(|v| {
+                let key = launch_key(&v.launch, plan.restart);
+                live.iter().any(|t| {
+                    t.version == v.version
+                        && t.launch_key == key
+                        && t.replica.report().state == ReplicaState::Ready
+                })
+            });
+        if successors_ready {
+            while let Some(i) = live.iter().position(|t| !planned(t)) {
+                retiring.push(live.remove(i));
+            }
         }
         for t in &retiring {
             t.replica.stop();
@@ -216,6 +232,28 @@ fn publish(
         endpoints.push(VersionEndpoints {
             version: v.version.clone(),
             weight: v.weight,
+            ready,
+        });
+    }
+    // Versions on their way out: ready replicas stay routable, without weight.
+    let mut outgoing: Vec<&str> = live
+        .iter()
+        .map(|t| t.version.as_str())
+        .filter(|v| !plan.versions.iter().any(|p| p.version == *v))
+        .collect();
+    outgoing.sort_unstable();
+    outgoing.dedup();
+    for version in outgoing {
+        let ready = live
+            .iter()
+            .filter(|t| t.version == version)
+            .map(|t| t.replica.report())
+            .filter(|r| r.state == ReplicaState::Ready)
+            .map(|r| SocketAddr::from((Ipv4Addr::LOCALHOST, r.port)))
+            .collect();
+        endpoints.push(VersionEndpoints {
+            version: version.to_owned(),
+            weight: 0,
             ready,
         });
     }

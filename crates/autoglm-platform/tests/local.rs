@@ -15,6 +15,7 @@ fn settings(base_port: u16) -> Settings {
     Settings {
         base_port,
         probe_interval: Duration::from_millis(50),
+        drain_delay: Duration::from_millis(100),
         grace: Duration::from_secs(3),
         backoff_initial: Duration::from_millis(100),
         backoff_max: Duration::from_secs(1),

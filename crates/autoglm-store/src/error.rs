@@ -33,6 +33,11 @@ impl StoreError {
     pub fn rejected(code: ErrorCode, detail: impl Into<String>) -> StoreError {
         StoreError::Rejected(code, detail.into())
     }
+
+    /// Whether the thing asked for does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StoreError::Rejected(ErrorCode::NotFound, _))
+    }
 }
 
 fn join(errors: &[FieldError]) -> String {

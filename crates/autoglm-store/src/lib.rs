@@ -17,6 +17,7 @@ mod migrate;
 pub mod registry;
 pub mod services;
 pub mod tenancy;
+pub mod usage;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -35,6 +36,7 @@ pub use r2d2_sqlite::rusqlite::Transaction;
 pub use registry::{ModelFilter, NewVersion, StoredVersion};
 pub use services::{ServiceFilter, StoredService};
 pub use tenancy::{KeyCredential, NewApiKey, UserCredential};
+pub use usage::{UsageDelta, UsageFilter};
 
 /// Result of store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -49,6 +51,7 @@ pub struct Store {
     writer: Mutex<Connection>,
     readers: r2d2::Pool<SqliteConnectionManager>,
     migrations: MigrationState,
+    writes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -95,6 +98,7 @@ impl Store {
             writer: Mutex::new(writer),
             readers,
             migrations,
+            writes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -137,7 +141,16 @@ impl Store {
             idempotency::record(&tx, key, &respond(&value))?;
         }
         tx.commit()?;
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         Ok(value)
+    }
+
+    /// How many audited writes this handle has committed: caches of what
+    /// writes change (credentials, roles, limits) compare it to know they
+    /// are stale without asking the database.
+    pub fn write_count(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Appends an audit record on its own: for requests that failed and so changed nothing.

@@ -8,6 +8,7 @@ use crate::{Result, StoreError};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_services.sql"),
+    include_str!("../migrations/0003_gateway.sql"),
 ];
 
 /// Schema versions before and after opening.

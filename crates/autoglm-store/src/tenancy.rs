@@ -2,7 +2,7 @@
 
 use autoglm_core::error::ErrorCode;
 use autoglm_core::rbac::{Permission, Role};
-use autoglm_core::security::{ApiKey, Membership, Tenant, User};
+use autoglm_core::security::{ApiKey, Membership, RateLimit, Tenant, User};
 use chrono::{DateTime, Utc};
 use r2d2_sqlite::rusqlite::{Connection, OptionalExtension, Row, Transaction};
 
@@ -24,6 +24,8 @@ pub struct KeyCredential {
     pub key: ApiKey,
     /// The owner's current role in the key's tenant, if they still have one.
     pub role: Option<Role>,
+    /// The gateway limits of the key's tenant.
+    pub tenant_rate_limit: Option<RateLimit>,
 }
 
 /// A key to insert; the secret itself is never stored.
@@ -43,6 +45,8 @@ pub struct NewApiKey {
     pub scopes: Option<Vec<Permission>>,
     /// Expiry.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Gateway limits.
+    pub rate_limit: Option<RateLimit>,
 }
 
 fn role_of(s: String) -> r2d2_sqlite::rusqlite::Result<Role> {
@@ -55,11 +59,17 @@ fn role_of(s: String) -> r2d2_sqlite::rusqlite::Result<Role> {
     })
 }
 
+fn optional_json<T: serde::de::DeserializeOwned>(
+    s: Option<String>,
+) -> r2d2_sqlite::rusqlite::Result<Option<T>> {
+    s.as_deref().map(parse_json).transpose()
+}
+
 fn optional_time(s: Option<String>) -> r2d2_sqlite::rusqlite::Result<Option<DateTime<Utc>>> {
     s.as_deref().map(parse_time).transpose()
 }
 
-const KEY_COLUMNS: &str = "k.id, k.name, k.username, k.tenant, k.scopes, k.created_at, k.expires_at, k.last_used_at, k.revoked_at";
+const KEY_COLUMNS: &str = "k.id, k.name, k.username, k.tenant, k.scopes, k.created_at, k.expires_at, k.last_used_at, k.revoked_at, k.rate_limit";
 
 fn api_key(r: &Row<'_>) -> r2d2_sqlite::rusqlite::Result<ApiKey> {
     let scopes: Option<String> = r.get(4)?;
@@ -73,6 +83,7 @@ fn api_key(r: &Row<'_>) -> r2d2_sqlite::rusqlite::Result<ApiKey> {
         expires_at: optional_time(r.get(6)?)?,
         last_used_at: optional_time(r.get(7)?)?,
         revoked_at: optional_time(r.get(8)?)?,
+        rate_limit: optional_json(r.get(9)?)?,
     })
 }
 
@@ -186,9 +197,13 @@ pub fn insert_key(tx: &Transaction<'_>, key: &NewApiKey) -> Result<ApiKey> {
         .scopes
         .as_ref()
         .map(|s| serde_json::to_string(s).unwrap_or_else(|_| "[]".to_owned()));
+    let rate_limit = key
+        .rate_limit
+        .as_ref()
+        .map(|l| serde_json::to_string(l).unwrap_or_else(|_| "{}".to_owned()));
     tx.execute(
-        "INSERT INTO api_keys (id, secret_hash, name, username, tenant, scopes, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO api_keys (id, secret_hash, name, username, tenant, scopes, created_at, expires_at, rate_limit)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         (
             &key.id,
             &key.secret_hash,
@@ -198,6 +213,7 @@ pub fn insert_key(tx: &Transaction<'_>, key: &NewApiKey) -> Result<ApiKey> {
             &scopes,
             timestamp(now),
             key.expires_at.map(timestamp),
+            rate_limit,
         ),
     )?;
     Ok(ApiKey {
@@ -210,7 +226,28 @@ pub fn insert_key(tx: &Transaction<'_>, key: &NewApiKey) -> Result<ApiKey> {
         expires_at: key.expires_at,
         last_used_at: None,
         revoked_at: None,
+        rate_limit: key.rate_limit,
     })
+}
+
+/// Sets (or, with `None`, clears) a tenant's gateway limits, inside a write.
+pub fn set_tenant_rate_limit(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    limit: Option<&RateLimit>,
+) -> Result<()> {
+    let json = limit.map(|l| serde_json::to_string(l).unwrap_or_else(|_| "{}".to_owned()));
+    let changed = tx.execute(
+        "UPDATE tenants SET rate_limit = ?1 WHERE name = ?2",
+        (json, tenant),
+    )?;
+    if changed == 0 {
+        return Err(StoreError::rejected(
+            ErrorCode::NotFound,
+            format!("tenant {tenant:?} does not exist"),
+        ));
+    }
+    Ok(())
 }
 
 /// Revokes a key of `tenant` (and of `owner`, when given), inside a write.
@@ -270,6 +307,26 @@ impl Store {
         })
     }
 
+    /// A tenant's gateway limits.
+    pub fn tenant_rate_limit(&self, tenant: &str) -> Result<Option<RateLimit>> {
+        self.read(|c| {
+            let json: Option<Option<String>> = c
+                .query_row(
+                    "SELECT rate_limit FROM tenants WHERE name = ?1",
+                    [tenant],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match json {
+                None => Err(StoreError::rejected(
+                    ErrorCode::NotFound,
+                    format!("tenant {tenant:?} does not exist"),
+                )),
+                Some(json) => Ok(optional_json(json)?),
+            }
+        })
+    }
+
     /// A user's password hash and roles, for login.
     pub fn user_credential(&self, username: &str) -> Result<Option<UserCredential>> {
         self.read(|c| {
@@ -326,16 +383,18 @@ impl Store {
         self.read(|c| {
             Ok(c.query_row(
                 &format!(
-                    "SELECT {KEY_COLUMNS}, m.role FROM api_keys k
+                    "SELECT {KEY_COLUMNS}, m.role, t.rate_limit FROM api_keys k
+                     JOIN tenants t ON t.name = k.tenant
                      LEFT JOIN memberships m ON m.username = k.username AND m.tenant = k.tenant
                      WHERE k.secret_hash = ?1"
                 ),
                 [secret_hash],
                 |r| {
-                    let role: Option<String> = r.get(9)?;
+                    let role: Option<String> = r.get(10)?;
                     Ok(KeyCredential {
                         key: api_key(r)?,
                         role: role.map(role_of).transpose()?,
+                        tenant_rate_limit: optional_json(r.get(11)?)?,
                     })
                 },
             )

@@ -2,9 +2,11 @@
 //! serves it until a signal, drains. Everything else lives in the crates.
 
 mod config;
+mod demo;
 mod runtime;
 mod serve;
 mod telemetry;
+mod up;
 
 use std::process::ExitCode;
 
@@ -12,7 +14,7 @@ use clap::{Parser, Subcommand};
 
 /// autoglm: a control plane and console for serving AI models.
 #[derive(Debug, Parser)]
-#[command(name = "autoglm", version, about, propagate_version = true)]
+#[command(name = "autoglm", version, about)]
 struct Cli {
     /// Log format.
     #[arg(
@@ -29,8 +31,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run everything on this machine (for now: the console).
-    Up(config::ServeArgs),
+    /// Run everything on this machine: console, gateway, local platform, demo services.
+    Up(up::UpArgs),
     /// Run the console: REST API, auth, registry, audit.
     Console(config::ServeArgs),
     /// Serve one model (a replica): OpenAI and Open Inference Protocol APIs.
@@ -49,6 +51,29 @@ enum Command {
 /// EX_USAGE: the configuration is wrong.
 const EXIT_CONFIG: u8 = 64;
 
+/// Runs the console (with `up`, everything) once the configuration checked out.
+fn serve(
+    rt: &tokio::runtime::Runtime,
+    log_format: telemetry::LogFormat,
+    checked: Result<(config::Config, Option<up::Up>), String>,
+) -> ExitCode {
+    let (config, up) = match checked {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("autoglm: invalid configuration: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    telemetry::init(log_format);
+    match rt.block_on(serve::run(config, up)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("autoglm: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Runtime::new() {
@@ -59,23 +84,17 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Up(args) | Command::Console(args) => {
-            let config = match config::Config::load(args) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("autoglm: invalid configuration: {e}");
-                    return ExitCode::from(EXIT_CONFIG);
-                }
-            };
-            telemetry::init(cli.log_format);
-            match rt.block_on(serve::run(config)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("autoglm: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Up(args) => serve(
+            &rt,
+            cli.log_format,
+            args.check()
+                .and_then(|(serve, up)| Ok((config::Config::load(serve)?, Some(up)))),
+        ),
+        Command::Console(args) => serve(
+            &rt,
+            cli.log_format,
+            config::Config::load(args).map(|c| (c, None)),
+        ),
         Command::Runtime(args) => {
             let checked = match args.check() {
                 Ok(c) => c,
@@ -99,5 +118,18 @@ fn main() -> ExitCode {
         Command::Resource(command) => {
             ExitCode::from(rt.block_on(autoglm_cli::run_resource(command)) as u8)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        // Checks every subcommand, e.g. that no flag collides with `--version`.
+        Cli::command().debug_assert();
     }
 }

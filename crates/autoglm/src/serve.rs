@@ -7,9 +7,11 @@ use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::config::{Config, Tls};
+use crate::up::Up;
 
-/// Opens the home folder, prints how to reach the console, serves until a signal.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Opens the home folder, prints how to reach the console, serves until a
+/// signal. With `up`, also runs the platform, scheduler and gateway (and the demo).
+pub async fn run(config: Config, up: Option<Up>) -> anyhow::Result<()> {
     let home = config.home.clone();
     let password = config.admin_password.clone();
     let opened = tokio::task::spawn_blocking(move || {
@@ -17,7 +19,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     })
     .await?
     .with_context(|| format!("cannot open home folder {}", config.home.display()))?;
-    let app = autoglm_console::router(opened.state);
+    let (state, running) = match &up {
+        Some(up) => {
+            let (state, running) = crate::up::start(up, &config.home, opened.state).await?;
+            (state, Some(running))
+        }
+        None => (opened.state, None),
+    };
+    let app = autoglm_console::router(state);
     let handle = Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
     let scheme = if matches!(config.tls, Tls::Off) {
@@ -30,6 +39,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
     println!("autoglm console listening on {scheme}://{local}");
+    if let Some(running) = &running {
+        println!("autoglm gateway listening on {}", running.gateway_url);
+    }
     match &opened.new_admin_token {
         Some(token) => println!(
             "admin token (also in {}): {token}",
@@ -38,6 +50,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None => println!("admin token: see {}", opened.admin_token_file.display()),
     }
     tracing::info!(%local, scheme, "console started");
+    if let (Some(up), Some(running)) = (&up, &running)
+        && up.demo
+    {
+        let console_url = format!("{scheme}://{local}");
+        let token_file = opened.admin_token_file.clone();
+        let gateway_url = running.gateway_url.clone();
+        tokio::spawn(async move {
+            match crate::demo::deploy(&console_url, &token_file).await {
+                Ok(()) => println!(
+                    "demo services deployed: chat (SmolLM2) and embeddings (MiniLM). Try:\n  \
+                     curl -s {gateway_url}/v1/chat/completions -H \"Authorization: Bearer $(cat {})\" \
+                     -H 'content-type: application/json' \
+                     -d '{{\"model\": \"chat\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}], \"max_tokens\": 32}}'",
+                    token_file.display()
+                ),
+                Err(e) => eprintln!("autoglm: the demo could not be deployed: {e:#}"),
+            }
+        });
+    }
     let service = app.into_make_service();
     match &config.tls {
         Tls::Off => {
@@ -61,6 +92,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     tracing::info!("console stopped");
+    if let Some(running) = running {
+        running.stop().await;
+    }
     Ok(())
 }
 

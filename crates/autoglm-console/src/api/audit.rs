@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 
-use super::{page, page_limit, read};
+use super::{check_time, page, page_limit, read};
 use crate::AppState;
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
@@ -27,22 +27,6 @@ pub struct ListAudit {
     outcome: Option<String>,
     since: Option<String>,
     until: Option<String>,
-}
-
-fn check_time(field: &str, value: &Option<String>) -> ApiResult<Option<String>> {
-    value
-        .as_deref()
-        .map(|v| {
-            chrono::DateTime::parse_from_rfc3339(v)
-                .map(|t| autoglm_store::timestamp(t.with_timezone(&chrono::Utc)))
-                .map_err(|e| {
-                    ApiError::new(
-                        ErrorCode::InvalidQuery,
-                        format!("{field} must be an RFC 3339 time: {e}"),
-                    )
-                })
-        })
-        .transpose()
 }
 
 /// `GET /api/v1/audit`: the caller's tenant; system admins may name any tenant or none.
@@ -71,8 +55,8 @@ pub async fn list(
         action: q.action,
         target_prefix: q.target,
         outcome: q.outcome,
-        since: check_time("since", &q.since)?,
-        until: check_time("until", &q.until)?,
+        since: check_time("since", &q.since)?.map(autoglm_store::timestamp),
+        until: check_time("until", &q.until)?.map(autoglm_store::timestamp),
         before_seq: q.page_token,
         limit: limit + 1,
     };

@@ -83,13 +83,19 @@ pub async fn create(
             ));
         }
     };
-    let (secret, row) = new_api_key(
+    if let Some(limit) = &body.rate_limit {
+        limit
+            .validate()
+            .map_err(|m| ApiError::new(ErrorCode::InvalidBody, m))?;
+    }
+    let (secret, mut row) = new_api_key(
         &ctx.principal.username,
         ctx.tenant(),
         body.name,
         scopes,
         expires_at,
     );
+    row.rate_limit = body.rate_limit;
     let target = format!("keys/{}", row.id);
     ctx.write(&state, StatusCode::CREATED, target, move |tx, _| {
         Ok(CreatedApiKey {

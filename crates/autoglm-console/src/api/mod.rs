@@ -6,6 +6,7 @@ pub mod keys;
 pub mod models;
 pub mod services;
 pub mod tenancy;
+pub mod usage;
 pub mod versions;
 
 use autoglm_core::error::ErrorCode;
@@ -83,4 +84,24 @@ pub fn parse_selector(selector: &str) -> ApiResult<Vec<(String, String)>> {
             Ok((k.to_owned(), v.to_owned()))
         })
         .collect()
+}
+
+/// Parses an RFC 3339 query parameter.
+pub fn check_time(
+    field: &str,
+    value: &Option<String>,
+) -> ApiResult<Option<chrono::DateTime<chrono::Utc>>> {
+    value
+        .as_deref()
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| {
+                    ApiError::new(
+                        ErrorCode::InvalidQuery,
+                        format!("{field} must be an RFC 3339 time: {e}"),
+                    )
+                })
+        })
+        .transpose()
 }

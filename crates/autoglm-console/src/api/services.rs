@@ -9,17 +9,16 @@
 
 use std::sync::Arc;
 
-use autoglm_core::error::FieldError;
+use autoglm_core::error::{ErrorCode, FieldError};
 use autoglm_core::registry::Page;
 use autoglm_core::service::{
     Condition, ConditionStatus, ModelServiceManifest, ModelServiceSpec, ModelServiceStatus, Scale,
-    VersionStatus,
 };
 use autoglm_store::{ServiceFilter, StoredService, services};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -27,7 +26,7 @@ use super::{page, page_limit, parse_selector, read};
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::{AppState, StatusSource};
+use crate::{AppState, ServicePlatform};
 
 /// Query of `GET /api/v1/services`.
 #[derive(Debug, Deserialize)]
@@ -43,32 +42,24 @@ pub struct ListServices {
 /// its spec asks for, none ready, and `Ready` unknown for reason `Pending`.
 pub fn pending_status(spec: &ModelServiceSpec) -> ModelServiceStatus {
     let per_version = spec.replica_bounds().initial;
-    ModelServiceStatus {
-        desired_replicas: per_version.saturating_mul(spec.versions.len() as u32),
-        ready_replicas: 0,
-        versions: spec
-            .versions
-            .iter()
-            .map(|v| VersionStatus {
-                version: v.version.clone(),
-                weight: v.weight,
-                replicas: 0,
-                ready_replicas: 0,
-            })
-            .collect(),
-        replicas: Vec::new(),
-        conditions: vec![Condition {
+    ModelServiceStatus::without_replicas(
+        spec,
+        per_version.saturating_mul(spec.versions.len() as u32),
+        Condition {
             type_: "Ready".to_owned(),
             status: ConditionStatus::Unknown,
             reason: "Pending".to_owned(),
             message: "no platform has taken this service up yet".to_owned(),
-        }],
-        url: None,
-    }
+        },
+    )
 }
 
 /// The answer for a stored service: its manifest with the platform's status.
-fn answer(source: &dyn StatusSource, tenant: &str, stored: StoredService) -> ModelServiceManifest {
+fn answer(
+    source: &dyn ServicePlatform,
+    tenant: &str,
+    stored: StoredService,
+) -> ModelServiceManifest {
     let status = source
         .status(tenant, &stored)
         .unwrap_or_else(|| pending_status(&stored.manifest.spec));
@@ -97,12 +88,18 @@ where
         + 'static,
 {
     let tenant = ctx.tenant().to_owned();
-    let source: Arc<dyn StatusSource> = state.service_status.clone();
-    ctx.write(state, status, format!("services/{name}"), move |tx, _| {
-        let stored = change(tx, &tenant)?;
-        Ok(answer(source.as_ref(), &tenant, stored))
-    })
-    .await
+    let source: Arc<dyn ServicePlatform> = state.platform.clone();
+    let answer = ctx
+        .write(state, status, format!("services/{name}"), {
+            let tenant = tenant.clone();
+            move |tx, _| {
+                let stored = change(tx, &tenant)?;
+                Ok(answer(source.as_ref(), &tenant, stored))
+            }
+        })
+        .await?;
+    state.platform.changed(&tenant, name);
+    Ok(answer)
 }
 
 /// `GET /api/v1/services`.
@@ -128,7 +125,7 @@ pub async fn list(
     let stored = read(&state, move |s| s.list_services(&filter)).await?;
     let items = stored
         .into_iter()
-        .map(|s| answer(state.service_status.as_ref(), &tenant, s))
+        .map(|s| answer(state.platform.as_ref(), &tenant, s))
         .collect();
     Ok(Json(page(items, limit, |m| m.metadata.name.clone())))
 }
@@ -162,7 +159,7 @@ pub async fn get_one(
         let tenant = tenant.clone();
         read(&state, move |s| s.service(&tenant, &name)).await?
     };
-    Ok(Json(answer(state.service_status.as_ref(), &tenant, stored)))
+    Ok(Json(answer(state.platform.as_ref(), &tenant, stored)))
 }
 
 /// `PUT /api/v1/services/{name}`: replaces labels, annotations and spec; the
@@ -224,10 +221,66 @@ pub async fn delete_one(
 ) -> ApiResult<Response> {
     let tenant = ctx.tenant().to_owned();
     let target = format!("services/{name}");
-    ctx.write(&state, StatusCode::NO_CONTENT, target, move |tx, _| {
-        services::delete_service(tx, &tenant, &name)
+    let answer = ctx
+        .write(&state, StatusCode::NO_CONTENT, target, {
+            let (tenant, name) = (tenant.clone(), name.clone());
+            move |tx, _| services::delete_service(tx, &tenant, &name)
+        })
+        .await?;
+    state.platform.changed(&tenant, &name);
+    Ok(answer)
+}
+
+/// Query of `GET /api/v1/services/{name}/replicas/{replica}/logs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    bytes: Option<u64>,
+}
+
+/// Most of a log one request reads.
+const MAX_LOG_BYTES: u64 = 1024 * 1024;
+
+/// `GET /api/v1/services/{name}/replicas/{replica}/logs`: the end of a replica's log.
+pub async fn logs(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiPath((name, replica)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<LogQuery>,
+) -> ApiResult<Response> {
+    let bytes = q.bytes.unwrap_or(64 * 1024);
+    if bytes == 0 || bytes > MAX_LOG_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("bytes must be 1 to {MAX_LOG_BYTES}, got {bytes}"),
+        ));
+    }
+    let tenant = ctx.tenant().to_owned();
+    {
+        let (tenant, name) = (tenant.clone(), name.clone());
+        read(&state, move |s| s.service(&tenant, &name)).await?;
+    }
+    let platform = state.platform.clone();
+    let tail = tokio::task::spawn_blocking({
+        let replica = replica.clone();
+        move || platform.log_tail(&tenant, &name, &replica, bytes)
     })
-    .await
+    .await?
+    .map_err(|e| ApiError::internal("cannot read a replica log", &e))?;
+    match tail {
+        Some(text) => Ok((
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response()),
+        None => Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("service has no replica {replica:?} with a log"),
+        )),
+    }
 }
 
 #[cfg(test)]

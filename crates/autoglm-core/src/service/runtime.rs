@@ -77,8 +77,9 @@ pub struct CommandRuntime {
 /// What the placeholders of a command stand for, for one replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlaceholderValues<'a> {
-    /// The port the replica must listen on.
-    pub port: u16,
+    /// The port the replica must listen on; `None` leaves `{port}` as
+    /// written, for a platform that picks the port per replica later.
+    pub port: Option<u16>,
     /// The registry model.
     pub model: &'a str,
     /// The ModelService's name.
@@ -98,7 +99,10 @@ impl CommandRuntime {
                 let mut last = 0;
                 for (start, end, word) in placeholders(arg) {
                     let value = match word {
-                        "port" => values.port.to_string(),
+                        "port" => match values.port {
+                            Some(port) => port.to_string(),
+                            None => continue,
+                        },
                         "model" => values.model.to_owned(),
                         "name" => values.name.to_owned(),
                         "version" => values.version.to_owned(),
@@ -275,7 +279,7 @@ mod tests {
             "{x}",
         ]);
         let values = PlaceholderValues {
-            port: 9001,
+            port: Some(9001),
             model: "smollm2",
             name: "chat",
             version: "{port}",
@@ -291,6 +295,11 @@ mod tests {
                 "{x}"
             ]
         );
+        let later = PlaceholderValues {
+            port: None,
+            ..values
+        };
+        assert_eq!(c.argv(&later)[1], "--port={port}");
     }
 
     #[test]

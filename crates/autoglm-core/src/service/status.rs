@@ -27,6 +27,34 @@ pub struct ModelServiceStatus {
     pub url: Option<String>,
 }
 
+impl ModelServiceStatus {
+    /// A status with no replica running: each version of `spec` listed with
+    /// its weight and none ready, and one `Ready` condition.
+    pub fn without_replicas(
+        spec: &super::ModelServiceSpec,
+        desired_replicas: u32,
+        ready: Condition,
+    ) -> ModelServiceStatus {
+        ModelServiceStatus {
+            desired_replicas,
+            ready_replicas: 0,
+            versions: spec
+                .versions
+                .iter()
+                .map(|v| VersionStatus {
+                    version: v.version.clone(),
+                    weight: v.weight,
+                    replicas: 0,
+                    ready_replicas: 0,
+                })
+                .collect(),
+            replicas: Vec::new(),
+            conditions: vec![ready],
+            url: None,
+        }
+    }
+}
+
 /// Replicas of one version.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]

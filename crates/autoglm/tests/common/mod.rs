@@ -88,3 +88,93 @@ impl Drop for Console {
         let _ = self.child.wait();
     }
 }
+
+/// A running `autoglm up`: console, gateway and local platform.
+pub struct Up {
+    pub console: Console,
+    pub gateway: String,
+    /// Lines it printed after its banners.
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+/// A free-looking base port for replicas, different for each test process
+/// so that tests running side by side do not race for the same ports.
+pub fn replica_base_port() -> u16 {
+    20000 + (std::process::id() % 2000) as u16 * 20
+}
+
+impl Up {
+    /// Starts `autoglm up --no-demo` with `extra` flags; waits for both banners.
+    pub fn start(home: &Path, extra: &[&str]) -> Up {
+        let mut args = vec!["--no-demo"];
+        args.extend_from_slice(extra);
+        Up::start_with(home, &args)
+    }
+
+    /// Starts `autoglm up` with `extra` flags; waits for both banners.
+    pub fn start_with(home: &Path, extra: &[&str]) -> Up {
+        let base = replica_base_port().to_string();
+        let mut child = Command::new(BIN)
+            .args(["up", "--home"])
+            .arg(home)
+            .args(["--addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0"])
+            .args(["--replica-base-port", &base])
+            .args(extra)
+            .env_remove("AUTOGLM_ADDR")
+            .env_remove("AUTOGLM_HOME")
+            .stdout(Stdio::piped())
+            .stderr(
+                std::fs::File::create(
+                    std::env::temp_dir().join(format!("autoglm-up-{}.log", std::process::id())),
+                )
+                .unwrap(),
+            )
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut next_url = |what: &str| {
+            let line = lines.next().unwrap().unwrap();
+            assert!(
+                line.contains(what),
+                "expected the {what} banner, got {line:?}"
+            );
+            line.rsplit(' ').next().unwrap().to_owned()
+        };
+        let url = next_url("console listening");
+        let gateway = next_url("gateway listening");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let token = std::fs::read_to_string(home.join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Up {
+            console: Console {
+                child,
+                url,
+                home: home.to_owned(),
+                token,
+            },
+            gateway,
+            lines: rx,
+        }
+    }
+
+    /// The next printed line containing `what`, within `timeout`.
+    pub fn wait_for_line(&self, what: &str, timeout: Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no line with {what:?} within {timeout:?}: {e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Who is calling: the console's API keys and session tokens, resolved by the
+//! console's own rules and cached. A cached answer is dropped after
+//! [`CACHE_TTL`], and at once when the store commits any audited write
+//! (a revoked key, a changed role or limit), so revocation takes effect on
+//! the next request in this process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use autoglm_console::auth::{Principal, Sessions, authenticate};
+use autoglm_core::rbac::Permission;
+use autoglm_core::security::RateLimit;
+use autoglm_store::Store;
+
+/// Longest a resolved credential is trusted without asking the store again.
+pub const CACHE_TTL: Duration = Duration::from_secs(10);
+/// Most credentials cached; the cache is cleared when full.
+const CACHE_MAX: usize = 10_000;
+
+/// A caller the gateway admitted.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The tenant it acts in.
+    pub tenant: String,
+    /// The key id, or `user:NAME` for a session: the usage and limit key.
+    pub credential: String,
+    /// Whether it may call models.
+    pub may_invoke: bool,
+    /// The key's limits.
+    pub key_limit: Option<RateLimit>,
+    /// The tenant's limits.
+    pub tenant_limit: Option<RateLimit>,
+}
+
+impl Caller {
+    fn of(p: Principal) -> Caller {
+        let credential = match p.actor.strip_prefix("key:") {
+            Some(id) => id.to_owned(),
+            None => p.actor.clone(),
+        };
+        Caller {
+            may_invoke: p.grant.allows(Permission::ServicesInvoke),
+            tenant: p.grant.tenant,
+            credential,
+            key_limit: p.key_limit,
+            tenant_limit: p.tenant_limit,
+        }
+    }
+}
+
+/// Why a credential was refused, in words for the client.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// HTTP status: 401, or 500 when the store failed.
+    pub status: u16,
+    /// In words.
+    pub message: String,
+}
+
+/// Resolves bearer tokens against the store, with a cache.
+#[derive(Debug)]
+pub struct Authenticator {
+    store: Arc<Store>,
+    sessions: Sessions,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    writes: u64,
+    entries: HashMap<String, (Instant, Result<Caller, Refusal>)>,
+}
+
+impl Authenticator {
+    /// Over the console's store and session keys.
+    pub fn new(store: Arc<Store>, sessions: Sessions) -> Authenticator {
+        Authenticator {
+            store,
+            sessions,
+            cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    /// The store credentials are read from.
+    pub fn store(&self) -> Arc<Store> {
+        self.store.clone()
+    }
+
+    /// The caller of `token`, from the cache when fresh.
+    pub async fn resolve(&self, token: &str) -> Result<Caller, Refusal> {
+        let now = Instant::now();
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let writes = self.store.write_count();
+            if cache.writes != writes {
+                cache.entries.clear();
+                cache.writes = writes;
+            }
+            if let Some((at, answer)) = cache.entries.get(token)
+                && now.duration_since(*at) < CACHE_TTL
+            {
+                return answer.clone();
+            }
+        }
+        let store = self.store.clone();
+        let sessions = self.sessions.clone();
+        let owned = token.to_owned();
+        let answer = tokio::task::spawn_blocking(move || {
+            authenticate(&store, &sessions, &owned, chrono::Utc::now())
+        })
+        .await
+        .map_err(|_| Refusal {
+            status: 500,
+            message: "authentication failed unexpectedly".into(),
+        })?
+        .map(Caller::of)
+        .map_err(|e| Refusal {
+            status: if e.code.status() >= 500 { 500 } else { 401 },
+            message: e.detail,
+        });
+        // Store failures are not cached: the next request asks again.
+        if answer.as_ref().map_or_else(|r| r.status == 401, |_| true) {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.entries.len() >= CACHE_MAX {
+                cache.entries.clear();
+            }
+            cache
+                .entries
+                .insert(token.to_owned(), (now, answer.clone()));
+        }
+        answer
+    }
+}

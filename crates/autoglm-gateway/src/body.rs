@@ -1,0 +1,273 @@
+//! The answer's body on its way to the client: frames pass through as they
+//! come (a stream is never buffered whole), while a copy is scanned for the
+//! token usage the runtime reports. When the body ends, or the client goes
+//! away, the request's bookkeeping runs once with what was seen.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use serde::Deserialize;
+
+/// Largest JSON answer scanned for usage; larger ones count the request only.
+const MAX_SCANNED: usize = 4 * 1024 * 1024;
+
+/// Tokens an answer reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Tokens {
+    /// Prompt tokens.
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    /// Completion tokens (absent for embeddings).
+    #[serde(default)]
+    pub completion_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct UsagePeek {
+    usage: Option<Tokens>,
+}
+
+#[derive(Deserialize)]
+struct ChoicesPeek {
+    #[serde(default)]
+    choices: Option<Vec<serde::de::IgnoredAny>>,
+}
+
+/// How to read the answer for usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scan {
+    /// Not at all (Open Inference Protocol, errors).
+    None,
+    /// One JSON document with a `usage` member.
+    Json,
+    /// Server-sent events; the usage chunk is dropped when the client did
+    /// not ask for it (the gateway asked on its behalf).
+    Sse {
+        /// Drop the usage-only chunk.
+        strip_usage: bool,
+    },
+}
+
+/// What the bookkeeping learns when the body is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// The whole body reached the client.
+    pub complete: bool,
+    /// Usage, when the answer reported it.
+    pub tokens: Option<Tokens>,
+}
+
+/// Bookkeeping run once at the end.
+pub type Finish = Box<dyn FnOnce(Outcome) + Send + Sync>;
+
+/// The upstream body, passed through and scanned.
+pub struct Relay {
+    inner: Incoming,
+    scan: Scan,
+    copy: BytesMut,
+    tokens: Option<Tokens>,
+    finish: Option<Finish>,
+    /// Bytes still to come when the length was announced.
+    remaining: Option<u64>,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay").field("scan", &self.scan).finish()
+    }
+}
+
+impl Relay {
+    /// Relays `inner`, running `finish` once at the end.
+    pub fn new(inner: Incoming, scan: Scan, finish: Finish) -> Relay {
+        Relay {
+            remaining: inner.size_hint().exact(),
+            inner,
+            scan,
+            copy: BytesMut::new(),
+            tokens: None,
+            finish: Some(finish),
+        }
+    }
+
+    /// Whether the upstream body has been read to its end.
+    fn ended(&self) -> bool {
+        self.remaining == Some(0) || self.inner.is_end_stream()
+    }
+
+    fn done(&mut self, complete: bool) {
+        if let Some(finish) = self.finish.take() {
+            if complete && self.scan == Scan::Json && self.copy.len() <= MAX_SCANNED {
+                self.tokens = serde_json::from_slice::<UsagePeek>(&self.copy)
+                    .ok()
+                    .and_then(|p| p.usage);
+            }
+            finish(Outcome {
+                complete,
+                tokens: self.tokens,
+            });
+        }
+    }
+
+    /// Takes the complete events out of the buffer, keeping or dropping each.
+    fn events(&mut self, strip_usage: bool) -> Bytes {
+        let mut out = BytesMut::new();
+        while let Some(end) = find_event_end(&self.copy) {
+            let event = self.copy.split_to(end);
+            let mut keep = true;
+            if let Some(data) = event_data(&event)
+                && memchr_usage(data)
+                && let Ok(peek) = serde_json::from_slice::<UsagePeek>(data)
+                && let Some(tokens) = peek.usage
+            {
+                self.tokens = Some(tokens);
+                let usage_only = serde_json::from_slice::<ChoicesPeek>(data)
+                    .ok()
+                    .and_then(|c| c.choices)
+                    .is_some_and(|c| c.is_empty());
+                keep = !(strip_usage && usage_only);
+            }
+            if keep {
+                out.extend_from_slice(&event);
+            }
+        }
+        out.freeze()
+    }
+}
+
+/// The end (past the blank line) of the first complete event.
+fn find_event_end(buf: &[u8]) -> Option<usize> {
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The payload of an event's single `data:` line.
+fn event_data(event: &[u8]) -> Option<&[u8]> {
+    event
+        .split(|b| *b == b'\n')
+        .find_map(|line| line.strip_prefix(b"data:"))
+        .map(|d| d.trim_ascii())
+}
+
+fn memchr_usage(data: &[u8]) -> bool {
+    data.windows(7).any(|w| w == b"\"usage\"")
+}
+
+impl Body for Relay {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        loop {
+            let this = &mut *self;
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    if let Scan::Sse { .. } = this.scan
+                        && !this.copy.is_empty()
+                    {
+                        // A last event without its blank line: pass it on as is.
+                        let rest = this.copy.split().freeze();
+                        return Poll::Ready(Some(Ok(Frame::data(rest))));
+                    }
+                    this.done(true);
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.done(false);
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Some(Ok(frame))) => {
+                    let Some(data) = frame.data_ref() else {
+                        return Poll::Ready(Some(Ok(frame)));
+                    };
+                    if let Some(r) = &mut this.remaining {
+                        *r = r.saturating_sub(data.len() as u64);
+                    }
+                    match this.scan {
+                        Scan::None => {}
+                        Scan::Json => {
+                            if this.copy.len() <= MAX_SCANNED {
+                                this.copy.extend_from_slice(data);
+                            }
+                        }
+                        Scan::Sse { strip_usage } => {
+                            this.copy.extend_from_slice(data);
+                            let out = this.events(strip_usage);
+                            if !out.is_empty() {
+                                return Poll::Ready(Some(Ok(Frame::data(out))));
+                            }
+                            continue;
+                        }
+                    }
+                    // A body of known length ends with its last frame: the
+                    // server may not poll again, so finish now.
+                    if this.ended() {
+                        this.done(true);
+                    }
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream() && self.copy.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.scan {
+            Scan::Sse { strip_usage: true } => SizeHint::default(),
+            _ => self.inner.size_hint(),
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let complete = self.ended() && (self.scan == Scan::Json || self.copy.is_empty());
+        self.done(complete);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_found_whole_and_read_for_data() {
+        let buf = b"data: {\"a\":1}\n\ndata: {\"b\"";
+        assert_eq!(find_event_end(buf), Some(15));
+        assert_eq!(event_data(&buf[..15]), Some(&b"{\"a\":1}"[..]));
+        assert_eq!(find_event_end(b"data: x\r\n\r\n"), Some(11));
+        assert_eq!(find_event_end(b"data: x\n"), None);
+    }
+
+    #[test]
+    fn usage_is_read_from_json_answers() {
+        let peek: UsagePeek = serde_json::from_slice(
+            br#"{"id":"x","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}"#,
+        )
+        .expect("parse");
+        assert_eq!(
+            peek.usage,
+            Some(Tokens {
+                prompt_tokens: 7,
+                completion_tokens: 3
+            })
+        );
+        let embeddings: UsagePeek =
+            serde_json::from_slice(br#"{"data":[],"usage":{"prompt_tokens":4,"total_tokens":4}}"#)
+                .expect("parse");
+        assert_eq!(embeddings.usage.map(|u| u.prompt_tokens), Some(4));
+    }
+}

@@ -1,0 +1,211 @@
+//! The autoglm gateway: the front door of every served model.
+//!
+//! Each request goes through an ordered stack of small steps (see
+//! ARCHITECTURE.md): authenticate (the console's API keys and session
+//! tokens) → rate-limit (per key and per tenant) → route (OpenAI `model`
+//! field or Open Inference Protocol path, to a service of the caller's
+//! tenant) → split (pinned version, sticky key, or weighted draw) → hold
+//! (while the version has no ready replica) → balance (least outstanding
+//! requests, ejecting replicas that fail) → forward (retrying only a refused
+//! connection, with a timeout to the response headers) → relay (streamed
+//! through, scanned for token usage) → account (usage, token buckets,
+//! metrics).
+
+mod auth;
+mod body;
+mod limits;
+mod metrics;
+mod proxy;
+mod reply;
+mod routes;
+mod split;
+mod usage;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use autoglm_console::auth::Sessions;
+use autoglm_platform::{Demand, Views};
+use autoglm_store::Store;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use auth::{Authenticator, CACHE_TTL, Caller};
+pub use limits::{Limiter, Scope};
+pub use metrics::Metrics;
+pub use reply::GatewayBody;
+pub use routes::Table;
+pub use split::{Choice, Weighted, choose};
+pub use usage::{FLUSH_INTERVAL, Usage};
+
+/// The header that pins a version.
+pub const VERSION_HEADER: &str = "x-autoglm-version";
+/// The header whose value keeps a client on one version of a split.
+pub const STICKY_HEADER: &str = "x-autoglm-sticky-key";
+
+/// The gateway's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Longest wait for a replica's response headers.
+    pub request_timeout: Duration,
+    /// Largest request body.
+    pub body_limit: usize,
+    /// Longest time to receive a request body.
+    pub body_timeout: Duration,
+    /// Longest time to receive a request's headers.
+    pub header_timeout: Duration,
+    /// Longest a request is held while its version has no ready replica.
+    pub hold_timeout: Duration,
+    /// Most requests held per version; more are refused at once.
+    pub max_waiting: u64,
+    /// How many other replicas to try after a refused connection.
+    pub retries: u32,
+    /// Keep each credential on one version of a split when no sticky header is sent.
+    pub sticky_by_key: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            request_timeout: Duration::from_secs(600),
+            body_limit: 8 * 1024 * 1024,
+            body_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            hold_timeout: Duration::from_secs(120),
+            max_waiting: 100,
+            retries: 2,
+            sticky_by_key: false,
+        }
+    }
+}
+
+/// What the gateway shares between requests.
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    auth: Authenticator,
+    limiter: Limiter,
+    usage: Arc<Usage>,
+    metrics: Metrics,
+    table: watch::Receiver<Arc<Table>>,
+    demand: Arc<Demand>,
+    client: Client<HttpConnector, http_body_util::Full<bytes::Bytes>>,
+}
+
+/// The gateway, ready to serve.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+impl Gateway {
+    /// A gateway over the console's store (credentials, usage) and the
+    /// platform's views (routes) and demand (autoscaling). Spawns the tasks
+    /// that follow the views and flush usage.
+    pub fn new(
+        config: Config,
+        store: Arc<Store>,
+        sessions: Sessions,
+        mut views: watch::Receiver<Arc<Views>>,
+        demand: Arc<Demand>,
+    ) -> Gateway {
+        let builder = routes::Builder::default();
+        let metrics = Metrics::default();
+        let first = views.borrow_and_update().clone();
+        metrics.replicas(&first);
+        let (table_tx, table) = watch::channel(Arc::new(builder.build(&first)));
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        let usage = Arc::new(Usage::default());
+        tokio::spawn(usage.clone().flush_forever(store.clone()));
+        let inner = Arc::new(Inner {
+            config,
+            auth: Authenticator::new(store, sessions),
+            limiter: Limiter::default(),
+            usage,
+            metrics,
+            table,
+            demand,
+            client,
+        });
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            while views.changed().await.is_ok() {
+                let Some(inner) = weak.upgrade() else { return };
+                let now = views.borrow_and_update().clone();
+                inner.metrics.replicas(&now);
+                let _ = table_tx.send(Arc::new(builder.build(&now)));
+            }
+        });
+        Gateway { inner }
+    }
+
+    /// Serves connections from `listener` until `shutdown` completes, then
+    /// lets open requests finish.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(self.inner.config.header_timeout)
+            .keep_alive(true);
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of descriptors and the like: wait rather than spin.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let inner = self.inner.clone();
+            let service = service_fn(move |req: hyper::Request<Incoming>| {
+                let inner = inner.clone();
+                async move { Ok::<_, std::convert::Infallible>(proxy::handle(&inner, req, peer).await) }
+            });
+            let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, %peer, "connection ended with an error");
+                }
+            });
+        }
+        tokio::select! {
+            () = graceful.shutdown() => {}
+            () = tokio::time::sleep(Duration::from_secs(30)) => {
+                tracing::warn!("gave up waiting for open gateway connections");
+            }
+        }
+        let (usage, store) = (self.inner.usage.clone(), self.inner.auth.store());
+        let _ = tokio::task::spawn_blocking(move || usage.flush(&store)).await;
+        Ok(())
+    }
+
+    /// The gateway's metrics, for tests and the console.
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics.encode()
+    }
+}
+
+/// Where a request came from, for logs.
+pub type Peer = SocketAddr;

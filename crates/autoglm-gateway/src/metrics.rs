@@ -1,0 +1,210 @@
+//! The gateway's Prometheus metrics, `autoglm_gateway_*`. Requests are
+//! labelled by tenant, model (the service) and version as routed, never by
+//! what a client wrote, so made-up model names cannot grow the series count.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use autoglm_platform::Views;
+
+/// Labels of a routed request; empty model and version when it was not routed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Tenant.
+    pub tenant: String,
+    /// Service.
+    pub model: String,
+    /// Version.
+    pub version: String,
+    /// HTTP status.
+    pub code: u16,
+}
+
+/// Labels of one service version.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabels {
+    /// Tenant.
+    pub tenant: String,
+    /// Service.
+    pub model: String,
+    /// Version.
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScopeLabels {
+    scope: String,
+}
+
+fn latency() -> Histogram {
+    Histogram::new([
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        60.0,
+    ])
+}
+
+/// Every gateway metric.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<VersionLabels, Histogram>,
+    upstream: Family<VersionLabels, Histogram>,
+    in_flight: Family<VersionLabels, Gauge>,
+    waiting: Family<VersionLabels, Gauge>,
+    retries: Family<VersionLabels, Counter>,
+    rate_limited: Family<ScopeLabels, Counter>,
+    replicas_desired: Family<VersionLabels, Gauge>,
+    replicas_ready: Family<VersionLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut r = Registry::with_prefix("autoglm_gateway");
+        let requests = Family::<RequestLabels, Counter>::default();
+        r.register(
+            "requests",
+            "Requests answered, by model, version and status",
+            requests.clone(),
+        );
+        let duration = Family::<VersionLabels, Histogram>::new_with_constructor(latency);
+        r.register(
+            "request_duration_seconds",
+            "Time from request to the end of the answer (streams included)",
+            duration.clone(),
+        );
+        let upstream = Family::<VersionLabels, Histogram>::new_with_constructor(latency);
+        r.register(
+            "upstream_duration_seconds",
+            "Time from sending to a replica to its response headers",
+            upstream.clone(),
+        );
+        let in_flight = Family::<VersionLabels, Gauge>::default();
+        r.register(
+            "in_flight_requests",
+            "Requests being answered by a replica",
+            in_flight.clone(),
+        );
+        let waiting = Family::<VersionLabels, Gauge>::default();
+        r.register(
+            "waiting_requests",
+            "Requests held until a replica is ready (scale from zero, start-up)",
+            waiting.clone(),
+        );
+        let retries = Family::<VersionLabels, Counter>::default();
+        r.register(
+            "retries",
+            "Requests sent again to another replica after a connection was refused",
+            retries.clone(),
+        );
+        let rate_limited = Family::<ScopeLabels, Counter>::default();
+        r.register(
+            "rate_limited",
+            "Requests refused by a rate limit, by the limit's scope (key or tenant)",
+            rate_limited.clone(),
+        );
+        let replicas_desired = Family::<VersionLabels, Gauge>::default();
+        r.register(
+            "replicas_desired",
+            "Replicas the platform is asked to run, per service (version empty)",
+            replicas_desired.clone(),
+        );
+        let replicas_ready = Family::<VersionLabels, Gauge>::default();
+        r.register(
+            "replicas_ready",
+            "Ready replicas per version",
+            replicas_ready.clone(),
+        );
+        Metrics {
+            registry: r,
+            requests,
+            duration,
+            upstream,
+            in_flight,
+            waiting,
+            retries,
+            rate_limited,
+            replicas_desired,
+            replicas_ready,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts an answered request and its duration.
+    pub fn answered(&self, labels: RequestLabels, seconds: f64) {
+        let v = VersionLabels {
+            tenant: labels.tenant.clone(),
+            model: labels.model.clone(),
+            version: labels.version.clone(),
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.duration.get_or_create(&v).observe(seconds);
+    }
+
+    /// Observes the time to a replica's response headers.
+    pub fn upstream(&self, v: &VersionLabels, seconds: f64) {
+        self.upstream.get_or_create(v).observe(seconds);
+    }
+
+    /// The in-flight gauge of a version.
+    pub fn in_flight(&self, v: &VersionLabels) -> Gauge {
+        self.in_flight.get_or_create(v).clone()
+    }
+
+    /// The waiting gauge of a version.
+    pub fn waiting(&self, v: &VersionLabels) -> Gauge {
+        self.waiting.get_or_create(v).clone()
+    }
+
+    /// Counts a retry.
+    pub fn retried(&self, v: &VersionLabels) {
+        self.retries.get_or_create(v).inc();
+    }
+
+    /// Counts a rate-limited request.
+    pub fn rate_limited(&self, scope: &str) {
+        self.rate_limited
+            .get_or_create(&ScopeLabels {
+                scope: scope.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Sets the replica gauges from the platform's views.
+    pub fn replicas(&self, views: &Views) {
+        self.replicas_desired.clear();
+        self.replicas_ready.clear();
+        for (platform_name, view) in views {
+            let Some((tenant, model)) = platform_name.split_once('.') else {
+                continue;
+            };
+            let labels = |version: &str| VersionLabels {
+                tenant: tenant.to_owned(),
+                model: model.to_owned(),
+                version: version.to_owned(),
+            };
+            self.replicas_desired
+                .get_or_create(&labels(""))
+                .set(i64::from(view.status.desired_replicas));
+            for v in &view.status.versions {
+                self.replicas_ready
+                    .get_or_create(&labels(&v.version))
+                    .set(i64::from(v.ready_replicas));
+            }
+        }
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

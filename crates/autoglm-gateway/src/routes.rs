@@ -1,0 +1,306 @@
+//! The routing table: each service's versions with their weights and ready
+//! replicas, rebuilt whenever the platform publishes new views. Replica state
+//! (outstanding requests, failures, ejection) lives in [`Endpoint`]s that
+//! outlast rebuilds, so a new table does not forget what the old one learned.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use autoglm_platform::Views;
+
+use crate::split::Weighted;
+
+/// After this many failures in a row a replica is ejected.
+const EJECT_AFTER: u32 = 3;
+/// How long an ejection lasts at first; it doubles with each one in a row, to 30 s.
+const EJECT_BASE: Duration = Duration::from_secs(2);
+
+/// One ready replica, as the gateway tracks it.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// `http://addr`, for building upstream URIs.
+    pub base: String,
+    outstanding: AtomicU32,
+    failures: AtomicU32,
+    ejections: AtomicU32,
+    /// Milliseconds since `epoch` until which it is ejected.
+    ejected_until: AtomicU64,
+    epoch: Instant,
+}
+
+impl Endpoint {
+    fn new(addr: SocketAddr, epoch: Instant) -> Endpoint {
+        Endpoint {
+            addr,
+            base: format!("http://{addr}"),
+            outstanding: AtomicU32::new(0),
+            failures: AtomicU32::new(0),
+            ejections: AtomicU32::new(0),
+            ejected_until: AtomicU64::new(0),
+            epoch,
+        }
+    }
+
+    /// Requests sent to it and not yet answered in full.
+    pub fn outstanding(&self) -> u32 {
+        self.outstanding.load(Ordering::Relaxed)
+    }
+
+    fn is_ejected(&self, now: Instant) -> bool {
+        let now_ms = now.duration_since(self.epoch).as_millis() as u64;
+        self.ejected_until.load(Ordering::Relaxed) > now_ms
+    }
+
+    /// Records a success: the failure streak ends.
+    pub fn succeeded(&self) {
+        if self.failures.load(Ordering::Relaxed) != 0 {
+            self.failures.store(0, Ordering::Relaxed);
+            self.ejections.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a failure; `certain` (the connection was refused) ejects at once.
+    /// Returns whether the replica is now ejected.
+    pub fn failed(&self, certain: bool) -> bool {
+        let streak = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if !certain && streak < EJECT_AFTER {
+            return false;
+        }
+        let n = self.ejections.fetch_add(1, Ordering::Relaxed).min(4);
+        let until = Instant::now() + EJECT_BASE * 2u32.pow(n);
+        let ms = until.duration_since(self.epoch).as_millis() as u64;
+        self.ejected_until.store(ms, Ordering::Relaxed);
+        self.failures.store(0, Ordering::Relaxed);
+        true
+    }
+}
+
+/// Counts a request outstanding on an endpoint until dropped.
+#[derive(Debug)]
+pub struct Outstanding(pub Arc<Endpoint>);
+
+impl Outstanding {
+    /// Starts counting on `endpoint`.
+    pub fn on(endpoint: Arc<Endpoint>) -> Outstanding {
+        endpoint.outstanding.fetch_add(1, Ordering::Relaxed);
+        Outstanding(endpoint)
+    }
+}
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.0.outstanding.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One version of a service in the table.
+#[derive(Debug)]
+pub struct VersionRoute {
+    /// The version label.
+    pub version: String,
+    /// Percent of traffic.
+    pub weight: u32,
+    /// Its ready replicas.
+    pub endpoints: Vec<Arc<Endpoint>>,
+}
+
+impl Weighted for VersionRoute {
+    fn version(&self) -> &str {
+        &self.version
+    }
+    fn weight(&self) -> u32 {
+        self.weight
+    }
+}
+
+impl VersionRoute {
+    /// The replica with the fewest outstanding requests, skipping ejected
+    /// ones (unless every one is) and those in `tried`; ties go to a random one.
+    pub fn pick(&self, tried: &[SocketAddr]) -> Option<Arc<Endpoint>> {
+        let now = Instant::now();
+        let candidates: Vec<&Arc<Endpoint>> = self
+            .endpoints
+            .iter()
+            .filter(|e| !tried.contains(&e.addr))
+            .collect();
+        let healthy: Vec<&Arc<Endpoint>> = candidates
+            .iter()
+            .copied()
+            .filter(|e| !e.is_ejected(now))
+            .collect();
+        let pool = if healthy.is_empty() {
+            candidates
+        } else {
+            healthy
+        };
+        // One snapshot of the counters: they move under our feet.
+        let loads: Vec<u32> = pool.iter().map(|e| e.outstanding()).collect();
+        let least = *loads.iter().min()?;
+        let ties: Vec<usize> = (0..pool.len()).filter(|&i| loads[i] == least).collect();
+        let pick = if ties.len() == 1 {
+            ties[0]
+        } else {
+            ties[rand::random_range(0..ties.len())]
+        };
+        Some(pool[pick].clone())
+    }
+}
+
+/// One service in the table.
+#[derive(Debug)]
+pub struct ServiceRoute {
+    /// The platform's name (`tenant.service`), the key of its demand.
+    pub platform_name: String,
+    /// Its versions in spec order.
+    pub versions: Vec<VersionRoute>,
+}
+
+impl ServiceRoute {
+    /// Whether any version has a ready replica.
+    pub fn has_ready(&self) -> bool {
+        self.versions.iter().any(|v| !v.endpoints.is_empty())
+    }
+}
+
+/// Every routable service, by tenant and name.
+#[derive(Debug, Default)]
+pub struct Table {
+    tenants: HashMap<String, HashMap<String, Arc<ServiceRoute>>>,
+}
+
+impl Table {
+    /// `tenant`'s service `name`.
+    pub fn service(&self, tenant: &str, name: &str) -> Option<&Arc<ServiceRoute>> {
+        self.tenants.get(tenant)?.get(name)
+    }
+
+    /// `tenant`'s service names, sorted.
+    pub fn names(&self, tenant: &str) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .tenants
+            .get(tenant)
+            .map(|s| s.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        names.sort_unstable();
+        names
+    }
+
+    /// Every service as (tenant, name, route), for gauges.
+    pub fn all(&self) -> impl Iterator<Item = (&str, &str, &Arc<ServiceRoute>)> {
+        self.tenants
+            .iter()
+            .flat_map(|(t, s)| s.iter().map(move |(n, r)| (t.as_str(), n.as_str(), r)))
+    }
+}
+
+/// Builds tables from views, keeping endpoint state across builds.
+#[derive(Debug)]
+pub struct Builder {
+    known: Mutex<HashMap<SocketAddr, Arc<Endpoint>>>,
+    epoch: Instant,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder {
+            known: Mutex::new(HashMap::new()),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+impl Builder {
+    /// The table for `views`. Platform names are `tenant.service`.
+    pub fn build(&self, views: &Views) -> Table {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen: HashMap<SocketAddr, Arc<Endpoint>> = HashMap::new();
+        let mut tenants: HashMap<String, HashMap<String, Arc<ServiceRoute>>> = HashMap::new();
+        for (platform_name, view) in views {
+            let Some((tenant, name)) = platform_name.split_once('.') else {
+                continue;
+            };
+            let versions = view
+                .endpoints
+                .iter()
+                .map(|v| VersionRoute {
+                    version: v.version.clone(),
+                    weight: v.weight,
+                    endpoints: v
+                        .ready
+                        .iter()
+                        .map(|addr| {
+                            let e = known
+                                .get(addr)
+                                .cloned()
+                                .unwrap_or_else(|| Arc::new(Endpoint::new(*addr, self.epoch)));
+                            seen.insert(*addr, e.clone());
+                            e
+                        })
+                        .collect(),
+                })
+                .collect();
+            tenants.entry(tenant.to_owned()).or_default().insert(
+                name.to_owned(),
+                Arc::new(ServiceRoute {
+                    platform_name: platform_name.clone(),
+                    versions,
+                }),
+            );
+        }
+        // A port that comes back later is a new replica: forget the old state.
+        *known = seen;
+        Table { tenants }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(n: u16) -> VersionRoute {
+        let epoch = Instant::now();
+        VersionRoute {
+            version: "1".into(),
+            weight: 100,
+            endpoints: (0..n)
+                .map(|i| {
+                    Arc::new(Endpoint::new(
+                        SocketAddr::from(([127, 0, 0, 1], 9000 + i)),
+                        epoch,
+                    ))
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn picks_the_least_outstanding_replica() {
+        let r = route(3);
+        let _a = Outstanding::on(r.endpoints[0].clone());
+        let _b = Outstanding::on(r.endpoints[0].clone());
+        let _c = Outstanding::on(r.endpoints[1].clone());
+        assert_eq!(r.pick(&[]).map(|e| e.addr.port()), Some(9002));
+        let tried = [r.endpoints[2].addr];
+        assert_eq!(r.pick(&tried).map(|e| e.addr.port()), Some(9001));
+    }
+
+    #[test]
+    fn a_refused_replica_is_ejected_until_all_are() {
+        let r = route(2);
+        assert!(r.endpoints[0].failed(true));
+        for _ in 0..20 {
+            assert_eq!(r.pick(&[]).map(|e| e.addr.port()), Some(9001));
+        }
+        // Uncertain failures eject only after a streak.
+        assert!(!r.endpoints[1].failed(false));
+        assert!(!r.endpoints[1].failed(false));
+        assert!(r.endpoints[1].failed(false));
+        // Every replica ejected: still pick one rather than fail.
+        assert!(r.pick(&[]).is_some());
+    }
+}

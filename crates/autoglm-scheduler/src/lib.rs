@@ -1,0 +1,326 @@
+//! The scheduler of `autoglm up`: keeps the local platform running what the
+//! store says.
+//!
+//! At start it plans every stored ModelService; afterwards the console tells
+//! it (through [`ServicePlatform::changed`]) which service a committed write
+//! touched, and it reads that service again and re-plans it: started,
+//! changed, scaled, restarted or removed. Autoscaled versions get their
+//! replica count from an [`Autoscaler`] fed by the gateway's [`Demand`],
+//! sampled every 250 ms and at once when a request waits on a service at zero.
+
+mod autoscale;
+mod plan;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use autoglm_artifacts::ArtifactStore;
+use autoglm_console::ServicePlatform;
+use autoglm_core::service::{Condition, ConditionStatus, ModelServiceStatus};
+use autoglm_platform::{Demand, LocalPlatform};
+use autoglm_store::{ServiceFilter, Store, StoreError, StoredService};
+use tokio::sync::mpsc;
+
+pub use autoscale::{Autoscaler, Policy};
+pub use plan::{Unschedulable, plan, platform_name, split_platform_name};
+
+/// How often autoscaled services are sampled.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// A service the scheduler runs, with what it needs to re-plan it.
+#[derive(Debug)]
+struct Scheduled {
+    stored: StoredService,
+    dirs: BTreeMap<String, PathBuf>,
+    scalers: HashMap<String, Autoscaler>,
+}
+
+/// Keeps the local platform in step with the store.
+#[derive(Debug)]
+pub struct Scheduler {
+    store: Arc<Store>,
+    artifacts: ArtifactStore,
+    platform: Arc<LocalPlatform>,
+    demand: Arc<Demand>,
+    runtime_program: PathBuf,
+    url: Option<String>,
+    changes: mpsc::UnboundedSender<(String, String)>,
+    scheduled: Mutex<HashMap<String, Scheduled>>,
+    refused: Mutex<HashMap<String, Unschedulable>>,
+}
+
+impl Scheduler {
+    /// Starts scheduling: plans every stored service, then follows changes
+    /// and demand. `runtime_program` is the `autoglm` binary that serves
+    /// built-in replicas; `url` is where clients reach services (the gateway).
+    pub fn start(
+        store: Arc<Store>,
+        artifacts: ArtifactStore,
+        platform: Arc<LocalPlatform>,
+        demand: Arc<Demand>,
+        runtime_program: PathBuf,
+        url: Option<String>,
+    ) -> Arc<Scheduler> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let scheduler = Arc::new(Scheduler {
+            store,
+            artifacts,
+            platform,
+            demand,
+            runtime_program,
+            url,
+            changes: tx,
+            scheduled: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
+        });
+        tokio::spawn(follow(Arc::downgrade(&scheduler), rx));
+        scheduler
+    }
+
+    /// Plans every stored service of every tenant.
+    pub async fn sync_all(&self) -> Result<usize, StoreError> {
+        let store = self.store.clone();
+        let all =
+            tokio::task::spawn_blocking(move || -> Result<Vec<(String, String)>, StoreError> {
+                let mut all = Vec::new();
+                for tenant in store.list_tenants()? {
+                    let services = store.list_services(&ServiceFilter {
+                        tenant: tenant.name.clone(),
+                        limit: i64::MAX,
+                        ..ServiceFilter::default()
+                    })?;
+                    all.extend(
+                        services
+                            .into_iter()
+                            .map(|s| (tenant.name.clone(), s.name().to_owned())),
+                    );
+                }
+                Ok(all)
+            })
+            .await
+            .map_err(|_| StoreError::Poisoned)??;
+        let count = all.len();
+        for (tenant, name) in all {
+            self.reload(&tenant, &name).await;
+        }
+        Ok(count)
+    }
+
+    /// Reads `tenant`'s service `name` from the store and applies it, or
+    /// removes it when it is gone.
+    async fn reload(&self, tenant: &str, name: &str) {
+        let key = platform_name(tenant, name);
+        let store = self.store.clone();
+        let artifacts = self.artifacts.clone();
+        let (t, n) = (tenant.to_owned(), name.to_owned());
+        let read = tokio::task::spawn_blocking(move || load(&store, &artifacts, &t, &n)).await;
+        match read {
+            Ok(Ok(Some((stored, dirs)))) => {
+                let now = Instant::now();
+                let mut scheduled = self.scheduled.lock().unwrap_or_else(|e| e.into_inner());
+                let entry = scheduled.entry(key.clone()).or_insert_with(|| Scheduled {
+                    stored: stored.clone(),
+                    dirs: BTreeMap::new(),
+                    scalers: HashMap::new(),
+                });
+                entry.stored = stored;
+                entry.dirs = dirs;
+                sync_scalers(entry, now);
+                self.apply(tenant, entry);
+            }
+            Ok(Ok(None)) => {
+                self.scheduled
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key);
+                self.refused
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key);
+                self.platform.remove(&key).await;
+            }
+            Ok(Err(e)) => {
+                tracing::error!(service = %key, error = %e, "cannot read a service to schedule it")
+            }
+            Err(e) => tracing::error!(service = %key, error = %e, "reading a service panicked"),
+        }
+    }
+
+    /// Hands the service's current plan to the platform.
+    fn apply(&self, tenant: &str, s: &Scheduled) {
+        let key = platform_name(tenant, s.stored.name());
+        let replicas = |version: &str| match s.scalers.get(version) {
+            Some(a) => a.replicas(),
+            None => s.stored.manifest.spec.replica_bounds().initial,
+        };
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        match plan(tenant, &s.stored, &s.dirs, &self.runtime_program, replicas) {
+            Ok(p) => {
+                refused.remove(&key);
+                if let Err(e) = self.platform.apply(p) {
+                    tracing::error!(service = %key, error = %e, "the platform cannot run a service");
+                }
+            }
+            Err(why) => {
+                tracing::warn!(service = %key, reason = why.reason, message = %why.message, "service cannot run here");
+                refused.insert(key, why);
+            }
+        }
+    }
+
+    /// Samples demand once and re-plans each autoscaled service whose count moved.
+    fn autoscale(&self, now: Instant) {
+        let mut scheduled = self.scheduled.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, s) in scheduled.iter_mut() {
+            let mut moved = false;
+            for (version, scaler) in s.scalers.iter_mut() {
+                let before = scaler.replicas();
+                let (in_flight, waiting) = self.demand.load(key, version);
+                if scaler.observe(now, in_flight, waiting) != before {
+                    tracing::info!(service = %key, %version, from = before, to = scaler.replicas(), in_flight, waiting, "autoscaling");
+                    moved = true;
+                }
+            }
+            if moved && let Some((tenant, _)) = split_platform_name(key) {
+                self.apply(tenant, s);
+            }
+        }
+    }
+}
+
+/// A service and its versions' folders, or `None` when it no longer exists.
+type Loaded = Option<(StoredService, BTreeMap<String, PathBuf>)>;
+
+fn load(
+    store: &Store,
+    artifacts: &ArtifactStore,
+    tenant: &str,
+    name: &str,
+) -> Result<Loaded, StoreError> {
+    let stored = match store.service(tenant, name) {
+        Ok(s) => s,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let spec = &stored.manifest.spec;
+    let mut dirs = BTreeMap::new();
+    for v in &spec.versions {
+        let Ok(number) = v.version.parse::<i64>() else {
+            continue;
+        };
+        match store.version(tenant, &spec.model, number) {
+            Ok(found) => {
+                dirs.insert(v.version.clone(), artifacts.path_of(&found.storage_dir));
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some((stored, dirs)))
+}
+
+/// Gives each version of an autoscaled service its autoscaler, and drops them otherwise.
+fn sync_scalers(s: &mut Scheduled, now: Instant) {
+    let spec = &s.stored.manifest.spec;
+    let Some(policy) = spec.autoscaling.as_ref().and_then(|a| {
+        Some(Policy {
+            min: a.min_replicas,
+            max: a.max_replicas,
+            target_in_flight: a.target_in_flight,
+            scale_down_stabilization: a.scale_down_stabilization().ok()?,
+            scale_to_zero_after: a.scale_to_zero_after().ok()?,
+        })
+    }) else {
+        s.scalers.clear();
+        return;
+    };
+    let initial = spec.replica_bounds().initial;
+    s.scalers
+        .retain(|v, _| spec.versions.iter().any(|x| &x.version == v));
+    for v in &spec.versions {
+        s.scalers
+            .entry(v.version.clone())
+            .and_modify(|a| a.set_policy(policy))
+            .or_insert_with(|| Autoscaler::new(policy, initial, now));
+    }
+}
+
+/// Applies changes as the console reports them, and samples demand.
+async fn follow(
+    scheduler: std::sync::Weak<Scheduler>,
+    mut changes: mpsc::UnboundedReceiver<(String, String)>,
+) {
+    let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let Some(demand) = scheduler.upgrade().map(|s| s.demand.clone()) else {
+            return;
+        };
+        tokio::select! {
+            change = changes.recv() => {
+                let (Some((tenant, name)), Some(s)) = (change, scheduler.upgrade()) else { return };
+                s.reload(&tenant, &name).await;
+            }
+            _ = tick.tick() => {
+                let Some(s) = scheduler.upgrade() else { return };
+                s.autoscale(Instant::now());
+            }
+            _ = demand.woken() => {
+                let Some(s) = scheduler.upgrade() else { return };
+                s.autoscale(Instant::now());
+            }
+        }
+    }
+}
+
+impl ServicePlatform for Scheduler {
+    fn status(&self, tenant: &str, service: &StoredService) -> Option<ModelServiceStatus> {
+        let key = platform_name(tenant, service.name());
+        if let Some(why) = self
+            .refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Some(refused_status(service, why));
+        }
+        let mut status = self.platform.view(&key)?.status;
+        status.url = self.url.clone();
+        Some(status)
+    }
+
+    fn changed(&self, tenant: &str, name: &str) {
+        let _ = self.changes.send((tenant.to_owned(), name.to_owned()));
+    }
+
+    fn log_tail(
+        &self,
+        tenant: &str,
+        service: &str,
+        replica: &str,
+        max_bytes: u64,
+    ) -> std::io::Result<Option<String>> {
+        let key = platform_name(tenant, service);
+        // A replica id starts with its service's platform name.
+        if !replica.starts_with(&format!("{key}-")) {
+            return Ok(None);
+        }
+        self.platform.log_tail(&key, replica, max_bytes)
+    }
+}
+
+/// The status of a service the local platform cannot run.
+fn refused_status(service: &StoredService, why: &Unschedulable) -> ModelServiceStatus {
+    ModelServiceStatus::without_replicas(
+        &service.manifest.spec,
+        0,
+        Condition {
+            type_: "Ready".to_owned(),
+            status: ConditionStatus::False,
+            reason: why.reason.to_owned(),
+            message: why.message.clone(),
+        },
+    )
+}

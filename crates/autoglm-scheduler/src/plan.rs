@@ -1,0 +1,133 @@
+//! From a stored ModelService to the platform's plan: which program each
+//! replica runs, with which arguments, and how many of each version. Pure:
+//! the version folders and replica counts are given.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use autoglm_core::service::{PlaceholderValues, Protocol, RuntimeSpec};
+use autoglm_platform::{Launch, ServicePlan, VersionPlan};
+use autoglm_store::StoredService;
+
+/// Why a service cannot run on the local platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unschedulable {
+    /// A CamelCase reason, as in status conditions.
+    pub reason: &'static str,
+    /// In words.
+    pub message: String,
+}
+
+/// The platform's name of a tenant's service: unique on this machine, and
+/// readable in replica ids and log file names.
+pub fn platform_name(tenant: &str, service: &str) -> String {
+    format!("{tenant}.{service}")
+}
+
+/// The tenant and service of a platform name.
+pub fn split_platform_name(name: &str) -> Option<(&str, &str)> {
+    name.split_once('.')
+}
+
+/// Builds the plan of `stored`. `dirs` holds each listed version's folder;
+/// `replicas` says how many replicas a version runs now.
+pub fn plan(
+    tenant: &str,
+    stored: &StoredService,
+    dirs: &BTreeMap<String, PathBuf>,
+    runtime_program: &Path,
+    replicas: impl Fn(&str) -> u32,
+) -> Result<ServicePlan, Unschedulable> {
+    let spec = &stored.manifest.spec;
+    let name = stored.name();
+    let mut versions = Vec::with_capacity(spec.versions.len());
+    for v in &spec.versions {
+        let dir = dirs.get(&v.version).ok_or_else(|| Unschedulable {
+            reason: "VersionMissing",
+            message: format!("version {} of model {} has no files", v.version, spec.model),
+        })?;
+        let mut launch = match &spec.runtime {
+            RuntimeSpec::Builtin(b) => {
+                let mut args = vec![
+                    "runtime".to_owned(),
+                    "--model".to_owned(),
+                    dir.display().to_string(),
+                    "--name".to_owned(),
+                    name.to_owned(),
+                    "--version".to_owned(),
+                    v.version.clone(),
+                    "--addr".to_owned(),
+                    "127.0.0.1:{port}".to_owned(),
+                ];
+                let knobs = [
+                    ("--max-batch", b.max_batch),
+                    ("--max-sequences", b.max_sequences),
+                    ("--context", b.context),
+                    ("--threads", b.threads),
+                ];
+                for (flag, value) in knobs {
+                    if let Some(value) = value {
+                        args.extend([flag.to_owned(), value.to_string()]);
+                    }
+                }
+                Launch {
+                    program: runtime_program.to_owned(),
+                    args,
+                    env: Vec::new(),
+                    ready_path: "/readyz".to_owned(),
+                }
+            }
+            RuntimeSpec::Command(c) => {
+                let model_dir = dir.display().to_string();
+                let argv = c.argv(&PlaceholderValues {
+                    port: None,
+                    model: &model_dir,
+                    name,
+                    version: &v.version,
+                });
+                let (program, args) = argv.split_first().ok_or_else(|| Unschedulable {
+                    reason: "InvalidRuntime",
+                    message: "the command is empty".to_owned(),
+                })?;
+                let default_ready = match c.protocol {
+                    Protocol::OpenAi => "/v1/models",
+                    Protocol::V2 => "/v2/health/ready",
+                };
+                Launch {
+                    program: PathBuf::from(program),
+                    args: args.to_vec(),
+                    env: Vec::new(),
+                    ready_path: c
+                        .ready_path
+                        .clone()
+                        .unwrap_or_else(|| default_ready.to_owned()),
+                }
+            }
+            RuntimeSpec::Image(i) => {
+                return Err(Unschedulable {
+                    reason: "NeedsKubernetes",
+                    message: format!(
+                        "runtime image {} runs on Kubernetes only; the local platform runs builtin and command runtimes",
+                        i.image
+                    ),
+                });
+            }
+        };
+        launch.env = spec
+            .env
+            .iter()
+            .map(|e| (e.name.clone(), e.value.clone()))
+            .collect();
+        versions.push(VersionPlan {
+            version: v.version.clone(),
+            weight: v.weight,
+            replicas: replicas(&v.version),
+            launch,
+        });
+    }
+    Ok(ServicePlan {
+        name: platform_name(tenant, name),
+        restart: stored.restarts.max(0) as u64,
+        versions,
+    })
+}

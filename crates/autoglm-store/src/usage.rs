@@ -1,0 +1,93 @@
+//! Usage accounting: per tenant, credential, service, version and minute.
+//! The gateway sums in memory and flushes a batch every few seconds, so a
+//! request costs no write of its own; rows are added to, never replaced.
+
+use autoglm_core::security::UsageRecord;
+use chrono::{DateTime, Utc};
+use r2d2_sqlite::rusqlite::Transaction;
+
+use crate::{Result, Store, parse_time, timestamp};
+
+/// One batch entry: what one credential sent to one version in one minute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageDelta {
+    /// The credential's tenant.
+    pub tenant: String,
+    /// The record, `minute` truncated to the minute.
+    pub record: UsageRecord,
+}
+
+/// What `GET /api/v1/usage` may filter on.
+#[derive(Debug, Clone, Default)]
+pub struct UsageFilter {
+    /// Only this tenant's rows.
+    pub tenant: String,
+    /// Only this credential's rows.
+    pub credential: Option<String>,
+    /// Only this service's rows.
+    pub service: Option<String>,
+    /// Rows from this minute on.
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Adds a batch to the stored sums, inside a write.
+pub fn add_usage(tx: &Transaction<'_>, batch: &[UsageDelta]) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO usage (tenant, minute, credential, service, version, requests, prompt_tokens, completion_tokens)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (tenant, minute, credential, service, version) DO UPDATE SET
+           requests = requests + excluded.requests,
+           prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+           completion_tokens = completion_tokens + excluded.completion_tokens",
+    )?;
+    for d in batch {
+        let r = &d.record;
+        stmt.execute((
+            &d.tenant,
+            timestamp(r.minute),
+            &r.key,
+            &r.service,
+            &r.version,
+            r.requests as i64,
+            r.prompt_tokens as i64,
+            r.completion_tokens as i64,
+        ))?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Usage rows, oldest minute first, at most 10,000.
+    pub fn list_usage(&self, filter: &UsageFilter) -> Result<Vec<UsageRecord>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT minute, credential, service, version, requests, prompt_tokens, completion_tokens
+                 FROM usage
+                 WHERE tenant = ?1 AND (?2 IS NULL OR credential = ?2)
+                   AND (?3 IS NULL OR service = ?3) AND (?4 IS NULL OR minute >= ?4)
+                 ORDER BY minute, credential, service, version
+                 LIMIT 10000",
+            )?;
+            let rows = stmt.query_map(
+                (
+                    &filter.tenant,
+                    &filter.credential,
+                    &filter.service,
+                    filter.since.map(timestamp),
+                ),
+                |r| {
+                    Ok(UsageRecord {
+                        minute: parse_time(&r.get::<_, String>(0)?)?,
+                        key: r.get(1)?,
+                        service: r.get(2)?,
+                        version: r.get(3)?,
+                        requests: r.get::<_, i64>(4)? as u64,
+                        prompt_tokens: r.get::<_, i64>(5)? as u64,
+                        completion_tokens: r.get::<_, i64>(6)? as u64,
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+}
