@@ -43,8 +43,8 @@ WARMUP=${WARMUP:-3s}
 MODELS=${MODELS:-1000}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 for tool in wrk nginx curl jq ss; do
     command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] ||
@@ -53,12 +53,7 @@ done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 # --- the binary ------------------------------------------------------------
-if [[ -z ${AUTOGLM_BIN:-} ]]; then
-    log "building autoglm (release; a no-op when it is up to date)"
-    (cd "$ROOT" && cargo build --release -p autoglm)
-    AUTOGLM_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/autoglm
-fi
-[[ -x $AUTOGLM_BIN ]] || die "no executable at AUTOGLM_BIN=$AUTOGLM_BIN"
+autoglm_bin
 
 # --- temporary folder, and stopping everything on exit ----------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/autoglm-bench.XXXXXX")
@@ -78,23 +73,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$WORK/results"
-
-# A port nothing listens on (there is a small race until the server binds it).
-free_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        [[ -z $(ss -Htln "sport = :$port") ]] && { echo "$port"; return; }
-    done
-}
-
-wait_http() { # URL: wait up to 30 s for a 2xx
-    for _ in $(seq 300); do
-        curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 # --- the machine -----------------------------------------------------------
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
@@ -188,33 +166,12 @@ measure() { # NAME RUN: one wrk run, output kept in results/NAME.RUN
     else
         "${WRK[@]}" "${URL[$name]}" >"$out" 2>&1
     fi
-    log "  $(printf '%-10s' "$name") run $run: $(parse "$out" | awk '{ printf "%s req/s, p50 %s ms, p99 %s ms, non-2xx %s", $1, $2, $3, $4 }')"
-}
-
-# wrk output → "req/s p50_ms p99_ms non2xx socket_errors requests"
-parse() {
-    awk '
-        function ms(v) {
-            if (v ~ /us$/) return v / 1000
-            if (v ~ /ms$/) return v + 0
-            if (v ~ /m$/) return v * 60000
-            if (v ~ /s$/) return v * 1000
-            return v
-        }
-        /requests in/          { requests = $1 }
-        /^ +50%/               { p50 = ms($2) }
-        /^ +99%/               { p99 = ms($2) }
-        /^Requests\/sec:/      { rps = $2 }
-        /Non-2xx or 3xx/       { non2xx = $NF }
-        /^ +Socket errors:/    { gsub(/,/, ""); errors = $4 + $6 + $8 + $10 }
-        END { printf "%.0f %.3f %.3f %d %d %d\n", rps, p50, p99, non2xx, errors, requests }
-    ' "$1"
+    log "  $(printf '%-10s' "$name") run $run: $(parse_wrk "$out" | awk '{ printf "%s req/s, p50 %s ms, p99 %s ms, non-2xx %s", $1, $2, $3, $4 }')"
 }
 
 sum() { awk '{ s += $1 } END { print s + 0 }'; }
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 column_of() { # NAME FIELD: FIELD of every run of NAME, one a line
-    for ((r = 1; r <= RUNS; r++)); do parse "$WORK/results/$1.$r" | cut -d' ' -f"$2"; done
+    for ((r = 1; r <= RUNS; r++)); do parse_wrk "$WORK/results/$1.$r" | cut -d' ' -f"$2"; done
 }
 
 log "warm-up: $WARMUP of each read target"

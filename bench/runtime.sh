@@ -39,8 +39,8 @@ MODELS=$CACHE/models
 GGUF=$MODELS/smollm2-135m-instruct-q4_1/SmolLM2-135M-Instruct.Q4_1.gguf
 LOAD=$ROOT/bench/runtime_load.py
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 for tool in cmake g++ python3 curl jq bc ss; do
     command -v "$tool" >/dev/null || die "$tool is missing (Debian: apt-get install -y cmake g++ python3-pip curl jq bc)"
@@ -55,20 +55,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        [[ -z $(ss -Htln "sport = :$port") ]] && { echo "$port"; return; }
-    done
-}
-
 # --- autoglm ----------------------------------------------------------------
-if [[ -z ${AUTOGLM_BIN:-} ]]; then
-    log "building autoglm (release; a no-op when it is up to date)"
-    (cd "$ROOT" && cargo build --release -p autoglm)
-    AUTOGLM_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/autoglm
-fi
+autoglm_bin
 
 # --- the anchor: llama-server from llama-cpp-python's vendored llama.cpp ----
 if [[ -z ${LLAMA_SERVER:-} ]]; then
@@ -170,7 +158,6 @@ for batch in 1 32; do
 done
 
 # --- report -----------------------------------------------------------------
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 pick() { jq -r "select(.measure == \"$2\"$3) | .$4" "$WORK/$1.jsonl" | median; }
 row() { # LABEL ANCHOR AUTOGLM UNIT
     printf '| %s | %.1f %s | %.1f %s | %.2fx |\n' "$1" "$2" "$4" "$3" "$4" "$(echo "$3 / $2" | bc -l)"
