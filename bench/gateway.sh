@@ -172,7 +172,7 @@ measure() { # NAME CONNECTIONS DURATION TAG
     local parsed
     parsed=$(parse_wrk "$out")
     local cpu=n/a
-    [[ -n $pid ]] && cpu=$(awk -v t="$(cat "$out.ticks")" -v hz="$TICKS" -v n="$(cut -d' ' -f6 <<<"$parsed")" 'BEGIN { printf "%.1f", n > 0 ? t * 1e6 / hz / n : 0 }')
+    [[ -n $pid ]] && cpu=$(awk -v t="$(cat "$out.ticks")" -v hz="$TICKS" -v n="$(cut -d' ' -f6 <<<"$parsed")" 'BEGIN { printf "%.1f", (n > 0 ? t * 1e6 / hz / n : 0) }')
     echo "$cpu" >"$out.cpu"
     log "  $(printf '%-8s' "$name") $4: $(awk '{ printf "%s req/s, p50 %s ms, p99 %s ms, non-2xx %s, errors %s", $1, $2, $3, $4, $5 }' <<<"$parsed"), CPU $cpu µs/req"
 }

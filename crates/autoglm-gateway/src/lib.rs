@@ -19,6 +19,7 @@ mod proxy;
 mod reply;
 mod routes;
 mod split;
+mod trace;
 mod usage;
 
 use std::net::SocketAddr;
@@ -42,6 +43,7 @@ pub use metrics::Metrics;
 pub use reply::GatewayBody;
 pub use routes::Table;
 pub use split::{Choice, Weighted, choose};
+pub use trace::{Tracing, format_traceparent, parse_traceparent};
 pub use usage::{FLUSH_INTERVAL, Usage};
 
 /// The header that pins a version.
@@ -68,6 +70,8 @@ pub struct Config {
     pub retries: u32,
     /// Keep each credential on one version of a split when no sticky header is sent.
     pub sticky_by_key: bool,
+    /// Export a span per request to this OTLP/HTTP collector (base URL).
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Config {
@@ -81,6 +85,7 @@ impl Default for Config {
             max_waiting: 100,
             retries: 2,
             sticky_by_key: false,
+            otlp_endpoint: None,
         }
     }
 }
@@ -96,6 +101,7 @@ struct Inner {
     table: watch::Receiver<Arc<Table>>,
     demand: Arc<Demand>,
     client: Client<HttpConnector, http_body_util::Full<bytes::Bytes>>,
+    tracing: Tracing,
 }
 
 /// The gateway, ready to serve.
@@ -107,14 +113,19 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway over the console's store (credentials, usage) and the
     /// platform's views (routes) and demand (autoscaling). Spawns the tasks
-    /// that follow the views and flush usage.
+    /// that follow the views and flush usage. Fails only when the OTLP
+    /// exporter cannot be set up.
     pub fn new(
         config: Config,
         store: Arc<Store>,
         sessions: Sessions,
         mut views: watch::Receiver<Arc<Views>>,
         demand: Arc<Demand>,
-    ) -> Gateway {
+    ) -> Result<Gateway, String> {
+        let tracing = match &config.otlp_endpoint {
+            Some(endpoint) => Tracing::otlp(endpoint)?,
+            None => Tracing::default(),
+        };
         let builder = routes::Builder::default();
         let metrics = Metrics::default();
         let first = views.borrow_and_update().clone();
@@ -138,6 +149,7 @@ impl Gateway {
             table,
             demand,
             client,
+            tracing,
         });
         let weak = Arc::downgrade(&inner);
         tokio::spawn(async move {
@@ -148,7 +160,7 @@ impl Gateway {
                 let _ = table_tx.send(Arc::new(builder.build(&now)));
             }
         });
-        Gateway { inner }
+        Ok(Gateway { inner })
     }
 
     /// Serves connections from `listener` until `shutdown` completes, then
@@ -198,6 +210,8 @@ impl Gateway {
         }
         let (usage, store) = (self.inner.usage.clone(), self.inner.auth.store());
         let _ = tokio::task::spawn_blocking(move || usage.flush(&store)).await;
+        let inner = self.inner.clone();
+        let _ = tokio::task::spawn_blocking(move || inner.tracing.shutdown()).await;
         Ok(())
     }
 

@@ -80,6 +80,11 @@ impl Buckets {
     }
 }
 
+/// A bucket level as a header value: whole units, never negative.
+fn whole(level: f64) -> String {
+    (level.max(0.0).floor() as u64).to_string()
+}
+
 /// Which limit refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -121,9 +126,10 @@ fn entry<'a>(
     limit: RateLimit,
     now: Instant,
 ) -> &'a mut Buckets {
-    let b = map
-        .entry(id.to_owned())
-        .or_insert_with(|| Buckets::new(limit, now));
+    if !map.contains_key(id) {
+        map.insert(id.to_owned(), Buckets::new(limit, now));
+    }
+    let b = map.get_mut(id).expect("inserted above");
     if b.limit != limit {
         *b = Buckets::new(limit, now);
     }
@@ -165,18 +171,12 @@ impl Limiter {
                 .min_by(|a, b| a.level.total_cmp(&b.level))
         };
         if let Some(b) = tightest(|b| b.requests) {
-            headers.push(("x-ratelimit-limit-requests", format!("{}", b.capacity)));
-            headers.push((
-                "x-ratelimit-remaining-requests",
-                format!("{}", b.level.max(0.0).floor()),
-            ));
+            headers.push(("x-ratelimit-limit-requests", whole(b.capacity)));
+            headers.push(("x-ratelimit-remaining-requests", whole(b.level)));
         }
         if let Some(b) = tightest(|b| b.tokens) {
-            headers.push(("x-ratelimit-limit-tokens", format!("{}", b.capacity)));
-            headers.push((
-                "x-ratelimit-remaining-tokens",
-                format!("{}", b.level.max(0.0).floor()),
-            ));
+            headers.push(("x-ratelimit-limit-tokens", whole(b.capacity)));
+            headers.push(("x-ratelimit-remaining-tokens", whole(b.level)));
         }
         Verdict { refused, headers }
     }

@@ -20,6 +20,7 @@ use crate::metrics::{RequestLabels, VersionLabels};
 use crate::reply::{GatewayBody, Protocol, Refused, full, json};
 use crate::routes::{Outstanding, ServiceRoute, Table};
 use crate::split::{Choice, choose};
+use crate::trace::{RequestSpan, parse_traceparent};
 use crate::usage::Used;
 use crate::{Inner, STICKY_HEADER, VERSION_HEADER};
 
@@ -84,16 +85,29 @@ pub async fn handle(
         _ => {}
     }
     let protocol = Protocol::of(path);
+    let parent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_traceparent);
+    let mut span = Some(
+        inner
+            .tracing
+            .start(format!("{} {}", req.method(), route_name(path)), parent),
+    );
     let mut labels = RequestLabels {
         tenant: String::new(),
         model: String::new(),
         version: String::new(),
         code: 0,
     };
-    match forward(inner, req, &mut labels, started).await {
+    match forward(inner, req, &mut labels, started, &mut span).await {
         Ok(response) => response,
         Err(refused) => {
             labels.code = refused.status.as_u16();
+            if let Some(span) = span.take() {
+                span.end(labels.code, span_attributes(&labels));
+            }
             if refused.status.is_server_error() {
                 tracing::warn!(%peer, code = refused.code, message = %refused.message, "request failed");
             }
@@ -110,6 +124,7 @@ async fn forward(
     req: Request<Incoming>,
     labels: &mut RequestLabels,
     started: Instant,
+    span: &mut Option<RequestSpan>,
 ) -> Result<Response<GatewayBody>, Refused> {
     let caller = authenticate(inner, &req).await?;
     labels.tenant.clone_from(&caller.tenant);
@@ -253,11 +268,7 @@ async fn forward(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
-    let traceparent = parts
-        .headers
-        .get("traceparent")
-        .cloned()
-        .unwrap_or_else(new_traceparent);
+    let traceparent = span.as_ref().map(RequestSpan::traceparent);
     let response = loop {
         let Some(endpoint) = route.pick(&tried) else {
             gauge.dec();
@@ -276,7 +287,7 @@ async fn forward(
             &parts,
             &endpoint.base,
             &path_and_query,
-            &traceparent,
+            traceparent.as_ref(),
             target.body.clone(),
         )?;
         let sent = Instant::now();
@@ -347,9 +358,14 @@ async fn forward(
         let inner = inner.clone();
         let labels = labels.clone();
         let caller = caller.clone();
+        let span = span.take();
         Box::new(move |outcome: Outcome| {
             drop((outstanding, in_flight_guard));
             gauge.dec();
+            if let Some(span) = span {
+                // A stream the client left early is still the status it began with.
+                span.end(labels.code, span_attributes(&labels));
+            }
             let tokens = outcome.tokens.unwrap_or_default();
             inner.usage.record(
                 Used {
@@ -633,7 +649,7 @@ fn upstream_request(
     parts: &hyper::http::request::Parts,
     base: &str,
     path_and_query: &str,
-    traceparent: &HeaderValue,
+    traceparent: Option<&HeaderValue>,
     body: Bytes,
 ) -> Result<Request<Full<Bytes>>, Refused> {
     let uri: hyper::Uri = format!("{base}{path_and_query}").parse().map_err(|_| {
@@ -654,7 +670,9 @@ fn upstream_request(
         headers.append(name.clone(), value.clone());
     }
     strip_hop_by_hop(headers);
-    headers.insert(HeaderName::from_static("traceparent"), traceparent.clone());
+    if let Some(traceparent) = traceparent {
+        headers.insert(HeaderName::from_static("traceparent"), traceparent.clone());
+    }
     Ok(req)
 }
 
@@ -664,13 +682,25 @@ fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
     }
 }
 
-/// A fresh W3C trace context, sampled.
-fn new_traceparent() -> HeaderValue {
-    let trace: u128 = rand::random::<u128>().max(1);
-    let span: u64 = rand::random::<u64>().max(1);
-    HeaderValue::from_str(&format!("00-{trace:032x}-{span:016x}-01")).unwrap_or_else(|_| {
-        HeaderValue::from_static("00-00000000000000000000000000000001-0000000000000001-01")
-    })
+/// A span name of few distinct values: the route, not the raw path.
+fn route_name(path: &str) -> &'static str {
+    match path {
+        "/v1/chat/completions" => "/v1/chat/completions",
+        "/v1/completions" => "/v1/completions",
+        "/v1/embeddings" => "/v1/embeddings",
+        "/v1/models" => "/v1/models",
+        p if p.starts_with("/v2/models/") && p.ends_with("/infer") => "/v2/models/{name}/infer",
+        p if p.starts_with("/v2/models/") => "/v2/models/{name}",
+        _ => "other",
+    }
+}
+
+fn span_attributes(labels: &RequestLabels) -> [(&'static str, String); 3] {
+    [
+        ("autoglm.tenant", labels.tenant.clone()),
+        ("autoglm.model", labels.model.clone()),
+        ("autoglm.version", labels.version.clone()),
+    ]
 }
 
 /// The limits' state in words, for a 429 message.

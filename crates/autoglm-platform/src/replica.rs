@@ -23,6 +23,8 @@ use crate::procs::{PidFile, signal_group};
 
 /// Ready checks that must fail in a row before a ready replica is restarted.
 const UNHEALTHY_AFTER: u32 = 3;
+/// How often a starting replica is probed until it first answers.
+const STARTUP_PROBE_INTERVAL: Duration = Duration::from_millis(50);
 
 /// What a replica reports about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,7 +199,9 @@ async fn run_once(
         r.pid = pid;
     });
     let url = format!("http://127.0.0.1:{port}{}", spec.launch.ready_path);
-    let mut probes = tokio::time::interval(settings.probe_interval);
+    // Probe often while starting, so that a replica (one started from zero
+    // with requests waiting on it above all) is routed to soon after it is ready.
+    let mut probes = tokio::time::interval(settings.probe_interval.min(STARTUP_PROBE_INTERVAL));
     let mut failures = 0;
     let outcome = loop {
         tokio::select! {
@@ -223,6 +227,8 @@ async fn run_once(
                     if !ready {
                         tracing::info!(replica = %spec.id, port, "replica ready");
                         report.send_modify(|r| r.state = ReplicaState::Ready);
+                        probes = tokio::time::interval(settings.probe_interval);
+                        probes.reset();
                     }
                 } else if ready {
                     failures += 1;

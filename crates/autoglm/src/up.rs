@@ -47,6 +47,9 @@ pub struct UpArgs {
     /// Keep each API key on one version of a split unless x-autoglm-sticky-key says otherwise.
     #[arg(long)]
     pub sticky_by_key: bool,
+    /// Export a span per gateway request to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318.
+    #[arg(long, env = "AUTOGLM_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// The checked options beyond the console's.
@@ -80,7 +83,15 @@ impl UpArgs {
                 return Err(format!("{name} must be 1 to 3600 seconds, not {value}"));
             }
         }
+        if let Some(endpoint) = &self.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(format!(
+                "otlp-endpoint {endpoint:?} must be an http:// or https:// URL"
+            ));
+        }
         let gateway = autoglm_gateway::Config {
+            otlp_endpoint: self.otlp_endpoint,
             request_timeout: Duration::from_secs(self.request_timeout),
             hold_timeout: Duration::from_secs(self.hold_timeout),
             body_timeout: Duration::from_secs(self.body_timeout),
@@ -152,7 +163,8 @@ pub async fn start(
         state.sessions.clone(),
         platform.watch(),
         demand,
-    );
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
     let (stop, mut stopped) = watch::channel(false);
     let gateway = tokio::spawn(gateway.serve(listener, async move {
         let _ = stopped.wait_for(|s| *s).await;

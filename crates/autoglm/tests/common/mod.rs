@@ -123,12 +123,8 @@ impl Up {
             .env_remove("AUTOGLM_ADDR")
             .env_remove("AUTOGLM_HOME")
             .stdout(Stdio::piped())
-            .stderr(
-                std::fs::File::create(
-                    std::env::temp_dir().join(format!("autoglm-up-{}.log", std::process::id())),
-                )
-                .unwrap(),
-            )
+            // Its log stays beside the home, in the test's temporary folder.
+            .stderr(std::fs::File::create(home.with_extension("log")).unwrap())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
