@@ -443,6 +443,7 @@ async fn rate_limits_admit_the_configured_amount_and_usage_is_counted() {
     let (_, a) = env.key(json!({})).await;
     let (_, b2) = env.key(json!({})).await;
     let mut ok = 0;
+    let started = Instant::now();
     for key in [&a, &b2, &a, &b2, &a, &b2] {
         let r = env.chat(key, "echo").send().await.unwrap();
         if r.status() == StatusCode::OK {
@@ -451,7 +452,11 @@ async fn rate_limits_admit_the_configured_amount_and_usage_is_counted() {
             assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         }
     }
-    assert!((2..=3).contains(&ok), "{ok} of 6 at a tenant limit of 2/s");
+    let refill = (started.elapsed().as_secs_f64() * 2.0).floor() as usize;
+    assert!(
+        (2..=2 + refill).contains(&ok),
+        "{ok} of 6 at a tenant limit of 2/s (refill {refill})"
+    );
     let (s, _) = env
         .console(
             reqwest::Method::PUT,
@@ -487,7 +492,7 @@ fn raw(gateway: &str) -> TcpStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_input_gets_a_clear_4xx_and_disturbs_no_one() {
     let (env, _home) = Env::with_echo(
-        &["--body-timeout", "2", "--header-timeout", "2"],
+        &["--body-timeout", "5", "--header-timeout", "5"],
         1,
         json!({"versions": [{"version": "1", "weight": 100}], "replicas": 1}),
         1,
@@ -637,19 +642,26 @@ async fn bad_input_gets_a_clear_4xx_and_disturbs_no_one() {
         "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"model\""
     )
     .unwrap();
-    let served = Instant::now();
+    let opened = Instant::now();
+    // Others are served meanwhile, each promptly, all before the slow ones are cut off.
+    let mut slowest = Duration::ZERO;
     for _ in 0..10 {
+        let one = Instant::now();
         assert_eq!(
             env.chat(&token, "echo").send().await.unwrap().status(),
             StatusCode::OK
         );
+        slowest = slowest.max(one.elapsed());
     }
     assert!(
-        served.elapsed() < Duration::from_secs(1),
-        "others were slowed: {:?}",
-        served.elapsed()
+        slowest < Duration::from_secs(1),
+        "a request took {slowest:?}"
     );
-    let started = Instant::now();
+    assert!(
+        opened.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        opened.elapsed()
+    );
     let mut answer = String::new();
     slow_body.read_to_string(&mut answer).unwrap_or_default();
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
@@ -661,10 +673,10 @@ async fn bad_input_gets_a_clear_4xx_and_disturbs_no_one() {
         "{:?}",
         String::from_utf8_lossy(&rest)
     );
+    let held = opened.elapsed();
     assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "slow clients held on for {:?}",
-        started.elapsed()
+        held >= Duration::from_millis(4500) && held < Duration::from_secs(9),
+        "slow clients were cut off after {held:?}, not the 5 s configured"
     );
 }
 
@@ -755,7 +767,7 @@ async fn killing_a_replica_under_load_fails_almost_nothing_and_it_comes_back() {
         .status()
         .unwrap();
     assert!(killed.success());
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
     stop.store(true, Ordering::Relaxed);
     let (ok, failed, _) = running.await.unwrap();
     let total = ok + failed;
