@@ -785,6 +785,48 @@ async fn killing_a_replica_under_load_fails_almost_nothing_and_it_comes_back() {
         .find(|r| r["id"] == victim_id.as_str())
         .unwrap();
     assert!(restarted["restarts"].as_u64().unwrap() >= 1, "{status}");
+
+    // Its log, through the API, shows both starts.
+    let logs = |replica: &str, query: &str| {
+        env.http
+            .get(env.up.console.api(&format!(
+                "/api/v1/services/echo/replicas/{replica}/logs{query}"
+            )))
+            .bearer_auth(&env.up.console.token)
+            .send()
+    };
+    let r = logs(&victim_id, "").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = r.text().await.unwrap();
+    assert!(text.matches("--- autoglm: starting").count() >= 2, "{text}");
+    let tail = logs(&victim_id, "?bytes=10")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(tail.len(), 10, "{tail:?}");
+    assert_eq!(
+        logs("default.other-1-1", "").await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        logs("default.echo-..%2F..%2Fetc", "")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        logs(&victim_id, "?bytes=0").await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
