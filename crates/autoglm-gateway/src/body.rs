@@ -97,6 +97,12 @@ impl Relay {
         self.remaining == Some(0) || self.inner.is_end_stream()
     }
 
+    /// Whether stream bytes wait in the buffer for the rest of their event
+    /// (a JSON answer's copy is only read, never passed on from there).
+    fn holds_back(&self) -> bool {
+        matches!(self.scan, Scan::Sse { .. }) && !self.copy.is_empty()
+    }
+
     fn done(&mut self, complete: bool) {
         if let Some(finish) = self.finish.take() {
             if complete && self.scan == Scan::Json && self.copy.len() <= MAX_SCANNED {
@@ -118,7 +124,7 @@ impl Relay {
             let event = self.copy.split_to(end);
             let mut keep = true;
             if let Some(data) = event_data(&event)
-                && memchr_usage(data)
+                && mentions_usage(data)
                 && let Ok(peek) = serde_json::from_slice::<UsagePeek>(data)
                 && let Some(tokens) = peek.usage
             {
@@ -155,7 +161,7 @@ fn event_data(event: &[u8]) -> Option<&[u8]> {
         .map(|d| d.trim_ascii())
 }
 
-fn memchr_usage(data: &[u8]) -> bool {
+fn mentions_usage(data: &[u8]) -> bool {
     data.windows(7).any(|w| w == b"\"usage\"")
 }
 
@@ -172,9 +178,7 @@ impl Body for Relay {
             match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
-                    if let Scan::Sse { .. } = this.scan
-                        && !this.copy.is_empty()
-                    {
+                    if this.holds_back() {
                         // A last event without its blank line: pass it on as is.
                         let rest = this.copy.split().freeze();
                         return Poll::Ready(Some(Ok(Frame::data(rest))));
@@ -221,7 +225,7 @@ impl Body for Relay {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream() && self.copy.is_empty()
+        self.inner.is_end_stream() && !self.holds_back()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -234,7 +238,7 @@ impl Body for Relay {
 
 impl Drop for Relay {
     fn drop(&mut self) {
-        let complete = self.ended() && (self.scan == Scan::Json || self.copy.is_empty());
+        let complete = self.ended() && !self.holds_back();
         self.done(complete);
     }
 }

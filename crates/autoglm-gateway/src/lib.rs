@@ -22,7 +22,6 @@ mod split;
 mod trace;
 mod usage;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,14 +36,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use auth::{Authenticator, CACHE_TTL, Caller};
-pub use limits::{Limiter, Scope};
-pub use metrics::Metrics;
-pub use reply::GatewayBody;
-pub use routes::Table;
-pub use split::{Choice, Weighted, choose};
-pub use trace::{Tracing, format_traceparent, parse_traceparent};
-pub use usage::{FLUSH_INTERVAL, Usage};
+use auth::Authenticator;
+use limits::Limiter;
+use metrics::Metrics;
+use routes::Table;
+use trace::Tracing;
+use usage::Usage;
 
 /// The header that pins a version.
 pub const VERSION_HEADER: &str = "x-autoglm-version";
@@ -208,18 +205,15 @@ impl Gateway {
                 tracing::warn!("gave up waiting for open gateway connections");
             }
         }
-        let (usage, store) = (self.inner.usage.clone(), self.inner.auth.store());
-        let _ = tokio::task::spawn_blocking(move || usage.flush(&store)).await;
+        // What is left of usage and spans, written off the async threads.
         let inner = self.inner.clone();
-        let _ = tokio::task::spawn_blocking(move || inner.tracing.shutdown()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = inner.usage.flush(&inner.auth.store()) {
+                tracing::warn!(error = %e, "the last usage could not be written");
+            }
+            inner.tracing.shutdown();
+        })
+        .await;
         Ok(())
     }
-
-    /// The gateway's metrics, for tests and the console.
-    pub fn metrics_text(&self) -> String {
-        self.inner.metrics.encode()
-    }
 }
-
-/// Where a request came from, for logs.
-pub type Peer = SocketAddr;

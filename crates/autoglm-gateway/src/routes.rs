@@ -160,13 +160,6 @@ pub struct ServiceRoute {
     pub versions: Vec<VersionRoute>,
 }
 
-impl ServiceRoute {
-    /// Whether any version has a ready replica.
-    pub fn has_ready(&self) -> bool {
-        self.versions.iter().any(|v| !v.endpoints.is_empty())
-    }
-}
-
 /// Every routable service, by tenant and name.
 #[derive(Debug, Default)]
 pub struct Table {
@@ -188,13 +181,6 @@ impl Table {
             .unwrap_or_default();
         names.sort_unstable();
         names
-    }
-
-    /// Every service as (tenant, name, route), for gauges.
-    pub fn all(&self) -> impl Iterator<Item = (&str, &str, &Arc<ServiceRoute>)> {
-        self.tenants
-            .iter()
-            .flat_map(|(t, s)| s.iter().map(move |(n, r)| (t.as_str(), n.as_str(), r)))
     }
 }
 

@@ -75,7 +75,11 @@ impl Scheduler {
             scheduled: Mutex::new(HashMap::new()),
             refused: Mutex::new(HashMap::new()),
         });
-        tokio::spawn(follow(Arc::downgrade(&scheduler), rx));
+        tokio::spawn(follow(
+            Arc::downgrade(&scheduler),
+            scheduler.demand.clone(),
+            rx,
+        ));
         scheduler
     }
 
@@ -250,27 +254,25 @@ fn sync_scalers(s: &mut Scheduled, now: Instant) {
 /// Applies changes as the console reports them, and samples demand.
 async fn follow(
     scheduler: std::sync::Weak<Scheduler>,
+    demand: Arc<Demand>,
     mut changes: mpsc::UnboundedReceiver<(String, String)>,
 ) {
     let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let Some(demand) = scheduler.upgrade().map(|s| s.demand.clone()) else {
-            return;
+        let change = tokio::select! {
+            // The sender lives in the scheduler: `None` means it is gone.
+            change = changes.recv() => match change {
+                Some(change) => Some(change),
+                None => return,
+            },
+            _ = tick.tick() => None,
+            () = demand.woken() => None,
         };
-        tokio::select! {
-            change = changes.recv() => {
-                let (Some((tenant, name)), Some(s)) = (change, scheduler.upgrade()) else { return };
-                s.reload(&tenant, &name).await;
-            }
-            _ = tick.tick() => {
-                let Some(s) = scheduler.upgrade() else { return };
-                s.autoscale(Instant::now());
-            }
-            _ = demand.woken() => {
-                let Some(s) = scheduler.upgrade() else { return };
-                s.autoscale(Instant::now());
-            }
+        let Some(s) = scheduler.upgrade() else { return };
+        match change {
+            Some((tenant, name)) => s.reload(&tenant, &name).await,
+            None => s.autoscale(Instant::now()),
         }
     }
 }

@@ -171,6 +171,11 @@ impl Env {
     }
 }
 
+/// The spec of a service serving version 1 alone on `replicas` replicas.
+fn one_version(replicas: u64) -> Value {
+    json!({"versions": [{"version": "1", "weight": 100}], "replicas": replicas})
+}
+
 /// Sends `n` chats, `concurrency` at a time; returns how many each version answered.
 async fn versions_of(
     env: &Env,
@@ -343,13 +348,7 @@ async fn a_weighted_split_holds_and_pins_and_sticky_keys_override_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rate_limits_admit_the_configured_amount_and_usage_is_counted() {
-    let (env, _home) = Env::with_echo(
-        &[],
-        1,
-        json!({"versions": [{"version": "1", "weight": 100}], "replicas": 1}),
-        1,
-    )
-    .await;
+    let (env, _home) = Env::with_echo(&[], 1, one_version(1), 1).await;
 
     // 5 requests per second: a burst of 20 gets 5 through.
     let (_, key) = env
@@ -494,7 +493,7 @@ async fn bad_input_gets_a_clear_4xx_and_disturbs_no_one() {
     let (env, _home) = Env::with_echo(
         &["--body-timeout", "5", "--header-timeout", "5"],
         1,
-        json!({"versions": [{"version": "1", "weight": 100}], "replicas": 1}),
+        one_version(1),
         1,
     )
     .await;
@@ -744,13 +743,7 @@ fn load(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_a_replica_under_load_fails_almost_nothing_and_it_comes_back() {
-    let (env, _home) = Env::with_echo(
-        &[],
-        1,
-        json!({"versions": [{"version": "1", "weight": 100}], "replicas": 2}),
-        2,
-    )
-    .await;
+    let (env, _home) = Env::with_echo(&[], 1, one_version(2), 2).await;
     let status = env.wait_ready(2).await;
     let victim = status["replicas"][0]["pid"].as_u64().unwrap();
     let victim_id = status["replicas"][0]["id"].as_str().unwrap().to_owned();
@@ -826,13 +819,7 @@ async fn killing_a_replica_under_load_fails_almost_nothing_and_it_comes_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rolling_version_update_under_load_fails_no_request() {
-    let (env, _home) = Env::with_echo(
-        &[],
-        2,
-        json!({"versions": [{"version": "1", "weight": 100}], "replicas": 2}),
-        2,
-    )
-    .await;
+    let (env, _home) = Env::with_echo(&[], 2, one_version(2), 2).await;
     let stop = Arc::new(AtomicBool::new(false));
     let running = load(&env, &env.up.console.token, 4, stop.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1019,13 +1006,7 @@ fn otlp_receiver() -> (
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn requests_are_spans_of_the_callers_trace_exported_over_otlp() {
     let (collector, exports) = otlp_receiver();
-    let (env, _home) = Env::with_echo(
-        &["--otlp-endpoint", &collector],
-        1,
-        json!({"versions": [{"version": "1", "weight": 100}], "replicas": 1}),
-        1,
-    )
-    .await;
+    let (env, _home) = Env::with_echo(&["--otlp-endpoint", &collector], 1, one_version(1), 1).await;
     let (trace, parent) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
     let r: Value = env
         .chat(&env.up.console.token, "echo")
