@@ -24,6 +24,7 @@ pub mod client;
 pub mod manifests;
 pub mod model;
 pub mod output;
+mod pull;
 pub mod resource;
 pub mod upload;
 

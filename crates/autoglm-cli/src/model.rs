@@ -97,6 +97,20 @@ pub enum ModelCommand {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
         version: Option<i64>,
     },
+    /// Download a version's files into a folder, each checked against its
+    /// recorded sha256; files already there with that digest are kept.
+    #[command(disable_version_flag = true)]
+    Pull {
+        /// Model name.
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// The version to download.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+        version: i64,
+        /// The folder to write into; created when missing.
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
     /// Delete a model with all its versions, or one version.
     #[command(disable_version_flag = true)]
     Delete {
@@ -156,6 +170,9 @@ async fn run(args: &ClientArgs, command: ModelCommand) -> Result<(), ClientError
             limit,
         } => list(args, &labels, search, stage, limit).await,
         ModelCommand::Get { name, version } => get(args, &name, version).await,
+        ModelCommand::Pull { name, version, to } => {
+            crate::pull::pull(args, name_segment(&name)?, version, &to).await
+        }
         ModelCommand::Delete { name, version } => delete(args, &name, version).await,
     }
 }

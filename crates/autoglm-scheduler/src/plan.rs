@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use autoglm_core::service::{PlaceholderValues, Protocol, RuntimeSpec};
+use autoglm_core::service::{BUILTIN_READY_PATH, PlaceholderValues, RuntimeSpec};
 use autoglm_platform::{Launch, ServicePlan, VersionPlan};
 use autoglm_store::StoredService;
 
@@ -48,33 +48,17 @@ pub fn plan(
         })?;
         let mut launch = match &spec.runtime {
             RuntimeSpec::Builtin(b) => {
-                let mut args = vec![
-                    "runtime".to_owned(),
-                    "--model".to_owned(),
-                    dir.display().to_string(),
-                    "--name".to_owned(),
-                    name.to_owned(),
-                    "--version".to_owned(),
-                    v.version.clone(),
-                    "--addr".to_owned(),
-                    "127.0.0.1:{port}".to_owned(),
-                ];
-                let knobs = [
-                    ("--max-batch", b.max_batch),
-                    ("--max-sequences", b.max_sequences),
-                    ("--context", b.context),
-                    ("--threads", b.threads),
-                ];
-                for (flag, value) in knobs {
-                    if let Some(value) = value {
-                        args.extend([flag.to_owned(), value.to_string()]);
-                    }
-                }
+                let args = b.runtime_args(
+                    &dir.display().to_string(),
+                    name,
+                    &v.version,
+                    "127.0.0.1:{port}",
+                );
                 Launch {
                     program: runtime_program.to_owned(),
                     args,
                     env: Vec::new(),
-                    ready_path: "/readyz".to_owned(),
+                    ready_path: BUILTIN_READY_PATH.to_owned(),
                 }
             }
             RuntimeSpec::Command(c) => {
@@ -89,10 +73,6 @@ pub fn plan(
                     reason: "InvalidRuntime",
                     message: "the command is empty".to_owned(),
                 })?;
-                let default_ready = match c.protocol {
-                    Protocol::OpenAi => "/v1/models",
-                    Protocol::V2 => "/v2/health/ready",
-                };
                 Launch {
                     program: PathBuf::from(program),
                     args: args.to_vec(),
@@ -100,7 +80,7 @@ pub fn plan(
                     ready_path: c
                         .ready_path
                         .clone()
-                        .unwrap_or_else(|| default_ready.to_owned()),
+                        .unwrap_or_else(|| c.protocol.ready_path().to_owned()),
                 }
             }
             RuntimeSpec::Image(i) => {

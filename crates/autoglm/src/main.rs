@@ -3,6 +3,7 @@
 
 mod config;
 mod demo;
+mod render;
 mod runtime;
 mod serve;
 mod telemetry;
@@ -46,6 +47,10 @@ enum Command {
     },
     #[command(flatten)]
     Resource(autoglm_cli::ResourceCommand),
+    /// Print the Kubernetes objects of a ModelService (offline).
+    Render(render::RenderArgs),
+    /// Print the ModelService CustomResourceDefinition.
+    Crd,
 }
 
 // The gateway allocates a little per request on every hop; mimalloc does that
@@ -120,6 +125,8 @@ fn main() -> ExitCode {
         Command::Model { client, command } => {
             ExitCode::from(rt.block_on(autoglm_cli::run_model(&client, command)) as u8)
         }
+        Command::Render(args) => render::run(args),
+        Command::Crd => render::crd(),
         Command::Resource(command) => {
             ExitCode::from(rt.block_on(autoglm_cli::run_resource(command)) as u8)
         }

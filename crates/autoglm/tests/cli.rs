@@ -337,3 +337,86 @@ fn bad_manifests_apply_nothing_and_say_where() {
     let out = autoglm(&console, &["get", "pods"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+/// `model pull` is what every Kubernetes replica's init container runs.
+#[test]
+fn pull_downloads_a_version_checked_and_only_what_is_missing() {
+    let home = tempfile::tempdir().unwrap();
+    let console = Console::start(home.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tokenizer")).unwrap();
+    std::fs::write(dir.path().join("model.safetensors"), safetensors()).unwrap();
+    std::fs::write(dir.path().join("tokenizer/vocab.json"), r#"{"a": 1}"#).unwrap();
+    assert!(cli(&console, &["create", "minilm"]).status.success());
+    let out = cli(&console, &["push", "minilm", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let into = tempfile::tempdir().unwrap();
+    let target = into.path().join("models/minilm/1");
+    let pull = || {
+        cli(
+            &console,
+            &[
+                "pull",
+                "minilm",
+                "--version",
+                "1",
+                "--to",
+                target.to_str().unwrap(),
+            ],
+        )
+    };
+    let out = pull();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("2 files in"), "{}", text(&out));
+    assert!(text(&out).contains("(2 downloaded)"), "{}", text(&out));
+    assert_eq!(
+        std::fs::read(target.join("model.safetensors")).unwrap(),
+        safetensors()
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("tokenizer/vocab.json")).unwrap(),
+        r#"{"a": 1}"#
+    );
+
+    // A second pull keeps what is intact and replaces what is not.
+    std::fs::write(target.join("tokenizer/vocab.json"), r#"{"a": 2}"#).unwrap();
+    let out = pull();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("(1 downloaded)"), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(target.join("tokenizer/vocab.json")).unwrap(),
+        r#"{"a": 1}"#
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(target.join("tokenizer"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, ["vocab.json"], "no partial files stay behind");
+
+    let out = cli(
+        &console,
+        &[
+            "pull",
+            "minilm",
+            "--version",
+            "7",
+            "--to",
+            target.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("not_found"), "{}", text(&out));
+    let out = cli(
+        &console,
+        &[
+            "pull",
+            "minilm",
+            "--version",
+            "0",
+            "--to",
+            target.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}

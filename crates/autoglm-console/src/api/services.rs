@@ -306,6 +306,8 @@ mod tests {
             autoscaling: None,
             resources: None,
             env: Vec::new(),
+            stateful: None,
+            ingress: None,
         }
     }
 
@@ -327,6 +329,7 @@ mod tests {
                 target_in_flight: 2,
                 scale_to_zero_after: None,
                 scale_down_stabilization: None,
+                hpa: None,
             }),
             ..spec()
         };

@@ -6,6 +6,7 @@
 //! refused (a typo must not silently become a default), durations and
 //! quantities as strings. Rules are in `validate`; all of them are pure.
 
+mod cluster;
 mod manifest;
 mod runtime;
 mod status;
@@ -17,10 +18,11 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use cluster::{HpaMetrics, Ingress, Stateful};
 pub use manifest::{API_VERSION, KIND, ModelServiceManifest, ObjectMeta, check_type_meta};
 pub use runtime::{
-    BuiltinRuntime, CommandRuntime, ImageRuntime, PLACEHOLDERS, PlaceholderValues, Protocol,
-    RuntimeSpec,
+    BUILTIN_READY_PATH, BuiltinRuntime, CommandRuntime, ImageRuntime, PLACEHOLDERS,
+    PlaceholderValues, Protocol, RuntimeSpec,
 };
 pub use status::{
     Condition, ConditionStatus, ModelServiceStatus, ReplicaState, ReplicaStatus, VersionStatus,
@@ -79,6 +81,12 @@ pub struct ModelServiceSpec {
     /// Extra environment variables of each replica.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+    /// Kubernetes only: a volume per replica, as a StatefulSet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stateful: Option<Stateful>,
+    /// Kubernetes only: an Ingress with this host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<Ingress>,
 }
 
 /// One version of the traffic split.
@@ -108,6 +116,9 @@ pub struct Autoscaling {
     /// How long load must stay low before scaling down; default 300s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down_stabilization: Option<String>,
+    /// Kubernetes only: resource and custom metrics for an HPA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hpa: Option<HpaMetrics>,
 }
 
 fn one() -> u32 {

@@ -48,6 +48,47 @@ pub struct BuiltinRuntime {
     pub threads: Option<u32>,
 }
 
+impl BuiltinRuntime {
+    /// The `autoglm runtime` arguments serving `model_dir` as `name`, version
+    /// `version`, on `addr`, with each knob that is set.
+    pub fn runtime_args(
+        &self,
+        model_dir: &str,
+        name: &str,
+        version: &str,
+        addr: &str,
+    ) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "runtime",
+            "--model",
+            model_dir,
+            "--name",
+            name,
+            "--version",
+            version,
+            "--addr",
+            addr,
+        ]
+        .map(str::to_owned)
+        .into();
+        let knobs = [
+            ("--max-batch", self.max_batch),
+            ("--max-sequences", self.max_sequences),
+            ("--context", self.context),
+            ("--threads", self.threads),
+        ];
+        for (flag, value) in knobs {
+            if let Some(value) = value {
+                args.extend([flag.to_owned(), value.to_string()]);
+            }
+        }
+        args
+    }
+}
+
+/// The path the built-in runtime answers 2xx on once it can serve.
+pub const BUILTIN_READY_PATH: &str = "/readyz";
+
 /// The inference protocol a replica speaks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum Protocol {
@@ -58,6 +99,16 @@ pub enum Protocol {
     /// Open Inference Protocol `/v2/...`.
     #[serde(rename = "v2")]
     V2,
+}
+
+impl Protocol {
+    /// The path that answers 2xx once a server of this protocol can serve.
+    pub fn ready_path(self) -> &'static str {
+        match self {
+            Protocol::OpenAi => "/v1/models",
+            Protocol::V2 => "/v2/health/ready",
+        }
+    }
 }
 
 /// A program the local platform starts for each replica.

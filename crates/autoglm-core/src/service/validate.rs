@@ -92,6 +92,7 @@ impl ModelServiceSpec {
         self.check_scaling(errors);
         self.check_resources(errors);
         self.check_env(errors);
+        self.check_cluster(errors);
     }
 
     fn check_versions(&self, errors: &mut Vec<FieldError>) {

@@ -21,6 +21,8 @@ fn valid() -> ModelServiceSpec {
         autoscaling: None,
         resources: None,
         env: Vec::new(),
+        stateful: None,
+        ingress: None,
     }
 }
 
@@ -31,6 +33,7 @@ fn autoscaling() -> Autoscaling {
         target_in_flight: 4,
         scale_to_zero_after: Some("300s".into()),
         scale_down_stabilization: None,
+        hpa: None,
     }
 }
 
@@ -472,6 +475,8 @@ fn every_problem_is_reported() {
         autoscaling: Some(autoscaling()),
         resources: resources(Some("x"), None),
         env: env(&[("AUTOGLM_X", "")]),
+        stateful: None,
+        ingress: None,
     };
     let paths: Vec<String> = spec
         .validate()

@@ -236,6 +236,7 @@ fn replica_bounds() {
         target_in_flight: 4,
         scale_to_zero_after: None,
         scale_down_stabilization: Some("1m".into()),
+        hpa: None,
     };
     spec.autoscaling = Some(auto.clone());
     assert_eq!(bounds(&spec), (0, 10, 1));

@@ -1,0 +1,270 @@
+//! autoglm against a real Kubernetes control plane (etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler, kwok for the nodes), built and
+//! started by `scripts/k8s.sh`: the CRD `autoglm crd` prints is served and
+//! refuses invalid specs in words, and what `autoglm render` prints is
+//! accepted by the API server and really rolls out.
+#![allow(clippy::unwrap_used)]
+
+mod cluster;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use cluster::ControlPlane;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_autoglm");
+
+fn autoglm(args: &[&str]) -> String {
+    let output = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "autoglm {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn spec_path(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../autoglm-render/tests/specs")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// The control plane with the CRD installed and established.
+fn plane() -> &'static ControlPlane {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    let plane = ControlPlane::shared();
+    INSTALLED.get_or_init(|| {
+        let output = plane.kubectl_with(&["apply", "-f", "-"], &autoglm(&["crd"]));
+        assert!(
+            output.status.success(),
+            "CRD refused: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        plane.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/modelservices.autoglm.io",
+            "--timeout=30s",
+        ]);
+    });
+    plane
+}
+
+fn model_service(namespace: &str, name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: autoglm.io/v1alpha1\nkind: ModelService\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec: {spec}\n"
+    )
+}
+
+#[test]
+fn the_crd_is_served_and_refuses_invalid_specs_in_words() {
+    let plane = plane();
+    let ns = plane.namespace("crd-rules");
+    let valid = model_service(
+        &ns,
+        "chat",
+        r#"{model: smollm2, versions: [{version: "3", weight: 90}, {version: "4", weight: 10}], replicas: 2}"#,
+    );
+    let output = plane.kubectl_with(&["apply", "-f", "-"], &valid);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listed = plane.kubectl(&["get", "ms", "-n", &ns]);
+    assert!(
+        listed.starts_with("NAME   MODEL     READY   DESIRED   STATUS   AGE"),
+        "{listed}"
+    );
+    assert!(listed.contains("chat   smollm2"), "{listed}");
+    // The scale subresource: `kubectl scale` sets spec.replicas.
+    plane.kubectl(&["scale", "ms/chat", "-n", &ns, "--replicas=3"]);
+    assert_eq!(
+        plane.get_json(&["ms", "chat", "-n", &ns])["spec"]["replicas"],
+        3
+    );
+
+    let refused = [
+        (
+            r#"{model: m, versions: [{version: "1", weight: 60}, {version: "2", weight: 30}]}"#,
+            "the weights of spec.versions must sum to exactly 100",
+        ),
+        (
+            r#"{model: m, versions: [{version: "1", weight: 100}], autoscaling: {minReplicas: 5, maxReplicas: 2, targetInFlight: 1}}"#,
+            "spec.autoscaling.minReplicas: Invalid value: minReplicas must not be above maxReplicas",
+        ),
+        (
+            r#"{model: m, versions: [{version: "1", weight: 100}], replicas: -1}"#,
+            "spec.replicas in body should be greater than or equal to 0",
+        ),
+        (
+            r#"{model: m, versions: [{version: "1", weight: 100}], replicas: 2, autoscaling: {maxReplicas: 2, targetInFlight: 1}}"#,
+            "replicas and autoscaling are mutually exclusive",
+        ),
+        (
+            r#"{model: m, versions: [{version: "1", weight: 100}, {version: "1", weight: 0}]}"#,
+            "each version may be listed only once",
+        ),
+        (
+            r#"{model: m, versions: [{version: "1", weight: 100}], runtime: {command: {command: [srv, "{port}"]}}}"#,
+            "runtime.command runs a program on the local platform only",
+        ),
+        (
+            r#"{model: m, versions: []}"#,
+            "spec.versions: Invalid value: 0: spec.versions in body should have at least 1 items",
+        ),
+    ];
+    for (i, (spec, message)) in refused.iter().enumerate() {
+        let output = plane.kubectl_with(
+            &["apply", "-f", "-"],
+            &model_service(&ns, &format!("bad-{i}"), spec),
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{spec} was accepted");
+        assert!(
+            stderr.contains(message),
+            "{spec}: expected {message:?} in {stderr}"
+        );
+    }
+    let names = plane.kubectl(&["get", "ms", "-n", &ns, "-o", "name"]);
+    assert_eq!(
+        names.trim(),
+        "modelservice.autoglm.io/chat",
+        "a refused spec must change nothing"
+    );
+}
+
+#[test]
+fn every_rendered_child_passes_server_side_dry_run() {
+    let plane = plane();
+    let ns = plane.namespace("render-dry-run");
+    for spec in ["chat.yaml", "vector-store.yaml", "triton.yaml"] {
+        let rendered = autoglm(&["render", "-f", &spec_path(spec), "-n", &ns]);
+        // The chat example names its own namespace; the test keeps to its own.
+        let output = plane.kubectl_with(
+            &["apply", "--dry-run=server", "-n", &ns, "-f", "-"],
+            &rendered.replace("namespace: team-a", &format!("namespace: {ns}")),
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{spec}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let documents =
+            rendered.matches("\nkind: ").count() + usize::from(rendered.starts_with("kind: "));
+        assert_eq!(
+            stdout.matches("(server dry run)").count(),
+            documents,
+            "{spec}: {stdout}"
+        );
+    }
+    // Nothing was created by the dry runs.
+    assert_eq!(
+        plane
+            .kubectl(&["get", "all", "-n", &ns, "-o", "name"])
+            .trim(),
+        ""
+    );
+}
+
+fn ready_pods(plane: &ControlPlane, ns: &str, selector: &str) -> Vec<Value> {
+    let pods = plane.get_json(&["pods", "-n", ns, "-l", selector]);
+    pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|pod| {
+            pod["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn rendered_children_roll_out_pods_turn_ready_and_gpus_land_on_gpu_nodes() {
+    let plane = plane();
+    let ns = plane.namespace("render-rollout");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("gpu.yaml");
+    std::fs::write(
+        &spec,
+        model_service(&ns, "chat", r#"{model: smollm2, versions: [{version: "3", weight: 50}, {version: "4", weight: 50}], replicas: 1, resources: {cpu: "1", memory: 1Gi, gpu: 1}}"#),
+    )
+    .unwrap();
+    let rendered = autoglm(&["render", "-f", spec.to_str().unwrap()]);
+    let output = plane.kubectl_with(&["apply", "-f", "-"], &rendered);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    plane.wait_until("both versions' pods Ready", Duration::from_secs(60), || {
+        ready_pods(plane, &ns, "autoglm.io/model-service=chat").len() == 2
+    });
+    // Two GPU nodes with one GPU each: one replica on each, none elsewhere.
+    let mut nodes: Vec<String> = ready_pods(plane, &ns, "autoglm.io/model-service=chat")
+        .iter()
+        .map(|pod| pod["spec"]["nodeName"].as_str().unwrap().to_owned())
+        .collect();
+    nodes.sort();
+    assert_eq!(nodes, ["kwok-gpu-0", "kwok-gpu-1"]);
+    for version in ["3", "4"] {
+        let deployment = plane.get_json(&["deployment", &format!("chat-{version}"), "-n", &ns]);
+        assert_eq!(deployment["status"]["readyReplicas"], 1, "{deployment}");
+        // Each version's Service has its own endpoints: what the gateway splits on.
+        let slices = plane.get_json(&[
+            "endpointslices",
+            "-n",
+            &ns,
+            "-l",
+            &format!("kubernetes.io/service-name=chat-{version}"),
+        ]);
+        let endpoints: usize = slices["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["endpoints"].as_array().map_or(0, Vec::len))
+            .sum();
+        assert_eq!(endpoints, 1, "chat-{version}: {slices}");
+    }
+
+    // The cluster's default StorageClass (kwok's) binds the claims.
+    std::fs::write(
+        &spec,
+        model_service(&ns, "vectors", r#"{model: minilm, versions: [{version: "1", weight: 100}], replicas: 2, stateful: {storage: 10Gi}}"#),
+    )
+    .unwrap();
+    let stateful = autoglm(&["render", "-f", spec.to_str().unwrap()]);
+    let output = plane.kubectl_with(&["apply", "-f", "-"], &stateful);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    plane.wait_until(
+        "the StatefulSet's pods Ready",
+        Duration::from_secs(60),
+        || ready_pods(plane, &ns, "autoglm.io/model-service=vectors").len() == 2,
+    );
+    let claims = plane.get_json(&["pvc", "-n", &ns, "-l", "autoglm.io/model-service=vectors"]);
+    let bound: Vec<&str> = claims["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"]["phase"] == "Bound")
+        .filter_map(|c| c["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(bound.len(), 2, "{claims}");
+    assert!(bound.contains(&"model-vectors-1-0"), "{bound:?}");
+}
