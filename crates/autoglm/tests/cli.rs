@@ -420,3 +420,73 @@ fn pull_downloads_a_version_checked_and_only_what_is_missing() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+/// `autoglm render` and `autoglm crd` are offline: bad input is one line on
+/// stderr, exit code 2, and nothing on stdout.
+#[test]
+fn render_refuses_what_cannot_run_on_kubernetes_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, spec: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("apiVersion: autoglm.io/v1alpha1\nkind: ModelService\nmetadata: {{name: chat}}\nspec: {spec}\n")).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let render = |args: &[&str]| Command::new(BIN).arg("render").args(args).output().unwrap();
+    let cases = [
+        (
+            write(
+                "weights.yaml",
+                r#"{model: m, versions: [{version: "1", weight: 60}]}"#,
+            ),
+            "weights.yaml: spec.versions: weights sum to 60; they must sum to exactly 100",
+        ),
+        (
+            write(
+                "command.yaml",
+                r#"{model: m, versions: [{version: "1", weight: 100}], runtime: {command: {command: [srv, "{port}"]}}}"#,
+            ),
+            "command.yaml: spec.runtime.command runs a program on the local platform only",
+        ),
+        (
+            write(
+                "hpa.yaml",
+                r#"{model: m, versions: [{version: "1", weight: 100}], autoscaling: {maxReplicas: 2, targetInFlight: 1, hpa: {cpu: 70}}}"#,
+            ),
+            "spec.autoscaling.hpa.cpu: a cpu target is a percentage of spec.resources.cpu, which is not set",
+        ),
+        (
+            dir.path().join("missing.yaml").display().to_string(),
+            "missing.yaml",
+        ),
+    ];
+    for (path, message) in &cases {
+        let out = render(&["-f", path]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(
+            out.stdout.is_empty(),
+            "nothing is printed for a refused file"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(message),
+            "{message:?} not in {stderr}"
+        );
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    }
+    // One bad document among good ones renders nothing.
+    let good = write(
+        "good.yaml",
+        r#"{model: m, versions: [{version: "1", weight: 100}]}"#,
+    );
+    let out = render(&["-f", &good, "-f", &cases[0].0]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let out = render(&["-f", &good, "-n", "team-b"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(yaml.matches("namespace: team-b").count(), 5, "{yaml}");
+
+    let crd = Command::new(BIN).arg("crd").output().unwrap();
+    assert!(crd.status.success());
+    assert!(String::from_utf8_lossy(&crd.stdout).contains("name: modelservices.autoglm.io"));
+}
