@@ -168,7 +168,9 @@ make_certs() {
         -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost') -out "$pki/server.crt" 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=autoglm-admin" \
         -keyout "$pki/admin.key" -out "$pki/admin.csr" 2>/dev/null
+    # Extensions make it an X.509 v3 certificate, the only kind rustls accepts.
     openssl x509 -req -in "$pki/admin.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 30 \
+        -extfile <(printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth') \
         -out "$pki/admin.crt" 2>/dev/null
     openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
     openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null

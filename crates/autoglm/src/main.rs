@@ -3,6 +3,7 @@
 
 mod config;
 mod demo;
+mod operator;
 mod render;
 mod runtime;
 mod serve;
@@ -51,6 +52,8 @@ enum Command {
     Render(render::RenderArgs),
     /// Print the ModelService CustomResourceDefinition.
     Crd,
+    /// Run the Kubernetes operator: keep every ModelService's children.
+    Operator(operator::OperatorArgs),
 }
 
 // The gateway allocates a little per request on every hop; mimalloc does that
@@ -127,6 +130,10 @@ fn main() -> ExitCode {
         }
         Command::Render(args) => render::run(args),
         Command::Crd => render::crd(),
+        Command::Operator(args) => {
+            telemetry::init(cli.log_format);
+            rt.block_on(operator::run(args))
+        }
         Command::Resource(command) => {
             ExitCode::from(rt.block_on(autoglm_cli::run_resource(command)) as u8)
         }

@@ -268,3 +268,112 @@ fn rendered_children_roll_out_pods_turn_ready_and_gpus_land_on_gpu_nodes() {
     assert_eq!(bound.len(), 2, "{claims}");
     assert!(bound.contains(&"model-vectors-1-0"), "{bound:?}");
 }
+
+/// `autoglm operator`, killed when the test ends.
+struct OperatorProcess(std::process::Child);
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_operator_keeps_children_as_rendered_and_reports_status() {
+    let plane = plane();
+    let ns = plane.namespace("operator");
+    let _operator = OperatorProcess(
+        Command::new(BIN)
+            .args(["operator", "--namespace", &ns, "--kubeconfig"])
+            .arg(&plane.kubeconfig)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let apply = |spec: &str| {
+        let output = plane.kubectl_with(&["apply", "-f", "-"], &model_service(&ns, "chat", spec));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let status = || plane.get_json(&["ms", "chat", "-n", &ns])["status"].clone();
+    apply(r#"{model: smollm2, versions: [{version: "1", weight: 100}], replicas: 2}"#);
+    plane.wait_until("status Ready with 2 of 2", Duration::from_secs(60), || {
+        let s = status();
+        s["readyReplicas"] == 2 && s["conditions"][0]["status"] == "True"
+    });
+    let deployment = plane.get_json(&["deployment", "chat-1", "-n", &ns, "--show-managed-fields"]);
+    assert_eq!(
+        deployment["metadata"]["ownerReferences"][0]["kind"],
+        "ModelService"
+    );
+    let appliers: Vec<&str> = deployment["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["operation"] == "Apply")
+        .filter_map(|f| f["manager"].as_str())
+        .collect();
+    assert_eq!(appliers, ["autoglm-operator"], "{deployment}");
+
+    // Hand edits and deletions are put back.
+    plane.kubectl(&["delete", "service", "chat-1", "-n", &ns]);
+    plane.kubectl(&["scale", "deployment", "chat-1", "-n", &ns, "--replicas=5"]);
+    plane.wait_until(
+        "the Service restored and the replicas back at 2",
+        Duration::from_secs(60),
+        || {
+            plane
+                .kubectl_with(&["get", "service", "chat-1", "-n", &ns], "")
+                .status
+                .success()
+                && plane.get_json(&["deployment", "chat-1", "-n", &ns])["spec"]["replicas"] == 2
+        },
+    );
+
+    // A new version rolls out beside the old; a version taken out is pruned.
+    apply(
+        r#"{model: smollm2, versions: [{version: "1", weight: 50}, {version: "2", weight: 50}], replicas: 1}"#,
+    );
+    plane.wait_until(
+        "both versions ready in the status",
+        Duration::from_secs(60),
+        || {
+            let s = status();
+            s["versions"].as_array().is_some_and(|v| v.len() == 2) && s["readyReplicas"] == 2
+        },
+    );
+    apply(r#"{model: smollm2, versions: [{version: "2", weight: 100}], replicas: 1}"#);
+    plane.wait_until("version 1's children gone", Duration::from_secs(60), || {
+        !plane
+            .kubectl_with(&["get", "deployment", "chat-1", "-n", &ns], "")
+            .status
+            .success()
+            && !plane
+                .kubectl_with(&["get", "service", "chat-1", "-n", &ns], "")
+                .status
+                .success()
+    });
+
+    // Deleting the ModelService removes its children (owner references).
+    plane.kubectl(&["delete", "ms", "chat", "-n", &ns]);
+    plane.wait_until("every child gone", Duration::from_secs(60), || {
+        plane
+            .kubectl(&[
+                "get",
+                "deployments,services,configmaps,pdb",
+                "-n",
+                &ns,
+                "-l",
+                "autoglm.io/model-service=chat",
+                "-o",
+                "name",
+            ])
+            .trim()
+            .is_empty()
+    });
+}
