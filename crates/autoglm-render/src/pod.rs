@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use autoglm_core::service::{BUILTIN_READY_PATH, ModelServiceSpec, Protocol, RuntimeSpec};
+use autoglm_core::service::{
+    BUILTIN_READY_PATH, ModelServiceSpec, Protocol, RESTARTED_AT_ANNOTATION, RuntimeSpec,
+};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvFromSource, EnvVar, HTTPGetAction, Lifecycle, LifecycleHandler, PodSecurityContext, PodSpec,
@@ -17,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::labels::labels;
-use crate::render::{RESTARTED_AT, RenderError, RenderOptions};
+use crate::render::{RenderError, RenderOptions};
 
 /// Where the model volume is mounted; each version's files land in
 /// `/models/{model}/{version}`.
@@ -89,7 +91,7 @@ pub(crate) fn pod_template(inputs: &PodInputs<'_>) -> Result<PodTemplateSpec, Re
         ),
     ]);
     if let Some(at) = inputs.restarted_at {
-        annotations.insert(RESTARTED_AT.to_owned(), at.to_owned());
+        annotations.insert(RESTARTED_AT_ANNOTATION.to_owned(), at.to_owned());
     }
 
     let server = Container {

@@ -37,10 +37,6 @@ use serde_json::Value;
 use crate::labels::{labels, selector};
 use crate::pod::{MODEL_VOLUME, PodInputs, pod_template, server_port};
 
-/// The pod-template annotation that restarts a version's pods, as `kubectl
-/// rollout restart` does with its own.
-pub(crate) const RESTARTED_AT: &str = RESTARTED_AT_ANNOTATION;
-
 /// The longest name a Service may have (a DNS-1035 label).
 const MAX_SERVICE_NAME: usize = 63;
 
@@ -137,7 +133,7 @@ pub fn render(
     let restarted_at = manifest
         .metadata
         .annotations
-        .get(RESTARTED_AT)
+        .get(RESTARTED_AT_ANNOTATION)
         .map(String::as_str);
     let bounds = spec.replica_bounds();
     for v in &spec.versions {

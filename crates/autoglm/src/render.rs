@@ -28,7 +28,7 @@ pub struct RenderArgs {
     registry_token_secret: String,
 }
 
-/// EX_USAGE-style exit for bad input, as the other client commands use.
+/// The exit code for bad input, as the other client commands use.
 const EXIT_BAD_INPUT: u8 = 2;
 
 /// Prints the children of every ModelService in the files, or one error
