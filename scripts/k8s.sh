@@ -7,6 +7,8 @@
 #   scripts/k8s.sh start DIR      start a control plane whose state, logs and
 #                                 kubeconfig live in DIR; prints DIR/kubeconfig
 #   scripts/k8s.sh stop DIR       stop the control plane started in DIR, by PID
+#   scripts/k8s.sh restart DIR C  stop component C (e.g. kube-apiserver) and start
+#                                 it again with the same flags, as after a crash
 #
 # With AUTOGLM_K8S_OWNER_PID set, `start` also leaves a watchdog that stops
 # the control plane once that process is gone: tests set it to their own PID,
@@ -152,8 +154,29 @@ wait_for() {
 launch() {
     local name="$1"
     shift
-    "$@" >"$DIR/$name.log" 2>&1 &
+    printf '%q ' "$@" >"$DIR/$name.cmd"
+    "$@" >>"$DIR/$name.log" 2>&1 &
     echo "$! $name" >>"$DIR/pids"
+}
+
+# Kills one component and starts it again with the same flags (and ports),
+# as a crash and restart would; the tests use it on kube-apiserver.
+cmd_restart() {
+    DIR="$(cd "$1" && pwd)"
+    local name="$2" pid rest
+    [[ -f "$DIR/$name.cmd" ]] || die "no $name runs in $DIR"
+    read -r pid rest < <(grep " $name\$" "$DIR/pids")
+    log "restarting $name (pid $pid)"
+    kill -9 "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    grep -v " $name\$" "$DIR/pids" >"$DIR/pids.next" || true
+    eval "$(cat "$DIR/$name.cmd")" '>>"$DIR/$name.log" 2>&1 &'
+    echo "$! $name" >>"$DIR/pids.next"
+    mv "$DIR/pids.next" "$DIR/pids"
+    if [[ "$name" == kube-apiserver ]]; then
+        wait_for kube-apiserver 90 "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" get --raw /readyz
+    fi
+    log "$name is back"
 }
 
 # An admin identity by client certificate, as envtest makes one.
@@ -298,5 +321,6 @@ case "${1:-}" in
 build) cmd_build ;;
 start) [[ -n "${2:-}" ]] || die "usage: $0 start DIR"; cmd_start "$2" ;;
 stop) [[ -n "${2:-}" ]] || die "usage: $0 stop DIR"; cmd_stop "$2" ;;
-*) die "usage: $0 build | start DIR | stop DIR" ;;
+restart) [[ -n "${3:-}" ]] || die "usage: $0 restart DIR COMPONENT"; cmd_restart "$2" "$3" ;;
+*) die "usage: $0 build | start DIR | stop DIR | restart DIR COMPONENT" ;;
 esac

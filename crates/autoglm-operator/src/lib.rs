@@ -2,14 +2,22 @@
 //! renders the service with `autoglm-render`, server-side applies every child
 //! under one field manager with the ModelService as owner, deletes children
 //! no longer rendered, and writes what the workloads report into the
-//! ModelService's status.
+//! ModelService's status (conditions `Ready`, `Progressing`, `Degraded`).
+//! A finalizer deletes the children before the ModelService goes; events
+//! record what it did; a Lease elects one leader among replicas.
 //!
-//! Nothing changed means nothing written: a child is applied again only when
-//! its rendering changed or its live resourceVersion is no longer the one
-//! the operator's own last apply returned (someone edited it).
+//! Nothing changed means nothing written: children are read from watch
+//! caches, and a child is applied again only when its rendering changed or
+//! its cached resourceVersion is no longer the one the operator's own last
+//! apply returned (someone edited it).
 
+mod children;
+mod lease;
+mod metrics;
 mod object;
 mod reconcile;
+mod status;
 
+pub use lease::LeaseConfig;
 pub use object::ModelServiceObject;
-pub use reconcile::{FIELD_MANAGER, Operator, run};
+pub use reconcile::{FIELD_MANAGER, FINALIZER, Settings, run};

@@ -1,54 +1,37 @@
 //! One reconcile of one ModelService, and the controller that runs it.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use autoglm_core::service::{
-    API_VERSION, Condition, ConditionStatus, KIND, ModelServiceManifest, ModelServiceStatus,
-    ObjectMeta as ManifestMeta, RESTARTED_AT_ANNOTATION, VersionStatus,
+    API_VERSION, ConditionStatus, KIND, ModelServiceManifest, ModelServiceStatus,
+    ObjectMeta as ManifestMeta, RESTARTED_AT_ANNOTATION,
 };
 use autoglm_render::{RenderOptions, render};
 use futures_util::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use k8s_openapi::api::networking::v1::Ingress;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
-};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
+use crate::children::{CHILD_KINDS, Children, dynamic_api, fingerprint};
+use crate::lease::{Candidate, LeaseConfig};
+use crate::metrics::{self, Metrics};
 use crate::object::ModelServiceObject;
+use crate::status::{self, Workload};
 
 /// The one field manager of everything the operator writes.
 pub const FIELD_MANAGER: &str = "autoglm-operator";
-
-/// The kinds a ModelService may have as children: (group, version, kind, plural).
-const CHILD_KINDS: [(&str, &str, &str, &str); 7] = [
-    ("", "v1", "ConfigMap", "configmaps"),
-    ("", "v1", "Service", "services"),
-    ("apps", "v1", "Deployment", "deployments"),
-    ("apps", "v1", "StatefulSet", "statefulsets"),
-    (
-        "policy",
-        "v1",
-        "PodDisruptionBudget",
-        "poddisruptionbudgets",
-    ),
-    (
-        "autoscaling",
-        "v2",
-        "HorizontalPodAutoscaler",
-        "horizontalpodautoscalers",
-    ),
-    ("networking.k8s.io", "v1", "Ingress", "ingresses"),
-];
+/// The finalizer that makes a ModelService wait for its cleanup.
+pub const FINALIZER: &str = "autoglm.io/cleanup";
 
 /// Why a reconcile failed; it is retried.
 #[derive(Debug, thiserror::Error)]
@@ -59,79 +42,58 @@ pub enum Error {
     /// A rendered object of a kind the operator does not manage (a bug).
     #[error("rendered an object of unmanaged kind {0}")]
     UnknownKind(String),
+    /// Adding or removing the finalizer failed.
+    #[error("{0}")]
+    Finalizer(Box<finalizer::Error<Error>>),
 }
 
-/// The operator's state shared by every reconcile.
-pub struct Operator {
+/// How the operator runs.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Watch only this namespace; all when `None`.
+    pub namespace: Option<String>,
+    /// How children are rendered (`owner` is set per service).
+    pub render: RenderOptions,
+    /// Compete for this lease before doing anything; no election when `None`.
+    pub lease: Option<(String, LeaseConfig)>,
+    /// Serve `/metrics`, `/healthz` and `/readyz` here.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Who reports the events: the pod or host name.
+    pub instance: String,
+}
+
+/// What every reconcile shares.
+struct Context {
     client: Client,
-    options: RenderOptions,
-    /// Per child, the resourceVersion of the operator's last apply and what it applied.
+    render: RenderOptions,
+    children: Children,
+    /// Per child, the fingerprint its last apply returned and what it applied.
     applied: Mutex<HashMap<String, (String, Value)>>,
-    writes: AtomicU64,
+    metrics: Arc<Metrics>,
+    recorder: Recorder,
 }
 
-impl std::fmt::Debug for Operator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Operator")
-            .field("options", &self.options)
-            .field("writes", &self.writes)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Operator {
-    /// An operator rendering with `options` (its `owner` is set per service).
-    pub fn new(client: Client, options: RenderOptions) -> Operator {
-        Operator {
-            client,
-            options,
-            applied: Mutex::new(HashMap::new()),
-            writes: AtomicU64::new(0),
-        }
-    }
-
-    /// Writes to the API server so far: applies, deletes and status patches.
-    pub fn writes(&self) -> u64 {
-        self.writes.load(Ordering::Relaxed)
-    }
-
-    fn api_for(
-        &self,
-        namespace: &str,
-        group: &str,
-        version: &str,
-        kind: &str,
-        plural: &str,
-    ) -> Api<DynamicObject> {
-        let gvk = GroupVersionKind::gvk(group, version, kind);
-        Api::namespaced_with(
-            self.client.clone(),
-            namespace,
-            &ApiResource::from_gvk_with_plural(&gvk, plural),
-        )
-    }
-
-    async fn apply(&self, namespace: &str, child: &Value) -> Result<(), Error> {
+impl Context {
+    /// Applies `child` unless the cache shows it exactly as last applied.
+    /// Returns whether it wrote.
+    async fn apply(&self, namespace: &str, child: &Value) -> Result<bool, Error> {
         let kind = child["kind"].as_str().unwrap_or_default();
         let name = child["metadata"]["name"].as_str().unwrap_or_default();
-        let (group, version, _, plural) = CHILD_KINDS
-            .iter()
-            .find(|(_, _, k, _)| *k == kind)
+        let api = dynamic_api(&self.client, namespace, kind)
             .ok_or_else(|| Error::UnknownKind(kind.to_owned()))?;
-        let api = self.api_for(namespace, group, version, kind, plural);
         let key = format!("{kind}/{namespace}/{name}");
-        let last = self
+        let unchanged = self
             .applied
             .lock()
             .expect("applied lock")
             .get(&key)
-            .cloned();
-        if let Some((resource_version, applied)) = last
-            && &applied == child
-            && let Some(live) = api.get_opt(name).await?
-            && live.metadata.resource_version.as_deref() == Some(resource_version.as_str())
-        {
-            return Ok(());
+            .is_some_and(|(fingerprint, applied)| {
+                applied == child
+                    && self.children.fingerprint(kind, namespace, name).as_ref()
+                        == Some(fingerprint)
+            });
+        if unchanged {
+            return Ok(false);
         }
         let result = api
             .patch(
@@ -140,124 +102,94 @@ impl Operator {
                 &Patch::Apply(child),
             )
             .await?;
-        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.metrics.wrote("apply");
+        tracing::debug!(child = %key, "applied");
         self.applied.lock().expect("applied lock").insert(
             key,
             (
-                result.metadata.resource_version.unwrap_or_default(),
+                fingerprint(&result.metadata).unwrap_or_default(),
                 child.clone(),
             ),
         );
-        Ok(())
+        Ok(true)
     }
 
-    /// Deletes the service's children that the rendering no longer has (a
-    /// version taken out of the split, an Ingress removed).
-    async fn prune(&self, namespace: &str, service: &str, children: &[Value]) -> Result<(), Error> {
-        let keep: BTreeSet<(String, String)> = children
-            .iter()
-            .map(|c| {
-                (
-                    c["kind"].as_str().unwrap_or_default().to_owned(),
-                    c["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                )
-            })
-            .collect();
-        let selector = format!(
-            "{}={service},app.kubernetes.io/managed-by={}",
-            autoglm_render::MODEL_SERVICE_LABEL,
-            autoglm_render::MANAGED_BY
-        );
-        for (group, version, kind, plural) in CHILD_KINDS {
-            let api = self.api_for(namespace, group, version, kind, plural);
-            for object in api
-                .list_metadata(&ListParams::default().labels(&selector))
-                .await?
-            {
-                let name = object.name_any();
-                if !keep.contains(&(kind.to_owned(), name.clone())) {
-                    api.delete(&name, &DeleteParams::background()).await?;
-                    self.writes.fetch_add(1, Ordering::Relaxed);
-                    self.applied
-                        .lock()
-                        .expect("applied lock")
-                        .remove(&format!("{kind}/{namespace}/{name}"));
+    /// Deletes the service's cached children that `keep` does not name.
+    /// Returns what it deleted, as `Kind/name`.
+    async fn prune(
+        &self,
+        namespace: &str,
+        service: &str,
+        keep: &BTreeSet<(String, String)>,
+    ) -> Result<Vec<String>, Error> {
+        let mut deleted = Vec::new();
+        for (_, _, kind, _) in CHILD_KINDS {
+            let doomed = self.children.metadata(kind, |meta: &ObjectMeta| {
+                meta.namespace.as_deref() == Some(namespace)
+                    && meta
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(autoglm_render::MODEL_SERVICE_LABEL))
+                        == Some(&service.to_owned())
+                    && !keep.contains(&(kind.to_owned(), meta.name.clone().unwrap_or_default()))
+            });
+            let Some(api) = dynamic_api(&self.client, namespace, kind) else {
+                continue;
+            };
+            for meta in doomed {
+                let name = meta.name.unwrap_or_default();
+                match api.delete(&name, &DeleteParams::background()).await {
+                    Ok(_) => {}
+                    // The cache may lag a delete that already happened.
+                    Err(kube::Error::Api(status)) if status.code == 404 => continue,
+                    Err(e) => return Err(e.into()),
                 }
+                self.metrics.wrote("delete");
+                self.applied
+                    .lock()
+                    .expect("applied lock")
+                    .remove(&format!("{kind}/{namespace}/{name}"));
+                deleted.push(format!("{kind}/{name}"));
             }
         }
-        Ok(())
+        Ok(deleted)
     }
 
-    /// What the workloads report, as the ModelService's status.
-    async fn observe(
-        &self,
-        ms: &ModelServiceObject,
-        namespace: &str,
-    ) -> Result<ModelServiceStatus, Error> {
+    /// The workload of each version, as cached.
+    fn workloads(&self, ms: &ModelServiceObject, namespace: &str) -> Vec<Option<Workload>> {
         let name = ms.name_any();
-        let mut versions = Vec::new();
-        for v in &ms.spec.versions {
-            let workload = format!("{name}-{}", v.version);
-            let (replicas, ready) = if ms.spec.stateful.is_some() {
-                let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), namespace);
-                api.get_opt(&workload).await?.map_or((0, 0), |s| {
-                    let status = s.status.unwrap_or_default();
-                    (status.replicas, status.ready_replicas.unwrap_or(0))
-                })
-            } else {
-                let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
-                api.get_opt(&workload).await?.map_or((0, 0), |d| {
-                    let status = d.status.unwrap_or_default();
-                    (
-                        status.replicas.unwrap_or(0),
-                        status.ready_replicas.unwrap_or(0),
-                    )
-                })
-            };
-            versions.push(VersionStatus {
-                version: v.version.clone(),
-                weight: v.weight,
-                replicas: replicas.max(0) as u32,
-                ready_replicas: ready.max(0) as u32,
-            });
-        }
-        let desired: u32 = versions.iter().map(|v| v.replicas).sum();
-        let ready: u32 = versions.iter().map(|v| v.ready_replicas).sum();
-        let serving = versions
+        ms.spec
+            .versions
             .iter()
-            .filter(|v| v.weight > 0)
-            .all(|v| v.ready_replicas > 0);
-        let condition = if serving && ready == desired {
-            condition(
-                ConditionStatus::True,
-                "AllReplicasReady",
-                format!("{ready} of {desired} replicas ready"),
-            )
-        } else {
-            condition(
-                ConditionStatus::False,
-                "ReplicasNotReady",
-                format!("{ready} of {desired} replicas ready"),
-            )
-        };
-        Ok(ModelServiceStatus {
-            desired_replicas: desired,
-            ready_replicas: ready,
-            versions,
-            replicas: Vec::new(),
-            conditions: vec![condition],
-            url: Some(format!("http://{name}.{namespace}.svc/v1")),
-        })
+            .map(|v| {
+                let workload = format!("{name}-{}", v.version);
+                if ms.spec.stateful.is_some() {
+                    self.children
+                        .stateful_sets
+                        .get(&ObjectRef::new(&workload).within(namespace))
+                        .map(|s| Workload::of_stateful_set(&s))
+                } else {
+                    self.children
+                        .deployments
+                        .get(&ObjectRef::new(&workload).within(namespace))
+                        .map(|d| Workload::of_deployment(&d))
+                }
+            })
+            .collect()
     }
 
+    /// Writes `status` (with transition times carried over) unless it is
+    /// what the object already says; a condition that flipped is an event.
     async fn write_status(
         &self,
         ms: &ModelServiceObject,
-        status: ModelServiceStatus,
+        mut status: ModelServiceStatus,
     ) -> Result<(), Error> {
+        let now = k8s_openapi::jiff::Timestamp::now()
+            .round(k8s_openapi::jiff::Unit::Second)
+            .unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now())
+            .to_string();
+        status::stamp_transitions(&mut status, ms.status.as_ref(), &now);
         if ms.status.as_ref() == Some(&status) {
             return Ok(());
         }
@@ -265,98 +197,337 @@ impl Operator {
             Api::namespaced(self.client.clone(), &ms.namespace().unwrap_or_default());
         api.patch_status(
             &ms.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": status})),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(json!({
+                "apiVersion": format!("{}/{}", autoglm_render::GROUP, autoglm_render::VERSION),
+                "kind": KIND,
+                "status": status,
+            })),
         )
         .await?;
-        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.metrics.wrote("status");
+        for (condition, before) in status.conditions.iter().map(|c| {
+            let before = ms
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|p| p.type_ == c.type_))
+                .map(|p| p.status);
+            (c, before)
+        }) {
+            // Worth an event: turning Ready, leaving Ready, degrading, recovering.
+            let (warning, worth) = match (condition.type_.as_str(), condition.status, before) {
+                (_, now, Some(before)) if now == before => (false, false),
+                ("Ready", ConditionStatus::True, _) => (false, true),
+                ("Ready", _, Some(ConditionStatus::True)) => (true, true),
+                ("Degraded", ConditionStatus::True, _) => (true, true),
+                ("Degraded", _, Some(ConditionStatus::True)) => (false, true),
+                _ => (false, false),
+            };
+            if worth {
+                self.event(
+                    ms,
+                    warning,
+                    &condition.reason,
+                    "Observe",
+                    condition.message.clone(),
+                )
+                .await;
+            }
+        }
         Ok(())
     }
-}
 
-fn condition(status: ConditionStatus, reason: &str, message: String) -> Condition {
-    Condition {
-        type_: "Ready".to_owned(),
-        status,
-        reason: reason.to_owned(),
-        message,
+    /// Publishes an event about `ms`; a failure to publish is only logged.
+    async fn event(
+        &self,
+        ms: &ModelServiceObject,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_owned(),
+            note: Some(note.chars().take(1000).collect()),
+            action: action.to_owned(),
+            secondary: None,
+        };
+        match self.recorder.publish(&event, &ms.object_ref(&())).await {
+            Ok(()) => self.metrics.wrote("event"),
+            Err(error) => tracing::warn!(%error, "publishing an event"),
+        }
     }
 }
 
-async fn reconcile(ms: Arc<ModelServiceObject>, operator: Arc<Operator>) -> Result<Action, Error> {
-    let namespace = ms.namespace().unwrap_or_else(|| "default".to_owned());
-    let name = ms.name_any();
+/// The manifest the renderer takes, from the object the API server holds.
+fn manifest_of(ms: &ModelServiceObject, namespace: &str) -> ModelServiceManifest {
     let annotations = ms
         .annotations()
         .get(RESTARTED_AT_ANNOTATION)
         .map(|at| [(RESTARTED_AT_ANNOTATION.to_owned(), at.clone())].into())
         .unwrap_or_default();
-    let manifest = ModelServiceManifest {
+    ModelServiceManifest {
         api_version: API_VERSION.to_owned(),
         kind: KIND.to_owned(),
         metadata: ManifestMeta {
-            name: name.clone(),
-            namespace: Some(namespace.clone()),
+            name: ms.name_any(),
+            namespace: Some(namespace.to_owned()),
             annotations,
             ..ManifestMeta::default()
         },
         spec: ms.spec.clone(),
         status: None,
-    };
+    }
+}
+
+async fn apply_service(ms: &ModelServiceObject, ctx: &Context) -> Result<Action, Error> {
+    let namespace = ms.namespace().unwrap_or_else(|| "default".to_owned());
+    let name = ms.name_any();
+    let generation = ms.metadata.generation;
     let options = RenderOptions {
         owner: ms.controller_owner_ref(&()),
-        ..operator.options.clone()
+        ..ctx.render.clone()
     };
-    let children = match render(&manifest, &options) {
+    let children = match render(&manifest_of(ms, &namespace), &options) {
         Ok(children) => children,
         Err(e) => {
-            let mut status = ms.status.clone().unwrap_or_default();
-            status.conditions = vec![condition(
-                ConditionStatus::False,
-                "InvalidSpec",
-                e.to_string(),
-            )];
-            operator.write_status(&ms, status).await?;
+            let invalid = status::invalid(ms.status.as_ref(), generation, e.to_string());
+            if ms.status.as_ref().map(|s| &s.conditions) != Some(&invalid.conditions) {
+                ctx.event(ms, true, "InvalidSpec", "Render", e.to_string())
+                    .await;
+            }
+            ctx.write_status(ms, invalid).await?;
             return Ok(Action::await_change());
         }
     };
+    let mut written = Vec::new();
     for child in &children {
-        operator.apply(&namespace, child).await?;
+        if ctx.apply(&namespace, child).await? {
+            written.push(format!(
+                "{}/{}",
+                child["kind"].as_str().unwrap_or_default(),
+                child["metadata"]["name"].as_str().unwrap_or_default()
+            ));
+        }
     }
-    operator.prune(&namespace, &name, &children).await?;
-    let status = operator.observe(&ms, &namespace).await?;
-    operator.write_status(&ms, status).await?;
+    if !written.is_empty() {
+        ctx.event(
+            ms,
+            false,
+            "Applied",
+            "Apply",
+            format!("applied {}", written.join(", ")),
+        )
+        .await;
+    }
+    let keep = children
+        .iter()
+        .map(|c| {
+            (
+                c["kind"].as_str().unwrap_or_default().to_owned(),
+                c["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let pruned = ctx.prune(&namespace, &name, &keep).await?;
+    if !pruned.is_empty() {
+        ctx.event(
+            ms,
+            false,
+            "Pruned",
+            "Delete",
+            format!("deleted {}", pruned.join(", ")),
+        )
+        .await;
+    }
+    let observed = status::observe(
+        &ms.spec,
+        generation,
+        &ctx.workloads(ms, &namespace),
+        format!("http://{name}.{namespace}.svc/v1"),
+    );
+    ctx.write_status(ms, observed).await?;
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
-fn error_policy(_: Arc<ModelServiceObject>, error: &Error, _: Arc<Operator>) -> Action {
+/// Deletes every child before the ModelService goes, so that nothing it
+/// started outlives it even where no garbage collector runs, and forgets it.
+async fn clean_up(ms: &ModelServiceObject, ctx: &Context) -> Result<Action, Error> {
+    let namespace = ms.namespace().unwrap_or_else(|| "default".to_owned());
+    let deleted = ctx
+        .prune(&namespace, &ms.name_any(), &BTreeSet::new())
+        .await?;
+    ctx.event(
+        ms,
+        false,
+        "Deleted",
+        "Delete",
+        if deleted.is_empty() {
+            "no children left".to_owned()
+        } else {
+            format!("deleted {}", deleted.join(", "))
+        },
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+async fn reconcile(ms: Arc<ModelServiceObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.children.ready().await;
+    let started = Instant::now();
+    let api: Api<ModelServiceObject> = Api::namespaced(
+        ctx.client.clone(),
+        &ms.namespace().unwrap_or_else(|| "default".to_owned()),
+    );
+    let has_finalizer = ms.finalizers().iter().any(|f| f == FINALIZER);
+    let deleting = ms.meta().deletion_timestamp.is_some();
+    let result = finalizer(&api, FINALIZER, ms.clone(), |event| async {
+        match event {
+            finalizer::Event::Apply(ms) => apply_service(&ms, &ctx).await,
+            finalizer::Event::Cleanup(ms) => clean_up(&ms, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    if result.is_ok() && has_finalizer == deleting {
+        ctx.metrics.wrote("finalizer");
+    }
+    ctx.metrics
+        .reconciled(result.is_ok(), started.elapsed().as_secs_f64());
+    if let Err(error) = &result {
+        ctx.event(&ms, true, "ReconcileFailed", "Reconcile", error.to_string())
+            .await;
+    }
+    result
+}
+
+fn error_policy(_: Arc<ModelServiceObject>, error: &Error, _: Arc<Context>) -> Action {
     tracing::warn!(%error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }
 
-/// Runs the controller over ModelServices in `namespace`, or in all, until
-/// SIGINT or SIGTERM.
-pub async fn run(operator: Arc<Operator>, namespace: Option<&str>) {
-    let client = operator.client.clone();
+/// The controller's backoff over all its watches together. Each watch backs
+/// off on its own errors already; the controller's default would also pause
+/// every watch after any one's error, growing to 30 s, so that after an API
+/// server restart (a few errors from each of eight watches) reconciles
+/// stalled for minutes.
+struct EachStreamBacksOff;
+
+impl Iterator for EachStreamBacksOff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        Some(Duration::ZERO)
+    }
+}
+
+impl kube::runtime::utils::Backoff for EachStreamBacksOff {
+    fn reset(&mut self) {}
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Runs the operator until SIGINT or SIGTERM (`Ok`), or until it loses the
+/// leader lease (`Err`: the process should exit and be restarted, as every
+/// Kubernetes controller does, since another leader may already act).
+pub async fn run(client: Client, settings: Settings) -> Result<(), String> {
+    let metrics = Arc::new(Metrics::default());
+    if let Some(addr) = settings.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        tokio::spawn(metrics::serve(listener, metrics.clone()));
+    }
+    let mut candidate = settings.lease.clone().map(|(namespace, config)| {
+        Candidate::new(Api::<Lease>::namespaced(client.clone(), &namespace), config)
+    });
+    if let Some(candidate) = candidate.as_mut() {
+        tracing::info!("waiting for the leader lease");
+        tokio::select! {
+            () = candidate.acquire() => {}
+            () = shutdown_signal() => return Ok(()),
+        }
+        tracing::info!("leading");
+    }
+    metrics.set_leading(true);
+
+    let selector = format!(
+        "app.kubernetes.io/managed-by={}",
+        autoglm_render::MANAGED_BY
+    );
+    let namespace = settings.namespace.as_deref();
+    let (children, streams) = Children::watch(&client, namespace, &selector);
     let services: Api<ModelServiceObject> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let owned = || watcher::Config::default().labels("app.kubernetes.io/managed-by=autoglm");
-    Controller::new(services, watcher::Config::default())
-        .owns(Api::<Deployment>::all(client.clone()), owned())
-        .owns(Api::<StatefulSet>::all(client.clone()), owned())
-        .owns(Api::<Service>::all(client.clone()), owned())
-        .owns(Api::<ConfigMap>::all(client.clone()), owned())
-        .owns(Api::<PodDisruptionBudget>::all(client.clone()), owned())
-        .owns(Api::<HorizontalPodAutoscaler>::all(client.clone()), owned())
-        .owns(Api::<Ingress>::all(client), owned())
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, operator)
+    let context = Arc::new(Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: FIELD_MANAGER.to_owned(),
+                instance: Some(settings.instance.clone()),
+            },
+        ),
+        client,
+        render: settings.render.clone(),
+        children,
+        applied: Mutex::new(HashMap::new()),
+        metrics: metrics.clone(),
+    });
+    let (service_cache, service_writer) = reflector::store();
+    let service_stream = watcher(services, watcher::Config::default())
+        .default_backoff()
+        .reflect(service_writer)
+        .applied_objects();
+    let controller = Controller::for_stream(service_stream, service_cache)
+        .trigger_backoff(EachStreamBacksOff)
+        .owns_stream(streams.config_maps)
+        .owns_stream(streams.services)
+        .owns_stream(streams.deployments)
+        .owns_stream(streams.stateful_sets)
+        .owns_stream(streams.pdbs)
+        .owns_stream(streams.hpas)
+        .owns_stream(streams.ingresses)
+        .graceful_shutdown_on(shutdown_signal())
+        .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "controller");
             }
-        })
-        .await;
+        });
+    match candidate.as_mut() {
+        None => {
+            controller.await;
+            Ok(())
+        }
+        Some(candidate) => {
+            let lost = tokio::select! {
+                () = controller => false,
+                () = candidate.keep() => true,
+            };
+            metrics.set_leading(false);
+            if lost {
+                return Err("lost the leader lease".to_owned());
+            }
+            candidate.release().await;
+            Ok(())
+        }
+    }
 }

@@ -313,10 +313,5 @@ fn ready_condition(status: &ModelServiceStatus) -> Condition {
             ),
         )
     };
-    Condition {
-        type_: "Ready".into(),
-        status: state,
-        reason: reason.into(),
-        message,
-    }
+    Condition::new("Ready", state, reason, message)
 }

@@ -318,11 +318,11 @@ fn refused_status(service: &StoredService, why: &Unschedulable) -> ModelServiceS
     ModelServiceStatus::without_replicas(
         &service.manifest.spec,
         0,
-        Condition {
-            type_: "Ready".to_owned(),
-            status: ConditionStatus::False,
-            reason: why.reason.to_owned(),
-            message: why.message.clone(),
-        },
+        Condition::new(
+            "Ready",
+            ConditionStatus::False,
+            why.reason,
+            why.message.clone(),
+        ),
     )
 }

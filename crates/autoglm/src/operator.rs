@@ -1,11 +1,12 @@
 //! `autoglm operator`: runs the ModelService controller against the cluster
 //! of the kubeconfig (or the in-cluster service account).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::time::Duration;
 
-use autoglm_operator::Operator;
+use autoglm_operator::{LeaseConfig, Settings};
 use autoglm_render::RenderOptions;
 
 /// Flags of `autoglm operator`.
@@ -23,42 +24,96 @@ pub struct OperatorArgs {
     /// The console the model loader pulls model versions from.
     #[arg(long, default_value_t = RenderOptions::default().console_url)]
     console_url: String,
+    /// Serve /metrics, /healthz and /readyz here.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Compete for the leader Lease, so that of several replicas one acts.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// The namespace of the leader Lease; the watched namespace, else $POD_NAMESPACE, else default.
+    #[arg(long)]
+    leader_elect_namespace: Option<String>,
+    /// How long the lease holds without renewal, in seconds.
+    #[arg(long, default_value_t = 15)]
+    lease_duration: u64,
 }
 
-/// Runs until SIGINT or SIGTERM.
-pub async fn run(args: OperatorArgs) -> ExitCode {
-    let config = match &args.kubeconfig {
-        Some(path) => match kube::config::Kubeconfig::read_from(path) {
-            Ok(kubeconfig) => kube::Config::from_custom_kubeconfig(
+async fn client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, String> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(
                 kubeconfig,
                 &kube::config::KubeConfigOptions::default(),
             )
             .await
-            .map_err(|e| e.to_string()),
-            Err(e) => Err(format!("cannot read kubeconfig {}: {e}", path.display())),
-        },
-        None => kube::Config::infer().await.map_err(|e| e.to_string()),
+            .map_err(|e| e.to_string())?
+        }
+        None => kube::Config::infer().await.map_err(|e| e.to_string())?,
     };
-    let client = match config.and_then(|c| kube::Client::try_from(c).map_err(|e| e.to_string())) {
+    kube::Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// This process among the candidates: the pod (or host) name and the pid.
+fn identity() -> String {
+    let host = std::env::var("POD_NAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .unwrap_or_else(|| "autoglm".to_owned());
+    format!("{}_{}", host.trim(), std::process::id())
+}
+
+/// Runs until SIGINT or SIGTERM; exits 1 when the leader lease is lost.
+pub async fn run(args: OperatorArgs) -> ExitCode {
+    if args.lease_duration == 0 {
+        eprintln!("autoglm: --lease-duration must be at least 1 second");
+        return ExitCode::from(64);
+    }
+    let client = match client(args.kubeconfig.as_ref()).await {
         Ok(client) => client,
         Err(e) => {
             eprintln!("autoglm: cannot reach Kubernetes: {e}");
             return ExitCode::from(64);
         }
     };
-    let options = RenderOptions {
-        image: args.image,
-        console_url: args.console_url,
-        ..RenderOptions::default()
+    let identity = identity();
+    let lease_namespace = args
+        .leader_elect_namespace
+        .clone()
+        .or_else(|| args.namespace.clone())
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .unwrap_or_else(|| "default".to_owned());
+    let settings = Settings {
+        namespace: args.namespace.clone(),
+        render: RenderOptions {
+            image: args.image,
+            console_url: args.console_url,
+            ..RenderOptions::default()
+        },
+        lease: args.leader_elect.then(|| {
+            (
+                lease_namespace,
+                LeaseConfig {
+                    name: "autoglm-operator".to_owned(),
+                    identity: identity.clone(),
+                    duration: Duration::from_secs(args.lease_duration),
+                },
+            )
+        }),
+        metrics_addr: Some(args.metrics_addr),
+        instance: identity,
     };
     eprintln!(
-        "autoglm operator watching ModelServices in {}",
-        args.namespace.as_deref().unwrap_or("all namespaces")
+        "autoglm operator watching ModelServices in {}; metrics on http://{}/metrics",
+        args.namespace.as_deref().unwrap_or("all namespaces"),
+        args.metrics_addr
     );
-    autoglm_operator::run(
-        Arc::new(Operator::new(client, options)),
-        args.namespace.as_deref(),
-    )
-    .await;
-    ExitCode::SUCCESS
+    match autoglm_operator::run(client, settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("autoglm operator: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

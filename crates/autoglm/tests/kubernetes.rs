@@ -8,25 +8,10 @@
 mod cluster;
 
 use std::path::Path;
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use cluster::ControlPlane;
+use cluster::{ControlPlane, Operator, autoglm, model_service};
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_autoglm");
-
-fn autoglm(args: &[&str]) -> String {
-    let output = Command::new(BIN).args(args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "autoglm {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
 
 fn spec_path(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -36,31 +21,8 @@ fn spec_path(name: &str) -> String {
         .to_string()
 }
 
-/// The control plane with the CRD installed and established.
 fn plane() -> &'static ControlPlane {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    let plane = ControlPlane::shared();
-    INSTALLED.get_or_init(|| {
-        let output = plane.kubectl_with(&["apply", "-f", "-"], &autoglm(&["crd"]));
-        assert!(
-            output.status.success(),
-            "CRD refused: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        plane.kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "crd/modelservices.autoglm.io",
-            "--timeout=30s",
-        ]);
-    });
-    plane
-}
-
-fn model_service(namespace: &str, name: &str, spec: &str) -> String {
-    format!(
-        "apiVersion: autoglm.io/v1alpha1\nkind: ModelService\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec: {spec}\n"
-    )
+    ControlPlane::with_crd()
 }
 
 #[test]
@@ -269,43 +231,38 @@ fn rendered_children_roll_out_pods_turn_ready_and_gpus_land_on_gpu_nodes() {
     assert!(bound.contains(&"model-vectors-1-0"), "{bound:?}");
 }
 
-/// `autoglm operator`, killed when the test ends.
-struct OperatorProcess(std::process::Child);
-
-impl Drop for OperatorProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == type_))
+        .unwrap_or(&Value::Null)
 }
 
 #[test]
 fn the_operator_keeps_children_as_rendered_and_reports_status() {
     let plane = plane();
     let ns = plane.namespace("operator");
-    let _operator = OperatorProcess(
-        Command::new(BIN)
-            .args(["operator", "--namespace", &ns, "--kubeconfig"])
-            .arg(&plane.kubeconfig)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let apply = |spec: &str| {
-        let output = plane.kubectl_with(&["apply", "-f", "-"], &model_service(&ns, "chat", spec));
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    let status = || plane.get_json(&["ms", "chat", "-n", &ns])["status"].clone();
+    let operator = Operator::start(plane, &ns, &[]);
+    let apply = |spec: &str| plane.apply(&model_service(&ns, "chat", spec));
+    let object = || plane.get_json(&["ms", "chat", "-n", &ns]);
     apply(r#"{model: smollm2, versions: [{version: "1", weight: 100}], replicas: 2}"#);
     plane.wait_until("status Ready with 2 of 2", Duration::from_secs(60), || {
-        let s = status();
-        s["readyReplicas"] == 2 && s["conditions"][0]["status"] == "True"
+        let s = &object()["status"];
+        s["readyReplicas"] == 2 && condition(s, "Ready")["status"] == "True"
     });
+    let ms = object();
+    let status = &ms["status"];
+    assert_eq!(condition(status, "Ready")["reason"], "AllReplicasReady");
+    assert_eq!(
+        condition(status, "Progressing")["reason"],
+        "RolloutComplete"
+    );
+    assert_eq!(condition(status, "Degraded")["status"], "False");
+    assert!(condition(status, "Ready")["lastTransitionTime"].is_string());
+    assert_eq!(status["observedGeneration"], ms["metadata"]["generation"]);
+    assert_eq!(status["versions"][0]["weight"], 100);
+    assert_eq!(ms["metadata"]["finalizers"][0], "autoglm.io/cleanup");
+
     let deployment = plane.get_json(&["deployment", "chat-1", "-n", &ns, "--show-managed-fields"]);
     assert_eq!(
         deployment["metadata"]["ownerReferences"][0]["kind"],
@@ -319,6 +276,49 @@ fn the_operator_keeps_children_as_rendered_and_reports_status() {
         .filter_map(|f| f["manager"].as_str())
         .collect();
     assert_eq!(appliers, ["autoglm-operator"], "{deployment}");
+
+    // What it did is in the ModelService's events.
+    let events = plane.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &ns,
+        "--field-selector",
+        "involvedObject.kind=ModelService",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
+    for reason in ["Applied", "AllReplicasReady"] {
+        assert!(events.contains(reason), "no {reason} event in {events:?}");
+    }
+
+    // It leads, says so, and answers its probes.
+    assert_eq!(operator.http_get("/healthz").unwrap().0, 200);
+    assert_eq!(operator.http_get("/readyz").unwrap().0, 200);
+    assert_eq!(operator.metric("autoglm_operator_leader", ""), 1.0);
+    let lease = plane.get_json(&["lease", "autoglm-operator", "-n", &ns]);
+    assert!(
+        lease["spec"]["holderIdentity"]
+            .as_str()
+            .is_some_and(|h| !h.is_empty()),
+        "{lease}"
+    );
+
+    // A reconcile with nothing changed writes nothing: a label triggers one.
+    let writes = || operator.metric("autoglm_operator_api_writes_total", "");
+    let reconciles = || operator.metric("autoglm_operator_reconciles_total", "success");
+    let (writes_before, reconciles_before) = (writes(), reconciles());
+    plane.kubectl(&["label", "ms", "chat", "-n", &ns, "team=search"]);
+    plane.wait_until(
+        "a reconcile after the label",
+        Duration::from_secs(30),
+        || reconciles() > reconciles_before,
+    );
+    assert_eq!(
+        writes(),
+        writes_before,
+        "a reconcile with nothing to do wrote"
+    );
 
     // Hand edits and deletions are put back.
     plane.kubectl(&["delete", "service", "chat-1", "-n", &ns]);
@@ -340,11 +340,15 @@ fn the_operator_keeps_children_as_rendered_and_reports_status() {
         r#"{model: smollm2, versions: [{version: "1", weight: 50}, {version: "2", weight: 50}], replicas: 1}"#,
     );
     plane.wait_until(
-        "both versions ready in the status",
+        "both versions ready in the status of generation 2",
         Duration::from_secs(60),
         || {
-            let s = status();
-            s["versions"].as_array().is_some_and(|v| v.len() == 2) && s["readyReplicas"] == 2
+            let ms = object();
+            let s = &ms["status"];
+            s["versions"].as_array().is_some_and(|v| v.len() == 2)
+                && s["readyReplicas"] == 2
+                && s["observedGeneration"] == 2
+                && condition(s, "Progressing")["reason"] == "RolloutComplete"
         },
     );
     apply(r#"{model: smollm2, versions: [{version: "2", weight: 100}], replicas: 1}"#);
@@ -359,21 +363,64 @@ fn the_operator_keeps_children_as_rendered_and_reports_status() {
                 .success()
     });
 
-    // Deleting the ModelService removes its children (owner references).
-    plane.kubectl(&["delete", "ms", "chat", "-n", &ns]);
-    plane.wait_until("every child gone", Duration::from_secs(60), || {
+    // A service the API server accepts but that cannot be rendered (its
+    // children's names would pass 63 characters) is reported, not applied.
+    let long = "a".repeat(62);
+    plane.apply(&model_service(
+        &ns,
+        &long,
+        r#"{model: smollm2, versions: [{version: "1", weight: 100}], replicas: 1}"#,
+    ));
+    plane.wait_until(
+        "the long name reported as InvalidSpec",
+        Duration::from_secs(30),
+        || {
+            let s = &plane.get_json(&["ms", &long, "-n", &ns])["status"];
+            condition(s, "Ready")["reason"] == "InvalidSpec"
+                && condition(s, "Degraded")["status"] == "True"
+                && condition(s, "Ready")["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("shorten metadata.name"))
+        },
+    );
+    assert!(
         plane
-            .kubectl(&[
-                "get",
-                "deployments,services,configmaps,pdb",
-                "-n",
-                &ns,
-                "-l",
-                "autoglm.io/model-service=chat",
-                "-o",
-                "name",
-            ])
-            .trim()
-            .is_empty()
-    });
+            .kubectl(&["get", "deployments", "-n", &ns, "-o", "name"])
+            .contains("deployment.apps/chat-2"),
+        "only chat's children exist"
+    );
+    assert_eq!(
+        plane
+            .kubectl(&["get", "deployments", "-n", &ns, "-o", "name"])
+            .lines()
+            .count(),
+        1
+    );
+    plane.kubectl(&["delete", "ms", &long, "-n", &ns]);
+
+    // Deleting the ModelService removes its children; the finalizer holds it until then.
+    plane.kubectl(&["delete", "ms", "chat", "-n", &ns, "--wait=false"]);
+    plane.wait_until(
+        "every child and the ModelService gone",
+        Duration::from_secs(60),
+        || {
+            plane
+                .kubectl(&[
+                    "get",
+                    "deployments,services,configmaps,pdb",
+                    "-n",
+                    &ns,
+                    "-l",
+                    "autoglm.io/model-service=chat",
+                    "-o",
+                    "name",
+                ])
+                .trim()
+                .is_empty()
+                && plane
+                    .kubectl(&["get", "ms", "-n", &ns, "-o", "name"])
+                    .trim()
+                    .is_empty()
+        },
+    );
 }

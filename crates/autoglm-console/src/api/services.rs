@@ -45,12 +45,12 @@ pub fn pending_status(spec: &ModelServiceSpec) -> ModelServiceStatus {
     ModelServiceStatus::without_replicas(
         spec,
         per_version.saturating_mul(spec.versions.len() as u32),
-        Condition {
-            type_: "Ready".to_owned(),
-            status: ConditionStatus::Unknown,
-            reason: "Pending".to_owned(),
-            message: "no platform has taken this service up yet".to_owned(),
-        },
+        Condition::new(
+            "Ready",
+            ConditionStatus::Unknown,
+            "Pending",
+            "no platform has taken this service up yet".to_owned(),
+        ),
     )
 }
 

@@ -25,6 +25,10 @@ pub struct ModelServiceStatus {
     /// Where clients call the service, e.g. `http://gateway/v1`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The spec generation this status describes (Kubernetes only; the
+    /// console's answers carry `metadata.generation` beside it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
 }
 
 impl ModelServiceStatus {
@@ -51,6 +55,7 @@ impl ModelServiceStatus {
             replicas: Vec::new(),
             conditions: vec![ready],
             url: None,
+            observed_generation: None,
         }
     }
 }
@@ -132,6 +137,22 @@ pub struct Condition {
     /// A sentence for people.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// When `status` last changed, RFC 3339 (Kubernetes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+}
+
+impl Condition {
+    /// A condition of `type_` without a transition time.
+    pub fn new(type_: &str, status: ConditionStatus, reason: &str, message: String) -> Condition {
+        Condition {
+            type_: type_.to_owned(),
+            status,
+            reason: reason.to_owned(),
+            message,
+            last_transition_time: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -158,13 +179,14 @@ mod tests {
                 restarts: 2,
                 last_exit: Some("exit status 1".into()),
             }],
-            conditions: vec![Condition {
-                type_: "Ready".into(),
-                status: ConditionStatus::False,
-                reason: "ReplicasStarting".into(),
-                message: String::new(),
-            }],
+            conditions: vec![Condition::new(
+                "Ready",
+                ConditionStatus::False,
+                "ReplicasStarting",
+                String::new(),
+            )],
             url: None,
+            observed_generation: None,
         };
         let json = serde_json::to_value(&status).expect("serialise");
         assert_eq!(json["desiredReplicas"], 2);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub struct ControlPlane {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
     kubectl: PathBuf,
 }
@@ -40,7 +40,131 @@ fn run_script(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
+/// The autoglm binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_autoglm");
+
+/// Runs autoglm and insists that it succeeds; returns stdout.
+pub fn autoglm(args: &[&str]) -> String {
+    let output = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "autoglm {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// A ModelService manifest with an inline (flow-style YAML) spec.
+pub fn model_service(namespace: &str, name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: autoglm.io/v1alpha1\nkind: ModelService\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec: {spec}\n"
+    )
+}
+
+/// `autoglm operator` on one namespace, killed when dropped.
+pub struct Operator {
+    pub child: std::process::Child,
+    pub metrics_port: u16,
+}
+
+impl Operator {
+    /// Starts an operator watching `namespace`, with `extra` flags.
+    pub fn start(plane: &ControlPlane, namespace: &str, extra: &[&str]) -> Operator {
+        let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(BIN)
+            .args(["operator", "--namespace", namespace, "--kubeconfig"])
+            .arg(&plane.kubeconfig)
+            .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Operator {
+            child,
+            metrics_port,
+        }
+    }
+
+    /// GET a path of its metrics server: (status code, body), or `None` while it does not answer.
+    pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        let code = answer.split(' ').nth(1)?.parse().ok()?;
+        Some((code, answer.split_once("\r\n\r\n")?.1.to_owned()))
+    }
+
+    /// The sum of every sample of `metric` whose labels contain `labels`.
+    pub fn metric(&self, metric: &str, labels: &str) -> f64 {
+        let (_, body) = self.http_get("/metrics").expect("operator metrics");
+        body.lines()
+            .filter(|l| l.starts_with(metric) && l.contains(labels))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl ControlPlane {
+    /// The shared control plane with the CRD of `autoglm crd` installed and established.
+    pub fn with_crd() -> &'static ControlPlane {
+        static INSTALLED: OnceLock<()> = OnceLock::new();
+        let plane = ControlPlane::shared();
+        INSTALLED.get_or_init(|| {
+            let output = plane.kubectl_with(&["apply", "-f", "-"], &autoglm(&["crd"]));
+            assert!(
+                output.status.success(),
+                "CRD refused: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            plane.kubectl(&[
+                "wait",
+                "--for=condition=Established",
+                "crd/modelservices.autoglm.io",
+                "--timeout=30s",
+            ]);
+        });
+        plane
+    }
+
+    /// Kills kube-apiserver and starts it again on the same port and etcd,
+    /// as a crash and restart would; returns once it is ready.
+    pub fn restart_apiserver(&self) {
+        run_script(&[
+            "restart",
+            self.dir.path().to_str().unwrap(),
+            "kube-apiserver",
+        ]);
+    }
+
+    /// Applies `manifest`, insisting that it is accepted.
+    pub fn apply(&self, manifest: &str) {
+        let output = self.kubectl_with(&["apply", "-f", "-"], manifest);
+        assert!(
+            output.status.success(),
+            "kubectl apply refused: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// The control plane of this test binary, built and started on first use.
     pub fn shared() -> &'static ControlPlane {
         static PLANE: OnceLock<ControlPlane> = OnceLock::new();
@@ -49,7 +173,7 @@ impl ControlPlane {
             let dir = tempfile::tempdir().unwrap();
             let kubeconfig = PathBuf::from(run_script(&["start", dir.path().to_str().unwrap()]));
             ControlPlane {
-                _dir: dir,
+                dir,
                 kubeconfig,
                 kubectl: bin.join("kubectl"),
             }

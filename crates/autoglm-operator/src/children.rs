@@ -1,0 +1,218 @@
+//! The kinds a ModelService owns, and the operator's cache of them: one
+//! reflector store per kind, fed by the same watches that trigger
+//! reconciles. A reconcile reads children only from these stores, so a
+//! resync with nothing changed sends no request at all.
+
+use std::sync::Arc;
+
+use futures_util::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+
+/// The kinds a ModelService may have as children: (group, version, kind, plural).
+pub const CHILD_KINDS: [(&str, &str, &str, &str); 7] = [
+    ("", "v1", "ConfigMap", "configmaps"),
+    ("", "v1", "Service", "services"),
+    ("apps", "v1", "Deployment", "deployments"),
+    ("apps", "v1", "StatefulSet", "statefulsets"),
+    (
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+    ),
+    (
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+    ),
+    ("networking.k8s.io", "v1", "Ingress", "ingresses"),
+];
+
+/// The API of `kind` in `namespace`, for applies and deletes of rendered JSON.
+pub fn dynamic_api(client: &Client, namespace: &str, kind: &str) -> Option<Api<DynamicObject>> {
+    let (group, version, kind, plural) = CHILD_KINDS.iter().find(|(_, _, k, _)| *k == kind)?;
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    Some(Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &ApiResource::from_gvk_with_plural(&gvk, plural),
+    ))
+}
+
+/// A watch stream of the operator's children of one kind, for the controller.
+pub type ChildStream<K> = std::pin::Pin<Box<dyn Stream<Item = Result<K, watcher::Error>> + Send>>;
+
+/// Read-only views of every child the operator manages, by kind.
+#[derive(Clone)]
+pub struct Children {
+    config_maps: Store<ConfigMap>,
+    services: Store<Service>,
+    /// The Deployments, read for status too.
+    pub deployments: Store<Deployment>,
+    /// The StatefulSets, read for status too.
+    pub stateful_sets: Store<StatefulSet>,
+    pdbs: Store<PodDisruptionBudget>,
+    hpas: Store<HorizontalPodAutoscaler>,
+    ingresses: Store<Ingress>,
+}
+
+/// The streams that fill [`Children`]; the controller must poll them.
+pub struct ChildStreams {
+    pub config_maps: ChildStream<ConfigMap>,
+    pub services: ChildStream<Service>,
+    pub deployments: ChildStream<Deployment>,
+    pub stateful_sets: ChildStream<StatefulSet>,
+    pub pdbs: ChildStream<PodDisruptionBudget>,
+    pub hpas: ChildStream<HorizontalPodAutoscaler>,
+    pub ingresses: ChildStream<Ingress>,
+}
+
+fn reflect<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    selector: &str,
+) -> (Store<K>, ChildStream<K>)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    let (reader, writer) = reflector::store();
+    let api = match namespace {
+        Some(namespace) => Api::<K>::namespaced(client.clone(), namespace),
+        None => Api::<K>::all(client.clone()),
+    };
+    let stream = watcher(api, watcher::Config::default().labels(selector))
+        .default_backoff()
+        // managedFields are most of an applied object's bytes and nothing here reads them.
+        .modify(|object: &mut K| object.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects()
+        .boxed();
+    (reader, stream)
+}
+
+impl Children {
+    /// Stores of everything labelled `selector` in `namespace` (or all), and
+    /// the streams that fill them.
+    pub fn watch(
+        client: &Client,
+        namespace: Option<&str>,
+        selector: &str,
+    ) -> (Children, ChildStreams) {
+        let (config_maps, config_map_stream) = reflect(client, namespace, selector);
+        let (services, service_stream) = reflect(client, namespace, selector);
+        let (deployments, deployment_stream) = reflect(client, namespace, selector);
+        let (stateful_sets, stateful_set_stream) = reflect(client, namespace, selector);
+        let (pdbs, pdb_stream) = reflect(client, namespace, selector);
+        let (hpas, hpa_stream) = reflect(client, namespace, selector);
+        let (ingresses, ingress_stream) = reflect(client, namespace, selector);
+        (
+            Children {
+                config_maps,
+                services,
+                deployments,
+                stateful_sets,
+                pdbs,
+                hpas,
+                ingresses,
+            },
+            ChildStreams {
+                config_maps: config_map_stream,
+                services: service_stream,
+                deployments: deployment_stream,
+                stateful_sets: stateful_set_stream,
+                pdbs: pdb_stream,
+                hpas: hpa_stream,
+                ingresses: ingress_stream,
+            },
+        )
+    }
+
+    /// Waits until every store holds its first complete list.
+    pub async fn ready(&self) {
+        // A dropped writer means the controller stopped; reconciles end with it.
+        let _ = futures_util::join!(
+            self.config_maps.wait_until_ready(),
+            self.services.wait_until_ready(),
+            self.deployments.wait_until_ready(),
+            self.stateful_sets.wait_until_ready(),
+            self.pdbs.wait_until_ready(),
+            self.hpas.wait_until_ready(),
+            self.ingresses.wait_until_ready(),
+        );
+    }
+
+    /// The metadata of the cached children of `kind` that `keep` accepts.
+    pub fn metadata(&self, kind: &str, keep: impl Fn(&ObjectMeta) -> bool) -> Vec<ObjectMeta> {
+        fn pick<K: Resource<DynamicType = ()> + Clone>(
+            store: &Store<K>,
+            keep: impl Fn(&ObjectMeta) -> bool,
+        ) -> Vec<ObjectMeta> {
+            store
+                .state()
+                .iter()
+                .filter(|o| keep(o.meta()))
+                .map(|o| o.meta().clone())
+                .collect()
+        }
+        match kind {
+            "ConfigMap" => pick(&self.config_maps, keep),
+            "Service" => pick(&self.services, keep),
+            "Deployment" => pick(&self.deployments, keep),
+            "StatefulSet" => pick(&self.stateful_sets, keep),
+            "PodDisruptionBudget" => pick(&self.pdbs, keep),
+            "HorizontalPodAutoscaler" => pick(&self.hpas, keep),
+            "Ingress" => pick(&self.ingresses, keep),
+            _ => Vec::new(),
+        }
+    }
+
+    /// What a write to one child's desired state changes, as cached: its
+    /// generation where it has one (so its controller's status updates do
+    /// not count), else its resourceVersion; `None` when it is not there.
+    pub fn fingerprint(&self, kind: &str, namespace: &str, name: &str) -> Option<String> {
+        fn get<K: Resource<DynamicType = ()> + Clone>(
+            store: &Store<K>,
+            namespace: &str,
+            name: &str,
+        ) -> Option<String> {
+            store
+                .get(&ObjectRef::new(name).within(namespace))
+                .and_then(|o: Arc<K>| fingerprint(o.meta()))
+        }
+        match kind {
+            "ConfigMap" => get(&self.config_maps, namespace, name),
+            "Service" => get(&self.services, namespace, name),
+            "Deployment" => get(&self.deployments, namespace, name),
+            "StatefulSet" => get(&self.stateful_sets, namespace, name),
+            "PodDisruptionBudget" => get(&self.pdbs, namespace, name),
+            "HorizontalPodAutoscaler" => get(&self.hpas, namespace, name),
+            "Ingress" => get(&self.ingresses, namespace, name),
+            _ => None,
+        }
+    }
+}
+
+/// See [`Children::fingerprint`].
+pub fn fingerprint(meta: &ObjectMeta) -> Option<String> {
+    match meta.generation {
+        Some(generation) => Some(format!("g{generation}")),
+        None => meta.resource_version.as_ref().map(|rv| format!("r{rv}")),
+    }
+}
