@@ -241,8 +241,8 @@ metadata:
 spec:
   taints: $taints
 status:
-  allocatable: {cpu: "32", memory: 256Gi, pods: "110"$extra}
-  capacity: {cpu: "32", memory: 256Gi, pods: "110"$extra}
+  allocatable: {cpu: "32", memory: 256Gi, pods: "1000"$extra}
+  capacity: {cpu: "32", memory: 256Gi, pods: "1000"$extra}
 EOF
 }
 

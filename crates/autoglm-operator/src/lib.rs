@@ -14,10 +14,8 @@
 mod children;
 mod lease;
 mod metrics;
-mod object;
 mod reconcile;
 mod status;
 
 pub use lease::LeaseConfig;
-pub use object::ModelServiceObject;
 pub use reconcile::{FIELD_MANAGER, FINALIZER, Settings, run};

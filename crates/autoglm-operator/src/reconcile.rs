@@ -25,8 +25,8 @@ use serde_json::{Value, json};
 use crate::children::{CHILD_KINDS, Children, dynamic_api, fingerprint};
 use crate::lease::{Candidate, LeaseConfig};
 use crate::metrics::{self, Metrics};
-use crate::object::ModelServiceObject;
 use crate::status::{self, Workload};
+use autoglm_render::ModelServiceObject;
 
 /// The one field manager of everything the operator writes.
 pub const FIELD_MANAGER: &str = "autoglm-operator";
@@ -48,7 +48,7 @@ pub enum Error {
 }
 
 /// How the operator runs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Watch only this namespace; all when `None`.
     pub namespace: Option<String>,
@@ -60,12 +60,15 @@ pub struct Settings {
     pub metrics_addr: Option<SocketAddr>,
     /// Who reports the events: the pod or host name.
     pub instance: String,
+    /// How often every ModelService is reconciled with nothing changed.
+    pub resync: Duration,
 }
 
 /// What every reconcile shares.
 struct Context {
     client: Client,
     render: RenderOptions,
+    resync: Duration,
     children: Children,
     /// Per child, the fingerprint its last apply returned and what it applied.
     applied: Mutex<HashMap<String, (String, Value)>>,
@@ -355,7 +358,7 @@ async fn apply_service(ms: &ModelServiceObject, ctx: &Context) -> Result<Action,
         format!("http://{name}.{namespace}.svc/v1"),
     );
     ctx.write_status(ms, observed).await?;
-    Ok(Action::requeue(Duration::from_secs(300)))
+    Ok(Action::requeue(ctx.resync))
 }
 
 /// Deletes every child before the ModelService goes, so that nothing it
@@ -487,6 +490,7 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), String> {
         ),
         client,
         render: settings.render.clone(),
+        resync: settings.resync,
         children,
         applied: Mutex::new(HashMap::new()),
         metrics: metrics.clone(),

@@ -4,6 +4,7 @@
 
 mod crd;
 mod labels;
+mod object;
 mod pod;
 mod render;
 
@@ -11,4 +12,5 @@ pub use crd::{
     GROUP, PLURAL, VERSION, custom_resource_definition, custom_resource_definition_yaml,
 };
 pub use labels::{MANAGED_BY, MODEL_SERVICE_LABEL, MODEL_VERSION_LABEL, selector};
+pub use object::ModelServiceObject;
 pub use render::{RenderError, RenderOptions, render, to_yaml};

@@ -20,7 +20,7 @@ use autoglm_artifacts::ArtifactStore;
 use autoglm_console::ServicePlatform;
 use autoglm_core::service::{Condition, ConditionStatus, ModelServiceStatus};
 use autoglm_platform::{Demand, LocalPlatform};
-use autoglm_store::{ServiceFilter, Store, StoreError, StoredService};
+use autoglm_store::{Store, StoreError, StoredService};
 use tokio::sync::mpsc;
 
 pub use autoscale::{Autoscaler, Policy};
@@ -86,23 +86,7 @@ impl Scheduler {
     /// Plans every stored service of every tenant.
     pub async fn sync_all(&self) -> Result<usize, StoreError> {
         let store = self.store.clone();
-        let all =
-            tokio::task::spawn_blocking(move || -> Result<Vec<(String, String)>, StoreError> {
-                let mut all = Vec::new();
-                for tenant in store.list_tenants()? {
-                    let services = store.list_services(&ServiceFilter {
-                        tenant: tenant.name.clone(),
-                        limit: i64::MAX,
-                        ..ServiceFilter::default()
-                    })?;
-                    all.extend(
-                        services
-                            .into_iter()
-                            .map(|s| (tenant.name.clone(), s.name().to_owned())),
-                    );
-                }
-                Ok(all)
-            })
+        let all = tokio::task::spawn_blocking(move || store.all_service_names())
             .await
             .map_err(|_| StoreError::Poisoned)??;
         let count = all.len();

@@ -424,6 +424,16 @@ impl Store {
         self.read(|c| get(c, tenant, name))
     }
 
+    /// Every service of every tenant, as (tenant, name), in that order.
+    pub fn all_service_names(&self) -> Result<Vec<(String, String)>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT tenant, name FROM services ORDER BY tenant, name")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
     /// A page of services, by name.
     pub fn list_services(&self, filter: &ServiceFilter) -> Result<Vec<StoredService>> {
         self.read(|c| {

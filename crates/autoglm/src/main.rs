@@ -1,6 +1,7 @@
 //! The `autoglm` binary: reads config, starts telemetry, builds the app,
 //! serves it until a signal, drains. Everything else lives in the crates.
 
+mod cluster;
 mod config;
 mod demo;
 mod operator;
@@ -36,7 +37,9 @@ enum Command {
     /// Run everything on this machine: console, gateway, local platform, demo services.
     Up(up::UpArgs),
     /// Run the console: REST API, auth, registry, audit.
-    Console(config::ServeArgs),
+    Console(cluster::ConsoleArgs),
+    /// Run the gateway alone, routing to a Kubernetes cluster's ModelServices.
+    Gateway(cluster::GatewayCommandArgs),
     /// Serve one model (a replica): OpenAI and Open Inference Protocol APIs.
     Runtime(runtime::RuntimeArgs),
     /// Manage models in the registry.
@@ -68,9 +71,9 @@ const EXIT_CONFIG: u8 = 64;
 fn serve(
     rt: &tokio::runtime::Runtime,
     log_format: telemetry::LogFormat,
-    checked: Result<(config::Config, Option<up::Up>), String>,
+    checked: Result<(config::Config, serve::Platform), String>,
 ) -> ExitCode {
-    let (config, up) = match checked {
+    let (config, platform) = match checked {
         Ok(c) => c,
         Err(e) => {
             eprintln!("autoglm: invalid configuration: {e}");
@@ -78,7 +81,7 @@ fn serve(
         }
     };
     telemetry::init(log_format);
-    match rt.block_on(serve::run(config, up)) {
+    match rt.block_on(serve::run(config, platform)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("autoglm: {e:#}");
@@ -100,14 +103,25 @@ fn main() -> ExitCode {
         Command::Up(args) => serve(
             &rt,
             cli.log_format,
-            args.check()
-                .and_then(|(serve, up)| Ok((config::Config::load(serve)?, Some(up)))),
+            args.check().and_then(|(serve, up)| {
+                Ok((config::Config::load(serve)?, serve::Platform::Up(up)))
+            }),
         ),
-        Command::Console(args) => serve(
-            &rt,
-            cli.log_format,
-            config::Config::load(args).map(|c| (c, None)),
-        ),
+        Command::Console(args) => {
+            let platform = match args.platform {
+                cluster::PlatformKind::None => serve::Platform::None,
+                cluster::PlatformKind::Kubernetes => serve::Platform::Kubernetes(args.kubeconfig),
+            };
+            serve(
+                &rt,
+                cli.log_format,
+                config::Config::load(args.serve).map(|c| (c, platform)),
+            )
+        }
+        Command::Gateway(args) => {
+            telemetry::init(cli.log_format);
+            rt.block_on(cluster::gateway(args))
+        }
         Command::Runtime(args) => {
             let checked = match args.check() {
                 Ok(c) => c,

@@ -25,7 +25,7 @@ pub struct OperatorArgs {
     #[arg(long, default_value_t = RenderOptions::default().console_url)]
     console_url: String,
     /// Serve /metrics, /healthz and /readyz here.
-    #[arg(long, default_value = "0.0.0.0:8080")]
+    #[arg(long, default_value = "0.0.0.0:8443")]
     metrics_addr: SocketAddr,
     /// Compete for the leader Lease, so that of several replicas one acts.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -36,23 +36,9 @@ pub struct OperatorArgs {
     /// How long the lease holds without renewal, in seconds.
     #[arg(long, default_value_t = 15)]
     lease_duration: u64,
-}
-
-async fn client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, String> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(
-                kubeconfig,
-                &kube::config::KubeConfigOptions::default(),
-            )
-            .await
-            .map_err(|e| e.to_string())?
-        }
-        None => kube::Config::infer().await.map_err(|e| e.to_string())?,
-    };
-    kube::Client::try_from(config).map_err(|e| e.to_string())
+    /// Reconcile every ModelService this often even when nothing changed, in seconds.
+    #[arg(long, default_value_t = 300)]
+    resync_interval: u64,
 }
 
 /// This process among the candidates: the pod (or host) name and the pid.
@@ -66,11 +52,11 @@ fn identity() -> String {
 
 /// Runs until SIGINT or SIGTERM; exits 1 when the leader lease is lost.
 pub async fn run(args: OperatorArgs) -> ExitCode {
-    if args.lease_duration == 0 {
-        eprintln!("autoglm: --lease-duration must be at least 1 second");
+    if args.lease_duration == 0 || args.resync_interval == 0 {
+        eprintln!("autoglm: --lease-duration and --resync-interval must be at least 1 second");
         return ExitCode::from(64);
     }
-    let client = match client(args.kubeconfig.as_ref()).await {
+    let client = match crate::cluster::client(args.kubeconfig.as_ref()).await {
         Ok(client) => client,
         Err(e) => {
             eprintln!("autoglm: cannot reach Kubernetes: {e}");
@@ -103,6 +89,7 @@ pub async fn run(args: OperatorArgs) -> ExitCode {
         }),
         metrics_addr: Some(args.metrics_addr),
         instance: identity,
+        resync: Duration::from_secs(args.resync_interval),
     };
     eprintln!(
         "autoglm operator watching ModelServices in {}; metrics on http://{}/metrics",

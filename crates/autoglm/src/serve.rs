@@ -9,9 +9,21 @@ use axum_server::tls_rustls::RustlsConfig;
 use crate::config::{Config, Tls};
 use crate::up::Up;
 
+/// Where the console's services run.
+#[derive(Debug)]
+pub enum Platform {
+    /// Nowhere (`autoglm console`): they are answered as Pending.
+    None,
+    /// On this machine, with the gateway (`autoglm up`).
+    Up(Up),
+    /// On the cluster of this kubeconfig (else in-cluster or $KUBECONFIG).
+    Kubernetes(Option<std::path::PathBuf>),
+}
+
 /// Opens the home folder, prints how to reach the console, serves until a
-/// signal. With `up`, also runs the platform, scheduler and gateway (and the demo).
-pub async fn run(config: Config, up: Option<Up>) -> anyhow::Result<()> {
+/// signal. With `up`, also runs the platform, scheduler and gateway (and the
+/// demo); on Kubernetes, writes services to the cluster and reads them back.
+pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
     let home = config.home.clone();
     let password = config.admin_password.clone();
     let opened = tokio::task::spawn_blocking(move || {
@@ -19,12 +31,23 @@ pub async fn run(config: Config, up: Option<Up>) -> anyhow::Result<()> {
     })
     .await?
     .with_context(|| format!("cannot open home folder {}", config.home.display()))?;
-    let (state, running) = match &up {
-        Some(up) => {
-            let (state, running) = crate::up::start(up, &config.home, opened.state).await?;
-            (state, Some(running))
+    let (state, running, up) = match platform {
+        Platform::Up(up) => {
+            let (state, running) = crate::up::start(&up, &config.home, opened.state).await?;
+            (state, Some(running), Some(up))
         }
-        None => (opened.state, None),
+        Platform::None => (opened.state, None, None),
+        Platform::Kubernetes(kubeconfig) => {
+            let client = crate::cluster::client(kubeconfig.as_ref())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot reach Kubernetes: {e}"))?;
+            let platform =
+                autoglm_cluster::KubernetesPlatform::start(client, opened.state.store.clone())
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e))?;
+            tracing::info!("services run on Kubernetes, one namespace per tenant");
+            (opened.state.with_platform(platform), None, None)
+        }
     };
     let app = autoglm_console::router(state);
     let handle = Handle::new();

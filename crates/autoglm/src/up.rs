@@ -29,6 +29,13 @@ pub struct UpArgs {
     /// Do not register and deploy the demo models.
     #[arg(long)]
     pub no_demo: bool,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+}
+
+/// The gateway's flags, shared by `autoglm up` and `autoglm gateway`.
+#[derive(Debug, clap::Args)]
+pub struct GatewayArgs {
     /// Longest the gateway waits for a replica's response headers, in seconds.
     #[arg(long, default_value_t = 600)]
     pub request_timeout: u64,
@@ -52,6 +59,39 @@ pub struct UpArgs {
     pub otlp_endpoint: Option<String>,
 }
 
+impl GatewayArgs {
+    /// Checks the flags.
+    pub fn check(self) -> Result<autoglm_gateway::Config, String> {
+        for (name, value) in [
+            ("request-timeout", self.request_timeout),
+            ("hold-timeout", self.hold_timeout),
+            ("body-timeout", self.body_timeout),
+            ("header-timeout", self.header_timeout),
+        ] {
+            if !(1..=3600).contains(&value) {
+                return Err(format!("{name} must be 1 to 3600 seconds, not {value}"));
+            }
+        }
+        if let Some(endpoint) = &self.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(format!(
+                "otlp-endpoint {endpoint:?} must be an http:// or https:// URL"
+            ));
+        }
+        Ok(autoglm_gateway::Config {
+            otlp_endpoint: self.otlp_endpoint,
+            request_timeout: Duration::from_secs(self.request_timeout),
+            hold_timeout: Duration::from_secs(self.hold_timeout),
+            body_timeout: Duration::from_secs(self.body_timeout),
+            header_timeout: Duration::from_secs(self.header_timeout),
+            max_waiting: self.max_waiting,
+            sticky_by_key: self.sticky_by_key,
+            ..autoglm_gateway::Config::default()
+        })
+    }
+}
+
 /// The checked options beyond the console's.
 #[derive(Debug, Clone)]
 pub struct Up {
@@ -73,33 +113,7 @@ impl UpArgs {
         if self.replica_base_port < 1024 {
             return Err("replica-base-port must be 1024 or more".into());
         }
-        for (name, value) in [
-            ("request-timeout", self.request_timeout),
-            ("hold-timeout", self.hold_timeout),
-            ("body-timeout", self.body_timeout),
-            ("header-timeout", self.header_timeout),
-        ] {
-            if !(1..=3600).contains(&value) {
-                return Err(format!("{name} must be 1 to 3600 seconds, not {value}"));
-            }
-        }
-        if let Some(endpoint) = &self.otlp_endpoint
-            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-        {
-            return Err(format!(
-                "otlp-endpoint {endpoint:?} must be an http:// or https:// URL"
-            ));
-        }
-        let gateway = autoglm_gateway::Config {
-            otlp_endpoint: self.otlp_endpoint,
-            request_timeout: Duration::from_secs(self.request_timeout),
-            hold_timeout: Duration::from_secs(self.hold_timeout),
-            body_timeout: Duration::from_secs(self.body_timeout),
-            header_timeout: Duration::from_secs(self.header_timeout),
-            max_waiting: self.max_waiting,
-            sticky_by_key: self.sticky_by_key,
-            ..autoglm_gateway::Config::default()
-        };
+        let gateway = self.gateway.check()?;
         Ok((
             self.serve,
             Up {

@@ -75,27 +75,14 @@ impl Env {
     /// Registers model `echo` with `versions` versions (any files will do for
     /// a command runtime) and deploys service `echo` with `spec` merged in.
     async fn deploy_echo(&self, versions: usize, spec: Value) {
-        let (s, b) = self
-            .console(
-                reqwest::Method::POST,
-                "/api/v1/models",
-                Some(json!({"name": "echo"})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{b}");
-        for v in 1..=versions {
-            let dir = self._files.path().join(format!("v{v}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join("params.json"), format!("{{\"v\": {v}}}")).unwrap();
-            let (s, b) = self
-                .console(
-                    reqwest::Method::POST,
-                    "/api/v1/models/echo/versions",
-                    Some(json!({"path": dir.to_str().unwrap()})),
-                )
-                .await;
-            assert_eq!(s, StatusCode::CREATED, "{b}");
-        }
+        common::register_model(
+            &self.up.console,
+            &self.http,
+            "echo",
+            versions,
+            self._files.path(),
+        )
+        .await;
         let mut full = json!({
             "model": "echo",
             "runtime": {"command": {"command": ["python3", UPSTREAM, "{port}", "{version}", "{name}"]}},

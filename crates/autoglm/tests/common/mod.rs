@@ -82,6 +82,50 @@ impl Console {
     }
 }
 
+/// Registers model `name` with `versions` versions through the console's
+/// API, each a folder under `files` with a small params.json (any files do
+/// for command and Kubernetes runtimes).
+pub async fn register_model(
+    console: &Console,
+    http: &reqwest::Client,
+    name: &str,
+    versions: usize,
+    files: &Path,
+) {
+    let post = |path: String, body: serde_json::Value| {
+        http.post(console.api(&path))
+            .bearer_auth(&console.token)
+            .json(&body)
+            .send()
+    };
+    let r = post("/api/v1/models".into(), serde_json::json!({"name": name}))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        reqwest::StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap()
+    );
+    for v in 1..=versions {
+        let dir = files.join(format!("{name}-v{v}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("params.json"), format!("{{\"v\": {v}}}")).unwrap();
+        let r = post(
+            format!("/api/v1/models/{name}/versions"),
+            serde_json::json!({"path": dir.to_str().unwrap()}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            r.status(),
+            reqwest::StatusCode::CREATED,
+            "{}",
+            r.text().await.unwrap()
+        );
+    }
+}
+
 impl Drop for Console {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -3,8 +3,8 @@
 
 use std::borrow::Cow;
 
+use crate::{GROUP, PLURAL, VERSION};
 use autoglm_core::service::{KIND, ModelServiceSpec, ModelServiceStatus};
-use autoglm_render::{GROUP, PLURAL, VERSION};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,7 @@ pub struct ModelServiceObject {
     pub status: Option<ModelServiceStatus>,
 }
 
-impl kube::Resource for ModelServiceObject {
+impl kube_core::Resource for ModelServiceObject {
     type DynamicType = ();
     type Scope = NamespaceResourceScope;
 

@@ -1,0 +1,12 @@
+//! The cluster driver. The console on Kubernetes writes each stored service
+//! as a `ModelService` into the namespace named after its tenant and reads
+//! the operator's status back (`platform.rs`), so its API answers the same on
+//! both platforms; the gateway routes to each version's ready endpoints as
+//! the EndpointSlices of that version's Service list them (`views.rs`), so
+//! traffic weights hold per version.
+
+mod platform;
+mod views;
+
+pub use platform::{FIELD_MANAGER, KubernetesPlatform};
+pub use views::{build_views, watch_views};

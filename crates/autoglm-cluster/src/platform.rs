@@ -1,0 +1,268 @@
+//! The console's `ServicePlatform` on Kubernetes: every committed service
+//! write is server-side applied as a ModelService in the tenant's namespace
+//! (or deleted), and the status the console answers with is the one the
+//! operator wrote on that object.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use autoglm_console::ServicePlatform;
+use autoglm_core::service::{
+    Condition, ConditionStatus, ModelServiceStatus, RESTARTED_AT_ANNOTATION,
+};
+use autoglm_platform::Views;
+use autoglm_render::ModelServiceObject;
+use autoglm_store::{Store, StoredService};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, Store as Cache};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+
+use crate::views::watch_views;
+
+/// The field manager of the console's writes, and its `managed-by` label.
+pub const FIELD_MANAGER: &str = "autoglm-console";
+
+/// Services written to Kubernetes and read back from it.
+pub struct KubernetesPlatform {
+    services: Cache<ModelServiceObject>,
+    /// Services whose last write the API server refused, with its words.
+    refused: Arc<Mutex<HashMap<(String, String), String>>>,
+    views: watch::Receiver<Arc<Views>>,
+    changes: mpsc::UnboundedSender<(String, String)>,
+}
+
+impl std::fmt::Debug for KubernetesPlatform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubernetesPlatform")
+            .field("cached", &self.services.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The ModelService the cluster should hold for `stored`: its spec, labels
+/// and restart annotation, marked as the console's.
+fn desired(tenant: &str, stored: &StoredService) -> Value {
+    let meta = &stored.manifest.metadata;
+    let mut labels = meta.labels.clone();
+    labels.insert(
+        "app.kubernetes.io/managed-by".to_owned(),
+        FIELD_MANAGER.to_owned(),
+    );
+    let annotations: std::collections::BTreeMap<_, _> = meta
+        .annotations
+        .get(RESTARTED_AT_ANNOTATION)
+        .map(|at| (RESTARTED_AT_ANNOTATION.to_owned(), at.clone()))
+        .into_iter()
+        .collect();
+    json!({
+        "apiVersion": format!("{}/{}", autoglm_render::GROUP, autoglm_render::VERSION),
+        "kind": autoglm_core::service::KIND,
+        "metadata": {
+            "name": meta.name,
+            "namespace": tenant,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": stored.manifest.spec,
+    })
+}
+
+/// Why a service could not be written to the cluster.
+enum Failure {
+    /// The API server answered no, in these words.
+    Refused(String),
+    /// It could not be asked (or the store could not be read): try again.
+    Unreachable(String),
+}
+
+impl Failure {
+    fn of(what: String, error: kube::Error) -> Failure {
+        match error {
+            kube::Error::Api(status)
+                if (400..500).contains(&status.code) && ![409, 429].contains(&status.code) =>
+            {
+                Failure::Refused(status.message)
+            }
+            e => Failure::Unreachable(format!("{what}: {e}")),
+        }
+    }
+}
+
+/// Writes one service's current state to the cluster.
+async fn sync(
+    client: &Client,
+    store: &Arc<Store>,
+    tenant: &str,
+    name: &str,
+) -> Result<(), Failure> {
+    let read = {
+        let (store, tenant, name) = (store.clone(), tenant.to_owned(), name.to_owned());
+        tokio::task::spawn_blocking(move || store.service(&tenant, &name))
+            .await
+            .map_err(|e| Failure::Unreachable(e.to_string()))?
+    };
+    let services: Api<ModelServiceObject> = Api::namespaced(client.clone(), tenant);
+    match read {
+        Ok(stored) => {
+            let namespaces: Api<Namespace> = Api::all(client.clone());
+            namespaces
+                .patch(
+                    tenant,
+                    &PatchParams::apply(FIELD_MANAGER),
+                    &Patch::Apply(json!({
+                        "apiVersion": "v1",
+                        "kind": "Namespace",
+                        "metadata": {"name": tenant},
+                    })),
+                )
+                .await
+                .map_err(|e| Failure::of(format!("namespace {tenant}"), e))?;
+            services
+                .patch(
+                    name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(desired(tenant, &stored)),
+                )
+                .await
+                .map_err(|e| Failure::of(format!("ModelService {tenant}/{name}"), e))?;
+        }
+        Err(e) if e.is_not_found() => match services.delete(name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => {
+                return Err(Failure::of(
+                    format!("deleting ModelService {tenant}/{name}"),
+                    e,
+                ));
+            }
+        },
+        Err(e) => {
+            return Err(Failure::Unreachable(format!(
+                "reading service {tenant}/{name}: {e}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Applies every change the console reports, one at a time, retrying a
+/// failed one after a pause (the API server may be restarting).
+async fn follow(
+    client: Client,
+    store: Arc<Store>,
+    refused: Arc<Mutex<HashMap<(String, String), String>>>,
+    retry: mpsc::UnboundedSender<(String, String)>,
+    mut changes: mpsc::UnboundedReceiver<(String, String)>,
+) {
+    while let Some((tenant, name)) = changes.recv().await {
+        let result = sync(&client, &store, &tenant, &name).await;
+        let mut refusals = refused.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(()) => {
+                refusals.remove(&(tenant, name));
+            }
+            // The API server said no (a CEL rule, admission): retrying will not help.
+            Err(Failure::Refused(why)) => {
+                tracing::warn!(service = %format!("{tenant}/{name}"), %why, "Kubernetes refused a service");
+                refusals.insert((tenant, name), why);
+            }
+            Err(Failure::Unreachable(error)) => {
+                drop(refusals);
+                tracing::warn!(%error, "writing a service to Kubernetes failed; retrying");
+                let retry = retry.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    let _ = retry.send((tenant, name));
+                });
+            }
+        }
+    }
+}
+
+impl KubernetesPlatform {
+    /// Starts following the cluster, writes every stored service to it, and
+    /// deletes the console's ModelServices that the store no longer has.
+    pub async fn start(
+        client: Client,
+        store: Arc<Store>,
+    ) -> Result<Arc<KubernetesPlatform>, String> {
+        let (services, views) = watch_views(&client);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let refused = Arc::default();
+        tokio::spawn(follow(
+            client.clone(),
+            store.clone(),
+            Arc::clone(&refused),
+            tx.clone(),
+            rx,
+        ));
+        let stored = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.all_service_names())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("cannot read the services: {e}"))?
+        };
+        let ours = Api::<ModelServiceObject>::all(client.clone())
+            .list_metadata(
+                &ListParams::default()
+                    .labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}")),
+            )
+            .await
+            .map_err(|e| format!("cannot list ModelServices: {e}"))?;
+        for object in ours {
+            let key = (object.namespace().unwrap_or_default(), object.name_any());
+            if !stored.contains(&key) {
+                let _ = tx.send(key);
+            }
+        }
+        for key in stored {
+            let _ = tx.send(key);
+        }
+        Ok(Arc::new(KubernetesPlatform {
+            services,
+            refused,
+            views,
+            changes: tx,
+        }))
+    }
+
+    /// Every service's view, for the gateway.
+    pub fn watch(&self) -> watch::Receiver<Arc<Views>> {
+        self.views.clone()
+    }
+}
+
+impl ServicePlatform for KubernetesPlatform {
+    fn status(&self, tenant: &str, service: &StoredService) -> Option<ModelServiceStatus> {
+        let refused = self
+            .refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(tenant.to_owned(), service.name().to_owned()))
+            .cloned();
+        if let Some(why) = refused {
+            return Some(ModelServiceStatus::without_replicas(
+                &service.manifest.spec,
+                0,
+                Condition::new("Ready", ConditionStatus::False, "KubernetesRefused", why),
+            ));
+        }
+        self.services
+            .get(&ObjectRef::new(service.name()).within(tenant))
+            .and_then(|ms| ms.status.clone())
+    }
+
+    fn changed(&self, tenant: &str, name: &str) {
+        let _ = self.changes.send((tenant.to_owned(), name.to_owned()));
+    }
+
+    /// Replica logs live with the pods: `kubectl logs`.
+    fn log_tail(&self, _: &str, _: &str, _: &str, _: u64) -> std::io::Result<Option<String>> {
+        Ok(None)
+    }
+}

@@ -1,0 +1,241 @@
+//! The gateway's routing input on Kubernetes: every ModelService as a
+//! `tenant.service` view (its namespace is its tenant), each version with its
+//! weight and the ready addresses its Service's EndpointSlices list.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use autoglm_platform::{ServiceView, VersionEndpoints, Views};
+use autoglm_render::ModelServiceObject;
+use futures_util::StreamExt;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::{Notify, watch};
+
+/// The label every EndpointSlice carries with its Service's name.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// The views of `services`, with endpoints from `slices`. Pure.
+pub fn build_views(services: &[Arc<ModelServiceObject>], slices: &[Arc<EndpointSlice>]) -> Views {
+    // (namespace, Service name) → ready addresses.
+    let mut ready: BTreeMap<(String, String), Vec<SocketAddr>> = BTreeMap::new();
+    for slice in slices {
+        let (Some(namespace), Some(service)) =
+            (slice.namespace(), slice.labels().get(SERVICE_NAME_LABEL))
+        else {
+            continue;
+        };
+        let Some(port) = slice
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some("http"))
+            .and_then(|p| p.port)
+            .and_then(|p| u16::try_from(p).ok())
+        else {
+            continue;
+        };
+        let addresses = ready.entry((namespace, service.clone())).or_default();
+        for endpoint in slice.endpoints.iter().flatten() {
+            // Unset means ready, as the EndpointSlice API defines it.
+            if endpoint.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
+                continue;
+            }
+            addresses.extend(
+                endpoint
+                    .addresses
+                    .iter()
+                    .filter_map(|a| a.parse::<IpAddr>().ok())
+                    .map(|ip| SocketAddr::new(ip, port)),
+            );
+        }
+    }
+    services
+        .iter()
+        .filter_map(|ms| {
+            let namespace = ms.namespace()?;
+            let name = ms.name_any();
+            let endpoints = ms
+                .spec
+                .versions
+                .iter()
+                .map(|v| {
+                    let key = (namespace.clone(), format!("{name}-{}", v.version));
+                    let mut addresses = ready.get(&key).cloned().unwrap_or_default();
+                    addresses.sort();
+                    addresses.dedup();
+                    VersionEndpoints {
+                        version: v.version.clone(),
+                        weight: v.weight,
+                        ready: addresses,
+                    }
+                })
+                .collect();
+            let view = ServiceView {
+                status: ms.status.clone().unwrap_or_default(),
+                endpoints,
+            };
+            Some((format!("{namespace}.{name}"), view))
+        })
+        .collect()
+}
+
+/// Runs `stream` (a reflector) for ever, waking `changed` on every event.
+fn follow<S>(stream: S, changed: Arc<Notify>)
+where
+    S: futures_util::Stream + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while stream.next().await.is_some() {
+            changed.notify_one();
+        }
+    });
+}
+
+/// Watches every ModelService and the EndpointSlices of the Services autoglm
+/// renders; returns the ModelService cache and the views, rebuilt (at most
+/// every 100 ms) whenever either changes.
+pub fn watch_views(client: &Client) -> (Store<ModelServiceObject>, watch::Receiver<Arc<Views>>) {
+    let changed = Arc::new(Notify::new());
+    let (services, services_writer) = reflector::store();
+    follow(
+        watcher(
+            Api::<ModelServiceObject>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(services_writer),
+        changed.clone(),
+    );
+    let (slices, slices_writer) = reflector::store();
+    let selector = format!(
+        "app.kubernetes.io/managed-by={}",
+        autoglm_render::MANAGED_BY
+    );
+    follow(
+        watcher(
+            Api::<EndpointSlice>::all(client.clone()),
+            watcher::Config::default().labels(&selector),
+        )
+        .default_backoff()
+        .reflect(slices_writer),
+        changed.clone(),
+    );
+    let (tx, rx) = watch::channel(Arc::new(Views::new()));
+    let (services_view, slices_view): (Store<ModelServiceObject>, Store<EndpointSlice>) =
+        (services.clone(), slices);
+    tokio::spawn(async move {
+        loop {
+            changed.notified().await;
+            // Coalesce a burst of events (a rollout moves many) into one rebuild.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let views = build_views(&services_view.state(), &slices_view.state());
+            tx.send_if_modified(|current| {
+                if **current == views {
+                    return false;
+                }
+                *current = Arc::new(views);
+                true
+            });
+            if tx.is_closed() {
+                return;
+            }
+        }
+    });
+    (services, rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(namespace: &str, name: &str, weights: &[(&str, u32)]) -> Arc<ModelServiceObject> {
+        let versions: Vec<_> = weights
+            .iter()
+            .map(|(v, w)| serde_json::json!({"version": v, "weight": w}))
+            .collect();
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"model": "m", "versions": versions, "replicas": 1},
+            }))
+            .expect("ModelService"),
+        )
+    }
+
+    fn slice(
+        namespace: &str,
+        service: &str,
+        port_name: &str,
+        endpoints: serde_json::Value,
+    ) -> Arc<EndpointSlice> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("{service}-x"), "namespace": namespace,
+                             "labels": {SERVICE_NAME_LABEL: service}},
+                "addressType": "IPv4",
+                "ports": [{"name": port_name, "port": 8080}],
+                "endpoints": endpoints,
+            }))
+            .expect("EndpointSlice"),
+        )
+    }
+
+    #[test]
+    fn each_version_gets_the_ready_addresses_of_its_own_service() {
+        let views = build_views(
+            &[service("team", "chat", &[("1", 90), ("2", 10)])],
+            &[
+                slice(
+                    "team",
+                    "chat-1",
+                    "http",
+                    serde_json::json!([
+                        {"addresses": ["10.0.0.1"], "conditions": {"ready": true}},
+                        {"addresses": ["10.0.0.2"], "conditions": {"ready": false}},
+                        {"addresses": ["10.0.0.3"]},
+                    ]),
+                ),
+                slice(
+                    "team",
+                    "chat-2",
+                    "http",
+                    serde_json::json!([{"addresses": ["10.0.0.9"]}]),
+                ),
+                // Another namespace's Service of the same name, and a slice without the http port.
+                slice(
+                    "other",
+                    "chat-2",
+                    "http",
+                    serde_json::json!([{"addresses": ["10.9.9.9"]}]),
+                ),
+                slice(
+                    "team",
+                    "chat-2",
+                    "metrics",
+                    serde_json::json!([{"addresses": ["10.0.0.8"]}]),
+                ),
+            ],
+        );
+        let view = &views["team.chat"];
+        let addresses = |i: usize| -> Vec<String> {
+            view.endpoints[i]
+                .ready
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(
+            (view.endpoints[0].version.as_str(), view.endpoints[0].weight),
+            ("1", 90)
+        );
+        assert_eq!(addresses(0), ["10.0.0.1:8080", "10.0.0.3:8080"]);
+        assert_eq!(addresses(1), ["10.0.0.9:8080"]);
+        assert_eq!(views.len(), 1);
+    }
+}

@@ -1,0 +1,346 @@
+//! The console and the gateway on Kubernetes, against a real control plane
+//! of their own: `autoglm console --platform kubernetes` writes every service
+//! write as a ModelService in the tenant's namespace and answers with the
+//! status the operator wrote; a spec the API server refuses is reported in
+//! words; `autoglm gateway` routes by the EndpointSlices of each version's
+//! Service, and a 90/10 split holds per version.
+#![allow(clippy::unwrap_used)]
+
+mod cluster;
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cluster::{ControlPlane, Operator};
+use common::Console;
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const UPSTREAM: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/openai_upstream.py"
+);
+
+/// The admin's tenant, and so the namespace its services land in.
+const TENANT: &str = "default";
+
+/// This machine's address on its first non-loopback interface: EndpointSlices
+/// refuse loopback addresses, so the test upstreams listen here.
+fn host_ip() -> String {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    // A UDP "connect" only picks the route; nothing is sent.
+    socket
+        .connect("203.0.113.1:9")
+        .expect("a route out of this machine, to pick its address");
+    let ip = socket.local_addr().unwrap().ip();
+    assert!(
+        !ip.is_loopback() && !ip.is_unspecified(),
+        "this machine needs a non-loopback IPv4 address for the gateway test (found {ip})"
+    );
+    ip.to_string()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped.
+struct Process(std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Env {
+    console: Console,
+    http: reqwest::Client,
+    files: tempfile::TempDir,
+}
+
+impl Env {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, self.console.api(path))
+            .bearer_auth(&self.console.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn service(&self, name: &str) -> Value {
+        let (s, b) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/services/{name}"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        b
+    }
+
+    async fn wait_for(&self, what: &str, name: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let b = self.service(name).await;
+            if done(&b) {
+                return b;
+            }
+            assert!(Instant::now() < deadline, "{what} within 60 s: {b}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn manifest(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "autoglm.io/v1alpha1", "kind": "ModelService",
+           "metadata": {"name": name}, "spec": spec})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_console_runs_services_on_kubernetes_and_the_gateway_splits_by_endpoint_slices() {
+    let plane = ControlPlane::with_crd();
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = plane.kubeconfig.to_str().unwrap().to_owned();
+    let env = Env {
+        console: Console::start(
+            &home.path().join("home"),
+            &["--platform", "kubernetes", "--kubeconfig", &kubeconfig],
+        ),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap(),
+        files: tempfile::tempdir().unwrap(),
+    };
+    common::register_model(&env.console, &env.http, "echo", 2, env.files.path()).await;
+
+    // A service written through the console lands in the tenant's namespace.
+    let split = json!({"model": "echo", "versions": [{"version": "1", "weight": 90}, {"version": "2", "weight": 10}], "replicas": 1});
+    let (s, b) = env
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/services",
+            Some(manifest("echo", split)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    plane.wait_until(
+        "ModelService echo in the cluster",
+        Duration::from_secs(30),
+        || {
+            plane
+                .kubectl_with(&["get", "ms", "echo", "-n", TENANT], "")
+                .status
+                .success()
+        },
+    );
+    let object = plane.get_json(&["ms", "echo", "-n", TENANT]);
+    assert_eq!(object["spec"]["versions"][1]["weight"], 10);
+    assert_eq!(
+        object["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "autoglm-console"
+    );
+
+    // The operator's status is what the console answers with.
+    let operator = Operator::start(plane, TENANT, &[]);
+    let answered = env
+        .wait_for("Ready from the operator", "echo", |b| {
+            b["status"]["readyReplicas"] == 2
+                && b["status"]["conditions"].as_array().is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+        })
+        .await;
+    assert_eq!(answered["status"]["url"], "http://echo.default.svc/v1");
+
+    // Scale and delete through the console reach the cluster.
+    let (s, b) = env
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/services/echo/scale",
+            Some(json!({"replicas": 3})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    plane.wait_until("replicas 3 in the cluster", Duration::from_secs(30), || {
+        plane.get_json(&["ms", "echo", "-n", TENANT])["spec"]["replicas"] == 3
+    });
+    env.wait_for("6 ready after scaling", "echo", |b| {
+        b["status"]["readyReplicas"] == 6
+    })
+    .await;
+
+    // A spec the console accepts but Kubernetes does not (a command runtime)
+    // is reported in the API server's words, not retried for ever.
+    let command = json!({"model": "echo", "versions": [{"version": "1", "weight": 100}], "replicas": 1,
+                         "runtime": {"command": {"command": ["python3", UPSTREAM, "{port}", "{version}", "{name}"]}}});
+    let (s, b) = env
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/services",
+            Some(manifest("local-only", command)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let refused = env
+        .wait_for("the refusal reported", "local-only", |b| {
+            b["status"]["conditions"][0]["reason"] == "KubernetesRefused"
+        })
+        .await;
+    let why = refused["status"]["conditions"][0]["message"]
+        .as_str()
+        .unwrap();
+    assert!(why.contains("command"), "{why}");
+
+    // The gateway: real upstreams behind hand-made EndpointSlices of the
+    // versions' Services (kwok's pods have no network), 90/10 must hold.
+    drop(operator);
+    plane.kubectl(&["delete", "service", "echo-1", "echo-2", "-n", TENANT]);
+    let ip = host_ip();
+    let mut upstreams = Vec::new();
+    for version in ["1", "2"] {
+        let port = free_port();
+        upstreams.push(Process(
+            Command::new("python3")
+                .args([UPSTREAM, &port.to_string(), version, "echo"])
+                .env("UPSTREAM_HOST", &ip)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        ));
+        plane.apply(&format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: echo-{version}-test\n  namespace: {TENANT}\n  labels: {{kubernetes.io/service-name: echo-{version}, app.kubernetes.io/managed-by: autoglm, endpointslice.kubernetes.io/managed-by: autoglm-test}}\naddressType: IPv4\nports: [{{name: http, port: {port}, protocol: TCP}}]\nendpoints: [{{addresses: [\"{ip}\"], conditions: {{ready: true}}}}]\n"
+        ));
+    }
+    let gateway_port = free_port();
+    let _gateway = Process(
+        Command::new(cluster::BIN)
+            .args(["gateway", "--home"])
+            .arg(home.path().join("home"))
+            .args([
+                "--addr",
+                &format!("127.0.0.1:{gateway_port}"),
+                "--kubeconfig",
+                &kubeconfig,
+            ])
+            // A version without endpoints answers 503 after a second instead of holding long.
+            .args(["--hold-timeout", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let chat = |model: &str| {
+        env.http
+            .post(format!(
+                "http://127.0.0.1:{gateway_port}/v1/chat/completions"
+            ))
+            .bearer_auth(&env.console.token)
+            .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = chat("echo").send().await
+            && r.status() == StatusCode::OK
+            && r.headers().contains_key("x-autoglm-version")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway never routed to echo"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let answers: Vec<(String, Value)> = futures_util::stream::iter(0..2000)
+        .map(|_| {
+            let request = chat("echo");
+            async move {
+                let r = request.send().await.unwrap();
+                assert_eq!(r.status(), StatusCode::OK);
+                let version = r.headers()["x-autoglm-version"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                (version, r.json().await.unwrap())
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for (version, body) in answers {
+        assert_eq!(
+            body["choices"][0]["message"]["content"],
+            format!("v{version}"),
+            "the answer came from the version the gateway named"
+        );
+        *counts.entry(version).or_default() += 1;
+    }
+    let share = counts.get("2").copied().unwrap_or(0) as f64 / 2000.0;
+    assert!(
+        (share - 0.10).abs() <= 0.03,
+        "version 2 got {share:.3} of 2000: {counts:?}"
+    );
+
+    // Pinning still works, and a version whose endpoints go away stops
+    // getting traffic once its slice says so.
+    let pinned = chat("echo:2").send().await.unwrap();
+    assert_eq!(pinned.headers()["x-autoglm-version"], "2");
+    plane.kubectl(&["delete", "endpointslice", "echo-2-test", "-n", TENANT]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = chat("echo:2").send().await.unwrap();
+        if r.status() != StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "version 2 kept getting traffic without endpoints"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Deleting through the console removes the ModelService.
+    let (s, b) = env
+        .call(reqwest::Method::DELETE, "/api/v1/services/local-only", None)
+        .await;
+    assert!(s.is_success(), "{s} {b}");
+    let (s, b) = env
+        .call(reqwest::Method::DELETE, "/api/v1/services/echo", None)
+        .await;
+    assert!(s.is_success(), "{s} {b}");
+    // (No operator runs now, so its finalizer holds the object: it is marked for deletion.)
+    plane.wait_until("echo marked for deletion", Duration::from_secs(30), || {
+        let out = plane.kubectl_with(&["get", "ms", "echo", "-n", TENANT, "-o", "json"], "");
+        !out.status.success()
+            || serde_json::from_slice::<Value>(&out.stdout).unwrap()["metadata"]["deletionTimestamp"].is_string()
+    });
+}
