@@ -281,18 +281,21 @@ cmd_start() {
         --cert-dir "$pki" --tls-cert-file "$pki/server.crt" --tls-private-key-file "$pki/server.key" \
         --client-ca-file "$pki/ca.crt" --authorization-mode RBAC \
         --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$pki/sa.pub" \
-        --service-account-signing-key-file "$pki/sa.key" --service-cluster-ip-range 10.0.0.0/24 \
+        --service-account-signing-key-file "$pki/sa.key" --service-cluster-ip-range 10.96.0.0/16 \
         --disable-admission-plugins ServiceAccount --allow-privileged=true
     write_kubeconfig
     wait_for kube-apiserver 90 "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" get --raw /readyz
     log "starting kube-controller-manager, kube-scheduler and kwok"
+    # kwok's node heartbeats lag when it is busy (hundreds of pods) or the API
+    # server restarts; the node controller would then mark every pod not ready
+    # for good, as kwok never turns them back. Fake nodes are always healthy.
     launch kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig "$DIR/kubeconfig" \
         --leader-elect=false --bind-address 127.0.0.1 --secure-port "$(free_port)" \
         --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
-        --controllers '*,-serviceaccount-token'
+        --controllers '*,-serviceaccount-token' --node-monitor-grace-period 10m
     launch kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$DIR/kubeconfig" \
         --leader-elect=false --bind-address 127.0.0.1 --secure-port "$(free_port)"
-    launch kwok "$BIN/kwok" --kubeconfig "$DIR/kubeconfig" --manage-all-nodes=true \
+    launch kwok "$BIN/kwok" --kubeconfig "$DIR/kubeconfig" --manage-all-nodes=true --cidr 10.244.0.0/16 \
         --config "$CACHE/stages.yaml" --server-address "127.0.0.1:$(free_port)"
     create_nodes
     wait_for "ready nodes" 60 "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" wait --for=condition=Ready node --all --timeout=1s

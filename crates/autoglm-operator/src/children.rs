@@ -64,6 +64,8 @@ pub struct Children {
     pdbs: Store<PodDisruptionBudget>,
     hpas: Store<HorizontalPodAutoscaler>,
     ingresses: Store<Ingress>,
+    /// True once every store holds its first complete list.
+    ready: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The streams that fill [`Children`]; the controller must poll them.
@@ -77,51 +79,111 @@ pub struct ChildStreams {
     pub ingresses: ChildStream<Ingress>,
 }
 
-fn reflect<K>(
+/// A watch of `K` in `namespaces` (all when empty): one namespace is watched
+/// alone; several are watched cluster-wide and the others' events dropped.
+pub fn scoped_watch<K>(
     client: &Client,
-    namespace: Option<&str>,
-    selector: &str,
-) -> (Store<K>, ChildStream<K>)
+    namespaces: &[String],
+    config: watcher::Config,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + use<K>
 where
-    K: Resource<DynamicType = ()>
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + 'static,
+{
+    let api = match namespaces {
+        [one] => Api::<K>::namespaced(client.clone(), one),
+        _ => Api::<K>::all(client.clone()),
+    };
+    let only = (namespaces.len() > 1).then(|| namespaces.to_vec());
+    watcher(api, config).filter(move |event| {
+        let keep = match (&only, event) {
+            (
+                Some(only),
+                Ok(
+                    watcher::Event::Apply(o)
+                    | watcher::Event::Delete(o)
+                    | watcher::Event::InitApply(o),
+                ),
+            ) => o.namespace().is_some_and(|ns| only.contains(&ns)),
+            _ => true,
+        };
+        std::future::ready(keep)
+    })
+}
+
+fn reflect<K>(client: &Client, namespaces: &[String], selector: &str) -> (Store<K>, ChildStream<K>)
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
         + std::fmt::Debug
         + serde::de::DeserializeOwned
         + Send
         + Sync
         + 'static,
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
 {
     let (reader, writer) = reflector::store();
-    let api = match namespace {
-        Some(namespace) => Api::<K>::namespaced(client.clone(), namespace),
-        None => Api::<K>::all(client.clone()),
-    };
-    let stream = watcher(api, watcher::Config::default().labels(selector))
-        .default_backoff()
-        // managedFields are most of an applied object's bytes and nothing here reads them.
-        .modify(|object: &mut K| object.managed_fields_mut().clear())
-        .reflect(writer)
-        .applied_objects()
-        .boxed();
+    let stream = scoped_watch(
+        client,
+        namespaces,
+        watcher::Config::default().labels(selector),
+    )
+    .default_backoff()
+    // managedFields are most of an applied object's bytes and nothing here reads them.
+    .modify(|object: &mut K| object.managed_fields_mut().clear())
+    .reflect(writer)
+    .applied_objects()
+    .boxed();
     (reader, stream)
 }
 
 impl Children {
-    /// Stores of everything labelled `selector` in `namespace` (or all), and
-    /// the streams that fill them.
+    /// Stores of everything labelled `selector` in `namespaces` (all when
+    /// empty), and the streams that fill them.
     pub fn watch(
         client: &Client,
-        namespace: Option<&str>,
+        namespaces: &[String],
         selector: &str,
     ) -> (Children, ChildStreams) {
-        let (config_maps, config_map_stream) = reflect(client, namespace, selector);
-        let (services, service_stream) = reflect(client, namespace, selector);
-        let (deployments, deployment_stream) = reflect(client, namespace, selector);
-        let (stateful_sets, stateful_set_stream) = reflect(client, namespace, selector);
-        let (pdbs, pdb_stream) = reflect(client, namespace, selector);
-        let (hpas, hpa_stream) = reflect(client, namespace, selector);
-        let (ingresses, ingress_stream) = reflect(client, namespace, selector);
+        let (config_maps, config_map_stream) = reflect(client, namespaces, selector);
+        let (services, service_stream) = reflect(client, namespaces, selector);
+        let (deployments, deployment_stream) = reflect(client, namespaces, selector);
+        let (stateful_sets, stateful_set_stream) = reflect(client, namespaces, selector);
+        let (pdbs, pdb_stream) = reflect(client, namespaces, selector);
+        let (hpas, hpa_stream) = reflect(client, namespaces, selector);
+        let (ingresses, ingress_stream) = reflect(client, namespaces, selector);
+        let (ready_tx, ready) = tokio::sync::watch::channel(false);
+        let stores = (
+            config_maps.clone(),
+            services.clone(),
+            deployments.clone(),
+            stateful_sets.clone(),
+            pdbs.clone(),
+            hpas.clone(),
+            ingresses.clone(),
+        );
+        // A store's own wait wakes only one of several waiters, and every
+        // reconcile started before the first lists would wait: one task waits
+        // for them all, and reconciles wait on a channel any number can watch.
+        tokio::spawn(async move {
+            let (a, b, c, d, e, f, g) = stores;
+            let waited = futures_util::join!(
+                a.wait_until_ready(),
+                b.wait_until_ready(),
+                c.wait_until_ready(),
+                d.wait_until_ready(),
+                e.wait_until_ready(),
+                f.wait_until_ready(),
+                g.wait_until_ready(),
+            );
+            // A dropped writer means the controller stopped; reconciles end with it.
+            if waited.0.is_ok() {
+                let _ = ready_tx.send(true);
+            }
+        });
         (
             Children {
                 config_maps,
@@ -131,6 +193,7 @@ impl Children {
                 pdbs,
                 hpas,
                 ingresses,
+                ready,
             },
             ChildStreams {
                 config_maps: config_map_stream,
@@ -146,16 +209,7 @@ impl Children {
 
     /// Waits until every store holds its first complete list.
     pub async fn ready(&self) {
-        // A dropped writer means the controller stopped; reconciles end with it.
-        let _ = futures_util::join!(
-            self.config_maps.wait_until_ready(),
-            self.services.wait_until_ready(),
-            self.deployments.wait_until_ready(),
-            self.stateful_sets.wait_until_ready(),
-            self.pdbs.wait_until_ready(),
-            self.hpas.wait_until_ready(),
-            self.ingresses.wait_until_ready(),
-        );
+        let _ = self.ready.clone().wait_for(|ready| *ready).await;
     }
 
     /// The metadata of the cached children of `kind` that `keep` accepts.

@@ -22,7 +22,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::children::{CHILD_KINDS, Children, dynamic_api, fingerprint};
+use crate::children::{CHILD_KINDS, Children, dynamic_api, fingerprint, scoped_watch};
 use crate::lease::{Candidate, LeaseConfig};
 use crate::metrics::{self, Metrics};
 use crate::status::{self, Workload};
@@ -50,8 +50,8 @@ pub enum Error {
 /// How the operator runs.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Watch only this namespace; all when `None`.
-    pub namespace: Option<String>,
+    /// Watch only these namespaces; all when empty.
+    pub namespaces: Vec<String>,
     /// How children are rendered (`owner` is set per service).
     pub render: RenderOptions,
     /// Compete for this lease before doing anything; no election when `None`.
@@ -474,12 +474,7 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), String> {
         "app.kubernetes.io/managed-by={}",
         autoglm_render::MANAGED_BY
     );
-    let namespace = settings.namespace.as_deref();
-    let (children, streams) = Children::watch(&client, namespace, &selector);
-    let services: Api<ModelServiceObject> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let (children, streams) = Children::watch(&client, &settings.namespaces, &selector);
     let context = Arc::new(Context {
         recorder: Recorder::new(
             client.clone(),
@@ -496,10 +491,14 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), String> {
         metrics: metrics.clone(),
     });
     let (service_cache, service_writer) = reflector::store();
-    let service_stream = watcher(services, watcher::Config::default())
-        .default_backoff()
-        .reflect(service_writer)
-        .applied_objects();
+    let service_stream = scoped_watch::<ModelServiceObject>(
+        &context.client,
+        &settings.namespaces,
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(service_writer)
+    .applied_objects();
     let controller = Controller::for_stream(service_stream, service_cache)
         .trigger_backoff(EachStreamBacksOff)
         .owns_stream(streams.config_maps)

@@ -15,9 +15,9 @@ pub struct OperatorArgs {
     /// The kubeconfig; the in-cluster configuration or $KUBECONFIG when absent.
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
-    /// Watch only this namespace; all when absent.
-    #[arg(long)]
-    namespace: Option<String>,
+    /// Watch only these namespaces (repeat the flag, or separate with commas); all when absent.
+    #[arg(long = "namespace", value_delimiter = ',')]
+    namespaces: Vec<String>,
     /// The autoglm image: the built-in runtime and the model loader.
     #[arg(long, default_value_t = RenderOptions::default().image)]
     image: String,
@@ -30,7 +30,7 @@ pub struct OperatorArgs {
     /// Compete for the leader Lease, so that of several replicas one acts.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
-    /// The namespace of the leader Lease; the watched namespace, else $POD_NAMESPACE, else default.
+    /// The namespace of the leader Lease; the first watched namespace, else $POD_NAMESPACE, else default.
     #[arg(long)]
     leader_elect_namespace: Option<String>,
     /// How long the lease holds without renewal, in seconds.
@@ -67,11 +67,11 @@ pub async fn run(args: OperatorArgs) -> ExitCode {
     let lease_namespace = args
         .leader_elect_namespace
         .clone()
-        .or_else(|| args.namespace.clone())
+        .or_else(|| args.namespaces.first().cloned())
         .or_else(|| std::env::var("POD_NAMESPACE").ok())
         .unwrap_or_else(|| "default".to_owned());
     let settings = Settings {
-        namespace: args.namespace.clone(),
+        namespaces: args.namespaces.clone(),
         render: RenderOptions {
             image: args.image,
             console_url: args.console_url,
@@ -93,7 +93,11 @@ pub async fn run(args: OperatorArgs) -> ExitCode {
     };
     eprintln!(
         "autoglm operator watching ModelServices in {}; metrics on http://{}/metrics",
-        args.namespace.as_deref().unwrap_or("all namespaces"),
+        if args.namespaces.is_empty() {
+            "all namespaces".to_owned()
+        } else {
+            args.namespaces.join(", ")
+        },
         args.metrics_addr
     );
     match autoglm_operator::run(client, settings).await {

@@ -424,3 +424,38 @@ fn the_operator_keeps_children_as_rendered_and_reports_status() {
         },
     );
 }
+
+#[test]
+fn the_operator_keeps_to_the_namespaces_it_is_given() {
+    let plane = plane();
+    let listed = [plane.namespace("listed-a"), plane.namespace("listed-b")];
+    let other = plane.namespace("unlisted");
+    let spec = r#"{model: smollm2, versions: [{version: "1", weight: 100}], replicas: 1}"#;
+    for ns in listed.iter().chain([&other]) {
+        plane.apply(&model_service(ns, "chat", spec));
+    }
+    let _operator = Operator::start(plane, &listed.join(","), &[]);
+    for ns in &listed {
+        plane.wait_until(
+            &format!("chat Ready in {ns}"),
+            Duration::from_secs(60),
+            || {
+                condition(
+                    &plane.get_json(&["ms", "chat", "-n", ns])["status"],
+                    "Ready",
+                )["status"]
+                    == "True"
+            },
+        );
+    }
+    assert!(
+        plane.get_json(&["ms", "chat", "-n", &other])["status"].is_null(),
+        "a ModelService outside the listed namespaces was reconciled"
+    );
+    assert!(
+        plane
+            .kubectl(&["get", "deployments", "-n", &other, "-o", "name"])
+            .trim()
+            .is_empty()
+    );
+}
