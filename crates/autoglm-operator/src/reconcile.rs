@@ -78,7 +78,8 @@ struct Context {
 
 impl Context {
     /// Applies `child` unless the cache shows it exactly as last applied.
-    /// Returns whether it wrote.
+    /// Returns whether the object changed (an apply the server found to
+    /// change nothing, as after a restart with an empty cache, did not).
     async fn apply(&self, namespace: &str, child: &Value) -> Result<bool, Error> {
         let kind = child["kind"].as_str().unwrap_or_default();
         let name = child["metadata"]["name"].as_str().unwrap_or_default();
@@ -98,6 +99,7 @@ impl Context {
         if unchanged {
             return Ok(false);
         }
+        let before = self.children.fingerprint(kind, namespace, name);
         let result = api
             .patch(
                 name,
@@ -107,14 +109,12 @@ impl Context {
             .await?;
         self.metrics.wrote("apply");
         tracing::debug!(child = %key, "applied");
-        self.applied.lock().expect("applied lock").insert(
-            key,
-            (
-                fingerprint(&result.metadata).unwrap_or_default(),
-                child.clone(),
-            ),
-        );
-        Ok(true)
+        let after = fingerprint(&result.metadata);
+        self.applied
+            .lock()
+            .expect("applied lock")
+            .insert(key, (after.clone().unwrap_or_default(), child.clone()));
+        Ok(before != after)
     }
 
     /// Deletes the service's cached children that `keep` does not name.
