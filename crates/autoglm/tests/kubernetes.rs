@@ -459,3 +459,83 @@ fn the_operator_keeps_to_the_namespaces_it_is_given() {
             .is_empty()
     );
 }
+
+#[test]
+fn the_operator_gives_autoscaled_services_an_hpa_and_stateful_ones_a_statefulset() {
+    let plane = plane();
+    let ns = plane.namespace("operator-kinds");
+    let _operator = Operator::start(plane, &ns, &[]);
+    plane.apply(&model_service(
+        &ns,
+        "auto",
+        r#"{model: smollm2, versions: [{version: "1", weight: 100}], resources: {cpu: "1", memory: 1Gi}, autoscaling: {minReplicas: 1, maxReplicas: 4, targetInFlight: 4, hpa: {cpu: 70}}}"#,
+    ));
+    plane.apply(&model_service(
+        &ns,
+        "vectors",
+        r#"{model: minilm, versions: [{version: "1", weight: 100}], replicas: 2, stateful: {storage: 10Gi}}"#,
+    ));
+    for name in ["auto", "vectors"] {
+        plane.wait_until(&format!("{name} Ready"), Duration::from_secs(60), || {
+            condition(&plane.get_json(&["ms", name, "-n", &ns])["status"], "Ready")["status"]
+                == "True"
+        });
+    }
+
+    // The HPA owns the replica count: it targets the version's Deployment
+    // with the spec's bounds and metrics, and the Deployment leaves replicas to it.
+    let hpa = plane.get_json(&["hpa", "auto-1", "-n", &ns]);
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["kind"], "Deployment");
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "auto-1");
+    assert_eq!(
+        (
+            hpa["spec"]["minReplicas"].clone(),
+            hpa["spec"]["maxReplicas"].clone()
+        ),
+        (1.into(), 4.into())
+    );
+    let metrics = hpa["spec"]["metrics"].as_array().unwrap();
+    assert!(
+        metrics.iter().any(|m| m["resource"]["name"] == "cpu"
+            && m["resource"]["target"]["averageUtilization"] == 70),
+        "{hpa}"
+    );
+    assert_eq!(
+        hpa["metadata"]["ownerReferences"][0]["kind"],
+        "ModelService"
+    );
+    let deployment = plane.get_json(&["deployment", "auto-1", "-n", &ns, "--show-managed-fields"]);
+    let owns_replicas = deployment["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["manager"] == "autoglm-operator")
+        .any(|f| f["fieldsV1"]["f:spec"].get("f:replicas").is_some());
+    assert!(
+        !owns_replicas,
+        "the operator must not fight the HPA over replicas"
+    );
+
+    // Stateful: a StatefulSet with a claim template per replica, whose status the ModelService reports.
+    let set = plane.get_json(&["statefulset", "vectors-1", "-n", &ns]);
+    assert_eq!(
+        set["spec"]["volumeClaimTemplates"][0]["metadata"]["name"],
+        "model"
+    );
+    assert_eq!(set["spec"]["serviceName"], "vectors-1-headless");
+    assert_eq!(set["status"]["readyReplicas"], 2);
+    let status = &plane.get_json(&["ms", "vectors", "-n", &ns])["status"];
+    assert_eq!(status["readyReplicas"], 2);
+    assert_eq!(
+        condition(status, "Progressing")["reason"],
+        "RolloutComplete"
+    );
+    assert!(
+        plane
+            .kubectl_with(&["get", "deployment", "vectors-1", "-n", &ns], "")
+            .status
+            .code()
+            != Some(0),
+        "a stateful service gets no Deployment"
+    );
+}
