@@ -133,7 +133,13 @@ pub fn request_id(headers: &HeaderMap) -> String {
 
 /// The whole console as a router, for a listener or for `oneshot` in tests.
 pub fn router(state: AppState) -> Router {
-    let mut api = Router::new();
+    router_with_ui(state, Router::new())
+}
+
+/// The console with `ui` (the web pages) beside the API, behind the same
+/// request ids, tracing, metrics and panic handling.
+pub fn router_with_ui(state: AppState, ui: Router<AppState>) -> Router {
+    let mut api = ui;
     for route in routes::table() {
         let spec = route.spec.clone();
         let guard = axum::middleware::from_fn_with_state(state.clone(), move |s, req, next| {

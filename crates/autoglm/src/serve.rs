@@ -49,7 +49,10 @@ pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
             (opened.state.with_platform(platform), None, None)
         }
     };
-    let app = autoglm_console::router(state);
+    let ui = autoglm_web::router(autoglm_web::WebConfig {
+        secure_cookies: !matches!(config.tls, Tls::Off),
+    });
+    let app = autoglm_console::router_with_ui(state, ui);
     let handle = Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
     let scheme = if matches!(config.tls, Tls::Off) {

@@ -21,6 +21,18 @@ pub async fn login(
     headers: HeaderMap,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
+    password_login(&state, body, &request_id(&headers))
+        .await
+        .map(Json)
+}
+
+/// Checks a user's password and role in the tenant, audits the login and
+/// issues a session token: the API's login and the web console's.
+pub async fn password_login(
+    state: &AppState,
+    body: LoginRequest,
+    request_id: &str,
+) -> ApiResult<LoginResponse> {
     let tenant = body
         .tenant
         .clone()
@@ -54,17 +66,17 @@ pub async fn login(
         tenant: tenant.clone(),
         action: "auth.login".into(),
         target: format!("users/{username}"),
-        request_id: request_id(&headers),
+        request_id: request_id.to_owned(),
         outcome: "success".into(),
     };
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || store.audit_only(&event)).await??;
-    Ok(Json(LoginResponse {
+    Ok(LoginResponse {
         token,
         expires_at,
         tenant,
         role,
-    }))
+    })
 }
 
 /// `GET /api/v1/auth/whoami`.

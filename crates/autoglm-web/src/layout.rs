@@ -1,0 +1,78 @@
+//! The page frame (header, navigation, who is logged in, log out) and the
+//! stylesheet: our own, small, readable without it.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use maud::{DOCTYPE, Markup, html};
+
+use crate::session::Session;
+
+/// The sections of the console, as the navigation lists them.
+const SECTIONS: [(&str, &str); 2] = [("/ui", "Overview"), ("/ui/models", "Models")];
+
+fn head(title: &str) -> Markup {
+    html! {
+        meta charset="utf-8";
+        meta name="viewport" content="width=device-width, initial-scale=1";
+        title { (title) " · autoglm" }
+        link rel="stylesheet" href="/assets/app.css";
+    }
+}
+
+/// A page without a session (the login page).
+pub fn bare(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head { (head(title)) }
+            body { (body) }
+        }
+    }
+}
+
+/// A page of a logged-in session, with `here` marked in the navigation.
+pub fn page(session: &Session, here: &str, title: &str, body: Markup) -> Markup {
+    let grant = &session.principal.grant;
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head { (head(title)) }
+            body {
+                header.top {
+                    a.brand href="/ui" { "autoglm" }
+                    nav aria-label="Sections" {
+                        @for (path, name) in SECTIONS {
+                            @if path == here {
+                                a href=(path) aria-current="page" { (name) }
+                            } @else {
+                                a href=(path) { (name) }
+                            }
+                        }
+                    }
+                    div.who {
+                        span id="who" { (session.principal.username) " · " (grant.role.as_str()) " in " (grant.tenant) }
+                        form method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(session.csrf);
+                            button.link type="submit" id="logout" { "Log out" }
+                        }
+                    }
+                }
+                main {
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+/// `GET /assets/app.css`.
+pub async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        include_str!("app.css"),
+    )
+}

@@ -1,0 +1,37 @@
+//! The web console: server-rendered pages (maud templates compiled into the
+//! binary, one stylesheet of our own, no JavaScript yet) over the console's
+//! store and platform, mounted beside the REST API by `autoglm console` and
+//! `autoglm up`.
+//!
+//! A browser logs in with a user name and password (a session token) or an
+//! API key; either is kept in an HttpOnly, SameSite=Strict cookie (Secure
+//! under TLS) and resolved on every request by the same rules as the API's
+//! Bearer header, so a page shows what its principal may see and offers only
+//! what it may do. Every form carries a CSRF token derived from the cookie.
+
+mod layout;
+mod pages;
+mod session;
+
+use autoglm_console::AppState;
+use axum::Router;
+use axum::routing::{get, post};
+
+/// How the pages are served.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WebConfig {
+    /// Mark cookies Secure: the console serves HTTPS.
+    pub secure_cookies: bool,
+}
+
+/// The pages, to mount with `autoglm_console::router_with_ui`.
+pub fn router(config: WebConfig) -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(session::login_form).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/ui", get(pages::overview::page))
+        .route("/ui/models", get(pages::models::page))
+        .route("/assets/app.css", get(layout::stylesheet))
+        .layer(axum::Extension(config))
+}

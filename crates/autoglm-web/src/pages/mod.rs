@@ -1,0 +1,11 @@
+//! The pages of the console, one module each.
+
+pub mod models;
+pub mod overview;
+
+use axum::response::Redirect;
+
+/// `GET /`: the overview (which sends a browser without a session to log in).
+pub async fn home() -> Redirect {
+    Redirect::to("/ui")
+}
