@@ -183,6 +183,35 @@ async fn follow(
     }
 }
 
+/// Deletes the console's ModelServices that the store no longer has (gone
+/// while the console was down), retrying the listing until it succeeds.
+async fn delete_forgotten(
+    client: Client,
+    stored: Vec<(String, String)>,
+    changes: mpsc::UnboundedSender<(String, String)>,
+) {
+    let api = Api::<ModelServiceObject>::all(client);
+    let ours =
+        ListParams::default().labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}"));
+    loop {
+        match api.list_metadata(&ours).await {
+            Ok(list) => {
+                for object in list {
+                    let key = (object.namespace().unwrap_or_default(), object.name_any());
+                    if !stored.contains(&key) {
+                        let _ = changes.send(key);
+                    }
+                }
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot list ModelServices yet; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
 impl KubernetesPlatform {
     /// Starts following the cluster, writes every stored service to it, and
     /// deletes the console's ModelServices that the store no longer has.
@@ -207,19 +236,9 @@ impl KubernetesPlatform {
                 .map_err(|e| e.to_string())?
                 .map_err(|e| format!("cannot read the services: {e}"))?
         };
-        let ours = Api::<ModelServiceObject>::all(client.clone())
-            .list_metadata(
-                &ListParams::default()
-                    .labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}")),
-            )
-            .await
-            .map_err(|e| format!("cannot list ModelServices: {e}"))?;
-        for object in ours {
-            let key = (object.namespace().unwrap_or_default(), object.name_any());
-            if !stored.contains(&key) {
-                let _ = tx.send(key);
-            }
-        }
+        // The cluster may be briefly unreachable (or the CRD not yet served):
+        // the console starts anyway, and the deletions wait for the listing.
+        tokio::spawn(delete_forgotten(client, stored.clone(), tx.clone()));
         for key in stored {
             let _ = tx.send(key);
         }

@@ -91,6 +91,10 @@ fn serve(
 }
 
 fn main() -> ExitCode {
+    // One TLS provider for every client and server in the process (the
+    // console's HTTPS, the Kubernetes client), whatever features other
+    // crates switch on in rustls.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

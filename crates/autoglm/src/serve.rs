@@ -104,7 +104,6 @@ pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
                 .await?
         }
         tls => {
-            let _ = rustls::crypto::ring::default_provider().install_default();
             let rustls = match tls {
                 Tls::Files { cert, key } => RustlsConfig::from_pem_file(cert, key)
                     .await

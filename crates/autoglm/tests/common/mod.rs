@@ -27,12 +27,17 @@ impl Console {
             .env_remove("AUTOGLM_ADDR")
             .env_remove("AUTOGLM_HOME")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(home.with_extension("stderr")).unwrap())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        let banner = lines.next().unwrap().unwrap();
+        let banner = lines.next().and_then(Result::ok).unwrap_or_else(|| {
+            panic!(
+                "the console exited before its banner: {}",
+                std::fs::read_to_string(home.with_extension("stderr")).unwrap_or_default()
+            )
+        });
         let url = banner.rsplit(' ').next().unwrap().to_owned();
         assert!(url.starts_with("http"), "unexpected banner {banner:?}");
         // Keep draining stdout so the process never blocks on a full pipe.
