@@ -8,7 +8,11 @@ use maud::{DOCTYPE, Markup, html};
 use crate::session::Session;
 
 /// The sections of the console, as the navigation lists them.
-const SECTIONS: [(&str, &str); 2] = [("/ui", "Overview"), ("/ui/models", "Models")];
+const SECTIONS: [(&str, &str); 3] = [
+    ("/ui", "Overview"),
+    ("/ui/models", "Models"),
+    ("/ui/audit", "Audit"),
+];
 
 fn head(title: &str) -> Markup {
     html! {

@@ -32,6 +32,7 @@ pub fn router(config: WebConfig) -> Router<AppState> {
         .route("/logout", post(session::logout))
         .route("/ui", get(pages::overview::page))
         .route("/ui/models", get(pages::models::page))
+        .route("/ui/audit", get(pages::audit::page))
         .route("/assets/app.css", get(layout::stylesheet))
         .layer(axum::Extension(config))
 }

@@ -1,8 +1,8 @@
 //! The web console in real headless Chromium (Debian's `chromium`, driven
 //! through `chromedriver` over WebDriver with fantoccini) against a real
 //! `autoglm console`: log in with a password or an API key, read the
-//! overview and the model registry, search it, log out; a stale form is
-//! refused. Screenshots of each page go to docs/screenshots/.
+//! overview and the model registry, search it, read and filter the audit log
+//! with its chain's state, log out; a stale form is refused. Screenshots of each page go to docs/screenshots/.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -231,6 +231,36 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
             .contains("No model name contains")
     );
 
+    // The audit page shows what was done, filters it, and (for the system
+    // admin) the hash chain's state.
+    client
+        .find(Locator::LinkText("Audit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(&client, "/ui/audit").await;
+    assert!(text(&client, "#chain").await.contains("Chain intact"));
+    let log = text(&client, "#audit").await;
+    assert!(
+        log.contains("models.create") && log.contains("users.create"),
+        "{log}"
+    );
+    std::fs::write(shots.join("audit.png"), client.screenshot().await.unwrap()).unwrap();
+    client
+        .goto(&format!("{base}/ui/audit?action=models.create"))
+        .await
+        .unwrap();
+    let actions = client
+        .find_all(Locator::Css("#audit td.action"))
+        .await
+        .unwrap();
+    assert_eq!(actions.len(), 2, "two models were created");
+    for action in actions {
+        assert_eq!(action.text().await.unwrap(), "models.create");
+    }
+
     // Logging out forgets the session: the pages ask for a login again.
     client
         .find(Locator::Id("logout"))
@@ -252,6 +282,13 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
     .await;
     arrive(&client, "/ui").await;
     assert!(text(&client, "#who").await.contains("viewer"));
+    // A viewer's role does not read the audit log, and the page says so.
+    client.goto(&format!("{base}/ui/audit")).await.unwrap();
+    assert!(
+        text(&client, "main")
+            .await
+            .contains("cannot read the audit log")
+    );
     client.close().await.unwrap();
 
     // A form posted without its CSRF token (as another site would) is refused.

@@ -1,5 +1,6 @@
 //! The pages of the console, one module each.
 
+pub mod audit;
 pub mod models;
 pub mod overview;
 
