@@ -274,6 +274,12 @@ fn spawn(spec: &ReplicaSpec, port: u16) -> Result<Child, String> {
         .args(&args)
         .envs(spec.launch.env.iter().map(|(k, v)| (k, v)))
         .env("AUTOGLM_PORT", port.to_string())
+        // The built-in runtime exits when this process is gone (killed
+        // outright, it cannot stop its replicas), so none is left orphaned.
+        .env(
+            autoglm_core::service::EXIT_WITH_PARENT_ENV,
+            std::process::id().to_string(),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(stderr))

@@ -93,8 +93,31 @@ fn version_of(model: &Path, explicit: Option<&str>) -> String {
 }
 
 /// Serves until SIGINT/SIGTERM; SIGHUP reloads `--model`.
+/// Exits the process once its parent is no longer `parent` (the platform
+/// that started it was killed and this replica was handed to init).
+fn exit_with_parent(parent: u32) {
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            if std::os::unix::process::parent_id() != parent {
+                tracing::warn!(
+                    parent,
+                    "the platform that started this replica is gone; exiting"
+                );
+                std::process::exit(0);
+            }
+        }
+    });
+}
+
 pub async fn run(checked: Checked) -> anyhow::Result<()> {
     let Checked { args, addr } = checked;
+    if let Some(parent) = std::env::var(autoglm_core::service::EXIT_WITH_PARENT_ENV)
+        .ok()
+        .and_then(|p| p.parse().ok())
+    {
+        exit_with_parent(parent);
+    }
     let options = EngineOptions {
         max_sequences: args.max_sequences,
         context_per_sequence: args.context,

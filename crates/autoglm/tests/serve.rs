@@ -251,3 +251,55 @@ async fn a_100_mb_upload_streams_with_flat_memory() {
         "peak memory grew by {grown_mib} MiB for a 100 MiB upload"
     );
 }
+
+/// Whether process `pid` has exited (gone, or a zombie awaiting its reaper).
+fn exited(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+    })
+}
+
+#[test]
+fn a_replica_exits_when_the_platform_that_started_it_is_killed() {
+    let model = autoglm_testmodels::path(autoglm_testmodels::MINILM);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // A stand-in for the local platform: a shell that starts a replica with
+    // the platform's environment (its own pid), prints the replica's pid, waits.
+    let mut platform = Command::new("sh")
+        .arg("-c")
+        .arg(r#"AUTOGLM_EXIT_WITH_PARENT=$$ "$0" runtime --model "$1" --name m --addr "127.0.0.1:$2" >/dev/null 2>&1 & echo $!; wait"#)
+        .arg(BIN)
+        .arg(&model)
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(platform.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let replica = line.trim().to_owned();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !exited(&replica),
+        "the replica should run while its platform does"
+    );
+    platform.kill().unwrap();
+    platform.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !exited(&replica) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica {replica} outlived its killed platform"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -34,6 +34,10 @@ pub use validate::{FieldError, MAX_REPLICAS, MAX_VERSIONS, ScaleError, to_proble
 /// server (as `kubectl rollout restart` sets its own), ignored on apply.
 pub const RESTARTED_AT_ANNOTATION: &str = "autoglm.io/restartedAt";
 
+/// Set by the local platform on the replicas it starts, to its own process
+/// id: a built-in runtime whose parent is no longer that process exits.
+pub const EXIT_WITH_PARENT_ENV: &str = "AUTOGLM_EXIT_WITH_PARENT";
+
 /// How long an idle service scaled to zero waits before stopping its last replica.
 pub const DEFAULT_SCALE_TO_ZERO_AFTER: Duration = Duration::from_secs(300);
 /// How long load must stay low before scaling down, as the Kubernetes HPA default.

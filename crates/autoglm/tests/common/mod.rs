@@ -132,7 +132,20 @@ pub async fn register_model(
 }
 
 impl Drop for Console {
+    /// SIGTERM first, so that `up` stops its replicas (command runtimes too),
+    /// then SIGKILL if it has not exited within ten seconds.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
