@@ -8,9 +8,10 @@ use maud::{DOCTYPE, Markup, html};
 use crate::session::Session;
 
 /// The sections of the console, as the navigation lists them.
-const SECTIONS: [(&str, &str); 3] = [
+const SECTIONS: [(&str, &str); 4] = [
     ("/ui", "Overview"),
     ("/ui/models", "Models"),
+    ("/ui/keys", "API keys"),
     ("/ui/audit", "Audit"),
 ];
 

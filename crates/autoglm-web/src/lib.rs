@@ -9,6 +9,7 @@
 //! Bearer header, so a page shows what its principal may see and offers only
 //! what it may do. Every form carries a CSRF token derived from the cookie.
 
+mod api;
 mod layout;
 mod pages;
 mod session;
@@ -24,8 +25,9 @@ pub struct WebConfig {
     pub secure_cookies: bool,
 }
 
-/// The pages, to mount with `autoglm_console::router_with_ui`.
-pub fn router(config: WebConfig) -> Router<AppState> {
+/// The pages, to mount with `autoglm_console::router_with_ui`; `api` is the
+/// console's API router, which the pages that change things call.
+pub fn router(config: WebConfig, api: Router) -> Router<AppState> {
     Router::new()
         .route("/", get(pages::home))
         .route("/login", get(session::login_form).post(session::login))
@@ -33,6 +35,9 @@ pub fn router(config: WebConfig) -> Router<AppState> {
         .route("/ui", get(pages::overview::page))
         .route("/ui/models", get(pages::models::page))
         .route("/ui/audit", get(pages::audit::page))
+        .route("/ui/keys", get(pages::keys::page).post(pages::keys::create))
+        .route("/ui/keys/{id}/revoke", post(pages::keys::revoke))
         .route("/assets/app.css", get(layout::stylesheet))
         .layer(axum::Extension(config))
+        .layer(axum::Extension(api::Api(api)))
 }

@@ -68,6 +68,18 @@ pub async fn require(
     headers: &HeaderMap,
     here: &str,
 ) -> Result<Session, Response> {
+    require_with_credential(state, headers, here)
+        .await
+        .map(|(session, _)| session)
+}
+
+/// The session and the credential in its cookie (for calls to the API), or
+/// the redirect to the login page.
+pub async fn require_with_credential(
+    state: &AppState,
+    headers: &HeaderMap,
+    here: &str,
+) -> Result<(Session, String), Response> {
     let to_login = || Redirect::to(&format!("/login?next={}", urlencode(here))).into_response();
     let Some(credential) = cookie(headers, SESSION).filter(|c| !c.is_empty()) else {
         return Err(to_login());
@@ -82,10 +94,13 @@ pub async fn require(
     })
     .await
     {
-        Ok(Ok(principal)) => Ok(Session {
-            principal,
-            csrf: csrf_token(&credential),
-        }),
+        Ok(Ok(principal)) => Ok((
+            Session {
+                principal,
+                csrf: csrf_token(&credential),
+            },
+            credential,
+        )),
         _ => Err(to_login()),
     }
 }

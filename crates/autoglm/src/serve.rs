@@ -49,9 +49,12 @@ pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
             (opened.state.with_platform(platform), None, None)
         }
     };
-    let ui = autoglm_web::router(autoglm_web::WebConfig {
-        secure_cookies: !matches!(config.tls, Tls::Off),
-    });
+    let ui = autoglm_web::router(
+        autoglm_web::WebConfig {
+            secure_cookies: !matches!(config.tls, Tls::Off),
+        },
+        autoglm_console::router(state.clone()),
+    );
     let app = autoglm_console::router_with_ui(state, ui);
     let handle = Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));

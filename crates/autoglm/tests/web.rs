@@ -231,6 +231,93 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
             .contains("No model name contains")
     );
 
+    // A key made in the browser works at once, its secret shown once; revoked, it stops.
+    client
+        .find(Locator::LinkText("API keys"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(&client, "/ui/keys").await;
+    client
+        .find(Locator::Id("expires_days"))
+        .await
+        .unwrap()
+        .send_keys("zero")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#new-key button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let refused = text(&client, "#key-error").await;
+    assert!(refused.contains("whole number of days"), "{refused}");
+    client
+        .find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys("from-the-browser")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#new-key button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let secret = text(&client, "#secret").await;
+    assert!(secret.starts_with("agk_"), "{secret}");
+    let id = secret
+        .trim_start_matches("agk_")
+        .split('_')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        text(&client, ".notice").await.contains(&id),
+        "the notice names the new key"
+    );
+    std::fs::write(shots.join("keys.png"), client.screenshot().await.unwrap()).unwrap();
+    let whoami = |key: String| {
+        let http = http.clone();
+        let url = console.api("/api/v1/auth/whoami");
+        async move {
+            http.get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(whoami(secret.clone()).await, reqwest::StatusCode::OK);
+    client.goto(&format!("{base}/ui/keys")).await.unwrap();
+    assert!(
+        !text(&client, "main").await.contains(&secret),
+        "the secret is shown only once"
+    );
+    let row = text(&client, "#keys").await;
+    assert!(row.contains("from-the-browser"), "{row}");
+    let revoke = "//tr[td[contains(., 'from-the-browser')]]//button[contains(@class, 'revoke')]";
+    client
+        .find(Locator::XPath(revoke))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(&client, "/ui/keys").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while whoami(secret.clone()).await != reqwest::StatusCode::UNAUTHORIZED {
+        assert!(Instant::now() < deadline, "the revoked key still works");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // The audit page shows what was done, filters it, and (for the system
     // admin) the hash chain's state.
     client
@@ -244,7 +331,14 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
     assert!(text(&client, "#chain").await.contains("Chain intact"));
     let log = text(&client, "#audit").await;
     assert!(
-        log.contains("models.create") && log.contains("users.create"),
+        [
+            "models.create",
+            "users.create",
+            "keys.create",
+            "keys.revoke"
+        ]
+        .iter()
+        .all(|action| log.contains(action)),
         "{log}"
     );
     std::fs::write(shots.join("audit.png"), client.screenshot().await.unwrap()).unwrap();
@@ -282,6 +376,14 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
     .await;
     arrive(&client, "/ui").await;
     assert!(text(&client, "#who").await.contains("viewer"));
+    // A viewer may not manage keys: no form to do it with.
+    client.goto(&format!("{base}/ui/keys")).await.unwrap();
+    assert!(
+        text(&client, "#keys-forbidden")
+            .await
+            .contains("cannot manage API keys")
+    );
+    assert!(client.find(Locator::Id("new-key")).await.is_err());
     // A viewer's role does not read the audit log, and the page says so.
     client.goto(&format!("{base}/ui/audit")).await.unwrap();
     assert!(

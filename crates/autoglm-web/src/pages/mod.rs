@@ -1,6 +1,7 @@
 //! The pages of the console, one module each.
 
 pub mod audit;
+pub mod keys;
 pub mod models;
 pub mod overview;
 
