@@ -2,7 +2,6 @@
 //! HTTP server that answers `/metrics`, `/healthz` and `/readyz`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -28,7 +27,7 @@ struct ResultLabels {
     result: &'static str,
 }
 
-/// Every operator metric, and whether it leads.
+/// Every operator metric; the leader gauge also answers /readyz.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -36,7 +35,6 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     writes: Family<WriteLabels, Counter>,
     leader: Gauge,
-    leading: AtomicBool,
 }
 
 impl Default for Metrics {
@@ -74,7 +72,6 @@ impl Default for Metrics {
             reconcile_duration,
             writes,
             leader,
-            leading: AtomicBool::new(false),
         }
     }
 }
@@ -96,7 +93,6 @@ impl Metrics {
 
     /// Records whether this instance leads (it is ready only then).
     pub fn set_leading(&self, leading: bool) {
-        self.leading.store(leading, Ordering::Relaxed);
         self.leader.set(i64::from(leading));
     }
 
@@ -121,7 +117,7 @@ async fn exposition(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
 /// Ready while leading: a standby answers 503, as controller-runtime's
 /// leader-gated readiness does, so `kubectl get pods` shows which one works.
 async fn readyz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-    if m.leading.load(Ordering::Relaxed) {
+    if m.leader.get() == 1 {
         (StatusCode::OK, "ok\n")
     } else {
         (

@@ -105,6 +105,21 @@ pub async fn require_with_credential(
     }
 }
 
+/// The session and credential of a submitted form carrying `csrf`, or the
+/// answer instead: the login redirect, or the refusal of a stale form.
+pub async fn require_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    here: &str,
+    csrf: &str,
+) -> Result<(Session, String), Response> {
+    let (session, credential) = require_with_credential(state, headers, here).await?;
+    if !csrf_ok(&session, csrf) {
+        return Err(stale_form());
+    }
+    Ok((session, credential))
+}
+
 /// Whether a submitted form carries the session's CSRF token.
 pub fn csrf_ok(session: &Session, submitted: &str) -> bool {
     !submitted.is_empty() && submitted == session.csrf
@@ -262,10 +277,11 @@ pub async fn login(
     response
 }
 
+/// A form with nothing but its CSRF token (log out, revoke).
 #[derive(Debug, Deserialize)]
 pub struct CsrfForm {
     #[serde(default)]
-    csrf: String,
+    pub csrf: String,
 }
 
 /// `POST /logout`: forgets the session cookie.
@@ -275,12 +291,8 @@ pub async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let session = match require(&state, &headers, "/ui").await {
-        Ok(session) => session,
-        Err(to_login) => return to_login,
-    };
-    if !csrf_ok(&session, &form.csrf) {
-        return stale_form();
+    if let Err(answer) = require_form(&state, &headers, "/ui", &form.csrf).await {
+        return answer;
     }
     let mut response = Redirect::to("/login").into_response();
     response

@@ -56,20 +56,7 @@ impl Env {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, self.up.console.api(path))
-            .bearer_auth(&self.up.console.token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        self.up.console.call(&self.http, method, path, body).await
     }
 
     /// Registers model `echo` with `versions` versions (any files will do for

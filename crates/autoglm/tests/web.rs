@@ -90,14 +90,17 @@ fn screenshots() -> PathBuf {
     dir
 }
 
+/// The text of the element `css` names, waiting for it to appear (a click
+/// may return before the page it leads to has loaded).
 async fn text(client: &Client, css: &str) -> String {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match client.find(Locator::Css(css)).await {
+            Ok(element) => return element.text().await.unwrap(),
+            Err(e) if Instant::now() >= deadline => panic!("no {css} within 10 s: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 /// Waits for the browser to arrive at `path` (a click may return before its navigation ends).
@@ -116,24 +119,26 @@ async fn arrive(client: &Client, path: &str) {
     }
 }
 
+async fn click(client: &Client, target: Locator<'_>) {
+    client.find(target).await.unwrap().click().await.unwrap();
+}
+
+async fn type_into(client: &Client, target: Locator<'_>, keys: &str) {
+    client
+        .find(target)
+        .await
+        .unwrap()
+        .send_keys(keys)
+        .await
+        .unwrap();
+}
+
 async fn log_in(client: &Client, base: &str, fields: &[(&str, &str)]) {
     client.goto(&format!("{base}/login")).await.unwrap();
     for (id, value) in fields {
-        client
-            .find(Locator::Id(id))
-            .await
-            .unwrap()
-            .send_keys(value)
-            .await
-            .unwrap();
+        type_into(client, Locator::Id(id), value).await;
     }
-    client
-        .find(Locator::Css("main.login button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Css("main.login button[type=submit]")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,14 +149,15 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
     let http = console.client();
     common::register_model(&console, &http, "smollm2", 2, home.path()).await;
     common::register_model(&console, &http, "minilm", 1, home.path()).await;
-    let viewer = http
-        .post(console.api("/api/v1/users"))
-        .bearer_auth(&console.token)
-        .json(&json!({"username": "vera", "password": "a-long-password-1", "role": "viewer"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(viewer.status(), reqwest::StatusCode::CREATED);
+    let (created, viewer) = console
+        .call(
+            &http,
+            reqwest::Method::POST,
+            "/api/v1/users",
+            Some(json!({"username": "vera", "password": "a-long-password-1", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(created, reqwest::StatusCode::CREATED, "{viewer}");
 
     let driver = driver();
     let profile = tempfile::tempdir().unwrap();
@@ -182,13 +188,7 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
     .unwrap();
 
     // The registry lists both models with their version counts, and searches by name.
-    client
-        .find(Locator::LinkText("Models"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::LinkText("Models")).await;
     arrive(&client, "/ui/models").await;
     let table = text(&client, "#models").await;
     assert!(
@@ -198,20 +198,8 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
     let row = text(&client, "#models tbody tr:first-child").await;
     assert!(row.starts_with("minilm") && row.contains('1'), "{row}");
     std::fs::write(shots.join("models.png"), client.screenshot().await.unwrap()).unwrap();
-    client
-        .find(Locator::Id("q"))
-        .await
-        .unwrap()
-        .send_keys("smol")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("form.search button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&client, Locator::Id("q"), "smol").await;
+    click(&client, Locator::Css("form.search button")).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let found = text(&client, "#models tbody").await;
@@ -232,44 +220,14 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
     );
 
     // A key made in the browser works at once, its secret shown once; revoked, it stops.
-    client
-        .find(Locator::LinkText("API keys"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::LinkText("API keys")).await;
     arrive(&client, "/ui/keys").await;
-    client
-        .find(Locator::Id("expires_days"))
-        .await
-        .unwrap()
-        .send_keys("zero")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#new-key button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&client, Locator::Id("expires_days"), "zero").await;
+    click(&client, Locator::Css("#new-key button")).await;
     let refused = text(&client, "#key-error").await;
     assert!(refused.contains("whole number of days"), "{refused}");
-    client
-        .find(Locator::Id("name"))
-        .await
-        .unwrap()
-        .send_keys("from-the-browser")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#new-key button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&client, Locator::Id("name"), "from-the-browser").await;
+    click(&client, Locator::Css("#new-key button")).await;
     let secret = text(&client, "#secret").await;
     assert!(secret.starts_with("agk_"), "{secret}");
     let id = secret
@@ -304,13 +262,7 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
     let row = text(&client, "#keys").await;
     assert!(row.contains("from-the-browser"), "{row}");
     let revoke = "//tr[td[contains(., 'from-the-browser')]]//button[contains(@class, 'revoke')]";
-    client
-        .find(Locator::XPath(revoke))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::XPath(revoke)).await;
     arrive(&client, "/ui/keys").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while whoami(secret.clone()).await != reqwest::StatusCode::UNAUTHORIZED {
@@ -320,13 +272,7 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
 
     // The audit page shows what was done, filters it, and (for the system
     // admin) the hash chain's state.
-    client
-        .find(Locator::LinkText("Audit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::LinkText("Audit")).await;
     arrive(&client, "/ui/audit").await;
     assert!(text(&client, "#chain").await.contains("Chain intact"));
     let log = text(&client, "#audit").await;
@@ -356,13 +302,7 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
     }
 
     // Logging out forgets the session: the pages ask for a login again.
-    client
-        .find(Locator::Id("logout"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Id("logout")).await;
     arrive(&client, "/login").await;
     client.goto(&format!("{base}/ui")).await.unwrap();
     assert_eq!(client.current_url().await.unwrap().path(), "/login");

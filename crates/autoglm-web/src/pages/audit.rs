@@ -6,12 +6,11 @@ use autoglm_core::rbac::Permission;
 use autoglm_store::AuditFilter;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use crate::layout;
-use crate::session;
+use super::Place;
 
 /// Records shown on one page.
 const SHOWN: i64 = 200;
@@ -40,20 +39,24 @@ fn filter_field(id: &str, label: &str, value: &str) -> Markup {
     }
 }
 
+const PLACE: Place = Place {
+    here: "/ui/audit",
+    title: "Audit",
+    permission: Permission::AuditRead,
+    denied: "Your role cannot read the audit log.",
+    unreadable: "The audit log could not be read; try again.",
+};
+
 /// `GET /ui/audit`.
 pub async fn page(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(filters): Query<Filters>,
 ) -> Response {
-    let session = match session::require(&state, &headers, "/ui/audit").await {
+    let session = match PLACE.open(&state, &headers).await {
         Ok(s) => s,
-        Err(to_login) => return to_login,
+        Err(answer) => return answer,
     };
-    if session.principal.require(Permission::AuditRead).is_err() {
-        let body = html! { p.empty { "Your role cannot read the audit log." } };
-        return layout::page(&session, "/ui/audit", "Audit", body).into_response();
-    }
     let admin = session.principal.grant.is_system_admin();
     let filter = AuditFilter {
         // System admins read every tenant's records, as the API lets them.
@@ -77,8 +80,7 @@ pub async fn page(
     })
     .await;
     let Ok(Ok((records, chain))) = read else {
-        let body = html! { p.error role="alert" { "The audit log could not be read; try again." } };
-        return layout::page(&session, "/ui/audit", "Audit", body).into_response();
+        return PLACE.unreadable(&session);
     };
     let body = html! {
         @if let Some(chain) = &chain {
@@ -124,5 +126,5 @@ pub async fn page(
             }
         }
     };
-    layout::page(&session, "/ui/audit", "Audit", body).into_response()
+    PLACE.show(&session, body)
 }

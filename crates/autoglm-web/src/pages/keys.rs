@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::api::{Api, problem_words};
 use crate::layout;
-use crate::session::{self, Session, csrf_ok, stale_form};
+use crate::session::{self, CsrfForm, Session};
 
 const HERE: &str = "/ui/keys";
 
@@ -22,6 +22,11 @@ fn date(value: &Value) -> String {
         || "–".to_owned(),
         |t| t.get(..16).unwrap_or(t).replace('T', " "),
     )
+}
+
+/// What the API said when it refused, beside the form.
+fn refusal(problem: &Value) -> Markup {
+    html! { @for line in problem_words(problem) { p.error role="alert" id="key-error" { (line) } } }
 }
 
 /// The page: an optional notice (a new secret, or errors), the form, the keys.
@@ -120,14 +125,11 @@ pub async fn create(
     headers: HeaderMap,
     Form(form): Form<NewKey>,
 ) -> Response {
-    let (session, credential) = match session::require_with_credential(&state, &headers, HERE).await
-    {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
-    if !csrf_ok(&session, &form.csrf) {
-        return stale_form();
-    }
+    let (session, credential) =
+        match session::require_form(&state, &headers, HERE, &form.csrf).await {
+            Ok(s) => s,
+            Err(answer) => return answer,
+        };
     let mut body = json!({});
     if !form.name.trim().is_empty() {
         body["name"] = json!(form.name.trim());
@@ -159,7 +161,7 @@ pub async fn create(
             }
         }
     } else {
-        html! { @for line in problem_words(&answer) { p.error role="alert" id="key-error" { (line) } } }
+        refusal(&answer)
     };
     let status = if status == StatusCode::CREATED {
         StatusCode::OK
@@ -169,28 +171,19 @@ pub async fn create(
     render(&api, &session, &credential, notice, status).await
 }
 
-#[derive(Debug, Deserialize)]
-pub struct Revoke {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /ui/keys/{id}/revoke`.
 pub async fn revoke(
     State(state): State<AppState>,
     Extension(api): Extension<Api>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<Revoke>,
+    Form(form): Form<CsrfForm>,
 ) -> Response {
-    let (session, credential) = match session::require_with_credential(&state, &headers, HERE).await
-    {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
-    if !csrf_ok(&session, &form.csrf) {
-        return stale_form();
-    }
+    let (session, credential) =
+        match session::require_form(&state, &headers, HERE, &form.csrf).await {
+            Ok(s) => s,
+            Err(answer) => return answer,
+        };
     let (status, answer) = api
         .call(
             Method::DELETE,
@@ -202,6 +195,6 @@ pub async fn revoke(
     if status.is_success() {
         return Redirect::to(HERE).into_response();
     }
-    let notice = html! { @for line in problem_words(&answer) { p.error role="alert" id="key-error" { (line) } } };
+    let notice = refusal(&answer);
     render(&api, &session, &credential, notice, status).await
 }

@@ -5,12 +5,11 @@ use autoglm_core::rbac::Permission;
 use autoglm_store::ModelFilter;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
 
-use crate::layout;
-use crate::session;
+use super::Place;
 
 #[derive(Debug, Deserialize)]
 pub struct Search {
@@ -18,20 +17,24 @@ pub struct Search {
     q: String,
 }
 
+const PLACE: Place = Place {
+    here: "/ui/models",
+    title: "Models",
+    permission: Permission::ModelsRead,
+    denied: "Your role cannot read models.",
+    unreadable: "The models could not be read; try again.",
+};
+
 /// `GET /ui/models?q=`.
 pub async fn page(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(search): Query<Search>,
 ) -> Response {
-    let session = match session::require(&state, &headers, "/ui/models").await {
+    let session = match PLACE.open(&state, &headers).await {
         Ok(s) => s,
-        Err(to_login) => return to_login,
+        Err(answer) => return answer,
     };
-    if session.principal.require(Permission::ModelsRead).is_err() {
-        let body = html! { p.empty { "Your role cannot read models." } };
-        return layout::page(&session, "/ui/models", "Models", body).into_response();
-    }
     let query = search.q.trim().to_owned();
     let store = state.store.clone();
     let filter = ModelFilter {
@@ -42,11 +45,7 @@ pub async fn page(
     };
     let models = match tokio::task::spawn_blocking(move || store.list_models(&filter)).await {
         Ok(Ok(models)) => models,
-        _ => {
-            let body =
-                html! { p.error role="alert" { "The models could not be read; try again." } };
-            return layout::page(&session, "/ui/models", "Models", body).into_response();
-        }
+        _ => return PLACE.unreadable(&session),
     };
     let body = html! {
         form.search method="get" action="/ui/models" role="search" {
@@ -77,5 +76,5 @@ pub async fn page(
             }
         }
     };
-    layout::page(&session, "/ui/models", "Models", body).into_response()
+    PLACE.show(&session, body)
 }

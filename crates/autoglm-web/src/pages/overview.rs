@@ -8,11 +8,10 @@ use autoglm_core::service::{ConditionStatus, ModelServiceStatus};
 use autoglm_store::ServiceFilter;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use maud::{Markup, html};
 
-use crate::layout;
-use crate::session;
+use super::Place;
 
 /// The health badge of a status: its Ready condition, in words.
 fn health(status: &ModelServiceStatus) -> Markup {
@@ -26,16 +25,20 @@ fn health(status: &ModelServiceStatus) -> Markup {
     html! { span class={"badge " (class)} title=(reason) { (word) } " " span.muted { (reason) } }
 }
 
+const PLACE: Place = Place {
+    here: "/ui",
+    title: "Overview",
+    permission: Permission::ServicesRead,
+    denied: "Your role cannot read services.",
+    unreadable: "The services could not be read; try again.",
+};
+
 /// `GET /ui`.
 pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let session = match session::require(&state, &headers, "/ui").await {
+    let session = match PLACE.open(&state, &headers).await {
         Ok(s) => s,
-        Err(to_login) => return to_login,
+        Err(answer) => return answer,
     };
-    if session.principal.require(Permission::ServicesRead).is_err() {
-        let body = html! { p.empty { "Your role cannot read services." } };
-        return layout::page(&session, "/ui", "Overview", body).into_response();
-    }
     let tenant = session.principal.grant.tenant.clone();
     let store = state.store.clone();
     let filter = ServiceFilter {
@@ -45,11 +48,7 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
     };
     let services = match tokio::task::spawn_blocking(move || store.list_services(&filter)).await {
         Ok(Ok(services)) => services,
-        _ => {
-            let body =
-                html! { p.error role="alert" { "The services could not be read; try again." } };
-            return layout::page(&session, "/ui", "Overview", body).into_response();
-        }
+        _ => return PLACE.unreadable(&session),
     };
     let body = html! {
         @if services.is_empty() {
@@ -77,5 +76,5 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
             }
         }
     };
-    layout::page(&session, "/ui", "Overview", body).into_response()
+    PLACE.show(&session, body)
 }

@@ -87,6 +87,32 @@ impl Console {
     }
 }
 
+impl Console {
+    /// Calls the API as the admin: the status and the JSON answer (the text
+    /// as a JSON string when it is not JSON).
+    pub async fn call(
+        &self,
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut req = http
+            .request(method, self.api(path))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+}
+
 /// Registers model `name` with `versions` versions through the console's
 /// API, each a folder under `files` with a small params.json (any files do
 /// for command and Kubernetes runtimes).
@@ -97,37 +123,29 @@ pub async fn register_model(
     versions: usize,
     files: &Path,
 ) {
-    let post = |path: String, body: serde_json::Value| {
-        http.post(console.api(&path))
-            .bearer_auth(&console.token)
-            .json(&body)
-            .send()
-    };
-    let r = post("/api/v1/models".into(), serde_json::json!({"name": name}))
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status(),
-        reqwest::StatusCode::CREATED,
-        "{}",
-        r.text().await.unwrap()
-    );
+    let post = reqwest::Method::POST;
+    let (status, body) = console
+        .call(
+            http,
+            post.clone(),
+            "/api/v1/models",
+            Some(serde_json::json!({"name": name})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
     for v in 1..=versions {
         let dir = files.join(format!("{name}-v{v}"));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("params.json"), format!("{{\"v\": {v}}}")).unwrap();
-        let r = post(
-            format!("/api/v1/models/{name}/versions"),
-            serde_json::json!({"path": dir.to_str().unwrap()}),
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            r.status(),
-            reqwest::StatusCode::CREATED,
-            "{}",
-            r.text().await.unwrap()
-        );
+        let (status, body) = console
+            .call(
+                http,
+                post.clone(),
+                &format!("/api/v1/models/{name}/versions"),
+                Some(serde_json::json!({"path": dir.to_str().unwrap()})),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
     }
 }
 
