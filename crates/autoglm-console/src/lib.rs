@@ -28,6 +28,7 @@ use std::time::Duration;
 use autoglm_artifacts::ArtifactStore;
 use autoglm_core::error::ErrorCode;
 use autoglm_core::service::ModelServiceStatus;
+use autoglm_core::traffic::ServiceTraffic;
 use autoglm_store::{Store, StoredService};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -61,6 +62,25 @@ pub struct AppState {
     pub in_flight_keys: Arc<Mutex<HashSet<(String, String)>>>,
     /// The platform that runs the services.
     pub platform: Arc<dyn ServicePlatform>,
+    /// The gateway's traffic history, where the gateway runs in this process.
+    pub traffic: Arc<dyn TrafficHistory>,
+}
+
+/// The recent traffic of services, as a gateway in this process counted it.
+pub trait TrafficHistory: Send + Sync + std::fmt::Debug {
+    /// The last hour of `tenant`'s service `service`; `None` when this
+    /// process keeps no history (its gateway runs elsewhere).
+    fn traffic(&self, tenant: &str, service: &str) -> Option<ServiceTraffic>;
+}
+
+/// No gateway in this process (`autoglm console`).
+#[derive(Debug)]
+pub struct NoTrafficHistory;
+
+impl TrafficHistory for NoTrafficHistory {
+    fn traffic(&self, _: &str, _: &str) -> Option<ServiceTraffic> {
+        None
+    }
 }
 
 /// The platform that runs services (the local one, or the operator's view of
@@ -113,7 +133,13 @@ impl AppState {
             sessions,
             in_flight_keys: Arc::default(),
             platform: Arc::new(NoPlatform),
+            traffic: Arc::new(NoTrafficHistory),
         }
+    }
+
+    /// The same state with the traffic history of a gateway in this process.
+    pub fn with_traffic(self, traffic: Arc<dyn TrafficHistory>) -> AppState {
+        AppState { traffic, ..self }
     }
 
     /// The same state with services run by `platform`.

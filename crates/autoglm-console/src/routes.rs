@@ -22,6 +22,7 @@ use autoglm_core::security::{
     LoginResponse, RateLimit, SetRole, Tenant, UsageRecord, User,
 };
 use autoglm_core::service::{ModelServiceManifest, Scale};
+use autoglm_core::traffic::ServiceTraffic;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -506,6 +507,16 @@ pub fn table() -> Vec<Route> {
         "bytes",
         "How many bytes from the end, 1 to 1048576 (default 65536)",
     )];
+    b.add(
+        Method::GET,
+        "/api/v1/services/{name}/traffic",
+        "services.traffic",
+        "The last hour of a service's traffic per version in 10-second intervals: requests per second, error ratio, latency percentiles",
+        P(ServicesRead),
+        NoBody,
+        Out(200, schema::<ServiceTraffic>),
+        get(services::traffic),
+    );
     b.add(
         Method::GET,
         "/api/v1/usage",

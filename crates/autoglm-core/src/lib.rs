@@ -13,3 +13,4 @@ pub mod replay;
 pub mod security;
 pub mod service;
 pub mod stage;
+pub mod traffic;

@@ -13,6 +13,7 @@
 
 mod auth;
 mod body;
+mod history;
 mod limits;
 mod metrics;
 mod proxy;
@@ -37,6 +38,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use auth::Authenticator;
+pub use history::History;
 use limits::Limiter;
 use metrics::Metrics;
 use routes::Table;
@@ -148,6 +150,9 @@ impl Gateway {
             client,
             tracing,
         });
+        tokio::spawn(History::close_intervals_forever(Arc::downgrade(
+            &inner.metrics.history(),
+        )));
         let weak = Arc::downgrade(&inner);
         tokio::spawn(async move {
             while views.changed().await.is_ok() {
@@ -158,6 +163,11 @@ impl Gateway {
             }
         });
         Ok(Gateway { inner })
+    }
+
+    /// The last hour of traffic per service version.
+    pub fn history(&self) -> Arc<History> {
+        self.inner.metrics.history()
     }
 
     /// Serves connections from `listener` until `shutdown` completes, then

@@ -2,6 +2,8 @@
 //! labelled by tenant, model (the service) and version as routed, never by
 //! what a client wrote, so made-up model names cannot grow the series count.
 
+use std::sync::Arc;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -9,7 +11,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use autoglm_core::traffic::LATENCY_BOUNDS;
 use autoglm_platform::Views;
+
+use crate::history::History;
 
 /// Labels of a routed request; empty model and version when it was not routed.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -41,10 +46,7 @@ struct ScopeLabels {
 }
 
 fn latency() -> Histogram {
-    Histogram::new([
-        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-        60.0,
-    ])
+    Histogram::new(LATENCY_BOUNDS)
 }
 
 /// Every gateway metric.
@@ -60,6 +62,7 @@ pub struct Metrics {
     rate_limited: Family<ScopeLabels, Counter>,
     replicas_desired: Family<VersionLabels, Gauge>,
     replicas_ready: Family<VersionLabels, Gauge>,
+    history: Arc<History>,
 }
 
 impl Default for Metrics {
@@ -130,6 +133,7 @@ impl Default for Metrics {
             rate_limited,
             replicas_desired,
             replicas_ready,
+            history: Arc::default(),
         }
     }
 }
@@ -144,6 +148,12 @@ impl Metrics {
         };
         self.requests.get_or_create(&labels).inc();
         self.duration.get_or_create(&v).observe(seconds);
+        self.history.record(&v, labels.code, seconds);
+    }
+
+    /// The last hour of traffic, as the console's charts read it.
+    pub fn history(&self) -> Arc<History> {
+        self.history.clone()
     }
 
     /// Observes the time to a replica's response headers.

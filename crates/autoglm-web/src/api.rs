@@ -2,6 +2,8 @@
 //! process, with the browser's credential as the Bearer token: validation,
 //! RBAC, idempotency and the audit stay in one place.
 
+use autoglm_console::auth::random_string;
+use autoglm_core::replay::{NONCE_HEADER, TIMESTAMP_HEADER};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
@@ -24,26 +26,83 @@ impl Api {
         credential: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        let body = body.map(|b| ("application/json", Body::from(b.to_string())));
+        let (status, bytes) = self.send(method, path, credential, body).await;
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Calls `method path` without a body; the status and the answer as text.
+    pub async fn text(&self, method: Method, path: &str, credential: &str) -> (StatusCode, String) {
+        let (status, bytes) = self.send(method, path, credential, None).await;
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Calls a command (`method path` with a JSON body and the freshness
+    /// headers a command needs); the status and the JSON answer.
+    pub async fn command(
+        &self,
+        method: Method,
+        path: &str,
+        credential: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let fresh = [
+            (TIMESTAMP_HEADER, chrono::Utc::now().timestamp().to_string()),
+            (NONCE_HEADER, random_string(32)),
+        ];
+        let body = Some(("application/json", Body::from(body.to_string())));
+        let (status, bytes) = self.send_with(method, path, credential, body, &fresh).await;
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Calls `method path` with `body` of its content type; the status and the answer's bytes.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        credential: &str,
+        body: Option<(&str, Body)>,
+    ) -> (StatusCode, axum::body::Bytes) {
+        self.send_with(method, path, credential, body, &[]).await
+    }
+
+    async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        credential: &str,
+        body: Option<(&str, Body)>,
+        headers: &[(&str, String)],
+    ) -> (StatusCode, axum::body::Bytes) {
         let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header(header::AUTHORIZATION, format!("Bearer {credential}"));
-        if body.is_some() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, value);
         }
-        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let body = match body {
+            Some((content_type, body)) => {
+                request = request.header(header::CONTENT_TYPE, content_type);
+                body
+            }
+            None => Body::empty(),
+        };
         let Ok(request) = request.body(body) else {
-            return (StatusCode::BAD_REQUEST, Value::Null);
+            return (StatusCode::BAD_REQUEST, axum::body::Bytes::new());
         };
         let Ok(response) = self.0.clone().oneshot(request).await;
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), ANSWER_LIMIT)
             .await
             .unwrap_or_default();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        (status, bytes)
     }
 }
 
@@ -63,4 +122,10 @@ pub fn problem_words(problem: &Value) -> Vec<String> {
         }
     }
     words
+}
+
+/// What the API said when it refused, in words, for the page to show beside
+/// the form it came from (`id` names the place).
+pub fn refusal(id: &str, problem: &Value) -> maud::Markup {
+    maud::html! { div.error role="alert" id=(id) { @for line in problem_words(problem) { p { (line) } } } }
 }

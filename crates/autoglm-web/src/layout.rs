@@ -1,5 +1,5 @@
-//! The page frame (header, navigation, who is logged in, log out) and the
-//! stylesheet: our own, small, readable without it.
+//! The page frame (header, navigation, who is logged in, log out), the
+//! stylesheet and the script: our own, small; pages read and work without them.
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -8,10 +8,11 @@ use maud::{DOCTYPE, Markup, html};
 use crate::session::Session;
 
 /// The sections of the console, as the navigation lists them.
-const SECTIONS: [(&str, &str); 4] = [
+const SECTIONS: [(&str, &str); 5] = [
     ("/ui", "Overview"),
     ("/ui/models", "Models"),
     ("/ui/keys", "API keys"),
+    ("/ui/usage", "Usage"),
     ("/ui/audit", "Audit"),
 ];
 
@@ -21,6 +22,7 @@ fn head(title: &str) -> Markup {
         meta name="viewport" content="width=device-width, initial-scale=1";
         title { (title) " · autoglm" }
         link rel="stylesheet" href="/assets/app.css";
+        script src="/assets/app.js" defer {}
     }
 }
 
@@ -69,6 +71,18 @@ pub fn page(session: &Session, here: &str, title: &str, body: Markup) -> Markup 
             }
         }
     }
+}
+
+/// `GET /assets/app.js`: live parts of pages, the YAML view of the service
+/// form, log follow, upload progress. Pages work without it.
+pub async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        include_str!("app.js"),
+    )
 }
 
 /// `GET /assets/app.css`.

@@ -1,5 +1,5 @@
 //! The web console: server-rendered pages (maud templates compiled into the
-//! binary, one stylesheet of our own, no JavaScript yet) over the console's
+//! binary, one stylesheet and one small script of our own) over the console's
 //! store and platform, mounted beside the REST API by `autoglm console` and
 //! `autoglm up`.
 //!
@@ -17,6 +17,7 @@ mod session;
 use autoglm_console::AppState;
 use axum::Router;
 use axum::routing::{get, post};
+use pages::services;
 
 /// How the pages are served.
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,11 +34,39 @@ pub fn router(config: WebConfig, api: Router) -> Router<AppState> {
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", post(session::logout))
         .route("/ui", get(pages::overview::page))
-        .route("/ui/models", get(pages::models::page))
+        .route(
+            "/ui/models",
+            get(pages::models::page).post(pages::models::create),
+        )
+        .route("/ui/models/{name}", get(pages::model::page))
+        .route("/ui/models/{name}/versions", post(pages::model::upload))
+        .route(
+            "/ui/models/{name}/versions/{version}/stage",
+            post(pages::model::set_stage),
+        )
+        .route("/ui/usage", get(pages::usage::page))
         .route("/ui/audit", get(pages::audit::page))
         .route("/ui/keys", get(pages::keys::page).post(pages::keys::create))
         .route("/ui/keys/{id}/revoke", post(pages::keys::revoke))
+        .route(
+            "/ui/services/new",
+            get(services::form::page).post(services::form::create),
+        )
+        .route("/ui/services/yaml", post(services::form::yaml))
+        .route("/ui/services/{name}", get(services::page))
+        .route("/ui/services/{name}/split", post(services::split))
+        .route("/ui/services/{name}/scale", post(services::scale))
+        .route("/ui/services/{name}/restart", post(services::restart))
+        .route(
+            "/ui/services/{name}/replicas/{replica}/logs",
+            get(services::logs),
+        )
+        .route(
+            "/ui/services/{name}/replicas/{replica}/logs.txt",
+            get(services::log_text),
+        )
         .route("/assets/app.css", get(layout::stylesheet))
+        .route("/assets/app.js", get(layout::script))
         .layer(axum::Extension(config))
         .layer(axum::Extension(api::Api(api)))
 }

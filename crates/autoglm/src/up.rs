@@ -179,11 +179,12 @@ pub async fn start(
         demand,
     )
     .map_err(|e| anyhow::anyhow!(e))?;
+    let traffic = gateway.history();
     let (stop, mut stopped) = watch::channel(false);
     let gateway = tokio::spawn(gateway.serve(listener, async move {
         let _ = stopped.wait_for(|s| *s).await;
     }));
-    let state = state.with_platform(scheduler);
+    let state = state.with_platform(scheduler).with_traffic(traffic);
     Ok((
         state,
         Running {

@@ -1,8 +1,11 @@
 //! The web console in real headless Chromium (Debian's `chromium`, driven
 //! through `chromedriver` over WebDriver with fantoccini) against a real
-//! `autoglm console`: log in with a password or an API key, read the
-//! overview and the model registry, search it, read and filter the audit log
-//! with its chain's state, log out; a stale form is refused. Screenshots of each page go to docs/screenshots/.
+//! `autoglm console` and a real `autoglm up`: log in with a password or an
+//! API key, read and search the registry, create a model and upload its
+//! versions, change a stage, deploy a service from the form, watch it become
+//! ready, move its traffic split and see the gateway honour it, make and
+//! revoke a key, read usage, logs and the audit; a viewer can change nothing;
+//! a stale form is refused. Screenshots of each page go to docs/screenshots/.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -11,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Console;
+use common::{Console, Up};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -181,11 +184,6 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
     let who = text(&client, "#who").await;
     assert!(who.contains("admin") && who.contains("default"), "{who}");
     assert!(text(&client, "main").await.contains("No services yet"));
-    std::fs::write(
-        shots.join("overview.png"),
-        client.screenshot().await.unwrap(),
-    )
-    .unwrap();
 
     // The registry lists both models with their version counts, and searches by name.
     click(&client, Locator::LinkText("Models")).await;
@@ -199,7 +197,7 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
     assert!(row.starts_with("minilm") && row.contains('1'), "{row}");
     std::fs::write(shots.join("models.png"), client.screenshot().await.unwrap()).unwrap();
     type_into(&client, Locator::Id("q"), "smol").await;
-    click(&client, Locator::Css("form.search button")).await;
+    click(&client, Locator::Css("form[role=search] button")).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let found = text(&client, "#models tbody").await;
@@ -225,7 +223,10 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
     type_into(&client, Locator::Id("expires_days"), "zero").await;
     click(&client, Locator::Css("#new-key button")).await;
     let refused = text(&client, "#key-error").await;
-    assert!(refused.contains("whole number of days"), "{refused}");
+    assert!(
+        refused.contains("Expires after") && refused.contains("whole number"),
+        "{refused}"
+    );
     type_into(&client, Locator::Id("name"), "from-the-browser").await;
     click(&client, Locator::Css("#new-key button")).await;
     let secret = text(&client, "#secret").await;
@@ -342,4 +343,418 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
         .await
         .unwrap();
     assert_eq!(logout.status(), reqwest::StatusCode::FORBIDDEN);
+}
+
+/// Waits until the text of `css` satisfies `done` (pages refresh their live
+/// parts, and reloads take a moment).
+async fn wait_text(
+    client: &Client,
+    css: &str,
+    within: Duration,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(element) = client.find(Locator::Css(css)).await
+            && let Ok(found) = element.text().await
+            && done(&found)
+        {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{css} did not read as expected within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn replace_text(client: &Client, id: &str, keys: &str) {
+    let field = client.find(Locator::Id(id)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(keys).await.unwrap();
+}
+
+async fn shoot(client: &Client, name: &str) {
+    std::fs::write(screenshots().join(name), client.screenshot().await.unwrap()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_cannot() {
+    let home = tempfile::tempdir().unwrap();
+    let up = Up::start(&home.path().join("home"), &[]);
+    let base = up.console.url.clone();
+    let http = up.console.client();
+    for (username, role) in [("olga", "operator"), ("vic", "viewer")] {
+        let (created, answer) = up
+            .console
+            .call(
+                &http,
+                reqwest::Method::POST,
+                "/api/v1/users",
+                Some(json!({"username": username, "password": "a-long-password-1", "role": role})),
+            )
+            .await;
+        assert_eq!(created, reqwest::StatusCode::CREATED, "{answer}");
+    }
+    let iris = autoglm_testmodels::file(autoglm_testmodels::IRIS, "onnx");
+    let driver = driver();
+    let profile = tempfile::tempdir().unwrap();
+    let client = browser(&driver, profile.path()).await;
+    log_in(
+        &client,
+        &base,
+        &[("username", "olga"), ("password", "a-long-password-1")],
+    )
+    .await;
+    arrive(&client, "/ui").await;
+
+    // A model is registered from the form; a bad name is refused beside the field.
+    client.goto(&format!("{base}/ui/models")).await.unwrap();
+    click(&client, Locator::Css("details.new-model summary")).await;
+    type_into(&client, Locator::Id("model-name"), "Iris Flowers").await;
+    click(&client, Locator::Css("#new-model button")).await;
+    let refused = text(&client, "#error-model-name").await;
+    assert!(refused.contains("Iris Flowers"), "{refused}");
+    replace_text(&client, "model-name", "iris").await;
+    type_into(&client, Locator::Id("model-description"), "iris classifier").await;
+    click(&client, Locator::Css("#new-model button")).await;
+    arrive(&client, "/ui/models/iris").await;
+
+    // Two versions are uploaded from the browser, the second derived from the first.
+    for (version, parent) in [(1, ""), (2, "1")] {
+        assert!(
+            client.find(Locator::Id("upload-progress")).await.is_ok(),
+            "the form has a progress bar"
+        );
+        type_into(&client, Locator::Id("artifact"), iris.to_str().unwrap()).await;
+        type_into(&client, Locator::Id("task"), "classification").await;
+        type_into(&client, Locator::Id("framework"), "onnx").await;
+        if !parent.is_empty() {
+            type_into(&client, Locator::Id("parent"), parent).await;
+        }
+        click(&client, Locator::Css("#upload button[type=submit]")).await;
+        let row = text(&client, &format!("#version-{version}")).await;
+        assert!(
+            row.contains("onnx") && row.contains("670 B") && row.contains("classification"),
+            "{row}"
+        );
+        if !parent.is_empty() {
+            assert!(row.contains("v1"), "lineage shown: {row}");
+        }
+    }
+    // Version 1 moves to staging.
+    let stage = client
+        .find(Locator::Css("#stage-1 option[value=staging]"))
+        .await
+        .unwrap();
+    stage.click().await.unwrap();
+    click(&client, Locator::Css("#version-1 button")).await;
+    wait_text(
+        &client,
+        "#version-1 td.stage",
+        Duration::from_secs(10),
+        |t| t == "staging",
+    )
+    .await;
+    shoot(&client, "model.png").await;
+
+    // A service is deployed from the form: a bad name is refused beside its
+    // field, the YAML view follows the fields, and the fixed form deploys.
+    client.goto(&format!("{base}/ui")).await.unwrap();
+    click(&client, Locator::Id("new-service")).await;
+    arrive(&client, "/ui/services/new").await;
+    type_into(&client, Locator::Id("name"), "iris_svc").await;
+    type_into(&client, Locator::Id("model"), "iris").await;
+    type_into(&client, Locator::Id("version_1"), "2").await;
+    type_into(&client, Locator::Id("weight_1"), "0").await;
+    replace_text(&client, "weight_0", "100").await;
+    let yaml = wait_text(&client, "#yaml", Duration::from_secs(10), |t| {
+        t.contains("model: iris") && t.contains("version: '2'")
+    })
+    .await;
+    assert!(yaml.contains("kind: ModelService"), "{yaml}");
+    click(&client, Locator::Id("deploy")).await;
+    let refused = text(&client, "#error-name").await;
+    assert!(refused.contains("iris_svc"), "{refused}");
+    assert_eq!(
+        client
+            .find(Locator::Id("model"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("iris"),
+        "what was typed is kept"
+    );
+    shoot(&client, "service-new.png").await;
+    replace_text(&client, "name", "iris").await;
+    click(&client, Locator::Id("deploy")).await;
+    arrive(&client, "/ui/services/iris").await;
+    // The page follows the replicas as they start, without a reload.
+    wait_text(&client, "#replica-count", Duration::from_secs(90), |t| {
+        t == "2 of 2 ready"
+    })
+    .await;
+
+    // A key is made with a scope and a limit; the gateway takes it at once.
+    client.goto(&format!("{base}/ui/keys")).await.unwrap();
+    type_into(&client, Locator::Id("name"), "flow").await;
+    type_into(&client, Locator::Id("requests_per_second"), "1000").await;
+    click(
+        &client,
+        Locator::Css("input[name=scope][value='services:invoke']"),
+    )
+    .await;
+    click(&client, Locator::Css("#new-key button")).await;
+    let secret = text(&client, "#secret").await;
+    let row = text(&client, "#keys tbody").await;
+    assert!(
+        row.contains("services:invoke") && row.contains("1000 req/s"),
+        "{row}"
+    );
+
+    // The split moves to 50/50; a split that does not sum to 100 is refused in words.
+    client
+        .goto(&format!("{base}/ui/services/iris"))
+        .await
+        .unwrap();
+    replace_text(&client, "weight-1", "60").await;
+    replace_text(&client, "weight-2", "50").await;
+    click(&client, Locator::Css("#split button")).await;
+    let refused = text(&client, "#split-error").await;
+    assert!(refused.contains("sum to 110"), "{refused}");
+    replace_text(&client, "weight-1", "50").await;
+    replace_text(&client, "weight-2", "50").await;
+    click(&client, Locator::Css("#split button")).await;
+    arrive(&client, "/ui/services/iris").await;
+    let (_, service) = up
+        .console
+        .call(&http, reqwest::Method::GET, "/api/v1/services/iris", None)
+        .await;
+    assert_eq!(
+        service["spec"]["versions"],
+        json!([{"version": "1", "weight": 50}, {"version": "2", "weight": 50}])
+    );
+
+    // The gateway honours it: 400 requests, each version within 40 to 60 %
+    // (±4 standard deviations of a fair coin).
+    let gateway = reqwest::Client::new();
+    let meta: serde_json::Value = gateway
+        .get(format!("{}/v2/models/iris", up.gateway))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let input = meta["inputs"][0]["name"].as_str().unwrap().to_owned();
+    let body = json!({"inputs": [{"name": input, "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]});
+    let mut first = 0;
+    for _ in 0..400 {
+        let answer = gateway
+            .post(format!("{}/v2/models/iris/infer", up.gateway))
+            .bearer_auth(&secret)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), reqwest::StatusCode::OK);
+        if answer.headers()["x-autoglm-version"] == "1" {
+            first += 1;
+        }
+    }
+    assert!(
+        (160..=240).contains(&first),
+        "version 1 took {first} of 400"
+    );
+
+    // The charts draw both versions from the gateway's history (an interval closes every 10 s).
+    let table = wait_text(&client, "#live-charts", Duration::from_secs(30), |t| {
+        t.contains("Requests per second")
+    })
+    .await;
+    assert!(table.contains("v1") && table.contains("v2"), "{table}");
+    let rate = client
+        .find(Locator::Css("#chart-rate svg"))
+        .await
+        .unwrap()
+        .html(false)
+        .await
+        .unwrap();
+    assert!(
+        rate.contains("v1 ") && rate.contains("v2 "),
+        "each line is named: {rate}"
+    );
+    client.set_window_size(1280, 1500).await.unwrap();
+    shoot(&client, "service.png").await;
+    client.set_window_size(1280, 800).await.unwrap();
+
+    // A replica's log is readable, and followed.
+    let logs = client
+        .find(Locator::Css("#replicas tbody tr:first-child a"))
+        .await
+        .unwrap();
+    logs.click().await.unwrap();
+    let log = wait_text(&client, "#log", Duration::from_secs(10), |t| {
+        !t.trim().is_empty()
+    })
+    .await;
+    assert!(!log.contains("no replica"), "{log}");
+    assert!(
+        client
+            .find(Locator::Id("follow"))
+            .await
+            .unwrap()
+            .is_selected()
+            .await
+            .unwrap()
+    );
+
+    // The overview shows the service's health, replicas and last minute of traffic.
+    client.goto(&format!("{base}/ui")).await.unwrap();
+    let overview = text(&client, "#services tbody").await;
+    assert!(
+        overview.contains("iris") && overview.contains("Ready") && overview.contains("2 / 2"),
+        "{overview}"
+    );
+    assert!(
+        !overview.contains('–'),
+        "rate, errors and p95 are known: {overview}"
+    );
+    shoot(&client, "overview.png").await;
+
+    // Usage counts the key's 401 calls, the metadata read and 400
+    // inferences (the gateway flushes usage every 2 s).
+    let usage = async || {
+        client
+            .goto(&format!("{base}/ui/usage?window=1h"))
+            .await
+            .unwrap();
+        client
+            .find(Locator::Css("#usage-totals"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let totals = loop {
+        if let Some(totals) = usage().await
+            && totals.contains(" 401 ")
+        {
+            break totals;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "usage did not show 401 requests: {}",
+            text(&client, "main").await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(totals.contains("iris"), "{totals}");
+    shoot(&client, "usage.png").await;
+
+    // Revoked in the browser, the key stops working at the gateway.
+    client.goto(&format!("{base}/ui/keys")).await.unwrap();
+    click(
+        &client,
+        Locator::XPath("//tr[td[contains(., 'flow')]]//button[contains(@class, 'revoke')]"),
+    )
+    .await;
+    arrive(&client, "/ui/keys").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = gateway
+            .post(format!("{}/v2/models/iris/infer", up.gateway))
+            .bearer_auth(&secret)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the revoked key still works at the gateway"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Every action is in the audit, under the operator's name.
+    client
+        .goto(&format!("{base}/ui/audit?actor=user:olga"))
+        .await
+        .unwrap();
+    let log = text(&client, "#audit").await;
+    for action in [
+        "models.create",
+        "versions.create",
+        "versions.set_stage",
+        "services.create",
+        "services.update",
+        "keys.create",
+        "keys.revoke",
+    ] {
+        assert!(log.contains(action), "{action} missing from {log}");
+    }
+
+    // A viewer sees the same pages without a single control, and the API refuses it.
+    click(&client, Locator::Id("logout")).await;
+    arrive(&client, "/login").await;
+    log_in(
+        &client,
+        &base,
+        &[("username", "vic"), ("password", "a-long-password-1")],
+    )
+    .await;
+    arrive(&client, "/ui").await;
+    assert!(client.find(Locator::Id("new-service")).await.is_err());
+    client
+        .goto(&format!("{base}/ui/services/iris"))
+        .await
+        .unwrap();
+    assert!(text(&client, "#split-now").await.contains("50%"));
+    for control in ["split", "scale", "restart"] {
+        assert!(
+            client.find(Locator::Id(control)).await.is_err(),
+            "a viewer sees #{control}"
+        );
+    }
+    client
+        .goto(&format!("{base}/ui/models/iris"))
+        .await
+        .unwrap();
+    assert!(text(&client, "#versions").await.contains("staging"));
+    assert!(client.find(Locator::Id("upload")).await.is_err());
+    assert!(client.find(Locator::Id("stage-1")).await.is_err());
+    client
+        .goto(&format!("{base}/ui/services/new"))
+        .await
+        .unwrap();
+    assert!(text(&client, "main").await.contains("cannot deploy"));
+    // Posting the scale form anyway (with the viewer's own CSRF token) is refused by the API.
+    let status = client
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               const csrf = document.querySelector("input[name=csrf]").value;
+               fetch("/ui/services/iris/scale", {method: "POST", body: new URLSearchParams({csrf, replicas: "3"})})
+                 .then(r => done(r.status));"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, json!(403));
+    let (_, service) = up
+        .console
+        .call(&http, reqwest::Method::GET, "/api/v1/services/iris", None)
+        .await;
+    assert_eq!(service["spec"]["replicas"], 1, "nothing changed");
+    client.close().await.unwrap();
 }

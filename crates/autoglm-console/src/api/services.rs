@@ -14,6 +14,7 @@ use autoglm_core::registry::Page;
 use autoglm_core::service::{
     Condition, ConditionStatus, ModelServiceManifest, ModelServiceSpec, ModelServiceStatus, Scale,
 };
+use autoglm_core::traffic::ServiceTraffic;
 use autoglm_store::{ServiceFilter, StoredService, services};
 use axum::Json;
 use axum::extract::State;
@@ -281,6 +282,31 @@ pub async fn logs(
             format!("service has no replica {replica:?} with a log"),
         )),
     }
+}
+
+/// `GET /api/v1/services/{name}/traffic`: the last hour of the service's
+/// traffic per version, as the gateway in this process counted it.
+pub async fn traffic(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<ServiceTraffic>> {
+    let tenant = ctx.tenant().to_owned();
+    {
+        let (tenant, name) = (tenant.clone(), name.clone());
+        read(&state, move |s| s.service(&tenant, &name)).await?;
+    }
+    state
+        .traffic
+        .traffic(&tenant, &name)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "this console keeps no traffic history: its gateway runs in another process \
+             (read the gateway's autoglm_gateway_* metrics from Prometheus instead)",
+            )
+        })
 }
 
 #[cfg(test)]

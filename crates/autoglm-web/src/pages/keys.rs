@@ -8,10 +8,9 @@ use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{Api, problem_words};
+use crate::api::{Api, problem_words, refusal};
 use crate::layout;
 use crate::session::{self, CsrfForm, Session};
 
@@ -22,11 +21,6 @@ fn date(value: &Value) -> String {
         || "–".to_owned(),
         |t| t.get(..16).unwrap_or(t).replace('T', " "),
     )
-}
-
-/// What the API said when it refused, beside the form.
-fn refusal(problem: &Value) -> Markup {
-    html! { @for line in problem_words(problem) { p.error role="alert" id="key-error" { (line) } } }
 }
 
 /// The page: an optional notice (a new secret, or errors), the form, the keys.
@@ -53,6 +47,16 @@ async fn render(
             input id="name" name="name" placeholder="ci-deploy";
             label for="expires_days" class="muted" { "Expires after (days, empty for never)" }
             input id="expires_days" name="expires_days" inputmode="numeric";
+            label for="requests_per_second" class="muted" { "Requests/s" }
+            input.short id="requests_per_second" name="requests_per_second" inputmode="numeric";
+            label for="tokens_per_minute" class="muted" { "Tokens/min" }
+            input.short id="tokens_per_minute" name="tokens_per_minute" inputmode="numeric";
+            fieldset.scopes {
+                legend.muted { "Scopes (none ticked: all of your role's permissions)" }
+                @for p in Permission::ALL.into_iter().filter(|p| session.principal.grant.allows(*p)) {
+                    label { input type="checkbox" name="scope" value=(p.as_str()); " " code { (p.as_str()) } }
+                }
+            }
             button type="submit" { "Create key" }
         }
         @if !listed.is_success() {
@@ -63,6 +67,7 @@ async fn render(
             table id="keys" {
                 thead { tr {
                     th scope="col" { "Key" } th scope="col" { "Name" } th scope="col" { "Created" }
+                    th scope="col" { "Scopes" } th scope="col" { "Limits" }
                     th scope="col" { "Last used" } th scope="col" { "Expires" } th scope="col" { "State" } th scope="col" { span.muted { "Action" } }
                 } }
                 tbody {
@@ -72,6 +77,11 @@ async fn render(
                             th scope="row" { code { (id) } }
                             td { (key["name"].as_str().unwrap_or("")) }
                             td { (date(&key["created_at"])) }
+                            td { @match key["scopes"].as_array() {
+                                Some(scopes) => { @for scope in scopes { span.label { (scope.as_str().unwrap_or_default()) } } },
+                                None => span.muted { "all of the role" },
+                            } }
+                            td { (limits(&key["rate_limit"])) }
                             td { (date(&key["last_used_at"])) }
                             td { (date(&key["expires_at"])) }
                             @if key["revoked_at"].is_string() {
@@ -108,14 +118,78 @@ pub async fn page(
     render(&api, &session, &credential, html! {}, StatusCode::OK).await
 }
 
-#[derive(Debug, Deserialize)]
+/// A key's gateway limits, in words.
+fn limits(limit: &Value) -> String {
+    let words: Vec<String> = [
+        ("requests_per_second", "req/s"),
+        ("tokens_per_minute", "tokens/min"),
+    ]
+    .into_iter()
+    .filter_map(|(field, unit)| limit[field].as_u64().map(|n| format!("{n} {unit}")))
+    .collect();
+    if words.is_empty() {
+        "–".to_owned()
+    } else {
+        words.join(", ")
+    }
+}
+
+/// The new-key form: repeated `scope` fields, so read as pairs.
+#[derive(Debug, Default)]
 pub struct NewKey {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     expires_days: String,
+    requests_per_second: String,
+    tokens_per_minute: String,
+    scopes: Vec<String>,
+}
+
+impl NewKey {
+    fn from_pairs(pairs: Vec<(String, String)>) -> NewKey {
+        let mut form = NewKey::default();
+        for (field, value) in pairs {
+            match field.as_str() {
+                "csrf" => form.csrf = value,
+                "name" => form.name = value,
+                "expires_days" => form.expires_days = value,
+                "requests_per_second" => form.requests_per_second = value,
+                "tokens_per_minute" => form.tokens_per_minute = value,
+                "scope" => form.scopes.push(value),
+                _ => {}
+            }
+        }
+        form
+    }
+
+    /// The API body, or what in the form is not a positive whole number.
+    fn body(&self) -> Result<Value, String> {
+        let positive = |label: &str, raw: &str| -> Result<Option<u64>, String> {
+            match raw.trim() {
+                "" => Ok(None),
+                raw => match raw.parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(Some(n)),
+                    _ => Err(format!("{label}: a whole number, 1 or more (got {raw:?}).")),
+                },
+            }
+        };
+        let mut body = json!({});
+        if !self.name.trim().is_empty() {
+            body["name"] = json!(self.name.trim());
+        }
+        if let Some(days) = positive("Expires after", &self.expires_days)? {
+            body["expires_in_seconds"] = json!(days * 86_400);
+        }
+        let rps = positive("Requests/s", &self.requests_per_second)?;
+        let tpm = positive("Tokens/min", &self.tokens_per_minute)?;
+        if rps.is_some() || tpm.is_some() {
+            body["rate_limit"] = json!({"requests_per_second": rps, "tokens_per_minute": tpm});
+        }
+        if !self.scopes.is_empty() {
+            body["scopes"] = json!(self.scopes);
+        }
+        Ok(body)
+    }
 }
 
 /// `POST /ui/keys`: creates a key and shows its secret, once.
@@ -123,33 +197,28 @@ pub async fn create(
     State(state): State<AppState>,
     Extension(api): Extension<Api>,
     headers: HeaderMap,
-    Form(form): Form<NewKey>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
+    let form = NewKey::from_pairs(pairs);
     let (session, credential) =
         match session::require_form(&state, &headers, HERE, &form.csrf).await {
             Ok(s) => s,
             Err(answer) => return answer,
         };
-    let mut body = json!({});
-    if !form.name.trim().is_empty() {
-        body["name"] = json!(form.name.trim());
-    }
-    if !form.expires_days.trim().is_empty() {
-        match form.expires_days.trim().parse::<u64>() {
-            Ok(days) if days > 0 => body["expires_in_seconds"] = json!(days * 86_400),
-            _ => {
-                let notice = html! { p.error role="alert" id="key-error" { "Expires after: a whole number of days, 1 or more." } };
-                return render(
-                    &api,
-                    &session,
-                    &credential,
-                    notice,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                )
-                .await;
-            }
+    let body = match form.body() {
+        Ok(body) => body,
+        Err(words) => {
+            let notice = html! { p.error role="alert" id="key-error" { (words) } };
+            return render(
+                &api,
+                &session,
+                &credential,
+                notice,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
         }
-    }
+    };
     let (status, answer) = api
         .call(Method::POST, "/api/v1/keys", &credential, Some(body))
         .await;
@@ -161,7 +230,7 @@ pub async fn create(
             }
         }
     } else {
-        refusal(&answer)
+        refusal("key-error", &answer)
     };
     let status = if status == StatusCode::CREATED {
         StatusCode::OK
@@ -195,6 +264,6 @@ pub async fn revoke(
     if status.is_success() {
         return Redirect::to(HERE).into_response();
     }
-    let notice = refusal(&answer);
+    let notice = refusal("key-error", &answer);
     render(&api, &session, &credential, notice, status).await
 }

@@ -2,8 +2,11 @@
 
 pub mod audit;
 pub mod keys;
+pub mod model;
 pub mod models;
 pub mod overview;
+pub mod services;
+pub mod usage;
 
 use autoglm_console::AppState;
 use autoglm_core::rbac::Permission;

@@ -1,15 +1,20 @@
-//! The model registry: every model of the tenant, searchable by name.
+//! The model registry: every model of the tenant, searchable by name, and a
+//! form to register a new one.
 
 use autoglm_console::AppState;
 use autoglm_core::rbac::Permission;
 use autoglm_store::ModelFilter;
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
-use maud::html;
+use axum::Extension;
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
 use serde::Deserialize;
+use serde_json::json;
 
 use super::Place;
+use crate::api::{Api, problem_words};
+use crate::session::{self, Session};
 
 #[derive(Debug, Deserialize)]
 pub struct Search {
@@ -35,7 +40,63 @@ pub async fn page(
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    let query = search.q.trim().to_owned();
+    list(
+        &state,
+        &session,
+        &search.q,
+        &NewModel::default(),
+        html! {},
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// The new-model form as submitted.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct NewModel {
+    csrf: String,
+    name: String,
+    description: String,
+}
+
+/// `POST /ui/models`: registers a model, then shows it.
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(api): Extension<Api>,
+    headers: HeaderMap,
+    Form(form): Form<NewModel>,
+) -> Response {
+    let (session, credential) =
+        match session::require_form(&state, &headers, PLACE.here, &form.csrf).await {
+            Ok(s) => s,
+            Err(answer) => return answer,
+        };
+    let mut body = json!({"name": form.name.trim()});
+    if !form.description.trim().is_empty() {
+        body["description"] = json!(form.description.trim());
+    }
+    let (status, answer) = api
+        .call(Method::POST, "/api/v1/models", &credential, Some(body))
+        .await;
+    if status.is_success() {
+        return Redirect::to(&format!("/ui/models/{}", form.name.trim())).into_response();
+    }
+    let refusal = html! { p.field-error role="alert" id="error-model-name" { (problem_words(&answer).join("; ")) } };
+    list(&state, &session, "", &form, refusal, status).await
+}
+
+/// The list, searched by `query`, under the new-model form (with `refusal`
+/// beside its name when it was refused).
+async fn list(
+    state: &AppState,
+    session: &Session,
+    query: &str,
+    form: &NewModel,
+    refusal: Markup,
+    status: StatusCode,
+) -> Response {
+    let query = query.trim().to_owned();
     let store = state.store.clone();
     let filter = ModelFilter {
         tenant: session.principal.grant.tenant.clone(),
@@ -45,9 +106,24 @@ pub async fn page(
     };
     let models = match tokio::task::spawn_blocking(move || store.list_models(&filter)).await {
         Ok(Ok(models)) => models,
-        _ => return PLACE.unreadable(&session),
+        _ => return PLACE.unreadable(session),
     };
+    let can_create = session.principal.require(Permission::ModelsWrite).is_ok();
     let body = html! {
+        @if can_create {
+            details.new-model open[!form.name.is_empty()] {
+                summary { "New model" }
+                form.search method="post" action="/ui/models" id="new-model" {
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    label for="model-name" class="muted" { "Name" }
+                    input id="model-name" name="name" value=(form.name) required aria-describedby="error-model-name";
+                    label for="model-description" class="muted" { "Description" }
+                    input id="model-description" name="description" value=(form.description);
+                    button type="submit" { "Create model" }
+                    (refusal)
+                }
+            }
+        }
         form.search method="get" action="/ui/models" role="search" {
             label for="q" class="muted" { "Name contains" }
             input id="q" name="q" value=(query) type="search";
@@ -64,7 +140,7 @@ pub async fn page(
                 tbody {
                     @for model in &models {
                         tr {
-                            th scope="row" { (model.name) }
+                            th scope="row" { a href={"/ui/models/" (model.name)} { (model.name) } }
                             td { (model.description.as_deref().unwrap_or("")) }
                             td { @for (k, v) in &model.labels { span.label { (k) "=" (v) } } }
                             td.num { (model.version_count) }
@@ -76,5 +152,5 @@ pub async fn page(
             }
         }
     };
-    PLACE.show(&session, body)
+    (status, PLACE.show(session, body)).into_response()
 }

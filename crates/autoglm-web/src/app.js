@@ -1,0 +1,96 @@
+// autoglm console: the few things a server-rendered page cannot do alone.
+// Every page works without this script; it only keeps parts fresh.
+"use strict";
+
+// Parts marked data-live are replaced by the same parts of a fresh copy of
+// the page every few seconds, so states and charts follow what happens.
+function refreshLiveParts() {
+  const live = document.querySelectorAll("[data-live][id]");
+  if (live.length === 0) return;
+  setInterval(async () => {
+    if (document.hidden) return;
+    const answer = await fetch(location.href, { credentials: "same-origin" });
+    if (!answer.ok) return;
+    const fresh = new DOMParser().parseFromString(await answer.text(), "text/html");
+    for (const part of live) {
+      const next = fresh.getElementById(part.id);
+      if (next) document.getElementById(part.id).replaceWith(next);
+    }
+  }, 3000);
+}
+
+// A log with data-follow is fetched again every second while "Follow" is ticked.
+function followLog() {
+  const log = document.querySelector("pre[data-follow]");
+  const follow = document.getElementById("follow");
+  if (!log || !follow) return;
+  log.scrollTop = log.scrollHeight;
+  setInterval(async () => {
+    if (!follow.checked || document.hidden) return;
+    const answer = await fetch(log.dataset.follow, { credentials: "same-origin" });
+    if (!answer.ok) return;
+    log.textContent = await answer.text();
+    log.scrollTop = log.scrollHeight;
+  }, 1000);
+}
+
+// The service form's YAML view follows the fields as they are filled in.
+function yamlView() {
+  const form = document.querySelector("form[data-yaml]");
+  const view = document.getElementById("yaml");
+  if (!form || !view) return;
+  let pending = null;
+  form.addEventListener("input", () => {
+    clearTimeout(pending);
+    pending = setTimeout(async () => {
+      const body = new URLSearchParams(new FormData(form));
+      const answer = await fetch(form.dataset.yaml, { method: "POST", body, credentials: "same-origin" });
+      if (answer.ok) view.textContent = await answer.text();
+    }, 150);
+  });
+}
+
+// An upload form with data-progress sends its files with a progress bar, and
+// then shows the page the server answers with.
+function uploadProgress() {
+  const form = document.querySelector("form[data-progress]");
+  if (!form) return;
+  const bar = document.getElementById(form.dataset.progress);
+  const words = document.getElementById(form.dataset.progress + "-words");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const request = new XMLHttpRequest();
+    request.open("POST", form.action);
+    request.upload.addEventListener("progress", (e) => {
+      if (!e.lengthComputable) return;
+      bar.max = e.total;
+      bar.value = e.loaded;
+      words.textContent = Math.floor((100 * e.loaded) / e.total) + "% of " + (e.total / 1048576).toFixed(1) + " MiB sent";
+    });
+    request.addEventListener("load", () => {
+      document.open();
+      document.write(request.responseText);
+      document.close();
+      history.replaceState(null, "", request.responseURL);
+    });
+    request.addEventListener("error", () => {
+      words.textContent = "The upload failed: the connection to the console was lost.";
+    });
+    const metadata = {};
+    for (const input of form.querySelectorAll("[data-meta]")) {
+      const value = input.value.trim();
+      if (value === "") continue;
+      const number = Number(value);
+      // A parent version is a number; anything else goes as typed, for the API to judge.
+      metadata[input.dataset.meta] = input.dataset.meta === "parent" && Number.isInteger(number) ? number : value;
+    }
+    form.elements.metadata.value = JSON.stringify(metadata);
+    bar.hidden = false;
+    request.send(new FormData(form));
+  });
+}
+
+refreshLiveParts();
+followLog();
+yamlView();
+uploadProgress();

@@ -1,0 +1,293 @@
+//! One model: its versions with digest, size, format, stage and lineage; a
+//! stage change per version; and an upload of a new version with a progress
+//! bar. Changes go through the console's API, uploads streamed to it as sent.
+
+use autoglm_console::AppState;
+use autoglm_core::rbac::Permission;
+use autoglm_core::registry::{Model, ModelVersion};
+use autoglm_core::stage::Stage;
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Form, Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::{Api, problem_words, refusal};
+use crate::layout;
+use crate::session::{self, Session};
+
+const STAGES: [Stage; 4] = [
+    Stage::None,
+    Stage::Staging,
+    Stage::Production,
+    Stage::Archived,
+];
+
+fn here(name: &str) -> String {
+    format!("/ui/models/{name}")
+}
+
+/// A size in bytes, in the unit that reads best.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn stage_badge(stage: Stage) -> Markup {
+    let class = match stage {
+        Stage::Production => "ok",
+        Stage::Staging => "warn",
+        Stage::None | Stage::Archived => "",
+    };
+    html! { span class={"badge " (class)} { (stage.as_str()) } }
+}
+
+/// The page, with `notice` (an action's refusal) above the versions.
+async fn render(
+    api: &Api,
+    session: &Session,
+    credential: &str,
+    name: &str,
+    notice: Markup,
+    status: StatusCode,
+) -> Response {
+    let (found, model) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/models/{name}"),
+            credential,
+            None,
+        )
+        .await;
+    let Ok(model) = serde_json::from_value::<Model>(model.clone()) else {
+        let body = html! { p.error role="alert" { (problem_words(&model).join("; ")) } };
+        let status = if found.is_success() {
+            StatusCode::BAD_GATEWAY
+        } else {
+            found
+        };
+        return (status, layout::page(session, "/ui/models", name, body)).into_response();
+    };
+    let (_, page) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/models/{name}/versions?limit=1000"),
+            credential,
+            None,
+        )
+        .await;
+    let versions: Vec<ModelVersion> =
+        serde_json::from_value(page["items"].clone()).unwrap_or_default();
+    let can_upload = session.principal.require(Permission::ModelsWrite).is_ok();
+    let can_promote = session.principal.require(Permission::ModelsPromote).is_ok();
+    let body = html! {
+        p.muted {
+            (model.description.as_deref().unwrap_or(""))
+            @for (k, v) in &model.labels { " " span.label { (k) "=" (v) } }
+        }
+        (notice)
+        @if versions.is_empty() {
+            p.empty { "No versions yet." }
+        } @else {
+            table id="versions" {
+                thead { tr {
+                    th scope="col" { "Version" } th scope="col" { "Stage" } th scope="col" { "Format" }
+                    th.num scope="col" { "Size" } th scope="col" { "Digest" } th scope="col" { "Task · framework" }
+                    th scope="col" { "Derived from" } th scope="col" { "Created" }
+                    @if can_promote { th scope="col" { "Change stage" } }
+                } }
+                tbody {
+                    @for v in &versions {
+                        tr id={"version-" (v.version)} {
+                            th scope="row" { (v.version) }
+                            td.stage { (stage_badge(v.stage)) }
+                            td { (serde_json::to_value(v.format).ok().and_then(|f| f.as_str().map(str::to_owned)).unwrap_or_default()) " · " (v.files.len()) " files" }
+                            td.num { (size(v.size)) }
+                            td { code title=(v.digest) { (v.digest.get(..19).unwrap_or(&v.digest)) "…" } }
+                            td { (v.spec.task.as_deref().unwrap_or("–")) " · " (v.spec.framework.as_deref().unwrap_or("–")) }
+                            td { @if let Some(parent) = v.spec.parent { "v" (parent) } @else { "–" } }
+                            td { (v.created_at.format("%Y-%m-%d %H:%M")) " by " (v.created_by) }
+                            @if can_promote {
+                                td {
+                                    form.stack method="post" action={(here(name)) "/versions/" (v.version) "/stage"} {
+                                        input type="hidden" name="csrf" value=(session.csrf);
+                                        label.muted for={"stage-" (v.version)} { "to" }
+                                        select id={"stage-" (v.version)} name="stage" {
+                                            @for s in STAGES.iter().filter(|s| **s != v.stage && **s != Stage::None) {
+                                                option value=(s.as_str()) { (s.as_str()) }
+                                            }
+                                        }
+                                        button type="submit" { "Move" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if can_upload {
+            h2 { "Upload a new version" }
+            form.fields method="post" enctype="multipart/form-data" id="upload"
+                action={(here(name)) "/versions?csrf=" (session.csrf)} data-progress="upload-progress" {
+                input type="hidden" name="metadata" value="{}";
+                fieldset {
+                    legend { "Files" }
+                    label for="artifact" { "The model's files (weights, config, tokenizer)" }
+                    input id="artifact" name="artifact" type="file" multiple required;
+                    div.row {
+                        label for="task" { "Task" }
+                        input.short id="task" data-meta="task" placeholder="text-generation";
+                        label for="framework" { "Framework" }
+                        input.short id="framework" data-meta="framework" placeholder="onnx";
+                        label for="parent" { "Derived from version" }
+                        input.short id="parent" data-meta="parent" inputmode="numeric";
+                    }
+                    label for="description" { "Description" }
+                    input id="description" data-meta="description";
+                }
+                button type="submit" { "Upload" }
+                progress id="upload-progress" value="0" max="1" hidden {}
+                span.muted id="upload-progress-words" role="status" {}
+            }
+        }
+    };
+    (status, layout::page(session, "/ui/models", name, body)).into_response()
+}
+
+/// `GET /ui/models/{name}`.
+pub async fn page(
+    State(state): State<AppState>,
+    Extension(api): Extension<Api>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    let (session, credential) =
+        match session::require_with_credential(&state, &headers, &here(&name)).await {
+            Ok(s) => s,
+            Err(to_login) => return to_login,
+        };
+    render(&api, &session, &credential, &name, html! {}, StatusCode::OK).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UploadQuery {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /ui/models/{name}/versions?csrf=`: the browser's multipart upload
+/// (a `metadata` part, then `artifact` parts), streamed on to the API as it
+/// arrives. The token rides in the query: the body is not read here.
+pub async fn upload(
+    State(state): State<AppState>,
+    Extension(api): Extension<Api>,
+    Path(name): Path<String>,
+    Query(query): Query<UploadQuery>,
+    request: Request,
+) -> Response {
+    let (session, credential) =
+        match session::require_form(&state, request.headers(), &here(&name), &query.csrf).await {
+            Ok(s) => s,
+            Err(answer) => return answer,
+        };
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = Body::new(request.into_body());
+    let path = format!("/api/v1/models/{name}/versions");
+    let (status, answer) = api
+        .send(
+            Method::POST,
+            &path,
+            &credential,
+            Some((&content_type, body)),
+        )
+        .await;
+    if status.is_success() {
+        return Redirect::to(&here(&name)).into_response();
+    }
+    let problem = serde_json::from_slice(&answer).unwrap_or_default();
+    render(
+        &api,
+        &session,
+        &credential,
+        &name,
+        refusal("upload-error", &problem),
+        status,
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StageForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    stage: String,
+}
+
+/// `POST /ui/models/{name}/versions/{version}/stage`.
+pub async fn set_stage(
+    State(state): State<AppState>,
+    Extension(api): Extension<Api>,
+    headers: HeaderMap,
+    Path((name, version)): Path<(String, String)>,
+    Form(form): Form<StageForm>,
+) -> Response {
+    let (session, credential) =
+        match session::require_form(&state, &headers, &here(&name), &form.csrf).await {
+            Ok(s) => s,
+            Err(answer) => return answer,
+        };
+    let path = format!("/api/v1/models/{name}/versions/{version}/stage");
+    let (status, answer) = api
+        .command(
+            Method::PUT,
+            &path,
+            &credential,
+            json!({"stage": form.stage}),
+        )
+        .await;
+    if status.is_success() {
+        return Redirect::to(&here(&name)).into_response();
+    }
+    render(
+        &api,
+        &session,
+        &credential,
+        &name,
+        refusal("stage-error", &answer),
+        status,
+    )
+    .await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::size;
+
+    #[test]
+    fn sizes_read_in_their_best_unit() {
+        assert_eq!(size(670), "670 B");
+        assert_eq!(size(90_868_376), "86.7 MiB");
+        assert_eq!(size(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+}

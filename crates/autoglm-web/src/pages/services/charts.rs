@@ -1,0 +1,250 @@
+//! Charts of a service's last hour, drawn as inline SVG from the gateway's
+//! traffic history: one line per version, named at its end (no legend to
+//! hunt for), and beside each chart the same numbers per minute in a table.
+
+use autoglm_core::traffic::{ServiceTraffic, TrafficPoint};
+use chrono::{DateTime, Duration, Timelike, Utc};
+use maud::{Markup, html};
+
+const WIDTH: f64 = 560.0;
+const HEIGHT: f64 = 150.0;
+const LEFT: f64 = 48.0;
+const RIGHT: f64 = 64.0;
+const TOP: f64 = 8.0;
+const BOTTOM: f64 = 20.0;
+
+/// Line colours by version order, told apart by more than hue: each also
+/// has its own dash pattern.
+const STROKES: [(&str, &str); 4] = [
+    ("#1f6feb", ""),
+    ("#bf3989", "6 3"),
+    ("#1a7f37", "2 2"),
+    ("#9a6700", "8 3 2 3"),
+];
+
+/// What one chart shows of a point, and how its values read.
+struct Measure {
+    id: &'static str,
+    title: &'static str,
+    unit: &'static str,
+    value: fn(&TrafficPoint) -> Option<f64>,
+    format: fn(f64) -> String,
+}
+
+const MEASURES: [Measure; 3] = [
+    Measure {
+        id: "rate",
+        title: "Requests per second",
+        unit: "req/s",
+        value: |p| Some(p.requests_per_second),
+        format: |v| format!("{v:.2}"),
+    },
+    Measure {
+        id: "latency",
+        title: "Latency, 95th percentile",
+        unit: "ms",
+        value: |p| p.p95_seconds.map(|s| s * 1000.0),
+        format: |v| format!("{v:.1}"),
+    },
+    Measure {
+        id: "errors",
+        title: "Errors (5xx share of requests)",
+        unit: "%",
+        value: |p| (p.requests > 0).then_some(p.error_ratio * 100.0),
+        format: |v| format!("{v:.1}"),
+    },
+];
+
+/// The three charts of a service's traffic, each with its table.
+pub fn charts(traffic: &ServiceTraffic, now: DateTime<Utc>) -> Markup {
+    if traffic.versions.iter().all(|v| v.points.is_empty()) {
+        return html! { p.empty id="no-traffic" { "No traffic through the gateway in the last hour." } };
+    }
+    html! {
+        @for measure in &MEASURES { (chart(measure, traffic, now)) }
+    }
+}
+
+fn x_of(at: DateTime<Utc>, now: DateTime<Utc>) -> f64 {
+    let age = (now - at).num_milliseconds() as f64 / 3_600_000.0;
+    LEFT + (WIDTH - LEFT - RIGHT) * (1.0 - age.clamp(0.0, 1.0))
+}
+
+/// One version's line: its SVG path, its stroke, and its name and latest
+/// value where the line ends.
+struct Line {
+    path: String,
+    colour: &'static str,
+    dash: &'static str,
+    label: Option<(f64, f64, String)>,
+}
+
+fn chart(measure: &Measure, traffic: &ServiceTraffic, now: DateTime<Utc>) -> Markup {
+    let top = traffic
+        .versions
+        .iter()
+        .flat_map(|v| v.points.iter().filter_map(measure.value))
+        .fold(0.0_f64, f64::max);
+    let scale = nice_ceiling(top);
+    let y_of = |v: f64| TOP + (HEIGHT - TOP - BOTTOM) * (1.0 - v / scale);
+    let lines: Vec<Line> = traffic
+        .versions
+        .iter()
+        .enumerate()
+        .map(|(i, version)| {
+            let (colour, dash) = STROKES[i % STROKES.len()];
+            let mut path = String::new();
+            let mut pen_down = false;
+            let mut last = None;
+            for point in &version.points {
+                match (measure.value)(point) {
+                    Some(v) => {
+                        let (x, y) = (x_of(point.at, now), y_of(v));
+                        path.push_str(&format!(
+                            "{}{x:.1},{y:.1} ",
+                            if pen_down { "L" } else { "M" }
+                        ));
+                        pen_down = true;
+                        last = Some((x, y, (measure.format)(v)));
+                    }
+                    None => pen_down = false,
+                }
+            }
+            Line {
+                path,
+                colour,
+                dash,
+                label: last.map(|(x, y, v)| (x, y, format!("v{} {v}", version.version))),
+            }
+        })
+        .collect();
+    let summary = format!(
+        "{}, last hour, per version, in {}",
+        measure.title, measure.unit
+    );
+    html! {
+        figure.chart id={"chart-" (measure.id)} {
+            figcaption { (measure.title) " " span.muted { "(" (measure.unit) ", last hour)" } }
+            div.chart-body {
+                svg viewBox={"0 0 " (WIDTH) " " (HEIGHT)} role="img" aria-label=(summary) {
+                    @for tick in [0.0, 0.5, 1.0] {
+                        @let y = y_of(scale * tick);
+                        line x1=(LEFT) x2=(WIDTH - RIGHT) y1=(y) y2=(y) stroke="#d9dee4" {}
+                        text x=(LEFT - 4.0) y=(y + 4.0) text-anchor="end" { ((measure.format)(scale * tick)) }
+                    }
+                    text x=(LEFT) y=(HEIGHT - 4.0) { "−60 min" }
+                    text x=(WIDTH - RIGHT) y=(HEIGHT - 4.0) text-anchor="end" { "now" }
+                    @for line in &lines {
+                        path d=(line.path) fill="none" stroke=(line.colour) stroke-width="2" stroke-dasharray=(line.dash) {}
+                        @if let Some((x, y, text)) = &line.label {
+                            text x=(x + 4.0) y=(y + 4.0) fill=(line.colour) { (text) }
+                        }
+                    }
+                }
+                (table(measure, traffic, now))
+            }
+        }
+    }
+}
+
+/// The chart's numbers per minute (the mean of its intervals), newest first.
+fn table(measure: &Measure, traffic: &ServiceTraffic, now: DateTime<Utc>) -> Markup {
+    let minute = |at: DateTime<Utc>| at.with_second(0).and_then(|t| t.with_nanosecond(0));
+    let mut minutes: Vec<DateTime<Utc>> = traffic
+        .versions
+        .iter()
+        .flat_map(|v| v.points.iter().filter_map(|p| minute(p.at)))
+        .filter(|m| now - *m <= Duration::hours(1))
+        .collect();
+    minutes.sort_unstable_by(|a, b| b.cmp(a));
+    minutes.dedup();
+    html! {
+        details.chart-table {
+            summary { "Table" }
+            table id={"table-" (measure.id)} {
+                thead { tr {
+                    th scope="col" { "Minute (UTC)" }
+                    @for v in &traffic.versions { th.num scope="col" { "v" (v.version) " (" (measure.unit) ")" } }
+                } }
+                tbody {
+                    @for m in &minutes {
+                        tr {
+                            th scope="row" { (m.format("%H:%M")) }
+                            @for v in &traffic.versions {
+                                @let values: Vec<f64> = v.points.iter()
+                                    .filter(|p| minute(p.at) == Some(*m))
+                                    .filter_map(measure.value)
+                                    .collect();
+                                td.num {
+                                    @if values.is_empty() { "–" }
+                                    @else { ((measure.format)(values.iter().sum::<f64>() / values.len() as f64)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The smallest of 1, 2 or 5 times a power of ten at or above `v`, so axis
+/// labels read as round numbers.
+fn nice_ceiling(v: f64) -> f64 {
+    if v <= 0.0 || !v.is_finite() {
+        return 1.0;
+    }
+    let power = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|c| *c >= v)
+        .unwrap_or(10.0 * power)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use autoglm_core::traffic::{IntervalCounts, VersionTraffic};
+
+    #[test]
+    fn axis_tops_are_round() {
+        assert_eq!(nice_ceiling(0.0), 1.0);
+        assert_eq!(nice_ceiling(3.2), 5.0);
+        assert_eq!(nice_ceiling(7.0), 10.0);
+        assert_eq!(nice_ceiling(120.0), 200.0);
+        assert_eq!(nice_ceiling(0.04), 0.05);
+    }
+
+    #[test]
+    fn each_version_is_drawn_and_named_and_tabled() {
+        let now = Utc::now();
+        let mut counts = IntervalCounts::default();
+        for _ in 0..50 {
+            counts.record(200, 0.01);
+        }
+        let traffic = ServiceTraffic {
+            interval_seconds: 10,
+            versions: ["1", "2"]
+                .into_iter()
+                .map(|version| VersionTraffic {
+                    version: version.into(),
+                    points: vec![counts.point(now - Duration::seconds(20)), counts.point(now)],
+                })
+                .collect(),
+        };
+        let html = charts(&traffic, now).into_string();
+        assert_eq!(html.matches("<figure").count(), 3);
+        assert!(
+            html.contains("v1 5.00") && html.contains("v2 5.00"),
+            "{html}"
+        );
+        assert!(html.contains(r#"id="table-rate""#));
+        let empty = ServiceTraffic {
+            interval_seconds: 10,
+            versions: vec![],
+        };
+        assert!(charts(&empty, now).into_string().contains("no-traffic"));
+    }
+}

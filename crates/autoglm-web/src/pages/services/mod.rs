@@ -1,0 +1,382 @@
+//! A service's page: its health, conditions and replicas (refreshed live),
+//! charts of the last hour per version, and, for roles that may change it,
+//! the traffic split, scale and restart, all through the console's API.
+
+pub mod charts;
+pub mod form;
+
+use std::collections::HashMap;
+
+use autoglm_console::AppState;
+use autoglm_core::rbac::Permission;
+use autoglm_core::service::{ConditionStatus, ModelServiceManifest, ReplicaState};
+use autoglm_core::traffic::ServiceTraffic;
+use axum::Extension;
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde_json::json;
+
+use crate::api::{Api, problem_words, refusal};
+use crate::layout;
+use crate::session::{self, CsrfForm, Session};
+
+fn here(name: &str) -> String {
+    format!("/ui/services/{name}")
+}
+
+/// The badge of a condition status.
+pub fn condition_badge(status: ConditionStatus, yes: &str, no: &str) -> Markup {
+    match status {
+        ConditionStatus::True => html! { span.badge.ok { (yes) } },
+        ConditionStatus::False => html! { span.badge.bad { (no) } },
+        ConditionStatus::Unknown => html! { span.badge.warn { "Pending" } },
+    }
+}
+
+fn replica_badge(state: ReplicaState) -> Markup {
+    let (class, word) = match state {
+        ReplicaState::Ready => ("ok", "ready"),
+        ReplicaState::Starting => ("warn", "starting"),
+        ReplicaState::Failed => ("bad", "failed"),
+        ReplicaState::Stopped => ("", "stopped"),
+    };
+    html! { span class={"badge " (class)} { (word) } }
+}
+
+/// What the API said when it refused an action, beside the form it came from.
+/// The page, with `notice` (an action's refusal) above the part it concerns.
+async fn render(
+    api: &Api,
+    session: &Session,
+    credential: &str,
+    name: &str,
+    notices: &HashMap<&str, Markup>,
+    status: StatusCode,
+) -> Response {
+    let here = here(name);
+    let path = format!("/api/v1/services/{name}");
+    let (found, answer) = api.call(Method::GET, &path, credential, None).await;
+    let manifest: Option<ModelServiceManifest> = found
+        .is_success()
+        .then(|| serde_json::from_value(answer.clone()).ok())
+        .flatten();
+    let Some(manifest) = manifest else {
+        let body = html! { p.error role="alert" { (problem_words(&answer).join("; ")) } };
+        let status = if found.is_success() {
+            StatusCode::BAD_GATEWAY
+        } else {
+            found
+        };
+        return (status, layout::page(session, &here, name, body)).into_response();
+    };
+    let (_, traffic) = api
+        .call(Method::GET, &format!("{path}/traffic"), credential, None)
+        .await;
+    let traffic: Option<ServiceTraffic> = serde_json::from_value(traffic).ok();
+    let can_write = session.principal.require(Permission::ServicesWrite).is_ok();
+    let spec = &manifest.spec;
+    let state = manifest.status.clone().unwrap_or_default();
+    let notice = |part: &str| notices.get(part).cloned().unwrap_or_default();
+    let body = html! {
+        p.muted {
+            "Model " a href={"/ui/models/" (spec.model)} { (spec.model) }
+            " · generation " (manifest.metadata.generation.unwrap_or(0))
+            @if let Some(url) = &state.url { " · called at " code { (url) } }
+        }
+        section id="live-status" data-live {
+            h2 { "Health" }
+            table id="conditions" {
+                thead { tr { th scope="col" { "Condition" } th scope="col" { "Status" } th scope="col" { "Reason" } th scope="col" { "Message" } th scope="col" { "Since" } } }
+                tbody {
+                    @for c in &state.conditions {
+                        tr {
+                            th scope="row" { (c.type_) }
+                            td { (condition_badge(c.status, "True", "False")) }
+                            td { (c.reason) }
+                            td { (c.message) }
+                            td { @if let Some(t) = &c.last_transition_time { (t.get(..19).unwrap_or(t).replace('T', " ")) " UTC" } }
+                        }
+                    }
+                }
+            }
+            h2 { "Replicas " span.muted id="replica-count" { (state.ready_replicas) " of " (state.desired_replicas) " ready" } }
+            @if state.replicas.is_empty() {
+                p.empty { "No replicas are running." }
+            } @else {
+                table id="replicas" {
+                    thead { tr {
+                        th scope="col" { "Replica" } th scope="col" { "Version" } th scope="col" { "State" }
+                        th.num scope="col" { "Restarts" } th scope="col" { "Last exit" } th.num scope="col" { "Port" } th scope="col" { "Log" }
+                    } }
+                    tbody {
+                        @for r in &state.replicas {
+                            tr id={"replica-" (r.id)} {
+                                th scope="row" { code { (r.id) } }
+                                td { "v" (r.version) }
+                                td.state { (replica_badge(r.state)) }
+                                td.num { (r.restarts) }
+                                td { (r.last_exit.as_deref().unwrap_or("–")) }
+                                td.num { (r.port) }
+                                td { a href={(here) "/replicas/" (r.id) "/logs"} { "Logs" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.columns {
+            div {
+                h2 { "Traffic split" }
+                (notice("split"))
+                @if can_write && spec.versions.len() > 1 {
+                    form.stack method="post" action={(here) "/split"} id="split" {
+                        input type="hidden" name="csrf" value=(session.csrf);
+                        input type="hidden" name="generation" value=(manifest.metadata.generation.unwrap_or(0));
+                        @for v in &spec.versions {
+                            label for={"weight-" (v.version)} { "v" (v.version) }
+                            input id={"weight-" (v.version)} name={"weight:" (v.version)} type="number" min="0" max="100" value=(v.weight) required;
+                            span.muted { "%" }
+                        }
+                        button type="submit" { "Apply split" }
+                    }
+                    p.muted { "Weights must sum to 100. The gateway moves traffic as soon as the change is saved." }
+                } @else {
+                    p id="split-now" { @for v in &spec.versions { span.label { "v" (v.version) " · " (v.weight) "%" } } }
+                }
+            }
+            @if can_write {
+                div {
+                    h2 { "Replicas" }
+                    (notice("scale"))
+                    @if spec.autoscaling.is_some() {
+                        p.muted { "Autoscaled on in-flight requests; edit the autoscaling bounds with " code { "autoglm apply" } "." }
+                    } @else {
+                        form.stack method="post" action={(here) "/scale"} id="scale" {
+                            input type="hidden" name="csrf" value=(session.csrf);
+                            label for="replicas" { "Replicas per version" }
+                            input id="replicas" name="replicas" type="number" min="0" value=(spec.replicas.unwrap_or(1)) required;
+                            button type="submit" { "Scale" }
+                        }
+                    }
+                    (notice("restart"))
+                    form method="post" action={(here) "/restart"} id="restart" {
+                        input type="hidden" name="csrf" value=(session.csrf);
+                        button type="submit" { "Restart every replica" }
+                    }
+                }
+            }
+        }
+        section id="live-charts" data-live {
+            h2 { "Traffic" }
+            @match &traffic {
+                Some(traffic) => (charts::charts(traffic, chrono::Utc::now())),
+                None => p.empty { "This console keeps no traffic history: its gateway runs in another process. Read the gateway's metrics from Prometheus." },
+            }
+        }
+    };
+    (status, layout::page(session, "/ui", name, body)).into_response()
+}
+
+/// `GET /ui/services/{name}`.
+pub async fn page(
+    State(state): State<AppState>,
+    Extension(api): Extension<Api>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    let (session, credential) =
+        match session::require_with_credential(&state, &headers, &here(&name)).await {
+            Ok(s) => s,
+            Err(to_login) => return to_login,
+        };
+    render(
+        &api,
+        &session,
+        &credential,
+        &name,
+        &HashMap::new(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Runs an action's API call; on success back to the page, else the page
+/// with the refusal beside the form of `part`.
+async fn act(
+    api: &Api,
+    (session, credential): (Session, String),
+    name: &str,
+    part: &'static str,
+    (method, path, body): (Method, String, Option<serde_json::Value>),
+) -> Response {
+    let (status, answer) = api.call(method, &path, &credential, body).await;
+    if status.is_success() {
+        return Redirect::to(&here(name)).into_response();
+    }
+    let notices = HashMap::from([(part, refusal(&format!("{part}-error"), &answer))]);
+    render(api, &session, &credential, name, &notices, status).await
+}
+
+/// `POST /ui/services/{name}/split`: new weights, as `weight:{version}` fields.
+pub async fn split(
+    State(state): State<AppState>,
+    Extension(api): Extension<Api>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let csrf = form.get("csrf").cloned().unwrap_or_default();
+    let (session, credential) =
+        match session::require_form(&state, &headers, &here(&name), &csrf).await {
+            Ok(s) => s,
+            Err(answer) => return answer,
+        };
+    let path = format!("/api/v1/services/{name}");
+    let (_, mut manifest) = api.call(Method::GET, &path, &credential, None).await;
+    let mut refused = Vec::new();
+    if let Some(versions) = manifest["spec"]["versions"].as_array_mut() {
+        for v in versions {
+            let version = v["version"].as_str().unwrap_or_default().to_owned();
+            match form
+                .get(&format!("weight:{version}"))
+                .map(|w| w.trim().parse::<u32>())
+            {
+                Some(Ok(weight)) => v["weight"] = json!(weight),
+                _ => refused.push(format!("v{version}: a whole number from 0 to 100")),
+            }
+        }
+    }
+    if !refused.is_empty() {
+        let problem = json!({"detail": "the split was not changed", "errors": refused.iter().map(|m| json!({"path": "weight", "message": m})).collect::<Vec<_>>()});
+        let notices = HashMap::from([("split", refusal("split-error", &problem))]);
+        return render(
+            &api,
+            &session,
+            &credential,
+            &name,
+            &notices,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    if let Some(generation) = form.get("generation").and_then(|g| g.parse::<i64>().ok()) {
+        manifest["metadata"]["generation"] = json!(generation);
+    }
+    if let Some(object) = manifest.as_object_mut() {
+        object.remove("status");
+    }
+    let call = (Method::PUT, path, Some(manifest));
+    act(&api, (session, credential), &name, "split", call).await
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct ScaleForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    replicas: String,
+}
+
+/// `POST /ui/services/{name}/scale`.
+pub async fn scale(
+    State(state): State<AppState>,
+    Extension(api): Extension<Api>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<ScaleForm>,
+) -> Response {
+    let signed_in = match session::require_form(&state, &headers, &here(&name), &form.csrf).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let replicas = match form.replicas.trim().parse::<u32>() {
+        Ok(n) => json!(n),
+        // The API says what a replica count must be, in its own words.
+        Err(_) => json!(form.replicas.trim()),
+    };
+    let call = (
+        Method::POST,
+        format!("/api/v1/services/{name}/scale"),
+        Some(json!({"replicas": replicas})),
+    );
+    act(&api, signed_in, &name, "scale", call).await
+}
+
+/// `POST /ui/services/{name}/restart`.
+pub async fn restart(
+    State(state): State<AppState>,
+    Extension(api): Extension<Api>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let signed_in = match session::require_form(&state, &headers, &here(&name), &form.csrf).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let call = (
+        Method::POST,
+        format!("/api/v1/services/{name}/restart"),
+        None,
+    );
+    act(&api, signed_in, &name, "restart", call).await
+}
+
+/// `GET /ui/services/{name}/replicas/{replica}/logs`: the end of a replica's
+/// log, followed live while the box is ticked.
+pub async fn logs(
+    State(state): State<AppState>,
+    Extension(api): Extension<Api>,
+    headers: HeaderMap,
+    Path((name, replica)): Path<(String, String)>,
+) -> Response {
+    let here = format!("{}/replicas/{replica}/logs", here(&name));
+    let (session, credential) =
+        match session::require_with_credential(&state, &headers, &here).await {
+            Ok(s) => s,
+            Err(to_login) => return to_login,
+        };
+    let (status, text) = log_tail(&api, &credential, &name, &replica).await;
+    let title = format!("{name} · {replica}");
+    let body = html! {
+        p { a href={"/ui/services/" (name)} { "← " (name) } }
+        label.follow { input type="checkbox" id="follow" checked; " Follow" }
+        pre.log id="log" data-follow={(here) ".txt"} { (text) }
+    };
+    (status, layout::page(&session, "/ui", &title, body)).into_response()
+}
+
+/// `GET /ui/services/{name}/replicas/{replica}/logs.txt`: the same, as text,
+/// for the follow mode.
+pub async fn log_text(
+    State(state): State<AppState>,
+    Extension(api): Extension<Api>,
+    headers: HeaderMap,
+    Path((name, replica)): Path<(String, String)>,
+) -> Response {
+    let here = format!("{}/replicas/{replica}/logs", here(&name));
+    let (_, credential) = match session::require_with_credential(&state, &headers, &here).await {
+        Ok(s) => s,
+        Err(to_login) => return to_login,
+    };
+    let (status, text) = log_tail(&api, &credential, &name, &replica).await;
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+async fn log_tail(api: &Api, credential: &str, name: &str, replica: &str) -> (StatusCode, String) {
+    let path = format!("/api/v1/services/{name}/replicas/{replica}/logs?bytes=65536");
+    let (status, text) = api.text(Method::GET, &path, credential).await;
+    if status.is_success() {
+        (status, text)
+    } else {
+        let problem: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        (status, problem_words(&problem).join("; "))
+    }
+}
