@@ -625,6 +625,11 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
         !overview.contains('–'),
         "rate, errors and p95 are known: {overview}"
     );
+    let events = text(&client, "#events").await;
+    assert!(
+        events.contains("services.update") && events.contains("user:olga"),
+        "the latest changes are on the overview: {events}"
+    );
     shoot(&client, "overview.png").await;
 
     // Usage counts the key's 401 calls, the metadata read and 400
@@ -716,6 +721,10 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
     .await;
     arrive(&client, "/ui").await;
     assert!(client.find(Locator::Id("new-service")).await.is_err());
+    assert!(
+        client.find(Locator::Id("events")).await.is_err(),
+        "a viewer does not read the audit"
+    );
     client
         .goto(&format!("{base}/ui/services/iris"))
         .await

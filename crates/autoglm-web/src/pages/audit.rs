@@ -2,6 +2,7 @@
 //! outcome; for system admins, the state of the hash chain that spans it.
 
 use autoglm_console::AppState;
+use autoglm_core::audit::AuditRecord;
 use autoglm_core::rbac::Permission;
 use autoglm_store::AuditFilter;
 use axum::extract::{Query, State};
@@ -102,29 +103,37 @@ pub async fn page(
         @if records.is_empty() {
             p.empty { "No record matches." }
         } @else {
-            table id="audit" {
-                caption.muted { "Newest first; at most " (SHOWN) " shown" }
-                thead { tr {
-                    th.num scope="col" { "#" } th scope="col" { "Time" } th scope="col" { "Actor" }
-                    th scope="col" { "Action" } th scope="col" { "Target" } th scope="col" { "Outcome" }
-                    @if admin { th scope="col" { "Tenant" } }
-                } }
-                tbody {
-                    @for record in &records {
-                        @let e = &record.event;
-                        tr {
-                            td.num { (record.seq) }
-                            td { time datetime=(e.time) { (e.time) } }
-                            td { (e.actor) }
-                            td.action { (e.action) }
-                            td { (e.target) }
-                            td { @if e.outcome == "success" { span.badge.ok { "success" } } @else { span.badge.bad { (e.outcome) } } }
-                            @if admin { td { (e.tenant) } }
-                        }
+            (records_table("audit", &records, admin, &format!("Newest first; at most {SHOWN} shown")))
+        }
+    };
+    PLACE.show(&session, body)
+}
+
+/// Audit records as a table with id `id`, newest first; with the tenant
+/// column for a system admin, who reads every tenant's.
+pub fn records_table(id: &str, records: &[AuditRecord], admin: bool, caption: &str) -> Markup {
+    html! {
+        table id=(id) {
+            caption.muted { (caption) }
+            thead { tr {
+                th.num scope="col" { "#" } th scope="col" { "Time" } th scope="col" { "Actor" }
+                th scope="col" { "Action" } th scope="col" { "Target" } th scope="col" { "Outcome" }
+                @if admin { th scope="col" { "Tenant" } }
+            } }
+            tbody {
+                @for record in records {
+                    @let e = &record.event;
+                    tr {
+                        td.num { (record.seq) }
+                        td { time datetime=(e.time) { (e.time.get(..19).unwrap_or(&e.time).replace('T', " ")) } }
+                        td { (e.actor) }
+                        td.action { (e.action) }
+                        td { (e.target) }
+                        td { @if e.outcome == "success" { span.badge.ok { "success" } } @else { span.badge.bad { (e.outcome) } } }
+                        @if admin { td { (e.tenant) } }
                     }
                 }
             }
         }
-    };
-    PLACE.show(&session, body)
+    }
 }

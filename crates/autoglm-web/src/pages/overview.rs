@@ -1,13 +1,14 @@
 //! The overview: every service of the tenant with its health, replicas and
 //! traffic split as the platform reports them, and its last minute of
-//! traffic as the gateway counted it.
+//! traffic as the gateway counted it; for roles that read the audit, the
+//! tenant's latest changes.
 
 use autoglm_console::AppState;
 use autoglm_console::api::services::pending_status;
 use autoglm_core::rbac::Permission;
 use autoglm_core::service::{ConditionStatus, ModelServiceStatus};
 use autoglm_core::traffic::{INTERVAL_SECONDS, ServiceTraffic};
-use autoglm_store::ServiceFilter;
+use autoglm_store::{AuditFilter, ServiceFilter};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -57,6 +58,9 @@ fn last_minute(traffic: Option<&ServiceTraffic>) -> Markup {
     }
 }
 
+/// Audit records the overview shows.
+const RECENT_EVENTS: i64 = 10;
+
 const PLACE: Place = Place {
     here: "/ui",
     title: "Overview",
@@ -78,9 +82,23 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
         limit: 1000,
         ..ServiceFilter::default()
     };
-    let services = match tokio::task::spawn_blocking(move || store.list_services(&filter)).await {
-        Ok(Ok(services)) => services,
-        _ => return PLACE.unreadable(&session),
+    let events_filter = session
+        .principal
+        .require(Permission::AuditRead)
+        .is_ok()
+        .then(|| AuditFilter {
+            tenant: Some(tenant.clone()),
+            limit: RECENT_EVENTS,
+            ..AuditFilter::default()
+        });
+    let read = tokio::task::spawn_blocking(move || {
+        let services = store.list_services(&filter)?;
+        let events = events_filter.map(|f| store.audit_list(&f)).transpose()?;
+        Ok::<_, autoglm_store::StoreError>((services, events))
+    })
+    .await;
+    let Ok(Ok((services, events))) = read else {
+        return PLACE.unreadable(&session);
     };
     let can_deploy = session.principal.require(Permission::ServicesWrite).is_ok();
     let body = html! {
@@ -89,7 +107,7 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
             p.empty { "No services yet. Deploy one from the form, or with " code { "autoglm apply -f service.yaml" } "." }
         } @else {
             table id="services" {
-                caption.muted { (services.len()) " services in " (tenant) }
+                caption.muted { (services.len()) @if services.len() == 1 { " service" } @else { " services" } " in " (tenant) }
                 thead { tr {
                     th scope="col" { "Service" } th scope="col" { "Model" } th scope="col" { "Traffic" }
                     th scope="col" { "Health" } th.num scope="col" { "Ready / desired" }
@@ -109,6 +127,17 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
                         }
                     }
                 }
+            }
+        }
+    };
+    let body = html! {
+        (body)
+        @if let Some(events) = &events {
+            h2 { "Recent events" }
+            @if events.is_empty() {
+                p.empty { "Nothing has happened in " (tenant) " yet." }
+            } @else {
+                (super::audit::records_table("events", events, false, "The latest changes in this tenant, from the audit log"))
             }
         }
     };

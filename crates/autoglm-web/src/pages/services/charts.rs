@@ -31,7 +31,7 @@ struct Measure {
     format: fn(f64) -> String,
 }
 
-const MEASURES: [Measure; 3] = [
+const MEASURES: [Measure; 5] = [
     Measure {
         id: "rate",
         title: "Requests per second",
@@ -40,10 +40,24 @@ const MEASURES: [Measure; 3] = [
         format: |v| format!("{v:.2}"),
     },
     Measure {
-        id: "latency",
+        id: "p50",
+        title: "Latency, median",
+        unit: "ms",
+        value: |p| p.p50_seconds.map(|s| s * 1000.0),
+        format: |v| format!("{v:.1}"),
+    },
+    Measure {
+        id: "p95",
         title: "Latency, 95th percentile",
         unit: "ms",
         value: |p| p.p95_seconds.map(|s| s * 1000.0),
+        format: |v| format!("{v:.1}"),
+    },
+    Measure {
+        id: "p99",
+        title: "Latency, 99th percentile",
+        unit: "ms",
+        value: |p| p.p99_seconds.map(|s| s * 1000.0),
         format: |v| format!("{v:.1}"),
     },
     Measure {
@@ -55,13 +69,14 @@ const MEASURES: [Measure; 3] = [
     },
 ];
 
-/// The three charts of a service's traffic, each with its table.
+/// The charts of a service's traffic (rate, latency percentiles, errors),
+/// each with its table.
 pub fn charts(traffic: &ServiceTraffic, now: DateTime<Utc>) -> Markup {
     if traffic.versions.iter().all(|v| v.points.is_empty()) {
         return html! { p.empty id="no-traffic" { "No traffic through the gateway in the last hour." } };
     }
     html! {
-        @for measure in &MEASURES { (chart(measure, traffic, now)) }
+        div.charts { @for measure in &MEASURES { (chart(measure, traffic, now)) } }
     }
 }
 
@@ -87,7 +102,7 @@ fn chart(measure: &Measure, traffic: &ServiceTraffic, now: DateTime<Utc>) -> Mar
         .fold(0.0_f64, f64::max);
     let scale = nice_ceiling(top);
     let y_of = |v: f64| TOP + (HEIGHT - TOP - BOTTOM) * (1.0 - v / scale);
-    let lines: Vec<Line> = traffic
+    let mut lines: Vec<Line> = traffic
         .versions
         .iter()
         .enumerate()
@@ -118,6 +133,7 @@ fn chart(measure: &Measure, traffic: &ServiceTraffic, now: DateTime<Utc>) -> Mar
             }
         })
         .collect();
+    spread_labels(&mut lines);
     let summary = format!(
         "{}, last hour, per version, in {}",
         measure.title, measure.unit
@@ -143,6 +159,25 @@ fn chart(measure: &Measure, traffic: &ServiceTraffic, now: DateTime<Utc>) -> Mar
                 }
                 (table(measure, traffic, now))
             }
+        }
+    }
+}
+
+/// Moves the names at the lines' ends apart so that none overlaps another.
+fn spread_labels(lines: &mut [Line]) {
+    const GAP: f64 = 12.0;
+    let mut order: Vec<usize> = (0..lines.len())
+        .filter(|i| lines[*i].label.is_some())
+        .collect();
+    order.sort_by(|a, b| {
+        let y = |i: &usize| lines[*i].label.as_ref().map_or(0.0, |l| l.1);
+        y(a).total_cmp(&y(b))
+    });
+    let mut floor = f64::MIN;
+    for i in order {
+        if let Some(label) = lines[i].label.as_mut() {
+            label.1 = label.1.max(floor);
+            floor = label.1 + GAP;
         }
     }
 }
@@ -235,7 +270,7 @@ mod tests {
                 .collect(),
         };
         let html = charts(&traffic, now).into_string();
-        assert_eq!(html.matches("<figure").count(), 3);
+        assert_eq!(html.matches("<figure").count(), MEASURES.len());
         assert!(
             html.contains("v1 5.00") && html.contains("v2 5.00"),
             "{html}"
