@@ -56,22 +56,9 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 autoglm_bin
 
 # --- temporary folder, and stopping everything on exit ----------------------
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/autoglm-bench.XXXXXX")
 CONSOLE_PID=
 NGINX_PID=
-cleanup() {
-    local rc=$?
-    [[ -n $CONSOLE_PID ]] && kill "$CONSOLE_PID" 2>/dev/null && wait "$CONSOLE_PID" 2>/dev/null
-    [[ -n $NGINX_PID ]] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
-    if [[ ${KEEP:-0} == 1 || $rc != 0 ]]; then
-        log "raw outputs and logs kept in $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    return "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir autoglm-bench CONSOLE_PID NGINX_PID
 mkdir -p "$WORK/results"
 
 # --- the machine -----------------------------------------------------------

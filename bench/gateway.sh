@@ -49,19 +49,10 @@ done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 autoglm_bin
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/autoglm-gateway-bench.XXXXXX")
-chmod 755 "$WORK"
 UP_PID=
 PROXY_PID=
-cleanup() {
-    local rc=$?
-    [[ -n $PROXY_PID ]] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
-    [[ -n $UP_PID ]] && kill "$UP_PID" 2>/dev/null && wait "$UP_PID" 2>/dev/null
-    if [[ ${KEEP:-0} == 1 || $rc != 0 ]]; then log "raw outputs kept in $WORK"; else rm -rf "$WORK"; fi
-    return "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir autoglm-gateway-bench PROXY_PID UP_PID
+chmod 755 "$WORK"
 mkdir -p "$WORK/results" "$WORK/tmp"
 
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)

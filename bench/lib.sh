@@ -55,3 +55,28 @@ parse_wrk() {
         END { printf "%.0f %.3f %.3f %d %d %d\n", rps, p50, p99, non2xx, errors, requests }
     ' "$1"
 }
+
+# Makes WORK, a fresh temporary folder named after $1, and on exit stops the
+# processes whose pids are in the variables named by the other arguments (in
+# that order), then removes WORK unless KEEP=1 or the script failed.
+bench_workdir() { # NAME PID_VARIABLE...
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    shift
+    BENCH_STOP=("$@")
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+bench_cleanup() {
+    local rc=$? name pid
+    for name in "${BENCH_STOP[@]}"; do
+        pid=${!name:-}
+        [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    done
+    if [[ ${KEEP:-0} == 1 || $rc != 0 ]]; then
+        log "raw outputs and logs kept in $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    return "$rc"
+}

@@ -12,9 +12,14 @@ function refreshLiveParts() {
     const answer = await fetch(location.href, { credentials: "same-origin" });
     if (!answer.ok) return;
     const fresh = new DOMParser().parseFromString(await answer.text(), "text/html");
-    for (const part of live) {
-      const next = fresh.getElementById(part.id);
-      if (next) document.getElementById(part.id).replaceWith(next);
+    for (const { id } of live) {
+      const now = document.getElementById(id);
+      const next = fresh.getElementById(id);
+      if (!now || !next) continue;
+      // Tables the user opened stay open.
+      const opened = [...now.querySelectorAll("details")].map((d) => d.open);
+      next.querySelectorAll("details").forEach((d, i) => { d.open = opened[i] ?? d.open; });
+      now.replaceWith(next);
     }
   }, 3000);
 }
