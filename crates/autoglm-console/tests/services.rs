@@ -3,12 +3,14 @@
 //! scale, restart and delete; manifests refused with every field named;
 //! references to the registry checked both ways (a service needs its model
 //! and versions, and they cannot be deleted or archived while it serves
-//! them); idempotent creation; and tenants kept apart.
+//! them); idempotent creation; tenants kept apart; and the traffic history
+//! read from a gateway in the same process, or refused without one.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use autoglm_core::rbac::Role;
+use autoglm_core::traffic::{IntervalCounts, ServiceTraffic, VersionTraffic};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, header};
@@ -675,6 +677,71 @@ async fn autoscaled_services_are_not_scaled_by_hand() {
         get_json(app, &service_uri("auto"), &c.admin).await["metadata"]["generation"],
         1
     );
+}
+
+/// A gateway's history as the console sees it: one version with one
+/// interval of traffic for `default/chat`, and nothing else.
+#[derive(Debug)]
+struct OneInterval;
+
+impl autoglm_console::TrafficHistory for OneInterval {
+    fn traffic(&self, tenant: &str, service: &str) -> Option<ServiceTraffic> {
+        let mut counts = IntervalCounts::default();
+        counts.record(200, 0.01);
+        counts.record(503, 0.02);
+        let versions = if (tenant, service) == ("default", "chat") {
+            vec![VersionTraffic {
+                version: "1".into(),
+                points: vec![counts.point(chrono::Utc::now())],
+            }]
+        } else {
+            vec![]
+        };
+        Some(ServiceTraffic {
+            interval_seconds: 10,
+            versions,
+        })
+    }
+}
+
+#[tokio::test]
+async fn traffic_is_read_from_a_gateway_in_the_process_and_refused_without_one() {
+    let c = console();
+    model_with_versions(&c.app, &c.admin, "smollm2", 2).await;
+    post(
+        &c.app,
+        SERVICES,
+        &c.admin,
+        manifest("chat", canary("smollm2")),
+    )
+    .await
+    .expect(201);
+    let traffic = format!("{}/traffic", service_uri("chat"));
+    // `autoglm console` alone keeps no history: it says so, and where to look.
+    let refused = get(&c.app, &traffic, &c.admin).await;
+    assert_problem(&refused, 503, "unavailable");
+    assert!(refused.text().contains("Prometheus"), "{}", refused.text());
+
+    let app = autoglm_console::router(
+        c.state
+            .clone()
+            .with_traffic(std::sync::Arc::new(OneInterval)),
+    );
+    let answer = get(&app, &traffic, &c.admin).await.expect(200).json();
+    assert_eq!(answer["interval_seconds"], 10);
+    let point = &answer["versions"][0]["points"][0];
+    assert_eq!(answer["versions"][0]["version"], "1");
+    assert_eq!(
+        (point["requests"].as_u64(), point["errors"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(point["error_ratio"], 0.5);
+    assert!(point["p99_seconds"].as_f64().unwrap() > 0.01, "{point}");
+    // Only a service that exists has traffic; a viewer may read it.
+    let missing = get(&app, &format!("{}/traffic", service_uri("nope")), &c.admin).await;
+    assert_problem(&missing, 404, "not_found");
+    let viewer = user_session(&app, &c.admin, "vee", Role::Viewer).await;
+    get(&app, &traffic, &viewer).await.expect(200);
 }
 
 #[tokio::test]
