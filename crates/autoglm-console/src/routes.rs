@@ -521,7 +521,7 @@ pub fn table() -> Vec<Route> {
         Method::GET,
         "/api/v1/usage",
         "usage.list",
-        "Gateway usage of the caller's tenant per key, service, version and minute",
+        "Gateway usage of the caller's tenant per key, service, version and minute (or step)",
         P(ServicesRead),
         NoBody,
         Out(200, schema::<Vec<UsageRecord>>),
@@ -531,6 +531,10 @@ pub fn table() -> Vec<Route> {
         ("key", "Only this API key id (or user:NAME for sessions)"),
         ("service", "Only this service"),
         ("since", "Only minutes at or after this RFC 3339 time"),
+        (
+            "step",
+            "Sum the minutes into steps of this duration (1m to 24h, whole minutes, e.g. 5m or 1h); rows start at their step's first minute. At most 10,000 rows are returned",
+        ),
     ];
 
     b.add(

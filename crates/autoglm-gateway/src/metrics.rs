@@ -148,7 +148,10 @@ impl Metrics {
         };
         self.requests.get_or_create(&labels).inc();
         self.duration.get_or_create(&v).observe(seconds);
-        self.history.record(&v, labels.code, seconds);
+        // Requests refused before a version was chosen belong to no chart.
+        if !v.version.is_empty() {
+            self.history.record(&v, labels.code, seconds);
+        }
     }
 
     /// The last hour of traffic, as the console's charts read it.

@@ -36,7 +36,7 @@ pub use r2d2_sqlite::rusqlite::Transaction;
 pub use registry::{ModelFilter, NewVersion, StoredVersion};
 pub use services::{ServiceFilter, StoredService};
 pub use tenancy::{KeyCredential, NewApiKey, UserCredential};
-pub use usage::{UsageDelta, UsageFilter};
+pub use usage::{USAGE_ROWS, UsageDelta, UsageFilter};
 
 /// Result of store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

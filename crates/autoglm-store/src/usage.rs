@@ -28,6 +28,9 @@ pub struct UsageFilter {
     pub service: Option<String>,
     /// Rows from this minute on.
     pub since: Option<DateTime<Utc>>,
+    /// Sum the minutes into steps of this many seconds (a multiple of 60),
+    /// each row starting at its step's first minute; `None` or 60: per minute.
+    pub step_seconds: Option<u32>,
 }
 
 /// Adds a batch to the stored sums, inside a write.
@@ -56,17 +59,25 @@ pub fn add_usage(tx: &Transaction<'_>, batch: &[UsageDelta]) -> Result<()> {
     Ok(())
 }
 
+/// The most rows one usage read returns.
+pub const USAGE_ROWS: usize = 10_000;
+
 impl Store {
-    /// Usage rows, oldest minute first, at most 10,000.
+    /// Usage rows per step (a minute unless the filter says otherwise),
+    /// oldest first, at most [`USAGE_ROWS`].
     pub fn list_usage(&self, filter: &UsageFilter) -> Result<Vec<UsageRecord>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT minute, credential, service, version, requests, prompt_tokens, completion_tokens
+                "SELECT strftime('%Y-%m-%dT%H:%M:%SZ',
+                                 (CAST(strftime('%s', minute) AS INTEGER) / ?5) * ?5, 'unixepoch') AS step,
+                        credential, service, version,
+                        SUM(requests), SUM(prompt_tokens), SUM(completion_tokens)
                  FROM usage
                  WHERE tenant = ?1 AND (?2 IS NULL OR credential = ?2)
                    AND (?3 IS NULL OR service = ?3) AND (?4 IS NULL OR minute >= ?4)
-                 ORDER BY minute, credential, service, version
-                 LIMIT 10000",
+                 GROUP BY step, credential, service, version
+                 ORDER BY step, credential, service, version
+                 LIMIT ?6",
             )?;
             let rows = stmt.query_map(
                 (
@@ -74,6 +85,8 @@ impl Store {
                     &filter.credential,
                     &filter.service,
                     filter.since.map(timestamp),
+                    filter.step_seconds.unwrap_or(60).max(60),
+                    USAGE_ROWS as i64,
                 ),
                 |r| {
                     Ok(UsageRecord {

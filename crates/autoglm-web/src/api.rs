@@ -129,3 +129,17 @@ pub fn problem_words(problem: &Value) -> Vec<String> {
 pub fn refusal(id: &str, problem: &Value) -> maud::Markup {
     maud::html! { div.error role="alert" id=(id) { @for line in problem_words(problem) { p { (line) } } } }
 }
+
+/// `s` as one segment of a URL path or one query value: everything but
+/// letters, digits and `-._~` percent-encoded, so a name taken from a page's
+/// URL cannot reach another API route or add parameters.
+pub fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

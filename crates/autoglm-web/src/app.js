@@ -76,7 +76,8 @@ function uploadProgress() {
       document.open();
       document.write(request.responseText);
       document.close();
-      history.replaceState(null, "", request.responseURL);
+      // A refused upload is shown on the model's page, not at the upload's URL.
+      history.replaceState(null, "", request.status < 400 ? request.responseURL : form.dataset.page);
     });
     request.addEventListener("error", () => {
       words.textContent = "The upload failed: the connection to the console was lost.";

@@ -80,7 +80,8 @@ pub async fn require_with_credential(
     headers: &HeaderMap,
     here: &str,
 ) -> Result<(Session, String), Response> {
-    let to_login = || Redirect::to(&format!("/login?next={}", urlencode(here))).into_response();
+    let to_login =
+        || Redirect::to(&format!("/login?next={}", crate::api::segment(here))).into_response();
     let Some(credential) = cookie(headers, SESSION).filter(|c| !c.is_empty()) else {
         return Err(to_login());
     };
@@ -122,7 +123,14 @@ pub async fn require_form(
 
 /// Whether a submitted form carries the session's CSRF token.
 pub fn csrf_ok(session: &Session, submitted: &str) -> bool {
-    !submitted.is_empty() && submitted == session.csrf
+    // Compared in constant time, so the token cannot be guessed byte by byte.
+    !submitted.is_empty()
+        && submitted.len() == session.csrf.len()
+        && submitted
+            .bytes()
+            .zip(session.csrf.bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
 }
 
 /// The answer to a form without the right CSRF token.
@@ -134,21 +142,17 @@ pub fn stale_form() -> Response {
         .into_response()
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Where a login may send the browser: only a page of this console.
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with("/ui") && !n.starts_with("//") => n,
+        // Only this console's pages, and only what a Location header can carry.
+        Some(n)
+            if n.starts_with("/ui")
+                && !n.starts_with("//")
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            n
+        }
         _ => "/ui",
     }
 }

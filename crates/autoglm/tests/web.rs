@@ -98,8 +98,13 @@ fn screenshots() -> PathBuf {
 async fn text(client: &Client, css: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match client.find(Locator::Css(css)).await {
-            Ok(element) => return element.text().await.unwrap(),
+        // The element may also go stale between finding and reading it, as a page loads.
+        let read = match client.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await,
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok(text) => return text,
             Err(e) if Instant::now() >= deadline => panic!("no {css} within 10 s: {e}"),
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
@@ -227,6 +232,10 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
         refused.contains("Expires after") && refused.contains("whole number"),
         "{refused}"
     );
+    // The refused form keeps what was typed; the days are corrected.
+    let days = client.find(Locator::Id("expires_days")).await.unwrap();
+    assert_eq!(days.prop("value").await.unwrap().as_deref(), Some("zero"));
+    replace_text(&client, "expires_days", "30").await;
     type_into(&client, Locator::Id("name"), "from-the-browser").await;
     click(&client, Locator::Css("#new-key button")).await;
     let secret = text(&client, "#secret").await;
@@ -553,15 +562,16 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
         .unwrap();
     let input = meta["inputs"][0]["name"].as_str().unwrap().to_owned();
     let body = json!({"inputs": [{"name": input, "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]});
-    let mut first = 0;
-    for _ in 0..400 {
-        let answer = gateway
+    let infer = || {
+        gateway
             .post(format!("{}/v2/models/iris/infer", up.gateway))
             .bearer_auth(&secret)
             .json(&body)
             .send()
-            .await
-            .unwrap();
+    };
+    let mut first = 0;
+    for _ in 0..400 {
+        let answer = infer().await.unwrap();
         assert_eq!(answer.status(), reqwest::StatusCode::OK);
         if answer.headers()["x-autoglm-version"] == "1" {
             first += 1;
@@ -573,11 +583,10 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
     );
 
     // The charts draw both versions from the gateway's history (an interval closes every 10 s).
-    let table = wait_text(&client, "#live-charts", Duration::from_secs(30), |t| {
-        t.contains("Requests per second")
+    wait_text(&client, "#chart-rate", Duration::from_secs(30), |t| {
+        t.contains("v1 ") && t.contains("v2 ")
     })
     .await;
-    assert!(table.contains("v1") && table.contains("v2"), "{table}");
     let rate = client
         .find(Locator::Css("#chart-rate svg"))
         .await
@@ -614,7 +623,11 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
             .unwrap()
     );
 
-    // The overview shows the service's health, replicas and last minute of traffic.
+    // The overview shows the service's health, replicas and last minute of
+    // traffic (a few more requests, so that the last minute has some).
+    for _ in 0..20 {
+        assert_eq!(infer().await.unwrap().status(), reqwest::StatusCode::OK);
+    }
     client.goto(&format!("{base}/ui")).await.unwrap();
     let overview = text(&client, "#services tbody").await;
     assert!(
@@ -632,7 +645,7 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
     );
     shoot(&client, "overview.png").await;
 
-    // Usage counts the key's 401 calls, the metadata read and 400
+    // Usage counts the key's 421 calls, the metadata read and 420
     // inferences (the gateway flushes usage every 2 s).
     let usage = async || {
         client
@@ -650,13 +663,13 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
     let deadline = Instant::now() + Duration::from_secs(15);
     let totals = loop {
         if let Some(totals) = usage().await
-            && totals.contains(" 401 ")
+            && totals.contains(" 421 ")
         {
             break totals;
         }
         assert!(
             Instant::now() < deadline,
-            "usage did not show 401 requests: {}",
+            "usage did not show 421 requests: {}",
             text(&client, "main").await
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -671,17 +684,13 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
         Locator::XPath("//tr[td[contains(., 'flow')]]//button[contains(@class, 'revoke')]"),
     )
     .await;
-    arrive(&client, "/ui/keys").await;
+    wait_text(&client, "#keys tbody", Duration::from_secs(10), |t| {
+        t.contains("revoked")
+    })
+    .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let status = gateway
-            .post(format!("{}/v2/models/iris/infer", up.gateway))
-            .bearer_auth(&secret)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let status = infer().await.unwrap().status();
         if status == reqwest::StatusCode::UNAUTHORIZED {
             break;
         }
@@ -748,18 +757,24 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
         .await
         .unwrap();
     assert!(text(&client, "main").await.contains("cannot deploy"));
-    // Posting the scale form anyway (with the viewer's own CSRF token) is refused by the API.
-    let status = client
+    // Posting the scale form anyway (with the viewer's own, valid CSRF
+    // token) reaches the API, which refuses it: the page shows its words.
+    let answer = client
         .execute_async(
             r#"const done = arguments[arguments.length - 1];
                const csrf = document.querySelector("input[name=csrf]").value;
                fetch("/ui/services/iris/scale", {method: "POST", body: new URLSearchParams({csrf, replicas: "3"})})
-                 .then(r => done(r.status));"#,
+                 .then(async r => done([r.status, await r.text()]));"#,
             vec![],
         )
         .await
         .unwrap();
-    assert_eq!(status, json!(403));
+    assert_eq!(answer[0], json!(403));
+    let page = answer[1].as_str().unwrap();
+    assert!(
+        page.contains(r#"id="scale-error""#) && page.contains("services:write"),
+        "the API's refusal, not a stale form: {page}"
+    );
     let (_, service) = up
         .console
         .call(&http, reqwest::Method::GET, "/api/v1/services/iris", None)

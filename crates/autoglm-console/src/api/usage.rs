@@ -2,6 +2,7 @@
 
 use autoglm_core::error::ErrorCode;
 use autoglm_core::security::{RateLimit, UsageRecord};
+use autoglm_core::service::parse_duration;
 use autoglm_store::{UsageFilter, tenancy};
 use axum::Json;
 use axum::extract::State;
@@ -22,9 +23,27 @@ pub struct ListUsage {
     key: Option<String>,
     service: Option<String>,
     since: Option<String>,
+    step: Option<String>,
 }
 
-/// `GET /api/v1/usage`: per key, service, version and minute, oldest first.
+/// Longest step a usage read sums over: a day.
+const MAX_STEP_SECONDS: u64 = 86_400;
+
+/// The `step` query: a duration of whole minutes, one to a day.
+fn check_step(step: &Option<String>) -> ApiResult<Option<u32>> {
+    let Some(step) = step else { return Ok(None) };
+    let refused = |why: String| ApiError::new(ErrorCode::InvalidQuery, format!("step: {why}"));
+    let seconds = parse_duration(step).map_err(refused)?.as_secs();
+    if seconds == 0 || seconds % 60 != 0 || seconds > MAX_STEP_SECONDS {
+        return Err(refused(format!(
+            "{step:?} is not a whole number of minutes from 1m to 24h"
+        )));
+    }
+    Ok(Some(seconds as u32))
+}
+
+/// `GET /api/v1/usage`: per key, service, version and minute (or `step`),
+/// oldest first.
 pub async fn list(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -35,6 +54,7 @@ pub async fn list(
         credential: q.key,
         service: q.service,
         since: check_time("since", &q.since)?,
+        step_seconds: check_step(&q.step)?,
     };
     Ok(Json(read(&state, move |s| s.list_usage(&filter)).await?))
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
-use crate::api::{Api, problem_words, refusal};
+use crate::api::{Api, problem_words, refusal, segment};
 use crate::layout;
 use crate::session::{self, CsrfForm, Session};
 
@@ -30,37 +30,42 @@ async fn render(
     credential: &str,
     notice: Markup,
     status: StatusCode,
+    form: &NewKey,
 ) -> Response {
     if session.principal.require(Permission::KeysWrite).is_err() {
         let body = html! { p.empty id="keys-forbidden" { "Your role cannot manage API keys." } };
-        return layout::page(session, HERE, "API keys", body).into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            layout::page(session, HERE, "API keys", body),
+        )
+            .into_response();
     }
-    let (listed, keys) = api
+    let (listed, answer) = api
         .call(Method::GET, "/api/v1/keys", credential, None)
         .await;
-    let keys = keys.as_array().cloned().unwrap_or_default();
+    let keys = answer.as_array().cloned().unwrap_or_default();
     let body = html! {
         (notice)
         form.search method="post" action="/ui/keys" id="new-key" {
             input type="hidden" name="csrf" value=(session.csrf);
             label for="name" class="muted" { "Name" }
-            input id="name" name="name" placeholder="ci-deploy";
+            input id="name" name="name" placeholder="ci-deploy" value=(form.name);
             label for="expires_days" class="muted" { "Expires after (days, empty for never)" }
-            input id="expires_days" name="expires_days" inputmode="numeric";
+            input id="expires_days" name="expires_days" inputmode="numeric" value=(form.expires_days);
             label for="requests_per_second" class="muted" { "Requests/s" }
-            input.short id="requests_per_second" name="requests_per_second" inputmode="numeric";
+            input.short id="requests_per_second" name="requests_per_second" inputmode="numeric" value=(form.requests_per_second);
             label for="tokens_per_minute" class="muted" { "Tokens/min" }
-            input.short id="tokens_per_minute" name="tokens_per_minute" inputmode="numeric";
+            input.short id="tokens_per_minute" name="tokens_per_minute" inputmode="numeric" value=(form.tokens_per_minute);
             fieldset.scopes {
                 legend.muted { "Scopes (none ticked: all of your role's permissions)" }
                 @for p in Permission::ALL.into_iter().filter(|p| session.principal.grant.allows(*p)) {
-                    label { input type="checkbox" name="scope" value=(p.as_str()); " " code { (p.as_str()) } }
+                    label { input type="checkbox" name="scope" value=(p.as_str()) checked[form.scopes.iter().any(|s| s == p.as_str())]; " " code { (p.as_str()) } }
                 }
             }
             button type="submit" { "Create key" }
         }
         @if !listed.is_success() {
-            p.error role="alert" { "The keys could not be read: " (problem_words(&keys.first().cloned().unwrap_or_default()).join("; ")) }
+            p.error role="alert" { "The keys could not be read: " (problem_words(&answer).join("; ")) }
         } @else if keys.is_empty() {
             p.empty { "You have no API keys yet." }
         } @else {
@@ -115,7 +120,15 @@ pub async fn page(
         Ok(s) => s,
         Err(to_login) => return to_login,
     };
-    render(&api, &session, &credential, html! {}, StatusCode::OK).await
+    render(
+        &api,
+        &session,
+        &credential,
+        html! {},
+        StatusCode::OK,
+        &NewKey::default(),
+    )
+    .await
 }
 
 /// A key's gateway limits, in words.
@@ -178,7 +191,10 @@ impl NewKey {
             body["name"] = json!(self.name.trim());
         }
         if let Some(days) = positive("Expires after", &self.expires_days)? {
-            body["expires_in_seconds"] = json!(days * 86_400);
+            let seconds = days
+                .checked_mul(86_400)
+                .ok_or_else(|| format!("Expires after: {days} days is too far away."))?;
+            body["expires_in_seconds"] = json!(seconds);
         }
         let rps = positive("Requests/s", &self.requests_per_second)?;
         let tpm = positive("Tokens/min", &self.tokens_per_minute)?;
@@ -215,6 +231,7 @@ pub async fn create(
                 &credential,
                 notice,
                 StatusCode::UNPROCESSABLE_ENTITY,
+                &form,
             )
             .await;
         }
@@ -232,12 +249,19 @@ pub async fn create(
     } else {
         refusal("key-error", &answer)
     };
+    // A created key clears the form; a refused one keeps what was typed.
+    let empty = NewKey::default();
+    let kept = if status == StatusCode::CREATED {
+        &empty
+    } else {
+        &form
+    };
     let status = if status == StatusCode::CREATED {
         StatusCode::OK
     } else {
         status
     };
-    render(&api, &session, &credential, notice, status).await
+    render(&api, &session, &credential, notice, status, kept).await
 }
 
 /// `POST /ui/keys/{id}/revoke`.
@@ -256,7 +280,7 @@ pub async fn revoke(
     let (status, answer) = api
         .call(
             Method::DELETE,
-            &format!("/api/v1/keys/{id}"),
+            &format!("/api/v1/keys/{}", segment(&id)),
             &credential,
             None,
         )
@@ -265,5 +289,13 @@ pub async fn revoke(
         return Redirect::to(HERE).into_response();
     }
     let notice = refusal("key-error", &answer);
-    render(&api, &session, &credential, notice, status).await
+    render(
+        &api,
+        &session,
+        &credential,
+        notice,
+        status,
+        &NewKey::default(),
+    )
+    .await
 }

@@ -34,7 +34,8 @@ impl Place {
         let session = session::require(state, headers, self.here).await?;
         if session.principal.require(self.permission).is_err() {
             let body = html! { p.empty { (self.denied) } };
-            return Err(layout::page(&session, self.here, self.title, body).into_response());
+            let page = layout::page(&session, self.here, self.title, body);
+            return Err((axum::http::StatusCode::FORBIDDEN, page).into_response());
         }
         Ok(session)
     }

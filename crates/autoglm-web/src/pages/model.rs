@@ -15,7 +15,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::{Api, problem_words, refusal};
+use crate::api::{Api, problem_words, refusal, segment};
 use crate::layout;
 use crate::session::{self, Session};
 
@@ -27,7 +27,7 @@ const STAGES: [Stage; 4] = [
 ];
 
 fn here(name: &str) -> String {
-    format!("/ui/models/{name}")
+    format!("/ui/models/{}", segment(name))
 }
 
 /// A size in bytes, in the unit that reads best.
@@ -67,7 +67,7 @@ async fn render(
     let (found, model) = api
         .call(
             Method::GET,
-            &format!("/api/v1/models/{name}"),
+            &format!("/api/v1/models/{}", segment(name)),
             credential,
             None,
         )
@@ -84,7 +84,7 @@ async fn render(
     let (_, page) = api
         .call(
             Method::GET,
-            &format!("/api/v1/models/{name}/versions?limit=1000"),
+            &format!("/api/v1/models/{}/versions?limit=1000", segment(name)),
             credential,
             None,
         )
@@ -142,7 +142,7 @@ async fn render(
         @if can_upload {
             h2 { "Upload a new version" }
             form.fields method="post" enctype="multipart/form-data" id="upload"
-                action={(here(name)) "/versions?csrf=" (session.csrf)} data-progress="upload-progress" {
+                action={(here(name)) "/versions?csrf=" (session.csrf)} data-progress="upload-progress" data-page=(here(name)) {
                 input type="hidden" name="metadata" value="{}";
                 fieldset {
                     legend { "Files" }
@@ -211,7 +211,7 @@ pub async fn upload(
         .unwrap_or_default()
         .to_owned();
     let body = Body::new(request.into_body());
-    let path = format!("/api/v1/models/{name}/versions");
+    let path = format!("/api/v1/models/{}/versions", segment(&name));
     let (status, answer) = api
         .send(
             Method::POST,
@@ -256,7 +256,11 @@ pub async fn set_stage(
             Ok(s) => s,
             Err(answer) => return answer,
         };
-    let path = format!("/api/v1/models/{name}/versions/{version}/stage");
+    let path = format!(
+        "/api/v1/models/{}/versions/{}/stage",
+        segment(&name),
+        segment(&version)
+    );
     let (status, answer) = api
         .command(
             Method::PUT,

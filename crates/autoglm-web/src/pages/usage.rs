@@ -9,15 +9,16 @@ use autoglm_core::rbac::Permission;
 use autoglm_core::security::UsageRecord;
 use axum::Extension;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use crate::api::{Api, problem_words};
+use crate::api::{Api, problem_words, segment};
 use crate::layout;
 use crate::session;
+use autoglm_store::USAGE_ROWS;
 
 const HERE: &str = "/ui/usage";
 
@@ -127,7 +128,11 @@ pub async fn page(
     };
     if session.principal.require(Permission::ServicesRead).is_err() {
         let body = html! { p.empty { "Your role cannot read usage." } };
-        return layout::page(&session, HERE, "Usage", body).into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            layout::page(&session, HERE, "Usage", body),
+        )
+            .into_response();
     }
     let (window, label, minutes, step) = WINDOWS
         .into_iter()
@@ -135,10 +140,10 @@ pub async fn page(
         .unwrap_or(WINDOWS[1]);
     let since = (Utc::now() - Duration::minutes(minutes))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let mut path = format!("/api/v1/usage?since={}", since.replace('+', "%2B"));
+    let mut path = format!("/api/v1/usage?since={}&step={step}m", segment(&since));
     for (field, value) in [("key", &query.key), ("service", &query.model)] {
         if !value.trim().is_empty() {
-            path.push_str(&format!("&{field}={}", value.trim()));
+            path.push_str(&format!("&{field}={}", segment(value.trim())));
         }
     }
     let (status, answer) = api.call(Method::GET, &path, &credential, None).await;
@@ -162,6 +167,9 @@ pub async fn page(
             None => p.error role="alert" { "Usage could not be read: " (problem_words(&answer).join("; ")) },
             Some(records) if records.is_empty() => p.empty { "No traffic through the gateway in this window (" (label) ")." },
             Some(records) => {
+                @if records.len() >= USAGE_ROWS {
+                    p.error role="alert" id="usage-truncated" { "Only the oldest " (USAGE_ROWS) " rows of this window were read: filter by key or model to see all of it." }
+                }
                 @let (totals, over_time) = totals(records, Duration::minutes(step));
                 (tables(&totals, &over_time))
             },

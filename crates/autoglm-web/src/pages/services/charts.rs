@@ -2,7 +2,7 @@
 //! traffic history: one line per version, named at its end (no legend to
 //! hunt for), and beside each chart the same numbers per minute in a table.
 
-use autoglm_core::traffic::{ServiceTraffic, TrafficPoint};
+use autoglm_core::traffic::{INTERVAL_SECONDS, ServiceTraffic, TrafficPoint};
 use chrono::{DateTime, Duration, Timelike, Utc};
 use maud::{Markup, html};
 
@@ -22,13 +22,26 @@ const STROKES: [(&str, &str); 4] = [
     ("#9a6700", "8 3 2 3"),
 ];
 
-/// What one chart shows of a point, and how its values read.
+/// What one chart shows of a point, how its values read, and how the
+/// intervals of a minute sum up in its table.
 struct Measure {
     id: &'static str,
     title: &'static str,
     unit: &'static str,
     value: fn(&TrafficPoint) -> Option<f64>,
     format: fn(f64) -> String,
+    minute: Minute,
+}
+
+/// How a minute's intervals make one number.
+#[derive(Clone, Copy)]
+enum Minute {
+    /// Requests per second over the minute.
+    Rate,
+    /// The worst interval (a percentile of percentiles would mean nothing).
+    Worst,
+    /// Errors over requests, all intervals together.
+    ErrorShare,
 }
 
 const MEASURES: [Measure; 5] = [
@@ -38,6 +51,7 @@ const MEASURES: [Measure; 5] = [
         unit: "req/s",
         value: |p| Some(p.requests_per_second),
         format: |v| format!("{v:.2}"),
+        minute: Minute::Rate,
     },
     Measure {
         id: "p50",
@@ -45,6 +59,7 @@ const MEASURES: [Measure; 5] = [
         unit: "ms",
         value: |p| p.p50_seconds.map(|s| s * 1000.0),
         format: |v| format!("{v:.1}"),
+        minute: Minute::Worst,
     },
     Measure {
         id: "p95",
@@ -52,6 +67,7 @@ const MEASURES: [Measure; 5] = [
         unit: "ms",
         value: |p| p.p95_seconds.map(|s| s * 1000.0),
         format: |v| format!("{v:.1}"),
+        minute: Minute::Worst,
     },
     Measure {
         id: "p99",
@@ -59,6 +75,7 @@ const MEASURES: [Measure; 5] = [
         unit: "ms",
         value: |p| p.p99_seconds.map(|s| s * 1000.0),
         format: |v| format!("{v:.1}"),
+        minute: Minute::Worst,
     },
     Measure {
         id: "errors",
@@ -66,6 +83,7 @@ const MEASURES: [Measure; 5] = [
         unit: "%",
         value: |p| (p.requests > 0).then_some(p.error_ratio * 100.0),
         format: |v| format!("{v:.1}"),
+        minute: Minute::ErrorShare,
     },
 ];
 
@@ -89,6 +107,8 @@ fn x_of(at: DateTime<Utc>, now: DateTime<Utc>) -> f64 {
 /// value where the line ends.
 struct Line {
     path: String,
+    /// Points with no neighbour, which a path alone would not show.
+    dots: Vec<(f64, f64)>,
     colour: &'static str,
     dash: &'static str,
     label: Option<(f64, f64, String)>,
@@ -108,25 +128,31 @@ fn chart(measure: &Measure, traffic: &ServiceTraffic, now: DateTime<Utc>) -> Mar
         .enumerate()
         .map(|(i, version)| {
             let (colour, dash) = STROKES[i % STROKES.len()];
+            let at: Vec<Option<(f64, f64, f64)>> = version
+                .points
+                .iter()
+                .map(|p| (measure.value)(p).map(|v| (x_of(p.at, now), y_of(v), v)))
+                .collect();
             let mut path = String::new();
-            let mut pen_down = false;
-            let mut last = None;
-            for point in &version.points {
-                match (measure.value)(point) {
-                    Some(v) => {
-                        let (x, y) = (x_of(point.at, now), y_of(v));
-                        path.push_str(&format!(
-                            "{}{x:.1},{y:.1} ",
-                            if pen_down { "L" } else { "M" }
-                        ));
-                        pen_down = true;
-                        last = Some((x, y, (measure.format)(v)));
-                    }
-                    None => pen_down = false,
+            let mut dots = Vec::new();
+            for (i, point) in at.iter().enumerate() {
+                let Some((x, y, _)) = point else { continue };
+                let before = i > 0 && at[i - 1].is_some();
+                let after = at.get(i + 1).is_some_and(Option::is_some);
+                path.push_str(&format!("{}{x:.1},{y:.1} ", if before { "L" } else { "M" }));
+                if !before && !after {
+                    dots.push((*x, *y));
                 }
             }
+            let last = at
+                .iter()
+                .rev()
+                .flatten()
+                .next()
+                .map(|(x, y, v)| (*x, *y, (measure.format)(*v)));
             Line {
                 path,
+                dots,
                 colour,
                 dash,
                 label: last.map(|(x, y, v)| (x, y, format!("v{} {v}", version.version))),
@@ -152,6 +178,9 @@ fn chart(measure: &Measure, traffic: &ServiceTraffic, now: DateTime<Utc>) -> Mar
                     text x=(WIDTH - RIGHT) y=(HEIGHT - 4.0) text-anchor="end" { "now" }
                     @for line in &lines {
                         path d=(line.path) fill="none" stroke=(line.colour) stroke-width="2" stroke-dasharray=(line.dash) {}
+                        @for (x, y) in &line.dots {
+                            circle cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="2" fill=(line.colour) {}
+                        }
                         @if let Some((x, y, text)) = &line.label {
                             text x=(x + 4.0) y=(y + 4.0) fill=(line.colour) { (text) }
                         }
@@ -198,7 +227,7 @@ fn table(measure: &Measure, traffic: &ServiceTraffic, now: DateTime<Utc>) -> Mar
             summary { "Table" }
             table id={"table-" (measure.id)} {
                 thead { tr {
-                    th scope="col" { "Minute (UTC)" }
+                    th scope="col" { "Minute (UTC)" @if matches!(measure.minute, Minute::Worst) { br; span.muted { "worst 10 s" } } }
                     @for v in &traffic.versions { th.num scope="col" { "v" (v.version) " (" (measure.unit) ")" } }
                 } }
                 tbody {
@@ -206,13 +235,14 @@ fn table(measure: &Measure, traffic: &ServiceTraffic, now: DateTime<Utc>) -> Mar
                         tr {
                             th scope="row" { (m.format("%H:%M")) }
                             @for v in &traffic.versions {
-                                @let values: Vec<f64> = v.points.iter()
+                                @let points: Vec<&TrafficPoint> = v.points.iter()
                                     .filter(|p| minute(p.at) == Some(*m))
-                                    .filter_map(measure.value)
                                     .collect();
                                 td.num {
-                                    @if values.is_empty() { "–" }
-                                    @else { ((measure.format)(values.iter().sum::<f64>() / values.len() as f64)) }
+                                    @match summarise(measure, &points) {
+                                        Some(value) => ((measure.format)(value)),
+                                        None => "–",
+                                    }
                                 }
                             }
                         }
@@ -220,6 +250,21 @@ fn table(measure: &Measure, traffic: &ServiceTraffic, now: DateTime<Utc>) -> Mar
                 }
             }
         }
+    }
+}
+
+/// One number for a minute's intervals of one version.
+fn summarise(measure: &Measure, points: &[&TrafficPoint]) -> Option<f64> {
+    let requests: u64 = points.iter().map(|p| p.requests).sum();
+    match measure.minute {
+        Minute::Rate => (!points.is_empty())
+            .then(|| requests as f64 / (points.len() as f64 * INTERVAL_SECONDS as f64)),
+        Minute::Worst => points
+            .iter()
+            .filter_map(|p| (measure.value)(p))
+            .reduce(f64::max),
+        Minute::ErrorShare => (requests > 0)
+            .then(|| 100.0 * points.iter().map(|p| p.errors).sum::<u64>() as f64 / requests as f64),
     }
 }
 
@@ -242,6 +287,48 @@ fn nice_ceiling(v: f64) -> f64 {
 mod tests {
     use super::*;
     use autoglm_core::traffic::{IntervalCounts, VersionTraffic};
+
+    #[test]
+    fn a_minute_sums_up_by_requests_not_by_interval() {
+        let now = Utc::now();
+        let mut one_failure = IntervalCounts::default();
+        one_failure.record(500, 0.01);
+        let mut many_fine = IntervalCounts::default();
+        for _ in 0..999 {
+            many_fine.record(200, 2.0);
+        }
+        let points = [one_failure.point(now), many_fine.point(now)];
+        let points: Vec<&TrafficPoint> = points.iter().collect();
+        let [rate, _, p95, _, errors] = &MEASURES;
+        assert!(
+            (summarise(errors, &points).unwrap() - 0.1).abs() < 1e-9,
+            "1 of 1,000 requests"
+        );
+        assert!(
+            (summarise(rate, &points).unwrap() - 50.0).abs() < 1e-9,
+            "1,000 requests over 20 s"
+        );
+        assert!(
+            summarise(p95, &points).unwrap() > 1000.0,
+            "the worst interval's p95, in ms"
+        );
+        assert_eq!(summarise(errors, &[]), None);
+    }
+
+    #[test]
+    fn a_lone_point_is_drawn_as_a_dot() {
+        let now = Utc::now();
+        let mut counts = IntervalCounts::default();
+        counts.record(200, 0.01);
+        let traffic = ServiceTraffic {
+            interval_seconds: 10,
+            versions: vec![VersionTraffic {
+                version: "1".into(),
+                points: vec![counts.point(now)],
+            }],
+        };
+        assert!(charts(&traffic, now).into_string().contains("<circle"));
+    }
 
     #[test]
     fn axis_tops_are_round() {

@@ -18,12 +18,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde_json::json;
 
-use crate::api::{Api, problem_words, refusal};
+use crate::api::{Api, problem_words, refusal, segment};
 use crate::layout;
 use crate::session::{self, CsrfForm, Session};
 
 fn here(name: &str) -> String {
-    format!("/ui/services/{name}")
+    format!("/ui/services/{}", segment(name))
 }
 
 /// The badge of a condition status.
@@ -56,7 +56,7 @@ async fn render(
     status: StatusCode,
 ) -> Response {
     let here = here(name);
-    let path = format!("/api/v1/services/{name}");
+    let path = format!("/api/v1/services/{}", segment(name));
     let (found, answer) = api.call(Method::GET, &path, credential, None).await;
     let manifest: Option<ModelServiceManifest> = found
         .is_success()
@@ -168,6 +168,10 @@ async fn render(
                 }
             }
         }
+        @if !can_write {
+            // Only a crafted request gets here: the page offers no such form.
+            (notice("scale")) (notice("restart"))
+        }
         section id="live-charts" data-live {
             h2 { "Traffic" }
             @match &traffic {
@@ -233,7 +237,7 @@ pub async fn split(
             Ok(s) => s,
             Err(answer) => return answer,
         };
-    let path = format!("/api/v1/services/{name}");
+    let path = format!("/api/v1/services/{}", segment(&name));
     let (_, mut manifest) = api.call(Method::GET, &path, &credential, None).await;
     let mut refused = Vec::new();
     if let Some(versions) = manifest["spec"]["versions"].as_array_mut() {
@@ -298,7 +302,7 @@ pub async fn scale(
     };
     let call = (
         Method::POST,
-        format!("/api/v1/services/{name}/scale"),
+        format!("/api/v1/services/{}/scale", segment(&name)),
         Some(json!({"replicas": replicas})),
     );
     act(&api, signed_in, &name, "scale", call).await
@@ -318,7 +322,7 @@ pub async fn restart(
     };
     let call = (
         Method::POST,
-        format!("/api/v1/services/{name}/restart"),
+        format!("/api/v1/services/{}/restart", segment(&name)),
         None,
     );
     act(&api, signed_in, &name, "restart", call).await
@@ -332,7 +336,7 @@ pub async fn logs(
     headers: HeaderMap,
     Path((name, replica)): Path<(String, String)>,
 ) -> Response {
-    let here = format!("{}/replicas/{replica}/logs", here(&name));
+    let here = format!("{}/replicas/{}/logs", here(&name), segment(&replica));
     let (session, credential) =
         match session::require_with_credential(&state, &headers, &here).await {
             Ok(s) => s,
@@ -356,7 +360,7 @@ pub async fn log_text(
     headers: HeaderMap,
     Path((name, replica)): Path<(String, String)>,
 ) -> Response {
-    let here = format!("{}/replicas/{replica}/logs", here(&name));
+    let here = format!("{}/replicas/{}/logs", here(&name), segment(&replica));
     let (_, credential) = match session::require_with_credential(&state, &headers, &here).await {
         Ok(s) => s,
         Err(to_login) => return to_login,
@@ -371,7 +375,11 @@ pub async fn log_text(
 }
 
 async fn log_tail(api: &Api, credential: &str, name: &str, replica: &str) -> (StatusCode, String) {
-    let path = format!("/api/v1/services/{name}/replicas/{replica}/logs?bytes=65536");
+    let path = format!(
+        "/api/v1/services/{}/replicas/{}/logs?bytes=65536",
+        segment(name),
+        segment(replica)
+    );
     let (status, text) = api.text(Method::GET, &path, credential).await;
     if status.is_success() {
         (status, text)
