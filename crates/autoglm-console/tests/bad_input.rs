@@ -278,6 +278,11 @@ async fn bad_query_and_path_parameters_are_refused() {
         ),
         ("/api/v1/audit?since=yesterday", 400, "invalid_query"),
         ("/api/v1/keys?all=maybe", 400, "invalid_query"),
+        ("/api/v1/usage?step=30s", 400, "invalid_query"),
+        ("/api/v1/usage?step=90s", 400, "invalid_query"),
+        ("/api/v1/usage?step=25h", 400, "invalid_query"),
+        ("/api/v1/usage?step=0m", 400, "invalid_query"),
+        ("/api/v1/usage?step=hourly", 400, "invalid_query"),
         ("/api/v1/models/kept/versions/one", 400, "invalid_path"),
         ("/api/v1/models/kept/versions/1.5", 400, "invalid_path"),
         (
@@ -303,6 +308,11 @@ async fn bad_query_and_path_parameters_are_refused() {
     get(&c.app, "/api/v1/models?limit=1000", &c.admin)
         .await
         .expect(200);
+    for step in ["1m", "24h", "1h30m"] {
+        get(&c.app, &format!("/api/v1/usage?step={step}"), &c.admin)
+            .await
+            .expect(200);
+    }
     // A mutation with an unparsable version changes nothing.
     let resp = call(
         &c.app,

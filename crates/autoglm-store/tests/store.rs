@@ -164,3 +164,61 @@ fn a_database_of_the_first_schema_gains_services_on_open() {
     assert!(store.list_services(&filter).unwrap().is_empty());
     assert!(store.tenant_exists("default").unwrap());
 }
+
+#[test]
+fn usage_is_summed_per_step_from_the_step_s_first_minute() {
+    use autoglm_core::security::UsageRecord;
+    use autoglm_store::{UsageDelta, UsageFilter, usage};
+    let (_dir, store) = store();
+    let delta = |minute: &str, key: &str, requests: u64| UsageDelta {
+        tenant: "default".into(),
+        record: UsageRecord {
+            minute: minute.parse().unwrap(),
+            key: key.into(),
+            service: "chat".into(),
+            version: "1".into(),
+            requests,
+            prompt_tokens: 10 * requests,
+            completion_tokens: requests,
+        },
+    };
+    let batch = [
+        delta("2026-11-29T10:01:00Z", "k1", 2),
+        delta("2026-11-29T10:04:00Z", "k1", 3),
+        delta("2026-11-29T10:07:00Z", "k1", 1),
+        delta("2026-11-29T10:02:00Z", "k2", 4),
+    ];
+    store
+        .bookkeeping(|tx| usage::add_usage(tx, &batch))
+        .unwrap();
+    let read = |step: Option<u32>| {
+        store
+            .list_usage(&UsageFilter {
+                tenant: "default".into(),
+                step_seconds: step,
+                ..UsageFilter::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                (
+                    r.minute.format("%H:%M").to_string(),
+                    r.key,
+                    r.requests,
+                    r.prompt_tokens,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let per_minute = read(None);
+    assert_eq!(per_minute.len(), 4, "as stored: {per_minute:?}");
+    assert_eq!(
+        read(Some(300)),
+        [
+            ("10:00".to_owned(), "k1".to_owned(), 5, 50),
+            ("10:00".to_owned(), "k2".to_owned(), 4, 40),
+            ("10:05".to_owned(), "k1".to_owned(), 1, 10),
+        ]
+    );
+    assert_eq!(read(Some(3600)).iter().map(|r| r.2).sum::<u64>(), 10);
+}
