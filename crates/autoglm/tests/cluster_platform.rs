@@ -222,6 +222,16 @@ async fn the_console_runs_services_on_kubernetes_and_the_gateway_splits_by_endpo
                 .spawn()
                 .unwrap(),
         ));
+        // Listed only once it listens: a slice naming a port nobody answers
+        // yet would make the gateway answer 502 (it was a flake under load).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect((ip.as_str(), port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "upstream {version} did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         plane.apply(&format!(
             "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: echo-{version}-test\n  namespace: {TENANT}\n  labels: {{kubernetes.io/service-name: echo-{version}, app.kubernetes.io/managed-by: autoglm, endpointslice.kubernetes.io/managed-by: autoglm-test}}\naddressType: IPv4\nports: [{{name: http, port: {port}, protocol: TCP}}]\nendpoints: [{{addresses: [\"{ip}\"], conditions: {{ready: true}}}}]\n"
         ));
