@@ -535,6 +535,12 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
     click(&client, Locator::Css("#split button")).await;
     let refused = text(&client, "#split-error").await;
     assert!(refused.contains("sum to 110"), "{refused}");
+    let typed = client.find(Locator::Id("weight-1")).await.unwrap();
+    assert_eq!(
+        typed.prop("value").await.unwrap().as_deref(),
+        Some("60"),
+        "the refused split keeps what was typed"
+    );
     replace_text(&client, "weight-1", "50").await;
     replace_text(&client, "weight-2", "50").await;
     click(&client, Locator::Css("#split button")).await;
@@ -674,7 +680,10 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    assert!(totals.contains("iris"), "{totals}");
+    assert!(
+        totals.contains("iris") && totals.contains("flow"),
+        "the model, and the key by its name: {totals}"
+    );
     shoot(&client, "usage.png").await;
 
     // Revoked in the browser, the key stops working at the gateway.

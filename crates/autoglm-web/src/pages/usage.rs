@@ -2,7 +2,7 @@
 //! prompt and completion tokens), totalled and over time, for the last hour,
 //! day or week.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use autoglm_console::AppState;
 use autoglm_core::rbac::Permission;
@@ -73,7 +73,15 @@ fn totals(records: &[UsageRecord], step: Duration) -> (Totals, OverTime) {
     (totals, over_time)
 }
 
-fn tables(totals: &Totals, over_time: &OverTime) -> Markup {
+/// A key as people know it: its name, with its id.
+fn key_label(names: &HashMap<String, String>, id: &str) -> Markup {
+    match names.get(id) {
+        Some(name) => html! { (name) " " code.muted { (id) } },
+        None => html! { code { (id) } },
+    }
+}
+
+fn tables(totals: &Totals, over_time: &OverTime, names: &HashMap<String, String>) -> Markup {
     html! {
         h2 { "Per key and model" }
         table id="usage-totals" {
@@ -84,7 +92,7 @@ fn tables(totals: &Totals, over_time: &OverTime) -> Markup {
             tbody {
                 @for ((key, model), sums) in totals {
                     tr {
-                        th scope="row" { code { (key) } }
+                        th scope="row" { (key_label(names, key)) }
                         td { (model) }
                         td.num { (sums.requests) } td.num { (sums.prompt) } td.num { (sums.completion) }
                     }
@@ -95,7 +103,7 @@ fn tables(totals: &Totals, over_time: &OverTime) -> Markup {
         table id="usage-over-time" {
             thead { tr {
                 th scope="col" { "From (UTC)" }
-                @for (key, model) in totals.keys() { th.num scope="col" { code { (key) } " · " (model) br; span.muted { "requests / tokens" } } }
+                @for (key, model) in totals.keys() { th.num scope="col" { (key_label(names, key)) " · " (model) br; span.muted { "requests / tokens" } } }
             } }
             tbody {
                 @for (at, row) in over_time.iter().rev() {
@@ -147,6 +155,20 @@ pub async fn page(
         }
     }
     let (status, answer) = api.call(Method::GET, &path, &credential, None).await;
+    // Every key of the tenant for those who manage users, else one's own.
+    let all = session.principal.require(Permission::UsersWrite).is_ok();
+    let keys_path = if all {
+        "/api/v1/keys?all=true"
+    } else {
+        "/api/v1/keys"
+    };
+    let (_, keys) = api.call(Method::GET, keys_path, &credential, None).await;
+    let names: HashMap<String, String> = keys
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| Some((k["id"].as_str()?.to_owned(), k["name"].as_str()?.to_owned())))
+        .collect();
     let records: Option<Vec<UsageRecord>> = status
         .is_success()
         .then(|| serde_json::from_value(answer.clone()).ok())
@@ -171,7 +193,7 @@ pub async fn page(
                     p.error role="alert" id="usage-truncated" { "Only the oldest " (USAGE_ROWS) " rows of this window were read: filter by key or model to see all of it." }
                 }
                 @let (totals, over_time) = totals(records, Duration::minutes(step));
-                (tables(&totals, &over_time))
+                (tables(&totals, &over_time, &names))
             },
         }
     };

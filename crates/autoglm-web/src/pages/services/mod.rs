@@ -45,14 +45,14 @@ fn replica_badge(state: ReplicaState) -> Markup {
     html! { span class={"badge " (class)} { (word) } }
 }
 
-/// What the API said when it refused an action, beside the form it came from.
-/// The page, with `notice` (an action's refusal) above the part it concerns.
+/// The page, with `notices` (an action's refusal) above the part they
+/// concern, and the forms showing what was `typed` into them, if anything.
 async fn render(
     api: &Api,
     session: &Session,
     credential: &str,
     name: &str,
-    notices: &HashMap<&str, Markup>,
+    (notices, typed): (&HashMap<&str, Markup>, &HashMap<String, String>),
     status: StatusCode,
 ) -> Response {
     let here = here(name);
@@ -136,7 +136,7 @@ async fn render(
                         input type="hidden" name="generation" value=(manifest.metadata.generation.unwrap_or(0));
                         @for v in &spec.versions {
                             label for={"weight-" (v.version)} { "v" (v.version) }
-                            input id={"weight-" (v.version)} name={"weight:" (v.version)} type="number" min="0" max="100" value=(v.weight) required;
+                            input id={"weight-" (v.version)} name={"weight:" (v.version)} type="number" min="0" max="100" value=(typed.get(&format!("weight:{}", v.version)).cloned().unwrap_or_else(|| v.weight.to_string())) required;
                             span.muted { "%" }
                         }
                         button type="submit" { "Apply split" }
@@ -156,7 +156,7 @@ async fn render(
                         form.stack method="post" action={(here) "/scale"} id="scale" {
                             input type="hidden" name="csrf" value=(session.csrf);
                             label for="replicas" { "Replicas per version" }
-                            input id="replicas" name="replicas" type="number" min="0" value=(spec.replicas.unwrap_or(1)) required;
+                            input id="replicas" name="replicas" type="number" min="0" value=(typed.get("replicas").cloned().unwrap_or_else(|| spec.replicas.unwrap_or(1).to_string())) required;
                             button type="submit" { "Scale" }
                         }
                     }
@@ -200,7 +200,7 @@ pub async fn page(
         &session,
         &credential,
         &name,
-        &HashMap::new(),
+        (&HashMap::new(), &HashMap::new()),
         StatusCode::OK,
     )
     .await
@@ -214,13 +214,14 @@ async fn act(
     name: &str,
     part: &'static str,
     (method, path, body): (Method, String, Option<serde_json::Value>),
+    typed: &HashMap<String, String>,
 ) -> Response {
     let (status, answer) = api.call(method, &path, &credential, body).await;
     if status.is_success() {
         return Redirect::to(&here(name)).into_response();
     }
     let notices = HashMap::from([(part, refusal(&format!("{part}-error"), &answer))]);
-    render(api, &session, &credential, name, &notices, status).await
+    render(api, &session, &credential, name, (&notices, typed), status).await
 }
 
 /// `POST /ui/services/{name}/split`: new weights, as `weight:{version}` fields.
@@ -260,7 +261,7 @@ pub async fn split(
             &session,
             &credential,
             &name,
-            &notices,
+            (&notices, &form),
             StatusCode::UNPROCESSABLE_ENTITY,
         )
         .await;
@@ -272,7 +273,7 @@ pub async fn split(
         object.remove("status");
     }
     let call = (Method::PUT, path, Some(manifest));
-    act(&api, (session, credential), &name, "split", call).await
+    act(&api, (session, credential), &name, "split", call, &form).await
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -305,7 +306,8 @@ pub async fn scale(
         format!("/api/v1/services/{}/scale", segment(&name)),
         Some(json!({"replicas": replicas})),
     );
-    act(&api, signed_in, &name, "scale", call).await
+    let typed = HashMap::from([("replicas".to_owned(), form.replicas)]);
+    act(&api, signed_in, &name, "scale", call, &typed).await
 }
 
 /// `POST /ui/services/{name}/restart`.
@@ -325,7 +327,7 @@ pub async fn restart(
         format!("/api/v1/services/{}/restart", segment(&name)),
         None,
     );
-    act(&api, signed_in, &name, "restart", call).await
+    act(&api, signed_in, &name, "restart", call, &HashMap::new()).await
 }
 
 /// `GET /ui/services/{name}/replicas/{replica}/logs`: the end of a replica's
