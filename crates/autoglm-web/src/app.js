@@ -82,15 +82,6 @@ function uploadProgress() {
     request.addEventListener("error", () => {
       words.textContent = "The upload failed: the connection to the console was lost.";
     });
-    const metadata = {};
-    for (const input of form.querySelectorAll("[data-meta]")) {
-      const value = input.value.trim();
-      if (value === "") continue;
-      const number = Number(value);
-      // A parent version is a number; anything else goes as typed, for the API to judge.
-      metadata[input.dataset.meta] = input.dataset.meta === "parent" && Number.isInteger(number) ? number : value;
-    }
-    form.elements.metadata.value = JSON.stringify(metadata);
     bar.hidden = false;
     request.send(new FormData(form));
   });

@@ -13,9 +13,11 @@ mod api;
 mod layout;
 mod pages;
 mod session;
+mod upload;
 
 use autoglm_console::AppState;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use pages::services;
 
@@ -39,7 +41,11 @@ pub fn router(config: WebConfig, api: Router) -> Router<AppState> {
             get(pages::models::page).post(pages::models::create),
         )
         .route("/ui/models/{name}", get(pages::model::page))
-        .route("/ui/models/{name}/versions", post(pages::model::upload))
+        .route(
+            "/ui/models/{name}/versions",
+            // Files of any size stream through to the API, which sets the limits.
+            post(pages::model::upload).layer(DefaultBodyLimit::disable()),
+        )
         .route(
             "/ui/models/{name}/versions/{version}/stage",
             post(pages::model::set_stage),

@@ -452,6 +452,15 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
             assert!(row.contains("v1"), "lineage shown: {row}");
         }
     }
+    // A parent that is not a version number is refused in the API's words,
+    // on the model's page, and no version is made.
+    type_into(&client, Locator::Id("artifact"), iris.to_str().unwrap()).await;
+    type_into(&client, Locator::Id("parent"), "first").await;
+    click(&client, Locator::Css("#upload button[type=submit]")).await;
+    let refused = text(&client, "#upload-error").await;
+    assert!(refused.contains("metadata"), "{refused}");
+    arrive(&client, "/ui/models/iris").await;
+    assert!(client.find(Locator::Id("version-3")).await.is_err());
     // Version 1 moves to staging.
     let stage = client
         .find(Locator::Css("#stage-1 option[value=staging]"))

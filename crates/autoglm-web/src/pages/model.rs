@@ -7,9 +7,8 @@ use autoglm_core::rbac::Permission;
 use autoglm_core::registry::{Model, ModelVersion};
 use autoglm_core::stage::Stage;
 use axum::Extension;
-use axum::body::Body;
-use axum::extract::{Form, Path, Query, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::extract::{Form, Multipart, Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -143,21 +142,21 @@ async fn render(
             h2 { "Upload a new version" }
             form.fields method="post" enctype="multipart/form-data" id="upload"
                 action={(here(name)) "/versions?csrf=" (session.csrf)} data-progress="upload-progress" data-page=(here(name)) {
-                input type="hidden" name="metadata" value="{}";
                 fieldset {
                     legend { "Files" }
-                    label for="artifact" { "The model's files (weights, config, tokenizer)" }
-                    input id="artifact" name="artifact" type="file" multiple required;
+                    // The text fields come first: the form sends its parts in this order.
                     div.row {
                         label for="task" { "Task" }
-                        input.short id="task" data-meta="task" placeholder="text-generation";
+                        input.short id="task" name="task" placeholder="text-generation";
                         label for="framework" { "Framework" }
-                        input.short id="framework" data-meta="framework" placeholder="onnx";
+                        input.short id="framework" name="framework" placeholder="onnx";
                         label for="parent" { "Derived from version" }
-                        input.short id="parent" data-meta="parent" inputmode="numeric";
+                        input.short id="parent" name="parent" inputmode="numeric";
                     }
                     label for="description" { "Description" }
-                    input id="description" data-meta="description";
+                    input id="description" name="description";
+                    label for="artifact" { "The model's files (weights, config, tokenizer)" }
+                    input id="artifact" name="artifact" type="file" multiple required;
                 }
                 button type="submit" { "Upload" }
                 progress id="upload-progress" value="0" max="1" hidden {}
@@ -189,28 +188,24 @@ pub struct UploadQuery {
     csrf: String,
 }
 
-/// `POST /ui/models/{name}/versions?csrf=`: the browser's multipart upload
-/// (a `metadata` part, then `artifact` parts), streamed on to the API as it
-/// arrives. The token rides in the query: the body is not read here.
+/// `POST /ui/models/{name}/versions?csrf=`: the browser's upload form,
+/// re-framed as the API's upload (a `metadata` part, then `artifact` parts)
+/// and streamed on to it as it arrives. The token rides in the query, so the
+/// form's fields stay what the API reads.
 pub async fn upload(
     State(state): State<AppState>,
     Extension(api): Extension<Api>,
     Path(name): Path<String>,
     Query(query): Query<UploadQuery>,
-    request: Request,
+    headers: HeaderMap,
+    form: Multipart,
 ) -> Response {
     let (session, credential) =
-        match session::require_form(&state, request.headers(), &here(&name), &query.csrf).await {
+        match session::require_form(&state, &headers, &here(&name), &query.csrf).await {
             Ok(s) => s,
             Err(answer) => return answer,
         };
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let body = Body::new(request.into_body());
+    let (content_type, body) = crate::upload::reframe(form);
     let path = format!("/api/v1/models/{}/versions", segment(&name));
     let (status, answer) = api
         .send(
