@@ -69,13 +69,19 @@ pub fn plan(
                     name,
                     version: &v.version,
                 });
-                let (program, args) = argv.split_first().ok_or_else(|| Unschedulable {
-                    reason: "InvalidRuntime",
-                    message: "the command is empty".to_owned(),
-                })?;
+                if argv.is_empty() {
+                    return Err(Unschedulable {
+                        reason: "InvalidRuntime",
+                        message: "the command is empty".to_owned(),
+                    });
+                }
+                // Run under `autoglm supervise`, which stops the program
+                // should the platform be killed outright.
+                let mut args = vec!["supervise".to_owned(), "--".to_owned()];
+                args.extend(argv);
                 Launch {
-                    program: PathBuf::from(program),
-                    args: args.to_vec(),
+                    program: runtime_program.to_owned(),
+                    args,
                     env: Vec::new(),
                     ready_path: c
                         .ready_path

@@ -8,6 +8,7 @@ mod operator;
 mod render;
 mod runtime;
 mod serve;
+mod supervise;
 mod telemetry;
 mod up;
 
@@ -57,6 +58,9 @@ enum Command {
     Crd,
     /// Run the Kubernetes operator: keep every ModelService's children.
     Operator(operator::OperatorArgs),
+    /// Run a command runtime's program for the local platform (internal).
+    #[command(hide = true)]
+    Supervise(supervise::SuperviseArgs),
 }
 
 // The gateway allocates a little per request on every hop; mimalloc does that
@@ -152,6 +156,7 @@ fn main() -> ExitCode {
             telemetry::init(cli.log_format);
             rt.block_on(operator::run(args))
         }
+        Command::Supervise(args) => rt.block_on(supervise::run(args)),
         Command::Resource(command) => {
             ExitCode::from(rt.block_on(autoglm_cli::run_resource(command)) as u8)
         }

@@ -715,6 +715,38 @@ fn load(
     })
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_replica_stops_when_autoglm_up_is_killed_outright() {
+    let (mut env, _home) = Env::with_echo(&[], 1, one_version(1), 1).await;
+    let status = env.wait_ready(1).await;
+    // The platform runs the command under `autoglm supervise`: the replica's
+    // pid is the supervisor's, the upstream program its child.
+    let supervisor = status["replicas"][0]["pid"].as_u64().unwrap().to_string();
+    let programs = common::children(&supervisor);
+    assert_eq!(
+        programs.len(),
+        1,
+        "one program under the supervisor: {programs:?}"
+    );
+    let program = programs[0].clone();
+    assert!(
+        std::fs::read_to_string(format!("/proc/{program}/cmdline"))
+            .unwrap()
+            .contains("openai_upstream.py")
+    );
+    // SIGKILL: `up` cannot stop anything itself.
+    env.up.console.child.kill().unwrap();
+    env.up.console.child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !(common::exited(&program) && common::exited(&supervisor)) {
+        assert!(
+            Instant::now() < deadline,
+            "the command replica (supervisor {supervisor}, program {program}) outlived its platform"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_a_replica_under_load_fails_almost_nothing_and_it_comes_back() {
     let (env, _home) = Env::with_echo(&[], 1, one_version(2), 2).await;

@@ -252,15 +252,6 @@ async fn a_100_mb_upload_streams_with_flat_memory() {
     );
 }
 
-/// Whether process `pid` has exited (gone, or a zombie awaiting its reaper).
-fn exited(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
-        stat.rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
-    })
-}
-
 #[test]
 fn a_replica_exits_when_the_platform_that_started_it_is_killed() {
     let model = autoglm_testmodels::path(autoglm_testmodels::MINILM);
@@ -289,13 +280,13 @@ fn a_replica_exits_when_the_platform_that_started_it_is_killed() {
     let replica = line.trim().to_owned();
     std::thread::sleep(Duration::from_secs(2));
     assert!(
-        !exited(&replica),
+        !common::exited(&replica),
         "the replica should run while its platform does"
     );
     platform.kill().unwrap();
     platform.wait().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !exited(&replica) {
+    while !common::exited(&replica) {
         assert!(
             std::time::Instant::now() < deadline,
             "replica {replica} outlived its killed platform"

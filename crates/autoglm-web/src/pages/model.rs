@@ -113,7 +113,7 @@ async fn render(
                         tr id={"version-" (v.version)} {
                             th scope="row" { (v.version) }
                             td.stage { (stage_badge(v.stage)) }
-                            td { (serde_json::to_value(v.format).ok().and_then(|f| f.as_str().map(str::to_owned)).unwrap_or_default()) " · " (v.files.len()) " files" }
+                            td { (serde_json::to_value(v.format).ok().and_then(|f| f.as_str().map(str::to_owned)).unwrap_or_default()) " · " (v.files.len()) @if v.files.len() == 1 { " file" } @else { " files" } }
                             td.num { (size(v.size)) }
                             td { code title=(v.digest) { (v.digest.get(..19).unwrap_or(&v.digest)) "…" } }
                             td { (v.spec.task.as_deref().unwrap_or("–")) " · " (v.spec.framework.as_deref().unwrap_or("–")) }
