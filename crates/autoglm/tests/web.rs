@@ -629,6 +629,11 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
     .await;
     assert!(!log.contains("no replica"), "{log}");
     assert!(
+        log.contains("ready") && !log.contains('\u{1b}'),
+        "the replica's own lines, without terminal codes: {log}"
+    );
+    shoot(&client, "logs.png").await;
+    assert!(
         client
             .find(Locator::Id("follow"))
             .await

@@ -384,9 +384,46 @@ async fn log_tail(api: &Api, credential: &str, name: &str, replica: &str) -> (St
     );
     let (status, text) = api.text(Method::GET, &path, credential).await;
     if status.is_success() {
-        (status, text)
+        (status, without_terminal_codes(&text))
     } else {
         let problem: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         (status, problem_words(&problem).join("; "))
+    }
+}
+
+/// `text` without terminal escape sequences (colours, cursor moves), which a
+/// program writing to its log may still emit and a page would show as noise.
+fn without_terminal_codes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        // CSI: ESC [ parameters, then one final byte from '@' to '~'.
+        if chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            chars.next();
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_terminal_codes;
+
+    #[test]
+    fn colours_are_taken_out_of_logs() {
+        let coloured = "\u{1b}[2m2026\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m ready";
+        assert_eq!(without_terminal_codes(coloured), "2026  INFO ready");
+        assert_eq!(without_terminal_codes("plain [text]"), "plain [text]");
     }
 }
