@@ -68,9 +68,10 @@ pub struct AppState {
 
 /// The recent traffic of services, as a gateway in this process counted it.
 pub trait TrafficHistory: Send + Sync + std::fmt::Debug {
-    /// The last hour of `tenant`'s service `service`; `None` when this
-    /// process keeps no history (its gateway runs elsewhere).
-    fn traffic(&self, tenant: &str, service: &str) -> Option<ServiceTraffic>;
+    /// The last `intervals` intervals (at most an hour's) of `tenant`'s
+    /// service `service`; `None` when this process keeps no history (its
+    /// gateway runs elsewhere).
+    fn traffic(&self, tenant: &str, service: &str, intervals: usize) -> Option<ServiceTraffic>;
 }
 
 /// No gateway in this process (`autoglm console`).
@@ -78,7 +79,7 @@ pub trait TrafficHistory: Send + Sync + std::fmt::Debug {
 pub struct NoTrafficHistory;
 
 impl TrafficHistory for NoTrafficHistory {
-    fn traffic(&self, _: &str, _: &str) -> Option<ServiceTraffic> {
+    fn traffic(&self, _: &str, _: &str, _: usize) -> Option<ServiceTraffic> {
         None
     }
 }

@@ -685,7 +685,7 @@ async fn autoscaled_services_are_not_scaled_by_hand() {
 struct OneInterval;
 
 impl autoglm_console::TrafficHistory for OneInterval {
-    fn traffic(&self, tenant: &str, service: &str) -> Option<ServiceTraffic> {
+    fn traffic(&self, tenant: &str, service: &str, _: usize) -> Option<ServiceTraffic> {
         let mut counts = IntervalCounts::default();
         counts.record(200, 0.01);
         counts.record(503, 0.02);

@@ -5,6 +5,7 @@
 
 pub mod artifact;
 pub mod audit;
+pub mod display;
 pub mod error;
 pub mod names;
 pub mod rbac;

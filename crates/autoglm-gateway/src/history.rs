@@ -87,8 +87,9 @@ impl History {
         }
     }
 
-    /// The kept history of `tenant`'s service `service`, by version.
-    pub fn service(&self, tenant: &str, service: &str) -> ServiceTraffic {
+    /// The last `intervals` kept intervals of `tenant`'s service `service`,
+    /// by version.
+    pub fn service(&self, tenant: &str, service: &str, intervals: usize) -> ServiceTraffic {
         let closed = lock(&self.closed);
         let versions = closed
             .get(&(tenant.to_owned(), service.to_owned()))
@@ -97,7 +98,11 @@ impl History {
                     .iter()
                     .map(|(version, ring)| VersionTraffic {
                         version: version.clone(),
-                        points: ring.iter().cloned().collect(),
+                        points: ring
+                            .iter()
+                            .skip(ring.len().saturating_sub(intervals))
+                            .cloned()
+                            .collect(),
                     })
                     .collect()
             })
@@ -110,8 +115,8 @@ impl History {
 }
 
 impl autoglm_console::TrafficHistory for History {
-    fn traffic(&self, tenant: &str, service: &str) -> Option<ServiceTraffic> {
-        Some(self.service(tenant, service))
+    fn traffic(&self, tenant: &str, service: &str, intervals: usize) -> Option<ServiceTraffic> {
+        Some(self.service(tenant, service, intervals))
     }
 }
 
@@ -138,7 +143,7 @@ mod tests {
         history.close_interval(Utc::now());
         history.record(&labels("1"), 200, 0.01);
         history.close_interval(Utc::now());
-        let traffic = history.service("default", "chat");
+        let traffic = history.service("default", "chat", KEPT_INTERVALS);
         let v1 = &traffic.versions[0];
         assert_eq!(v1.version, "1");
         assert_eq!(
@@ -148,8 +153,23 @@ mod tests {
         let v2 = &traffic.versions[1];
         assert_eq!(v2.points[0].errors, 1);
         assert_eq!(v2.points[1].requests, 0, "an idle interval is a zero");
-        assert!(history.service("default", "other").versions.is_empty());
-        assert!(history.service("team", "chat").versions.is_empty());
+        let latest = history.service("default", "chat", 1);
+        assert_eq!(
+            latest.versions[0].points[0].requests, 1,
+            "only the newest interval"
+        );
+        assert!(
+            history
+                .service("default", "other", KEPT_INTERVALS)
+                .versions
+                .is_empty()
+        );
+        assert!(
+            history
+                .service("team", "chat", KEPT_INTERVALS)
+                .versions
+                .is_empty()
+        );
     }
 
     #[test]
@@ -159,11 +179,16 @@ mod tests {
         for _ in 0..KEPT_INTERVALS {
             history.close_interval(Utc::now());
         }
-        let kept = history.service("default", "chat");
+        let kept = history.service("default", "chat", KEPT_INTERVALS);
         assert_eq!(kept.versions[0].points.len(), KEPT_INTERVALS);
         assert_eq!(kept.versions[0].points[0].requests, 1);
         history.close_interval(Utc::now());
-        assert!(history.service("default", "chat").versions.is_empty());
+        assert!(
+            history
+                .service("default", "chat", KEPT_INTERVALS)
+                .versions
+                .is_empty()
+        );
         assert!(history.open.read().unwrap().is_empty());
     }
 }

@@ -73,6 +73,11 @@ pub fn page(session: &Session, here: &str, title: &str, body: Markup) -> Markup 
     }
 }
 
+/// An RFC 3339 time as a page shows it: `2026-11-29 07:01:49`, in UTC.
+pub fn short_time(rfc3339: &str) -> String {
+    rfc3339.get(..19).unwrap_or(rfc3339).replace('T', " ")
+}
+
 /// `GET /assets/app.js`: live parts of pages, the YAML view of the service
 /// form, log follow, upload progress. Pages work without it.
 pub async fn script() -> impl IntoResponse {

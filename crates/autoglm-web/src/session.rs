@@ -11,7 +11,8 @@ use autoglm_console::api::auth::password_login;
 use autoglm_console::auth::{Principal, authenticate, random_string, secret_hash};
 use autoglm_core::security::LoginRequest;
 use axum::Extension;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Form, FromRequestParts, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
@@ -60,6 +61,29 @@ pub struct Session {
     pub principal: Principal,
     /// What its forms carry.
     pub csrf: String,
+}
+
+/// A logged-in browser and the credential in its cookie (for calls to the
+/// API), as an extractor: a request without one is sent to the login page,
+/// to come back to the path it asked for.
+pub struct SignedIn {
+    /// Who it is, and its forms' token.
+    pub session: Session,
+    /// The cookie's credential.
+    pub credential: String,
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let (session, credential) =
+            require_with_credential(state, &parts.headers, parts.uri.path()).await?;
+        Ok(SignedIn {
+            session,
+            credential,
+        })
+    }
 }
 
 /// The session of the request, or the redirect to the login page.

@@ -14,7 +14,7 @@ use autoglm_core::registry::Page;
 use autoglm_core::service::{
     Condition, ConditionStatus, ModelServiceManifest, ModelServiceSpec, ModelServiceStatus, Scale,
 };
-use autoglm_core::traffic::ServiceTraffic;
+use autoglm_core::traffic::{KEPT_INTERVALS, ServiceTraffic};
 use autoglm_store::{ServiceFilter, StoredService, services};
 use axum::Json;
 use axum::extract::State;
@@ -298,7 +298,7 @@ pub async fn traffic(
     }
     state
         .traffic
-        .traffic(&tenant, &name)
+        .traffic(&tenant, &name, KEPT_INTERVALS)
         .map(Json)
         .ok_or_else(|| {
             ApiError::new(

@@ -125,7 +125,7 @@ pub fn records_table(id: &str, records: &[AuditRecord], admin: bool, caption: &s
                     @let e = &record.event;
                     tr {
                         td.num { (record.seq) }
-                        td { time datetime=(e.time) { (e.time.get(..19).unwrap_or(&e.time).replace('T', " ")) } }
+                        td { time datetime=(e.time) { (crate::layout::short_time(&e.time)) } }
                         td { (e.actor) }
                         td.action { (e.action) }
                         td { (e.target) }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::api::{Api, problem_words, refusal, segment};
 use crate::layout;
-use crate::session::{self, CsrfForm, Session};
+use crate::session::{self, CsrfForm, Session, SignedIn};
 
 const HERE: &str = "/ui/keys";
 
@@ -111,15 +111,12 @@ async fn render(
 
 /// `GET /ui/keys`.
 pub async fn page(
-    State(state): State<AppState>,
+    SignedIn {
+        session,
+        credential,
+    }: SignedIn,
     Extension(api): Extension<Api>,
-    headers: HeaderMap,
 ) -> Response {
-    let (session, credential) = match session::require_with_credential(&state, &headers, HERE).await
-    {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
     render(
         &api,
         &session,

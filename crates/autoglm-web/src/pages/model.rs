@@ -3,6 +3,7 @@
 //! bar. Changes go through the console's API, uploads streamed to it as sent.
 
 use autoglm_console::AppState;
+use autoglm_core::display::{human_size, short_digest};
 use autoglm_core::rbac::Permission;
 use autoglm_core::registry::{Model, ModelVersion};
 use autoglm_core::stage::Stage;
@@ -16,7 +17,7 @@ use serde_json::json;
 
 use crate::api::{Api, problem_words, refusal, segment};
 use crate::layout;
-use crate::session::{self, Session};
+use crate::session::{self, Session, SignedIn};
 
 const STAGES: [Stage; 4] = [
     Stage::None,
@@ -27,22 +28,6 @@ const STAGES: [Stage; 4] = [
 
 fn here(name: &str) -> String {
     format!("/ui/models/{}", segment(name))
-}
-
-/// A size in bytes, in the unit that reads best.
-pub fn size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 fn stage_badge(stage: Stage) -> Markup {
@@ -114,8 +99,8 @@ async fn render(
                             th scope="row" { (v.version) }
                             td.stage { (stage_badge(v.stage)) }
                             td { (serde_json::to_value(v.format).ok().and_then(|f| f.as_str().map(str::to_owned)).unwrap_or_default()) " · " (v.files.len()) @if v.files.len() == 1 { " file" } @else { " files" } }
-                            td.num { (size(v.size)) }
-                            td { code title=(v.digest) { (v.digest.get(..19).unwrap_or(&v.digest)) "…" } }
+                            td.num { (human_size(v.size)) }
+                            td { code title=(v.digest) { (short_digest(&v.digest)) "…" } }
                             td { (v.spec.task.as_deref().unwrap_or("–")) " · " (v.spec.framework.as_deref().unwrap_or("–")) }
                             td { @if let Some(parent) = v.spec.parent { "v" (parent) } @else { "–" } }
                             td { (v.created_at.format("%Y-%m-%d %H:%M")) " by " (v.created_by) }
@@ -169,16 +154,13 @@ async fn render(
 
 /// `GET /ui/models/{name}`.
 pub async fn page(
-    State(state): State<AppState>,
+    SignedIn {
+        session,
+        credential,
+    }: SignedIn,
     Extension(api): Extension<Api>,
-    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    let (session, credential) =
-        match session::require_with_credential(&state, &headers, &here(&name)).await {
-            Ok(s) => s,
-            Err(to_login) => return to_login,
-        };
     render(&api, &session, &credential, &name, html! {}, StatusCode::OK).await
 }
 
@@ -276,17 +258,4 @@ pub async fn set_stage(
         status,
     )
     .await
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::size;
-
-    #[test]
-    fn sizes_read_in_their_best_unit() {
-        assert_eq!(size(670), "670 B");
-        assert_eq!(size(90_868_376), "86.7 MiB");
-        assert_eq!(size(3 * 1024 * 1024 * 1024), "3.0 GiB");
-    }
 }

@@ -28,16 +28,18 @@ fn health(status: &ModelServiceStatus) -> Markup {
     html! { span class={"badge " (class)} title=(reason) { (word) } " " span.muted { (reason) } }
 }
 
+/// The intervals of a minute.
+const MINUTE: usize = (60 / INTERVAL_SECONDS) as usize;
+
 /// Request rate, error share and 95th percentile latency over the last
 /// minute, all versions together; dashes where no history is kept.
 fn last_minute(traffic: Option<&ServiceTraffic>) -> Markup {
-    let intervals = (60 / INTERVAL_SECONDS) as usize;
     let recent = || {
         traffic
             .map(|t| t.versions.as_slice())
             .unwrap_or_default()
             .iter()
-            .flat_map(move |v| v.points.iter().rev().take(intervals))
+            .flat_map(|v| v.points.iter())
     };
     if recent().next().is_none() {
         return html! { td.num { "–" } td.num { "–" } td.num { "–" } };
@@ -45,7 +47,7 @@ fn last_minute(traffic: Option<&ServiceTraffic>) -> Markup {
     let requests: u64 = recent().map(|p| p.requests).sum();
     let errors: u64 = recent().map(|p| p.errors).sum();
     let p95 = recent().filter_map(|p| p.p95_seconds).reduce(f64::max);
-    let rate = requests as f64 / (intervals as u64 * INTERVAL_SECONDS) as f64;
+    let rate = requests as f64 / (MINUTE as u64 * INTERVAL_SECONDS) as f64;
     let error_share = if requests == 0 {
         0.0
     } else {
@@ -123,7 +125,7 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
                             td { @for v in &spec.versions { span.label { "v" (v.version) " · " (v.weight) "%" } } }
                             td { (health(&status)) }
                             td.num { (status.ready_replicas) " / " (status.desired_replicas) }
-                            (last_minute(state.traffic.traffic(&tenant, service.name()).as_ref()))
+                            (last_minute(state.traffic.traffic(&tenant, service.name(), MINUTE).as_ref()))
                         }
                     }
                 }

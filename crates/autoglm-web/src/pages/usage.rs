@@ -4,12 +4,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use autoglm_console::AppState;
 use autoglm_core::rbac::Permission;
 use autoglm_core::security::UsageRecord;
 use axum::Extension;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::Query;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use maud::{Markup, html};
@@ -17,7 +16,7 @@ use serde::Deserialize;
 
 use crate::api::{Api, problem_words, segment};
 use crate::layout;
-use crate::session;
+use crate::session::SignedIn;
 use autoglm_store::USAGE_ROWS;
 
 const HERE: &str = "/ui/usage";
@@ -124,16 +123,13 @@ fn tables(totals: &Totals, over_time: &OverTime, names: &HashMap<String, String>
 
 /// `GET /ui/usage?window=&key=&model=`.
 pub async fn page(
-    State(state): State<AppState>,
+    SignedIn {
+        session,
+        credential,
+    }: SignedIn,
     Extension(api): Extension<Api>,
-    headers: HeaderMap,
     Query(query): Query<UsageQuery>,
 ) -> Response {
-    let (session, credential) = match session::require_with_credential(&state, &headers, HERE).await
-    {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
     if session.principal.require(Permission::ServicesRead).is_err() {
         let body = html! { p.empty { "Your role cannot read usage." } };
         return (

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use crate::api::Api;
 use crate::layout;
-use crate::session::{self, Session};
+use crate::session::{self, Session, SignedIn};
 
 const HERE: &str = "/ui/services/new";
 
@@ -155,17 +155,20 @@ impl ServiceForm {
     }
 }
 
+/// Whether an API error at `path` concerns one of `paths` or a part of it
+/// (`spec.versions` covers `spec.versions[0].weight`).
+fn covers(paths: &[&str], path: &str) -> bool {
+    paths.iter().any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+    })
+}
+
 /// The refusals of the field whose API path starts with one of `paths`.
 fn field_errors(errors: &FieldErrors, id: &str, paths: &[&str]) -> Markup {
     let words: Vec<&str> = errors
         .iter()
-        .filter(|(path, _)| {
-            paths.iter().any(|p| {
-                path == p
-                    || path.starts_with(&format!("{p}."))
-                    || path.starts_with(&format!("{p}["))
-            })
-        })
+        .filter(|(path, _)| covers(paths, path))
         .map(|(_, message)| message.as_str())
         .collect();
     html! {
@@ -191,15 +194,7 @@ const FIELDS: [(&str, &[&str]); 8] = [
 fn other_errors(errors: &FieldErrors) -> Vec<&str> {
     errors
         .iter()
-        .filter(|(path, _)| {
-            !FIELDS.iter().any(|(_, paths)| {
-                paths.iter().any(|p| {
-                    path == p
-                        || path.starts_with(&format!("{p}."))
-                        || path.starts_with(&format!("{p}["))
-                })
-            })
-        })
+        .filter(|(path, _)| !FIELDS.iter().any(|(_, paths)| covers(paths, path)))
         .map(|(_, message)| message.as_str())
         .collect()
 }
@@ -338,15 +333,12 @@ fn may_deploy(session: &Session) -> Option<Response> {
 
 /// `GET /ui/services/new`.
 pub async fn page(
-    State(state): State<AppState>,
+    SignedIn {
+        session,
+        credential,
+    }: SignedIn,
     Extension(api): Extension<Api>,
-    headers: HeaderMap,
 ) -> Response {
-    let (session, credential) = match session::require_with_credential(&state, &headers, HERE).await
-    {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
     if let Some(refused) = may_deploy(&session) {
         return refused;
     }

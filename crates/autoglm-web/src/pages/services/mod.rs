@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::api::{Api, problem_words, refusal, segment};
 use crate::layout;
-use crate::session::{self, CsrfForm, Session};
+use crate::session::{self, CsrfForm, Session, SignedIn};
 
 fn here(name: &str) -> String {
     format!("/ui/services/{}", segment(name))
@@ -96,7 +96,7 @@ async fn render(
                             td { (condition_badge(c.status, "True", "False")) }
                             td { (c.reason) }
                             td { (c.message) }
-                            td { @if let Some(t) = &c.last_transition_time { (t.get(..19).unwrap_or(t).replace('T', " ")) " UTC" } }
+                            td { @if let Some(t) = &c.last_transition_time { (layout::short_time(t)) " UTC" } }
                         }
                     }
                 }
@@ -185,16 +185,13 @@ async fn render(
 
 /// `GET /ui/services/{name}`.
 pub async fn page(
-    State(state): State<AppState>,
+    SignedIn {
+        session,
+        credential,
+    }: SignedIn,
     Extension(api): Extension<Api>,
-    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    let (session, credential) =
-        match session::require_with_credential(&state, &headers, &here(&name)).await {
-            Ok(s) => s,
-            Err(to_login) => return to_login,
-        };
     render(
         &api,
         &session,
@@ -333,17 +330,15 @@ pub async fn restart(
 /// `GET /ui/services/{name}/replicas/{replica}/logs`: the end of a replica's
 /// log, followed live while the box is ticked.
 pub async fn logs(
-    State(state): State<AppState>,
+    SignedIn {
+        session,
+        credential,
+    }: SignedIn,
     Extension(api): Extension<Api>,
-    headers: HeaderMap,
     Path((name, replica)): Path<(String, String)>,
 ) -> Response {
     let here = format!("{}/replicas/{}/logs", here(&name), segment(&replica));
-    let (session, credential) =
-        match session::require_with_credential(&state, &headers, &here).await {
-            Ok(s) => s,
-            Err(to_login) => return to_login,
-        };
+
     let (status, text) = log_tail(&api, &credential, &name, &replica).await;
     let title = format!("{name} · {replica}");
     let body = html! {
