@@ -3,12 +3,10 @@
 //! token usage the runtime reports. When the body ends, or the client goes
 //! away, the request's bookkeeping runs once with what was seen.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use bytes::{Bytes, BytesMut};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
 use serde::Deserialize;
+
+use crate::upstream::UpstreamBody;
 
 /// Largest JSON answer scanned for usage; larger ones count the request only.
 const MAX_SCANNED: usize = 4 * 1024 * 1024;
@@ -64,13 +62,11 @@ pub type Finish = Box<dyn FnOnce(Outcome) + Send + Sync>;
 
 /// The upstream body, passed through and scanned.
 pub struct Relay {
-    inner: Incoming,
+    inner: UpstreamBody,
     scan: Scan,
     copy: BytesMut,
     tokens: Option<Tokens>,
     finish: Option<Finish>,
-    /// Bytes still to come when the length was announced.
-    remaining: Option<u64>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -81,9 +77,8 @@ impl std::fmt::Debug for Relay {
 
 impl Relay {
     /// Relays `inner`, running `finish` once at the end.
-    pub fn new(inner: Incoming, scan: Scan, finish: Finish) -> Relay {
+    pub fn new(inner: UpstreamBody, scan: Scan, finish: Finish) -> Relay {
         Relay {
-            remaining: inner.size_hint().exact(),
             inner,
             scan,
             copy: BytesMut::new(),
@@ -92,9 +87,80 @@ impl Relay {
         }
     }
 
-    /// Whether the upstream body has been read to its end.
-    fn ended(&self) -> bool {
-        self.remaining == Some(0) || self.inner.is_end_stream()
+    /// The length of the body as passed on, when it is known in advance
+    /// (a stream whose usage chunk is dropped is shorter than announced).
+    pub fn length(&self) -> Option<u64> {
+        match self.scan {
+            Scan::Sse { strip_usage: true } => None,
+            _ => self.inner.length(),
+        }
+    }
+
+    /// Whether the body has been passed on whole (or failed).
+    pub fn finished(&self) -> bool {
+        self.finish.is_none()
+    }
+
+    /// The next piece to pass on from what already arrived, without
+    /// waiting; `None` when nothing is at hand or the body is finished.
+    pub fn ready(&mut self) -> Result<Option<Bytes>, std::io::Error> {
+        loop {
+            match self.inner.ready() {
+                Err(e) => {
+                    self.done(false);
+                    return Err(e);
+                }
+                Ok(Some(data)) => {
+                    if let Some(out) = self.pass(data) {
+                        return Ok(Some(out));
+                    }
+                }
+                Ok(None) if self.inner.ended() => {
+                    if self.holds_back() {
+                        // A last event without its blank line: pass it on as is.
+                        return Ok(Some(self.copy.split().freeze()));
+                    }
+                    self.done(true);
+                    return Ok(None);
+                }
+                Ok(None) => return Ok(None),
+            }
+        }
+    }
+
+    /// The next piece to pass on; `None` once the body is finished.
+    /// Cancel-safe.
+    pub async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        loop {
+            match self.ready() {
+                Ok(Some(data)) => return Some(Ok(data)),
+                Err(e) => return Some(Err(e)),
+                Ok(None) if self.finished() => return None,
+                Ok(None) => {}
+            }
+            if let Err(e) = self.inner.wait().await {
+                self.done(false);
+                return Some(Err(e));
+            }
+        }
+    }
+
+    /// Scans `data`; what to pass on of it now.
+    fn pass(&mut self, data: Bytes) -> Option<Bytes> {
+        match self.scan {
+            Scan::None => Some(data),
+            Scan::Json => {
+                if self.copy.len() <= MAX_SCANNED {
+                    self.copy.extend_from_slice(&data);
+                }
+                Some(data)
+            }
+            Scan::Sse { strip_usage } => {
+                self.copy.extend_from_slice(&data);
+                let out = self.events(strip_usage);
+                (!out.is_empty()).then_some(out)
+            }
+        }
     }
 
     /// Whether stream bytes wait in the buffer for the rest of their event
@@ -165,80 +231,9 @@ fn mentions_usage(data: &[u8]) -> bool {
     data.windows(7).any(|w| w == b"\"usage\"")
 }
 
-impl Body for Relay {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        loop {
-            let this = &mut *self;
-            match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => {
-                    if this.holds_back() {
-                        // A last event without its blank line: pass it on as is.
-                        let rest = this.copy.split().freeze();
-                        return Poll::Ready(Some(Ok(Frame::data(rest))));
-                    }
-                    this.done(true);
-                    return Poll::Ready(None);
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    this.done(false);
-                    return Poll::Ready(Some(Err(e)));
-                }
-                Poll::Ready(Some(Ok(frame))) => {
-                    let Some(data) = frame.data_ref() else {
-                        return Poll::Ready(Some(Ok(frame)));
-                    };
-                    if let Some(r) = &mut this.remaining {
-                        *r = r.saturating_sub(data.len() as u64);
-                    }
-                    match this.scan {
-                        Scan::None => {}
-                        Scan::Json => {
-                            if this.copy.len() <= MAX_SCANNED {
-                                this.copy.extend_from_slice(data);
-                            }
-                        }
-                        Scan::Sse { strip_usage } => {
-                            this.copy.extend_from_slice(data);
-                            let out = this.events(strip_usage);
-                            if !out.is_empty() {
-                                return Poll::Ready(Some(Ok(Frame::data(out))));
-                            }
-                            continue;
-                        }
-                    }
-                    // A body of known length ends with its last frame: the
-                    // server may not poll again, so finish now.
-                    if this.ended() {
-                        this.done(true);
-                    }
-                    return Poll::Ready(Some(Ok(frame)));
-                }
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream() && !self.holds_back()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self.scan {
-            Scan::Sse { strip_usage: true } => SizeHint::default(),
-            _ => self.inner.size_hint(),
-        }
-    }
-}
-
 impl Drop for Relay {
     fn drop(&mut self) {
-        let complete = self.ended() && !self.holds_back();
+        let complete = self.inner.ended() && !self.holds_back();
         self.done(complete);
     }
 }

@@ -19,9 +19,12 @@ mod metrics;
 mod proxy;
 mod reply;
 mod routes;
+mod server;
 mod split;
 mod trace;
+mod upstream;
 mod usage;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,13 +32,10 @@ use std::time::Duration;
 use autoglm_console::auth::Sessions;
 use autoglm_platform::{Demand, Views};
 use autoglm_store::Store;
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use auth::Authenticator;
 pub use history::History;
@@ -43,6 +43,7 @@ use limits::Limiter;
 use metrics::Metrics;
 use routes::Table;
 use trace::Tracing;
+use upstream::Pool;
 use usage::Usage;
 
 /// The header that pins a version.
@@ -99,7 +100,7 @@ struct Inner {
     metrics: Metrics,
     table: watch::Receiver<Arc<Table>>,
     demand: Arc<Demand>,
-    client: Client<HttpConnector, http_body_util::Full<bytes::Bytes>>,
+    upstream: Arc<Pool>,
     tracing: Tracing,
 }
 
@@ -130,13 +131,6 @@ impl Gateway {
         let first = views.borrow_and_update().clone();
         metrics.replicas(&first);
         let (table_tx, table) = watch::channel(Arc::new(builder.build(&first)));
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(1024)
-            .build(connector);
         let usage = Arc::new(Usage::default());
         tokio::spawn(usage.clone().flush_forever(store.clone()));
         let inner = Arc::new(Inner {
@@ -147,7 +141,7 @@ impl Gateway {
             metrics,
             table,
             demand,
-            client,
+            upstream: Pool::new(),
             tracing,
         });
         tokio::spawn(History::close_intervals_forever(Arc::downgrade(
@@ -177,11 +171,8 @@ impl Gateway {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let mut http = hyper::server::conn::http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(self.inner.config.header_timeout)
-            .keep_alive(true);
+        let connections = TaskTracker::new();
+        let closing = CancellationToken::new();
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -197,20 +188,17 @@ impl Gateway {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let inner = self.inner.clone();
-            let service = service_fn(move |req: hyper::Request<Incoming>| {
-                let inner = inner.clone();
-                async move { Ok::<_, std::convert::Infallible>(proxy::handle(&inner, req, peer).await) }
-            });
-            let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, %peer, "connection ended with an error");
-                }
-            });
+            connections.spawn(server::serve(
+                self.inner.clone(),
+                stream,
+                peer,
+                closing.clone(),
+            ));
         }
+        closing.cancel();
+        connections.close();
         tokio::select! {
-            () = graceful.shutdown() => {}
+            () = connections.wait() => {}
             () = tokio::time::sleep(Duration::from_secs(30)) => {
                 tracing::warn!("gave up waiting for open gateway connections");
             }

@@ -6,35 +6,42 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use autoglm_platform::Demand;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use bytes::{Bytes, BytesMut};
+use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::Caller;
 use crate::body::{Finish, Outcome, Relay, Scan};
 use crate::metrics::{RequestLabels, VersionLabels};
-use crate::reply::{GatewayBody, Protocol, Refused, full, json};
+use crate::reply::{Local, Protocol, Refused, json};
 use crate::routes::{Outstanding, ServiceRoute, Table};
+use crate::server::{BodyError, RequestBody};
 use crate::split::{Choice, choose};
 use crate::trace::{RequestSpan, parse_traceparent};
 use crate::usage::Used;
+use crate::wire::{RequestHead, ResponseHead};
 use crate::{Inner, STICKY_HEADER, VERSION_HEADER};
 
-/// Headers that belong to one connection and are never forwarded.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+/// What the gateway answers.
+#[derive(Debug)]
+pub enum Answer {
+    /// An answer of its own.
+    Local(Local),
+    /// A replica's answer.
+    Relayed(Box<Relayed>),
+}
+
+/// A replica's answer, passed on with extra header fields.
+#[derive(Debug)]
+pub struct Relayed {
+    /// The replica's head.
+    pub head: ResponseHead,
+    /// Fields added (or replaced): the version, the rate limits.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body, as it arrives.
+    pub relay: Relay,
+}
 
 /// What a request is after, read from its path (and body).
 #[derive(Debug)]
@@ -61,35 +68,29 @@ struct StreamOptions {
 /// Answers one request.
 pub async fn handle(
     inner: &Arc<Inner>,
-    req: Request<Incoming>,
+    req: &RequestHead,
+    body: &mut RequestBody<'_>,
     peer: SocketAddr,
-) -> Response<GatewayBody> {
+) -> Answer {
     let started = Instant::now();
-    let path = req.uri().path();
+    let path = req.path();
+    let local = |value| Answer::Local(json(StatusCode::OK, &value));
     match (req.method(), path) {
-        (&Method::GET, "/healthz" | "/readyz") => {
-            return json(StatusCode::OK, &json!({"status": "ok"}));
-        }
-        (&Method::GET, "/v2/health/live") => return json(StatusCode::OK, &json!({"live": true})),
-        (&Method::GET, "/v2/health/ready") => return json(StatusCode::OK, &json!({"ready": true})),
-        (&Method::GET, "/metrics") => {
-            let mut r = Response::new(full(inner.metrics.encode()));
-            r.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
-            );
-            return r;
+        ("GET", "/healthz" | "/readyz") => return local(json!({"status": "ok"})),
+        ("GET", "/v2/health/live") => return local(json!({"live": true})),
+        ("GET", "/v2/health/ready") => return local(json!({"ready": true})),
+        ("GET", "/metrics") => {
+            return Answer::Local(Local {
+                status: StatusCode::OK,
+                content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                headers: Vec::new(),
+                body: Bytes::from(inner.metrics.encode()),
+            });
         }
         _ => {}
     }
     let protocol = Protocol::of(path);
-    let parent = req
-        .headers()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_traceparent);
+    let parent = req.header("traceparent").and_then(parse_traceparent);
     let mut span = Some(
         inner
             .tracing
@@ -101,8 +102,8 @@ pub async fn handle(
         version: String::new(),
         code: 0,
     };
-    match forward(inner, req, &mut labels, started, &mut span).await {
-        Ok(response) => response,
+    match forward(inner, req, body, &mut labels, started, &mut span).await {
+        Ok(answer) => answer,
         Err(refused) => {
             labels.code = refused.status.as_u16();
             if let Some(span) = span.take() {
@@ -114,19 +115,20 @@ pub async fn handle(
             inner
                 .metrics
                 .answered(labels, started.elapsed().as_secs_f64());
-            refused.into_response(protocol)
+            Answer::Local(refused.into_answer(protocol))
         }
     }
 }
 
 async fn forward(
     inner: &Arc<Inner>,
-    req: Request<Incoming>,
+    req: &RequestHead,
+    body: &mut RequestBody<'_>,
     labels: &mut RequestLabels,
     started: Instant,
     span: &mut Option<RequestSpan>,
-) -> Result<Response<GatewayBody>, Refused> {
-    let caller = authenticate(inner, &req).await?;
+) -> Result<Answer, Refused> {
+    let caller = authenticate(inner, req).await?;
     labels.tenant.clone_from(&caller.tenant);
     let verdict = inner.limiter.admit(
         (&caller.credential, caller.key_limit),
@@ -148,20 +150,19 @@ async fn forward(
         refused.headers = verdict.headers;
         return Err(refused);
     }
-    if req.method() == Method::GET && req.uri().path() == "/v1/models" {
+    if req.method() == "GET" && req.path() == "/v1/models" {
         let table = inner.table.borrow().clone();
         let data: Vec<serde_json::Value> = table
             .names(&caller.tenant)
             .into_iter()
             .map(|n| json!({"id": n, "object": "model", "created": 0, "owned_by": caller.tenant}))
             .collect();
-        return Ok(json(
+        return Ok(Answer::Local(json(
             StatusCode::OK,
             &json!({"object": "list", "data": data}),
-        ));
+        )));
     }
-    let (parts, body) = req.into_parts();
-    let target = target(inner, &parts, body).await?;
+    let target = target(inner, req, body).await?;
     let table = inner.table.borrow().clone();
     let Some(service) = table.service(&caller.tenant, &target.service).cloned() else {
         return Err(Refused::new(
@@ -174,18 +175,17 @@ async fn forward(
         ));
     };
     labels.model.clone_from(&target.service);
-    let header_pin = parts
-        .headers
-        .get(VERSION_HEADER)
-        .map(|v| v.to_str().map(str::to_owned))
-        .transpose()
-        .map_err(|_| {
-            Refused::new(
+    let header_pin = match req.header(VERSION_HEADER) {
+        Some(v) => Some(v.to_owned()),
+        None if req.has_header(VERSION_HEADER) => {
+            return Err(Refused::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_header",
                 format!("{VERSION_HEADER} must be text"),
-            )
-        })?;
+            ));
+        }
+        None => None,
+    };
     let pinned = match (target.pinned.as_deref(), header_pin.as_deref()) {
         (Some(a), Some(b)) if a != b => {
             return Err(Refused::new(
@@ -196,17 +196,12 @@ async fn forward(
         }
         (a, b) => a.or(b).map(str::to_owned),
     };
-    let sticky = parts
-        .headers
-        .get(STICKY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| {
-            inner
-                .config
-                .sticky_by_key
-                .then(|| caller.credential.clone())
-        });
+    let sticky = req.header(STICKY_HEADER).map(str::to_owned).or_else(|| {
+        inner
+            .config
+            .sticky_by_key
+            .then(|| caller.credential.clone())
+    });
     let choice = match (&pinned, &sticky) {
         (Some(v), _) => Choice::Pinned(v),
         (None, Some(key)) => Choice::Sticky(key),
@@ -263,12 +258,8 @@ async fn forward(
     let gauge = inner.metrics.in_flight(&vlabels);
     gauge.inc();
     let mut tried: Vec<SocketAddr> = Vec::new();
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
     let traceparent = span.as_ref().map(RequestSpan::traceparent);
+    let to_head = req.method() == "HEAD";
     let response = loop {
         let Some(endpoint) = route.pick(&tried) else {
             gauge.dec();
@@ -283,19 +274,27 @@ async fn forward(
         };
         tried.push(endpoint.addr);
         let outstanding = Outstanding::on(endpoint.clone());
-        let upstream = upstream_request(
-            &parts,
-            &endpoint.base,
-            &path_and_query,
-            traceparent.as_ref(),
-            target.body.clone(),
-        )?;
+        let mut upstream = BytesMut::new();
+        let extra: &[(&str, &str)] = match &traceparent {
+            Some(t) => &[("traceparent", t.as_str())],
+            None => &[],
+        };
+        req.write_upstream(
+            &mut upstream,
+            &endpoint.authority,
+            &["authorization"],
+            extra,
+            &target.body,
+        );
         let sent = Instant::now();
-        match tokio::time::timeout(inner.config.request_timeout, inner.client.request(upstream))
-            .await
+        match tokio::time::timeout(
+            inner.config.request_timeout,
+            inner.upstream.exchange(endpoint.addr, &upstream, to_head),
+        )
+        .await
         {
             Ok(Ok(resp)) => {
-                if resp.status().is_server_error() {
+                if resp.0.status >= 500 {
                     endpoint.failed(false);
                 } else {
                     endpoint.succeeded();
@@ -336,24 +335,15 @@ async fn forward(
             }
         }
     };
-    let (resp, outstanding) = response;
-    let (mut head, incoming) = resp.into_parts();
-    strip_hop_by_hop(&mut head.headers);
-    head.headers.insert(
-        HeaderName::from_static(VERSION_HEADER),
-        HeaderValue::from_str(&version).unwrap_or_else(|_| HeaderValue::from_static("")),
-    );
-    for (name, value) in &verdict.headers {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            head.headers.insert(HeaderName::from_static(name), v);
-        }
-    }
-    let scan = if head.status.is_success() {
+    let ((head, incoming), outstanding) = response;
+    let mut headers = verdict.headers;
+    headers.push((VERSION_HEADER, version));
+    let scan = if (200..300).contains(&head.status) {
         target.scan
     } else {
         Scan::None
     };
-    labels.code = head.status.as_u16();
+    labels.code = head.status;
     let finish: Finish = {
         let inner = inner.clone();
         let labels = labels.clone();
@@ -389,21 +379,17 @@ async fn forward(
                 .answered(labels, started.elapsed().as_secs_f64());
         })
     };
-    if matches!(scan, Scan::Sse { strip_usage: true }) {
-        head.headers.remove(CONTENT_LENGTH);
-    }
-    Ok(Response::from_parts(
+    Ok(Answer::Relayed(Box::new(Relayed {
         head,
-        Relay::new(incoming, scan, finish).boxed_unsync(),
-    ))
+        headers,
+        relay: Relay::new(incoming, scan, finish),
+    })))
 }
 
 /// The caller, or why not.
-async fn authenticate(inner: &Inner, req: &Request<Incoming>) -> Result<Caller, Refused> {
+async fn authenticate(inner: &Inner, req: &RequestHead) -> Result<Caller, Refused> {
     let token = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        .header("authorization")
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
@@ -438,10 +424,10 @@ async fn authenticate(inner: &Inner, req: &Request<Incoming>) -> Result<Caller, 
 /// the path or the body, and the body, rewritten where the gateway must.
 async fn target(
     inner: &Inner,
-    parts: &hyper::http::request::Parts,
-    body: Incoming,
+    req: &RequestHead,
+    body: &mut RequestBody<'_>,
 ) -> Result<Target, Refused> {
-    let path = parts.uri.path();
+    let path = req.path();
     let openai = matches!(
         path,
         "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings"
@@ -451,17 +437,17 @@ async fn target(
         return Err(Refused::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("no route for {} {path}", parts.method),
+            format!("no route for {} {path}", req.method()),
         ));
     }
-    if openai && parts.method != Method::POST {
+    if openai && req.method() != "POST" {
         return Err(Refused::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             format!("{path} takes POST"),
         ));
     }
-    let body = read_body(inner, parts, body).await?;
+    let body = read_body(inner, body).await?;
     if let Some(rest) = oip {
         // {name}, {name}/ready, {name}/infer, {name}/versions/{v}[/ready|/infer]
         let mut segments = rest.split('/');
@@ -531,49 +517,30 @@ async fn target(
 }
 
 /// The request body, bounded in size and in time.
-async fn read_body(
-    inner: &Inner,
-    parts: &hyper::http::request::Parts,
-    body: Incoming,
-) -> Result<Bytes, Refused> {
+async fn read_body(inner: &Inner, body: &mut RequestBody<'_>) -> Result<Bytes, Refused> {
     let limit = inner.config.body_limit;
-    let too_large = || {
-        Refused::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the body is larger than the gateway's limit of {limit} bytes"),
-        )
-    };
-    if let Some(len) = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        && len > limit as u64
-    {
-        return Err(too_large());
-    }
-    match tokio::time::timeout(
-        inner.config.body_timeout,
-        Limited::new(body, limit).collect(),
-    )
-    .await
-    {
-        Err(_) => Err(Refused::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
-            format!(
-                "the body did not arrive within {} s",
-                inner.config.body_timeout.as_secs()
+    body.read(limit, inner.config.body_timeout)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => Refused::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is larger than the gateway's limit of {limit} bytes"),
             ),
-        )),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Ok(Err(e)) => Err(Refused::new(
-            StatusCode::BAD_REQUEST,
-            "body_unreadable",
-            format!("the body could not be read: {e}"),
-        )),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-    }
+            BodyError::Timeout => Refused::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the body did not arrive within {} s",
+                    inner.config.body_timeout.as_secs()
+                ),
+            ),
+            BodyError::Unreadable(why) => Refused::new(
+                StatusCode::BAD_REQUEST,
+                "body_unreadable",
+                format!("the body could not be read: {why}"),
+            ),
+        })
 }
 
 /// Waits, when the version has no ready replica, until one is ready (the
@@ -641,44 +608,6 @@ async fn hold(
             ),
         )
         .retry_after(5)),
-    }
-}
-
-/// The request to send to a replica.
-fn upstream_request(
-    parts: &hyper::http::request::Parts,
-    base: &str,
-    path_and_query: &str,
-    traceparent: Option<&HeaderValue>,
-    body: Bytes,
-) -> Result<Request<Full<Bytes>>, Refused> {
-    let uri: hyper::Uri = format!("{base}{path_and_query}").parse().map_err(|_| {
-        Refused::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_path",
-            "the request path is not valid",
-        )
-    })?;
-    let mut req = Request::new(Full::new(body));
-    *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = uri;
-    let headers = req.headers_mut();
-    for (name, value) in &parts.headers {
-        if name == AUTHORIZATION || name == HOST || name == CONTENT_LENGTH {
-            continue;
-        }
-        headers.append(name.clone(), value.clone());
-    }
-    strip_hop_by_hop(headers);
-    if let Some(traceparent) = traceparent {
-        headers.insert(HeaderName::from_static("traceparent"), traceparent.clone());
-    }
-    Ok(req)
-}
-
-fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
-    for name in HOP_BY_HOP {
-        headers.remove(name);
     }
 }
 

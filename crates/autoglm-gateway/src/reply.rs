@@ -3,14 +3,8 @@
 //! `{"error": "..."}`), and small JSON documents.
 
 use bytes::Bytes;
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
-use hyper::{Response, StatusCode};
+use http::StatusCode;
 use serde_json::json;
-
-/// The gateway's response body.
-pub type GatewayBody = UnsyncBoxBody<Bytes, hyper::Error>;
 
 /// Which error shape a path's clients expect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,20 +26,27 @@ impl Protocol {
     }
 }
 
-/// A body of bytes.
-pub fn full(bytes: impl Into<Bytes>) -> GatewayBody {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
+/// An answer the gateway makes itself, whole.
+#[derive(Debug, Clone)]
+pub struct Local {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Its media type.
+    pub content_type: &'static str,
+    /// Extra header fields, e.g. `retry-after`.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub body: Bytes,
 }
 
 /// A JSON answer.
-pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<GatewayBody> {
-    let mut r = Response::new(full(value.to_string()));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Local {
+    Local {
+        status,
+        content_type: "application/json",
+        headers: Vec::new(),
+        body: Bytes::from(value.to_string()),
+    }
 }
 
 /// A refusal or failure the gateway itself answers.
@@ -83,8 +84,8 @@ impl Refused {
         }
     }
 
-    /// The response in `protocol`'s shape.
-    pub fn into_response(self, protocol: Protocol) -> Response<GatewayBody> {
+    /// The answer in `protocol`'s shape.
+    pub fn into_answer(self, protocol: Protocol) -> Local {
         let body = match protocol {
             Protocol::OpenAi => {
                 let kind = match self.status.as_u16() {
@@ -98,15 +99,11 @@ impl Refused {
             }
             Protocol::Oip => json!({"error": self.message}),
         };
-        let mut r = json(self.status, &body);
+        let mut answer = json(self.status, &body);
         if let Some(s) = self.retry_after {
-            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(s));
+            answer.headers.push(("retry-after", s.to_string()));
         }
-        for (name, value) in self.headers {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                r.headers_mut().insert(HeaderName::from_static(name), v);
-            }
-        }
-        r
+        answer.headers.extend(self.headers);
+        answer
     }
 }

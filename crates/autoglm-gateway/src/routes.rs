@@ -23,8 +23,8 @@ const EJECT_BASE: Duration = Duration::from_secs(2);
 pub struct Endpoint {
     /// Where it listens.
     pub addr: SocketAddr,
-    /// `http://addr`, for building upstream URIs.
-    pub base: String,
+    /// `host:port`, for the Host field of requests to it.
+    pub authority: String,
     outstanding: AtomicU32,
     failures: AtomicU32,
     ejections: AtomicU32,
@@ -37,7 +37,7 @@ impl Endpoint {
     fn new(addr: SocketAddr, epoch: Instant) -> Endpoint {
         Endpoint {
             addr,
-            base: format!("http://{addr}"),
+            authority: addr.to_string(),
             outstanding: AtomicU32::new(0),
             failures: AtomicU32::new(0),
             ejections: AtomicU32::new(0),

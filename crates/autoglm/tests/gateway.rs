@@ -648,6 +648,106 @@ async fn bad_input_gets_a_clear_4xx_and_disturbs_no_one() {
     );
 }
 
+/// The gateway speaks HTTP/1.1 itself (crates/autoglm-gateway/src/wire.rs),
+/// so the corners clients rely on are tried here on a raw socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_in_every_http1_shape_are_served_and_broken_ones_refused() {
+    let (env, _home) = Env::with_echo(&[], 1, one_version(1), 1).await;
+    let token = env.up.console.token.clone();
+    let gw = env.up.gateway.clone();
+    let body = r#"{"model": "echo", "messages": []}"#;
+    let post = |fields: &str, body: &str| {
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\ncontent-type: application/json\r\n{fields}\r\n{body}"
+        )
+    };
+    let exchange = |request: String| {
+        let gw = gw.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut s = raw(&gw);
+                s.write_all(request.as_bytes()).unwrap();
+                let mut answer = String::new();
+                s.read_to_string(&mut answer).unwrap();
+                answer
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let length = format!("content-length: {}\r\n", body.len());
+
+    // Two requests in one write, the second asking to close: two answers.
+    let pipelined = post(&length, body) + &post(&format!("{length}connection: close\r\n"), body);
+    let answer = exchange(pipelined).await;
+    assert_eq!(answer.matches("HTTP/1.1 200 OK").count(), 2, "{answer}");
+    assert_eq!(
+        answer.matches("x-autoglm-version: 1").count(),
+        2,
+        "{answer}"
+    );
+    assert!(answer.contains("connection: close"), "{answer}");
+
+    // A chunked body, split anywhere.
+    let chunked = post(
+        "transfer-encoding: chunked\r\nconnection: close\r\n",
+        &format!(
+            "5\r\n{}\r\n{:x}\r\n{}\r\n0\r\n\r\n",
+            &body[..5],
+            body.len() - 5,
+            &body[5..]
+        ),
+    );
+    let answer = exchange(chunked).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.contains("chat.completion"), "{answer}");
+
+    // HTTP/1.0 without keep-alive: answered, then closed.
+    let answer = exchange(post(&length, body).replacen("HTTP/1.1", "HTTP/1.0", 1)).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.contains("chat.completion"), "{answer}");
+
+    // Expect: 100-continue: the body is asked for once the caller is known.
+    let gw2 = gw.clone();
+    let head = post(
+        &format!("{length}expect: 100-continue\r\nconnection: close\r\n"),
+        "",
+    );
+    let body2 = body.to_owned();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut s = raw(&gw2);
+        s.write_all(head.as_bytes()).unwrap();
+        let mut interim = [0u8; 25];
+        s.read_exact(&mut interim).unwrap();
+        assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+        s.write_all(body2.as_bytes()).unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+
+    // Broken framing and endless heads are refused, and the connection closed.
+    let answer = exchange(post("transfer-encoding: gzip\r\n", "")).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("chunked"), "{answer}");
+    let answer = exchange(post(&format!("{length}content-length: 3\r\n"), body)).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("disagree"), "{answer}");
+    let answer = exchange(post(&format!("x-big: {}\r\n", "a".repeat(70_000)), "")).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let answer = exchange("NOT HTTP AT ALL\r\n\r\n".to_owned()).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+
+    // And the gateway still serves everyone else.
+    assert_eq!(
+        env.chat(&token, "echo").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
 /// Runs `workers` clients in a loop until `stop`; counts (ok, failed) and the versions seen.
 fn load(
     env: &Env,

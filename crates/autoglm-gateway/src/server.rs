@@ -1,0 +1,365 @@
+//! The gateway's client connections: HTTP/1.1 requests read off the socket
+//! (bounded in size and in time), answered by the proxy, and the answers
+//! written back in as few writes as the data allows, the connection kept
+//! open between requests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
+
+use crate::Inner;
+use crate::proxy::{self, Answer, Relayed};
+use crate::reply::{Local, Protocol, Refused};
+use crate::wire::{self, Chunked, Decoded, Framing, RequestHead, WireError};
+
+/// How long a connection may sit idle between requests.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// How long, after answering a request whose body was not read, the rest of
+/// it is read and dropped so that the answer is not lost to a reset.
+const LINGER: Duration = Duration::from_millis(500);
+/// Read buffer size.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// One client connection.
+struct Connection {
+    stream: TcpStream,
+    buf: BytesMut,
+    out: BytesMut,
+}
+
+/// Serves requests on `stream` until the client leaves, a request asks to
+/// close, or `shutdown` is cancelled (an open request is answered first).
+pub async fn serve(
+    inner: Arc<Inner>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let mut conn = Connection {
+        stream,
+        buf: BytesMut::with_capacity(READ_CHUNK),
+        out: BytesMut::with_capacity(READ_CHUNK),
+    };
+    let timer = tokio::time::sleep(IDLE_TIMEOUT);
+    tokio::pin!(timer);
+    loop {
+        let head = match conn
+            .read_head(inner.config.header_timeout, timer.as_mut(), &shutdown)
+            .await
+        {
+            Ok(Some(head)) => head,
+            Ok(None) => return,
+            Err(refused) => {
+                let _ = conn
+                    .write_local(refused.into_answer(Protocol::OpenAi), true, false)
+                    .await;
+                conn.linger().await;
+                return;
+            }
+        };
+        let mut body = RequestBody {
+            conn: &mut conn,
+            framing: head.framing,
+            expect_continue: head.expect_continue,
+            read: head.framing == Framing::Empty,
+        };
+        let answer = proxy::handle(&inner, &head, &mut body, peer).await;
+        let body_read = body.read_or_drop();
+        let close = !head.keep_alive || !body_read || shutdown.is_cancelled();
+        let kept = match answer {
+            // HTTP/1.0 closes unless the answer says otherwise.
+            Answer::Local(local) => {
+                conn.write_local(local, close, !close && head.minor_version == 0)
+                    .await
+            }
+            Answer::Relayed(relayed) => {
+                let to_head = head.method() == "HEAD";
+                conn.write_relayed(*relayed, head.minor_version, to_head, close)
+                    .await
+            }
+        };
+        if !body_read {
+            conn.linger().await;
+        }
+        if close || !kept {
+            return;
+        }
+    }
+}
+
+/// Why a request body could not be read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// It is larger than the limit.
+    TooLarge,
+    /// It did not arrive in time.
+    Timeout,
+    /// Its framing is broken, or the client left; in words.
+    Unreadable(String),
+}
+
+/// The body of the request being answered, read on demand.
+pub struct RequestBody<'a> {
+    conn: &'a mut Connection,
+    framing: Framing,
+    expect_continue: bool,
+    read: bool,
+}
+
+impl RequestBody<'_> {
+    /// The whole body, refused past `limit` bytes or `timeout`.
+    pub async fn read(&mut self, limit: usize, timeout: Duration) -> Result<Bytes, BodyError> {
+        let length = match self.framing {
+            Framing::Empty | Framing::UntilClose => {
+                self.read = true;
+                return Ok(Bytes::new());
+            }
+            Framing::Length(n) if n > limit as u64 => return Err(BodyError::TooLarge),
+            Framing::Length(n) => Some(n as usize),
+            Framing::Chunked => None,
+        };
+        if std::mem::take(&mut self.expect_continue) {
+            self.conn
+                .stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .map_err(|e| BodyError::Unreadable(e.to_string()))?;
+        }
+        let deadline = Instant::now() + timeout;
+        let conn = &mut *self.conn;
+        if let Some(length) = length {
+            conn.buf.reserve(length.saturating_sub(conn.buf.len()));
+            while conn.buf.len() < length {
+                conn.fill_by(deadline).await?;
+            }
+            self.read = true;
+            return Ok(conn.buf.split_to(length).freeze());
+        }
+        let mut chunked = Chunked::default();
+        let mut body = BytesMut::new();
+        loop {
+            match chunked
+                .decode(&mut conn.buf)
+                .map_err(|e| BodyError::Unreadable(e.to_string()))?
+            {
+                Decoded::Data(data) if body.len() + data.len() > limit => {
+                    return Err(BodyError::TooLarge);
+                }
+                Decoded::Data(data) => body.extend_from_slice(&data),
+                Decoded::NeedMore => conn.fill_by(deadline).await?,
+                Decoded::Done => {
+                    self.read = true;
+                    return Ok(body.freeze());
+                }
+            }
+        }
+    }
+
+    /// Whether the body is out of the way of the next request: read, or
+    /// unread but already here in full (it is then dropped).
+    fn read_or_drop(&mut self) -> bool {
+        if self.read {
+            return true;
+        }
+        match self.framing {
+            Framing::Length(n) if !self.expect_continue && self.conn.buf.len() as u64 >= n => {
+                let _ = self.conn.buf.split_to(n as usize);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Connection {
+    /// The next request's head; `None` when the client leaves, stays idle
+    /// too long, or the gateway shuts down between requests.
+    async fn read_head(
+        &mut self,
+        header_timeout: Duration,
+        mut timer: std::pin::Pin<&mut Sleep>,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<RequestHead>, Refused> {
+        let mut began = (!self.buf.is_empty()).then(Instant::now);
+        loop {
+            match RequestHead::parse(&mut self.buf) {
+                Ok(Some(head)) => return Ok(Some(head)),
+                Ok(None) => {}
+                Err(WireError::HeadTooLarge) => {
+                    return Err(Refused::new(
+                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        "header_too_large",
+                        WireError::HeadTooLarge.to_string(),
+                    ));
+                }
+                Err(WireError::Malformed(why)) => {
+                    return Err(Refused::new(StatusCode::BAD_REQUEST, "bad_request", why));
+                }
+            }
+            // Most often the bytes are already here: no timer needed.
+            self.buf.reserve(READ_CHUNK);
+            match self.stream.try_read_buf(&mut self.buf) {
+                Ok(0) => return Ok(None),
+                Ok(_) => {
+                    began.get_or_insert_with(Instant::now);
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return Ok(None),
+            }
+            let deadline = match began {
+                Some(began) => began + header_timeout,
+                None => Instant::now() + IDLE_TIMEOUT,
+            };
+            timer.as_mut().reset(deadline);
+            tokio::select! {
+                read = self.stream.read_buf(&mut self.buf) => match read {
+                    Ok(0) | Err(_) => return Ok(None),
+                    Ok(_) => {
+                        began.get_or_insert_with(Instant::now);
+                    }
+                },
+                () = timer.as_mut() => {
+                    if began.is_none() {
+                        return Ok(None);
+                    }
+                    return Err(Refused::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "header_timeout",
+                        format!(
+                            "the request head did not arrive within {} s",
+                            header_timeout.as_secs()
+                        ),
+                    ));
+                }
+                () = shutdown.cancelled(), if began.is_none() => return Ok(None),
+            }
+        }
+    }
+
+    /// Reads more of a request body, before `deadline`.
+    async fn fill_by(&mut self, deadline: Instant) -> Result<(), BodyError> {
+        match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
+            Err(_) => Err(BodyError::Timeout),
+            Ok(Ok(0)) => Err(BodyError::Unreadable(
+                "the client closed the connection mid-body".into(),
+            )),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(BodyError::Unreadable(e.to_string())),
+        }
+    }
+
+    /// Writes an answer of the gateway's own; false when the client is gone.
+    async fn write_local(&mut self, local: Local, close: bool, keep_alive_1_0: bool) -> bool {
+        let out = &mut self.out;
+        out.clear();
+        wire::status_line(out, local.status);
+        wire::field(out, b"content-type", local.content_type.as_bytes());
+        wire::field(
+            out,
+            b"date",
+            httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes(),
+        );
+        for (name, value) in &local.headers {
+            wire::field(out, name.as_bytes(), value.as_bytes());
+        }
+        if keep_alive_1_0 {
+            wire::field(out, b"connection", b"keep-alive");
+        }
+        wire::framing_fields(out, Framing::Length(local.body.len() as u64), close);
+        out.extend_from_slice(&local.body);
+        self.stream.write_all(out).await.is_ok()
+    }
+
+    /// Writes a replica's answer, its body passed on as it arrives; false
+    /// when either side failed and the connection must close.
+    async fn write_relayed(
+        &mut self,
+        relayed: Relayed,
+        minor_version: u8,
+        to_head: bool,
+        close: bool,
+    ) -> bool {
+        let Relayed {
+            head: upstream,
+            headers,
+            mut relay,
+        } = relayed;
+        let bodiless = to_head || matches!(upstream.status, 204 | 304);
+        let framing = match relay.length() {
+            _ if bodiless => Framing::Empty,
+            Some(n) => Framing::Length(n),
+            None if minor_version >= 1 => Framing::Chunked,
+            None => Framing::UntilClose,
+        };
+        let close = close || framing == Framing::UntilClose;
+        let mut extra: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        if !close && minor_version == 0 {
+            extra.push(("connection", "keep-alive"));
+        }
+        self.out.clear();
+        upstream.write_downstream(&mut self.out, &extra, framing, close);
+        // What already arrived goes out with the head, in one write.
+        loop {
+            match relay.ready() {
+                Ok(Some(data)) => frame(&mut self.out, framing, &data),
+                Ok(None) => break,
+                Err(_) => return false,
+            }
+        }
+        loop {
+            if relay.finished() && framing == Framing::Chunked {
+                self.out.extend_from_slice(wire::LAST_CHUNK);
+            }
+            if self.stream.write_all(&self.out).await.is_err() {
+                return false;
+            }
+            self.out.clear();
+            if relay.finished() {
+                return true;
+            }
+            match relay.next().await {
+                Some(Ok(data)) => frame(&mut self.out, framing, &data),
+                None => {}
+                Some(Err(_)) => return false,
+            }
+            loop {
+                match relay.ready() {
+                    Ok(Some(data)) => frame(&mut self.out, framing, &data),
+                    Ok(None) => break,
+                    Err(_) => return false,
+                }
+            }
+        }
+    }
+
+    /// Closes the sending side and reads what the client still sends for a
+    /// moment, so that closing does not reset the answer away.
+    async fn linger(&mut self) {
+        let _ = self.stream.shutdown().await;
+        let deadline = Instant::now() + LINGER;
+        loop {
+            self.buf.clear();
+            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return,
+            }
+        }
+    }
+}
+
+/// Appends `data` to `out` as the body's framing has it.
+fn frame(out: &mut BytesMut, framing: Framing, data: &[u8]) {
+    match framing {
+        Framing::Chunked => wire::chunk(out, data),
+        Framing::Empty => {}
+        Framing::Length(_) | Framing::UntilClose => out.extend_from_slice(data),
+    }
+}
