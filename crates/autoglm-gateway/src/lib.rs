@@ -100,7 +100,6 @@ struct Inner {
     metrics: Metrics,
     table: watch::Receiver<Arc<Table>>,
     demand: Arc<Demand>,
-    upstream: Arc<Pool>,
     tracing: Tracing,
 }
 
@@ -141,7 +140,6 @@ impl Gateway {
             metrics,
             table,
             demand,
-            upstream: Pool::new(),
             tracing,
         });
         tokio::spawn(History::close_intervals_forever(Arc::downgrade(
@@ -165,43 +163,44 @@ impl Gateway {
     }
 
     /// Serves connections from `listener` until `shutdown` completes, then
-    /// lets open requests finish.
+    /// lets open requests finish. Connections are spread over one worker
+    /// thread per CPU, each an event loop of its own (a single-threaded
+    /// runtime) with its own pool of replica connections, as nginx runs its
+    /// workers: a request never hops between threads.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let connections = TaskTracker::new();
+        let listener = listener.into_std()?;
         let closing = CancellationToken::new();
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of descriptors and the like: wait rather than spin.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            let _ = stream.set_nodelay(true);
-            connections.spawn(server::serve(
-                self.inner.clone(),
-                stream,
-                peer,
-                closing.clone(),
-            ));
+        let count = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let mut workers = Vec::with_capacity(count);
+        for n in 0..count {
+            let (listener, inner, closing) =
+                (listener.try_clone()?, self.inner.clone(), closing.clone());
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("autoglm-gateway-{n}"))
+                    .spawn(move || worker(&inner, listener, &closing))?,
+            );
         }
+        drop(listener);
+        shutdown.await;
         closing.cancel();
-        connections.close();
-        tokio::select! {
-            () = connections.wait() => {}
-            () = tokio::time::sleep(Duration::from_secs(30)) => {
-                tracing::warn!("gave up waiting for open gateway connections");
-            }
+        let ended = tokio::task::spawn_blocking(move || {
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join()
+                        .unwrap_or_else(|_| Err(std::io::Error::other("panicked")))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for e in ended.into_iter().filter_map(Result::err) {
+            tracing::warn!(error = %e, "a gateway worker failed");
         }
         // What is left of usage and spans, written off the async threads.
         let inner = self.inner.clone();
@@ -214,4 +213,51 @@ impl Gateway {
         .await;
         Ok(())
     }
+}
+
+/// One worker: accepts connections from `listener` and serves them on this
+/// thread until `closing` is cancelled, then lets open requests finish.
+fn worker(
+    inner: &Arc<Inner>,
+    listener: std::net::TcpListener,
+    closing: &CancellationToken,
+) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = TcpListener::from_std(listener)?;
+        let pool = Pool::new();
+        let connections = TaskTracker::new();
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of descriptors and the like: wait rather than spin.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = closing.cancelled() => break,
+            };
+            let _ = stream.set_nodelay(true);
+            connections.spawn(server::serve(
+                inner.clone(),
+                pool.clone(),
+                stream,
+                peer,
+                closing.clone(),
+            ));
+        }
+        connections.close();
+        tokio::select! {
+            () = connections.wait() => {}
+            () = tokio::time::sleep(Duration::from_secs(30)) => {
+                tracing::warn!("gave up waiting for open gateway connections");
+            }
+        }
+        Ok(())
+    })
 }

@@ -19,6 +19,7 @@ use crate::routes::{Outstanding, ServiceRoute, Table};
 use crate::server::{BodyError, RequestBody};
 use crate::split::{Choice, choose};
 use crate::trace::{RequestSpan, parse_traceparent};
+use crate::upstream::Pool;
 use crate::usage::Used;
 use crate::wire::{RequestHead, ResponseHead};
 use crate::{Inner, STICKY_HEADER, VERSION_HEADER};
@@ -68,6 +69,7 @@ struct StreamOptions {
 /// Answers one request.
 pub async fn handle(
     inner: &Arc<Inner>,
+    pool: &Arc<Pool>,
     req: &RequestHead,
     body: &mut RequestBody<'_>,
     peer: SocketAddr,
@@ -102,7 +104,7 @@ pub async fn handle(
         version: String::new(),
         code: 0,
     };
-    match forward(inner, req, body, &mut labels, started, &mut span).await {
+    match forward(inner, pool, req, body, &mut labels, started, &mut span).await {
         Ok(answer) => answer,
         Err(refused) => {
             labels.code = refused.status.as_u16();
@@ -122,6 +124,7 @@ pub async fn handle(
 
 async fn forward(
     inner: &Arc<Inner>,
+    pool: &Arc<Pool>,
     req: &RequestHead,
     body: &mut RequestBody<'_>,
     labels: &mut RequestLabels,
@@ -289,7 +292,7 @@ async fn forward(
         let sent = Instant::now();
         match tokio::time::timeout(
             inner.config.request_timeout,
-            inner.upstream.exchange(endpoint.addr, &upstream, to_head),
+            pool.exchange(endpoint.addr, &upstream, to_head),
         )
         .await
         {

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Inner;
 use crate::proxy::{self, Answer, Relayed};
 use crate::reply::{Local, Protocol, Refused};
+use crate::upstream::Pool;
 use crate::wire::{self, Chunked, Decoded, Framing, RequestHead, WireError};
 
 /// How long a connection may sit idle between requests.
@@ -38,6 +39,7 @@ struct Connection {
 /// close, or `shutdown` is cancelled (an open request is answered first).
 pub async fn serve(
     inner: Arc<Inner>,
+    pool: Arc<Pool>,
     stream: TcpStream,
     peer: SocketAddr,
     shutdown: CancellationToken,
@@ -70,7 +72,7 @@ pub async fn serve(
             expect_continue: head.expect_continue,
             read: head.framing == Framing::Empty,
         };
-        let answer = proxy::handle(&inner, &head, &mut body, peer).await;
+        let answer = proxy::handle(&inner, &pool, &head, &mut body, peer).await;
         let body_read = body.read_or_drop();
         let close = !head.keep_alive || !body_read || shutdown.is_cancelled();
         let kept = match answer {
