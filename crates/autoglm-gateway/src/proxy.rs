@@ -21,8 +21,8 @@ use crate::split::{Choice, choose};
 use crate::trace::{RequestSpan, parse_traceparent};
 use crate::upstream::Pool;
 use crate::usage::Used;
-use crate::wire::{RequestHead, ResponseHead};
-use crate::{Inner, STICKY_HEADER, VERSION_HEADER};
+use crate::wire::{Known, RequestHead, ResponseHead};
+use crate::{Inner, VERSION_HEADER};
 
 /// What the gateway answers.
 #[derive(Debug)]
@@ -92,7 +92,7 @@ pub async fn handle(
         _ => {}
     }
     let protocol = Protocol::of(path);
-    let parent = req.header("traceparent").and_then(parse_traceparent);
+    let parent = req.header(Known::Traceparent).and_then(parse_traceparent);
     let mut span = Some(
         inner
             .tracing
@@ -178,9 +178,9 @@ async fn forward(
         ));
     };
     labels.model.clone_from(&target.service);
-    let header_pin = match req.header(VERSION_HEADER) {
+    let header_pin = match req.header(Known::Version) {
         Some(v) => Some(v.to_owned()),
-        None if req.has_header(VERSION_HEADER) => {
+        None if req.has_header(Known::Version) => {
             return Err(Refused::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_header",
@@ -199,7 +199,7 @@ async fn forward(
         }
         (a, b) => a.or(b).map(str::to_owned),
     };
-    let sticky = req.header(STICKY_HEADER).map(str::to_owned).or_else(|| {
+    let sticky = req.header(Known::Sticky).map(str::to_owned).or_else(|| {
         inner
             .config
             .sticky_by_key
@@ -285,7 +285,7 @@ async fn forward(
         req.write_upstream(
             &mut upstream,
             &endpoint.authority,
-            &["authorization"],
+            Known::Authorization,
             extra,
             &target.body,
         );
@@ -392,7 +392,7 @@ async fn forward(
 /// The caller, or why not.
 async fn authenticate(inner: &Inner, req: &RequestHead) -> Result<Caller, Refused> {
     let token = req
-        .header("authorization")
+        .header(Known::Authorization)
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))

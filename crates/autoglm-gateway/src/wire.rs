@@ -19,19 +19,6 @@ pub const MAX_HEAD: usize = 64 * 1024;
 /// Longest chunk-size line, extensions included.
 const MAX_CHUNK_LINE: usize = 1024;
 
-/// Headers that belong to one connection and are never passed on.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
 /// Why bytes are not a message the gateway accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WireError {
@@ -68,48 +55,165 @@ pub enum Framing {
 
 type Span = (u32, u32);
 
+/// Fields the gateway reads or never passes on, recognised once per head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// `authorization`
+    Authorization,
+    /// `connection`
+    Connection,
+    /// `content-length`
+    ContentLength,
+    /// `expect`
+    Expect,
+    /// `host`
+    Host,
+    /// `traceparent`
+    Traceparent,
+    /// `transfer-encoding`
+    TransferEncoding,
+    /// [`crate::VERSION_HEADER`]
+    Version,
+    /// [`crate::STICKY_HEADER`]
+    Sticky,
+    /// The other hop-by-hop fields: `keep-alive`, `proxy-*`, `te`, `trailer`, `upgrade`.
+    OtherHopByHop,
+}
+
+const KINDS: usize = 10;
+
+impl Known {
+    fn of(name: &[u8]) -> Option<Known> {
+        let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
+        Some(match name.len() {
+            2 if is("te") => Known::OtherHopByHop,
+            4 if is("host") => Known::Host,
+            6 if is("expect") => Known::Expect,
+            7 if is("upgrade") || is("trailer") => Known::OtherHopByHop,
+            10 if is("connection") => Known::Connection,
+            10 if is("keep-alive") => Known::OtherHopByHop,
+            11 if is("traceparent") => Known::Traceparent,
+            13 if is("authorization") => Known::Authorization,
+            14 if is("content-length") => Known::ContentLength,
+            16 if is("proxy-connection") => Known::OtherHopByHop,
+            17 if is("transfer-encoding") => Known::TransferEncoding,
+            17 if is(crate::VERSION_HEADER) => Known::Version,
+            18 if is("proxy-authenticate") => Known::OtherHopByHop,
+            19 if is("proxy-authorization") => Known::OtherHopByHop,
+            20 if is(crate::STICKY_HEADER) => Known::Sticky,
+            _ => return None,
+        })
+    }
+
+    /// Never passed on: hop-by-hop, or Content-Length (bodies are framed anew).
+    fn never_passed_on(self) -> bool {
+        matches!(
+            self,
+            Known::Connection
+                | Known::ContentLength
+                | Known::TransferEncoding
+                | Known::OtherHopByHop
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Field {
+    name: Span,
+    value: Span,
+    kind: Option<Known>,
+}
+
 /// A parsed head: its bytes and where each part lies in them.
 #[derive(Debug, Clone)]
 struct Head {
     bytes: Bytes,
-    fields: Vec<(Span, Span)>,
+    fields: Vec<Field>,
+    /// Per kind, 1 + the index of its first field; 0 when absent.
+    first: [u8; KINDS],
+    /// Bit i: field i is never passed on.
+    dropped: u128,
 }
 
 impl Head {
+    fn new(bytes: Bytes, fields: Vec<Field>) -> Head {
+        let mut head = Head {
+            bytes,
+            fields,
+            first: [0; KINDS],
+            dropped: 0,
+        };
+        for (i, field) in head.fields.iter().enumerate() {
+            if let Some(kind) = field.kind {
+                if head.first[kind as usize] == 0 {
+                    head.first[kind as usize] = i as u8 + 1;
+                }
+                if kind.never_passed_on() {
+                    head.dropped |= 1 << i;
+                }
+            }
+        }
+        // Fields the Connection field names are hop-by-hop too.
+        let mut named = 0u128;
+        for token in head
+            .values(Known::Connection)
+            .flat_map(|v| v.split(|b| *b == b','))
+            .map(<[u8]>::trim_ascii)
+        {
+            if token.eq_ignore_ascii_case(b"close") || token.eq_ignore_ascii_case(b"keep-alive") {
+                continue;
+            }
+            for (i, field) in head.fields.iter().enumerate() {
+                if head.at(field.name).eq_ignore_ascii_case(token) {
+                    named |= 1 << i;
+                }
+            }
+        }
+        head.dropped |= named;
+        head
+    }
+
     fn at(&self, (start, end): Span) -> &[u8] {
         &self.bytes[start as usize..end as usize]
     }
 
-    /// The first value of field `name` (lower case), as sent.
-    fn field(&self, name: &str) -> Option<&[u8]> {
-        self.fields()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
+    /// The first value of a `kind` field, as sent.
+    fn get(&self, kind: Known) -> Option<&[u8]> {
+        match self.first[kind as usize] {
+            0 => None,
+            i => Some(self.at(self.fields[i as usize - 1].value)),
+        }
     }
 
-    fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.fields.iter().map(|&(n, v)| (self.at(n), self.at(v)))
+    /// Every value of `kind` fields, in order.
+    fn values(&self, kind: Known) -> impl Iterator<Item = &[u8]> {
+        let from = match self.first[kind as usize] {
+            0 => self.fields.len(),
+            i => i as usize - 1,
+        };
+        self.fields[from..]
+            .iter()
+            .filter(move |f| f.kind == Some(kind))
+            .map(|f| self.at(f.value))
     }
 
-    /// Whether any comma-separated token of field `name` is `token`.
-    fn has_token(&self, name: &str, token: &str) -> bool {
-        self.fields()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .flat_map(|(_, v)| v.split(|b| *b == b','))
+    /// Whether any comma-separated token of `kind` fields is `token`.
+    fn has_token(&self, kind: Known, token: &str) -> bool {
+        self.values(kind)
+            .flat_map(|v| v.split(|b| *b == b','))
             .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
     }
 
     /// The body's framing from Transfer-Encoding and Content-Length.
     fn framing(&self, otherwise: Framing) -> Result<Framing, WireError> {
         let mut codings = self
-            .fields()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(b"transfer-encoding"))
-            .flat_map(|(_, v)| v.split(|b| *b == b','))
+            .values(Known::TransferEncoding)
+            .flat_map(|v| v.split(|b| *b == b','))
             .map(<[u8]>::trim_ascii)
             .filter(|t| !t.is_empty())
             .peekable();
         if codings.peek().is_some() {
-            if self.field("content-length").is_some() {
+            if self.get(Known::ContentLength).is_some() {
                 return Err(WireError::Malformed(
                     "a message may not carry both Transfer-Encoding and Content-Length".into(),
                 ));
@@ -122,10 +226,7 @@ impl Head {
             };
         }
         let mut length = None;
-        for (_, value) in self
-            .fields()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
-        {
+        for value in self.values(Known::ContentLength) {
             let parsed = std::str::from_utf8(value)
                 .ok()
                 .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
@@ -145,38 +246,23 @@ impl Head {
         })
     }
 
-    /// Writes the end-to-end fields but Content-Length (the writer frames
-    /// the body anew) and those `dropped` or replaced by `extra`; then `extra`.
-    fn write_fields(
-        &self,
-        out: &mut BytesMut,
-        dropped: impl Fn(&[u8]) -> bool,
-        extra: &[(&str, &str)],
-    ) {
-        for (name, value) in self.fields() {
-            let skip = name.eq_ignore_ascii_case(b"content-length")
-                || dropped(name)
+    /// Writes the end-to-end fields but those of the `drop` kinds or
+    /// replaced by `extra`; then `extra`.
+    fn write_fields(&self, out: &mut BytesMut, drop: &[Known], extra: &[(&str, &str)]) {
+        for (i, field) in self.fields.iter().enumerate() {
+            let name = self.at(field.name);
+            let skip = self.dropped & (1 << i) != 0
+                || field.kind.is_some_and(|k| drop.contains(&k))
                 || extra
                     .iter()
-                    .any(|(d, _)| name.eq_ignore_ascii_case(d.as_bytes()))
-                || self.is_hop_by_hop(name);
+                    .any(|(d, _)| name.eq_ignore_ascii_case(d.as_bytes()));
             if !skip {
-                field(out, name, value);
+                self::field(out, name, self.at(field.value));
             }
         }
         for (name, value) in extra {
-            field(out, name.as_bytes(), value.as_bytes());
+            self::field(out, name.as_bytes(), value.as_bytes());
         }
-    }
-
-    /// Whether field `name` must not be passed on: hop-by-hop, or named by
-    /// the message's Connection field.
-    fn is_hop_by_hop(&self, name: &[u8]) -> bool {
-        HOP_BY_HOP
-            .iter()
-            .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
-            || (self.field("connection").is_some()
-                && std::str::from_utf8(name).is_ok_and(|n| self.has_token("connection", n)))
     }
 }
 
@@ -186,10 +272,14 @@ fn span(base: &[u8], part: &[u8]) -> Span {
     (start as u32, (start + part.len()) as u32)
 }
 
-fn fields_of(base: &[u8], headers: &[httparse::Header<'_>]) -> Vec<(Span, Span)> {
+fn fields_of(base: &[u8], headers: &[httparse::Header<'_>]) -> Vec<Field> {
     headers
         .iter()
-        .map(|h| (span(base, h.name.as_bytes()), span(base, h.value)))
+        .map(|h| Field {
+            name: span(base, h.name.as_bytes()),
+            value: span(base, h.value),
+            kind: Known::of(h.name.as_bytes()),
+        })
         .collect()
 }
 
@@ -243,18 +333,15 @@ impl RequestHead {
         let method = span(base, method.as_bytes());
         let target = span(base, target.as_bytes());
         let fields = fields_of(base, req.headers);
-        let head = Head {
-            bytes: buf.split_to(len).freeze(),
-            fields,
-        };
+        let head = Head::new(buf.split_to(len).freeze(), fields);
         let framing = head.framing(Framing::Empty)?;
         let keep_alive = if minor_version == 0 {
-            head.has_token("connection", "keep-alive")
+            head.has_token(Known::Connection, "keep-alive")
         } else {
-            !head.has_token("connection", "close")
+            !head.has_token(Known::Connection, "close")
         };
         let expect_continue = head
-            .field("expect")
+            .get(Known::Expect)
             .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue"));
         Ok(Some(RequestHead {
             head,
@@ -276,6 +363,9 @@ impl RequestHead {
     /// absolute form (`http://host/path`).
     pub fn target(&self) -> &str {
         let target = std::str::from_utf8(self.head.at(self.target)).unwrap_or_default();
+        if target.starts_with('/') {
+            return target;
+        }
         match target.split_once("://") {
             Some((scheme, rest)) if !target.starts_with('/') && !scheme.contains('/') => {
                 rest.find(['/', '?']).map_or("/", |i| &rest[i..])
@@ -290,26 +380,26 @@ impl RequestHead {
         target.split_once('?').map_or(target, |(p, _)| p)
     }
 
-    /// The first value of field `name` (lower case), when it is text.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    /// The first value of a `kind` field, when it is text.
+    pub fn header(&self, kind: Known) -> Option<&str> {
         self.head
-            .field(name)
+            .get(kind)
             .and_then(|v| std::str::from_utf8(v).ok())
     }
 
-    /// Whether field `name` was sent at all, text or not.
-    pub fn has_header(&self, name: &str) -> bool {
-        self.head.field(name).is_some()
+    /// Whether a `kind` field was sent at all, text or not.
+    pub fn has_header(&self, kind: Known) -> bool {
+        self.head.get(kind).is_some()
     }
 
     /// Writes the request to pass on to `authority`: the same method and
-    /// target over HTTP/1.1, the end-to-end fields except those in `drop`
-    /// (lower case), then `extra`, and `body` with its length.
+    /// target over HTTP/1.1, the end-to-end fields except Host, Expect and
+    /// the `drop` kinds, then `extra`, and `body` with its length.
     pub fn write_upstream(
         &self,
         out: &mut BytesMut,
         authority: &str,
-        drop: &[&str],
+        drop: Known,
         extra: &[(&str, &str)],
         body: &[u8],
     ) {
@@ -320,15 +410,8 @@ impl RequestHead {
         out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
         out.extend_from_slice(authority.as_bytes());
         out.extend_from_slice(b"\r\n");
-        self.head.write_fields(
-            out,
-            |name| {
-                name.eq_ignore_ascii_case(b"host")
-                    || name.eq_ignore_ascii_case(b"expect")
-                    || drop.iter().any(|d| name.eq_ignore_ascii_case(d.as_bytes()))
-            },
-            extra,
-        );
+        self.head
+            .write_fields(out, &[Known::Host, Known::Expect, drop], extra);
         let bodiless_method = matches!(
             self.method(),
             "GET" | "HEAD" | "DELETE" | "OPTIONS" | "TRACE"
@@ -380,10 +463,7 @@ impl ResponseHead {
             let base = &buf[..];
             let reason = span(base, resp.reason.unwrap_or_default().as_bytes());
             let fields = fields_of(base, resp.headers);
-            let head = Head {
-                bytes: buf.split_to(len).freeze(),
-                fields,
-            };
+            let head = Head::new(buf.split_to(len).freeze(), fields);
             let bodiless = to_head || status == 204 || status == 304 || status < 200;
             let framing = if bodiless {
                 Framing::Empty
@@ -393,9 +473,9 @@ impl ResponseHead {
             let keep_alive = framing != Framing::UntilClose
                 && status != 101
                 && if minor_version == 0 {
-                    head.has_token("connection", "keep-alive")
+                    head.has_token(Known::Connection, "keep-alive")
                 } else {
-                    !head.has_token("connection", "close")
+                    !head.has_token(Known::Connection, "close")
                 };
             return Ok(Some(ResponseHead {
                 head,
@@ -421,7 +501,7 @@ impl ResponseHead {
         let _ = write!(Fmt(out), "HTTP/1.1 {} ", self.status);
         out.extend_from_slice(self.head.at(self.reason));
         out.extend_from_slice(b"\r\n");
-        self.head.write_fields(out, |_| false, extra);
+        self.head.write_fields(out, &[], extra);
         framing_fields(out, framing, close);
     }
 }
@@ -597,7 +677,8 @@ mod tests {
         assert_eq!(head.method(), "POST");
         assert_eq!(head.target(), "/v2/models/echo/infer?x=1");
         assert_eq!(head.path(), "/v2/models/echo/infer");
-        assert_eq!(head.header("authorization"), Some("Bearer k"));
+        assert_eq!(head.header(Known::Authorization), Some("Bearer k"));
+        assert_eq!(head.header(Known::Version), None);
         assert_eq!(head.framing, Framing::Length(2));
         assert!(head.keep_alive && !head.expect_continue);
         assert_eq!(&buf[..], b"{}GET");
@@ -660,21 +741,22 @@ mod tests {
     #[test]
     fn the_upstream_request_keeps_end_to_end_fields_only() {
         let head = request(
-            "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer k\r\nConnection: keep-alive, x-hop\r\nX-Hop: 1\r\nAccept: */*\r\nTransfer-Encoding: chunked\r\nTraceparent: old\r\nExpect: 100-continue\r\n\r\n",
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer k\r\nX-Autoglm-Version: 2\r\nConnection: keep-alive, x-hop\r\nX-Hop: 1\r\nAccept: */*\r\nTransfer-Encoding: chunked\r\nTraceparent: old\r\nExpect: 100-continue\r\n\r\n",
         )
         .unwrap()
         .unwrap();
+        assert_eq!(head.header(Known::Version), Some("2"));
         let mut out = BytesMut::new();
         head.write_upstream(
             &mut out,
             "127.0.0.1:9",
-            &["authorization"],
+            Known::Authorization,
             &[("traceparent", "new")],
             b"{}",
         );
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
-            "POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:9\r\nAccept: */*\r\ntraceparent: new\r\ncontent-length: 2\r\n\r\n{}"
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:9\r\nX-Autoglm-Version: 2\r\nAccept: */*\r\ntraceparent: new\r\ncontent-length: 2\r\n\r\n{}"
         );
     }
 
