@@ -96,7 +96,7 @@ pub async fn handle(
     let mut span = Some(
         inner
             .tracing
-            .start(format!("{} {}", req.method(), route_name(path)), parent),
+            .start(|| format!("{} {}", req.method(), route_name(path)), parent),
     );
     let mut labels = RequestLabels {
         tenant: String::new(),

@@ -134,12 +134,14 @@ impl RequestBody<'_> {
                 .await
                 .map_err(|e| BodyError::Unreadable(e.to_string()))?;
         }
-        let deadline = Instant::now() + timeout;
+        // Only a body still on its way needs the clock.
+        let mut deadline = None;
+        let mut by = move || *deadline.get_or_insert_with(|| Instant::now() + timeout);
         let conn = &mut *self.conn;
         if let Some(length) = length {
             conn.buf.reserve(length.saturating_sub(conn.buf.len()));
             while conn.buf.len() < length {
-                conn.fill_by(deadline).await?;
+                conn.fill_by(by()).await?;
             }
             self.read = true;
             return Ok(conn.buf.split_to(length).freeze());
@@ -155,7 +157,7 @@ impl RequestBody<'_> {
                     return Err(BodyError::TooLarge);
                 }
                 Decoded::Data(data) => body.extend_from_slice(&data),
-                Decoded::NeedMore => conn.fill_by(deadline).await?,
+                Decoded::NeedMore => conn.fill_by(by()).await?,
                 Decoded::Done => {
                     self.read = true;
                     return Ok(body.freeze());
@@ -189,10 +191,14 @@ impl Connection {
         mut timer: std::pin::Pin<&mut Sleep>,
         shutdown: &CancellationToken,
     ) -> Result<Option<RequestHead>, Refused> {
-        let mut began = (!self.buf.is_empty()).then(Instant::now);
+        // When the first bytes of an incomplete head were seen.
+        let mut began = None;
         loop {
             match RequestHead::parse(&mut self.buf) {
                 Ok(Some(head)) => return Ok(Some(head)),
+                Ok(None) if !self.buf.is_empty() => {
+                    began.get_or_insert_with(Instant::now);
+                }
                 Ok(None) => {}
                 Err(WireError::HeadTooLarge) => {
                     return Err(Refused::new(
@@ -209,10 +215,7 @@ impl Connection {
             self.buf.reserve(READ_CHUNK);
             match self.stream.try_read_buf(&mut self.buf) {
                 Ok(0) => return Ok(None),
-                Ok(_) => {
-                    began.get_or_insert_with(Instant::now);
-                    continue;
-                }
+                Ok(_) => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(_) => return Ok(None),
             }
@@ -224,9 +227,7 @@ impl Connection {
             tokio::select! {
                 read = self.stream.read_buf(&mut self.buf) => match read {
                     Ok(0) | Err(_) => return Ok(None),
-                    Ok(_) => {
-                        began.get_or_insert_with(Instant::now);
-                    }
+                    Ok(_) => {}
                 },
                 () = timer.as_mut() => {
                     if began.is_none() {
