@@ -818,11 +818,21 @@ fn load(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_replica_stops_when_autoglm_up_is_killed_outright() {
     let (mut env, _home) = Env::with_echo(&[], 1, one_version(1), 1).await;
-    let status = env.wait_ready(1).await;
     // The platform runs the command under `autoglm supervise`: the replica's
-    // pid is the supervisor's, the upstream program its child.
-    let supervisor = status["replicas"][0]["pid"].as_u64().unwrap().to_string();
-    let programs = common::children(&supervisor);
+    // pid is the supervisor's, the upstream program its child. (Read again
+    // while a replica that failed to start on a loaded machine is replaced.)
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (supervisor, programs) = loop {
+        let status = env.wait_ready(1).await;
+        let ready = status["replicas"].as_array().unwrap().iter();
+        let ready = ready.filter(|r| r["state"] == "ready").collect::<Vec<_>>();
+        let supervisor = ready[0]["pid"].as_u64().unwrap().to_string();
+        let programs = common::children(&supervisor);
+        if programs.len() == 1 || Instant::now() > deadline {
+            break (supervisor, programs);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(
         programs.len(),
         1,
