@@ -17,7 +17,7 @@ use autoglm_platform::Views;
 use crate::history::History;
 
 /// Labels of a routed request; empty model and version when it was not routed.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// Tenant.
     pub tenant: String,
@@ -139,18 +139,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts an answered request and its duration.
-    pub fn answered(&self, labels: RequestLabels, seconds: f64) {
-        let v = VersionLabels {
-            tenant: labels.tenant.clone(),
-            model: labels.model.clone(),
-            version: labels.version.clone(),
-        };
-        self.requests.get_or_create(&labels).inc();
-        self.duration.get_or_create(&v).observe(seconds);
+    /// Counts an answered request and its duration (`version` holds the
+    /// same labels as `labels` but the status).
+    pub fn answered(&self, labels: &RequestLabels, version: &VersionLabels, seconds: f64) {
+        self.requests.get_or_create(labels).inc();
+        self.duration.get_or_create(version).observe(seconds);
         // Requests refused before a version was chosen belong to no chart.
-        if !v.version.is_empty() {
-            self.history.record(&v, labels.code, seconds);
+        if !version.version.is_empty() {
+            self.history.record(version, labels.code, seconds);
         }
     }
 

@@ -109,14 +109,19 @@ pub async fn handle(
         Err(refused) => {
             labels.code = refused.status.as_u16();
             if let Some(span) = span.take() {
-                span.end(labels.code, span_attributes(&labels));
+                span.end(labels.code, || span_attributes(&labels));
             }
             if refused.status.is_server_error() {
                 tracing::warn!(%peer, code = refused.code, message = %refused.message, "request failed");
             }
+            let version = VersionLabels {
+                tenant: labels.tenant.clone(),
+                model: labels.model.clone(),
+                version: labels.version.clone(),
+            };
             inner
                 .metrics
-                .answered(labels, started.elapsed().as_secs_f64());
+                .answered(&labels, &version, started.elapsed().as_secs_f64());
             Answer::Local(refused.into_answer(protocol))
         }
     }
@@ -349,15 +354,14 @@ async fn forward(
     labels.code = head.status;
     let finish: Finish = {
         let inner = inner.clone();
-        let labels = labels.clone();
-        let caller = caller.clone();
+        let labels = std::mem::take(labels);
         let span = span.take();
         Box::new(move |outcome: Outcome| {
             drop((outstanding, in_flight_guard));
             gauge.dec();
             if let Some(span) = span {
                 // A stream the client left early is still the status it began with.
-                span.end(labels.code, span_attributes(&labels));
+                span.end(labels.code, || span_attributes(&labels));
             }
             let tokens = outcome.tokens.unwrap_or_default();
             inner.usage.record(
@@ -379,7 +383,7 @@ async fn forward(
             }
             inner
                 .metrics
-                .answered(labels, started.elapsed().as_secs_f64());
+                .answered(&labels, &vlabels, started.elapsed().as_secs_f64());
         })
     };
     Ok(Answer::Relayed(Box::new(Relayed {

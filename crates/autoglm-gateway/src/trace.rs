@@ -177,14 +177,15 @@ impl RequestSpan {
         format_traceparent(&self.context)
     }
 
-    /// Ends the span with what became of the request.
-    pub fn end(mut self, status: u16, attributes: [(&'static str, String); 3]) {
+    /// Ends the span with what became of the request (`attributes` are
+    /// made only when the span is exported).
+    pub fn end(mut self, status: u16, attributes: impl FnOnce() -> [(&'static str, String); 3]) {
         if let Some(span) = &mut self.span {
             span.set_attribute(KeyValue::new(
                 "http.response.status_code",
                 i64::from(status),
             ));
-            for (key, value) in attributes {
+            for (key, value) in attributes() {
                 if !value.is_empty() {
                     span.set_attribute(KeyValue::new(key, value));
                 }

@@ -30,7 +30,9 @@ impl VersionDemand {
 /// Every service version's demand, by platform name and version.
 #[derive(Debug, Default)]
 pub struct Demand {
-    versions: RwLock<HashMap<(String, String), Arc<VersionDemand>>>,
+    /// Per service, per version: looked up by name without allocating, as
+    /// the gateway does on every request.
+    versions: RwLock<HashMap<String, HashMap<String, Arc<VersionDemand>>>>,
     woken: Notify,
 }
 
@@ -57,19 +59,21 @@ impl Drop for Waiting {
 impl Demand {
     /// The counters of `service`'s `version`, made on first use.
     pub fn of(&self, service: &str, version: &str) -> Arc<VersionDemand> {
-        let key = (service.to_owned(), version.to_owned());
         if let Some(d) = self
             .versions
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
+            .get(service)
+            .and_then(|versions| versions.get(version))
         {
             return d.clone();
         }
         self.versions
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
+            .entry(service.to_owned())
+            .or_default()
+            .entry(version.to_owned())
             .or_default()
             .clone()
     }
@@ -103,7 +107,8 @@ impl Demand {
         self.versions
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&(service.to_owned(), version.to_owned()))
+            .get(service)
+            .and_then(|versions| versions.get(version))
             .map(|d| (d.in_flight(), d.waiting()))
             .unwrap_or((0, 0))
     }
