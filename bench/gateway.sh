@@ -245,5 +245,15 @@ for name in "${NAMES[@]}"; do
     fi
 done
 echo
+# The machine's speed drifts between rounds; runs of the same round are
+# minutes apart at most, so their ratios are the steadier comparison.
+for name in gateway model; do
+    rps_ratios=() cpu_ratios=()
+    for ((r = 1; r <= RUNS; r++)); do
+        rps_ratios+=("$(ratio "$(parse_wrk "$WORK/results/$name.$r" | cut -d' ' -f1)" "$(parse_wrk "$WORK/results/nginx.$r" | cut -d' ' -f1)")")
+        cpu_ratios+=("$(ratio "$(cat "$WORK/results/$name.$r.cpu")" "$(cat "$WORK/results/nginx.$r.cpu")")")
+    done
+    echo "Same-round ratios to nginx, $name: req/s ${rps_ratios[*]} (median $(printf '%s\n' "${rps_ratios[@]}" | median)); CPU per request ${cpu_ratios[*]} (median $(printf '%s\n' "${cpu_ratios[@]}" | median))."
+done
 echo "Scale-up decision after a load step (median of $RUNS): $DECISION ms; first answer from zero (MiniLM, median of $RUNS): $COLD_MEDIAN s."
 echo "Medians of $RUNS rounds; wrk -t1 -c$CONNECTIONS -d$DURATION on CPU $LOAD_CPU (with the upstream), proxies on CPU $PROXY_CPU."
