@@ -10,6 +10,9 @@ use crate::upstream::UpstreamBody;
 
 /// Largest JSON answer scanned for usage; larger ones count the request only.
 const MAX_SCANNED: usize = 4 * 1024 * 1024;
+/// Largest stream event held back whole; longer runs without an event's
+/// end are passed on as they are (no real event is this long).
+const MAX_EVENT: usize = 64 * 1024;
 
 /// Tokens an answer reported.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -157,7 +160,12 @@ impl Relay {
             }
             Scan::Sse { strip_usage } => {
                 self.copy.extend_from_slice(&data);
-                let out = self.events(strip_usage);
+                let mut out = self.events(strip_usage);
+                if self.copy.len() > MAX_EVENT {
+                    let mut all = BytesMut::from(out);
+                    all.extend_from_slice(&self.copy.split());
+                    out = all.freeze();
+                }
                 (!out.is_empty()).then_some(out)
             }
         }

@@ -60,7 +60,7 @@ pub async fn serve(
             Ok(None) => return,
             Err(refused) => {
                 let _ = conn
-                    .write_local(refused.into_answer(Protocol::OpenAi), true, false)
+                    .write_local(refused.into_answer(Protocol::OpenAi), true, false, false)
                     .await;
                 conn.linger().await;
                 return;
@@ -70,19 +70,21 @@ pub async fn serve(
             conn: &mut conn,
             framing: head.framing,
             expect_continue: head.expect_continue,
+            minor_version: head.minor_version,
             read: head.framing == Framing::Empty,
         };
         let answer = proxy::handle(&inner, &pool, &head, &mut body, peer).await;
         let body_read = body.read_or_drop();
         let close = !head.keep_alive || !body_read || shutdown.is_cancelled();
+        let to_head = head.method() == "HEAD";
         let kept = match answer {
             // HTTP/1.0 closes unless the answer says otherwise.
             Answer::Local(local) => {
-                conn.write_local(local, close, !close && head.minor_version == 0)
+                let keep_alive_1_0 = !close && head.minor_version == 0;
+                conn.write_local(local, close, keep_alive_1_0, to_head)
                     .await
             }
             Answer::Relayed(relayed) => {
-                let to_head = head.method() == "HEAD";
                 conn.write_relayed(*relayed, head.minor_version, to_head, close)
                     .await
             }
@@ -112,6 +114,7 @@ pub struct RequestBody<'a> {
     conn: &'a mut Connection,
     framing: Framing,
     expect_continue: bool,
+    minor_version: u8,
     read: bool,
 }
 
@@ -127,7 +130,7 @@ impl RequestBody<'_> {
             Framing::Length(n) => Some(n as usize),
             Framing::Chunked => None,
         };
-        if std::mem::take(&mut self.expect_continue) {
+        if std::mem::take(&mut self.expect_continue) && self.minor_version >= 1 {
             self.conn
                 .stream
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -260,7 +263,13 @@ impl Connection {
     }
 
     /// Writes an answer of the gateway's own; false when the client is gone.
-    async fn write_local(&mut self, local: Local, close: bool, keep_alive_1_0: bool) -> bool {
+    async fn write_local(
+        &mut self,
+        local: Local,
+        close: bool,
+        keep_alive_1_0: bool,
+        to_head: bool,
+    ) -> bool {
         let out = &mut self.out;
         out.clear();
         wire::status_line(out, local.status);
@@ -277,12 +286,15 @@ impl Connection {
             wire::field(out, b"connection", b"keep-alive");
         }
         wire::framing_fields(out, Framing::Length(local.body.len() as u64), close);
-        out.extend_from_slice(&local.body);
+        if !to_head {
+            out.extend_from_slice(&local.body);
+        }
         self.stream.write_all(out).await.is_ok()
     }
 
     /// Writes a replica's answer, its body passed on as it arrives; false
-    /// when either side failed and the connection must close.
+    /// when the connection must close (either side failed, or the body is
+    /// delimited by closing).
     async fn write_relayed(
         &mut self,
         relayed: Relayed,
@@ -326,7 +338,8 @@ impl Connection {
             }
             self.out.clear();
             if relay.finished() {
-                return true;
+                // A body delimited by closing is only complete once closed.
+                return !close;
             }
             match relay.next().await {
                 Some(Ok(data)) => frame(&mut self.out, framing, &data),

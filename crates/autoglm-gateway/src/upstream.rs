@@ -29,7 +29,8 @@ pub enum UpstreamError {
     Connect(std::io::Error),
     /// The connection failed after the request was sent.
     Io(std::io::Error),
-    /// The replica closed the connection before answering.
+    /// The replica closed (or reset) the connection before sending a
+    /// single byte of an answer.
     Closed,
     /// What came back is not an HTTP/1 answer.
     Malformed(WireError),
@@ -116,24 +117,36 @@ impl Pool {
         }
     }
 
+    /// Forgets the unused connections to `addr`.
+    fn forget(&self, addr: SocketAddr) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&addr);
+    }
+
     /// Sends `request` (a whole HTTP/1.1 request) to the replica at `addr`
-    /// and reads the answer's head. A pooled connection the replica had
-    /// closed is set aside and the request sent again on another: nothing
-    /// was read from it, so the replica did not take the request.
+    /// and reads the answer's head. When a pooled connection turns out to
+    /// have been closed by the replica (closed or reset before a single byte
+    /// of an answer, as an idle connection is), the request is sent once
+    /// more, on a new connection, and the replica's other unused
+    /// connections are forgotten: they are likely closed too.
     pub async fn exchange(
         self: &Arc<Pool>,
         addr: SocketAddr,
         request: &[u8],
         to_head: bool,
     ) -> Result<(ResponseHead, UpstreamBody), UpstreamError> {
+        let mut resent = false;
         loop {
-            let (mut conn, reused) = match self.take(addr) {
+            let pooled = if resent { None } else { self.take(addr) };
+            let (mut conn, reused) = match pooled {
                 Some(conn) => (conn, true),
                 None => (connect(addr).await?, false),
             };
             match send(&mut conn, request, to_head).await {
                 Ok(head) => {
-                    let body = UpstreamBody {
+                    let mut body = UpstreamBody {
                         conn: Some(conn),
                         framing: head.framing,
                         remaining: match head.framing {
@@ -145,12 +158,13 @@ impl Pool {
                         pool: (self.clone(), addr),
                         ended: head.framing == Framing::Empty,
                     };
-                    let mut body = body;
                     body.release_if_ended();
                     return Ok((head, body));
                 }
-                Err(UpstreamError::Closed) if reused => {}
-                Err(UpstreamError::Io(e)) if reused && conn.buf.is_empty() && resets(&e) => {}
+                Err(UpstreamError::Closed) if reused => {
+                    self.forget(addr);
+                    resent = true;
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -188,18 +202,32 @@ async fn send(
     request: &[u8],
     to_head: bool,
 ) -> Result<ResponseHead, UpstreamError> {
-    conn.stream
-        .write_all(request)
-        .await
-        .map_err(UpstreamError::Io)?;
+    let closed = |e: std::io::Error| {
+        if resets(&e) {
+            UpstreamError::Closed
+        } else {
+            UpstreamError::Io(e)
+        }
+    };
+    conn.stream.write_all(request).await.map_err(closed)?;
+    let mut received = false;
     loop {
         if let Some(head) =
             ResponseHead::parse(&mut conn.buf, to_head).map_err(UpstreamError::Malformed)?
         {
             return Ok(head);
         }
-        if conn.fill().await.map_err(UpstreamError::Io)? == 0 {
-            return Err(UpstreamError::Closed);
+        match conn.fill().await {
+            Ok(0) if !received => return Err(UpstreamError::Closed),
+            Ok(0) => {
+                return Err(UpstreamError::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the replica closed the connection mid-answer",
+                )));
+            }
+            Ok(_) => received = true,
+            Err(e) if !received => return Err(closed(e)),
+            Err(e) => return Err(UpstreamError::Io(e)),
         }
     }
 }

@@ -266,9 +266,13 @@ impl Head {
     }
 }
 
-/// Where `part` lies within `base` (which holds it).
+/// Where `part` lies within `base`; empty when it does not lie there
+/// (httparse answers a missing reason phrase with a static "").
 fn span(base: &[u8], part: &[u8]) -> Span {
-    let start = part.as_ptr() as usize - base.as_ptr() as usize;
+    let start = (part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+    if start > base.len() || part.len() > base.len() - start {
+        return (0, 0);
+    }
     (start as u32, (start + part.len()) as u32)
 }
 
@@ -446,7 +450,8 @@ impl ResponseHead {
             let mut headers = [httparse::EMPTY_HEADER; MAX_FIELDS];
             let mut resp = httparse::Response::new(&mut headers);
             let len = match resp.parse(buf) {
-                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
+                Ok(httparse::Status::Complete(_)) => return Err(WireError::HeadTooLarge),
                 Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
                     return Err(WireError::HeadTooLarge);
                 }
@@ -654,7 +659,7 @@ fn chunk_size(line: &[u8]) -> Result<u64, WireError> {
         .trim_ascii();
     std::str::from_utf8(digits)
         .ok()
-        .filter(|d| !d.is_empty() && d.len() <= 15)
+        .filter(|d| !d.is_empty() && d.len() <= 15 && d.bytes().all(|b| b.is_ascii_hexdigit()))
         .and_then(|d| u64::from_str_radix(d, 16).ok())
         .ok_or_else(|| WireError::Malformed("a chunk size is not a hex number".into()))
 }
@@ -801,6 +806,13 @@ mod tests {
             Framing::Empty
         );
         assert!(!parse("HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n", false).keep_alive);
+        // No reason phrase, or one that is not ASCII: passed on without one.
+        for line in ["HTTP/1.1 200\r\n", "HTTP/1.1 404 N\u{e3}o\r\n"] {
+            let head = parse(&format!("{line}content-length: 0\r\n\r\n"), false);
+            let mut out = BytesMut::new();
+            head.write_downstream(&mut out, &[], Framing::Length(0), false);
+            assert!(out.starts_with(b"HTTP/1.1 "), "{line:?}");
+        }
     }
 
     #[test]
@@ -824,7 +836,12 @@ mod tests {
 
     #[test]
     fn bad_chunks_are_refused() {
-        for bad in [&b"zz\r\n"[..], b"4\r\nWikiXX\r\n", b"1234567890abcdef0\r\n"] {
+        for bad in [
+            &b"zz\r\n"[..],
+            b"+4\r\nWiki\r\n",
+            b"4\r\nWikiXX\r\n",
+            b"1234567890abcdef0\r\n",
+        ] {
             let mut buf = BytesMut::from(bad);
             let mut decoder = Chunked::default();
             let result = loop {

@@ -707,6 +707,33 @@ async fn clients_in_every_http1_shape_are_served_and_broken_ones_refused() {
     assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
     assert!(answer.contains("chat.completion"), "{answer}");
 
+    // HTTP/1.0 keeping the connection, for an answer of unknown length (a
+    // stream whose usage event the gateway hides): delimited by closing, at once.
+    let stream = r#"{"model": "echo", "messages": [], "stream": true}"#;
+    let answer = exchange(
+        post(
+            &format!(
+                "content-length: {}\r\nconnection: keep-alive\r\n",
+                stream.len()
+            ),
+            stream,
+        )
+        .replacen("HTTP/1.1", "HTTP/1.0", 1),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    assert!(answer.contains("[DONE]"), "{answer}");
+
+    // A HEAD answer has no body, even one the gateway makes itself: the next
+    // answer follows the head at once.
+    let answer = exchange(format!(
+        "HEAD /v1/nothing HTTP/1.1\r\nAuthorization: Bearer {token}\r\n\r\nGET /healthz HTTP/1.1\r\nconnection: close\r\n\r\n"
+    ))
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert!(answer.contains("\r\n\r\nHTTP/1.1 200 OK"), "{answer}");
+
     // Expect: 100-continue: the body is asked for once the caller is known.
     let gw2 = gw.clone();
     let head = post(
