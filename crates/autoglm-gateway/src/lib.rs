@@ -129,7 +129,7 @@ impl Gateway {
         let metrics = Metrics::default();
         let first = views.borrow_and_update().clone();
         metrics.replicas(&first);
-        let (table_tx, table) = watch::channel(Arc::new(builder.build(&first)));
+        let (table_tx, table) = watch::channel(Arc::new(builder.build(&first, &metrics, &demand)));
         let usage = Arc::new(Usage::default());
         tokio::spawn(usage.clone().flush_forever(store.clone()));
         let inner = Arc::new(Inner {
@@ -151,7 +151,7 @@ impl Gateway {
                 let Some(inner) = weak.upgrade() else { return };
                 let now = views.borrow_and_update().clone();
                 inner.metrics.replicas(&now);
-                let _ = table_tx.send(Arc::new(builder.build(&now)));
+                let _ = table_tx.send(Arc::new(builder.build(&now, &inner.metrics, &inner.demand)));
             }
         });
         Ok(Gateway { inner })

@@ -2,7 +2,7 @@
 //! labelled by tenant, model (the service) and version as routed, never by
 //! what a client wrote, so made-up model names cannot grow the series count.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -38,6 +38,40 @@ pub struct VersionLabels {
     pub model: String,
     /// Version.
     pub version: String,
+}
+
+/// One version's metric handles.
+#[derive(Debug)]
+pub struct VersionMetrics {
+    /// Its labels.
+    pub labels: VersionLabels,
+    duration: Histogram,
+    /// Time to a replica's response headers.
+    pub upstream: Histogram,
+    /// Requests being answered by a replica.
+    pub in_flight: Gauge,
+    /// Request counters by status, as they are first seen.
+    requests: Mutex<Vec<(u16, Counter)>>,
+}
+
+impl VersionMetrics {
+    fn request_counter(&self, metrics: &Metrics, code: u16) -> Counter {
+        let mut counters = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, c)) = counters.iter().find(|(c, _)| *c == code) {
+            return c.clone();
+        }
+        let counter = metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                tenant: self.labels.tenant.clone(),
+                model: self.labels.model.clone(),
+                version: self.labels.version.clone(),
+                code,
+            })
+            .clone();
+        counters.push((code, counter.clone()));
+        counter
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -150,19 +184,28 @@ impl Metrics {
         }
     }
 
+    /// One version's metrics, resolved once (the routing table holds them)
+    /// so that a request hashes no label set.
+    pub fn version(&self, labels: VersionLabels) -> VersionMetrics {
+        VersionMetrics {
+            duration: self.duration.get_or_create(&labels).clone(),
+            upstream: self.upstream.get_or_create(&labels).clone(),
+            in_flight: self.in_flight.get_or_create(&labels).clone(),
+            requests: Mutex::default(),
+            labels,
+        }
+    }
+
+    /// Counts a request answered by `version` and its duration.
+    pub fn answered_by(&self, version: &VersionMetrics, code: u16, seconds: f64) {
+        version.request_counter(self, code).inc();
+        version.duration.observe(seconds);
+        self.history.record(&version.labels, code, seconds);
+    }
+
     /// The last hour of traffic, as the console's charts read it.
     pub fn history(&self) -> Arc<History> {
         self.history.clone()
-    }
-
-    /// Observes the time to a replica's response headers.
-    pub fn upstream(&self, v: &VersionLabels, seconds: f64) {
-        self.upstream.get_or_create(v).observe(seconds);
-    }
-
-    /// The in-flight gauge of a version.
-    pub fn in_flight(&self, v: &VersionLabels) -> Gauge {
-        self.in_flight.get_or_create(v).clone()
     }
 
     /// The waiting gauge of a version.

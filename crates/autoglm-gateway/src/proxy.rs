@@ -243,12 +243,7 @@ async fn forward(
     };
     let version = service.versions[index].version.clone();
     labels.version.clone_from(&version);
-    let vlabels = VersionLabels {
-        tenant: caller.tenant.clone(),
-        model: target.service.clone(),
-        version: version.clone(),
-    };
-    let service = hold(inner, &caller, &target.service, service, &version, &vlabels).await?;
+    let service = hold(inner, &caller, &target.service, service, &version).await?;
     let route = service
         .versions
         .iter()
@@ -261,16 +256,15 @@ async fn forward(
             )
         })?;
 
-    let demand = inner.demand.of(&service.platform_name, &version);
-    let in_flight_guard = Demand::start(&demand);
-    let gauge = inner.metrics.in_flight(&vlabels);
-    gauge.inc();
+    let in_flight_guard = Demand::start(&route.demand);
+    let metrics = route.metrics.clone();
+    metrics.in_flight.inc();
     let mut tried: Vec<SocketAddr> = Vec::new();
     let traceparent = span.as_ref().map(RequestSpan::traceparent);
     let to_head = req.method() == "HEAD";
     let response = loop {
         let Some(endpoint) = route.pick(&tried) else {
-            gauge.dec();
+            metrics.in_flight.dec();
             return Err(Refused::new(
                 StatusCode::BAD_GATEWAY,
                 "no_replica",
@@ -307,19 +301,17 @@ async fn forward(
                 } else {
                     endpoint.succeeded();
                 }
-                inner
-                    .metrics
-                    .upstream(&vlabels, sent.elapsed().as_secs_f64());
+                metrics.upstream.observe(sent.elapsed().as_secs_f64());
                 break (resp, outstanding);
             }
             Ok(Err(e)) if e.is_connect() && tried.len() <= inner.config.retries as usize => {
                 endpoint.failed(true);
-                inner.metrics.retried(&vlabels);
+                inner.metrics.retried(&metrics.labels);
                 tracing::info!(replica = %endpoint.addr, error = %e, "connection refused; trying another replica");
             }
             Ok(Err(e)) => {
                 endpoint.failed(e.is_connect());
-                gauge.dec();
+                metrics.in_flight.dec();
                 return Err(Refused::new(
                     StatusCode::BAD_GATEWAY,
                     "upstream_error",
@@ -331,7 +323,7 @@ async fn forward(
             }
             Err(_) => {
                 endpoint.failed(false);
-                gauge.dec();
+                metrics.in_flight.dec();
                 return Err(Refused::new(
                     StatusCode::GATEWAY_TIMEOUT,
                     "upstream_timeout",
@@ -358,7 +350,7 @@ async fn forward(
         let span = span.take();
         Box::new(move |outcome: Outcome| {
             drop((outstanding, in_flight_guard));
-            gauge.dec();
+            metrics.in_flight.dec();
             if let Some(span) = span {
                 // A stream the client left early is still the status it began with.
                 span.end(labels.code, || span_attributes(&labels));
@@ -383,7 +375,7 @@ async fn forward(
             }
             inner
                 .metrics
-                .answered(&labels, &vlabels, started.elapsed().as_secs_f64());
+                .answered_by(&metrics, labels.code, started.elapsed().as_secs_f64());
         })
     };
     Ok(Answer::Relayed(Box::new(Relayed {
@@ -559,7 +551,6 @@ async fn hold(
     service_name: &str,
     service: Arc<ServiceRoute>,
     version: &str,
-    vlabels: &VersionLabels,
 ) -> Result<Arc<ServiceRoute>, Refused> {
     let ready = |s: &ServiceRoute| {
         s.versions
@@ -581,7 +572,11 @@ async fn hold(
         )
         .retry_after(5));
     };
-    let gauge = inner.metrics.waiting(vlabels);
+    let gauge = inner.metrics.waiting(&VersionLabels {
+        tenant: caller.tenant.clone(),
+        model: service_name.to_owned(),
+        version: version.to_owned(),
+    });
     gauge.inc();
     let mut table = inner.table.clone();
     let found = tokio::time::timeout(inner.config.hold_timeout, async {

@@ -9,8 +9,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use autoglm_platform::Views;
+use autoglm_platform::demand::VersionDemand;
+use autoglm_platform::{Demand, Views};
 
+use crate::metrics::{Metrics, VersionLabels, VersionMetrics};
 use crate::split::Weighted;
 
 /// After this many failures in a row a replica is ejected.
@@ -107,6 +109,10 @@ pub struct VersionRoute {
     pub weight: u32,
     /// Its ready replicas.
     pub endpoints: Vec<Arc<Endpoint>>,
+    /// Its metrics, resolved when the table is built.
+    pub metrics: Arc<VersionMetrics>,
+    /// Its demand, as the autoscaler reads it.
+    pub demand: Arc<VersionDemand>,
 }
 
 impl Weighted for VersionRoute {
@@ -201,8 +207,9 @@ impl Default for Builder {
 }
 
 impl Builder {
-    /// The table for `views`. Platform names are `tenant.service`.
-    pub fn build(&self, views: &Views) -> Table {
+    /// The table for `views`, with each version's metrics and demand.
+    /// Platform names are `tenant.service`.
+    pub fn build(&self, views: &Views, metrics: &Metrics, demand: &Demand) -> Table {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         let mut seen: HashMap<SocketAddr, Arc<Endpoint>> = HashMap::new();
         let mut tenants: HashMap<String, HashMap<String, Arc<ServiceRoute>>> = HashMap::new();
@@ -214,6 +221,12 @@ impl Builder {
                 .endpoints
                 .iter()
                 .map(|v| VersionRoute {
+                    metrics: Arc::new(metrics.version(VersionLabels {
+                        tenant: tenant.to_owned(),
+                        model: name.to_owned(),
+                        version: v.version.clone(),
+                    })),
+                    demand: demand.of(platform_name, &v.version),
                     version: v.version.clone(),
                     weight: v.weight,
                     endpoints: v
@@ -251,6 +264,12 @@ mod tests {
     fn route(n: u16) -> VersionRoute {
         let epoch = Instant::now();
         VersionRoute {
+            metrics: Arc::new(Metrics::default().version(VersionLabels {
+                tenant: "t".into(),
+                model: "m".into(),
+                version: "1".into(),
+            })),
+            demand: Demand::default().of("t.m", "1"),
             version: "1".into(),
             weight: 100,
             endpoints: (0..n)
