@@ -173,14 +173,18 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts an answered request and its duration (`version` holds the
-    /// same labels as `labels` but the status).
-    pub fn answered(&self, labels: &RequestLabels, version: &VersionLabels, seconds: f64) {
+    /// Counts a request the gateway answered itself, and its duration.
+    pub fn answered(&self, labels: &RequestLabels, seconds: f64) {
+        let version = VersionLabels {
+            tenant: labels.tenant.clone(),
+            model: labels.model.clone(),
+            version: labels.version.clone(),
+        };
         self.requests.get_or_create(labels).inc();
-        self.duration.get_or_create(version).observe(seconds);
+        self.duration.get_or_create(&version).observe(seconds);
         // Requests refused before a version was chosen belong to no chart.
         if !version.version.is_empty() {
-            self.history.record(version, labels.code, seconds);
+            self.history.record(&version, labels.code, seconds);
         }
     }
 

@@ -98,12 +98,7 @@ pub async fn handle(
             .tracing
             .start(|| format!("{} {}", req.method(), route_name(path)), parent),
     );
-    let mut labels = RequestLabels {
-        tenant: String::new(),
-        model: String::new(),
-        version: String::new(),
-        code: 0,
-    };
+    let mut labels = RequestLabels::default();
     match forward(inner, pool, req, body, &mut labels, started, &mut span).await {
         Ok(answer) => answer,
         Err(refused) => {
@@ -114,14 +109,9 @@ pub async fn handle(
             if refused.status.is_server_error() {
                 tracing::warn!(%peer, code = refused.code, message = %refused.message, "request failed");
             }
-            let version = VersionLabels {
-                tenant: labels.tenant.clone(),
-                model: labels.model.clone(),
-                version: labels.version.clone(),
-            };
             inner
                 .metrics
-                .answered(&labels, &version, started.elapsed().as_secs_f64());
+                .answered(&labels, started.elapsed().as_secs_f64());
             Answer::Local(refused.into_answer(protocol))
         }
     }

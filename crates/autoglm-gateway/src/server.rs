@@ -321,15 +321,16 @@ impl Connection {
         }
         self.out.clear();
         upstream.write_downstream(&mut self.out, &extra, framing, close);
-        // What already arrived goes out with the head, in one write.
         loop {
-            match relay.ready() {
-                Ok(Some(data)) => frame(&mut self.out, framing, &data),
-                Ok(None) => break,
-                Err(_) => return false,
+            // What already arrived goes out in one write (the first time,
+            // with the head).
+            loop {
+                match relay.ready() {
+                    Ok(Some(data)) => frame(&mut self.out, framing, &data),
+                    Ok(None) => break,
+                    Err(_) => return false,
+                }
             }
-        }
-        loop {
             if relay.finished() && framing == Framing::Chunked {
                 self.out.extend_from_slice(wire::LAST_CHUNK);
             }
@@ -345,13 +346,6 @@ impl Connection {
                 Some(Ok(data)) => frame(&mut self.out, framing, &data),
                 None => {}
                 Some(Err(_)) => return false,
-            }
-            loop {
-                match relay.ready() {
-                    Ok(Some(data)) => frame(&mut self.out, framing, &data),
-                    Ok(None) => break,
-                    Err(_) => return false,
-                }
             }
         }
     }

@@ -57,23 +57,14 @@ pub fn parse_traceparent(value: &str) -> Option<SpanContext> {
 
 /// The `traceparent` naming `context`.
 pub fn format_traceparent(context: &SpanContext) -> String {
-    // By hand: `format!` over the ids is a measurable share of a proxied
-    // request's CPU time.
-    fn hex(out: &mut String, bytes: &[u8]) {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        for b in bytes {
-            out.push(DIGITS[usize::from(b >> 4)] as char);
-            out.push(DIGITS[usize::from(b & 0xf)] as char);
-        }
-    }
-    let mut out = String::with_capacity(55);
-    out.push_str("00-");
-    hex(&mut out, &context.trace_id().to_bytes());
-    out.push('-');
-    hex(&mut out, &context.span_id().to_bytes());
-    out.push('-');
-    hex(&mut out, &[context.trace_flags().to_u8()]);
-    out
+    // Into one buffer: `format!` over the ids is a measurable share of a
+    // proxied request's CPU time.
+    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    let filled = hex::encode_to_slice(context.trace_id().to_bytes(), &mut out[3..35])
+        .and_then(|()| hex::encode_to_slice(context.span_id().to_bytes(), &mut out[36..52]))
+        .and_then(|()| hex::encode_to_slice([context.trace_flags().to_u8()], &mut out[53..55]));
+    debug_assert!(filled.is_ok(), "the slices fit the ids");
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The gateway's tracer: exporting, or only propagating.
