@@ -22,9 +22,9 @@ const CACHE_MAX: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// The tenant it acts in.
-    pub tenant: String,
+    pub tenant: Arc<str>,
     /// The key id, or `user:NAME` for a session: the usage and limit key.
-    pub credential: String,
+    pub credential: Arc<str>,
     /// Whether it may call models.
     pub may_invoke: bool,
     /// The key's limits.
@@ -36,12 +36,12 @@ pub struct Caller {
 impl Caller {
     fn of(p: Principal) -> Caller {
         let credential = match p.actor.strip_prefix("key:") {
-            Some(id) => id.to_owned(),
-            None => p.actor.clone(),
+            Some(id) => id.into(),
+            None => p.actor.as_str().into(),
         };
         Caller {
             may_invoke: p.grant.allows(Permission::ServicesInvoke),
-            tenant: p.grant.tenant,
+            tenant: p.grant.tenant.into(),
             credential,
             key_limit: p.key_limit,
             tenant_limit: p.tenant_limit,
@@ -87,9 +87,8 @@ impl Authenticator {
         self.store.clone()
     }
 
-    /// The caller of `token`, from the cache when fresh.
-    pub async fn resolve(&self, token: &str) -> Result<Caller, Refusal> {
-        let now = Instant::now();
+    /// The caller of `token`, from the cache when fresh at `now`.
+    pub async fn resolve(&self, token: &str, now: Instant) -> Result<Caller, Refusal> {
         {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             let writes = self.store.write_count();

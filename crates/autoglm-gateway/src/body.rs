@@ -3,6 +3,8 @@
 //! token usage the runtime reports. When the body ends, or the client goes
 //! away, the request's bookkeeping runs once with what was seen.
 
+use std::time::Instant;
+
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 
@@ -58,6 +60,8 @@ pub struct Outcome {
     pub complete: bool,
     /// Usage, when the answer reported it.
     pub tokens: Option<Tokens>,
+    /// When it ended.
+    pub at: Instant,
 }
 
 /// Bookkeeping run once at the end.
@@ -187,6 +191,7 @@ impl Relay {
             finish(Outcome {
                 complete,
                 tokens: self.tokens,
+                at: Instant::now(),
             });
         }
     }

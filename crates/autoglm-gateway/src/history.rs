@@ -4,7 +4,7 @@
 //! A version with no traffic for a whole hour is forgotten, so made-up
 //! traffic cannot grow the history without bound.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use autoglm_core::traffic::{
     INTERVAL_SECONDS, IntervalCounts, KEPT_INTERVALS, ServiceTraffic, TrafficPoint, VersionTraffic,
 };
 use chrono::{DateTime, Utc};
+use foldhash::HashMap;
 
 use crate::metrics::VersionLabels;
 
@@ -31,15 +32,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl History {
     /// Counts an answer of `version` with `status` after `seconds`.
     pub fn record(&self, version: &VersionLabels, status: u16, seconds: f64) {
-        let counts = {
+        {
             let open = self.open.read().unwrap_or_else(|e| e.into_inner());
-            open.get(version).cloned()
-        };
-        let counts = counts.unwrap_or_else(|| {
-            let mut open = self.open.write().unwrap_or_else(|e| e.into_inner());
-            open.entry(version.clone()).or_default().clone()
-        });
-        lock(&counts).record(status, seconds);
+            if let Some(counts) = open.get(version) {
+                lock(counts).record(status, seconds);
+                return;
+            }
+        }
+        let mut open = self.open.write().unwrap_or_else(|e| e.into_inner());
+        lock(open.entry(version.clone()).or_default()).record(status, seconds);
     }
 
     /// Closes every open interval at `at` and drops versions idle for the

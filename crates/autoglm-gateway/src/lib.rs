@@ -13,6 +13,7 @@
 
 mod auth;
 mod body;
+mod deadline;
 mod history;
 mod limits;
 mod metrics;

@@ -4,11 +4,11 @@
 //! room; its tokens are charged once the answer says how many it used, so
 //! a bucket may go below zero and then refuses until it refills.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use autoglm_core::security::RateLimit;
+use foldhash::HashMap;
 
 /// A token bucket.
 #[derive(Debug, Clone, Copy)]
@@ -29,10 +29,13 @@ impl Bucket {
         }
     }
 
+    /// Adds what accrued since the last refill. Requests read their clocks
+    /// at different moments and may come out of order: an earlier `now`
+    /// adds nothing and does not move the bucket back in time.
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.level = (self.level + elapsed * self.per_second).min(self.capacity);
-        self.last = now;
+        self.last = self.last.max(now);
     }
 
     /// Seconds until `need` is available.
@@ -81,8 +84,8 @@ impl Buckets {
 }
 
 /// A bucket level as a header value: whole units, never negative.
-fn whole(level: f64) -> String {
-    (level.max(0.0).floor() as u64).to_string()
+fn whole(level: f64) -> u64 {
+    level.max(0.0).floor() as u64
 }
 
 /// Which limit refused a request.
@@ -104,13 +107,46 @@ impl Scope {
     }
 }
 
-/// What the limiter says about a request.
+/// The tightest limits that apply, as the `x-ratelimit-*` header fields
+/// tell a client: each a limit and what is left of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Remaining {
+    /// Requests per second.
+    pub requests: Option<(u64, u64)>,
+    /// Tokens per minute.
+    pub tokens: Option<(u64, u64)>,
+}
+
+impl Remaining {
+    /// Its header fields, their numbers written into `digits`.
+    pub fn fields<'a>(
+        &self,
+        digits: &'a mut [itoa::Buffer; 4],
+    ) -> impl Iterator<Item = (&'static str, &'a str)> + use<'a> {
+        let [a, b, c, d] = digits;
+        let requests = self.requests.map(|(limit, left)| {
+            [
+                ("x-ratelimit-limit-requests", a.format(limit)),
+                ("x-ratelimit-remaining-requests", b.format(left)),
+            ]
+        });
+        let tokens = self.tokens.map(|(limit, left)| {
+            [
+                ("x-ratelimit-limit-tokens", c.format(limit)),
+                ("x-ratelimit-remaining-tokens", d.format(left)),
+            ]
+        });
+        requests.into_iter().chain(tokens).flatten()
+    }
+}
+
+/// Whether a request may pass, and the limits' state after it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
-    /// `None`: admitted. Otherwise who refused and after how many seconds to retry.
+    /// The scope that refused it, and in how many seconds to retry.
     pub refused: Option<(Scope, u64)>,
-    /// `x-ratelimit-*` headers, of the tightest limits that apply.
-    pub headers: Vec<(&'static str, String)>,
+    /// The rate-limit header fields' values.
+    pub remaining: Remaining,
 }
 
 /// Every key's and tenant's buckets.
@@ -162,7 +198,6 @@ impl Limiter {
             }
             None
         };
-        let mut headers = Vec::new();
         let tightest = |pick: fn(&Buckets) -> Option<Bucket>| {
             [key_b.as_deref(), tenant_b.as_deref()]
                 .into_iter()
@@ -170,15 +205,12 @@ impl Limiter {
                 .filter_map(pick)
                 .min_by(|a, b| a.level.total_cmp(&b.level))
         };
-        if let Some(b) = tightest(|b| b.requests) {
-            headers.push(("x-ratelimit-limit-requests", whole(b.capacity)));
-            headers.push(("x-ratelimit-remaining-requests", whole(b.level)));
-        }
-        if let Some(b) = tightest(|b| b.tokens) {
-            headers.push(("x-ratelimit-limit-tokens", whole(b.capacity)));
-            headers.push(("x-ratelimit-remaining-tokens", whole(b.level)));
-        }
-        Verdict { refused, headers }
+        let state = |b: Bucket| (whole(b.capacity), whole(b.level));
+        let remaining = Remaining {
+            requests: tightest(|b| b.requests).map(state),
+            tokens: tightest(|b| b.tokens).map(state),
+        };
+        Verdict { refused, remaining }
     }
 
     /// Charges the tokens a request used to its key and tenant.
@@ -255,9 +287,15 @@ mod tests {
         let v = l.admit(("k", tpm), ("t", None), t0);
         // 100 below zero at 10 tokens/s: 10 s, and one more token: 11 s.
         assert_eq!(v.refused, Some((Scope::Key, 11)));
-        assert!(
-            v.headers
-                .contains(&("x-ratelimit-remaining-tokens", "0".into()))
+        assert_eq!(v.remaining.tokens, Some((600, 0)));
+        let mut digits = Default::default();
+        let fields: Vec<_> = v.remaining.fields(&mut digits).collect();
+        assert_eq!(
+            fields,
+            [
+                ("x-ratelimit-limit-tokens", "600"),
+                ("x-ratelimit-remaining-tokens", "0")
+            ]
         );
         assert!(
             l.admit(("k", tpm), ("t", None), t0 + Duration::from_secs(11))

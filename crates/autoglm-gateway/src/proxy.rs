@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::body::{Finish, Outcome, Relay, Scan};
+use crate::limits::Remaining;
 use crate::metrics::{RequestLabels, VersionLabels};
 use crate::reply::{Local, Protocol, Refused, json};
 use crate::routes::{Outstanding, ServiceRoute, Table};
@@ -33,13 +34,17 @@ pub enum Answer {
     Relayed(Box<Relayed>),
 }
 
-/// A replica's answer, passed on with extra header fields.
+/// A replica's answer, passed on with fields of the gateway's own added
+/// (replacing the replica's of the same names): the version and the rate
+/// limits.
 #[derive(Debug)]
 pub struct Relayed {
     /// The replica's head.
     pub head: ResponseHead,
-    /// Fields added (or replaced): the version, the rate limits.
-    pub headers: Vec<(&'static str, String)>,
+    /// The version that answered.
+    pub version: String,
+    /// The rate limits' state.
+    pub remaining: Remaining,
     /// The body, as it arrives.
     pub relay: Relay,
 }
@@ -126,8 +131,8 @@ async fn forward(
     started: Instant,
     span: &mut Option<RequestSpan>,
 ) -> Result<Answer, Refused> {
-    let caller = authenticate(inner, req).await?;
-    labels.tenant.clone_from(&caller.tenant);
+    let caller = authenticate(inner, req, started).await?;
+    labels.tenant.push_str(&caller.tenant);
     let verdict = inner.limiter.admit(
         (&caller.credential, caller.key_limit),
         (&caller.tenant, caller.tenant_limit),
@@ -144,8 +149,13 @@ async fn forward(
             ),
         )
         .retry_after(seconds);
-        refused.message.push_str(&limit_summary(&verdict.headers));
-        refused.headers = verdict.headers;
+        let mut digits = Default::default();
+        refused.headers = verdict
+            .remaining
+            .fields(&mut digits)
+            .map(|(name, value)| (name, value.to_owned()))
+            .collect();
+        refused.message.push_str(&limit_summary(&refused.headers));
         return Err(refused);
     }
     if req.method() == "GET" && req.path() == "/v1/models" {
@@ -153,7 +163,7 @@ async fn forward(
         let data: Vec<serde_json::Value> = table
             .names(&caller.tenant)
             .into_iter()
-            .map(|n| json!({"id": n, "object": "model", "created": 0, "owned_by": caller.tenant}))
+            .map(|n| json!({"id": n, "object": "model", "created": 0, "owned_by": &*caller.tenant}))
             .collect();
         return Ok(Answer::Local(json(
             StatusCode::OK,
@@ -198,7 +208,7 @@ async fn forward(
         inner
             .config
             .sticky_by_key
-            .then(|| caller.credential.clone())
+            .then(|| caller.credential.to_string())
     });
     let choice = match (&pinned, &sticky) {
         (Some(v), _) => Choice::Pinned(v),
@@ -249,11 +259,13 @@ async fn forward(
     let in_flight_guard = Demand::start(&route.demand);
     let metrics = route.metrics.clone();
     metrics.in_flight.inc();
+    // Replicas that refused the connection; empty unless a retry is needed.
     let mut tried: Vec<SocketAddr> = Vec::new();
     let traceparent = span.as_ref().map(RequestSpan::traceparent);
     let to_head = req.method() == "HEAD";
     let response = loop {
-        let Some(endpoint) = route.pick(&tried) else {
+        let sent = Instant::now();
+        let Some(endpoint) = route.pick(&tried, sent) else {
             metrics.in_flight.dec();
             return Err(Refused::new(
                 StatusCode::BAD_GATEWAY,
@@ -264,7 +276,6 @@ async fn forward(
                 ),
             ));
         };
-        tried.push(endpoint.addr);
         let outstanding = Outstanding::on(endpoint.clone());
         let mut upstream = BytesMut::new();
         let extra: &[(&str, &str)] = match &traceparent {
@@ -278,13 +289,9 @@ async fn forward(
             extra,
             &target.body,
         );
-        let sent = Instant::now();
-        match tokio::time::timeout(
-            inner.config.request_timeout,
-            pool.exchange(endpoint.addr, &upstream, to_head),
-        )
-        .await
-        {
+        let deadline = (sent + inner.config.request_timeout).into();
+        let exchange = pool.exchange(endpoint.addr, &upstream, to_head, sent);
+        match body.within(deadline, exchange).await {
             Ok(Ok(resp)) => {
                 if resp.0.status >= 500 {
                     endpoint.failed(false);
@@ -294,7 +301,8 @@ async fn forward(
                 metrics.upstream.observe(sent.elapsed().as_secs_f64());
                 break (resp, outstanding);
             }
-            Ok(Err(e)) if e.is_connect() && tried.len() <= inner.config.retries as usize => {
+            Ok(Err(e)) if e.is_connect() && tried.len() < inner.config.retries as usize => {
+                tried.push(endpoint.addr);
                 endpoint.failed(true);
                 inner.metrics.retried(&metrics.labels);
                 tracing::info!(replica = %endpoint.addr, error = %e, "connection refused; trying another replica");
@@ -326,8 +334,6 @@ async fn forward(
         }
     };
     let ((head, incoming), outstanding) = response;
-    let mut headers = verdict.headers;
-    headers.push((VERSION_HEADER, version));
     let scan = if (200..300).contains(&head.status) {
         target.scan
     } else {
@@ -355,28 +361,28 @@ async fn forward(
                     prompt_tokens: tokens.prompt_tokens,
                     completion_tokens: tokens.completion_tokens,
                 },
-                chrono::Utc::now(),
+                std::time::SystemTime::now(),
             );
             let total = tokens.prompt_tokens + tokens.completion_tokens;
             if total > 0 {
                 inner
                     .limiter
-                    .charge(&caller.credential, &caller.tenant, total, Instant::now());
+                    .charge(&caller.credential, &caller.tenant, total, outcome.at);
             }
-            inner
-                .metrics
-                .answered_by(&metrics, labels.code, started.elapsed().as_secs_f64());
+            let seconds = outcome.at.saturating_duration_since(started).as_secs_f64();
+            inner.metrics.answered_by(&metrics, labels.code, seconds);
         })
     };
     Ok(Answer::Relayed(Box::new(Relayed {
         head,
-        headers,
+        version,
+        remaining: verdict.remaining,
         relay: Relay::new(incoming, scan, finish),
     })))
 }
 
 /// The caller, or why not.
-async fn authenticate(inner: &Inner, req: &RequestHead) -> Result<Caller, Refused> {
+async fn authenticate(inner: &Inner, req: &RequestHead, now: Instant) -> Result<Caller, Refused> {
     let token = req
         .header(Known::Authorization)
         .and_then(|v| {
@@ -392,7 +398,7 @@ async fn authenticate(inner: &Inner, req: &RequestHead) -> Result<Caller, Refuse
                 "send an API key as Authorization: Bearer <key>",
             )
         })?;
-    let caller = inner.auth.resolve(token).await.map_err(|r| {
+    let caller = inner.auth.resolve(token, now).await.map_err(|r| {
         if r.status == 401 {
             Refused::new(StatusCode::UNAUTHORIZED, "invalid_api_key", r.message)
         } else {
@@ -563,7 +569,7 @@ async fn hold(
         .retry_after(5));
     };
     let gauge = inner.metrics.waiting(&VersionLabels {
-        tenant: caller.tenant.clone(),
+        tenant: caller.tenant.to_string(),
         model: service_name.to_owned(),
         version: version.to_owned(),
     });

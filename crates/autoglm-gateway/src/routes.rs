@@ -3,7 +3,6 @@
 //! (outstanding requests, failures, ejection) lives in [`Endpoint`]s that
 //! outlast rebuilds, so a new table does not forget what the old one learned.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use autoglm_platform::demand::VersionDemand;
 use autoglm_platform::{Demand, Views};
+use foldhash::HashMap;
 
 use crate::metrics::{Metrics, VersionLabels, VersionMetrics};
 use crate::split::Weighted;
@@ -126,35 +126,37 @@ impl Weighted for VersionRoute {
 
 impl VersionRoute {
     /// The replica with the fewest outstanding requests, skipping ejected
-    /// ones (unless every one is) and those in `tried`; ties go to a random one.
-    pub fn pick(&self, tried: &[SocketAddr]) -> Option<Arc<Endpoint>> {
-        let now = Instant::now();
-        let candidates: Vec<&Arc<Endpoint>> = self
-            .endpoints
-            .iter()
-            .filter(|e| !tried.contains(&e.addr))
-            .collect();
-        let healthy: Vec<&Arc<Endpoint>> = candidates
-            .iter()
-            .copied()
-            .filter(|e| !e.is_ejected(now))
-            .collect();
-        let pool = if healthy.is_empty() {
-            candidates
-        } else {
-            healthy
-        };
-        // One snapshot of the counters: they move under our feet.
-        let loads: Vec<u32> = pool.iter().map(|e| e.outstanding()).collect();
-        let least = *loads.iter().min()?;
-        let ties: Vec<usize> = (0..pool.len()).filter(|&i| loads[i] == least).collect();
-        let pick = if ties.len() == 1 {
-            ties[0]
-        } else {
-            ties[rand::random_range(0..ties.len())]
-        };
-        Some(pool[pick].clone())
+    /// ones (unless every one is) and those in `tried`; ties go to a random
+    /// one. `now` decides which ejections are over.
+    pub fn pick(&self, tried: &[SocketAddr], now: Instant) -> Option<Arc<Endpoint>> {
+        let candidates = || self.endpoints.iter().filter(|e| !tried.contains(&e.addr));
+        least_loaded(candidates().filter(|e| !e.is_ejected(now)))
+            .or_else(|| least_loaded(candidates()))
+            .cloned()
     }
+}
+
+/// The endpoint with the fewest outstanding requests, a random one of
+/// those tied; each counter is read once, as they move under our feet.
+fn least_loaded<'a>(
+    endpoints: impl Iterator<Item = &'a Arc<Endpoint>>,
+) -> Option<&'a Arc<Endpoint>> {
+    let mut least = u32::MAX;
+    let mut ties = 0usize;
+    let mut chosen = None;
+    for endpoint in endpoints {
+        let load = endpoint.outstanding();
+        if load < least {
+            (least, ties, chosen) = (load, 1, Some(endpoint));
+        } else if load == least {
+            // Reservoir sampling: each tie ends up chosen with equal odds.
+            ties += 1;
+            if rand::random_range(0..ties) == 0 {
+                chosen = Some(endpoint);
+            }
+        }
+    }
+    chosen
 }
 
 /// One service in the table.
@@ -200,7 +202,7 @@ pub struct Builder {
 impl Default for Builder {
     fn default() -> Builder {
         Builder {
-            known: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::default()),
             epoch: Instant::now(),
         }
     }
@@ -211,8 +213,8 @@ impl Builder {
     /// Platform names are `tenant.service`.
     pub fn build(&self, views: &Views, metrics: &Metrics, demand: &Demand) -> Table {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        let mut seen: HashMap<SocketAddr, Arc<Endpoint>> = HashMap::new();
-        let mut tenants: HashMap<String, HashMap<String, Arc<ServiceRoute>>> = HashMap::new();
+        let mut seen: HashMap<SocketAddr, Arc<Endpoint>> = HashMap::default();
+        let mut tenants: HashMap<String, HashMap<String, Arc<ServiceRoute>>> = HashMap::default();
         for (platform_name, view) in views {
             let Some((tenant, name)) = platform_name.split_once('.') else {
                 continue;
@@ -289,9 +291,15 @@ mod tests {
         let _a = Outstanding::on(r.endpoints[0].clone());
         let _b = Outstanding::on(r.endpoints[0].clone());
         let _c = Outstanding::on(r.endpoints[1].clone());
-        assert_eq!(r.pick(&[]).map(|e| e.addr.port()), Some(9002));
+        assert_eq!(
+            r.pick(&[], Instant::now()).map(|e| e.addr.port()),
+            Some(9002)
+        );
         let tried = [r.endpoints[2].addr];
-        assert_eq!(r.pick(&tried).map(|e| e.addr.port()), Some(9001));
+        assert_eq!(
+            r.pick(&tried, Instant::now()).map(|e| e.addr.port()),
+            Some(9001)
+        );
     }
 
     #[test]
@@ -299,13 +307,16 @@ mod tests {
         let r = route(2);
         assert!(r.endpoints[0].failed(true));
         for _ in 0..20 {
-            assert_eq!(r.pick(&[]).map(|e| e.addr.port()), Some(9001));
+            assert_eq!(
+                r.pick(&[], Instant::now()).map(|e| e.addr.port()),
+                Some(9001)
+            );
         }
         // Uncertain failures eject only after a streak.
         assert!(!r.endpoints[1].failed(false));
         assert!(!r.endpoints[1].failed(false));
         assert!(r.endpoints[1].failed(false));
         // Every replica ejected: still pick one rather than fail.
-        assert!(r.pick(&[]).is_some());
+        assert!(r.pick(&[], Instant::now()).is_some());
     }
 }

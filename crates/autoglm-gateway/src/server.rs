@@ -11,10 +11,11 @@ use bytes::{Bytes, BytesMut};
 use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep};
-use tokio_util::sync::CancellationToken;
+use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::Inner;
+use crate::deadline::{Deadlines, Elapsed};
 use crate::proxy::{self, Answer, Relayed};
 use crate::reply::{Local, Protocol, Refused};
 use crate::upstream::Pool;
@@ -33,6 +34,10 @@ struct Connection {
     stream: TcpStream,
     buf: BytesMut,
     out: BytesMut,
+    deadlines: Deadlines,
+    /// Ends when the gateway shuts down; kept across requests, since making
+    /// one per wait costs a registration each time.
+    shutdown: std::pin::Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 /// Serves requests on `stream` until the client leaves, a request asks to
@@ -44,16 +49,17 @@ pub async fn serve(
     peer: SocketAddr,
     shutdown: CancellationToken,
 ) {
+    let mut idle_since = Instant::now();
     let mut conn = Connection {
         stream,
         buf: BytesMut::with_capacity(READ_CHUNK),
         out: BytesMut::with_capacity(READ_CHUNK),
+        deadlines: Deadlines::new(idle_since + IDLE_TIMEOUT),
+        shutdown: Box::pin(shutdown.clone().cancelled_owned()),
     };
-    let timer = tokio::time::sleep(IDLE_TIMEOUT);
-    tokio::pin!(timer);
     loop {
         let head = match conn
-            .read_head(inner.config.header_timeout, timer.as_mut(), &shutdown)
+            .read_head(inner.config.header_timeout, idle_since)
             .await
         {
             Ok(Some(head)) => head,
@@ -77,7 +83,7 @@ pub async fn serve(
         let body_read = body.read_or_drop();
         let close = !head.keep_alive || !body_read || shutdown.is_cancelled();
         let to_head = head.method() == "HEAD";
-        let kept = match answer {
+        let ended = match answer {
             // HTTP/1.0 closes unless the answer says otherwise.
             Answer::Local(local) => {
                 let keep_alive_1_0 = !close && head.minor_version == 0;
@@ -89,11 +95,15 @@ pub async fn serve(
                     .await
             }
         };
+        // Idle from the end of the last write: a slow reader's time counts
+        // as the answer's, not as idleness.
+        let ended = ended.then(Instant::now);
         if !body_read {
             conn.linger().await;
         }
-        if close || !kept {
-            return;
+        match ended {
+            Some(at) if !close => idle_since = at,
+            _ => return,
         }
     }
 }
@@ -169,6 +179,16 @@ impl RequestBody<'_> {
         }
     }
 
+    /// Runs `future` to its end on the connection's timer, unless
+    /// `deadline` passes first.
+    pub async fn within<F: std::future::Future>(
+        &mut self,
+        deadline: Instant,
+        future: F,
+    ) -> Result<F::Output, Elapsed> {
+        self.conn.deadlines.within(deadline, future).await
+    }
+
     /// Whether the body is out of the way of the next request: read, or
     /// unread but already here in full (it is then dropped).
     fn read_or_drop(&mut self) -> bool {
@@ -187,12 +207,12 @@ impl RequestBody<'_> {
 
 impl Connection {
     /// The next request's head; `None` when the client leaves, stays idle
-    /// too long, or the gateway shuts down between requests.
+    /// too long (counted from `idle_since`), or the gateway shuts down
+    /// between requests.
     async fn read_head(
         &mut self,
         header_timeout: Duration,
-        mut timer: std::pin::Pin<&mut Sleep>,
-        shutdown: &CancellationToken,
+        idle_since: Instant,
     ) -> Result<Option<RequestHead>, Refused> {
         // When the first bytes of an incomplete head were seen.
         let mut began = None;
@@ -222,20 +242,25 @@ impl Connection {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(_) => return Ok(None),
             }
-            let deadline = match began {
-                Some(began) => began + header_timeout,
-                None => Instant::now() + IDLE_TIMEOUT,
-            };
-            timer.as_mut().reset(deadline);
-            tokio::select! {
-                read = self.stream.read_buf(&mut self.buf) => match read {
-                    Ok(0) | Err(_) => return Ok(None),
-                    Ok(_) => {}
-                },
-                () = timer.as_mut() => {
-                    if began.is_none() {
-                        return Ok(None);
+            let read = match began {
+                Some(began) => {
+                    let read = self.stream.read_buf(&mut self.buf);
+                    self.deadlines.within(began + header_timeout, read).await
+                }
+                None => {
+                    let read = self.stream.read_buf(&mut self.buf);
+                    tokio::select! {
+                        biased;
+                        read = self.deadlines.within(idle_since + IDLE_TIMEOUT, read) => read,
+                        () = self.shutdown.as_mut() => return Ok(None),
                     }
+                }
+            };
+            match read {
+                Ok(Ok(0) | Err(_)) => return Ok(None),
+                Ok(Ok(_)) => {}
+                Err(_) if began.is_none() => return Ok(None),
+                Err(_) => {
                     return Err(Refused::new(
                         StatusCode::REQUEST_TIMEOUT,
                         "header_timeout",
@@ -245,14 +270,14 @@ impl Connection {
                         ),
                     ));
                 }
-                () = shutdown.cancelled(), if began.is_none() => return Ok(None),
             }
         }
     }
 
     /// Reads more of a request body, before `deadline`.
     async fn fill_by(&mut self, deadline: Instant) -> Result<(), BodyError> {
-        match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
+        let read = self.stream.read_buf(&mut self.buf);
+        match self.deadlines.within(deadline, read).await {
             Err(_) => Err(BodyError::Timeout),
             Ok(Ok(0)) => Err(BodyError::Unreadable(
                 "the client closed the connection mid-body".into(),
@@ -304,7 +329,8 @@ impl Connection {
     ) -> bool {
         let Relayed {
             head: upstream,
-            headers,
+            version,
+            remaining,
             mut relay,
         } = relayed;
         let bodiless = to_head || matches!(upstream.status, 204 | 304);
@@ -315,12 +341,21 @@ impl Connection {
             None => Framing::UntilClose,
         };
         let close = close || framing == Framing::UntilClose;
-        let mut extra: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        if !close && minor_version == 0 {
-            extra.push(("connection", "keep-alive"));
+        let mut digits = Default::default();
+        // Four rate-limit fields, the version, and keep-alive at most.
+        let mut extra = [("", ""); 6];
+        let mut added = 0;
+        let keep_alive_1_0 = (!close && minor_version == 0).then_some(("connection", "keep-alive"));
+        for field in remaining
+            .fields(&mut digits)
+            .chain([(crate::VERSION_HEADER, version.as_str())])
+            .chain(keep_alive_1_0)
+        {
+            extra[added] = field;
+            added += 1;
         }
         self.out.clear();
-        upstream.write_downstream(&mut self.out, &extra, framing, close);
+        upstream.write_downstream(&mut self.out, &extra[..added], framing, close);
         loop {
             // What already arrived goes out in one write (the first time,
             // with the head).

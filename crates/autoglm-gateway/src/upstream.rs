@@ -2,12 +2,13 @@
 //! written in one go, the response head read, and the body handed on as it
 //! arrives; a connection goes back to the pool once its body is read whole.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use foldhash::HashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -97,11 +98,11 @@ impl Pool {
         }
     }
 
-    fn take(&self, addr: SocketAddr) -> Option<Conn> {
+    fn take(&self, addr: SocketAddr, now: Instant) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let conns = idle.get_mut(&addr)?;
         while let Some(conn) = conns.pop_back() {
-            if conn.idle_since.elapsed() < IDLE_TIMEOUT {
+            if now.saturating_duration_since(conn.idle_since) < IDLE_TIMEOUT {
                 return Some(conn);
             }
         }
@@ -130,16 +131,18 @@ impl Pool {
     /// have been closed by the replica (closed or reset before a single byte
     /// of an answer, as an idle connection is), the request is sent once
     /// more, on a new connection, and the replica's other unused
-    /// connections are forgotten: they are likely closed too.
+    /// connections are forgotten: they are likely closed too. `now` is
+    /// the time of sending, as the caller read it.
     pub async fn exchange(
         self: &Arc<Pool>,
         addr: SocketAddr,
         request: &[u8],
         to_head: bool,
+        now: Instant,
     ) -> Result<(ResponseHead, UpstreamBody), UpstreamError> {
         let mut resent = false;
         loop {
-            let pooled = if resent { None } else { self.take(addr) };
+            let pooled = if resent { None } else { self.take(addr, now) };
             let (mut conn, reused) = match pooled {
                 Some(conn) => (conn, true),
                 None => (connect(addr).await?, false),

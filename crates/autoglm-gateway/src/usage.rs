@@ -2,27 +2,35 @@
 //! and minute, summed in memory and added to the store in one transaction
 //! every [`FLUSH_INTERVAL`], so that a request costs no write of its own.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use autoglm_core::security::UsageRecord;
 use autoglm_store::{Store, UsageDelta, usage};
-use chrono::{DateTime, DurationRound, Utc};
+use chrono::DateTime;
 
 /// How often sums are written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Tenant, credential, service and version joined by [`SEP`] (none of them
-/// may contain it: they are DNS labels and key ids), and the minute: one
-/// allocation per request instead of four.
-type Key = (String, DateTime<Utc>);
+/// Tenant, credential, service, version and the minute's Unix time,
+/// joined by [`SEP`]: one string, so that a request looks its sums up
+/// without allocating. Tenant, service and version are DNS labels, so
+/// they are read from the ends and whatever lies between is the credential
+/// (a user's name may contain anything).
+type Key = Box<str>;
 const SEP: char = '\u{1f}';
+
+thread_local! {
+    /// Where each thread joins the key it looks up.
+    static JOINED: RefCell<String> = const { RefCell::new(String::new()) };
+}
 
 /// Sums waiting to be written.
 #[derive(Debug, Default)]
 pub struct Usage {
-    pending: Mutex<HashMap<Key, [u64; 3]>>,
+    pending: Mutex<HashMap<Key, [u64; 3], foldhash::fast::RandomState>>,
 }
 
 /// One answered request.
@@ -42,26 +50,62 @@ pub struct Used<'a> {
     pub completion_tokens: u64,
 }
 
+/// The store's record of one key's sums.
+fn delta(key: &str, sums: [u64; 3]) -> UsageDelta {
+    let (rest, minute) = key.rsplit_once(SEP).unwrap_or_default();
+    let (rest, version) = rest.rsplit_once(SEP).unwrap_or_default();
+    let (rest, service) = rest.rsplit_once(SEP).unwrap_or_default();
+    let (tenant, credential) = rest.split_once(SEP).unwrap_or_default();
+    UsageDelta {
+        tenant: tenant.to_owned(),
+        record: UsageRecord {
+            minute: minute
+                .parse()
+                .ok()
+                .and_then(|s| DateTime::from_timestamp(s, 0))
+                .unwrap_or_default(),
+            key: credential.to_owned(),
+            service: service.to_owned(),
+            version: version.to_owned(),
+            requests: sums[0],
+            prompt_tokens: sums[1],
+            completion_tokens: sums[2],
+        },
+    }
+}
+
 impl Usage {
     /// Counts one answered request.
-    pub fn record(&self, used: Used<'_>, at: DateTime<Utc>) {
-        let minute = at
-            .duration_trunc(chrono::Duration::minutes(1))
-            .unwrap_or(at);
-        let parts = [used.tenant, used.credential, used.service, used.version];
-        let mut joined = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
-        for (i, part) in parts.iter().enumerate() {
-            if i > 0 {
-                joined.push(SEP);
+    /// Counts one answered request, in the minute of `at`.
+    pub fn record(&self, used: Used<'_>, at: SystemTime) {
+        let seconds = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut minute = itoa::Buffer::new();
+        let parts = [
+            used.tenant,
+            used.credential,
+            used.service,
+            used.version,
+            minute.format(seconds - seconds % 60),
+        ];
+        JOINED.with_borrow_mut(|joined| {
+            joined.clear();
+            for (i, part) in parts.iter().enumerate() {
+                if i > 0 {
+                    joined.push(SEP);
+                }
+                joined.push_str(part);
             }
-            joined.push_str(part);
-        }
-        let key = (joined, minute);
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let sums = pending.entry(key).or_default();
-        sums[0] += 1;
-        sums[1] += used.prompt_tokens;
-        sums[2] += used.completion_tokens;
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let sums = match pending.get_mut(joined.as_str()) {
+                Some(sums) => sums,
+                None => pending.entry(joined.as_str().into()).or_default(),
+            };
+            sums[0] += 1;
+            sums[1] += used.prompt_tokens;
+            sums[2] += used.completion_tokens;
+        });
     }
 
     /// Writes what is pending; on failure it is kept for the next flush.
@@ -70,25 +114,7 @@ impl Usage {
         if taken.is_empty() {
             return Ok(0);
         }
-        let batch: Vec<UsageDelta> = taken
-            .iter()
-            .map(|((joined, minute), s)| {
-                let mut parts = joined.split(SEP).map(str::to_owned);
-                let mut next = || parts.next().unwrap_or_default();
-                UsageDelta {
-                    tenant: next(),
-                    record: UsageRecord {
-                        minute: *minute,
-                        key: next(),
-                        service: next(),
-                        version: next(),
-                        requests: s[0],
-                        prompt_tokens: s[1],
-                        completion_tokens: s[2],
-                    },
-                }
-            })
-            .collect();
+        let batch: Vec<UsageDelta> = taken.iter().map(|(key, sums)| delta(key, *sums)).collect();
         match store.bookkeeping(|tx| usage::add_usage(tx, &batch)) {
             Ok(()) => Ok(batch.len()),
             Err(e) => {
@@ -118,5 +144,57 @@ impl Usage {
                 Err(e) => tracing::error!(error = %e, "usage flush panicked"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_summed_per_key_and_minute_and_read_back_whole() {
+        let usage = Usage::default();
+        let used = |credential, prompt_tokens| Used {
+            tenant: "acme",
+            credential,
+            service: "chat",
+            version: "2",
+            prompt_tokens,
+            completion_tokens: 1,
+        };
+        let at = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        let odd = "user:a\u{1f}b";
+        usage.record(used("k1", 3), at(1_800_000_000));
+        usage.record(used("k1", 4), at(1_800_000_059));
+        usage.record(used("k1", 5), at(1_800_000_061));
+        usage.record(used(odd, 6), at(1_800_000_000));
+        let pending = usage.pending.lock().unwrap();
+        let mut deltas: Vec<UsageDelta> = pending.iter().map(|(k, s)| delta(k, *s)).collect();
+        deltas.sort_by_key(|d| (d.record.key.clone(), d.record.minute));
+        let seen: Vec<_> = deltas
+            .iter()
+            .map(|d| {
+                let r = &d.record;
+                let minute = r.minute.timestamp();
+                let sums = (r.requests, r.prompt_tokens, r.completion_tokens);
+                (
+                    d.tenant.as_str(),
+                    r.key.as_str(),
+                    r.service.as_str(),
+                    r.version.as_str(),
+                    minute,
+                    sums,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("acme", "k1", "chat", "2", 1_800_000_000, (2, 7, 2)),
+                ("acme", "k1", "chat", "2", 1_800_000_060, (1, 5, 1)),
+                ("acme", odd, "chat", "2", 1_800_000_000, (1, 6, 1)),
+            ]
+        );
     }
 }

@@ -9,6 +9,7 @@
 //! costs (see docs/benchmarks.md).
 
 use std::fmt::Write as _;
+use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
 
@@ -314,9 +315,9 @@ impl RequestHead {
     /// Takes one complete request head off the front of `buf`; `None` until
     /// all of it has arrived.
     pub fn parse(buf: &mut BytesMut) -> Result<Option<RequestHead>, WireError> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_FIELDS];
-        let mut req = httparse::Request::new(&mut headers);
-        let len = match req.parse(buf) {
+        let mut headers = [const { MaybeUninit::uninit() }; MAX_FIELDS];
+        let mut req = httparse::Request::new(&mut []);
+        let len = match req.parse_with_uninit_headers(buf, &mut headers) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
                 return Err(WireError::HeadTooLarge);
@@ -421,7 +422,7 @@ impl RequestHead {
             "GET" | "HEAD" | "DELETE" | "OPTIONS" | "TRACE"
         );
         if !body.is_empty() || !bodiless_method {
-            let _ = write!(Fmt(out), "content-length: {}\r\n", body.len());
+            content_length(out, body.len() as u64);
         }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(body);
@@ -447,9 +448,14 @@ impl ResponseHead {
     /// arrived. `to_head` says the request was HEAD, whose answer has no body.
     pub fn parse(buf: &mut BytesMut, to_head: bool) -> Result<Option<ResponseHead>, WireError> {
         loop {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_FIELDS];
-            let mut resp = httparse::Response::new(&mut headers);
-            let len = match resp.parse(buf) {
+            let mut headers = [const { MaybeUninit::uninit() }; MAX_FIELDS];
+            let mut resp = httparse::Response::new(&mut []);
+            let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                &mut resp,
+                buf,
+                &mut headers,
+            );
+            let len = match parsed {
                 Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
                 Ok(httparse::Status::Complete(_)) => return Err(WireError::HeadTooLarge),
                 Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
@@ -503,7 +509,9 @@ impl ResponseHead {
         close: bool,
     ) {
         out.reserve(self.head.bytes.len() + 128);
-        let _ = write!(Fmt(out), "HTTP/1.1 {} ", self.status);
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
+        out.extend_from_slice(b" ");
         out.extend_from_slice(self.head.at(self.reason));
         out.extend_from_slice(b"\r\n");
         self.head.write_fields(out, &[], extra);
@@ -516,7 +524,7 @@ impl ResponseHead {
 pub fn framing_fields(out: &mut BytesMut, framing: Framing, close: bool) {
     match framing {
         Framing::Length(n) => {
-            let _ = write!(Fmt(out), "content-length: {n}\r\n");
+            content_length(out, n);
         }
         Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         Framing::Empty | Framing::UntilClose => {}
@@ -543,6 +551,15 @@ pub fn field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
+}
+
+/// Writes a Content-Length field.
+fn content_length(out: &mut BytesMut, length: u64) {
+    field(
+        out,
+        b"content-length",
+        itoa::Buffer::new().format(length).as_bytes(),
+    );
 }
 
 /// Writes `data` as one chunk of a chunked body.

@@ -358,9 +358,13 @@ async fn rate_limits_admit_the_configured_amount_and_usage_is_counted() {
     let (id, key) = env
         .key(json!({"rate_limit": {"tokens_per_minute": 30}}))
         .await;
-    for _ in 0..2 {
+    // An answer tells what was left when it was admitted.
+    for left in ["30", "10"] {
         let r = env.chat(&key, "echo").send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["x-ratelimit-limit-tokens"], "30");
+        assert_eq!(r.headers()["x-ratelimit-remaining-tokens"], left);
+        assert_eq!(r.headers()["x-autoglm-version"], "1");
         r.bytes().await.unwrap();
         // Tokens are charged as the answer ends, just after the client has it.
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -465,7 +469,14 @@ fn raw(gateway: &str) -> TcpStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_input_gets_a_clear_4xx_and_disturbs_no_one() {
     let (env, _home) = Env::with_echo(
-        &["--body-timeout", "5", "--header-timeout", "5"],
+        &[
+            "--body-timeout",
+            "5",
+            "--header-timeout",
+            "5",
+            "--request-timeout",
+            "2",
+        ],
         1,
         one_version(1),
         1,
@@ -512,6 +523,14 @@ async fn bad_input_gets_a_clear_4xx_and_disturbs_no_one() {
                 .body("{not json"),
             StatusCode::BAD_REQUEST,
             "invalid_json",
+        ),
+        (
+            post("/v1/chat/completions")
+                .bearer_auth(&token)
+                .header("x-test-delay-ms", "4000")
+                .json(&chat),
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
         ),
         (
             post("/v1/chat/completions")
