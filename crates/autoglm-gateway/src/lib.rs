@@ -55,7 +55,8 @@ pub const STICKY_HEADER: &str = "x-autoglm-sticky-key";
 /// The gateway's settings.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Longest wait for a replica's response headers.
+    /// Longest wait for a replica's response headers, and then between two
+    /// pieces of its body (a stalled answer is cut short).
     pub request_timeout: Duration,
     /// Largest request body.
     pub body_limit: usize,

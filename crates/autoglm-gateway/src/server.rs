@@ -28,6 +28,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 const LINGER: Duration = Duration::from_millis(500);
 /// Read buffer size.
 const READ_CHUNK: usize = 16 * 1024;
+/// How long a client may take to make room for more of an answer (as
+/// nginx's `send_timeout`): one that stops reading is let go.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One client connection.
 struct Connection {
@@ -91,7 +94,8 @@ pub async fn serve(
                     .await
             }
             Answer::Relayed(relayed) => {
-                conn.write_relayed(*relayed, head.minor_version, to_head, close)
+                let stall = inner.config.request_timeout;
+                conn.write_relayed(*relayed, head.minor_version, to_head, close, stall)
                     .await
             }
         };
@@ -141,11 +145,13 @@ impl RequestBody<'_> {
             Framing::Chunked => None,
         };
         if std::mem::take(&mut self.expect_continue) && self.minor_version >= 1 {
-            self.conn
-                .stream
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await
-                .map_err(|e| BodyError::Unreadable(e.to_string()))?;
+            let conn = &mut *self.conn;
+            let continued = b"HTTP/1.1 100 Continue\r\n\r\n";
+            if !send(&conn.stream, &mut conn.deadlines, continued, SEND_TIMEOUT).await {
+                return Err(BodyError::Unreadable(
+                    "the client did not take 100 Continue".into(),
+                ));
+            }
         }
         // Only a body still on its way needs the clock.
         let mut deadline = None;
@@ -314,11 +320,12 @@ impl Connection {
         if !to_head {
             out.extend_from_slice(&local.body);
         }
-        self.stream.write_all(out).await.is_ok()
+        send(&self.stream, &mut self.deadlines, out, SEND_TIMEOUT).await
     }
 
     /// Writes a replica's answer, its body passed on as it arrives; false
-    /// when the connection must close (either side failed, or the body is
+    /// when the connection must close (either side failed or stalled for
+    /// longer than `stall` — the answer is then cut short — or the body is
     /// delimited by closing).
     async fn write_relayed(
         &mut self,
@@ -326,6 +333,7 @@ impl Connection {
         minor_version: u8,
         to_head: bool,
         close: bool,
+        stall: Duration,
     ) -> bool {
         let Relayed {
             head: upstream,
@@ -369,7 +377,7 @@ impl Connection {
             if relay.finished() && framing == Framing::Chunked {
                 self.out.extend_from_slice(wire::LAST_CHUNK);
             }
-            if self.stream.write_all(&self.out).await.is_err() {
+            if !send(&self.stream, &mut self.deadlines, &self.out, SEND_TIMEOUT).await {
                 return false;
             }
             self.out.clear();
@@ -377,10 +385,12 @@ impl Connection {
                 // A body delimited by closing is only complete once closed.
                 return !close;
             }
-            match relay.next().await {
-                Some(Ok(data)) => frame(&mut self.out, framing, &data),
-                None => {}
-                Some(Err(_)) => return false,
+            // Nothing is at hand: the replica is still working on it.
+            let next = relay.next();
+            match self.deadlines.within(Instant::now() + stall, next).await {
+                Ok(Some(Ok(data))) => frame(&mut self.out, framing, &data),
+                Ok(None) => {}
+                Ok(Some(Err(_))) | Err(_) => return false,
             }
         }
     }
@@ -400,11 +410,76 @@ impl Connection {
     }
 }
 
+/// Writes all of `bytes`, unless the peer makes no room for `timeout` at a
+/// time; false when it failed. Most often the socket takes it all at once,
+/// and then no clock is read.
+async fn send(
+    stream: &TcpStream,
+    deadlines: &mut Deadlines,
+    mut bytes: &[u8],
+    timeout: Duration,
+) -> bool {
+    while !bytes.is_empty() {
+        match stream.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let room = stream.writable();
+                if !matches!(
+                    deadlines.within(Instant::now() + timeout, room).await,
+                    Ok(Ok(()))
+                ) {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
 /// Appends `data` to `out` as the body's framing has it.
 fn frame(out: &mut BytesMut, framing: Framing, data: &[u8]) {
     match framing {
         Framing::Chunked => wire::chunk(out, data),
         Framing::Empty => {}
         Framing::Length(_) | Framing::UntilClose => out.extend_from_slice(data),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A connected pair of sockets: (ours, the peer's).
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap());
+        let (ours, accepted) = tokio::join!(ours, listener.accept());
+        (ours.unwrap(), accepted.unwrap().0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stops_reading_is_let_go_and_one_that_reads_gets_everything() {
+        // Far more than the sockets' buffers hold.
+        let answer = vec![b'x'; 64 * 1024 * 1024];
+        let mut timer = Deadlines::new(Instant::now() + Duration::from_secs(600));
+
+        let (ours, _idle_peer) = pair().await;
+        let started = Instant::now();
+        assert!(!send(&ours, &mut timer, &answer, Duration::from_secs(60)).await);
+        assert!(started.elapsed() >= Duration::from_secs(60));
+
+        let (ours, mut peer) = pair().await;
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).await.unwrap();
+            got.len()
+        });
+        assert!(send(&ours, &mut timer, &answer, Duration::from_secs(60)).await);
+        drop(ours);
+        assert_eq!(reader.await.unwrap(), answer.len());
     }
 }

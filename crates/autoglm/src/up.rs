@@ -36,7 +36,7 @@ pub struct UpArgs {
 /// The gateway's flags, shared by `autoglm up` and `autoglm gateway`.
 #[derive(Debug, clap::Args)]
 pub struct GatewayArgs {
-    /// Longest the gateway waits for a replica's response headers, in seconds.
+    /// Longest the gateway waits for a replica's response headers, and then between two pieces of its body, in seconds.
     #[arg(long, default_value_t = 600)]
     pub request_timeout: u64,
     /// Longest a request is held while its version has no ready replica, in seconds.

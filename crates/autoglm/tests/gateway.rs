@@ -563,6 +563,24 @@ async fn bad_input_gets_a_clear_4xx_and_disturbs_no_one() {
         let (got, c) = code(req.send().await.unwrap()).await;
         assert_eq!((got, c.as_str()), (status, expected));
     }
+    // A replica that stalls mid-stream for longer than the request timeout:
+    // the answer is cut short, not left hanging.
+    let stalled = post("/v1/chat/completions")
+        .bearer_auth(&token)
+        .header("x-test-stall-ms", "6000")
+        .json(&json!({"model": "echo", "stream": true, "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stalled.status(), StatusCode::OK);
+    let waited = Instant::now();
+    let cut = stalled.bytes().await;
+    assert!(cut.is_err(), "a stalled stream ended as if whole: {cut:?}");
+    assert!(
+        waited.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        waited.elapsed()
+    );
     // An oversized body is refused from its announced length, before it is sent;
     // one that hides its length is cut off at the limit.
     let mut big = raw(&gw);
