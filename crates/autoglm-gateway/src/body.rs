@@ -1,7 +1,8 @@
 //! The answer's body on its way to the client: frames pass through as they
 //! come (a stream is never buffered whole), while a copy is scanned for the
-//! token usage the runtime reports. When the body ends, or the client goes
-//! away, the request's bookkeeping runs once with what was seen.
+//! token usage the runtime reports. Once the body has been written out, or
+//! the client went away, the request's bookkeeping runs once with what was
+//! seen.
 
 use std::time::Instant;
 
@@ -60,7 +61,7 @@ pub struct Outcome {
     pub complete: bool,
     /// Usage, when the answer reported it.
     pub tokens: Option<Tokens>,
-    /// When it ended.
+    /// When the answer's last write was done.
     pub at: Instant,
 }
 
@@ -74,6 +75,8 @@ pub struct Relay {
     copy: BytesMut,
     tokens: Option<Tokens>,
     finish: Option<Finish>,
+    /// Set once the body is passed on whole (true) or failed (false).
+    ended: Option<bool>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -91,6 +94,7 @@ impl Relay {
             copy: BytesMut::new(),
             tokens: None,
             finish: Some(finish),
+            ended: None,
         }
     }
 
@@ -105,7 +109,7 @@ impl Relay {
 
     /// Whether the body has been passed on whole (or failed).
     pub fn finished(&self) -> bool {
-        self.finish.is_none()
+        self.ended.is_some()
     }
 
     /// The next piece to pass on from what already arrived, without
@@ -182,17 +186,13 @@ impl Relay {
     }
 
     fn done(&mut self, complete: bool) {
-        if let Some(finish) = self.finish.take() {
+        if self.ended.is_none() {
             if complete && self.scan == Scan::Json && self.copy.len() <= MAX_SCANNED {
                 self.tokens = serde_json::from_slice::<UsagePeek>(&self.copy)
                     .ok()
                     .and_then(|p| p.usage);
             }
-            finish(Outcome {
-                complete,
-                tokens: self.tokens,
-                at: Instant::now(),
-            });
+            self.ended = Some(complete);
         }
     }
 
@@ -244,10 +244,21 @@ fn mentions_usage(data: &[u8]) -> bool {
     data.windows(7).any(|w| w == b"\"usage\"")
 }
 
+/// The bookkeeping runs here, once the relay is put away: after the answer's
+/// last write, so that it is not on the way of the answer.
 impl Drop for Relay {
     fn drop(&mut self) {
-        let complete = self.inner.ended() && !self.holds_back();
-        self.done(complete);
+        if self.ended.is_none() {
+            let complete = self.inner.ended() && !self.holds_back();
+            self.done(complete);
+        }
+        if let Some(finish) = self.finish.take() {
+            finish(Outcome {
+                complete: self.ended == Some(true),
+                tokens: self.tokens,
+                at: Instant::now(),
+            });
+        }
     }
 }
 
