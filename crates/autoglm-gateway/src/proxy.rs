@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::auth::Caller;
 use crate::body::{Finish, Outcome, Relay, Scan};
 use crate::limits::Remaining;
-use crate::metrics::{RequestLabels, VersionLabels};
+use crate::metrics::RequestLabels;
 use crate::reply::{Local, Protocol, Refused, json};
 use crate::routes::{Outstanding, ServiceRoute, Table};
 use crate::server::{BodyError, RequestBody};
@@ -243,7 +243,7 @@ async fn forward(
     };
     let version = service.versions[index].version.clone();
     labels.version.clone_from(&version);
-    let service = hold(inner, &caller, &target.service, service, &version).await?;
+    let service = hold(inner, &caller, &target.service, service, index).await?;
     let route = service
         .versions
         .iter()
@@ -538,26 +538,27 @@ async fn read_body(inner: &Inner, body: &mut RequestBody<'_>) -> Result<Bytes, R
         })
 }
 
-/// Waits, when the version has no ready replica, until one is ready (the
-/// scheduler is told through the demand it sees), within the hold timeout and
-/// the bound on waiting requests.
+/// Waits, when the version at `index` has no ready replica, until one is
+/// ready (the scheduler is told through the demand it sees), within the hold
+/// timeout and the bound on waiting requests.
 async fn hold(
     inner: &Inner,
     caller: &Caller,
     service_name: &str,
     service: Arc<ServiceRoute>,
-    version: &str,
+    index: usize,
 ) -> Result<Arc<ServiceRoute>, Refused> {
+    let chosen = &service.versions[index];
+    if !chosen.endpoints.is_empty() {
+        return Ok(service);
+    }
+    let version = chosen.version.as_str();
     let ready = |s: &ServiceRoute| {
         s.versions
             .iter()
             .any(|v| v.version == version && !v.endpoints.is_empty())
     };
-    if ready(&service) {
-        return Ok(service);
-    }
-    let demand = inner.demand.of(&service.platform_name, version);
-    let Some(_waiting) = inner.demand.wait(&demand, inner.config.max_waiting) else {
+    let Some(_waiting) = inner.demand.wait(&chosen.demand, inner.config.max_waiting) else {
         return Err(Refused::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "too_many_waiting",
@@ -568,11 +569,7 @@ async fn hold(
         )
         .retry_after(5));
     };
-    let gauge = inner.metrics.waiting(&VersionLabels {
-        tenant: caller.tenant.to_string(),
-        model: service_name.to_owned(),
-        version: version.to_owned(),
-    });
+    let gauge = inner.metrics.waiting(&chosen.metrics.labels);
     gauge.inc();
     let mut table = inner.table.clone();
     let found = tokio::time::timeout(inner.config.hold_timeout, async {

@@ -162,8 +162,6 @@ fn least_loaded<'a>(
 /// One service in the table.
 #[derive(Debug)]
 pub struct ServiceRoute {
-    /// The platform's name (`tenant.service`), the key of its demand.
-    pub platform_name: String,
     /// Its versions in spec order.
     pub versions: Vec<VersionRoute>,
 }
@@ -245,13 +243,10 @@ impl Builder {
                         .collect(),
                 })
                 .collect();
-            tenants.entry(tenant.to_owned()).or_default().insert(
-                name.to_owned(),
-                Arc::new(ServiceRoute {
-                    platform_name: platform_name.clone(),
-                    versions,
-                }),
-            );
+            tenants
+                .entry(tenant.to_owned())
+                .or_default()
+                .insert(name.to_owned(), Arc::new(ServiceRoute { versions }));
         }
         // A port that comes back later is a new replica: forget the old state.
         *known = seen;

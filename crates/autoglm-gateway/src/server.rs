@@ -147,7 +147,7 @@ impl RequestBody<'_> {
         if std::mem::take(&mut self.expect_continue) && self.minor_version >= 1 {
             let conn = &mut *self.conn;
             let continued = b"HTTP/1.1 100 Continue\r\n\r\n";
-            if !send(&conn.stream, &mut conn.deadlines, continued, SEND_TIMEOUT).await {
+            if !send(&conn.stream, &mut conn.deadlines, continued).await {
                 return Err(BodyError::Unreadable(
                     "the client did not take 100 Continue".into(),
                 ));
@@ -320,7 +320,7 @@ impl Connection {
         if !to_head {
             out.extend_from_slice(&local.body);
         }
-        send(&self.stream, &mut self.deadlines, out, SEND_TIMEOUT).await
+        send(&self.stream, &mut self.deadlines, out).await
     }
 
     /// Writes a replica's answer, its body passed on as it arrives; false
@@ -377,7 +377,7 @@ impl Connection {
             if relay.finished() && framing == Framing::Chunked {
                 self.out.extend_from_slice(wire::LAST_CHUNK);
             }
-            if !send(&self.stream, &mut self.deadlines, &self.out, SEND_TIMEOUT).await {
+            if !send(&self.stream, &mut self.deadlines, &self.out).await {
                 return false;
             }
             self.out.clear();
@@ -410,22 +410,17 @@ impl Connection {
     }
 }
 
-/// Writes all of `bytes`, unless the peer makes no room for `timeout` at a
-/// time; false when it failed. Most often the socket takes it all at once,
-/// and then no clock is read.
-async fn send(
-    stream: &TcpStream,
-    deadlines: &mut Deadlines,
-    mut bytes: &[u8],
-    timeout: Duration,
-) -> bool {
+/// Writes all of `bytes`, unless the peer makes no room for
+/// [`SEND_TIMEOUT`] at a time; false when it failed. Most often the socket
+/// takes it all at once, and then no clock is read.
+async fn send(stream: &TcpStream, deadlines: &mut Deadlines, mut bytes: &[u8]) -> bool {
     while !bytes.is_empty() {
         match stream.try_write(bytes) {
             Ok(n) => bytes = &bytes[n..],
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 let room = stream.writable();
                 if !matches!(
-                    deadlines.within(Instant::now() + timeout, room).await,
+                    deadlines.within(Instant::now() + SEND_TIMEOUT, room).await,
                     Ok(Ok(()))
                 ) {
                     return false;
@@ -469,8 +464,8 @@ mod tests {
 
         let (ours, _idle_peer) = pair().await;
         let started = Instant::now();
-        assert!(!send(&ours, &mut timer, &answer, Duration::from_secs(60)).await);
-        assert!(started.elapsed() >= Duration::from_secs(60));
+        assert!(!send(&ours, &mut timer, &answer).await);
+        assert!(started.elapsed() >= SEND_TIMEOUT);
 
         let (ours, mut peer) = pair().await;
         let reader = tokio::spawn(async move {
@@ -478,7 +473,7 @@ mod tests {
             peer.read_to_end(&mut got).await.unwrap();
             got.len()
         });
-        assert!(send(&ours, &mut timer, &answer, Duration::from_secs(60)).await);
+        assert!(send(&ours, &mut timer, &answer).await);
         drop(ours);
         assert_eq!(reader.await.unwrap(), answer.len());
     }

@@ -3,13 +3,13 @@
 //! every [`FLUSH_INTERVAL`], so that a request costs no write of its own.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use autoglm_core::security::UsageRecord;
 use autoglm_store::{Store, UsageDelta, usage};
 use chrono::DateTime;
+use foldhash::HashMap;
 
 /// How often sums are written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(2);
@@ -30,7 +30,7 @@ thread_local! {
 /// Sums waiting to be written.
 #[derive(Debug, Default)]
 pub struct Usage {
-    pending: Mutex<HashMap<Key, [u64; 3], foldhash::fast::RandomState>>,
+    pending: Mutex<HashMap<Key, [u64; 3]>>,
 }
 
 /// One answered request.

@@ -156,11 +156,7 @@ impl Head {
         }
         // Fields the Connection field names are hop-by-hop too.
         let mut named = 0u128;
-        for token in head
-            .values(Known::Connection)
-            .flat_map(|v| v.split(|b| *b == b','))
-            .map(<[u8]>::trim_ascii)
-        {
+        for token in head.tokens(Known::Connection) {
             if token.eq_ignore_ascii_case(b"close") || token.eq_ignore_ascii_case(b"keep-alive") {
                 continue;
             }
@@ -198,19 +194,23 @@ impl Head {
             .map(|f| self.at(f.value))
     }
 
-    /// Whether any comma-separated token of `kind` fields is `token`.
-    fn has_token(&self, kind: Known, token: &str) -> bool {
+    /// The comma-separated tokens of `kind` fields, trimmed, in order.
+    fn tokens(&self, kind: Known) -> impl Iterator<Item = &[u8]> {
         self.values(kind)
             .flat_map(|v| v.split(|b| *b == b','))
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+            .map(<[u8]>::trim_ascii)
+    }
+
+    /// Whether any comma-separated token of `kind` fields is `token`.
+    fn has_token(&self, kind: Known, token: &str) -> bool {
+        self.tokens(kind)
+            .any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
     }
 
     /// The body's framing from Transfer-Encoding and Content-Length.
     fn framing(&self, otherwise: Framing) -> Result<Framing, WireError> {
         let mut codings = self
-            .values(Known::TransferEncoding)
-            .flat_map(|v| v.split(|b| *b == b','))
-            .map(<[u8]>::trim_ascii)
+            .tokens(Known::TransferEncoding)
             .filter(|t| !t.is_empty())
             .peekable();
         if codings.peek().is_some() {

@@ -30,9 +30,7 @@ impl VersionDemand {
 /// Every service version's demand, by platform name and version.
 #[derive(Debug, Default)]
 pub struct Demand {
-    /// Per service, per version: looked up by name without allocating, as
-    /// the gateway does on every request.
-    versions: RwLock<HashMap<String, HashMap<String, Arc<VersionDemand>>>>,
+    versions: RwLock<HashMap<(String, String), Arc<VersionDemand>>>,
     woken: Notify,
 }
 
@@ -59,21 +57,19 @@ impl Drop for Waiting {
 impl Demand {
     /// The counters of `service`'s `version`, made on first use.
     pub fn of(&self, service: &str, version: &str) -> Arc<VersionDemand> {
+        let key = (service.to_owned(), version.to_owned());
         if let Some(d) = self
             .versions
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(service)
-            .and_then(|versions| versions.get(version))
+            .get(&key)
         {
             return d.clone();
         }
         self.versions
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(service.to_owned())
-            .or_default()
-            .entry(version.to_owned())
+            .entry(key)
             .or_default()
             .clone()
     }
@@ -107,8 +103,7 @@ impl Demand {
         self.versions
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(service)
-            .and_then(|versions| versions.get(version))
+            .get(&(service.to_owned(), version.to_owned()))
             .map(|d| (d.in_flight(), d.waiting()))
             .unwrap_or((0, 0))
     }
