@@ -884,7 +884,11 @@ async fn a_command_replica_stops_when_autoglm_up_is_killed_outright() {
     let (mut env, _home) = Env::with_echo(&[], 1, one_version(1), 1).await;
     // The platform runs the command under `autoglm supervise`: the replica's
     // pid is the supervisor's, the upstream program its child. (Read again
-    // while a replica that failed to start on a loaded machine is replaced.)
+    // while a replica that failed to start on a loaded machine is replaced,
+    // and while a just-forked child has not yet exec'd the program, when its
+    // cmdline is still the supervisor's.)
+    let cmdline =
+        |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(20);
     let (supervisor, programs) = loop {
         let status = env.wait_ready(1).await;
@@ -892,7 +896,8 @@ async fn a_command_replica_stops_when_autoglm_up_is_killed_outright() {
         let ready = ready.filter(|r| r["state"] == "ready").collect::<Vec<_>>();
         let supervisor = ready[0]["pid"].as_u64().unwrap().to_string();
         let programs = common::children(&supervisor);
-        if programs.len() == 1 || Instant::now() > deadline {
+        let settled = programs.len() == 1 && cmdline(&programs[0]).contains("openai_upstream.py");
+        if settled || Instant::now() > deadline {
             break (supervisor, programs);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -904,9 +909,9 @@ async fn a_command_replica_stops_when_autoglm_up_is_killed_outright() {
     );
     let program = programs[0].clone();
     assert!(
-        std::fs::read_to_string(format!("/proc/{program}/cmdline"))
-            .unwrap()
-            .contains("openai_upstream.py")
+        cmdline(&program).contains("openai_upstream.py"),
+        "the supervisor's child runs the command: {:?}",
+        cmdline(&program)
     );
     // SIGKILL: `up` cannot stop anything itself.
     env.up.console.child.kill().unwrap();

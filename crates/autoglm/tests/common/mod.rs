@@ -177,10 +177,27 @@ pub struct Up {
     pub lines: std::sync::mpsc::Receiver<String>,
 }
 
-/// A free-looking base port for replicas, different for each test process
-/// so that tests running side by side do not race for the same ports.
-pub fn replica_base_port() -> u16 {
-    20000 + (std::process::id() % 2000) as u16 * 20
+/// A base port for the replicas of the `autoglm up` in `home`: the same for
+/// the same home (an `up` started again takes its replicas back), and its own
+/// range for each home in a test process and for each test process, so that
+/// tests running side by side never pick the same free port at the same time
+/// (the replica that loses the race cannot bind, yet answers its ready check
+/// through the winner). Below 32768, where the kernel's ephemeral ports start.
+pub fn replica_base_port(home: &Path) -> u16 {
+    static HOMES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    const PORTS_PER_HOME: u16 = 8;
+    const HOMES_PER_PROCESS: u16 = 16;
+    let mut homes = HOMES.lock().unwrap();
+    let slot = match homes.iter().position(|h| h == home) {
+        Some(slot) => slot,
+        None => {
+            homes.push(home.to_owned());
+            homes.len() - 1
+        }
+    } as u16
+        % HOMES_PER_PROCESS;
+    let process = (std::process::id() % 96) as u16;
+    20000 + (process * HOMES_PER_PROCESS + slot) * PORTS_PER_HOME
 }
 
 impl Up {
@@ -193,7 +210,7 @@ impl Up {
 
     /// Starts `autoglm up` with `extra` flags; waits for both banners.
     pub fn start_with(home: &Path, extra: &[&str]) -> Up {
-        let base = replica_base_port().to_string();
+        let base = replica_base_port(home).to_string();
         let mut child = Command::new(BIN)
             .args(["up", "--home"])
             .arg(home)
