@@ -248,19 +248,14 @@ impl Connection {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(_) => return Ok(None),
             }
+            let read = self.stream.read_buf(&mut self.buf);
             let read = match began {
-                Some(began) => {
-                    let read = self.stream.read_buf(&mut self.buf);
-                    self.deadlines.within(began + header_timeout, read).await
-                }
-                None => {
-                    let read = self.stream.read_buf(&mut self.buf);
-                    tokio::select! {
-                        biased;
-                        read = self.deadlines.within(idle_since + IDLE_TIMEOUT, read) => read,
-                        () = self.shutdown.as_mut() => return Ok(None),
-                    }
-                }
+                Some(began) => self.deadlines.within(began + header_timeout, read).await,
+                None => tokio::select! {
+                    biased;
+                    read = self.deadlines.within(idle_since + IDLE_TIMEOUT, read) => read,
+                    () = self.shutdown.as_mut() => return Ok(None),
+                },
             };
             match read {
                 Ok(Ok(0) | Err(_)) => return Ok(None),

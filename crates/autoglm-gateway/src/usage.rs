@@ -75,7 +75,6 @@ fn delta(key: &str, sums: [u64; 3]) -> UsageDelta {
 }
 
 impl Usage {
-    /// Counts one answered request.
     /// Counts one answered request, in the minute of `at`.
     pub fn record(&self, used: Used<'_>, at: SystemTime) {
         let seconds = at

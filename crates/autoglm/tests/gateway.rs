@@ -884,9 +884,8 @@ async fn a_command_replica_stops_when_autoglm_up_is_killed_outright() {
     let (mut env, _home) = Env::with_echo(&[], 1, one_version(1), 1).await;
     // The platform runs the command under `autoglm supervise`: the replica's
     // pid is the supervisor's, the upstream program its child. (Read again
-    // while a replica that failed to start on a loaded machine is replaced,
-    // and while a just-forked child has not yet exec'd the program, when its
-    // cmdline is still the supervisor's.)
+    // while a replica that failed to start on a loaded machine is replaced:
+    // its program has exited, and until it is reaped its cmdline reads empty.)
     let cmdline =
         |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(20);
