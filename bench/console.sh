@@ -31,8 +31,7 @@
 # Knobs (environment): AUTOGLM_BIN=path  RUNS=3  DURATION=10s  THREADS=2
 #                      CONNECTIONS=16  WARMUP=3s  MODELS=1000  KEEP=1 (keep
 #                      the temporary folder with the raw wrk outputs)
-# Needs: wrk, nginx, curl, jq; strace optional (Debian: apt-get install -y wrk
-#        nginx curl jq strace)
+# Needs: wrk, nginx, curl, jq (`cargo xtask deps bench` installs them); strace optional
 set -euo pipefail
 
 RUNS=${RUNS:-3}
@@ -48,7 +47,7 @@ source "$ROOT/bench/lib.sh"
 
 for tool in wrk nginx curl jq ss; do
     command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] ||
-        die "$tool is missing (Debian: apt-get install -y wrk nginx curl jq)"
+        die "$tool is missing (cargo xtask deps bench installs it)"
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 

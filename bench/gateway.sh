@@ -30,7 +30,7 @@
 # Usage:   bench/gateway.sh
 # Knobs (environment): AUTOGLM_BIN=path RUNS=3 DURATION=10s CONNECTIONS=32
 #                      PROXY_CPU=0 LOAD_CPU=1 KEEP=1 (keep the raw outputs)
-# Needs: wrk nginx curl jq ss taskset (Debian: apt-get install -y wrk nginx curl jq util-linux)
+# Needs: wrk nginx curl jq ss taskset (`cargo xtask deps bench` installs them)
 set -euo pipefail
 
 RUNS=${RUNS:-3}
@@ -44,7 +44,7 @@ source "$ROOT/bench/lib.sh"
 
 for tool in wrk nginx curl jq ss taskset; do
     command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] ||
-        die "$tool is missing (Debian: apt-get install -y wrk nginx curl jq util-linux)"
+        die "$tool is missing (cargo xtask deps bench installs it)"
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 autoglm_bin
@@ -212,7 +212,7 @@ DECISION=$(printf '%s\n' "${DECISIONS[@]}" | median)
 
 log "autoscaling: time to first response from zero (built-in runtime, all-MiniLM-L6-v2)"
 MODELS=${AUTOGLM_MODELS:-$HOME/.cache/autoglm/models}
-[[ -f $MODELS/all-minilm-l6-v2/.complete ]] || AUTOGLM_MODELS=$MODELS sh "$ROOT/scripts/fetch-models.sh"
+AUTOGLM_MODELS=$MODELS "$AUTOGLM_BIN" fetch-models >&2
 api POST /api/v1/models '{"name": "minilm"}' >/dev/null
 api POST /api/v1/models/minilm/versions "{\"path\": \"$MODELS/all-minilm-l6-v2\"}" >/dev/null
 api POST /api/v1/services '{"apiVersion": "autoglm.io/v1alpha1", "kind": "ModelService", "metadata": {"name": "embeddings"},

@@ -9,7 +9,7 @@
 #      (pinned version and sha256), with llama.cpp's default CPU flags
 #      (GGML_NATIVE): the build lands in $CACHE/llama-server-$LCP_VERSION and
 #      is reused;
-#   3. fetches the test models (scripts/fetch-models.sh; a no-op when cached);
+#   3. fetches the test models (autoglm fetch-models; a no-op when cached);
 #   4. for each server in turn (the anchor first, then autoglm), RUNS times:
 #      start it, time start-to-ready, then measure with bench/runtime_load.py:
 #        single      one streamed greedy chat at a time, max_tokens 128:
@@ -25,8 +25,7 @@
 # Usage:   bench/runtime.sh
 # Knobs (environment): AUTOGLM_BIN=path  LLAMA_SERVER=path  RUNS=3
 #                      THREADS=$(nproc)  KEEP=1 (keep the raw results)
-# Needs: cmake, g++, python3 with pip, curl, jq (Debian: apt-get install -y
-#        cmake g++ python3-pip curl jq bc)
+# Needs: cmake, g++, python3 with pip, curl, jq, bc (`cargo xtask deps bench` installs them)
 set -euo pipefail
 
 RUNS=${RUNS:-3}
@@ -43,7 +42,7 @@ LOAD=$ROOT/bench/runtime_load.py
 source "$ROOT/bench/lib.sh"
 
 for tool in cmake g++ python3 curl jq bc ss; do
-    command -v "$tool" >/dev/null || die "$tool is missing (Debian: apt-get install -y cmake g++ python3-pip curl jq bc)"
+    command -v "$tool" >/dev/null || die "$tool is missing (cargo xtask deps bench installs it)"
 done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/autoglm-runtime-bench.XXXXXX")
@@ -85,7 +84,7 @@ if [[ -z ${LLAMA_SERVER:-} ]]; then
 fi
 
 # --- models -----------------------------------------------------------------
-"$ROOT/scripts/fetch-models.sh" >&2
+"$AUTOGLM_BIN" fetch-models >&2
 
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 log "machine: $(nproc) CPUs, $CPU_MODEL; $(uname -sr); load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -20,7 +20,7 @@
 #
 # Usage:   bench/web.sh
 # Knobs (environment): AUTOGLM_BIN=path  LOADS=50  KEEP=1
-# Needs: nginx, curl, jq (Debian: apt-get install -y nginx curl jq)
+# Needs: nginx, curl, jq (`cargo xtask deps bench` installs them)
 set -euo pipefail
 
 LOADS=${LOADS:-50}
@@ -31,7 +31,7 @@ source "$ROOT/bench/lib.sh"
 
 for tool in nginx curl jq ss; do
     command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] ||
-        die "$tool is missing (Debian: apt-get install -y nginx curl jq)"
+        die "$tool is missing (cargo xtask deps bench installs it)"
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 autoglm_bin

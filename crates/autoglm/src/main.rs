@@ -58,6 +58,9 @@ enum Command {
     Crd,
     /// Run the Kubernetes operator: keep every ModelService's children.
     Operator(operator::OperatorArgs),
+    /// Fetch the demo and test models into the model cache (`AUTOGLM_MODELS`,
+    /// else ~/.cache/autoglm/models), with progress; prints the cache's path.
+    FetchModels,
     /// Run a command runtime's program for the local platform (internal).
     #[command(hide = true)]
     Supervise(supervise::SuperviseArgs),
@@ -157,6 +160,19 @@ fn main() -> ExitCode {
             rt.block_on(operator::run(args))
         }
         Command::Supervise(args) => rt.block_on(supervise::run(args)),
+        Command::FetchModels => {
+            let cache = autoglm_models::cache_dir();
+            match autoglm_models::ensure(&cache, &autoglm_models::ALL) {
+                Ok(_) => {
+                    println!("{}", cache.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("autoglm: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Resource(command) => {
             ExitCode::from(rt.block_on(autoglm_cli::run_resource(command)) as u8)
         }

@@ -74,20 +74,7 @@ fn the_official_openai_client_chats_streams_and_embeds_through_the_gateway() {
     );
 
     // The same printed curl line works as printed.
-    let printed = curl.trim().to_owned();
-    let answer = Command::new("sh")
-        .args(["-c", &printed])
-        .current_dir(home.path())
-        .output()
-        .unwrap();
-    let body: Value = serde_json::from_slice(&answer.stdout).unwrap_or(Value::Null);
-    assert!(
-        body["choices"][0]["message"]["content"]
-            .as_str()
-            .is_some_and(|c| !c.is_empty()),
-        "{printed}\n{}",
-        String::from_utf8_lossy(&answer.stdout)
-    );
+    common::assert_printed_curl_answers(&curl, home.path());
 
     // Usage of the client's key, per service, as the runtime counted it.
     std::thread::sleep(Duration::from_millis(2500));

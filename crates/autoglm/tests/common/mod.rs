@@ -210,8 +210,14 @@ impl Up {
 
     /// Starts `autoglm up` with `extra` flags; waits for both banners.
     pub fn start_with(home: &Path, extra: &[&str]) -> Up {
+        Up::start_command(Command::new(BIN), home, extra)
+    }
+
+    /// Starts `up` with `extra` flags through `command`: an autoglm binary
+    /// with the caller's working folder and environment.
+    pub fn start_command(mut command: Command, home: &Path, extra: &[&str]) -> Up {
         let base = replica_base_port(home).to_string();
-        let mut child = Command::new(BIN)
+        let mut child = command
             .args(["up", "--home"])
             .arg(home)
             .args(["--addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0"])
@@ -297,4 +303,23 @@ pub fn children(pid: &str) -> Vec<String> {
             })
         })
         .collect()
+}
+
+/// Runs the curl line `autoglm up` printed, with `sh` as a user would paste
+/// it, in `dir`; asserts the chat answers with some text.
+pub fn assert_printed_curl_answers(printed: &str, dir: &Path) {
+    let answer = Command::new("sh")
+        .args(["-c", printed.trim()])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let body: serde_json::Value =
+        serde_json::from_slice(&answer.stdout).unwrap_or(serde_json::Value::Null);
+    assert!(
+        body["choices"][0]["message"]["content"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty()),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&answer.stdout)
+    );
 }

@@ -1,0 +1,86 @@
+//! `cargo xtask`: the README's two commands. Each checks the system packages
+//! it needs ([`system::PACKAGES`]), installs what is missing (as root) or
+//! names the one `apt-get install` to run, then calls cargo.
+//!
+//! ```text
+//! cargo xtask up [ARGS]      # cargo run --release -- up ARGS
+//! cargo xtask test [ARGS]    # cargo test --workspace ARGS
+//! cargo xtask deps build|test|bench [--check]
+//! ```
+
+mod libclang;
+mod system;
+
+use std::process::{Command, ExitCode};
+
+use system::Need;
+
+const USAGE: &str = "usage: cargo xtask up [ARGS] | test [ARGS] | deps build|test|bench [--check]";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (command, rest) = args
+        .split_first()
+        .map_or(("", &[][..]), |(c, r)| (c.as_str(), r));
+    let outcome = match command {
+        "up" => system::ensure(Need::Build)
+            .and_then(|()| cargo(&["run", "--release", "--bin", "autoglm", "--", "up"], rest)),
+        "test" => system::ensure(Need::Test).and_then(|()| cargo(&["test", "--workspace"], rest)),
+        "deps" => deps(rest),
+        _ => Err(USAGE.to_owned()),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn deps(args: &[String]) -> Result<(), String> {
+    let need = match args.first().map(String::as_str) {
+        Some("build") => Need::Build,
+        Some("test") => Need::Test,
+        Some("bench") => Need::Bench,
+        _ => return Err(USAGE.to_owned()),
+    };
+    if args.get(1).is_some_and(|a| a == "--check") {
+        let missing = system::missing(need);
+        for package in &missing {
+            println!("missing {}: {}", package.name, package.why);
+        }
+        return if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} system packages missing", missing.len()))
+        };
+    }
+    system::ensure(need)
+}
+
+/// Runs cargo (the one that runs this xtask) with `fixed` then `extra`.
+fn cargo(fixed: &[&str], extra: &[String]) -> Result<(), String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    // `cargo run` describes the xtask package to it in CARGO_PKG_* and
+    // CARGO_MANIFEST_*; build scripts that watch those (ring's) would see
+    // another package than under a plain `cargo test` and rebuild, and all
+    // that depends on them with it.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&&*name)
+        {
+            command.env_remove(&*name);
+        }
+    }
+    command.args(fixed).args(extra);
+    system::succeed(command, &format!("cargo {}", fixed.join(" ")))
+}
