@@ -1,21 +1,33 @@
 //! `cargo xtask`: the README's two commands. Each checks the system packages
 //! it needs ([`system::PACKAGES`]), installs what is missing (as root) or
-//! names the one `apt-get install` to run, then calls cargo.
+//! names the one `apt-get install` to run, then calls cargo. `test` is what
+//! CI runs: formatting, clippy with warnings as errors, the tidy rules, then
+//! every test.
 //!
 //! ```text
 //! cargo xtask up [ARGS]      # cargo run --release -- up ARGS
-//! cargo xtask test [ARGS]    # cargo test --workspace ARGS
+//! cargo xtask test [ARGS]    # fmt --check, clippy -D warnings, tidy, cargo test --workspace ARGS
+//! cargo xtask tidy           # the tidy rules alone
 //! cargo xtask deps build|test|bench [--check]
 //! ```
 
 mod libclang;
 mod system;
+mod tidy;
 
 use std::process::{Command, ExitCode};
 
 use system::Need;
 
-const USAGE: &str = "usage: cargo xtask up [ARGS] | test [ARGS] | deps build|test|bench [--check]";
+const USAGE: &str =
+    "usage: cargo xtask up [ARGS] | test [ARGS] | tidy | deps build|test|bench [--check]";
+
+/// The workspace: the xtask's manifest folder's parent.
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| ".".into(), std::path::Path::to_path_buf)
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,7 +37,24 @@ fn main() -> ExitCode {
     let outcome = match command {
         "up" => system::ensure(Need::Build)
             .and_then(|()| cargo(&["run", "--release", "--bin", "autoglm", "--", "up"], rest)),
-        "test" => system::ensure(Need::Test).and_then(|()| cargo(&["test", "--workspace"], rest)),
+        "test" => system::ensure(Need::Test)
+            .and_then(|()| cargo(&["fmt", "--all", "--check"], &[]))
+            .and_then(|()| {
+                cargo(
+                    &[
+                        "clippy",
+                        "--workspace",
+                        "--all-targets",
+                        "--",
+                        "-D",
+                        "warnings",
+                    ],
+                    &[],
+                )
+            })
+            .and_then(|()| tidy::check(&workspace_root()))
+            .and_then(|()| cargo(&["test", "--workspace"], rest)),
+        "tidy" => tidy::check(&workspace_root()),
         "deps" => deps(rest),
         _ => Err(USAGE.to_owned()),
     };

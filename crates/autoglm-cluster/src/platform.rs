@@ -3,15 +3,15 @@
 //! (or deleted), and the status the console answers with is the one the
 //! operator wrote on that object.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use autoglm_console::ServicePlatform;
+use autoglm_contract::{ServicePlatform, Views};
 use autoglm_core::service::{
     Condition, ConditionStatus, ModelServiceStatus, RESTARTED_AT_ANNOTATION,
 };
-use autoglm_platform::Views;
 use autoglm_render::ModelServiceObject;
 use autoglm_store::{Store, StoredService};
 use k8s_openapi::api::core::v1::Namespace;
@@ -160,7 +160,7 @@ async fn follow(
 ) {
     while let Some((tenant, name)) = changes.recv().await {
         let result = sync(&client, &store, &tenant, &name).await;
-        let mut refusals = refused.lock().unwrap_or_else(|e| e.into_inner());
+        let mut refusals = refused.lock();
         match result {
             Ok(()) => {
                 refusals.remove(&(tenant, name));
@@ -261,7 +261,6 @@ impl ServicePlatform for KubernetesPlatform {
         let refused = self
             .refused
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .get(&(tenant.to_owned(), service.name().to_owned()))
             .cloned();
         if let Some(why) = refused {

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoglm_platform::{ServiceView, VersionEndpoints, Views};
+use autoglm_contract::{ServiceView, VersionEndpoints, Views};
 use autoglm_render::ModelServiceObject;
 use futures_util::StreamExt;
 use k8s_openapi::api::discovery::v1::EndpointSlice;

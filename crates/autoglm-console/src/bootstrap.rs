@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use autoglm_artifacts::ArtifactStore;
+use autoglm_auth::{Sessions, hash_password, new_api_key, random_string};
 use autoglm_core::audit::AuditEvent;
 use autoglm_core::rbac::{Role, SYSTEM_TENANT};
 use autoglm_store::{Mutation, Store, StoredResponse, tenancy, timestamp};
 
 use crate::AppState;
-use crate::auth::{Sessions, hash_password, new_api_key, random_string};
 
 /// The admin user created on first start.
 pub const ADMIN_USER: &str = "admin";

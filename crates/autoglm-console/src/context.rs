@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use autoglm_auth::Principal;
 use autoglm_core::audit::AuditEvent;
 use autoglm_core::error::ErrorCode;
 use autoglm_store::{IdempotencyKey, Mutation, StoreError, StoredResponse, Transaction, timestamp};
@@ -12,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::AppState;
-use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::RouteSpec;
 

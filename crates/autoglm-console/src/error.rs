@@ -4,6 +4,7 @@
 //! logged with their cause and reach the client only as `internal`.
 
 use autoglm_artifacts::ArtifactError;
+use autoglm_auth::AuthError;
 use autoglm_core::error::{ErrorCode, FieldError, Problem};
 use autoglm_store::StoreError;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -43,20 +44,10 @@ impl ApiError {
         }
     }
 
-    /// A server-side failure: logged in full, reported as `internal`.
+    /// A server-side failure: logged in full, reported as `internal`
+    /// (the same words whether it happened in a handler or a credential check).
     pub fn internal(context: &str, error: &dyn std::error::Error) -> ApiError {
-        let mut chain = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            chain.push_str(": ");
-            chain.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        tracing::error!(context, error = %chain, "internal error");
-        ApiError::new(
-            ErrorCode::Internal,
-            "the console failed to handle the request; see its log",
-        )
+        AuthError::internal(context, error).into()
     }
 }
 
@@ -121,6 +112,13 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(errors) => ApiError::fields(errors),
             other => ApiError::internal("store", &other),
         }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> ApiError {
+        // An internal failure was logged with its cause where it happened.
+        ApiError::new(error.code, error.detail)
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use autoglm_auth::{Principal, authenticate};
 use autoglm_core::audit::AuditEvent;
 use autoglm_core::error::ErrorCode;
 use autoglm_core::replay::{self, NONCE_HEADER, ReplayError, TIMESTAMP_HEADER};
@@ -18,7 +19,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use crate::auth::{Principal, authenticate};
 use crate::context::{Ctx, json_response};
 use crate::error::{ApiError, ErrorOutcome};
 use crate::routes::{Access, RouteSpec};
@@ -73,16 +73,13 @@ pub async fn guard(
 
 /// An idempotency key marked as in flight until dropped.
 struct HeldKey {
-    set: Arc<std::sync::Mutex<std::collections::HashSet<(String, String)>>>,
+    set: Arc<parking_lot::Mutex<std::collections::HashSet<(String, String)>>>,
     key: (String, String),
 }
 
 impl Drop for HeldKey {
     fn drop(&mut self) {
-        self.set
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.key);
+        self.set.lock().remove(&self.key);
     }
 }
 
@@ -137,12 +134,7 @@ async fn admit(
             return Ok(Admitted::Replay(response));
         }
         let in_flight = (key.principal.clone(), key.key.clone());
-        if !state
-            .in_flight_keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(in_flight.clone())
-        {
+        if !state.in_flight_keys.lock().insert(in_flight.clone()) {
             return Err(ApiError::new(
                 ErrorCode::IdempotencyInProgress,
                 "a request with this Idempotency-Key is still being processed; retry later",
@@ -191,6 +183,7 @@ async fn authenticate_request(
     let sessions = state.sessions.clone();
     tokio::task::spawn_blocking(move || authenticate(&store, &sessions, &token, chrono::Utc::now()))
         .await?
+        .map_err(ApiError::from)
 }
 
 fn check_command(headers: &HeaderMap) -> Result<String, ApiError> {

@@ -11,7 +11,6 @@
 //! ```
 
 pub mod api;
-pub mod auth;
 pub mod bootstrap;
 pub mod context;
 pub mod error;
@@ -21,15 +20,16 @@ pub mod metrics;
 pub mod openapi;
 pub mod routes;
 
+use parking_lot::Mutex;
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use autoglm_artifacts::ArtifactStore;
+use autoglm_auth::Sessions;
+use autoglm_contract::{NoPlatform, NoTrafficHistory, ServicePlatform, TrafficHistory};
 use autoglm_core::error::ErrorCode;
-use autoglm_core::service::ModelServiceStatus;
-use autoglm_core::traffic::ServiceTraffic;
-use autoglm_store::{Store, StoredService};
+use autoglm_store::Store;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderName, Request};
@@ -38,7 +38,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use crate::auth::Sessions;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -64,64 +63,6 @@ pub struct AppState {
     pub platform: Arc<dyn ServicePlatform>,
     /// The gateway's traffic history, where the gateway runs in this process.
     pub traffic: Arc<dyn TrafficHistory>,
-}
-
-/// The recent traffic of services, as a gateway in this process counted it.
-pub trait TrafficHistory: Send + Sync + std::fmt::Debug {
-    /// The last `intervals` intervals (at most an hour's) of `tenant`'s
-    /// service `service`; `None` when this process keeps no history (its
-    /// gateway runs elsewhere).
-    fn traffic(&self, tenant: &str, service: &str, intervals: usize) -> Option<ServiceTraffic>;
-}
-
-/// No gateway in this process (`autoglm console`).
-#[derive(Debug)]
-pub struct NoTrafficHistory;
-
-impl TrafficHistory for NoTrafficHistory {
-    fn traffic(&self, _: &str, _: &str, _: usize) -> Option<ServiceTraffic> {
-        None
-    }
-}
-
-/// The platform that runs services (the local one, or the operator's view of
-/// Kubernetes), as the console sees it. Every method is called on request
-/// paths: each must be cheap and must not block.
-pub trait ServicePlatform: Send + Sync + std::fmt::Debug {
-    /// The status of `tenant`'s service, or `None` when the platform has not
-    /// taken it up (yet).
-    fn status(&self, tenant: &str, service: &StoredService) -> Option<ModelServiceStatus>;
-
-    /// Called after a write to `tenant`'s service `name` committed (created,
-    /// changed, scaled, restarted or deleted): the platform reads it again
-    /// from the store and converges.
-    fn changed(&self, tenant: &str, name: &str);
-
-    /// The last `max_bytes` of a replica's log; `None` when the platform has
-    /// no such replica or keeps no logs.
-    fn log_tail(
-        &self,
-        tenant: &str,
-        service: &str,
-        replica: &str,
-        max_bytes: u64,
-    ) -> std::io::Result<Option<String>>;
-}
-
-/// No platform: every service is pending and nothing runs.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoPlatform;
-
-impl ServicePlatform for NoPlatform {
-    fn status(&self, _: &str, _: &StoredService) -> Option<ModelServiceStatus> {
-        None
-    }
-
-    fn changed(&self, _: &str, _: &str) {}
-
-    fn log_tail(&self, _: &str, _: &str, _: &str, _: u64) -> std::io::Result<Option<String>> {
-        Ok(None)
-    }
 }
 
 impl AppState {

@@ -274,12 +274,12 @@ async fn start_half_sent_upload(
 /// Waits (up to 5 s) for a key to be held in flight, and asserts that one is.
 async fn wait_until_one_key_in_flight(c: &Console) {
     for _ in 0..500 {
-        if !c.state.in_flight_keys.lock().unwrap().is_empty() {
+        if !c.state.in_flight_keys.lock().is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(c.state.in_flight_keys.lock().unwrap().len(), 1);
+    assert_eq!(c.state.in_flight_keys.lock().len(), 1);
 }
 
 #[tokio::test]
@@ -300,7 +300,7 @@ async fn a_key_still_in_flight_is_not_run_twice() {
     let first = first.await.unwrap();
     assert_eq!(first.status.as_u16(), 201, "{}", first.describe());
     assert!(
-        c.state.in_flight_keys.lock().unwrap().is_empty(),
+        c.state.in_flight_keys.lock().is_empty(),
         "the key is released"
     );
 

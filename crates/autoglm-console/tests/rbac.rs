@@ -10,7 +10,7 @@
 
 mod common;
 
-use autoglm_console::auth::Sessions;
+use autoglm_auth::Sessions;
 use autoglm_console::routes::{Access, RequestBody, RouteSpec, table};
 use autoglm_core::rbac::Role;
 use axum::body::Body;

@@ -167,7 +167,7 @@ async fn api_keys_are_shown_once_used_and_revoked() {
 async fn an_expired_api_key_is_refused_as_expired() {
     let c = console();
     // Keys live at least 60 s, so the expired one is written straight to the store.
-    let (secret, row) = autoglm_console::auth::new_api_key(
+    let (secret, row) = autoglm_auth::new_api_key(
         "admin",
         "default",
         Some("expired".into()),

@@ -684,7 +684,7 @@ async fn autoscaled_services_are_not_scaled_by_hand() {
 #[derive(Debug)]
 struct OneInterval;
 
-impl autoglm_console::TrafficHistory for OneInterval {
+impl autoglm_contract::TrafficHistory for OneInterval {
     fn traffic(&self, tenant: &str, service: &str, _: usize) -> Option<ServiceTraffic> {
         let mut counts = IntervalCounts::default();
         counts.record(200, 0.01);

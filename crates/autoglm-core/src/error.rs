@@ -7,61 +7,99 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// A table of stable codes: an enum with each code's status, snake_case
+/// name and title. The console's and the gateway's tables share it.
 macro_rules! error_codes {
-    ($($variant:ident = ($status:literal, $code:literal, $title:literal);)*) => {
-        /// Every error the API can return.
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = ($status:literal, $code:literal, $title:literal);)* }) => {
+        $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum ErrorCode { $($variant,)* }
+        pub enum $name { $($variant,)* }
 
-        impl ErrorCode {
+        impl $name {
             /// All codes, in table order.
-            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
 
             /// The HTTP status the code is sent with.
             pub fn status(self) -> u16 {
-                match self { $(ErrorCode::$variant => $status,)* }
+                match self { $($name::$variant => $status,)* }
             }
 
             /// The stable, snake_case code.
             pub fn as_str(self) -> &'static str {
-                match self { $(ErrorCode::$variant => $code,)* }
+                match self { $($name::$variant => $code,)* }
             }
 
             /// A short summary that does not change from one occurrence to the next.
             pub fn title(self) -> &'static str {
-                match self { $(ErrorCode::$variant => $title,)* }
+                match self { $($name::$variant => $title,)* }
             }
         }
     };
 }
 
 error_codes! {
-    MalformedBody = (400, "malformed_body", "The request body is not well-formed JSON");
-    InvalidQuery = (400, "invalid_query", "A query parameter is invalid");
-    InvalidPath = (400, "invalid_path", "A path parameter is invalid");
-    InvalidHeader = (400, "invalid_header", "A request header is invalid");
-    Unauthenticated = (401, "unauthenticated", "Credentials are missing");
-    InvalidCredentials = (401, "invalid_credentials", "The credentials are not valid");
-    TokenExpired = (401, "token_expired", "The credentials have expired");
-    Forbidden = (403, "forbidden", "The credentials do not allow this action");
-    RouteNotFound = (404, "route_not_found", "No such endpoint");
-    NotFound = (404, "not_found", "The resource does not exist");
-    MethodNotAllowed = (405, "method_not_allowed", "The endpoint does not accept this method");
-    AlreadyExists = (409, "already_exists", "The resource already exists");
-    InUse = (409, "in_use", "The resource is in use");
-    GenerationMismatch = (409, "generation_mismatch", "The resource changed since the generation the request names");
-    InvalidTransition = (409, "invalid_transition", "The state change is not allowed");
-    IdempotencyInProgress = (409, "idempotency_in_progress", "A request with this idempotency key is still being processed");
-    StaleCommand = (409, "stale_command", "The command's timestamp is outside the accepted window");
-    NonceReused = (409, "nonce_reused", "The command's nonce was already used");
-    PayloadTooLarge = (413, "payload_too_large", "The request body is too large");
-    UnsupportedMediaType = (415, "unsupported_media_type", "The request body has an unsupported content type");
-    InvalidBody = (422, "invalid_body", "The request body does not match the schema");
-    InvalidName = (422, "invalid_name", "A name is not valid");
-    InvalidArtifact = (422, "invalid_artifact", "The artifact failed its format check");
-    IdempotencyKeyReused = (422, "idempotency_key_reused", "The idempotency key was used with a different request");
-    Internal = (500, "internal", "Internal error");
-    Unavailable = (503, "unavailable", "The service is not ready");
+    /// Every error the console API can return.
+    ErrorCode {
+        MalformedBody = (400, "malformed_body", "The request body is not well-formed JSON");
+        InvalidQuery = (400, "invalid_query", "A query parameter is invalid");
+        InvalidPath = (400, "invalid_path", "A path parameter is invalid");
+        InvalidHeader = (400, "invalid_header", "A request header is invalid");
+        Unauthenticated = (401, "unauthenticated", "Credentials are missing");
+        InvalidCredentials = (401, "invalid_credentials", "The credentials are not valid");
+        TokenExpired = (401, "token_expired", "The credentials have expired");
+        Forbidden = (403, "forbidden", "The credentials do not allow this action");
+        RouteNotFound = (404, "route_not_found", "No such endpoint");
+        NotFound = (404, "not_found", "The resource does not exist");
+        MethodNotAllowed = (405, "method_not_allowed", "The endpoint does not accept this method");
+        AlreadyExists = (409, "already_exists", "The resource already exists");
+        InUse = (409, "in_use", "The resource is in use");
+        GenerationMismatch = (409, "generation_mismatch", "The resource changed since the generation the request names");
+        InvalidTransition = (409, "invalid_transition", "The state change is not allowed");
+        IdempotencyInProgress = (409, "idempotency_in_progress", "A request with this idempotency key is still being processed");
+        StaleCommand = (409, "stale_command", "The command's timestamp is outside the accepted window");
+        NonceReused = (409, "nonce_reused", "The command's nonce was already used");
+        PayloadTooLarge = (413, "payload_too_large", "The request body is too large");
+        UnsupportedMediaType = (415, "unsupported_media_type", "The request body has an unsupported content type");
+        InvalidBody = (422, "invalid_body", "The request body does not match the schema");
+        InvalidName = (422, "invalid_name", "A name is not valid");
+        InvalidArtifact = (422, "invalid_artifact", "The artifact failed its format check");
+        IdempotencyKeyReused = (422, "idempotency_key_reused", "The idempotency key was used with a different request");
+        Internal = (500, "internal", "Internal error");
+        Unavailable = (503, "unavailable", "The service is not ready");
+    }
+}
+
+error_codes! {
+    /// Every error the gateway answers with itself, in the OpenAI error shape
+    /// (`{"error": {"code", "message", "type"}}`, or `{"error": "..."}` on the
+    /// Open Inference Protocol's paths).
+    GatewayCode {
+        BadRequest = (400, "bad_request", "The request is not valid HTTP");
+        InvalidHeader = (400, "invalid_header", "A request header is invalid");
+        InvalidJson = (400, "invalid_json", "The body is not a valid request");
+        MissingModel = (400, "missing_model", "The body names no model");
+        ConflictingVersion = (400, "conflicting_version", "The model and the version header name different versions");
+        BodyUnreadable = (400, "body_unreadable", "The body could not be read");
+        MissingApiKey = (401, "missing_api_key", "No API key was sent");
+        InvalidApiKey = (401, "invalid_api_key", "The API key is not valid");
+        PermissionDenied = (403, "permission_denied", "The credential may not invoke services");
+        NotFound = (404, "not_found", "No such route");
+        ModelNotFound = (404, "model_not_found", "The model is not served in the caller's tenant");
+        VersionNotFound = (404, "version_not_found", "The pinned version is not served");
+        MethodNotAllowed = (405, "method_not_allowed", "The route does not take this method");
+        BodyTimeout = (408, "body_timeout", "The body did not arrive in time");
+        HeaderTimeout = (408, "header_timeout", "The request head did not arrive in time");
+        BodyTooLarge = (413, "body_too_large", "The body is larger than the gateway's limit");
+        RateLimitExceeded = (429, "rate_limit_exceeded", "A rate limit is reached");
+        HeaderTooLarge = (431, "header_too_large", "The request head is too large");
+        Internal = (500, "internal", "Internal error");
+        NoReplica = (502, "no_replica", "No replica of the version could take the request");
+        UpstreamError = (502, "upstream_error", "The replica failed");
+        NoTraffic = (503, "no_traffic", "No version of the model takes traffic");
+        TooManyWaiting = (503, "too_many_waiting", "Too many requests already wait for a replica");
+        NoReplicaReady = (503, "no_replica_ready", "No replica became ready in time");
+        UpstreamTimeout = (504, "upstream_timeout", "The replica did not answer in time");
+    }
 }
 
 /// Base of the `type` URI of every problem; the code is appended.

@@ -134,7 +134,6 @@ pub fn quantile(buckets: &[u64], q: f64) -> Option<f64> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

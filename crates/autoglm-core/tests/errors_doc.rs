@@ -1,8 +1,17 @@
-//! `docs/errors.md` lists exactly the codes of the error table, so clients
-//! reading the docs see what the API sends. Regenerate with
+//! `docs/errors.md` lists exactly the codes of the console's and the
+//! gateway's error tables, so clients reading the docs see what is sent. Regenerate with
 //! `AUTOGLM_UPDATE_DOCS=1 cargo test -p autoglm-core --test errors_doc`.
 
-use autoglm_core::error::{ErrorCode, PROBLEM_TYPE_BASE};
+use autoglm_core::error::{ErrorCode, GatewayCode, PROBLEM_TYPE_BASE};
+
+/// One table row a code, each with an anchor to link to.
+fn rows<'a>(out: &mut String, anchor: &str, codes: impl Iterator<Item = (&'a str, u16, &'a str)>) {
+    for (code, status, title) in codes {
+        out.push_str(&format!(
+            "| <a id=\"{anchor}{code}\"></a>`{code}` | {status} | {title} |\n"
+        ));
+    }
+}
 
 fn render() -> String {
     let mut out = String::from(
@@ -17,17 +26,32 @@ fn render() -> String {
          This table is generated from `crates/autoglm-core/src/error.rs` and checked by a test.\n\n\
          | code | status | title |\n|---|---|---|\n",
     );
-    for code in ErrorCode::ALL {
-        out.push_str(&format!(
-            "| <a id=\"{c}\"></a>`{c}` | {} | {} |\n",
-            code.status(),
-            code.title(),
-            c = code.as_str()
-        ));
-    }
+    rows(
+        &mut out,
+        "",
+        ErrorCode::ALL
+            .iter()
+            .map(|c| (c.as_str(), c.status(), c.title())),
+    );
     out.push_str(&format!(
         "\nThe `type` of each problem is `{PROBLEM_TYPE_BASE}` followed by the code.\n"
     ));
+    out.push_str(
+        "\n## Gateway error codes\n\n\
+         The gateway (`/v1/...` and `/v2/...`) answers its own refusals in the shape each protocol's\n\
+         clients parse: OpenAI's `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}` on `/v1/`, the\n\
+         Open Inference Protocol's `{\"error\": \"...\"}` on `/v2/`. Match on `code`; it keeps its meaning\n\
+         and status. A replica's own answers pass through unchanged. This table is generated from\n\
+         `GatewayCode` in the same file and checked by the same test.\n\n\
+         | code | status | title |\n|---|---|---|\n",
+    );
+    rows(
+        &mut out,
+        "gateway-",
+        GatewayCode::ALL
+            .iter()
+            .map(|c| (c.as_str(), c.status(), c.title())),
+    );
     out
 }
 

@@ -4,11 +4,12 @@
 //! (a revoked key, a changed role or limit), so revocation takes effect on
 //! the next request in this process.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use autoglm_console::auth::{Principal, Sessions, authenticate};
+use autoglm_auth::{Principal, Sessions, authenticate};
 use autoglm_core::rbac::Permission;
 use autoglm_core::security::RateLimit;
 use autoglm_store::Store;
@@ -90,7 +91,7 @@ impl Authenticator {
     /// The caller of `token`, from the cache when fresh at `now`.
     pub async fn resolve(&self, token: &str, now: Instant) -> Result<Caller, Refusal> {
         {
-            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cache = self.cache.lock();
             let writes = self.store.write_count();
             if cache.writes != writes {
                 cache.entries.clear();
@@ -120,7 +121,7 @@ impl Authenticator {
         });
         // Store failures are not cached: the next request asks again.
         if answer.as_ref().map_or_else(|r| r.status == 401, |_| true) {
-            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cache = self.cache.lock();
             if cache.entries.len() >= CACHE_MAX {
                 cache.entries.clear();
             }

@@ -4,8 +4,9 @@
 //! A version with no traffic for a whole hour is forgotten, so made-up
 //! traffic cannot grow the history without bound.
 
+use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use autoglm_core::traffic::{
@@ -25,28 +26,28 @@ pub struct History {
     closed: Mutex<HashMap<(String, String), BTreeMap<String, Ring>>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+fn lock<T>(m: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
+    m.lock()
 }
 
 impl History {
     /// Counts an answer of `version` with `status` after `seconds`.
     pub fn record(&self, version: &VersionLabels, status: u16, seconds: f64) {
         {
-            let open = self.open.read().unwrap_or_else(|e| e.into_inner());
+            let open = self.open.read();
             if let Some(counts) = open.get(version) {
                 lock(counts).record(status, seconds);
                 return;
             }
         }
-        let mut open = self.open.write().unwrap_or_else(|e| e.into_inner());
+        let mut open = self.open.write();
         lock(open.entry(version.clone()).or_default()).record(status, seconds);
     }
 
     /// Closes every open interval at `at` and drops versions idle for the
     /// whole kept hour.
     pub fn close_interval(&self, at: DateTime<Utc>) {
-        let mut open = self.open.write().unwrap_or_else(|e| e.into_inner());
+        let mut open = self.open.write();
         let mut closed = lock(&self.closed);
         for (labels, counts) in open.iter() {
             let counts = std::mem::take(&mut *lock(counts));
@@ -115,14 +116,13 @@ impl History {
     }
 }
 
-impl autoglm_console::TrafficHistory for History {
+impl autoglm_contract::TrafficHistory for History {
     fn traffic(&self, tenant: &str, service: &str, intervals: usize) -> Option<ServiceTraffic> {
         Some(self.service(tenant, service, intervals))
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -190,6 +190,6 @@ mod tests {
                 .versions
                 .is_empty()
         );
-        assert!(history.open.read().unwrap().is_empty());
+        assert!(history.open.read().is_empty());
     }
 }

@@ -30,8 +30,8 @@ mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoglm_console::auth::Sessions;
-use autoglm_platform::{Demand, Views};
+use autoglm_auth::Sessions;
+use autoglm_contract::{Demand, Views};
 use autoglm_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;

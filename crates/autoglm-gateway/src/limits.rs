@@ -4,7 +4,7 @@
 //! room; its tokens are charged once the answer says how many it used, so
 //! a bucket may go below zero and then refuses until it refills.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::Instant;
 
 use autoglm_core::security::RateLimit;
@@ -180,8 +180,8 @@ impl Limiter {
         tenant: (&str, Option<RateLimit>),
         now: Instant,
     ) -> Verdict {
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+        let mut keys = self.keys.lock();
+        let mut tenants = self.tenants.lock();
         let mut key_b = key.1.map(|l| entry(&mut keys, key.0, l, now));
         let mut tenant_b = tenant.1.map(|l| entry(&mut tenants, tenant.0, l, now));
         let key_wait = key_b.as_mut().map_or(0.0, |b| b.wait(now));
@@ -217,7 +217,7 @@ impl Limiter {
     pub fn charge(&self, key: &str, tenant: &str, tokens: u64, now: Instant) {
         let tokens = tokens as f64;
         for (map, id) in [(&self.keys, key), (&self.tenants, tenant)] {
-            let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+            let mut map = map.lock();
             if let Some(b) = map.get_mut(id).and_then(|b| b.tokens.as_mut()) {
                 b.refill(now);
                 b.level -= tokens;

@@ -2,7 +2,8 @@
 //! labelled by tenant, model (the service) and version as routed, never by
 //! what a client wrote, so made-up model names cannot grow the series count.
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -11,8 +12,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use autoglm_contract::Views;
 use autoglm_core::traffic::LATENCY_BOUNDS;
-use autoglm_platform::Views;
 
 use crate::history::History;
 
@@ -56,7 +57,7 @@ pub struct VersionMetrics {
 
 impl VersionMetrics {
     fn request_counter(&self, metrics: &Metrics, code: u16) -> Counter {
-        let mut counters = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counters = self.requests.lock();
         if let Some((_, c)) = counters.iter().find(|(c, _)| *c == code) {
             return c.clone();
         }

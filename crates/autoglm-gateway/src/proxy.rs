@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use autoglm_platform::Demand;
+use autoglm_contract::Demand;
+use autoglm_core::error::GatewayCode;
 use bytes::{Bytes, BytesMut};
 use http::StatusCode;
 use serde::Deserialize;
@@ -14,13 +15,13 @@ use serde_json::json;
 use crate::auth::Caller;
 use crate::body::{Finish, Outcome, Relay, Scan};
 use crate::limits::Remaining;
-use crate::metrics::RequestLabels;
+use crate::metrics::{RequestLabels, VersionMetrics};
 use crate::reply::{Local, Protocol, Refused, json};
-use crate::routes::{Outstanding, ServiceRoute, Table};
+use crate::routes::{Outstanding, ServiceRoute, Table, VersionRoute};
 use crate::server::{BodyError, RequestBody};
 use crate::split::{Choice, choose};
 use crate::trace::{RequestSpan, parse_traceparent};
-use crate::upstream::Pool;
+use crate::upstream::{Pool, UpstreamBody};
 use crate::usage::Used;
 use crate::wire::{Known, RequestHead, ResponseHead};
 use crate::{Inner, VERSION_HEADER};
@@ -107,12 +108,12 @@ pub async fn handle(
     match forward(inner, pool, req, body, &mut labels, started, &mut span).await {
         Ok(answer) => answer,
         Err(refused) => {
-            labels.code = refused.status.as_u16();
+            labels.code = refused.code.status();
             if let Some(span) = span.take() {
                 span.end(labels.code, || span_attributes(&labels));
             }
-            if refused.status.is_server_error() {
-                tracing::warn!(%peer, code = refused.code, message = %refused.message, "request failed");
+            if refused.status().is_server_error() {
+                tracing::warn!(%peer, code = refused.code.as_str(), message = %refused.message, "request failed");
             }
             inner
                 .metrics
@@ -122,6 +123,8 @@ pub async fn handle(
     }
 }
 
+/// The request path, one step a line, in ARCHITECTURE.md's order. Each step
+/// either hands the next what it needs or refuses the request.
 async fn forward(
     inner: &Arc<Inner>,
     pool: &Arc<Pool>,
@@ -131,78 +134,166 @@ async fn forward(
     started: Instant,
     span: &mut Option<RequestSpan>,
 ) -> Result<Answer, Refused> {
+    // authenticate: the bearer credential, to a tenant, its limits and rights.
     let caller = authenticate(inner, req, started).await?;
     labels.tenant.push_str(&caller.tenant);
+    // admit: the key's and the tenant's request-rate buckets.
+    let remaining = admit(inner, &caller, started)?;
+    if req.method() == "GET" && req.path() == "/v1/models" {
+        return Ok(list_models(inner, &caller));
+    }
+    // target: the service (and a pinned version) from the path or the body.
+    let target = target(inner, req, body).await?;
+    labels.model.clone_from(&target.service);
+    // split: one version, by pin, sticky key or weight.
+    let (service, index) = split(inner, req, &caller, &target)?;
+    let version = service.versions[index].version.clone();
+    labels.version.clone_from(&version);
+    // hold: a version without a ready replica waits for one (and wakes the autoscaler).
+    let service = hold(inner, &caller, &target.service, service, index).await?;
+    let route = service
+        .versions
+        .iter()
+        .find(|v| v.version == version)
+        .ok_or_else(|| {
+            Refused::new(
+                GatewayCode::NoReplicaReady,
+                format!(
+                    "version {version} of {} went away while the request waited",
+                    target.service
+                ),
+            )
+        })?;
+    let in_flight = InFlight::start(route);
+    // balance and forward: the least loaded replica, another one if it refuses the connection.
+    let (head, incoming, outstanding) =
+        exchange(inner, pool, req, body, &target, route, &version, span).await?;
+    // relay: the answer as it arrives, with the usage found in it.
+    let scan = if (200..300).contains(&head.status) {
+        target.scan
+    } else {
+        Scan::None
+    };
+    labels.code = head.status;
+    // account: usage, token charge, metrics and span, once the answer's last write is done.
+    let finish = account(
+        inner,
+        caller,
+        std::mem::take(labels),
+        span.take(),
+        started,
+        (in_flight, outstanding),
+    );
+    Ok(Answer::Relayed(Box::new(Relayed {
+        head,
+        version,
+        remaining,
+        relay: Relay::new(incoming, scan, finish),
+    })))
+}
+
+/// A request being answered by a version's replica: counted in the
+/// version's demand (the autoscaler's input) and its in-flight gauge until
+/// dropped, whichever way the request ends.
+struct InFlight {
+    metrics: Arc<VersionMetrics>,
+    _demand: autoglm_contract::demand::InFlight,
+}
+
+impl InFlight {
+    fn start(route: &VersionRoute) -> InFlight {
+        route.metrics.in_flight.inc();
+        InFlight {
+            metrics: route.metrics.clone(),
+            _demand: Demand::start(&route.demand),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.metrics.in_flight.dec();
+    }
+}
+
+/// The rate limits' state, or a 429 with it.
+fn admit(inner: &Inner, caller: &Caller, now: Instant) -> Result<Remaining, Refused> {
     let verdict = inner.limiter.admit(
         (&caller.credential, caller.key_limit),
         (&caller.tenant, caller.tenant_limit),
-        started,
+        now,
     );
-    if let Some((scope, seconds)) = verdict.refused {
-        inner.metrics.rate_limited(scope.as_str());
-        let mut refused = Refused::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limit_exceeded",
-            format!(
-                "the {} rate limit is reached; retry in {seconds} s",
-                scope.as_str()
-            ),
-        )
-        .retry_after(seconds);
-        let mut digits = Default::default();
-        refused.headers = verdict
-            .remaining
-            .fields(&mut digits)
-            .map(|(name, value)| (name, value.to_owned()))
-            .collect();
-        refused.message.push_str(&limit_summary(&refused.headers));
-        return Err(refused);
-    }
-    if req.method() == "GET" && req.path() == "/v1/models" {
-        let table = inner.table.borrow().clone();
-        let data: Vec<serde_json::Value> = table
-            .names(&caller.tenant)
-            .into_iter()
-            .map(|n| json!({"id": n, "object": "model", "created": 0, "owned_by": &*caller.tenant}))
-            .collect();
-        return Ok(Answer::Local(json(
-            StatusCode::OK,
-            &json!({"object": "list", "data": data}),
-        )));
-    }
-    let target = target(inner, req, body).await?;
+    let Some((scope, seconds)) = verdict.refused else {
+        return Ok(verdict.remaining);
+    };
+    inner.metrics.rate_limited(scope.as_str());
+    let mut refused = Refused::new(
+        GatewayCode::RateLimitExceeded,
+        format!(
+            "the {} rate limit is reached; retry in {seconds} s",
+            scope.as_str()
+        ),
+    )
+    .retry_after(seconds);
+    let mut digits = Default::default();
+    refused.headers = verdict
+        .remaining
+        .fields(&mut digits)
+        .map(|(name, value)| (name, value.to_owned()))
+        .collect();
+    refused.message.push_str(&limit_summary(&refused.headers));
+    Err(refused)
+}
+
+/// `GET /v1/models`: the services of the caller's tenant.
+fn list_models(inner: &Inner, caller: &Caller) -> Answer {
+    let table = inner.table.borrow().clone();
+    let data: Vec<serde_json::Value> = table
+        .names(&caller.tenant)
+        .into_iter()
+        .map(|n| json!({"id": n, "object": "model", "created": 0, "owned_by": &*caller.tenant}))
+        .collect();
+    Answer::Local(json(
+        StatusCode::OK,
+        &json!({"object": "list", "data": data}),
+    ))
+}
+
+/// The target's service and the index of the version that takes the request.
+fn split(
+    inner: &Inner,
+    req: &RequestHead,
+    caller: &Caller,
+    target: &Target,
+) -> Result<(Arc<ServiceRoute>, usize), Refused> {
     let table = inner.table.borrow().clone();
     let Some(service) = table.service(&caller.tenant, &target.service).cloned() else {
         return Err(Refused::new(
-            StatusCode::NOT_FOUND,
-            "model_not_found",
+            GatewayCode::ModelNotFound,
             format!(
                 "model {:?} is not served in tenant {:?}",
                 target.service, caller.tenant
             ),
         ));
     };
-    labels.model.clone_from(&target.service);
     let header_pin = match req.header(Known::Version) {
-        Some(v) => Some(v.to_owned()),
+        Some(v) => Some(v),
         None if req.has_header(Known::Version) => {
             return Err(Refused::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_header",
+                GatewayCode::InvalidHeader,
                 format!("{VERSION_HEADER} must be text"),
             ));
         }
         None => None,
     };
-    let pinned = match (target.pinned.as_deref(), header_pin.as_deref()) {
+    let pinned = match (target.pinned.as_deref(), header_pin) {
         (Some(a), Some(b)) if a != b => {
             return Err(Refused::new(
-                StatusCode::BAD_REQUEST,
-                "conflicting_version",
+                GatewayCode::ConflictingVersion,
                 format!("the request names version {a} and {VERSION_HEADER} says {b}"),
             ));
         }
-        (a, b) => a.or(b).map(str::to_owned),
+        (a, b) => a.or(b),
     };
     let sticky = req.header(Known::Sticky).map(str::to_owned).or_else(|| {
         inner
@@ -210,21 +301,19 @@ async fn forward(
             .sticky_by_key
             .then(|| caller.credential.to_string())
     });
-    let choice = match (&pinned, &sticky) {
+    let choice = match (pinned, &sticky) {
         (Some(v), _) => Choice::Pinned(v),
         (None, Some(key)) => Choice::Sticky(key),
         (None, None) => Choice::Random(rand::random_range(0..100)),
     };
     let Some(index) = choose(&service.versions, choice) else {
-        return Err(match &pinned {
+        return Err(match pinned {
             Some(v) => Refused::new(
-                StatusCode::NOT_FOUND,
-                "version_not_found",
+                GatewayCode::VersionNotFound,
                 format!("version {v} of {:?} is not served", target.service),
             ),
             None => Refused::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_traffic",
+                GatewayCode::NoTraffic,
                 format!("no version of {:?} takes traffic", target.service),
             ),
         });
@@ -241,35 +330,32 @@ async fn forward(
     } else {
         index
     };
-    let version = service.versions[index].version.clone();
-    labels.version.clone_from(&version);
-    let service = hold(inner, &caller, &target.service, service, index).await?;
-    let route = service
-        .versions
-        .iter()
-        .find(|v| v.version == version)
-        .ok_or_else(|| {
-            Refused::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_replica",
-                "the version went away",
-            )
-        })?;
+    Ok((service, index))
+}
 
-    let in_flight_guard = Demand::start(&route.demand);
-    let metrics = route.metrics.clone();
-    metrics.in_flight.inc();
+/// Sends the request to the least loaded replica of `route` and reads its
+/// answer's head; a replica that refuses the connection is ejected for a
+/// while and the next one tried, up to the configured retries.
+#[allow(clippy::too_many_arguments)] // the request's parts, borrowed from the step before
+async fn exchange(
+    inner: &Inner,
+    pool: &Arc<Pool>,
+    req: &RequestHead,
+    body: &mut RequestBody<'_>,
+    target: &Target,
+    route: &VersionRoute,
+    version: &str,
+    span: &Option<RequestSpan>,
+) -> Result<(ResponseHead, UpstreamBody, Outstanding), Refused> {
     // Replicas that refused the connection; empty unless a retry is needed.
     let mut tried: Vec<SocketAddr> = Vec::new();
     let traceparent = span.as_ref().map(RequestSpan::traceparent);
     let to_head = req.method() == "HEAD";
-    let response = loop {
+    loop {
         let sent = Instant::now();
         let Some(endpoint) = route.pick(&tried, sent) else {
-            metrics.in_flight.dec();
             return Err(Refused::new(
-                StatusCode::BAD_GATEWAY,
-                "no_replica",
+                GatewayCode::NoReplica,
                 format!(
                     "no replica of {} version {version} accepted the connection",
                     target.service
@@ -292,27 +378,25 @@ async fn forward(
         let deadline = (sent + inner.config.request_timeout).into();
         let exchange = pool.exchange(endpoint.addr, &upstream, to_head, sent);
         match body.within(deadline, exchange).await {
-            Ok(Ok(resp)) => {
-                if resp.0.status >= 500 {
+            Ok(Ok((head, incoming))) => {
+                if head.status >= 500 {
                     endpoint.failed(false);
                 } else {
                     endpoint.succeeded();
                 }
-                metrics.upstream.observe(sent.elapsed().as_secs_f64());
-                break (resp, outstanding);
+                route.metrics.upstream.observe(sent.elapsed().as_secs_f64());
+                return Ok((head, incoming, outstanding));
             }
             Ok(Err(e)) if e.is_connect() && tried.len() < inner.config.retries as usize => {
                 tried.push(endpoint.addr);
                 endpoint.failed(true);
-                inner.metrics.retried(&metrics.labels);
+                inner.metrics.retried(&route.metrics.labels);
                 tracing::info!(replica = %endpoint.addr, error = %e, "connection refused; trying another replica");
             }
             Ok(Err(e)) => {
                 endpoint.failed(e.is_connect());
-                metrics.in_flight.dec();
                 return Err(Refused::new(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream_error",
+                    GatewayCode::UpstreamError,
                     format!(
                         "the replica of {} version {version} failed: {e}",
                         target.service
@@ -321,10 +405,8 @@ async fn forward(
             }
             Err(_) => {
                 endpoint.failed(false);
-                metrics.in_flight.dec();
                 return Err(Refused::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "upstream_timeout",
+                    GatewayCode::UpstreamTimeout,
                     format!(
                         "the replica did not answer within {} s",
                         inner.config.request_timeout.as_secs()
@@ -332,53 +414,51 @@ async fn forward(
                 ));
             }
         }
-    };
-    let ((head, incoming), outstanding) = response;
-    let scan = if (200..300).contains(&head.status) {
-        target.scan
-    } else {
-        Scan::None
-    };
-    labels.code = head.status;
-    let finish: Finish = {
-        let inner = inner.clone();
-        let labels = std::mem::take(labels);
-        let span = span.take();
-        Box::new(move |outcome: Outcome| {
-            drop((outstanding, in_flight_guard));
-            metrics.in_flight.dec();
-            if let Some(span) = span {
-                // A stream the client left early is still the status it began with.
-                span.end(labels.code, || span_attributes(&labels));
-            }
-            let tokens = outcome.tokens.unwrap_or_default();
-            inner.usage.record(
-                Used {
-                    tenant: &caller.tenant,
-                    credential: &caller.credential,
-                    service: &labels.model,
-                    version: &labels.version,
-                    prompt_tokens: tokens.prompt_tokens,
-                    completion_tokens: tokens.completion_tokens,
-                },
-                std::time::SystemTime::now(),
-            );
-            let total = tokens.prompt_tokens + tokens.completion_tokens;
-            if total > 0 {
-                inner
-                    .limiter
-                    .charge(&caller.credential, &caller.tenant, total, outcome.at);
-            }
-            let seconds = outcome.at.saturating_duration_since(started).as_secs_f64();
-            inner.metrics.answered_by(&metrics, labels.code, seconds);
-        })
-    };
-    Ok(Answer::Relayed(Box::new(Relayed {
-        head,
-        version,
-        remaining: verdict.remaining,
-        relay: Relay::new(incoming, scan, finish),
-    })))
+    }
+}
+
+/// What runs once the answer's last write is done: the request leaves the
+/// replica's and the version's counts, and its usage, token charge, metrics
+/// and span are recorded.
+fn account(
+    inner: &Arc<Inner>,
+    caller: Caller,
+    labels: RequestLabels,
+    span: Option<RequestSpan>,
+    started: Instant,
+    counted: (InFlight, Outstanding),
+) -> Finish {
+    let inner = inner.clone();
+    Box::new(move |outcome: Outcome| {
+        let (in_flight, outstanding) = counted;
+        drop(outstanding);
+        let metrics = in_flight.metrics.clone();
+        drop(in_flight);
+        if let Some(span) = span {
+            // A stream the client left early is still the status it began with.
+            span.end(labels.code, || span_attributes(&labels));
+        }
+        let tokens = outcome.tokens.unwrap_or_default();
+        inner.usage.record(
+            Used {
+                tenant: &caller.tenant,
+                credential: &caller.credential,
+                service: &labels.model,
+                version: &labels.version,
+                prompt_tokens: tokens.prompt_tokens,
+                completion_tokens: tokens.completion_tokens,
+            },
+            std::time::SystemTime::now(),
+        );
+        let total = tokens.prompt_tokens + tokens.completion_tokens;
+        if total > 0 {
+            inner
+                .limiter
+                .charge(&caller.credential, &caller.tenant, total, outcome.at);
+        }
+        let seconds = outcome.at.saturating_duration_since(started).as_secs_f64();
+        inner.metrics.answered_by(&metrics, labels.code, seconds);
+    })
 }
 
 /// The caller, or why not.
@@ -393,22 +473,20 @@ async fn authenticate(inner: &Inner, req: &RequestHead, now: Instant) -> Result<
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             Refused::new(
-                StatusCode::UNAUTHORIZED,
-                "missing_api_key",
+                GatewayCode::MissingApiKey,
                 "send an API key as Authorization: Bearer <key>",
             )
         })?;
     let caller = inner.auth.resolve(token, now).await.map_err(|r| {
         if r.status == 401 {
-            Refused::new(StatusCode::UNAUTHORIZED, "invalid_api_key", r.message)
+            Refused::new(GatewayCode::InvalidApiKey, r.message)
         } else {
-            Refused::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", r.message)
+            Refused::new(GatewayCode::Internal, r.message)
         }
     })?;
     if !caller.may_invoke {
         return Err(Refused::new(
-            StatusCode::FORBIDDEN,
-            "permission_denied",
+            GatewayCode::PermissionDenied,
             "this credential lacks the services:invoke permission",
         ));
     }
@@ -430,15 +508,13 @@ async fn target(
     let oip = path.strip_prefix("/v2/models/");
     if !openai && oip.is_none() {
         return Err(Refused::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            GatewayCode::NotFound,
             format!("no route for {} {path}", req.method()),
         ));
     }
     if openai && req.method() != "POST" {
         return Err(Refused::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            GatewayCode::MethodNotAllowed,
             format!("{path} takes POST"),
         ));
     }
@@ -460,18 +536,14 @@ async fn target(
     }
     let peek: Peek = serde_json::from_slice(&body).map_err(|e| {
         Refused::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
+            GatewayCode::InvalidJson,
             format!("the body is not a valid request: {e}"),
         )
     })?;
-    let model = peek.model.filter(|m| !m.is_empty()).ok_or_else(|| {
-        Refused::new(
-            StatusCode::BAD_REQUEST,
-            "missing_model",
-            "the body must name a model",
-        )
-    })?;
+    let model = peek
+        .model
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| Refused::new(GatewayCode::MissingModel, "the body must name a model"))?;
     let (service, pinned) = match model.split_once(':') {
         Some((s, v)) => (s.to_owned(), Some(v.to_owned())),
         None => (model.clone(), None),
@@ -490,8 +562,7 @@ async fn target(
     let body = if pinned.is_some() || (streams && !asked_usage) {
         let mut doc: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
             Refused::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
+                GatewayCode::InvalidJson,
                 format!("the body is not valid JSON: {e}"),
             )
         })?;
@@ -518,21 +589,18 @@ async fn read_body(inner: &Inner, body: &mut RequestBody<'_>) -> Result<Bytes, R
         .await
         .map_err(|e| match e {
             BodyError::TooLarge => Refused::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
+                GatewayCode::BodyTooLarge,
                 format!("the body is larger than the gateway's limit of {limit} bytes"),
             ),
             BodyError::Timeout => Refused::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
+                GatewayCode::BodyTimeout,
                 format!(
                     "the body did not arrive within {} s",
                     inner.config.body_timeout.as_secs()
                 ),
             ),
             BodyError::Unreadable(why) => Refused::new(
-                StatusCode::BAD_REQUEST,
-                "body_unreadable",
+                GatewayCode::BodyUnreadable,
                 format!("the body could not be read: {why}"),
             ),
         })
@@ -560,8 +628,7 @@ async fn hold(
     };
     let Some(_waiting) = inner.demand.wait(&chosen.demand, inner.config.max_waiting) else {
         return Err(Refused::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_waiting",
+            GatewayCode::TooManyWaiting,
             format!(
                 "{} requests already wait for a replica of {service_name} version {version}",
                 inner.config.max_waiting
@@ -590,13 +657,11 @@ async fn hold(
     match found {
         Ok(Some(s)) => Ok(s),
         Ok(None) => Err(Refused::new(
-            StatusCode::NOT_FOUND,
-            "model_not_found",
+            GatewayCode::ModelNotFound,
             format!("model {service_name:?} was removed while the request waited"),
         )),
         Err(_) => Err(Refused::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_replica_ready",
+            GatewayCode::NoReplicaReady,
             format!(
                 "no replica of {service_name} version {version} became ready within {} s",
                 inner.config.hold_timeout.as_secs()

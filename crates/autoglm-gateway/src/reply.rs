@@ -2,6 +2,7 @@
 //! clients parse (OpenAI's `{"error": {...}}`, the Open Inference Protocol's
 //! `{"error": "..."}`), and small JSON documents.
 
+use autoglm_core::error::GatewayCode;
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::json;
@@ -52,10 +53,8 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Local {
 /// A refusal or failure the gateway itself answers.
 #[derive(Debug, Clone)]
 pub struct Refused {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// A stable code, e.g. `model_not_found`.
-    pub code: &'static str,
+    /// A stable code from the gateway's table, with its status.
+    pub code: GatewayCode,
     /// In words.
     pub message: String,
     /// Seconds, for `Retry-After`.
@@ -66,9 +65,8 @@ pub struct Refused {
 
 impl Refused {
     /// A refusal without `Retry-After`.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refused {
+    pub fn new(code: GatewayCode, message: impl Into<String>) -> Refused {
         Refused {
-            status,
             code,
             message: message.into(),
             retry_after: None,
@@ -84,22 +82,28 @@ impl Refused {
         }
     }
 
+    /// The HTTP status of the code.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
     /// The answer in `protocol`'s shape.
     pub fn into_answer(self, protocol: Protocol) -> Local {
+        let status = self.status();
         let body = match protocol {
             Protocol::OpenAi => {
-                let kind = match self.status.as_u16() {
+                let kind = match status.as_u16() {
                     401 => "authentication_error",
                     403 => "permission_error",
                     429 => "rate_limit_error",
                     s if s >= 500 => "server_error",
                     _ => "invalid_request_error",
                 };
-                json!({"error": {"message": self.message, "type": kind, "param": null, "code": self.code}})
+                json!({"error": {"message": self.message, "type": kind, "param": null, "code": self.code.as_str()}})
             }
             Protocol::Oip => json!({"error": self.message}),
         };
-        let mut answer = json(self.status, &body);
+        let mut answer = json(status, &body);
         if let Some(s) = self.retry_after {
             answer.headers.push(("retry-after", s.to_string()));
         }

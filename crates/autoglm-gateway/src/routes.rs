@@ -3,13 +3,14 @@
 //! (outstanding requests, failures, ejection) lives in [`Endpoint`]s that
 //! outlast rebuilds, so a new table does not forget what the old one learned.
 
+use parking_lot::Mutex;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use autoglm_platform::demand::VersionDemand;
-use autoglm_platform::{Demand, Views};
+use autoglm_contract::demand::VersionDemand;
+use autoglm_contract::{Demand, Views};
 use foldhash::HashMap;
 
 use crate::metrics::{Metrics, VersionLabels, VersionMetrics};
@@ -210,7 +211,7 @@ impl Builder {
     /// The table for `views`, with each version's metrics and demand.
     /// Platform names are `tenant.service`.
     pub fn build(&self, views: &Views, metrics: &Metrics, demand: &Demand) -> Table {
-        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let mut known = self.known.lock();
         let mut seen: HashMap<SocketAddr, Arc<Endpoint>> = HashMap::default();
         let mut tenants: HashMap<String, HashMap<String, Arc<ServiceRoute>>> = HashMap::default();
         for (platform_name, view) in views {

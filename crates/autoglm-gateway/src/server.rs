@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use autoglm_core::error::GatewayCode;
 use bytes::{Bytes, BytesMut};
-use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -231,13 +231,12 @@ impl Connection {
                 Ok(None) => {}
                 Err(WireError::HeadTooLarge) => {
                     return Err(Refused::new(
-                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                        "header_too_large",
+                        GatewayCode::HeaderTooLarge,
                         WireError::HeadTooLarge.to_string(),
                     ));
                 }
                 Err(WireError::Malformed(why)) => {
-                    return Err(Refused::new(StatusCode::BAD_REQUEST, "bad_request", why));
+                    return Err(Refused::new(GatewayCode::BadRequest, why));
                 }
             }
             // Most often the bytes are already here: no timer needed.
@@ -263,8 +262,7 @@ impl Connection {
                 Err(_) if began.is_none() => return Ok(None),
                 Err(_) => {
                     return Err(Refused::new(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "header_timeout",
+                        GatewayCode::HeaderTimeout,
                         format!(
                             "the request head did not arrive within {} s",
                             header_timeout.as_secs()
@@ -437,7 +435,6 @@ fn frame(out: &mut BytesMut, framing: Framing, data: &[u8]) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use tokio::net::TcpListener;
 

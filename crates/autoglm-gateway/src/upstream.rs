@@ -2,9 +2,10 @@
 //! written in one go, the response head read, and the body handed on as it
 //! arrives; a connection goes back to the pool once its body is read whole.
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -90,7 +91,7 @@ impl Pool {
         loop {
             tokio::time::sleep(IDLE_TIMEOUT).await;
             let Some(pool) = pool.upgrade() else { return };
-            let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let mut idle = pool.idle.lock();
             idle.retain(|_, conns| {
                 conns.retain(|c| c.idle_since.elapsed() < IDLE_TIMEOUT);
                 !conns.is_empty()
@@ -99,7 +100,7 @@ impl Pool {
     }
 
     fn take(&self, addr: SocketAddr, now: Instant) -> Option<Conn> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.idle.lock();
         let conns = idle.get_mut(&addr)?;
         while let Some(conn) = conns.pop_back() {
             if now.saturating_duration_since(conn.idle_since) < IDLE_TIMEOUT {
@@ -111,7 +112,7 @@ impl Pool {
 
     fn put(&self, addr: SocketAddr, mut conn: Conn) {
         conn.idle_since = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.idle.lock();
         let conns = idle.entry(addr).or_default();
         if conns.len() < MAX_IDLE_PER_REPLICA {
             conns.push_back(conn);
@@ -120,10 +121,7 @@ impl Pool {
 
     /// Forgets the unused connections to `addr`.
     fn forget(&self, addr: SocketAddr) {
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&addr);
+        self.idle.lock().remove(&addr);
     }
 
     /// Sends `request` (a whole HTTP/1.1 request) to the replica at `addr`

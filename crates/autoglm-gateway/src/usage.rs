@@ -2,8 +2,9 @@
 //! and minute, summed in memory and added to the store in one transaction
 //! every [`FLUSH_INTERVAL`], so that a request costs no write of its own.
 
+use parking_lot::Mutex;
 use std::cell::RefCell;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use autoglm_core::security::UsageRecord;
@@ -96,7 +97,7 @@ impl Usage {
                 }
                 joined.push_str(part);
             }
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let mut pending = self.pending.lock();
             let sums = match pending.get_mut(joined.as_str()) {
                 Some(sums) => sums,
                 None => pending.entry(joined.as_str().into()).or_default(),
@@ -109,7 +110,7 @@ impl Usage {
 
     /// Writes what is pending; on failure it is kept for the next flush.
     pub fn flush(&self, store: &Store) -> autoglm_store::Result<usize> {
-        let taken = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let taken = std::mem::take(&mut *self.pending.lock());
         if taken.is_empty() {
             return Ok(0);
         }
@@ -117,7 +118,7 @@ impl Usage {
         match store.bookkeeping(|tx| usage::add_usage(tx, &batch)) {
             Ok(()) => Ok(batch.len()),
             Err(e) => {
-                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                let mut pending = self.pending.lock();
                 for (k, s) in taken {
                     let sums = pending.entry(k).or_default();
                     for i in 0..3 {
@@ -147,7 +148,6 @@ impl Usage {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -168,7 +168,7 @@ mod tests {
         usage.record(used("k1", 4), at(1_800_000_059));
         usage.record(used("k1", 5), at(1_800_000_061));
         usage.record(used(odd, 6), at(1_800_000_000));
-        let pending = usage.pending.lock().unwrap();
+        let pending = usage.pending.lock();
         let mut deltas: Vec<UsageDelta> = pending.iter().map(|(k, s)| delta(k, *s)).collect();
         deltas.sort_by_key(|d| (d.record.key.clone(), d.record.minute));
         let seen: Vec<_> = deltas

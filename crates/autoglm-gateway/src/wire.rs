@@ -682,7 +682,6 @@ fn chunk_size(line: &[u8]) -> Result<u64, WireError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

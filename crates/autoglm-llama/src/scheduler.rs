@@ -13,12 +13,13 @@
 //! evaluates only the rest (as llama.cpp's server does), which makes repeated
 //! prompts and the growing history of a chat cheap to start.
 
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use autoglm_inference::{FinishReason, GenerationEvent, InferenceError, SamplingParams};
@@ -60,9 +61,7 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         // A panic while holding this lock leaves the queue consistent (plain
         // pushes and pops), so poisoning carries no information here.
-        self.queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.queue.lock()
     }
 
     /// Queues a job; refuses it once the scheduler is gone.
@@ -323,11 +322,7 @@ impl Scheduler<'_> {
             if self.slots.iter().any(|slot| slot.sequence.is_some()) {
                 return true;
             }
-            queue = self
-                .shared
-                .wake
-                .wait(queue)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.shared.wake.wait(&mut queue);
         }
     }
 

@@ -10,8 +10,9 @@
 
 mod common;
 
+use parking_lot::Mutex;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use common::*;
 use tracing_subscriber::layer::SubscriberExt;
@@ -84,7 +85,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Captured {
         }
         let mut line = String::new();
         event.record(&mut Message(&mut line));
-        self.0.lock().unwrap().push(line);
+        self.0.lock().push(line);
     }
 }
 
@@ -100,7 +101,7 @@ fn a_loaded_model_uses_no_amx_buffer_and_generates() {
         "nothing generated: {:?}",
         outcome.text
     );
-    let lines = captured.0.lock().unwrap();
+    let lines = captured.0.lock();
     let buffers: Vec<&String> = lines
         .iter()
         .filter(|l| l.contains("model buffer size"))

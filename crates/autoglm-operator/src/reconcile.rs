@@ -1,8 +1,9 @@
 //! One reconcile of one ModelService, and the controller that runs it.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use autoglm_core::service::{
@@ -89,7 +90,6 @@ impl Context {
         let unchanged = self
             .applied
             .lock()
-            .expect("applied lock")
             .get(&key)
             .is_some_and(|(fingerprint, applied)| {
                 applied == child
@@ -112,7 +112,6 @@ impl Context {
         let after = fingerprint(&result.metadata);
         self.applied
             .lock()
-            .expect("applied lock")
             .insert(key, (after.clone().unwrap_or_default(), child.clone()));
         Ok(before != after)
     }
@@ -150,7 +149,6 @@ impl Context {
                 self.metrics.wrote("delete");
                 self.applied
                     .lock()
-                    .expect("applied lock")
                     .remove(&format!("{kind}/{namespace}/{name}"));
                 deleted.push(format!("{kind}/{name}"));
             }

@@ -15,25 +15,23 @@
 //! its platform by more than one restart.
 
 mod backoff;
-pub mod demand;
 mod plan;
 mod ports;
 pub mod procs;
 mod replica;
 mod service;
 
-use std::collections::{BTreeMap, HashMap};
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use autoglm_core::service::ModelServiceStatus;
+use autoglm_contract::{ServiceView, Views};
 use tokio::sync::watch;
 
 pub use backoff::Backoff;
-pub use demand::Demand;
 pub use plan::{Launch, ServicePlan, VersionPlan};
 use ports::Ports;
 use service::ServiceRunner;
@@ -73,29 +71,6 @@ impl Default for Settings {
     }
 }
 
-/// Ready replicas of one version, for routing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VersionEndpoints {
-    /// The model version.
-    pub version: String,
-    /// Its share of traffic, in percent.
-    pub weight: u32,
-    /// Addresses of its ready replicas.
-    pub ready: Vec<SocketAddr>,
-}
-
-/// What the platform shows of one service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceView {
-    /// For the console API.
-    pub status: ModelServiceStatus,
-    /// For the gateway.
-    pub endpoints: Vec<VersionEndpoints>,
-}
-
-/// Every service's view, by name.
-pub type Views = BTreeMap<String, ServiceView>;
-
 /// The local platform.
 #[derive(Debug)]
 pub struct LocalPlatform {
@@ -126,7 +101,7 @@ impl LocalPlatform {
 
     /// Runs `plan`: starts its service or moves it to the new plan.
     pub fn apply(&self, plan: ServicePlan) -> io::Result<()> {
-        let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        let mut services = self.services.lock();
         if let Some(runner) = services.get(&plan.name) {
             runner.update(plan);
             return Ok(());
@@ -147,11 +122,7 @@ impl LocalPlatform {
 
     /// Stops every replica of `name` and waits until they are gone. Logs stay.
     pub async fn remove(&self, name: &str) {
-        let runner = self
-            .services
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
+        let runner = self.services.lock().remove(name);
         if let Some(runner) = runner {
             runner.remove().await;
         }
@@ -203,13 +174,7 @@ impl LocalPlatform {
 
     /// Stops every service's replicas and waits until they are gone.
     pub async fn shutdown(&self) {
-        let runners: Vec<ServiceRunner> = self
-            .services
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-            .map(|(_, r)| r)
-            .collect();
+        let runners: Vec<ServiceRunner> = self.services.lock().drain().map(|(_, r)| r).collect();
         for runner in runners {
             runner.remove().await;
         }

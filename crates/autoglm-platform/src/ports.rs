@@ -1,9 +1,9 @@
 //! Loopback ports for replicas: handed out from a base upward, skipping those
 //! already handed out and those something else is listening on.
 
+use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, TcpListener};
-use std::sync::Mutex;
 
 /// The ports this platform has handed out.
 #[derive(Debug)]
@@ -24,7 +24,7 @@ impl Ports {
     /// A port nobody listens on now and not handed out before, or `None`
     /// when every port from the base up is busy.
     pub fn take(&self) -> Option<u16> {
-        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        let mut taken = self.taken.lock();
         let port = (self.base..=u16::MAX).find(|p| !taken.contains(p) && free(*p))?;
         taken.insert(port);
         Some(port)
@@ -32,10 +32,7 @@ impl Ports {
 
     /// Returns `port` for reuse.
     pub fn release(&self, port: u16) {
-        self.taken
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&port);
+        self.taken.lock().remove(&port);
     }
 }
 

@@ -9,16 +9,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use autoglm_contract::{ServiceView, VersionEndpoints, Views};
 use autoglm_core::service::{
     Condition, ConditionStatus, ModelServiceStatus, ReplicaState, ReplicaStatus, VersionStatus,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::Settings;
 use crate::plan::{Launch, ServicePlan};
 use crate::ports::Ports;
 use crate::replica::{Replica, ReplicaSpec};
-use crate::{ServiceView, Settings, VersionEndpoints, Views};
 
 /// How often the reconciler looks again without being told.
 const RESYNC: Duration = Duration::from_millis(100);

@@ -7,8 +7,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use autoglm_contract::ServiceView;
 use autoglm_core::service::{ConditionStatus, ReplicaState};
-use autoglm_platform::{Launch, LocalPlatform, ServicePlan, ServiceView, Settings, VersionPlan};
+use autoglm_platform::{Launch, LocalPlatform, ServicePlan, Settings, VersionPlan};
 
 /// Each test takes its own port range: tests run in parallel.
 fn settings(base_port: u16) -> Settings {

@@ -58,7 +58,6 @@ pub fn detect(path: &Path) -> Result<ModelKind, String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

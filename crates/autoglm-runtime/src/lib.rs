@@ -23,8 +23,9 @@ pub mod oip;
 pub mod openai;
 pub mod served;
 
+use parking_lot::RwLock;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use autoglm_inference::{Embedder, Generator, InferenceError, TensorModel};
@@ -136,10 +137,7 @@ impl Runtime {
 
     /// The version being served, if one is ready.
     pub fn current(&self) -> Option<Arc<Served>> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current.read().clone()
     }
 
     /// Loads `path` as `version` beside the current one, warms it up, then
@@ -166,11 +164,7 @@ impl Runtime {
             kind: served.engine.kind(),
             load_seconds: start.elapsed().as_secs_f64(),
         };
-        let previous = self
-            .current
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .replace(served);
+        let previous = self.current.write().replace(served);
         if let Some(previous) = previous {
             tracing::info!(
                 old = previous.version,

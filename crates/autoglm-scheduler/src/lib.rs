@@ -11,15 +11,16 @@
 mod autoscale;
 mod plan;
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use autoglm_artifacts::ArtifactStore;
-use autoglm_console::ServicePlatform;
+use autoglm_contract::{Demand, ServicePlatform};
 use autoglm_core::service::{Condition, ConditionStatus, ModelServiceStatus};
-use autoglm_platform::{Demand, LocalPlatform};
+use autoglm_platform::LocalPlatform;
 use autoglm_store::{Store, StoreError, StoredService};
 use tokio::sync::mpsc;
 
@@ -107,7 +108,7 @@ impl Scheduler {
         match read {
             Ok(Ok(Some((stored, dirs)))) => {
                 let now = Instant::now();
-                let mut scheduled = self.scheduled.lock().unwrap_or_else(|e| e.into_inner());
+                let mut scheduled = self.scheduled.lock();
                 let entry = scheduled.entry(key.clone()).or_insert_with(|| Scheduled {
                     stored: stored.clone(),
                     dirs: BTreeMap::new(),
@@ -119,14 +120,8 @@ impl Scheduler {
                 self.apply(tenant, entry);
             }
             Ok(Ok(None)) => {
-                self.scheduled
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&key);
-                self.refused
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&key);
+                self.scheduled.lock().remove(&key);
+                self.refused.lock().remove(&key);
                 self.platform.remove(&key).await;
             }
             Ok(Err(e)) => {
@@ -143,7 +138,7 @@ impl Scheduler {
             Some(a) => a.replicas(),
             None => s.stored.manifest.spec.replica_bounds().initial,
         };
-        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        let mut refused = self.refused.lock();
         match plan(tenant, &s.stored, &s.dirs, &self.runtime_program, replicas) {
             Ok(p) => {
                 refused.remove(&key);
@@ -160,7 +155,7 @@ impl Scheduler {
 
     /// Samples demand once and re-plans each autoscaled service whose count moved.
     fn autoscale(&self, now: Instant) {
-        let mut scheduled = self.scheduled.lock().unwrap_or_else(|e| e.into_inner());
+        let mut scheduled = self.scheduled.lock();
         for (key, s) in scheduled.iter_mut() {
             let mut moved = false;
             for (version, scaler) in s.scalers.iter_mut() {
@@ -264,12 +259,7 @@ async fn follow(
 impl ServicePlatform for Scheduler {
     fn status(&self, tenant: &str, service: &StoredService) -> Option<ModelServiceStatus> {
         let key = platform_name(tenant, service.name());
-        if let Some(why) = self
-            .refused
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
+        if let Some(why) = self.refused.lock().get(&key) {
             return Some(refused_status(service, why));
         }
         let mut status = self.platform.view(&key)?.status;

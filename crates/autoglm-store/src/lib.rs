@@ -19,8 +19,8 @@ pub mod services;
 pub mod tenancy;
 pub mod usage;
 
+use parking_lot::Mutex;
 use std::path::Path;
-use std::sync::Mutex;
 
 use autoglm_core::audit::AuditEvent;
 use r2d2_sqlite::SqliteConnectionManager;
@@ -28,13 +28,15 @@ use r2d2_sqlite::rusqlite::types::Value;
 use r2d2_sqlite::rusqlite::{self, Connection, TransactionBehavior};
 
 pub use audit::AuditFilter;
+// Defined in autoglm-core so that platforms can take it without the store.
+pub use autoglm_core::service::StoredService;
 pub use error::StoreError;
 pub use idempotency::{IdempotencyKey, StoredResponse};
 pub use migrate::MigrationState;
 /// The transaction type write closures receive.
 pub use r2d2_sqlite::rusqlite::Transaction;
 pub use registry::{ModelFilter, NewVersion, StoredVersion};
-pub use services::{ServiceFilter, StoredService};
+pub use services::ServiceFilter;
 pub use tenancy::{KeyCredential, NewApiKey, UserCredential};
 pub use usage::{USAGE_ROWS, UsageDelta, UsageFilter};
 
@@ -132,7 +134,7 @@ impl Store {
         f: impl FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T>,
         respond: impl FnOnce(&T) -> StoredResponse,
     ) -> Result<T> {
-        let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut conn = self.writer.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&tx, &mut mutation.audit)?;
         mutation.audit.outcome = "success".to_owned();
@@ -155,7 +157,7 @@ impl Store {
 
     /// Appends an audit record on its own: for requests that failed and so changed nothing.
     pub fn audit_only(&self, event: &AuditEvent) -> Result<()> {
-        let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut conn = self.writer.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         audit::append(&tx, event)?;
         tx.commit()?;
@@ -165,7 +167,7 @@ impl Store {
     /// Runs `f` in a write transaction without an audit record: for
     /// bookkeeping that is not a user's change (key last-used times, bootstrap).
     pub fn bookkeeping<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut conn = self.writer.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&tx)?;
         tx.commit()?;

@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 use autoglm_core::error::{ErrorCode, FieldError};
 use autoglm_core::service::{
     API_VERSION, KIND, ModelServiceManifest, ModelServiceSpec, ObjectMeta, RESTARTED_AT_ANNOTATION,
-    ScaleError,
+    ScaleError, StoredService,
 };
 use autoglm_core::stage::Stage;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use r2d2_sqlite::rusqlite::{self, types::Value};
 use r2d2_sqlite::rusqlite::{Connection, OptionalExtension, Row, Transaction, params_from_iter};
 
@@ -37,33 +37,6 @@ pub struct ServiceFilter {
     pub after: Option<String>,
     /// At most this many.
     pub limit: i64,
-}
-
-/// A service as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredService {
-    /// The manifest without status: metadata with the name, the tenant as
-    /// namespace, labels, annotations (with [`RESTARTED_AT_ANNOTATION`] once
-    /// restarted), generation and creation time; and the spec.
-    pub manifest: ModelServiceManifest,
-    /// Restarts asked for so far: a platform replaces the replicas when it grows.
-    pub restarts: i64,
-    /// When the last restart was asked for.
-    pub restarted_at: Option<DateTime<Utc>>,
-    /// The last change of anything.
-    pub updated_at: DateTime<Utc>,
-}
-
-impl StoredService {
-    /// The service's name.
-    pub fn name(&self) -> &str {
-        &self.manifest.metadata.name
-    }
-
-    /// The current generation.
-    pub fn generation(&self) -> i64 {
-        self.manifest.metadata.generation.unwrap_or(1)
-    }
 }
 
 const COLUMNS: &str = "tenant, name, labels, annotations, spec, generation, restarts, restarted_at, created_at, updated_at";

@@ -2,7 +2,7 @@
 //! process, with the browser's credential as the Bearer token: validation,
 //! RBAC, idempotency and the audit stay in one place.
 
-use autoglm_console::auth::random_string;
+use autoglm_auth::random_string;
 use autoglm_core::replay::{NONCE_HEADER, TIMESTAMP_HEADER};
 use axum::Router;
 use axum::body::Body;

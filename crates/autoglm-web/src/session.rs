@@ -6,9 +6,9 @@
 //! another site can neither read the cookie nor compute the token. The login
 //! form, before any session, uses a random value in a cookie of its own.
 
+use autoglm_auth::{Principal, authenticate, random_string, secret_hash};
 use autoglm_console::AppState;
 use autoglm_console::api::auth::password_login;
-use autoglm_console::auth::{Principal, authenticate, random_string, secret_hash};
 use autoglm_core::security::LoginRequest;
 use axum::Extension;
 use axum::extract::{Form, FromRequestParts, Query, State};

@@ -4,7 +4,7 @@
 //! through as they arrive. Only the small text fields are held in memory,
 //! so the form needs no script, and a large file is never buffered.
 
-use autoglm_console::auth::random_string;
+use autoglm_auth::random_string;
 use axum::body::{Body, Bytes};
 use axum::extract::Multipart;
 use futures_util::stream;

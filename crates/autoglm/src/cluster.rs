@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use autoglm_platform::Demand;
+use autoglm_contract::Demand;
 
 use crate::up::GatewayArgs;
 

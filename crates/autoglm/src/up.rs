@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use autoglm_console::AppState;
+use autoglm_contract::Demand;
 use autoglm_gateway::Gateway;
-use autoglm_platform::{Demand, LocalPlatform};
+use autoglm_platform::LocalPlatform;
 use autoglm_scheduler::Scheduler;
 use tokio::sync::watch;
 

@@ -4,8 +4,9 @@
 
 mod common;
 
+use parking_lot::Mutex;
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::Console;
@@ -32,7 +33,7 @@ async fn acknowledged_writes_survive_sigkill_during_a_burst() {
                     .await;
                 match sent {
                     Ok(r) if r.status() == 201 => {
-                        acknowledged.lock().unwrap().insert(name);
+                        acknowledged.lock().insert(name);
                     }
                     Ok(r) => panic!("unexpected status {} before the kill", r.status()),
                     Err(_) => break, // the server is gone
@@ -42,7 +43,7 @@ async fn acknowledged_writes_survive_sigkill_during_a_burst() {
     }
     // Let the burst run, then kill in the middle of it.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let before_kill = acknowledged.lock().unwrap().len();
+    let before_kill = acknowledged.lock().len();
     assert!(
         before_kill > 20,
         "the burst should have written something, got {before_kill}"
@@ -51,7 +52,7 @@ async fn acknowledged_writes_survive_sigkill_during_a_burst() {
     for w in writers {
         w.await.unwrap();
     }
-    let acknowledged = acknowledged.lock().unwrap().clone();
+    let acknowledged = acknowledged.lock().clone();
 
     let console = Console::start(home.path(), &[]);
     let client = console.client();

@@ -296,7 +296,6 @@ fn shorten(key: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use std::io::Cursor;
 

@@ -125,7 +125,6 @@ fn claimed_by_name(name: &str) -> ArtifactFormat {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use std::io::Cursor;
 

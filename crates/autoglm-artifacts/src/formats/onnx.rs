@@ -156,7 +156,6 @@ fn read_string<R: Read + Seek>(src: &mut Source<R>, what: &str) -> Result<String
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use std::io::Cursor;
 

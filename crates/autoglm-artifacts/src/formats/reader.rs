@@ -152,7 +152,6 @@ impl<R: Read + Seek> Source<R> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use std::io::Cursor;
 

@@ -151,7 +151,6 @@ fn shorten(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use std::io::Cursor;
 

@@ -1,5 +1,6 @@
 //! `auth.*`: login and whoami.
 
+use autoglm_auth::{dummy_hash, verify_password};
 use autoglm_core::audit::AuditEvent;
 use autoglm_core::error::ErrorCode;
 use autoglm_core::rbac::SYSTEM_TENANT;
@@ -9,7 +10,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 
-use crate::auth::{dummy_hash, verify_password};
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;

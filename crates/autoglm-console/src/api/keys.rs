@@ -1,5 +1,6 @@
 //! `keys.*`: API keys, shown once, stored hashed.
 
+use autoglm_auth::new_api_key;
 use autoglm_core::error::ErrorCode;
 use autoglm_core::rbac::Permission;
 use autoglm_core::security::{ApiKey, CreateApiKey, CreatedApiKey};
@@ -12,7 +13,6 @@ use serde::Deserialize;
 
 use super::read;
 use crate::AppState;
-use crate::auth::new_api_key;
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};

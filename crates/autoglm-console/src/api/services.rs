@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use autoglm_contract::ServicePlatform;
 use autoglm_core::error::{ErrorCode, FieldError};
 use autoglm_core::registry::Page;
 use autoglm_core::service::{
@@ -24,10 +25,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{page, page_limit, parse_selector, read};
+use crate::AppState;
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::{AppState, ServicePlatform};
 
 /// Query of `GET /api/v1/services`.
 #[derive(Debug, Deserialize)]

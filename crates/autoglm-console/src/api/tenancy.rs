@@ -1,5 +1,6 @@
 //! `tenants.*` and `users.*`.
 
+use autoglm_auth::hash_password;
 use autoglm_core::error::ErrorCode;
 use autoglm_core::security::{CreateTenant, CreateUser, SetRole, Tenant, User};
 use autoglm_store::tenancy;
@@ -10,7 +11,6 @@ use axum::response::Response;
 
 use super::{check_name, read};
 use crate::AppState;
-use crate::auth::hash_password;
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};

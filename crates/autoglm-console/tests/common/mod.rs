@@ -418,7 +418,7 @@ pub async fn upload_file(
 
 /// A fresh command nonce (24 URL-safe characters).
 pub fn nonce() -> String {
-    autoglm_console::auth::random_string(24)
+    autoglm_auth::random_string(24)
 }
 
 /// Current Unix time in seconds, as the timestamp header wants it.

@@ -10,6 +10,7 @@ mod cluster;
 mod manifest;
 mod runtime;
 mod status;
+mod stored;
 mod units;
 mod validate;
 
@@ -27,6 +28,7 @@ pub use runtime::{
 pub use status::{
     Condition, ConditionStatus, ModelServiceStatus, ReplicaState, ReplicaStatus, VersionStatus,
 };
+pub use stored::StoredService;
 pub use units::{parse_duration, parse_quantity};
 pub use validate::{FieldError, MAX_REPLICAS, MAX_VERSIONS, ScaleError, to_problem};
 

@@ -197,7 +197,6 @@ pub async fn page(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

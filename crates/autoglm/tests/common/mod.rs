@@ -184,10 +184,10 @@ pub struct Up {
 /// (the replica that loses the race cannot bind, yet answers its ready check
 /// through the winner). Below 32768, where the kernel's ephemeral ports start.
 pub fn replica_base_port(home: &Path) -> u16 {
-    static HOMES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    static HOMES: parking_lot::Mutex<Vec<PathBuf>> = parking_lot::Mutex::new(Vec::new());
     const PORTS_PER_HOME: u16 = 8;
     const HOMES_PER_PROCESS: u16 = 16;
-    let mut homes = HOMES.lock().unwrap();
+    let mut homes = HOMES.lock();
     let slot = match homes.iter().position(|h| h == home) {
         Some(slot) => slot,
         None => {

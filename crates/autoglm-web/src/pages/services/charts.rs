@@ -283,7 +283,6 @@ fn nice_ceiling(v: f64) -> f64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use autoglm_core::traffic::{IntervalCounts, VersionTraffic};

@@ -424,7 +424,6 @@ pub async fn yaml(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -2,9 +2,10 @@
 //! many wait for a replica. The gateway counts; the scheduler reads it to
 //! scale, and is woken at once when a request waits on a service at zero.
 
+use parking_lot::RwLock;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 
 use tokio::sync::Notify;
 
@@ -58,20 +59,10 @@ impl Demand {
     /// The counters of `service`'s `version`, made on first use.
     pub fn of(&self, service: &str, version: &str) -> Arc<VersionDemand> {
         let key = (service.to_owned(), version.to_owned());
-        if let Some(d) = self
-            .versions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
+        if let Some(d) = self.versions.read().get(&key) {
             return d.clone();
         }
-        self.versions
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
-            .or_default()
-            .clone()
+        self.versions.write().entry(key).or_default().clone()
     }
 
     /// Counts a request in flight on `demand`.
@@ -102,7 +93,6 @@ impl Demand {
     pub fn load(&self, service: &str, version: &str) -> (u64, u64) {
         self.versions
             .read()
-            .unwrap_or_else(|e| e.into_inner())
             .get(&(service.to_owned(), version.to_owned()))
             .map(|d| (d.in_flight(), d.waiting()))
             .unwrap_or((0, 0))

@@ -1,5 +1,10 @@
 //! Credentials: password hashes, session JWTs and API keys, resolved to a
 //! [`Principal`] with a role in one tenant.
+//!
+//! No HTTP here: the console and the gateway each read the bearer token off
+//! their own requests and answer an [`AuthError`] in their own protocol.
+
+mod error;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -14,7 +19,7 @@ use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+pub use error::AuthError;
 
 /// Prefix of every API key secret, so that leaked keys are easy to scan for.
 pub const KEY_PREFIX: &str = "agk_";
@@ -38,11 +43,11 @@ pub struct Principal {
 
 impl Principal {
     /// Refuses unless the grant allows `permission`.
-    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+    pub fn require(&self, permission: Permission) -> Result<(), AuthError> {
         if self.grant.allows(permission) {
             Ok(())
         } else {
-            Err(ApiError::new(
+            Err(AuthError::new(
                 ErrorCode::Forbidden,
                 format!(
                     "{} (role {} in tenant {:?}) lacks permission {}",
@@ -112,7 +117,7 @@ impl Sessions {
         username: &str,
         tenant: &str,
         now: DateTime<Utc>,
-    ) -> Result<(String, DateTime<Utc>), ApiError> {
+    ) -> Result<(String, DateTime<Utc>), AuthError> {
         let expires = now + SESSION_TTL;
         let claims = Claims {
             sub: username.to_owned(),
@@ -122,22 +127,22 @@ impl Sessions {
             jti: uuid::Uuid::new_v4().to_string(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| ApiError::internal("jwt encode", &e))?;
+            .map_err(|e| AuthError::internal("jwt encode", &e))?;
         Ok((token, expires))
     }
 
-    fn check(&self, token: &str) -> Result<Claims, ApiError> {
+    fn check(&self, token: &str) -> Result<Claims, AuthError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => ApiError::new(
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::new(
                     ErrorCode::TokenExpired,
                     "the session token has expired; log in again",
                 ),
-                _ => ApiError::new(
+                _ => AuthError::new(
                     ErrorCode::InvalidCredentials,
                     "the session token is not valid",
                 ),
@@ -146,13 +151,13 @@ impl Sessions {
 }
 
 /// Hashes a password with Argon2id and a random salt.
-pub fn hash_password(password: &str) -> Result<String, ApiError> {
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
     let salt = SaltString::encode_b64(&rand::rng().random::<[u8; 16]>())
-        .map_err(|e| ApiError::internal("salt", &std::io::Error::other(e.to_string())))?;
+        .map_err(|e| AuthError::internal("salt", &std::io::Error::other(e.to_string())))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| ApiError::internal("argon2", &std::io::Error::other(e.to_string())))
+        .map_err(|e| AuthError::internal("argon2", &std::io::Error::other(e.to_string())))
 }
 
 /// Checks a password against a stored hash.
@@ -220,30 +225,30 @@ pub fn authenticate(
     sessions: &Sessions,
     token: &str,
     now: DateTime<Utc>,
-) -> Result<Principal, ApiError> {
+) -> Result<Principal, AuthError> {
     if token.starts_with(KEY_PREFIX) {
         let found = store.key_by_secret_hash(&secret_hash(token))?;
         let Some(found) = found else {
-            return Err(ApiError::new(
+            return Err(AuthError::new(
                 ErrorCode::InvalidCredentials,
                 "the API key is not valid",
             ));
         };
         let key = found.key;
         if key.revoked_at.is_some() {
-            return Err(ApiError::new(
+            return Err(AuthError::new(
                 ErrorCode::InvalidCredentials,
                 format!("API key {} was revoked", key.id),
             ));
         }
         if key.expires_at.is_some_and(|t| t <= now) {
-            return Err(ApiError::new(
+            return Err(AuthError::new(
                 ErrorCode::TokenExpired,
                 format!("API key {} has expired", key.id),
             ));
         }
         let role = found.role.ok_or_else(|| {
-            ApiError::new(
+            AuthError::new(
                 ErrorCode::InvalidCredentials,
                 "the key's owner no longer has a role in its tenant",
             )
@@ -263,7 +268,7 @@ pub fn authenticate(
     }
     let claims = sessions.check(token)?;
     let role: Role = store.role_of(&claims.sub, &claims.tenant)?.ok_or_else(|| {
-        ApiError::new(
+        AuthError::new(
             ErrorCode::InvalidCredentials,
             "the user no longer has a role in this tenant",
         )
@@ -284,7 +289,6 @@ pub fn authenticate(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -1,0 +1,100 @@
+//! The seams between the parts of autoglm: what the console asks of a
+//! platform ([`ServicePlatform`]) and of a gateway in its process
+//! ([`TrafficHistory`]), what a platform publishes for the gateway to route
+//! by ([`Views`]), and what the gateway counts for a scheduler to scale by
+//! ([`Demand`]).
+//!
+//! No IO, and no dependency on any part's crate: the gateway and the cluster
+//! driver build on these without the console's HTTP crate or the local
+//! platform.
+
+pub mod demand;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use autoglm_core::service::{ModelServiceStatus, StoredService};
+use autoglm_core::traffic::ServiceTraffic;
+
+pub use demand::Demand;
+
+/// The platform that runs services (the local one, or the operator's view of
+/// Kubernetes), as the console sees it. Every method is called on request
+/// paths: each must be cheap and must not block.
+pub trait ServicePlatform: Send + Sync + std::fmt::Debug {
+    /// The status of `tenant`'s service, or `None` when the platform has not
+    /// taken it up (yet).
+    fn status(&self, tenant: &str, service: &StoredService) -> Option<ModelServiceStatus>;
+
+    /// Called after a write to `tenant`'s service `name` committed (created,
+    /// changed, scaled, restarted or deleted): the platform reads it again
+    /// from the store and converges.
+    fn changed(&self, tenant: &str, name: &str);
+
+    /// The last `max_bytes` of a replica's log; `None` when the platform has
+    /// no such replica or keeps no logs.
+    fn log_tail(
+        &self,
+        tenant: &str,
+        service: &str,
+        replica: &str,
+        max_bytes: u64,
+    ) -> std::io::Result<Option<String>>;
+}
+
+/// No platform: every service is pending and nothing runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPlatform;
+
+impl ServicePlatform for NoPlatform {
+    fn status(&self, _: &str, _: &StoredService) -> Option<ModelServiceStatus> {
+        None
+    }
+
+    fn changed(&self, _: &str, _: &str) {}
+
+    fn log_tail(&self, _: &str, _: &str, _: &str, _: u64) -> std::io::Result<Option<String>> {
+        Ok(None)
+    }
+}
+
+/// The recent traffic of services, as a gateway in this process counted it.
+pub trait TrafficHistory: Send + Sync + std::fmt::Debug {
+    /// The last `intervals` intervals (at most an hour's) of `tenant`'s
+    /// service `service`; `None` when this process keeps no history (its
+    /// gateway runs elsewhere).
+    fn traffic(&self, tenant: &str, service: &str, intervals: usize) -> Option<ServiceTraffic>;
+}
+
+/// No gateway in this process (`autoglm console`).
+#[derive(Debug)]
+pub struct NoTrafficHistory;
+
+impl TrafficHistory for NoTrafficHistory {
+    fn traffic(&self, _: &str, _: &str, _: usize) -> Option<ServiceTraffic> {
+        None
+    }
+}
+
+/// Ready replicas of one version, for routing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionEndpoints {
+    /// The model version.
+    pub version: String,
+    /// Its share of traffic, in percent.
+    pub weight: u32,
+    /// Addresses of its ready replicas.
+    pub ready: Vec<SocketAddr>,
+}
+
+/// What a platform shows of one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceView {
+    /// For the console API.
+    pub status: ModelServiceStatus,
+    /// For the gateway.
+    pub endpoints: Vec<VersionEndpoints>,
+}
+
+/// Every service's view, by name.
+pub type Views = BTreeMap<String, ServiceView>;
