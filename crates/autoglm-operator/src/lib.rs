@@ -11,11 +11,16 @@
 //! its cached resourceVersion is no longer the one the operator's own last
 //! apply returned (someone edited it).
 
+mod breakpoint;
 mod children;
 mod lease;
 mod metrics;
 mod reconcile;
 mod status;
 
+#[cfg(feature = "test-hooks")]
+pub use breakpoint::{Breakpoints, Handle, Held, Step};
 pub use lease::LeaseConfig;
+#[cfg(feature = "test-hooks")]
+pub use reconcile::run_with_breakpoints;
 pub use reconcile::{FIELD_MANAGER, FINALIZER, Settings, run};

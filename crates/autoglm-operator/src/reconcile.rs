@@ -2,6 +2,7 @@
 
 use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use autoglm_core::service::{
     ObjectMeta as ManifestMeta, RESTARTED_AT_ANNOTATION,
 };
 use autoglm_render::{RenderOptions, render};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -23,6 +24,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
+use crate::breakpoint::{Breakpoints, Step};
 use crate::children::{CHILD_KINDS, Children, dynamic_api, fingerprint, scoped_watch};
 use crate::lease::{Candidate, LeaseConfig};
 use crate::metrics::{self, Metrics};
@@ -75,6 +77,7 @@ struct Context {
     applied: Mutex<HashMap<String, (String, Value)>>,
     metrics: Arc<Metrics>,
     recorder: Recorder,
+    breakpoints: Breakpoints,
 }
 
 impl Context {
@@ -306,6 +309,7 @@ async fn apply_service(ms: &ModelServiceObject, ctx: &Context) -> Result<Action,
             return Ok(Action::await_change());
         }
     };
+    ctx.breakpoints.reach(ms, Step::BeforeApply).await;
     let mut written = Vec::new();
     for child in &children {
         if ctx.apply(&namespace, child).await? {
@@ -355,6 +359,7 @@ async fn apply_service(ms: &ModelServiceObject, ctx: &Context) -> Result<Action,
         &ctx.workloads(ms, &namespace),
         format!("http://{name}.{namespace}.svc/v1"),
     );
+    ctx.breakpoints.reach(ms, Step::BeforeStatus).await;
     ctx.write_status(ms, observed).await?;
     Ok(Action::requeue(ctx.resync))
 }
@@ -383,6 +388,7 @@ async fn clean_up(ms: &ModelServiceObject, ctx: &Context) -> Result<Action, Erro
 
 async fn reconcile(ms: Arc<ModelServiceObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.children.ready().await;
+    ctx.breakpoints.reach(&ms, Step::Started).await;
     let started = Instant::now();
     let api: Api<ModelServiceObject> = Api::namespaced(
         ctx.client.clone(),
@@ -407,6 +413,7 @@ async fn reconcile(ms: Arc<ModelServiceObject>, ctx: Arc<Context>) -> Result<Act
         ctx.event(&ms, true, "ReconcileFailed", "Reconcile", error.to_string())
             .await;
     }
+    ctx.breakpoints.reach(&ms, Step::Finished).await;
     result
 }
 
@@ -434,20 +441,37 @@ impl kube::runtime::utils::Backoff for EachStreamBacksOff {
     fn reset(&mut self) {}
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("install a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+/// Runs the operator until `shutdown` completes (`Ok`), or until it loses
+/// the leader lease (`Err`: the process should exit and be restarted, as
+/// every Kubernetes controller does, since another leader may already act).
+/// On shutdown the reconciles under way finish first.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    operate(client, settings, shutdown, Breakpoints::none()).await
 }
 
-/// Runs the operator until SIGINT or SIGTERM (`Ok`), or until it loses the
-/// leader lease (`Err`: the process should exit and be restarted, as every
-/// Kubernetes controller does, since another leader may already act).
-pub async fn run(client: Client, settings: Settings) -> Result<(), String> {
+/// [`run`], each reconcile reporting its steps to `breakpoints`.
+#[cfg(feature = "test-hooks")]
+pub async fn run_with_breakpoints(
+    client: Client,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    breakpoints: Breakpoints,
+) -> Result<(), String> {
+    operate(client, settings, shutdown, breakpoints).await
+}
+
+async fn operate(
+    client: Client,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    breakpoints: Breakpoints,
+) -> Result<(), String> {
+    // Awaited twice: while waiting for the lease, then by the controller.
+    let shutdown = shutdown.shared();
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = settings.metrics_addr {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -462,7 +486,7 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), String> {
         tracing::info!("waiting for the leader lease");
         tokio::select! {
             () = candidate.acquire() => {}
-            () = shutdown_signal() => return Ok(()),
+            () = shutdown.clone() => return Ok(()),
         }
         tracing::info!("leading");
     }
@@ -487,6 +511,7 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), String> {
         children,
         applied: Mutex::new(HashMap::new()),
         metrics: metrics.clone(),
+        breakpoints,
     });
     let (service_cache, service_writer) = reflector::store();
     let service_stream = scoped_watch::<ModelServiceObject>(
@@ -506,7 +531,7 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), String> {
         .owns_stream(streams.pdbs)
         .owns_stream(streams.hpas)
         .owns_stream(streams.ingresses)
-        .graceful_shutdown_on(shutdown_signal())
+        .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             if let Err(error) = result {

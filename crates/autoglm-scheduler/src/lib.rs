@@ -9,7 +9,11 @@
 //! sampled every 250 ms and at once when a request waits on a service at zero.
 
 mod autoscale;
+#[cfg(test)]
+mod breakpoint;
 mod plan;
+#[cfg(test)]
+mod tests;
 
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
@@ -50,6 +54,8 @@ pub struct Scheduler {
     changes: mpsc::UnboundedSender<(String, String)>,
     scheduled: Mutex<HashMap<String, Scheduled>>,
     refused: Mutex<HashMap<String, Unschedulable>>,
+    #[cfg(test)]
+    breakpoints: breakpoint::Breakpoints,
 }
 
 impl Scheduler {
@@ -75,6 +81,8 @@ impl Scheduler {
             changes: tx,
             scheduled: Mutex::new(HashMap::new()),
             refused: Mutex::new(HashMap::new()),
+            #[cfg(test)]
+            breakpoints: breakpoint::Breakpoints::default(),
         });
         tokio::spawn(follow(
             Arc::downgrade(&scheduler),
@@ -100,16 +108,40 @@ impl Scheduler {
     /// Reads `tenant`'s service `name` from the store and applies it, or
     /// removes it when it is gone.
     async fn reload(&self, tenant: &str, name: &str) {
+        if let Some(loaded) = self.read(tenant, name).await {
+            self.settle(tenant, name, loaded).await;
+        }
+    }
+
+    /// Reads `tenant`'s service `name` from the store; `None` when the read
+    /// failed, which is logged.
+    async fn read(&self, tenant: &str, name: &str) -> Option<Loaded> {
         let key = platform_name(tenant, name);
         let store = self.store.clone();
         let artifacts = self.artifacts.clone();
         let (t, n) = (tenant.to_owned(), name.to_owned());
         let read = tokio::task::spawn_blocking(move || load(&store, &artifacts, &t, &n)).await;
         match read {
-            Ok(Ok(Some((stored, dirs)))) => {
+            Ok(Ok(loaded)) => Some(loaded),
+            Ok(Err(e)) => {
+                tracing::error!(service = %key, error = %e, "cannot read a service to schedule it");
+                None
+            }
+            Err(e) => {
+                tracing::error!(service = %key, error = %e, "reading a service panicked");
+                None
+            }
+        }
+    }
+
+    /// Applies what [`Scheduler::read`] found: the service, or its removal.
+    async fn settle(&self, tenant: &str, name: &str, loaded: Loaded) {
+        let key = platform_name(tenant, name);
+        match loaded {
+            Some((stored, dirs)) => {
                 let now = Instant::now();
                 let mut scheduled = self.scheduled.lock();
-                let entry = scheduled.entry(key.clone()).or_insert_with(|| Scheduled {
+                let entry = scheduled.entry(key).or_insert_with(|| Scheduled {
                     stored: stored.clone(),
                     dirs: BTreeMap::new(),
                     scalers: HashMap::new(),
@@ -119,15 +151,11 @@ impl Scheduler {
                 sync_scalers(entry, now);
                 self.apply(tenant, entry);
             }
-            Ok(Ok(None)) => {
+            None => {
                 self.scheduled.lock().remove(&key);
                 self.refused.lock().remove(&key);
                 self.platform.remove(&key).await;
             }
-            Ok(Err(e)) => {
-                tracing::error!(service = %key, error = %e, "cannot read a service to schedule it")
-            }
-            Err(e) => tracing::error!(service = %key, error = %e, "reading a service panicked"),
         }
     }
 
@@ -230,6 +258,17 @@ fn sync_scalers(s: &mut Scheduled, now: Instant) {
     }
 }
 
+/// What wakes the scheduler's loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Trigger {
+    /// The console committed a write that touched this service.
+    Changed { tenant: String, name: String },
+    /// [`SAMPLE_INTERVAL`] passed.
+    Tick,
+    /// A request waits on a service: sampled now rather than at the next tick.
+    DemandWoken,
+}
+
 /// Applies changes as the console reports them, and samples demand.
 async fn follow(
     scheduler: std::sync::Weak<Scheduler>,
@@ -239,20 +278,36 @@ async fn follow(
     let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let change = tokio::select! {
+        let trigger = tokio::select! {
             // The sender lives in the scheduler: `None` means it is gone.
             change = changes.recv() => match change {
-                Some(change) => Some(change),
+                Some((tenant, name)) => Trigger::Changed { tenant, name },
                 None => return,
             },
-            _ = tick.tick() => None,
-            () = demand.woken() => None,
+            _ = tick.tick() => Trigger::Tick,
+            () = demand.woken() => Trigger::DemandWoken,
         };
         let Some(s) = scheduler.upgrade() else { return };
-        match change {
-            Some((tenant, name)) => s.reload(&tenant, &name).await,
-            None => s.autoscale(Instant::now()),
+        #[cfg(test)]
+        s.breakpoints
+            .reach(breakpoint::Phase::Woken(trigger.clone()))
+            .await;
+        match trigger {
+            Trigger::Changed { tenant, name } => {
+                if let Some(loaded) = s.read(&tenant, &name).await {
+                    #[cfg(test)]
+                    s.breakpoints.reach(breakpoint::Phase::BeforeApply).await;
+                    s.settle(&tenant, &name, loaded).await;
+                }
+            }
+            Trigger::Tick | Trigger::DemandWoken => {
+                #[cfg(test)]
+                s.breakpoints.reach(breakpoint::Phase::BeforeApply).await;
+                s.autoscale(Instant::now());
+            }
         }
+        #[cfg(test)]
+        s.breakpoints.reach(breakpoint::Phase::AfterApply).await;
     }
 }
 

@@ -100,7 +100,7 @@ pub async fn run(args: OperatorArgs) -> ExitCode {
         },
         args.metrics_addr
     );
-    match autoglm_operator::run(client, settings).await {
+    match autoglm_operator::run(client, settings, crate::serve::signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("autoglm operator: {e}");
