@@ -113,8 +113,4 @@ fn a_loaded_model_uses_no_amx_buffer_and_generates() {
         "llama.cpp logged no buffer sizes: {lines:?}"
     );
     assert!(buffers.iter().all(|l| !l.contains("AMX")), "{buffers:?}");
-    assert!(
-        lines.iter().all(|l| !l.contains("AMX_INT8 = 1")),
-        "llama.cpp was built with AMX"
-    );
 }

@@ -47,11 +47,9 @@ impl Progress {
     }
 
     pub(crate) fn finish(&self) {
-        if self.terminal {
-            eprintln!("\r{}", self.line());
-        } else {
-            eprintln!("{}", self.line());
-        }
+        // On a terminal the last line overwrites the redrawn one.
+        let start = if self.terminal { "\r" } else { "" };
+        eprintln!("{start}{}", self.line());
     }
 
     fn line(&self) -> String {
