@@ -23,8 +23,15 @@ const USAGE: &str =
     "usage: cargo xtask up [ARGS] | test [ARGS] | tidy | deps build|test|bench [--check]";
 
 /// The workspace: the xtask's manifest folder's parent.
+/// The checkout the xtask was run from. `cargo run` names the xtask's
+/// folder at run time; the path compiled in is only a fallback, since a
+/// shared target folder may hold a binary built from another checkout.
 fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+        || env!("CARGO_MANIFEST_DIR").into(),
+        std::path::PathBuf::from,
+    );
+    manifest_dir
         .parent()
         .map_or_else(|| ".".into(), std::path::Path::to_path_buf)
 }

@@ -17,6 +17,10 @@ pub const FORBIDDEN_EDGES: &[(&str, &str)] = &[
 
 /// Runs every rule on the workspace at `root`; each broken rule is one line.
 pub fn check(root: &Path) -> Result<(), String> {
+    // A rule over no files passes: make sure this is the checkout.
+    if !root.join("crates").is_dir() {
+        return Err(format!("tidy: {} holds no crates/ folder", root.display()));
+    }
     let mut broken = headers(root);
     broken.extend(crate_graph(root)?);
     if broken.is_empty() {

@@ -33,7 +33,7 @@ impl Staging {
     }
 
     fn claim(&self, path: &str) -> Result<PathBuf, ArtifactError> {
-        validate_artifact_path(path).map_err(ArtifactError::InvalidPath)?;
+        validate_artifact_path(path).map_err(|e| ArtifactError::InvalidPath(e.to_string()))?;
         if self.files.iter().any(|f| f.path == path) {
             return Err(ArtifactError::Duplicate(path.to_owned()));
         }

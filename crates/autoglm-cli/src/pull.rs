@@ -40,7 +40,7 @@ pub async fn pull(
     for file in &found.files {
         // The registry checks paths on upload; checked again because they
         // become paths on this machine.
-        validate_artifact_path(&file.path).map_err(ClientError::Decode)?;
+        validate_artifact_path(&file.path).map_err(|e| ClientError::Decode(e.to_string()))?;
         let target = to.join(&file.path);
         if !matches_digest(&target, file).await {
             missing.push((file, target));

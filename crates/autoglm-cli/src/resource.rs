@@ -322,8 +322,7 @@ async fn get(
                 let pairs = selector
                     .iter()
                     .map(|l| crate::model::parse_label(l).map(|(k, v)| format!("{k}={v}")))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(ClientError::Local)?;
+                    .collect::<Result<Vec<_>, _>>()?;
                 url.query_pairs_mut().append_pair("label", &pairs.join(","));
             }
             client.get_all(url, None, PAGE_SIZE).await?

@@ -8,5 +8,5 @@
 mod platform;
 mod views;
 
-pub use platform::{FIELD_MANAGER, KubernetesPlatform};
+pub use platform::{FIELD_MANAGER, KubernetesPlatform, StartError};
 pub use views::{build_views, watch_views};

@@ -212,13 +212,24 @@ async fn delete_forgotten(
     }
 }
 
+/// Why the cluster driver could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not list the services to write to the cluster.
+    #[error("cannot read the services")]
+    Read(#[from] autoglm_store::StoreError),
+    /// The blocking read panicked.
+    #[error("the read of the services panicked")]
+    Panicked(#[from] tokio::task::JoinError),
+}
+
 impl KubernetesPlatform {
     /// Starts following the cluster, writes every stored service to it, and
     /// deletes the console's ModelServices that the store no longer has.
     pub async fn start(
         client: Client,
         store: Arc<Store>,
-    ) -> Result<Arc<KubernetesPlatform>, String> {
+    ) -> Result<Arc<KubernetesPlatform>, StartError> {
         let (services, views) = watch_views(&client);
         let (tx, rx) = mpsc::unbounded_channel();
         let refused = Arc::default();
@@ -231,10 +242,7 @@ impl KubernetesPlatform {
         ));
         let stored = {
             let store = store.clone();
-            tokio::task::spawn_blocking(move || store.all_service_names())
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("cannot read the services: {e}"))?
+            tokio::task::spawn_blocking(move || store.all_service_names()).await??
         };
         // The cluster may be briefly unreachable (or the CRD not yet served):
         // the console starts anyway, and the deletions wait for the listing.

@@ -78,6 +78,7 @@ pub fn build_views(services: &[Arc<ModelServiceObject>], slices: &[Arc<EndpointS
             let view = ServiceView {
                 status: ms.status.clone().unwrap_or_default(),
                 endpoints,
+                balancing: ms.spec.load_balancing.clone().unwrap_or_default(),
             };
             Some((format!("{namespace}.{name}"), view))
         })

@@ -13,7 +13,7 @@ pub mod demand;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use autoglm_core::service::{ModelServiceStatus, StoredService};
+use autoglm_core::service::{LoadBalancing, ModelServiceStatus, StoredService};
 use autoglm_core::traffic::ServiceTraffic;
 
 pub use demand::Demand;
@@ -94,6 +94,8 @@ pub struct ServiceView {
     pub status: ModelServiceStatus,
     /// For the gateway.
     pub endpoints: Vec<VersionEndpoints>,
+    /// How the gateway balances each version's requests over its endpoints.
+    pub balancing: LoadBalancing,
 }
 
 /// Every service's view, by name.

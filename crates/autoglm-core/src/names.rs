@@ -58,23 +58,58 @@ pub fn validate(kind: &'static str, name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// Why a file path inside an artifact was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ArtifactPathError {
+    /// Empty, or longer than 255 bytes.
+    #[error("file path {path:?} must be 1 to 255 bytes")]
+    Length {
+        /// The path given.
+        path: String,
+    },
+    /// Absolute, or written with `\`.
+    #[error("file path {path:?} must be relative and use '/'")]
+    NotRelative {
+        /// The path given.
+        path: String,
+    },
+    /// A component is empty, `.` or `..`.
+    #[error("file path {path:?} has an empty, '.' or '..' component")]
+    BadComponent {
+        /// The path given.
+        path: String,
+    },
+    /// A component holds a control character.
+    #[error("file path {path:?} contains a control character")]
+    ControlCharacter {
+        /// The path given.
+        path: String,
+    },
+}
+
 /// Checks a relative file path inside an artifact: `/`-separated, no `..`, no
 /// absolute paths, no empty or hidden-traversal components, printable only.
-pub fn validate_artifact_path(path: &str) -> Result<(), String> {
+pub fn validate_artifact_path(path: &str) -> Result<(), ArtifactPathError> {
     if path.is_empty() || path.len() > 255 {
-        return Err(format!("file path {path:?} must be 1 to 255 bytes"));
+        return Err(ArtifactPathError::Length {
+            path: path.to_owned(),
+        });
     }
     if path.starts_with('/') || path.contains('\\') {
-        return Err(format!("file path {path:?} must be relative and use '/'"));
+        return Err(ArtifactPathError::NotRelative {
+            path: path.to_owned(),
+        });
     }
     for part in path.split('/') {
         if part.is_empty() || part == "." || part == ".." {
-            return Err(format!(
-                "file path {path:?} has an empty, '.' or '..' component"
-            ));
+            return Err(ArtifactPathError::BadComponent {
+                path: path.to_owned(),
+            });
         }
         if part.chars().any(|c| c.is_control()) {
-            return Err(format!("file path {path:?} contains a control character"));
+            return Err(ArtifactPathError::ControlCharacter {
+                path: path.to_owned(),
+            });
         }
     }
     Ok(())
@@ -129,19 +164,35 @@ mod tests {
 
     #[test]
     fn artifact_paths_stay_inside() {
-        assert!(validate_artifact_path("model.safetensors").is_ok());
-        assert!(validate_artifact_path("onnx/model.onnx").is_ok());
-        for bad in [
-            "",
-            "/etc/passwd",
-            "../x",
-            "a/../../x",
-            "a//b",
-            "./a",
-            "a\\b",
-            "a\u{0}b",
-        ] {
-            assert!(validate_artifact_path(bad).is_err(), "{bad:?}");
+        assert_eq!(validate_artifact_path("model.safetensors"), Ok(()));
+        assert_eq!(validate_artifact_path("onnx/model.onnx"), Ok(()));
+        let component = |p: &str| ArtifactPathError::BadComponent { path: p.to_owned() };
+        assert_eq!(
+            validate_artifact_path(""),
+            Err(ArtifactPathError::Length {
+                path: String::new()
+            })
+        );
+        assert_eq!(
+            validate_artifact_path("/etc/passwd"),
+            Err(ArtifactPathError::NotRelative {
+                path: "/etc/passwd".to_owned()
+            })
+        );
+        assert!(matches!(
+            validate_artifact_path("a\\b"),
+            Err(ArtifactPathError::NotRelative { .. })
+        ));
+        for bad in ["../x", "a/../../x", "a//b", "./a"] {
+            assert_eq!(validate_artifact_path(bad), Err(component(bad)), "{bad:?}");
         }
+        assert!(matches!(
+            validate_artifact_path("a\u{0}b"),
+            Err(ArtifactPathError::ControlCharacter { .. })
+        ));
+        assert_eq!(
+            validate_artifact_path("../x").map_err(|e| e.to_string()),
+            Err("file path \"../x\" has an empty, '.' or '..' component".to_owned())
+        );
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 use crate::artifact::{ArtifactFile, ArtifactFormat};
 use crate::stage::Stage;
@@ -165,13 +166,57 @@ pub struct SetStage {
     pub archive_others: bool,
 }
 
+/// Why a set of labels was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum LabelError {
+    /// More than [`MAX_LABELS`] labels.
+    #[error("{count} labels; the limit is {MAX_LABELS}")]
+    TooMany {
+        /// How many were given.
+        count: usize,
+    },
+    /// A key is empty, too long or has a character Kubernetes refuses.
+    #[error("label key {key:?} must be 1 to 63 characters of [A-Za-z0-9._/-]")]
+    BadKey {
+        /// The key.
+        key: String,
+    },
+    /// A value is too long or holds a control character.
+    #[error("label {key:?} value must be at most 63 printable characters")]
+    BadValue {
+        /// The key of the value.
+        key: String,
+    },
+}
+
+/// A description longer than [`MAX_DESCRIPTION`] characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("description is longer than {MAX_DESCRIPTION} characters")]
+pub struct DescriptionTooLong;
+
+/// Why a version's metadata was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum VersionSpecError {
+    /// The description is too long.
+    #[error(transparent)]
+    Description(#[from] DescriptionTooLong),
+    /// `framework` or `task` is empty, too long or not printable.
+    #[error("{field} must be 1 to 63 printable characters")]
+    BadField {
+        /// `framework` or `task`.
+        field: &'static str,
+    },
+    /// `parent` is below 1.
+    #[error("parent must be a version number, from 1")]
+    BadParent,
+}
+
 /// Checks labels: keys like Kubernetes label keys, values at most 63 characters.
-pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), String> {
+pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), LabelError> {
     if labels.len() > MAX_LABELS {
-        return Err(format!(
-            "{} labels; the limit is {MAX_LABELS}",
-            labels.len()
-        ));
+        return Err(LabelError::TooMany {
+            count: labels.len(),
+        });
     }
     for (key, value) in labels {
         let key_ok = !key.is_empty()
@@ -180,41 +225,35 @@ pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), String> 
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
         if !key_ok {
-            return Err(format!(
-                "label key {key:?} must be 1 to 63 characters of [A-Za-z0-9._/-]"
-            ));
+            return Err(LabelError::BadKey { key: key.clone() });
         }
         if value.chars().count() > 63 || value.chars().any(char::is_control) {
-            return Err(format!(
-                "label {key:?} value must be at most 63 printable characters"
-            ));
+            return Err(LabelError::BadValue { key: key.clone() });
         }
     }
     Ok(())
 }
 
 /// Checks a description's length.
-pub fn validate_description(description: Option<&str>) -> Result<(), String> {
+pub fn validate_description(description: Option<&str>) -> Result<(), DescriptionTooLong> {
     match description {
-        Some(d) if d.chars().count() > MAX_DESCRIPTION => Err(format!(
-            "description is longer than {MAX_DESCRIPTION} characters"
-        )),
+        Some(d) if d.chars().count() > MAX_DESCRIPTION => Err(DescriptionTooLong),
         _ => Ok(()),
     }
 }
 
 /// Checks a version's metadata.
-pub fn validate_version_spec(spec: &VersionSpec) -> Result<(), String> {
+pub fn validate_version_spec(spec: &VersionSpec) -> Result<(), VersionSpecError> {
     validate_description(spec.description.as_deref())?;
     for (field, value) in [("framework", &spec.framework), ("task", &spec.task)] {
         if let Some(v) = value
             && (v.is_empty() || v.len() > 63 || v.chars().any(char::is_control))
         {
-            return Err(format!("{field} must be 1 to 63 printable characters"));
+            return Err(VersionSpecError::BadField { field });
         }
     }
     if spec.parent.is_some_and(|p| p < 1) {
-        return Err("parent must be a version number, from 1".to_owned());
+        return Err(VersionSpecError::BadParent);
     }
     Ok(())
 }
@@ -226,32 +265,60 @@ mod tests {
     #[test]
     fn labels_follow_kubernetes_conventions() {
         let ok: BTreeMap<_, _> = [("team".to_owned(), "nlp".to_owned())].into();
-        assert!(validate_labels(&ok).is_ok());
+        assert_eq!(validate_labels(&ok), Ok(()));
         let bad_key: BTreeMap<_, _> = [("bad key".to_owned(), "v".to_owned())].into();
-        assert!(validate_labels(&bad_key).is_err());
+        assert_eq!(
+            validate_labels(&bad_key).map_err(|e| e.to_string()),
+            Err("label key \"bad key\" must be 1 to 63 characters of [A-Za-z0-9._/-]".to_owned())
+        );
         let long_value: BTreeMap<_, _> = [("k".to_owned(), "v".repeat(64))].into();
-        assert!(validate_labels(&long_value).is_err());
+        assert!(matches!(
+            validate_labels(&long_value),
+            Err(LabelError::BadValue { key }) if key == "k"
+        ));
         let many: BTreeMap<_, _> = (0..65).map(|i| (format!("k{i}"), String::new())).collect();
-        assert!(validate_labels(&many).is_err());
+        assert_eq!(
+            validate_labels(&many),
+            Err(LabelError::TooMany { count: 65 })
+        );
+    }
+
+    #[test]
+    fn description_length_is_limited() {
+        assert_eq!(validate_description(None), Ok(()));
+        let long = "x".repeat(MAX_DESCRIPTION + 1);
+        assert_eq!(
+            validate_description(Some(&long)).map_err(|e| e.to_string()),
+            Err("description is longer than 4096 characters".to_owned())
+        );
     }
 
     #[test]
     fn version_spec_rules() {
-        assert!(validate_version_spec(&VersionSpec::default()).is_ok());
+        assert_eq!(validate_version_spec(&VersionSpec::default()), Ok(()));
         let bad_parent = VersionSpec {
             parent: Some(0),
             ..Default::default()
         };
-        assert!(validate_version_spec(&bad_parent).is_err());
+        assert_eq!(
+            validate_version_spec(&bad_parent).map_err(|e| e.to_string()),
+            Err("parent must be a version number, from 1".to_owned())
+        );
         let bad_task = VersionSpec {
             task: Some(String::new()),
             ..Default::default()
         };
-        assert!(validate_version_spec(&bad_task).is_err());
+        assert_eq!(
+            validate_version_spec(&bad_task),
+            Err(VersionSpecError::BadField { field: "task" })
+        );
         let long = VersionSpec {
             description: Some("x".repeat(MAX_DESCRIPTION + 1)),
             ..Default::default()
         };
-        assert!(validate_version_spec(&long).is_err());
+        assert_eq!(
+            validate_version_spec(&long),
+            Err(VersionSpecError::Description(DescriptionTooLong))
+        );
     }
 }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 use crate::rbac::{Permission, Role};
 
@@ -143,22 +144,29 @@ impl RateLimit {
     pub const MAX: u32 = 100_000_000;
 
     /// Refuses zero (which would lock the key out: revoke it instead) and absurd values.
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, value) in [
+    pub fn validate(&self) -> Result<(), RateLimitError> {
+        for (field, value) in [
             ("requests_per_second", self.requests_per_second),
             ("tokens_per_minute", self.tokens_per_minute),
         ] {
-            if let Some(v) = value
-                && !(1..=Self::MAX).contains(&v)
+            if let Some(value) = value
+                && !(1..=Self::MAX).contains(&value)
             {
-                return Err(format!(
-                    "rate_limit.{name} must be 1 to {}, not {v}",
-                    Self::MAX
-                ));
+                return Err(RateLimitError { field, value });
             }
         }
         Ok(())
     }
+}
+
+/// A limit of a [`RateLimit`] outside 1 to [`RateLimit::MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("rate_limit.{field} must be 1 to {}, not {value}", RateLimit::MAX)]
+pub struct RateLimitError {
+    /// `requests_per_second` or `tokens_per_minute`.
+    pub field: &'static str,
+    /// The value refused.
+    pub value: u32,
 }
 
 /// One row of `GET /api/v1/usage`: what one key sent to one service version in one minute.
@@ -214,4 +222,33 @@ pub struct CreatedApiKey {
     pub key: ApiKey,
     /// The secret; send it as `Authorization: Bearer`. It is stored only as a hash.
     pub secret: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_refuse_zero_and_absurd_values() {
+        assert_eq!(RateLimit::default().validate(), Ok(()));
+        let zero = RateLimit {
+            requests_per_second: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(
+            zero.validate(),
+            Err(RateLimitError {
+                field: "requests_per_second",
+                value: 0
+            })
+        );
+        let huge = RateLimit {
+            tokens_per_minute: Some(RateLimit::MAX + 1),
+            ..Default::default()
+        };
+        assert_eq!(
+            huge.validate().map_err(|e| e.to_string()),
+            Err("rate_limit.tokens_per_minute must be 1 to 100000000, not 100000001".to_owned())
+        );
+    }
 }

@@ -2,6 +2,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 /// Where a model version stands in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -45,16 +46,28 @@ impl Stage {
     }
 }
 
+/// Why a stage change was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum TransitionError {
+    /// The version is already in the stage asked for.
+    #[error("version is already in stage {}", .0.as_str())]
+    AlreadyInStage(Stage),
+    /// The change asked for `none`.
+    #[error("a version cannot return to stage none")]
+    BackToNone,
+    /// An archived version was sent straight to production.
+    #[error("an archived version must go through staging before production")]
+    ArchivedToProduction,
+}
+
 /// Checks a stage change. An archived version must be restaged through
 /// `staging` before it serves production again, and nothing moves back to `none`:
 /// once a version has been promoted its history matters.
-pub fn check_transition(from: Stage, to: Stage) -> Result<(), String> {
+pub fn check_transition(from: Stage, to: Stage) -> Result<(), TransitionError> {
     match (from, to) {
-        (a, b) if a == b => Err(format!("version is already in stage {}", a.as_str())),
-        (_, Stage::None) => Err("a version cannot return to stage none".to_owned()),
-        (Stage::Archived, Stage::Production) => {
-            Err("an archived version must go through staging before production".to_owned())
-        }
+        (a, b) if a == b => Err(TransitionError::AlreadyInStage(a)),
+        (_, Stage::None) => Err(TransitionError::BackToNone),
+        (Stage::Archived, Stage::Production) => Err(TransitionError::ArchivedToProduction),
         _ => Ok(()),
     }
 }
@@ -74,9 +87,35 @@ mod tests {
 
     #[test]
     fn backwards_and_no_op_moves_are_refused() {
-        assert!(check_transition(Stage::Staging, Stage::None).is_err());
-        assert!(check_transition(Stage::Archived, Stage::Production).is_err());
-        assert!(check_transition(Stage::Production, Stage::Production).is_err());
+        assert_eq!(
+            check_transition(Stage::Staging, Stage::None),
+            Err(TransitionError::BackToNone)
+        );
+        assert_eq!(
+            check_transition(Stage::Archived, Stage::Production),
+            Err(TransitionError::ArchivedToProduction)
+        );
+        assert_eq!(
+            check_transition(Stage::Production, Stage::Production),
+            Err(TransitionError::AlreadyInStage(Stage::Production))
+        );
+    }
+
+    #[test]
+    fn refusals_read_as_before() {
+        let message = |from, to| check_transition(from, to).err().map(|e| e.to_string());
+        assert_eq!(
+            message(Stage::Production, Stage::Production).as_deref(),
+            Some("version is already in stage production")
+        );
+        assert_eq!(
+            message(Stage::Staging, Stage::None).as_deref(),
+            Some("a version cannot return to stage none")
+        );
+        assert_eq!(
+            message(Stage::Archived, Stage::Production).as_deref(),
+            Some("an archived version must go through staging before production")
+        );
     }
 
     #[test]

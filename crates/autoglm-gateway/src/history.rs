@@ -15,7 +15,7 @@ use autoglm_core::traffic::{
 use chrono::{DateTime, Utc};
 use foldhash::HashMap;
 
-use crate::metrics::VersionLabels;
+use crate::version::VersionLabels;
 
 type Ring = VecDeque<TrafficPoint>;
 

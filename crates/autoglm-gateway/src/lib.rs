@@ -12,11 +12,14 @@
 //! metrics).
 
 mod auth;
+mod balance;
 mod body;
 mod deadline;
 mod history;
+mod incoming;
 mod limits;
 mod metrics;
+mod opening;
 mod proxy;
 mod reply;
 mod routes;
@@ -25,6 +28,7 @@ mod split;
 mod trace;
 mod upstream;
 mod usage;
+mod version;
 mod wire;
 
 use std::sync::Arc;
@@ -44,6 +48,7 @@ use limits::Limiter;
 use metrics::Metrics;
 use routes::Table;
 use trace::Tracing;
+pub use trace::TracingError;
 use upstream::Pool;
 use usage::Usage;
 
@@ -122,7 +127,7 @@ impl Gateway {
         sessions: Sessions,
         mut views: watch::Receiver<Arc<Views>>,
         demand: Arc<Demand>,
-    ) -> Result<Gateway, String> {
+    ) -> Result<Gateway, TracingError> {
         let tracing = match &config.otlp_endpoint {
             Some(endpoint) => Tracing::otlp(endpoint)?,
             None => Tracing::default(),

@@ -15,7 +15,9 @@ use prometheus_client::registry::Registry;
 use autoglm_contract::Views;
 use autoglm_core::traffic::LATENCY_BOUNDS;
 
+use crate::balance::Picked;
 use crate::history::History;
+use crate::version::VersionLabels;
 
 /// Labels of a routed request; empty model and version when it was not routed.
 #[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -30,17 +32,6 @@ pub struct RequestLabels {
     pub code: u16,
 }
 
-/// Labels of one service version.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct VersionLabels {
-    /// Tenant.
-    pub tenant: String,
-    /// Service.
-    pub model: String,
-    /// Version.
-    pub version: String,
-}
-
 /// One version's metric handles.
 #[derive(Debug)]
 pub struct VersionMetrics {
@@ -53,9 +44,32 @@ pub struct VersionMetrics {
     pub in_flight: Gauge,
     /// Request counters by status, as they are first seen.
     requests: Mutex<Vec<(u16, Counter)>>,
+    /// How its replicas were picked, when it balances by prefix hash.
+    prefix: Option<PrefixCounters>,
+}
+
+/// One prefix-hash version's counts of where its requests went.
+#[derive(Debug)]
+struct PrefixCounters {
+    hits: Counter,
+    over_bound: Counter,
+    ejected: Counter,
 }
 
 impl VersionMetrics {
+    /// Counts how a replica was picked for a request (prefix-hash versions only).
+    pub fn picked(&self, picked: Picked) {
+        let Some(prefix) = &self.prefix else { return };
+        let counter = match picked {
+            Picked::Home => &prefix.hits,
+            Picked::OverBound => &prefix.over_bound,
+            Picked::Ejected => &prefix.ejected,
+            // No opening to key on (an embeddings request, say).
+            Picked::LeastLoaded => return,
+        };
+        counter.inc();
+    }
+
     fn request_counter(&self, metrics: &Metrics, code: u16) -> Counter {
         let mut counters = self.requests.lock();
         if let Some((_, c)) = counters.iter().find(|(c, _)| *c == code) {
@@ -73,6 +87,15 @@ impl VersionMetrics {
         counters.push((code, counter.clone()));
         counter
     }
+}
+
+/// Labels of a prefix-hash fallback: the version's, and why.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FallbackLabels {
+    tenant: String,
+    model: String,
+    version: String,
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -97,6 +120,8 @@ pub struct Metrics {
     rate_limited: Family<ScopeLabels, Counter>,
     replicas_desired: Family<VersionLabels, Gauge>,
     replicas_ready: Family<VersionLabels, Gauge>,
+    prefix_hits: Family<VersionLabels, Counter>,
+    prefix_fallbacks: Family<FallbackLabels, Counter>,
     history: Arc<History>,
 }
 
@@ -157,8 +182,22 @@ impl Default for Metrics {
             "Ready replicas per version",
             replicas_ready.clone(),
         );
+        let prefix_hits = Family::<VersionLabels, Counter>::default();
+        r.register(
+            "prefix_hits",
+            "Requests of prefix-hash services sent to their conversation's replica",
+            prefix_hits.clone(),
+        );
+        let prefix_fallbacks = Family::<FallbackLabels, Counter>::default();
+        r.register(
+            "prefix_fallbacks",
+            "Requests of prefix-hash services sent to the least loaded replica instead, by reason (over_bound, ejected)",
+            prefix_fallbacks.clone(),
+        );
         Metrics {
             registry: r,
+            prefix_hits,
+            prefix_fallbacks,
             requests,
             duration,
             upstream,
@@ -191,12 +230,29 @@ impl Metrics {
 
     /// One version's metrics, resolved once (the routing table holds them)
     /// so that a request hashes no label set.
-    pub fn version(&self, labels: VersionLabels) -> VersionMetrics {
+    /// Its prefix-hash series exist only when it `balances_by_prefix`.
+    pub fn version(&self, labels: VersionLabels, balances_by_prefix: bool) -> VersionMetrics {
+        let fallbacks = |reason| {
+            self.prefix_fallbacks
+                .get_or_create(&FallbackLabels {
+                    tenant: labels.tenant.clone(),
+                    model: labels.model.clone(),
+                    version: labels.version.clone(),
+                    reason,
+                })
+                .clone()
+        };
+        let prefix = balances_by_prefix.then(|| PrefixCounters {
+            hits: self.prefix_hits.get_or_create(&labels).clone(),
+            over_bound: fallbacks("over_bound"),
+            ejected: fallbacks("ejected"),
+        });
         VersionMetrics {
             duration: self.duration.get_or_create(&labels).clone(),
             upstream: self.upstream.get_or_create(&labels).clone(),
             in_flight: self.in_flight.get_or_create(&labels).clone(),
             requests: Mutex::default(),
+            prefix,
             labels,
         }
     }

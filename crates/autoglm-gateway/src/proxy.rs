@@ -13,12 +13,14 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::Caller;
+use crate::balance::Balance;
 use crate::body::{Finish, Outcome, Relay, Scan};
+use crate::incoming::{BodyError, Incoming};
 use crate::limits::Remaining;
 use crate::metrics::{RequestLabels, VersionMetrics};
+use crate::opening;
 use crate::reply::{Local, Protocol, Refused, json};
 use crate::routes::{Outstanding, ServiceRoute, Table, VersionRoute};
-use crate::server::{BodyError, RequestBody};
 use crate::split::{Choice, choose};
 use crate::trace::{RequestSpan, parse_traceparent};
 use crate::upstream::{Pool, UpstreamBody};
@@ -77,7 +79,7 @@ pub async fn handle(
     inner: &Arc<Inner>,
     pool: &Arc<Pool>,
     req: &RequestHead,
-    body: &mut RequestBody<'_>,
+    body: &mut impl Incoming,
     peer: SocketAddr,
 ) -> Answer {
     let started = Instant::now();
@@ -129,7 +131,7 @@ async fn forward(
     inner: &Arc<Inner>,
     pool: &Arc<Pool>,
     req: &RequestHead,
-    body: &mut RequestBody<'_>,
+    body: &mut impl Incoming,
     labels: &mut RequestLabels,
     started: Instant,
     span: &mut Option<RequestSpan>,
@@ -165,7 +167,7 @@ async fn forward(
             )
         })?;
     let in_flight = InFlight::start(route);
-    // balance and forward: the least loaded replica, another one if it refuses the connection.
+    // balance and forward: the replica the version's balance picks, another one if it refuses the connection.
     let (head, incoming, outstanding) =
         exchange(inner, pool, req, body, &target, route, &version, span).await?;
     // relay: the answer as it arrives, with the usage found in it.
@@ -333,15 +335,15 @@ fn split(
     Ok((service, index))
 }
 
-/// Sends the request to the least loaded replica of `route` and reads its
-/// answer's head; a replica that refuses the connection is ejected for a
+/// Sends the request to the replica of `route` its balance picks and reads
+/// its answer's head; a replica that refuses the connection is ejected for a
 /// while and the next one tried, up to the configured retries.
 #[allow(clippy::too_many_arguments)] // the request's parts, borrowed from the step before
 async fn exchange(
     inner: &Inner,
     pool: &Arc<Pool>,
     req: &RequestHead,
-    body: &mut RequestBody<'_>,
+    body: &mut impl Incoming,
     target: &Target,
     route: &VersionRoute,
     version: &str,
@@ -351,9 +353,13 @@ async fn exchange(
     let mut tried: Vec<SocketAddr> = Vec::new();
     let traceparent = span.as_ref().map(RequestSpan::traceparent);
     let to_head = req.method() == "HEAD";
+    let key = match &route.balance {
+        Balance::PrefixHash { config, .. } => opening::key(&target.body, config),
+        Balance::LeastOutstanding => None,
+    };
     loop {
         let sent = Instant::now();
-        let Some(endpoint) = route.pick(&tried, sent) else {
+        let Some((endpoint, picked)) = route.pick(&tried, key, sent) else {
             return Err(Refused::new(
                 GatewayCode::NoReplica,
                 format!(
@@ -362,6 +368,9 @@ async fn exchange(
                 ),
             ));
         };
+        if tried.is_empty() {
+            route.metrics.picked(picked);
+        }
         let outstanding = Outstanding::on(endpoint.clone());
         let mut upstream = BytesMut::new();
         let extra: &[(&str, &str)] = match &traceparent {
@@ -498,7 +507,7 @@ async fn authenticate(inner: &Inner, req: &RequestHead, now: Instant) -> Result<
 async fn target(
     inner: &Inner,
     req: &RequestHead,
-    body: &mut RequestBody<'_>,
+    body: &mut impl Incoming,
 ) -> Result<Target, Refused> {
     let path = req.path();
     let openai = matches!(
@@ -583,7 +592,7 @@ async fn target(
 }
 
 /// The request body, bounded in size and in time.
-async fn read_body(inner: &Inner, body: &mut RequestBody<'_>) -> Result<Bytes, Refused> {
+async fn read_body(inner: &Inner, body: &mut impl Incoming) -> Result<Bytes, Refused> {
     let limit = inner.config.body_limit;
     body.read(limit, inner.config.body_timeout)
         .await

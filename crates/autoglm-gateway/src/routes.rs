@@ -13,8 +13,10 @@ use autoglm_contract::demand::VersionDemand;
 use autoglm_contract::{Demand, Views};
 use foldhash::HashMap;
 
-use crate::metrics::{Metrics, VersionLabels, VersionMetrics};
+use crate::balance::{Balance, Picked, Ring};
+use crate::metrics::{Metrics, VersionMetrics};
 use crate::split::Weighted;
+use crate::version::VersionLabels;
 
 /// After this many failures in a row a replica is ejected.
 const EJECT_AFTER: u32 = 3;
@@ -37,7 +39,8 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    fn new(addr: SocketAddr, epoch: Instant) -> Endpoint {
+    /// A replica at `addr` with no history; `epoch` anchors its ejection clock.
+    pub fn new(addr: SocketAddr, epoch: Instant) -> Endpoint {
         Endpoint {
             addr,
             authority: addr.to_string(),
@@ -54,7 +57,8 @@ impl Endpoint {
         self.outstanding.load(Ordering::Relaxed)
     }
 
-    fn is_ejected(&self, now: Instant) -> bool {
+    /// Whether it is ejected at `now`.
+    pub fn is_ejected(&self, now: Instant) -> bool {
         let now_ms = now.duration_since(self.epoch).as_millis() as u64;
         self.ejected_until.load(Ordering::Relaxed) > now_ms
     }
@@ -114,6 +118,8 @@ pub struct VersionRoute {
     pub metrics: Arc<VersionMetrics>,
     /// Its demand, as the autoscaler reads it.
     pub demand: Arc<VersionDemand>,
+    /// How it chooses among `endpoints`.
+    pub balance: Balance,
 }
 
 impl Weighted for VersionRoute {
@@ -126,38 +132,16 @@ impl Weighted for VersionRoute {
 }
 
 impl VersionRoute {
-    /// The replica with the fewest outstanding requests, skipping ejected
-    /// ones (unless every one is) and those in `tried`; ties go to a random
-    /// one. `now` decides which ejections are over.
-    pub fn pick(&self, tried: &[SocketAddr], now: Instant) -> Option<Arc<Endpoint>> {
-        let candidates = || self.endpoints.iter().filter(|e| !tried.contains(&e.addr));
-        least_loaded(candidates().filter(|e| !e.is_ejected(now)))
-            .or_else(|| least_loaded(candidates()))
-            .cloned()
+    /// The replica for a request keyed `key` (see [`Balance::pick`]),
+    /// skipping those in `tried`; `now` decides which ejections are over.
+    pub fn pick(
+        &self,
+        tried: &[SocketAddr],
+        key: Option<u64>,
+        now: Instant,
+    ) -> Option<(Arc<Endpoint>, Picked)> {
+        self.balance.pick(&self.endpoints, tried, key, now)
     }
-}
-
-/// The endpoint with the fewest outstanding requests, a random one of
-/// those tied; each counter is read once, as they move under our feet.
-fn least_loaded<'a>(
-    endpoints: impl Iterator<Item = &'a Arc<Endpoint>>,
-) -> Option<&'a Arc<Endpoint>> {
-    let mut least = u32::MAX;
-    let mut ties = 0usize;
-    let mut chosen = None;
-    for endpoint in endpoints {
-        let load = endpoint.outstanding();
-        if load < least {
-            (least, ties, chosen) = (load, 1, Some(endpoint));
-        } else if load == least {
-            // Reservoir sampling: each tie ends up chosen with equal odds.
-            ties += 1;
-            if rand::random_range(0..ties) == 0 {
-                chosen = Some(endpoint);
-            }
-        }
-    }
-    chosen
 }
 
 /// One service in the table.
@@ -222,11 +206,14 @@ impl Builder {
                 .endpoints
                 .iter()
                 .map(|v| VersionRoute {
-                    metrics: Arc::new(metrics.version(VersionLabels {
-                        tenant: tenant.to_owned(),
-                        model: name.to_owned(),
-                        version: v.version.clone(),
-                    })),
+                    metrics: Arc::new(metrics.version(
+                        VersionLabels {
+                            tenant: tenant.to_owned(),
+                            model: name.to_owned(),
+                            version: v.version.clone(),
+                        },
+                        view.balancing.prefix_hash().is_some(),
+                    )),
                     demand: demand.of(platform_name, &v.version),
                     version: v.version.clone(),
                     weight: v.weight,
@@ -242,6 +229,13 @@ impl Builder {
                             e
                         })
                         .collect(),
+                    balance: match view.balancing.prefix_hash() {
+                        Some(config) => Balance::PrefixHash {
+                            ring: Ring::new(v.ready.iter().copied(), config.replication),
+                            config,
+                        },
+                        None => Balance::LeastOutstanding,
+                    },
                 })
                 .collect();
             tenants
@@ -262,11 +256,14 @@ mod tests {
     fn route(n: u16) -> VersionRoute {
         let epoch = Instant::now();
         VersionRoute {
-            metrics: Arc::new(Metrics::default().version(VersionLabels {
-                tenant: "t".into(),
-                model: "m".into(),
-                version: "1".into(),
-            })),
+            metrics: Arc::new(Metrics::default().version(
+                VersionLabels {
+                    tenant: "t".into(),
+                    model: "m".into(),
+                    version: "1".into(),
+                },
+                false,
+            )),
             demand: Demand::default().of("t.m", "1"),
             version: "1".into(),
             weight: 100,
@@ -278,7 +275,12 @@ mod tests {
                     ))
                 })
                 .collect(),
+            balance: Balance::LeastOutstanding,
         }
+    }
+
+    fn port(picked: Option<(Arc<Endpoint>, Picked)>) -> Option<u16> {
+        picked.map(|(e, _)| e.addr.port())
     }
 
     #[test]
@@ -287,15 +289,9 @@ mod tests {
         let _a = Outstanding::on(r.endpoints[0].clone());
         let _b = Outstanding::on(r.endpoints[0].clone());
         let _c = Outstanding::on(r.endpoints[1].clone());
-        assert_eq!(
-            r.pick(&[], Instant::now()).map(|e| e.addr.port()),
-            Some(9002)
-        );
+        assert_eq!(port(r.pick(&[], None, Instant::now())), Some(9002));
         let tried = [r.endpoints[2].addr];
-        assert_eq!(
-            r.pick(&tried, Instant::now()).map(|e| e.addr.port()),
-            Some(9001)
-        );
+        assert_eq!(port(r.pick(&tried, None, Instant::now())), Some(9001));
     }
 
     #[test]
@@ -303,16 +299,13 @@ mod tests {
         let r = route(2);
         assert!(r.endpoints[0].failed(true));
         for _ in 0..20 {
-            assert_eq!(
-                r.pick(&[], Instant::now()).map(|e| e.addr.port()),
-                Some(9001)
-            );
+            assert_eq!(port(r.pick(&[], None, Instant::now())), Some(9001));
         }
         // Uncertain failures eject only after a streak.
         assert!(!r.endpoints[1].failed(false));
         assert!(!r.endpoints[1].failed(false));
         assert!(r.endpoints[1].failed(false));
         // Every replica ejected: still pick one rather than fail.
-        assert!(r.pick(&[], Instant::now()).is_some());
+        assert!(r.pick(&[], None, Instant::now()).is_some());
     }
 }

@@ -16,6 +16,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::Inner;
 use crate::deadline::{Deadlines, Elapsed};
+use crate::incoming::{BodyError, Incoming};
 use crate::proxy::{self, Answer, Relayed};
 use crate::reply::{Local, Protocol, Refused};
 use crate::upstream::Pool;
@@ -112,17 +113,6 @@ pub async fn serve(
     }
 }
 
-/// Why a request body could not be read.
-#[derive(Debug)]
-pub enum BodyError {
-    /// It is larger than the limit.
-    TooLarge,
-    /// It did not arrive in time.
-    Timeout,
-    /// Its framing is broken, or the client left; in words.
-    Unreadable(String),
-}
-
 /// The body of the request being answered, read on demand.
 pub struct RequestBody<'a> {
     conn: &'a mut Connection,
@@ -132,9 +122,8 @@ pub struct RequestBody<'a> {
     read: bool,
 }
 
-impl RequestBody<'_> {
-    /// The whole body, refused past `limit` bytes or `timeout`.
-    pub async fn read(&mut self, limit: usize, timeout: Duration) -> Result<Bytes, BodyError> {
+impl Incoming for RequestBody<'_> {
+    async fn read(&mut self, limit: usize, timeout: Duration) -> Result<Bytes, BodyError> {
         let length = match self.framing {
             Framing::Empty | Framing::UntilClose => {
                 self.read = true;
@@ -185,16 +174,16 @@ impl RequestBody<'_> {
         }
     }
 
-    /// Runs `future` to its end on the connection's timer, unless
-    /// `deadline` passes first.
-    pub async fn within<F: std::future::Future>(
+    async fn within<F: std::future::Future>(
         &mut self,
         deadline: Instant,
         future: F,
     ) -> Result<F::Output, Elapsed> {
         self.conn.deadlines.within(deadline, future).await
     }
+}
 
+impl RequestBody<'_> {
     /// Whether the body is out of the way of the next request: read, or
     /// unread but already here in full (it is then dropped).
     fn read_or_drop(&mut self) -> bool {

@@ -77,6 +77,17 @@ pub fn format_traceparent(context: &SpanContext) -> Traceparent {
     Traceparent(out)
 }
 
+/// The OTLP exporter cannot be built for this endpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot export spans to {url}")]
+pub struct TracingError {
+    /// Where the spans would go.
+    pub url: String,
+    /// What the exporter's builder said.
+    #[source]
+    pub source: opentelemetry_otlp::ExporterBuildError,
+}
+
 /// The gateway's tracer: exporting, or only propagating.
 #[derive(Debug, Default)]
 pub struct Tracing {
@@ -86,14 +97,17 @@ pub struct Tracing {
 impl Tracing {
     /// Exports spans to the OTLP/HTTP collector at `endpoint` (its base URL,
     /// e.g. `http://127.0.0.1:4318`; spans go to `/v1/traces`).
-    pub fn otlp(endpoint: &str) -> Result<Tracing, String> {
+    pub fn otlp(endpoint: &str) -> Result<Tracing, TracingError> {
         let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_endpoint(url.clone())
             .with_timeout(Duration::from_secs(5))
             .build()
-            .map_err(|e| format!("cannot export spans to {url}: {e}"))?;
+            .map_err(|source| TracingError {
+                url: url.clone(),
+                source,
+            })?;
         let processor = BatchSpanProcessor::builder(exporter)
             .with_batch_config(
                 BatchConfigBuilder::default()

@@ -24,35 +24,29 @@ const MAX_IDLE_PER_REPLICA: usize = 1024;
 /// Read buffer size.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Why an exchange failed.
-#[derive(Debug)]
+/// Why an exchange failed. The messages carry their cause's text too:
+/// they reach clients in a 502's message, which is all they print.
+#[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     /// The connection was refused or timed out: nothing was sent.
-    Connect(std::io::Error),
+    #[error("cannot connect: {0}")]
+    Connect(#[source] std::io::Error),
     /// The connection failed after the request was sent.
-    Io(std::io::Error),
+    #[error("the connection failed: {0}")]
+    Io(#[source] std::io::Error),
     /// The replica closed (or reset) the connection before sending a
     /// single byte of an answer.
+    #[error("the connection closed before an answer")]
     Closed,
     /// What came back is not an HTTP/1 answer.
-    Malformed(WireError),
+    #[error("the answer is not HTTP/1: {0}")]
+    Malformed(#[source] WireError),
 }
 
 impl UpstreamError {
     /// Whether the request surely never reached the replica.
     pub fn is_connect(&self) -> bool {
         matches!(self, UpstreamError::Connect(_))
-    }
-}
-
-impl std::fmt::Display for UpstreamError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            UpstreamError::Connect(e) => write!(f, "cannot connect: {e}"),
-            UpstreamError::Io(e) => write!(f, "the connection failed: {e}"),
-            UpstreamError::Closed => f.write_str("the connection closed before an answer"),
-            UpstreamError::Malformed(e) => write!(f, "the answer is not HTTP/1: {e}"),
-        }
     }
 }
 

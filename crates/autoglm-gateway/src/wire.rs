@@ -21,24 +21,14 @@ pub const MAX_HEAD: usize = 64 * 1024;
 const MAX_CHUNK_LINE: usize = 1024;
 
 /// Why bytes are not a message the gateway accepts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     /// The head is larger than [`MAX_HEAD`] or has too many fields.
+    #[error("the head is larger than {MAX_HEAD} bytes or {MAX_FIELDS} fields")]
     HeadTooLarge,
     /// Not HTTP/1, or framing that cannot be trusted; in words.
+    #[error("{0}")]
     Malformed(String),
-}
-
-impl std::fmt::Display for WireError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            WireError::HeadTooLarge => write!(
-                f,
-                "the head is larger than {MAX_HEAD} bytes or {MAX_FIELDS} fields"
-            ),
-            WireError::Malformed(why) => f.write_str(why),
-        }
-    }
 }
 
 /// How a message's body is delimited.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::mpsc::UnboundedSender;
 
-pub use tensor::{DataType, Tensor, TensorData, TensorSpec};
+pub use tensor::{DataType, Tensor, TensorData, TensorError, TensorSpec};
 
 /// Why an engine refused or failed a request.
 #[derive(Debug, Clone, Error, PartialEq)]
@@ -109,6 +109,9 @@ pub enum GenerationEvent {
     Done {
         /// Tokens in the prompt.
         prompt_tokens: usize,
+        /// Of those, the leading ones the engine found in its cache and
+        /// did not evaluate again.
+        cached_tokens: usize,
         /// Tokens generated.
         completion_tokens: usize,
         /// Why it ended.

@@ -1,6 +1,7 @@
 //! Typed tensors, named as the Open Inference Protocol (KServe v2) names them.
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 /// Element types of the Open Inference Protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,37 +97,83 @@ pub struct Tensor {
     pub data: TensorData,
 }
 
+/// Why a tensor is malformed, or does not fit a declared input.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TensorError {
+    /// The element count is not the product of the shape.
+    #[error(
+        "tensor {name:?} has shape {shape:?} ({expected} elements) but {actual} elements of data"
+    )]
+    ElementCount {
+        /// The tensor's name.
+        name: String,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// The product of the shape.
+        expected: usize,
+        /// The elements given.
+        actual: usize,
+    },
+    /// The product of the shape does not fit in a `usize`.
+    #[error("tensor {name:?} shape {shape:?} overflows")]
+    Overflow {
+        /// The tensor's name.
+        name: String,
+        /// Its shape.
+        shape: Vec<usize>,
+    },
+    /// The element type is not the input's.
+    #[error("input {name:?} must be {expected:?}, got {actual:?}")]
+    DataType {
+        /// The input's name.
+        name: String,
+        /// The input's element type.
+        expected: DataType,
+        /// The tensor's element type.
+        actual: DataType,
+    },
+    /// The rank or a fixed dimension is not the input's.
+    #[error("input {name:?} must have shape {expected:?}, got {actual:?}")]
+    Shape {
+        /// The input's name.
+        name: String,
+        /// The input's shape; -1 for a dimension of any size.
+        expected: Vec<i64>,
+        /// The tensor's shape.
+        actual: Vec<usize>,
+    },
+}
+
 impl Tensor {
     /// Checks that the element count matches the shape.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), TensorError> {
         let expected = self
             .shape
             .iter()
             .try_fold(1usize, |acc, d| acc.checked_mul(*d));
         match expected {
             Some(n) if n == self.data.len() => Ok(()),
-            Some(n) => Err(format!(
-                "tensor {:?} has shape {:?} ({n} elements) but {} elements of data",
-                self.name,
-                self.shape,
-                self.data.len()
-            )),
-            None => Err(format!(
-                "tensor {:?} shape {:?} overflows",
-                self.name, self.shape
-            )),
+            Some(expected) => Err(TensorError::ElementCount {
+                name: self.name.clone(),
+                shape: self.shape.clone(),
+                expected,
+                actual: self.data.len(),
+            }),
+            None => Err(TensorError::Overflow {
+                name: self.name.clone(),
+                shape: self.shape.clone(),
+            }),
         }
     }
 
     /// Whether this tensor fits `spec` (datatype and every fixed dimension).
-    pub fn fits(&self, spec: &TensorSpec) -> Result<(), String> {
+    pub fn fits(&self, spec: &TensorSpec) -> Result<(), TensorError> {
         if self.data.datatype() != spec.datatype {
-            return Err(format!(
-                "input {:?} must be {:?}, got {:?}",
-                spec.name,
-                spec.datatype,
-                self.data.datatype()
-            ));
+            return Err(TensorError::DataType {
+                name: spec.name.clone(),
+                expected: spec.datatype,
+                actual: self.data.datatype(),
+            });
         }
         let shape_ok = self.shape.len() == spec.shape.len()
             && self
@@ -135,10 +182,11 @@ impl Tensor {
                 .zip(&spec.shape)
                 .all(|(d, s)| *s < 0 || *d as i64 == *s);
         if !shape_ok {
-            return Err(format!(
-                "input {:?} must have shape {:?}, got {:?}",
-                spec.name, spec.shape, self.shape
-            ));
+            return Err(TensorError::Shape {
+                name: spec.name.clone(),
+                expected: spec.shape.clone(),
+                actual: self.shape.clone(),
+            });
         }
         self.check()
     }
@@ -160,22 +208,44 @@ mod tests {
             shape: vec![2, 4],
             data: TensorData::Fp32(vec![0.0; 8]),
         };
-        assert!(ok.fits(&spec).is_ok());
+        assert_eq!(ok.fits(&spec), Ok(()));
         let wrong_dim = Tensor {
             shape: vec![2, 3],
             data: TensorData::Fp32(vec![0.0; 6]),
             ..ok.clone()
         };
-        assert!(wrong_dim.fits(&spec).is_err());
+        assert_eq!(
+            wrong_dim.fits(&spec).map_err(|e| e.to_string()),
+            Err("input \"x\" must have shape [-1, 4], got [2, 3]".to_owned())
+        );
         let wrong_type = Tensor {
             data: TensorData::Fp64(vec![0.0; 8]),
             ..ok.clone()
         };
-        assert!(wrong_type.fits(&spec).is_err());
+        assert_eq!(
+            wrong_type.fits(&spec).map_err(|e| e.to_string()),
+            Err("input \"x\" must be Fp32, got Fp64".to_owned())
+        );
         let wrong_count = Tensor {
             data: TensorData::Fp32(vec![0.0; 7]),
+            ..ok.clone()
+        };
+        assert!(matches!(
+            wrong_count.fits(&spec),
+            Err(TensorError::ElementCount {
+                expected: 8,
+                actual: 7,
+                ..
+            })
+        ));
+        assert_eq!(
+            wrong_count.check().map_err(|e| e.to_string()),
+            Err("tensor \"x\" has shape [2, 4] (8 elements) but 7 elements of data".to_owned())
+        );
+        let huge = Tensor {
+            shape: vec![usize::MAX, 2],
             ..ok
         };
-        assert!(wrong_count.fits(&spec).is_err());
+        assert!(matches!(huge.check(), Err(TensorError::Overflow { .. })));
     }
 }

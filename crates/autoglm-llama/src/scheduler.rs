@@ -162,6 +162,8 @@ struct Sequence {
     prompt: Vec<LlamaToken>,
     /// Prompt tokens already in the KV cache.
     prefilled: usize,
+    /// Prompt tokens found in the slot's cache at admission.
+    reused: usize,
     /// Completion tokens decoded into the KV cache, to be left as cache.
     decoded: Vec<LlamaToken>,
     /// Token sampled last step, to be decoded this step.
@@ -186,6 +188,7 @@ impl Sequence {
             events: job.events,
             prompt: job.prompt,
             prefilled: reused,
+            reused,
             decoded: Vec::new(),
             next: None,
             position: reused,
@@ -202,6 +205,7 @@ impl Sequence {
     fn done(&self, finish_reason: FinishReason) -> GenerationEvent {
         GenerationEvent::Done {
             prompt_tokens: self.prompt.len(),
+            cached_tokens: self.reused,
             completion_tokens: self.completion_tokens,
             finish_reason,
         }

@@ -94,7 +94,21 @@ fn chunked_prefill_and_cached_prefixes_give_the_same_output() {
             .unwrap();
         collect(received)
     };
-    assert_eq!(follow_up(&chunked), follow_up(&whole));
+    let (chunked_turn, whole_turn) = (follow_up(&chunked), follow_up(&whole));
+    assert_eq!(chunked_turn, whole_turn);
+    // The first turn's prompt (but for its last token, always evaluated
+    // again) and answer came from the cache, the new question did not; the
+    // count is what `usage.prompt_tokens_details` reports.
+    let first_turn = reference.prompt_tokens - 1;
+    for turn in [&chunked_turn, &whole_turn] {
+        assert!(
+            turn.cached_tokens >= first_turn && turn.cached_tokens < turn.prompt_tokens,
+            "cached {} of {} prompt tokens; the first turn's prompt alone is {first_turn}",
+            turn.cached_tokens,
+            turn.prompt_tokens
+        );
+    }
+    assert_eq!(reference.cached_tokens, 0, "a cold slot has nothing cached");
 }
 
 #[test]

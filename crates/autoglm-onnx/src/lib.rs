@@ -237,7 +237,9 @@ impl OnnxModel {
             if ordered[ix].replace(tensor).is_some() {
                 return Err(invalid(format!("input {:?} given twice", tensor.name)));
             }
-            tensor.fits(&self.inputs[ix]).map_err(invalid)?;
+            tensor
+                .fits(&self.inputs[ix])
+                .map_err(|e| invalid(e.to_string()))?;
         }
         let mut bound: HashMap<&str, (usize, &str)> = HashMap::new();
         let mut tensors = Vec::with_capacity(ordered.len());

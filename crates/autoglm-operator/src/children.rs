@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use autoglm_render::ChildKind;
 use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -12,41 +13,14 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
-/// The kinds a ModelService may have as children: (group, version, kind, plural).
-pub const CHILD_KINDS: [(&str, &str, &str, &str); 7] = [
-    ("", "v1", "ConfigMap", "configmaps"),
-    ("", "v1", "Service", "services"),
-    ("apps", "v1", "Deployment", "deployments"),
-    ("apps", "v1", "StatefulSet", "statefulsets"),
-    (
-        "policy",
-        "v1",
-        "PodDisruptionBudget",
-        "poddisruptionbudgets",
-    ),
-    (
-        "autoscaling",
-        "v2",
-        "HorizontalPodAutoscaler",
-        "horizontalpodautoscalers",
-    ),
-    ("networking.k8s.io", "v1", "Ingress", "ingresses"),
-];
-
 /// The API of `kind` in `namespace`, for applies and deletes of rendered JSON.
-pub fn dynamic_api(client: &Client, namespace: &str, kind: &str) -> Option<Api<DynamicObject>> {
-    let (group, version, kind, plural) = CHILD_KINDS.iter().find(|(_, _, k, _)| *k == kind)?;
-    let gvk = GroupVersionKind::gvk(group, version, kind);
-    Some(Api::namespaced_with(
-        client.clone(),
-        namespace,
-        &ApiResource::from_gvk_with_plural(&gvk, plural),
-    ))
+pub fn dynamic_api(client: &Client, namespace: &str, kind: ChildKind) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), namespace, &kind.api_resource())
 }
 
 /// A watch stream of the operator's children of one kind, for the controller.
@@ -213,7 +187,7 @@ impl Children {
     }
 
     /// The metadata of the cached children of `kind` that `keep` accepts.
-    pub fn metadata(&self, kind: &str, keep: impl Fn(&ObjectMeta) -> bool) -> Vec<ObjectMeta> {
+    pub fn metadata(&self, kind: ChildKind, keep: impl Fn(&ObjectMeta) -> bool) -> Vec<ObjectMeta> {
         fn pick<K: Resource<DynamicType = ()> + Clone>(
             store: &Store<K>,
             keep: impl Fn(&ObjectMeta) -> bool,
@@ -226,21 +200,20 @@ impl Children {
                 .collect()
         }
         match kind {
-            "ConfigMap" => pick(&self.config_maps, keep),
-            "Service" => pick(&self.services, keep),
-            "Deployment" => pick(&self.deployments, keep),
-            "StatefulSet" => pick(&self.stateful_sets, keep),
-            "PodDisruptionBudget" => pick(&self.pdbs, keep),
-            "HorizontalPodAutoscaler" => pick(&self.hpas, keep),
-            "Ingress" => pick(&self.ingresses, keep),
-            _ => Vec::new(),
+            ChildKind::ConfigMap => pick(&self.config_maps, keep),
+            ChildKind::Service => pick(&self.services, keep),
+            ChildKind::Deployment => pick(&self.deployments, keep),
+            ChildKind::StatefulSet => pick(&self.stateful_sets, keep),
+            ChildKind::PodDisruptionBudget => pick(&self.pdbs, keep),
+            ChildKind::HorizontalPodAutoscaler => pick(&self.hpas, keep),
+            ChildKind::Ingress => pick(&self.ingresses, keep),
         }
     }
 
     /// What a write to one child's desired state changes, as cached: its
     /// generation where it has one (so its controller's status updates do
     /// not count), else its resourceVersion; `None` when it is not there.
-    pub fn fingerprint(&self, kind: &str, namespace: &str, name: &str) -> Option<String> {
+    pub fn fingerprint(&self, kind: ChildKind, namespace: &str, name: &str) -> Option<String> {
         fn get<K: Resource<DynamicType = ()> + Clone>(
             store: &Store<K>,
             namespace: &str,
@@ -251,14 +224,13 @@ impl Children {
                 .and_then(|o: Arc<K>| fingerprint(o.meta()))
         }
         match kind {
-            "ConfigMap" => get(&self.config_maps, namespace, name),
-            "Service" => get(&self.services, namespace, name),
-            "Deployment" => get(&self.deployments, namespace, name),
-            "StatefulSet" => get(&self.stateful_sets, namespace, name),
-            "PodDisruptionBudget" => get(&self.pdbs, namespace, name),
-            "HorizontalPodAutoscaler" => get(&self.hpas, namespace, name),
-            "Ingress" => get(&self.ingresses, namespace, name),
-            _ => None,
+            ChildKind::ConfigMap => get(&self.config_maps, namespace, name),
+            ChildKind::Service => get(&self.services, namespace, name),
+            ChildKind::Deployment => get(&self.deployments, namespace, name),
+            ChildKind::StatefulSet => get(&self.stateful_sets, namespace, name),
+            ChildKind::PodDisruptionBudget => get(&self.pdbs, namespace, name),
+            ChildKind::HorizontalPodAutoscaler => get(&self.hpas, namespace, name),
+            ChildKind::Ingress => get(&self.ingresses, namespace, name),
         }
     }
 }

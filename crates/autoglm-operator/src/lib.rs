@@ -23,4 +23,4 @@ pub use breakpoint::{Breakpoints, Handle, Held, Step};
 pub use lease::LeaseConfig;
 #[cfg(feature = "test-hooks")]
 pub use reconcile::run_with_breakpoints;
-pub use reconcile::{FIELD_MANAGER, FINALIZER, Settings, run};
+pub use reconcile::{FIELD_MANAGER, FINALIZER, RunError, Settings, run};

@@ -11,7 +11,7 @@ use autoglm_core::service::{
     API_VERSION, ConditionStatus, KIND, ModelServiceManifest, ModelServiceStatus,
     ObjectMeta as ManifestMeta, RESTARTED_AT_ANNOTATION,
 };
-use autoglm_render::{RenderOptions, render};
+use autoglm_render::{Child, ChildKind, RenderOptions, render};
 use futures_util::{FutureExt, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -25,7 +25,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::breakpoint::{Breakpoints, Step};
-use crate::children::{CHILD_KINDS, Children, dynamic_api, fingerprint, scoped_watch};
+use crate::children::{Children, dynamic_api, fingerprint, scoped_watch};
 use crate::lease::{Candidate, LeaseConfig};
 use crate::metrics::{self, Metrics};
 use crate::status::{self, Workload};
@@ -42,12 +42,26 @@ pub enum Error {
     /// The API server refused or could not be reached.
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    /// A rendered object of a kind the operator does not manage (a bug).
-    #[error("rendered an object of unmanaged kind {0}")]
-    UnknownKind(String),
     /// Adding or removing the finalizer failed.
     #[error("{0}")]
     Finalizer(Box<finalizer::Error<Error>>),
+}
+
+/// Why the operator stopped before its shutdown signal.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The metrics address is taken or not allowed.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the bind said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another instance holds the lease now and may already act.
+    #[error("lost the leader lease")]
+    LostLease,
 }
 
 /// How the operator runs.
@@ -84,18 +98,17 @@ impl Context {
     /// Applies `child` unless the cache shows it exactly as last applied.
     /// Returns whether the object changed (an apply the server found to
     /// change nothing, as after a restart with an empty cache, did not).
-    async fn apply(&self, namespace: &str, child: &Value) -> Result<bool, Error> {
-        let kind = child["kind"].as_str().unwrap_or_default();
-        let name = child["metadata"]["name"].as_str().unwrap_or_default();
-        let api = dynamic_api(&self.client, namespace, kind)
-            .ok_or_else(|| Error::UnknownKind(kind.to_owned()))?;
+    async fn apply(&self, namespace: &str, child: &Child) -> Result<bool, Error> {
+        let (kind, name) = (child.kind(), child.name());
+        let api = dynamic_api(&self.client, namespace, kind);
+        let child = child.to_value();
         let key = format!("{kind}/{namespace}/{name}");
         let unchanged = self
             .applied
             .lock()
             .get(&key)
             .is_some_and(|(fingerprint, applied)| {
-                applied == child
+                applied == &child
                     && self.children.fingerprint(kind, namespace, name).as_ref()
                         == Some(fingerprint)
             });
@@ -107,7 +120,7 @@ impl Context {
             .patch(
                 name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(child),
+                &Patch::Apply(&child),
             )
             .await?;
         self.metrics.wrote("apply");
@@ -115,7 +128,7 @@ impl Context {
         let after = fingerprint(&result.metadata);
         self.applied
             .lock()
-            .insert(key, (after.clone().unwrap_or_default(), child.clone()));
+            .insert(key, (after.clone().unwrap_or_default(), child));
         Ok(before != after)
     }
 
@@ -125,10 +138,10 @@ impl Context {
         &self,
         namespace: &str,
         service: &str,
-        keep: &BTreeSet<(String, String)>,
+        keep: &BTreeSet<(ChildKind, String)>,
     ) -> Result<Vec<String>, Error> {
         let mut deleted = Vec::new();
-        for (_, _, kind, _) in CHILD_KINDS {
+        for kind in ChildKind::ALL {
             let doomed = self.children.metadata(kind, |meta: &ObjectMeta| {
                 meta.namespace.as_deref() == Some(namespace)
                     && meta
@@ -136,11 +149,9 @@ impl Context {
                         .as_ref()
                         .and_then(|l| l.get(autoglm_render::MODEL_SERVICE_LABEL))
                         == Some(&service.to_owned())
-                    && !keep.contains(&(kind.to_owned(), meta.name.clone().unwrap_or_default()))
+                    && !keep.contains(&(kind, meta.name.clone().unwrap_or_default()))
             });
-            let Some(api) = dynamic_api(&self.client, namespace, kind) else {
-                continue;
-            };
+            let api = dynamic_api(&self.client, namespace, kind);
             for meta in doomed {
                 let name = meta.name.unwrap_or_default();
                 match api.delete(&name, &DeleteParams::background()).await {
@@ -313,11 +324,7 @@ async fn apply_service(ms: &ModelServiceObject, ctx: &Context) -> Result<Action,
     let mut written = Vec::new();
     for child in &children {
         if ctx.apply(&namespace, child).await? {
-            written.push(format!(
-                "{}/{}",
-                child["kind"].as_str().unwrap_or_default(),
-                child["metadata"]["name"].as_str().unwrap_or_default()
-            ));
+            written.push(format!("{}/{}", child.kind(), child.name()));
         }
     }
     if !written.is_empty() {
@@ -332,15 +339,7 @@ async fn apply_service(ms: &ModelServiceObject, ctx: &Context) -> Result<Action,
     }
     let keep = children
         .iter()
-        .map(|c| {
-            (
-                c["kind"].as_str().unwrap_or_default().to_owned(),
-                c["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            )
-        })
+        .map(|c| (c.kind(), c.name().to_owned()))
         .collect();
     let pruned = ctx.prune(&namespace, &name, &keep).await?;
     if !pruned.is_empty() {
@@ -449,7 +448,7 @@ pub async fn run(
     client: Client,
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     operate(client, settings, shutdown, Breakpoints::none()).await
 }
 
@@ -460,7 +459,7 @@ pub async fn run_with_breakpoints(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
     breakpoints: Breakpoints,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     operate(client, settings, shutdown, breakpoints).await
 }
 
@@ -469,14 +468,14 @@ async fn operate(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
     breakpoints: Breakpoints,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     // Awaited twice: while waiting for the lease, then by the controller.
     let shutdown = shutdown.shared();
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = settings.metrics_addr {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            .map_err(|source| RunError::Listen { addr, source })?;
         tokio::spawn(metrics::serve(listener, metrics.clone()));
     }
     let mut candidate = settings.lease.clone().map(|(namespace, config)| {
@@ -550,7 +549,7 @@ async fn operate(
             };
             metrics.set_leading(false);
             if lost {
-                return Err("lost the leader lease".to_owned());
+                return Err(RunError::LostLease);
             }
             candidate.release().await;
             Ok(())

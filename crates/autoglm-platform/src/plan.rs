@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use autoglm_core::service::LoadBalancing;
+
 /// How to start one replica. `{port}` in `args` is replaced by the port the
 /// platform picked for the replica; `AUTOGLM_PORT` carries it too.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -52,6 +54,9 @@ pub struct ServicePlan {
     pub restart: u64,
     /// The versions to run.
     pub versions: Vec<VersionPlan>,
+    /// How the gateway spreads requests over each version's replicas;
+    /// passed through to the routing table.
+    pub balancing: LoadBalancing,
 }
 
 #[cfg(test)]

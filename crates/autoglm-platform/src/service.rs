@@ -276,7 +276,11 @@ fn publish(
         });
     }
     status.conditions.push(ready_condition(&status));
-    let view = ServiceView { status, endpoints };
+    let view = ServiceView {
+        status,
+        endpoints,
+        balancing: plan.balancing.clone(),
+    };
     views.send_if_modified(|all| {
         if all.get(&plan.name) == Some(&view) {
             return false;

@@ -42,6 +42,7 @@ fn plan(name: &str, replicas: u32, launch: Launch) -> ServicePlan {
     ServicePlan {
         name: name.into(),
         restart: 0,
+        balancing: Default::default(),
         versions: vec![VersionPlan {
             version: "1".into(),
             weight: 100,

@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::labels::labels;
-use crate::render::{RenderError, RenderOptions};
+use crate::options::{RenderError, RenderOptions};
 
 /// Where the model volume is mounted; each version's files land in
 /// `/models/{model}/{version}`.

@@ -30,66 +30,23 @@ use k8s_openapi::api::networking::v1::{
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde_json::Value;
 
+use crate::child::Child;
 use crate::labels::{labels, selector};
+use crate::options::{RenderError, RenderOptions};
 use crate::pod::{MODEL_VOLUME, PodInputs, pod_template, server_port};
 
 /// The longest name a Service may have (a DNS-1035 label).
 const MAX_SERVICE_NAME: usize = 63;
-
-/// What rendering needs besides the ModelService.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RenderOptions {
-    /// The namespace when the manifest names none.
-    pub namespace: String,
-    /// The autoglm image: the built-in runtime and the model loader.
-    pub image: String,
-    /// The console the model loader pulls versions from.
-    pub console_url: String,
-    /// A Secret whose `token` key is an API key allowed to read the registry.
-    pub registry_token_secret: String,
-    /// The ModelService owning the children; the operator sets it, `autoglm
-    /// render` leaves it out.
-    pub owner: Option<OwnerReference>,
-}
-
-impl Default for RenderOptions {
-    fn default() -> Self {
-        RenderOptions {
-            namespace: "default".to_owned(),
-            image: format!("ghcr.io/open-autoglm/autoglm:{}", env!("CARGO_PKG_VERSION")),
-            console_url: "http://autoglm-console.autoglm-system.svc:8080".to_owned(),
-            registry_token_secret: "autoglm-registry-token".to_owned(),
-            owner: None,
-        }
-    }
-}
-
-/// Why a valid ModelService cannot run on Kubernetes.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RenderError {
-    /// A `command` runtime names a program on this machine.
-    #[error(
-        "spec.runtime.command runs a program on the local platform only; on Kubernetes use spec.runtime.image, or builtin"
-    )]
-    CommandRuntime,
-    /// A derived object name would break a Kubernetes limit.
-    #[error("{0}")]
-    Name(String),
-    /// The spec breaks a rule of the console.
-    #[error("{0}")]
-    Invalid(String),
-}
 
 /// The children of `manifest`, in the order they are best applied: what
 /// pods refer to first, then the workloads, then what refers to them.
 pub fn render(
     manifest: &ModelServiceManifest,
     options: &RenderOptions,
-) -> Result<Vec<Value>, RenderError> {
+) -> Result<Vec<Child>, RenderError> {
     manifest.validate().map_err(|errors| {
         RenderError::Invalid(
             errors
@@ -120,12 +77,12 @@ pub fn render(
     let config_map_name = format!("{service}-runtime");
     let config_data = config_data(manifest);
     let config_hash = fnv_hex(&config_data);
-    children.push(to_value(&ConfigMap {
+    children.push(Child::ConfigMap(ConfigMap {
         metadata: meta(config_map_name.clone(), None),
         data: Some(config_data),
         ..ConfigMap::default()
     }));
-    children.push(to_value(&cluster_service(
+    children.push(Child::Service(cluster_service(
         meta(service.to_owned(), None),
         selector(service, None),
     )));
@@ -155,7 +112,7 @@ pub fn render(
         // Under an HPA the workload's replica count is the HPA's to set;
         // applying one here would fight it on every reconcile.
         let replicas = spec.replicas.map(|n| n as i32);
-        children.push(to_value(&cluster_service(
+        children.push(Child::Service(cluster_service(
             meta(name.clone(), Some(version)),
             selector(service, Some(version)),
         )));
@@ -169,8 +126,8 @@ pub fn render(
                 s.cluster_ip = Some("None".to_owned());
                 s.publish_not_ready_addresses = Some(true);
             }
-            children.push(to_value(&headless_service));
-            children.push(to_value(&StatefulSet {
+            children.push(Child::Service(headless_service));
+            children.push(Child::StatefulSet(StatefulSet {
                 metadata: meta(name.clone(), Some(version)),
                 spec: Some(StatefulSetSpec {
                     replicas,
@@ -211,7 +168,7 @@ pub fn render(
             }));
             "StatefulSet"
         } else {
-            children.push(to_value(&Deployment {
+            children.push(Child::Deployment(Deployment {
                 metadata: meta(name.clone(), Some(version)),
                 spec: Some(DeploymentSpec {
                     replicas,
@@ -232,7 +189,7 @@ pub fn render(
             }));
             "Deployment"
         };
-        children.push(to_value(&PodDisruptionBudget {
+        children.push(Child::PodDisruptionBudget(PodDisruptionBudget {
             metadata: meta(name.clone(), Some(version)),
             spec: Some(PodDisruptionBudgetSpec {
                 max_unavailable: Some(IntOrString::Int(1)),
@@ -242,7 +199,7 @@ pub fn render(
             status: None,
         }));
         if let Some(autoscaling) = &spec.autoscaling {
-            children.push(to_value(&hpa(
+            children.push(Child::HorizontalPodAutoscaler(hpa(
                 meta(name.clone(), Some(version)),
                 HpaInputs {
                     service,
@@ -254,7 +211,7 @@ pub fn render(
                     autoscaling,
                     stabilization_seconds: autoscaling
                         .scale_down_stabilization()
-                        .map_err(RenderError::Invalid)?
+                        .map_err(|e| RenderError::Invalid(e.to_string()))?
                         .as_secs(),
                 },
             )));
@@ -262,7 +219,7 @@ pub fn render(
     }
 
     if let Some(ingress) = &spec.ingress {
-        children.push(to_value(&Ingress {
+        children.push(Child::Ingress(Ingress {
             metadata: meta(service.to_owned(), None),
             spec: Some(IngressSpec {
                 ingress_class_name: ingress.class_name.clone(),
@@ -300,11 +257,16 @@ pub fn render(
 }
 
 /// The children as multi-document YAML, as `autoglm render` prints them.
-pub fn to_yaml(children: &[Value]) -> String {
+pub fn to_yaml(children: &[Child]) -> String {
     let mut out = String::new();
     for child in children {
         out.push_str("---\n");
-        out.push_str(&serde_yaml_ng::to_string(child).expect("a JSON value serialises as YAML"));
+        // Through JSON, whose maps sort their keys: kubectl prints fields in
+        // this order too, and the output stays stable across k8s-openapi
+        // releases that reorder struct fields.
+        out.push_str(
+            &serde_yaml_ng::to_string(&child.to_value()).expect("a JSON value serialises as YAML"),
+        );
     }
     out
 }
@@ -498,8 +460,4 @@ fn hpa(metadata: ObjectMeta, inputs: HpaInputs<'_>) -> HorizontalPodAutoscaler {
         },
         status: None,
     }
-}
-
-fn to_value<T: serde::Serialize>(object: &T) -> Value {
-    serde_json::to_value(object).expect("Kubernetes objects serialise to JSON")
 }

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use autoglm_core::service::ModelServiceManifest;
-use autoglm_render::{RenderError, RenderOptions, render, to_yaml};
+use autoglm_render::{Child, RenderError, RenderOptions, render, to_yaml};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::{Value, json};
 
@@ -56,7 +56,11 @@ fn example_specs_render_as_reviewed() {
 
 #[test]
 fn a_split_service_gets_per_version_workloads_and_service_wide_objects() {
-    let children = render(&spec_file("chat.yaml"), &options()).expect("renders");
+    let children = render(&spec_file("chat.yaml"), &options())
+        .expect("renders")
+        .iter()
+        .map(Child::to_value)
+        .collect::<Vec<_>>();
     assert_eq!(
         kinds(&children),
         [
@@ -131,7 +135,10 @@ fn a_fixed_count_is_set_on_the_workload_and_no_hpa_is_made() {
         )),
         &options(),
     )
-    .expect("renders");
+    .expect("renders")
+    .iter()
+    .map(Child::to_value)
+    .collect::<Vec<_>>();
     assert_eq!(
         kinds(&children),
         [
@@ -153,7 +160,7 @@ fn a_changed_environment_rolls_the_pods() {
             &manifest(minimal(json!({"model": "m", "versions": [{"version": "1", "weight": 100}], "env": [{"name": "MODE", "value": value}]}))),
             &options(),
         )
-        .expect("renders");
+        .expect("renders").iter().map(Child::to_value).collect::<Vec<_>>();
         children[3]["spec"]["template"]["metadata"]["annotations"]["autoglm.io/config-hash"].clone()
     };
     assert_eq!(hash("a"), hash("a"));
@@ -177,7 +184,10 @@ fn the_owner_is_set_on_every_child() {
             ..options()
         },
     )
-    .expect("renders");
+    .expect("renders")
+    .iter()
+    .map(Child::to_value)
+    .collect::<Vec<_>>();
     for child in &children {
         assert_eq!(
             child["metadata"]["ownerReferences"][0]["uid"], "6c5e3f4e-0000-4000-8000-000000000001",

@@ -21,7 +21,7 @@ pub struct EngineOptions {
 
 /// Loads `path` with the engine its files call for.
 pub fn load(path: &Path, options: &EngineOptions) -> Result<Engine, InferenceError> {
-    match detect(path).map_err(InferenceError::InvalidInput)? {
+    match detect(path).map_err(|e| InferenceError::InvalidInput(e.to_string()))? {
         ModelKind::Embeddings(dir) => Ok(Engine::Embeddings(Arc::new(
             autoglm_embed::BertEmbedder::load(&dir)?,
         ))),

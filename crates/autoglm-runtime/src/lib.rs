@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod oip;
 pub mod openai;
 pub mod served;
+pub mod usage;
 
 use parking_lot::RwLock;
 use std::path::{Path, PathBuf};

@@ -15,6 +15,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::Runtime;
+use crate::usage::TokenUsage;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -36,6 +37,7 @@ pub struct Metrics {
     queue_depth: Gauge,
     batch_size: Histogram,
     prompt_tokens: Counter,
+    cached_prompt_tokens: Counter,
     generated_tokens: Counter,
     time_to_first_token: Histogram,
     ready_gauge: Gauge,
@@ -78,6 +80,12 @@ impl Default for Metrics {
             "Prompt tokens of generation requests",
             prompt_tokens.clone(),
         );
+        let cached_prompt_tokens = Counter::default();
+        registry.register(
+            "cached_prompt_tokens",
+            "Prompt tokens of generation requests found in the KV cache, not evaluated again",
+            cached_prompt_tokens.clone(),
+        );
         let generated_tokens = Counter::default();
         registry.register(
             "generated_tokens",
@@ -104,6 +112,7 @@ impl Default for Metrics {
             queue_depth,
             batch_size,
             prompt_tokens,
+            cached_prompt_tokens,
             generated_tokens,
             time_to_first_token,
             ready_gauge,
@@ -133,9 +142,10 @@ impl Metrics {
     }
 
     /// Records a finished generation.
-    pub fn observe_generation(&self, prompt_tokens: usize, completion_tokens: usize) {
-        self.prompt_tokens.inc_by(prompt_tokens as u64);
-        self.generated_tokens.inc_by(completion_tokens as u64);
+    pub fn observe_generation(&self, usage: &TokenUsage) {
+        self.prompt_tokens.inc_by(usage.prompt_tokens as u64);
+        self.cached_prompt_tokens.inc_by(usage.cached_tokens as u64);
+        self.generated_tokens.inc_by(usage.completion_tokens as u64);
     }
 
     /// Records time to first token.

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{ApiError, Body, Dialect};
 use crate::served::Served;
+use crate::usage::TokenUsage;
 use crate::{Engine, Runtime};
 
 const D: Dialect = Dialect::Oip;
@@ -246,7 +247,7 @@ fn read_tensor(wire: WireTensor) -> Result<Tensor, String> {
         shape,
         data,
     };
-    tensor.check()?;
+    tensor.check().map_err(|e| e.to_string())?;
     Ok(tensor)
 }
 
@@ -275,7 +276,9 @@ fn write_tensor(tensor: &Tensor) -> Value {
 }
 
 fn texts(tensor: &Tensor, spec: &TensorSpec) -> Result<Vec<String>, ApiError> {
-    tensor.fits(spec).map_err(|m| ApiError::invalid(D, m))?;
+    tensor
+        .fits(spec)
+        .map_err(|e| ApiError::invalid(D, e.to_string()))?;
     let TensorData::Bytes(items) = &tensor.data else {
         return Err(ApiError::invalid(
             D,
@@ -388,12 +391,15 @@ async fn run(
                     Some(GenerationEvent::Text(piece)) => text.push_str(&piece),
                     Some(GenerationEvent::Done {
                         prompt_tokens,
+                        cached_tokens,
                         completion_tokens,
                         ..
                     }) => {
-                        runtime
-                            .metrics()
-                            .observe_generation(prompt_tokens, completion_tokens);
+                        runtime.metrics().observe_generation(&TokenUsage {
+                            prompt_tokens,
+                            cached_tokens,
+                            completion_tokens,
+                        });
                         break;
                     }
                     Some(GenerationEvent::Failed(e)) => return Err(ApiError::from_inference(D, e)),

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{ApiError, Body, Dialect};
 use crate::served::{Served, Ticket};
+use crate::usage::TokenUsage;
 use crate::{Engine, Runtime};
 
 /// Most inputs in one embeddings request (OpenAI's own limit).
@@ -499,20 +500,23 @@ async fn collect(
             }
             Some(GenerationEvent::Done {
                 prompt_tokens,
+                cached_tokens,
                 completion_tokens,
                 finish_reason,
             }) => {
-                runtime
-                    .metrics()
-                    .observe_generation(prompt_tokens, completion_tokens);
+                let usage = TokenUsage {
+                    prompt_tokens,
+                    cached_tokens,
+                    completion_tokens,
+                };
+                runtime.metrics().observe_generation(&usage);
                 runtime
                     .metrics()
                     .observe_inference("generation", running.started.elapsed());
                 let body = json!({
                     "id": id, "object": kind.object(false), "created": unix_now(), "model": model,
                     "choices": [kind.choice(Some(&text), Some(finish_reason), true, false)],
-                    "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                              "total_tokens": prompt_tokens + completion_tokens}
+                    "usage": usage.openai(),
                 });
                 return Ok(Json(body).into_response());
             }
@@ -570,12 +574,16 @@ fn stream_events(
                 }
                 GenerationEvent::Done {
                     prompt_tokens,
+                    cached_tokens,
                     completion_tokens,
                     finish_reason,
                 } => {
-                    runtime
-                        .metrics()
-                        .observe_generation(prompt_tokens, completion_tokens);
+                    let usage = TokenUsage {
+                        prompt_tokens,
+                        cached_tokens,
+                        completion_tokens,
+                    };
+                    runtime.metrics().observe_generation(&usage);
                     runtime
                         .metrics()
                         .observe_inference("generation", running.started.elapsed());
@@ -584,9 +592,7 @@ fn stream_events(
                         None,
                     )];
                     if include_usage {
-                        let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                                           "total_tokens": prompt_tokens + completion_tokens});
-                        closing.push(chunk(Vec::new(), Some(usage)));
+                        closing.push(chunk(Vec::new(), Some(usage.openai())));
                     }
                     closing.push(Event::default().data("[DONE]"));
                     closing

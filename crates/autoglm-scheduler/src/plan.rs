@@ -115,5 +115,6 @@ pub fn plan(
         name: platform_name(tenant, name),
         restart: stored.restarts.max(0) as u64,
         versions,
+        balancing: spec.load_balancing.clone().unwrap_or_default(),
     })
 }

@@ -283,7 +283,7 @@ pub fn set_stage(
 ) -> Result<ModelVersion> {
     let current = get_version(tx, tenant, name, v)?.version;
     check_transition(current.stage, change.stage)
-        .map_err(|why| StoreError::rejected(ErrorCode::InvalidTransition, why))?;
+        .map_err(|why| StoreError::rejected(ErrorCode::InvalidTransition, why.to_string()))?;
     if change.stage == Stage::Archived {
         services::refuse_version_served(tx, tenant, name, v, "archiving")?;
     }

@@ -11,6 +11,7 @@
 
 mod api;
 mod layout;
+mod login;
 mod pages;
 mod session;
 mod upload;
@@ -33,8 +34,8 @@ pub struct WebConfig {
 pub fn router(config: WebConfig, api: Router) -> Router<AppState> {
     Router::new()
         .route("/", get(pages::home))
-        .route("/login", get(session::login_form).post(session::login))
-        .route("/logout", post(session::logout))
+        .route("/login", get(login::login_form).post(login::login))
+        .route("/logout", post(login::logout))
         .route("/ui", get(pages::overview::page))
         .route(
             "/ui/models",

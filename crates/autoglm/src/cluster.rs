@@ -112,8 +112,7 @@ async fn serve_gateway(
         opened.state.sessions.clone(),
         views,
         Arc::new(Demand::default()),
-    )
-    .map_err(|e| anyhow::anyhow!(e))?;
+    )?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -121,6 +120,6 @@ async fn serve_gateway(
         "autoglm gateway listening on http://{}",
         listener.local_addr()?
     );
-    gateway.serve(listener, crate::serve::signal()).await?;
+    gateway.serve(listener, crate::signal::signal()).await?;
     Ok(())
 }

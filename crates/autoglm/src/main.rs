@@ -8,6 +8,7 @@ mod operator;
 mod render;
 mod runtime;
 mod serve;
+mod signal;
 mod supervise;
 mod telemetry;
 mod up;

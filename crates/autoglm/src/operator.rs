@@ -100,10 +100,10 @@ pub async fn run(args: OperatorArgs) -> ExitCode {
         },
         args.metrics_addr
     );
-    match autoglm_operator::run(client, settings, crate::serve::signal()).await {
+    match autoglm_operator::run(client, settings, crate::signal::signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("autoglm operator: {e}");
+            eprintln!("autoglm operator: {:#}", anyhow::Error::from(e));
             ExitCode::FAILURE
         }
     }

@@ -38,13 +38,13 @@ pub struct RuntimeArgs {
     #[arg(long, default_value_t = 64)]
     queue_capacity: usize,
     /// Sequences decoded together (generation).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, env = "AUTOGLM_MAX_SEQUENCES", default_value_t = 8)]
     max_sequences: usize,
     /// Context per sequence in tokens (generation).
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, env = "AUTOGLM_CONTEXT", default_value_t = 2048)]
     context: usize,
     /// CPU threads for generation [default: all cores].
-    #[arg(long)]
+    #[arg(long, env = "AUTOGLM_THREADS")]
     threads: Option<usize>,
 }
 
@@ -155,7 +155,7 @@ pub async fn run(checked: Checked) -> anyhow::Result<()> {
         args.version.clone(),
     ));
     let server = axum::serve(listener, autoglm_runtime::router(runtime))
-        .with_graceful_shutdown(crate::serve::signal());
+        .with_graceful_shutdown(crate::signal::signal());
     let server = tokio::spawn(async move { server.await });
     match initial.await? {
         Ok(report) => println!(

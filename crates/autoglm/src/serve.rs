@@ -43,8 +43,7 @@ pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot reach Kubernetes: {e}"))?;
             let platform =
                 autoglm_cluster::KubernetesPlatform::start(client, opened.state.store.clone())
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e))?;
+                    .await?;
             tracing::info!("services run on Kubernetes, one namespace per tenant");
             (opened.state.with_platform(platform), None, None)
         }
@@ -148,27 +147,7 @@ async fn self_signed(home: &Path) -> anyhow::Result<RustlsConfig> {
 }
 
 async fn shutdown_on_signal(handle: Handle) {
-    signal().await;
+    crate::signal::signal().await;
     tracing::info!("signal received; draining");
     handle.graceful_shutdown(Some(autoglm_console::DRAIN_TIMEOUT));
-}
-
-/// Completes on SIGINT or SIGTERM.
-pub async fn signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate => {}
-    }
 }

@@ -178,8 +178,7 @@ pub async fn start(
         state.sessions.clone(),
         platform.watch(),
         demand,
-    )
-    .map_err(|e| anyhow::anyhow!(e))?;
+    )?;
     let traffic = gateway.history();
     let (stop, mut stopped) = watch::channel(false);
     let gateway = tokio::spawn(gateway.serve(listener, async move {

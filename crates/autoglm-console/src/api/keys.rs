@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::read;
+use super::{invalid_body, read};
 use crate::AppState;
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
@@ -84,9 +84,7 @@ pub async fn create(
         }
     };
     if let Some(limit) = &body.rate_limit {
-        limit
-            .validate()
-            .map_err(|m| ApiError::new(ErrorCode::InvalidBody, m))?;
+        limit.validate().map_err(invalid_body)?;
     }
     let (secret, mut row) = new_api_key(
         &ctx.principal.username,

@@ -62,9 +62,10 @@ pub fn check_name(kind: &'static str, name: &str) -> ApiResult<()> {
         .map_err(|e| ApiError::new(ErrorCode::InvalidName, e.to_string()))
 }
 
-/// Maps another validation refusal to `invalid_body`.
-pub fn invalid_body(detail: String) -> ApiError {
-    ApiError::new(ErrorCode::InvalidBody, detail)
+/// Maps another validation refusal to `invalid_body`; generic so that the
+/// core's typed refusals and ad-hoc messages map alike.
+pub fn invalid_body(detail: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::InvalidBody, detail.to_string())
 }
 
 /// Parses a label selector, `key=value[,key=value...]`; a bad one is `invalid_query`.
@@ -80,7 +81,7 @@ pub fn parse_selector(selector: &str) -> ApiResult<Vec<(String, String)>> {
             })?;
             let labels = [(k.to_owned(), v.to_owned())].into();
             autoglm_core::registry::validate_labels(&labels)
-                .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e))?;
+                .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.to_string()))?;
             Ok((k.to_owned(), v.to_owned()))
         })
         .collect()

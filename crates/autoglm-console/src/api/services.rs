@@ -335,6 +335,7 @@ mod tests {
             env: Vec::new(),
             stateful: None,
             ingress: None,
+            load_balancing: None,
         }
     }
 

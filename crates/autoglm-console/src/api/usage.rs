@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::{check_time, read};
+use super::{check_time, invalid_body, read};
 use crate::AppState;
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
@@ -33,7 +33,9 @@ const MAX_STEP_SECONDS: u64 = 86_400;
 fn check_step(step: &Option<String>) -> ApiResult<Option<u32>> {
     let Some(step) = step else { return Ok(None) };
     let refused = |why: String| ApiError::new(ErrorCode::InvalidQuery, format!("step: {why}"));
-    let seconds = parse_duration(step).map_err(refused)?.as_secs();
+    let seconds = parse_duration(step)
+        .map_err(|e| refused(e.to_string()))?
+        .as_secs();
     if seconds == 0 || seconds % 60 != 0 || seconds > MAX_STEP_SECONDS {
         return Err(refused(format!(
             "{step:?} is not a whole number of minutes from 1m to 24h"
@@ -75,8 +77,7 @@ pub async fn set_tenant_limit(
     ApiPath(tenant): ApiPath<String>,
     ApiJson(body): ApiJson<RateLimit>,
 ) -> ApiResult<Response> {
-    body.validate()
-        .map_err(|m| ApiError::new(ErrorCode::InvalidBody, m))?;
+    body.validate().map_err(invalid_body)?;
     let target = format!("tenants/{tenant}/rate-limit");
     ctx.write(&state, StatusCode::OK, target, move |tx, _| {
         let stored = (body != RateLimit::default()).then_some(&body);

@@ -144,7 +144,7 @@ async fn receive_upload(
             Some("metadata") => {
                 if spec.is_some() || staging.is_some() {
                     return Err(invalid_body(
-                        "the metadata part must come once, before the artifact parts".into(),
+                        "the metadata part must come once, before the artifact parts",
                     ));
                 }
                 let mut field = field;
@@ -169,7 +169,7 @@ async fn receive_upload(
             Some("artifact") => {
                 let path = field
                     .file_name()
-                    .ok_or_else(|| invalid_body("each artifact part needs a filename".into()))?
+                    .ok_or_else(|| invalid_body("each artifact part needs a filename"))?
                     .to_owned();
                 validate_artifact_path(&path).map_err(invalid_body)?;
                 if staging.is_none() {
@@ -187,8 +187,7 @@ async fn receive_upload(
             }
         }
     }
-    let staging =
-        staging.ok_or_else(|| invalid_body("the upload holds no artifact part".into()))?;
+    let staging = staging.ok_or_else(|| invalid_body("the upload holds no artifact part"))?;
     Ok((spec.unwrap_or_default(), staging.commit().await?))
 }
 
@@ -274,7 +273,8 @@ pub async fn download_file(
     ctx: Ctx,
     ApiPath((name, version, path)): ApiPath<(String, i64, String)>,
 ) -> ApiResult<Response> {
-    validate_artifact_path(&path).map_err(|e| ApiError::new(ErrorCode::InvalidPath, e))?;
+    validate_artifact_path(&path)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.to_string()))?;
     let tenant = ctx.tenant().to_owned();
     let stored = read(&state, move |s| s.version(&tenant, &name, version)).await?;
     let file = stored

@@ -4,10 +4,11 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 use super::validate::FieldError;
 use super::{ModelServiceSpec, parse_quantity, quantity, quantity_schema};
-use crate::names;
+use crate::names::{self, NameError};
 
 /// Resource and custom metrics for a Kubernetes HorizontalPodAutoscaler,
 /// alongside the gateway's request-based scaling.
@@ -167,13 +168,34 @@ fn check_ingress(ingress: &Ingress, errors: &mut Vec<FieldError>) {
     }
 }
 
+/// Why a value is not a DNS-1123 subdomain; the caller starts the sentence
+/// with the field's name.
+#[derive(Debug, Error)]
+enum SubdomainError {
+    /// Longer than 253 characters.
+    #[error("{value:?} is longer than 253 characters")]
+    TooLong { value: String },
+    /// A dot-separated part is not a DNS label.
+    #[error("{value:?} is not a DNS name: {source}")]
+    BadLabel {
+        value: String,
+        #[source]
+        source: NameError,
+    },
+}
+
 /// A DNS-1123 subdomain: dot-separated labels, at most 253 characters.
-fn validate_subdomain(value: &str) -> Result<(), String> {
+fn validate_subdomain(value: &str) -> Result<(), SubdomainError> {
     if value.len() > 253 {
-        return Err(format!("{value:?} is longer than 253 characters"));
+        return Err(SubdomainError::TooLong {
+            value: value.to_owned(),
+        });
     }
     for label in value.split('.') {
-        names::validate("DNS", label).map_err(|e| format!("{value:?} is not a DNS name: {e}"))?;
+        names::validate("DNS", label).map_err(|source| SubdomainError::BadLabel {
+            value: value.to_owned(),
+            source,
+        })?;
     }
     Ok(())
 }
@@ -242,6 +264,29 @@ mod tests {
             [
                 "spec.autoscaling.hpa: hpa needs at least one target: cpu, memory, requestsPerSecond or queueLength"
             ]
+        );
+    }
+
+    #[test]
+    fn subdomain_refusals_keep_the_label_error() {
+        let long = "a".repeat(254);
+        assert!(matches!(
+            validate_subdomain(&long),
+            Err(SubdomainError::TooLong { value }) if value == long
+        ));
+        let err = validate_subdomain("ok.Bad").err();
+        assert!(matches!(
+            &err,
+            Some(SubdomainError::BadLabel {
+                source: NameError::BadCharacter { bad: 'B', .. },
+                ..
+            })
+        ));
+        assert_eq!(
+            err.map(|e| e.to_string()).as_deref(),
+            Some(
+                "\"ok.Bad\" is not a DNS name: DNS name \"Bad\" contains 'B'; use lower-case letters, digits and '-'"
+            )
         );
     }
 

@@ -170,7 +170,7 @@ impl ModelServiceManifest {
             errors.push(FieldError::new("metadata.namespace", e.to_string()));
         }
         if let Err(e) = validate_labels(&self.metadata.labels) {
-            errors.push(FieldError::new("metadata.labels", e));
+            errors.push(FieldError::new("metadata.labels", e.to_string()));
         }
         if let Some(g) = self.metadata.generation
             && g < 1

@@ -6,6 +6,7 @@
 //! refused (a typo must not silently become a default), durations and
 //! quantities as strings. Rules are in `validate`; all of them are pure.
 
+mod balancing;
 mod cluster;
 mod manifest;
 mod runtime;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use balancing::{BalancingStrategy, LoadBalancing, PrefixHash};
 pub use cluster::{HpaMetrics, Ingress, Stateful};
 pub use manifest::{API_VERSION, KIND, ModelServiceManifest, ObjectMeta, check_type_meta};
 pub use runtime::{
@@ -29,7 +31,7 @@ pub use status::{
     Condition, ConditionStatus, ModelServiceStatus, ReplicaState, ReplicaStatus, VersionStatus,
 };
 pub use stored::StoredService;
-pub use units::{parse_duration, parse_quantity};
+pub use units::{DurationError, QuantityError, parse_duration, parse_quantity};
 pub use validate::{FieldError, MAX_REPLICAS, MAX_VERSIONS, ScaleError, to_problem};
 
 /// The annotation that shows when a service was last restarted; set by the
@@ -93,6 +95,10 @@ pub struct ModelServiceSpec {
     /// Kubernetes only: an Ingress with this host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<Ingress>,
+    /// How the gateway spreads each version's requests over its replicas;
+    /// least outstanding when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancing: Option<LoadBalancing>,
 }
 
 /// One version of the traffic split.
@@ -133,14 +139,14 @@ fn one() -> u32 {
 
 impl Autoscaling {
     /// `scaleToZeroAfter`, or its default.
-    pub fn scale_to_zero_after(&self) -> Result<Duration, String> {
+    pub fn scale_to_zero_after(&self) -> Result<Duration, DurationError> {
         self.scale_to_zero_after
             .as_deref()
             .map_or(Ok(DEFAULT_SCALE_TO_ZERO_AFTER), parse_duration)
     }
 
     /// `scaleDownStabilization`, or its default.
-    pub fn scale_down_stabilization(&self) -> Result<Duration, String> {
+    pub fn scale_down_stabilization(&self) -> Result<Duration, DurationError> {
         self.scale_down_stabilization
             .as_deref()
             .map_or(Ok(DEFAULT_SCALE_DOWN_STABILIZATION), parse_duration)

@@ -7,22 +7,95 @@
 
 use std::time::Duration;
 
+use thiserror::Error;
+
+/// The duration units, as the messages list them.
+const UNITS: &str = "ms, s, m or h";
+
+/// Why a duration string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DurationError {
+    /// The string is empty.
+    #[error("duration must not be empty; write a number with a unit ({UNITS}), like \"300s\"")]
+    Empty,
+    /// The string starts with `-`.
+    #[error("duration {input:?} must not be negative")]
+    Negative {
+        /// The string given.
+        input: String,
+    },
+    /// The string holds a `.`.
+    #[error("duration {input:?} must use whole numbers; write \"90m\" rather than \"1.5h\"")]
+    Fraction {
+        /// The string given.
+        input: String,
+    },
+    /// A part does not start with a digit.
+    #[error("duration {input:?} is not a number with a unit ({UNITS}), like \"300s\" or \"5m\"")]
+    NotANumber {
+        /// The string given.
+        input: String,
+    },
+    /// A number has no unit after it.
+    #[error("duration {input:?} needs a unit ({UNITS}), like \"{number}s\"")]
+    MissingUnit {
+        /// The string given.
+        input: String,
+        /// The number without a unit.
+        number: String,
+    },
+    /// A unit other than `ms`, `s`, `m` or `h`.
+    #[error("duration {input:?} has unknown unit {unit:?}; use {UNITS}")]
+    UnknownUnit {
+        /// The string given.
+        input: String,
+        /// The unit found.
+        unit: String,
+    },
+    /// The total does not fit in 64 bits of milliseconds.
+    #[error("duration {input:?} is too long")]
+    TooLong {
+        /// The string given.
+        input: String,
+    },
+}
+
+/// Why a quantity string was refused. The messages are the end of a sentence
+/// the caller starts with the field and its value: `cpu "x" must start with a number`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum QuantityError {
+    /// The quantity starts with `-`.
+    #[error("must not be negative")]
+    Negative,
+    /// There is no number before the suffix, or it is not one.
+    #[error("must start with a number")]
+    NotANumber,
+    /// An `e<n>` suffix whose exponent is not an integer up to 18 either way.
+    #[error("has a bad exponent {exponent:?}")]
+    BadExponent {
+        /// The suffix, `e` included.
+        exponent: String,
+    },
+    /// A suffix Kubernetes does not know.
+    #[error("has unknown suffix {suffix:?}; use Ki, Mi, Gi, Ti, m, k, M, G or T")]
+    UnknownSuffix {
+        /// The suffix found.
+        suffix: String,
+    },
+}
+
 /// Parses a duration: whole numbers with units `ms`, `s`, `m`, `h`, one or
 /// several in a row as in Go ("1h30m"). Fractions, signs and spaces are refused.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    const UNITS: &str = "ms, s, m or h";
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    let input = || s.to_owned();
     if s.is_empty() {
-        return Err(format!(
-            "duration must not be empty; write a number with a unit ({UNITS}), like \"300s\""
-        ));
+        return Err(DurationError::Empty);
     }
     if s.starts_with('-') {
-        return Err(format!("duration {s:?} must not be negative"));
+        return Err(DurationError::Negative { input: input() });
     }
     if s.contains('.') {
-        return Err(format!(
-            "duration {s:?} must use whole numbers; write \"90m\" rather than \"1.5h\""
-        ));
+        return Err(DurationError::Fraction { input: input() });
     }
     let mut millis: u64 = 0;
     let mut rest = s;
@@ -31,9 +104,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!(
-                "duration {s:?} is not a number with a unit ({UNITS}), like \"300s\" or \"5m\""
-            ));
+            return Err(DurationError::NotANumber { input: input() });
         }
         let (number, tail) = rest.split_at(digits);
         let unit_len = tail
@@ -46,17 +117,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "m" => 60_000,
             "h" => 3_600_000,
             "" => {
-                return Err(format!(
-                    "duration {s:?} needs a unit ({UNITS}), like \"{number}s\""
-                ));
+                return Err(DurationError::MissingUnit {
+                    input: input(),
+                    number: number.to_owned(),
+                });
             }
             other => {
-                return Err(format!(
-                    "duration {s:?} has unknown unit {other:?}; use {UNITS}"
-                ));
+                return Err(DurationError::UnknownUnit {
+                    input: input(),
+                    unit: other.to_owned(),
+                });
             }
         };
-        let too_long = || format!("duration {s:?} is too long");
+        let too_long = || DurationError::TooLong { input: input() };
         let part = number
             .parse::<u64>()
             .ok()
@@ -71,10 +144,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Parses a Kubernetes quantity (`<number><suffix>`, suffix one of `Ki Mi Gi
 /// Ti Pi Ei`, `m k M G T P E`, `e<n>`, or none) into its value in base units
 /// (cores, bytes). Negative quantities are refused: no resource is negative.
-pub fn parse_quantity(s: &str) -> Result<f64, String> {
+pub fn parse_quantity(s: &str) -> Result<f64, QuantityError> {
     let unsigned = s.strip_prefix('+').unwrap_or(s);
     if unsigned.starts_with('-') {
-        return Err("must not be negative".to_owned());
+        return Err(QuantityError::Negative);
     }
     let number_len = unsigned
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -82,11 +155,9 @@ pub fn parse_quantity(s: &str) -> Result<f64, String> {
     let (number, suffix) = unsigned.split_at(number_len);
     let digits = number.chars().filter(char::is_ascii_digit).count();
     if digits == 0 || number.matches('.').count() > 1 {
-        return Err("must start with a number".to_owned());
+        return Err(QuantityError::NotANumber);
     }
-    let value: f64 = number
-        .parse()
-        .map_err(|_| "must start with a number".to_owned())?;
+    let value: f64 = number.parse().map_err(|_| QuantityError::NotANumber)?;
     let multiplier = match suffix {
         "" => 1.0,
         "m" => 1e-3,
@@ -108,13 +179,15 @@ pub fn parse_quantity(s: &str) -> Result<f64, String> {
                 .parse::<i32>()
                 .ok()
                 .filter(|p| p.abs() <= 18)
-                .ok_or_else(|| format!("has a bad exponent {exp:?}"))?;
+                .ok_or_else(|| QuantityError::BadExponent {
+                    exponent: exp.to_owned(),
+                })?;
             10_f64.powi(power)
         }
         other => {
-            return Err(format!(
-                "has unknown suffix {other:?}; use Ki, Mi, Gi, Ti, m, k, M, G or T"
-            ));
+            return Err(QuantityError::UnknownSuffix {
+                suffix: other.to_owned(),
+            });
         }
     };
     Ok(value * multiplier)
@@ -137,17 +210,49 @@ mod tests {
 
     #[test]
     fn durations_refused_with_reasons() {
-        let err = |s: &str| parse_duration(s).err().unwrap_or_default();
-        assert!(err("").contains("must not be empty"));
+        let err = |s: &str| {
+            parse_duration(s)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            err(""),
+            "duration must not be empty; write a number with a unit (ms, s, m or h), like \"300s\""
+        );
         assert_eq!(err("-5s"), "duration \"-5s\" must not be negative");
-        assert!(err("300").contains("needs a unit"), "{}", err("300"));
-        assert!(err("1.5h").contains("whole numbers"));
-        assert!(err("5d").contains("unknown unit \"d\""));
-        assert!(err("5 m").contains("unknown unit \" m\""));
-        assert!(err("abc").contains("is not a number with a unit"));
-        assert!(err(" 5s").contains("is not a number with a unit"));
-        assert!(err("99999999999999999999h").contains("too long"));
-        assert!(err("18446744073709551615h").contains("too long"));
+        assert_eq!(
+            err("300"),
+            "duration \"300\" needs a unit (ms, s, m or h), like \"300s\""
+        );
+        assert_eq!(
+            err("1.5h"),
+            "duration \"1.5h\" must use whole numbers; write \"90m\" rather than \"1.5h\""
+        );
+        assert_eq!(
+            err("5d"),
+            "duration \"5d\" has unknown unit \"d\"; use ms, s, m or h"
+        );
+        assert!(matches!(
+            parse_duration("5 m"),
+            Err(DurationError::UnknownUnit { unit, .. }) if unit == " m"
+        ));
+        assert_eq!(
+            err("abc"),
+            "duration \"abc\" is not a number with a unit (ms, s, m or h), like \"300s\" or \"5m\""
+        );
+        assert!(matches!(
+            parse_duration(" 5s"),
+            Err(DurationError::NotANumber { .. })
+        ));
+        assert_eq!(
+            err("99999999999999999999h"),
+            "duration \"99999999999999999999h\" is too long"
+        );
+        assert!(matches!(
+            parse_duration("18446744073709551615h"),
+            Err(DurationError::TooLong { .. })
+        ));
     }
 
     #[test]
@@ -167,5 +272,25 @@ mod tests {
         ] {
             assert!(parse_quantity(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn quantities_refused_with_reasons() {
+        let err = |s: &str| {
+            parse_quantity(s)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(parse_quantity("-1"), Err(QuantityError::Negative));
+        assert_eq!(err("-1"), "must not be negative");
+        assert_eq!(parse_quantity("Gi"), Err(QuantityError::NotANumber));
+        assert_eq!(parse_quantity("1.2.3"), Err(QuantityError::NotANumber));
+        assert_eq!(err("abc"), "must start with a number");
+        assert_eq!(err("1e99"), "has a bad exponent \"e99\"");
+        assert_eq!(
+            err("4GB"),
+            "has unknown suffix \"GB\"; use Ki, Mi, Gi, Ti, m, k, M, G or T"
+        );
     }
 }

@@ -93,6 +93,7 @@ impl ModelServiceSpec {
         self.check_resources(errors);
         self.check_env(errors);
         self.check_cluster(errors);
+        self.check_balancing(errors);
     }
 
     fn check_versions(&self, errors: &mut Vec<FieldError>) {
@@ -199,7 +200,7 @@ impl ModelServiceSpec {
         }
         let path = "spec.autoscaling.scaleToZeroAfter";
         match a.scale_to_zero_after.as_deref().map(parse_duration) {
-            Some(Err(e)) => errors.push(FieldError::new(path, e)),
+            Some(Err(e)) => errors.push(FieldError::new(path, e.to_string())),
             // Zero would stop a replica between two requests of one client.
             Some(Ok(d)) if d < Duration::from_secs(1) => errors.push(FieldError::new(
                 path,
@@ -209,7 +210,7 @@ impl ModelServiceSpec {
         }
         let path = "spec.autoscaling.scaleDownStabilization";
         match a.scale_down_stabilization.as_deref().map(parse_duration) {
-            Some(Err(e)) => errors.push(FieldError::new(path, e)),
+            Some(Err(e)) => errors.push(FieldError::new(path, e.to_string())),
             // It is rendered into an HPA, whose window stops at one hour.
             Some(Ok(d)) if d > Duration::from_secs(3600) => errors.push(FieldError::new(
                 path,

@@ -23,6 +23,7 @@ fn valid() -> ModelServiceSpec {
         env: Vec::new(),
         stateful: None,
         ingress: None,
+        load_balancing: None,
     }
 }
 
@@ -477,6 +478,7 @@ fn every_problem_is_reported() {
         env: env(&[("AUTOGLM_X", "")]),
         stateful: None,
         ingress: None,
+        load_balancing: None,
     };
     let paths: Vec<String> = spec
         .validate()

@@ -248,6 +248,17 @@ fn replica_bounds() {
         auto.scale_down_stabilization(),
         Ok(std::time::Duration::from_secs(60))
     );
+    let mut bad = auto.clone();
+    bad.scale_to_zero_after = Some("5".into());
+    bad.scale_down_stabilization = Some("1.5h".into());
+    assert_eq!(
+        bad.scale_to_zero_after().map_err(|e| e.to_string()),
+        Err("duration \"5\" needs a unit (ms, s, m or h), like \"5s\"".to_owned())
+    );
+    assert!(matches!(
+        bad.scale_down_stabilization(),
+        Err(DurationError::Fraction { input }) if input == "1.5h"
+    ));
     let min_default: Autoscaling =
         serde_json::from_value(json!({"maxReplicas": 3, "targetInFlight": 1})).expect("auto");
     assert_eq!(min_default.min_replicas, 1);

@@ -50,6 +50,9 @@ pub struct ServiceForm {
     cpu: String,
     memory: String,
     gpu: String,
+    balancing: String,
+    prefix_char_length: String,
+    mean_load_factor: String,
 }
 
 /// A refusal of one field: the API's path for it and the words.
@@ -140,6 +143,23 @@ impl ServiceForm {
         if !resources.is_empty() {
             spec.insert("resources".into(), Value::Object(resources));
         }
+        if self.balancing == "prefixHash" {
+            let mut knobs = Map::new();
+            for (key, raw) in [
+                ("prefixCharLength", &self.prefix_char_length),
+                ("meanLoadFactor", &self.mean_load_factor),
+            ] {
+                if let Some(n) = number(&format!("spec.loadBalancing.prefixHash.{key}"), raw) {
+                    knobs.insert(key.into(), json!(n));
+                }
+            }
+            let mut balancing = Map::new();
+            balancing.insert("strategy".into(), json!("prefixHash"));
+            if !knobs.is_empty() {
+                balancing.insert("prefixHash".into(), Value::Object(knobs));
+            }
+            spec.insert("loadBalancing".into(), Value::Object(balancing));
+        }
         let manifest = json!({
             "apiVersion": API_VERSION,
             "kind": KIND,
@@ -179,7 +199,7 @@ fn field_errors(errors: &FieldErrors, id: &str, paths: &[&str]) -> Markup {
 }
 
 /// Every field the form shows a refusal beside, and the API paths it covers.
-const FIELDS: [(&str, &[&str]); 8] = [
+const FIELDS: [(&str, &[&str]); 9] = [
     ("name", &["name", "metadata.name"]),
     ("model", &["spec.model"]),
     ("versions", &["spec.versions"]),
@@ -187,6 +207,7 @@ const FIELDS: [(&str, &[&str]); 8] = [
     ("replicas", &["spec.replicas"]),
     ("autoscaling", &["spec.autoscaling"]),
     ("resources", &["spec.resources"]),
+    ("balancing", &["spec.loadBalancing"]),
     ("env", &["spec.env"]),
 ];
 
@@ -291,6 +312,21 @@ fn render(
                         input.short id="gpu" name="gpu" value=(form.gpu) inputmode="numeric";
                     }
                     (err("resources"))
+                }
+                fieldset {
+                    legend { "Load balancing" }
+                    label for="balancing" { "Replica choice" }
+                    select id="balancing" name="balancing" {
+                        option value="leastOutstanding" selected[form.balancing != "prefixHash"] { "Least outstanding requests" }
+                        option value="prefixHash" selected[form.balancing == "prefixHash"] { "Prefix hash (a conversation stays on the replica holding its prefix)" }
+                    }
+                    div.row {
+                        label for="prefix_char_length" { "Prefix characters" }
+                        input.short id="prefix_char_length" name="prefix_char_length" value=(form.prefix_char_length) inputmode="numeric" placeholder="100";
+                        label for="mean_load_factor" { "Load bound % of mean" }
+                        input.short id="mean_load_factor" name="mean_load_factor" value=(form.mean_load_factor) inputmode="numeric" placeholder="125";
+                    }
+                    (err("balancing"))
                 }
                 button type="submit" id="deploy" { "Deploy" }
             }
@@ -472,6 +508,33 @@ mod tests {
             json!({"minReplicas": 0, "maxReplicas": 4, "scaleToZeroAfter": "5m"})
         );
         assert!(manifest["spec"].get("replicas").is_none());
+        assert!(manifest["spec"].get("loadBalancing").is_none());
+    }
+
+    #[test]
+    fn prefix_hash_balancing_carries_only_the_knobs_filled_in() {
+        let form = ServiceForm {
+            balancing: "prefixHash".into(),
+            mean_load_factor: "150".into(),
+            ..ServiceForm::default()
+        };
+        let (manifest, errors) = form.manifest();
+        assert!(errors.is_empty());
+        assert_eq!(
+            manifest["spec"]["loadBalancing"],
+            json!({"strategy": "prefixHash", "prefixHash": {"meanLoadFactor": 150}})
+        );
+        let bad = ServiceForm {
+            balancing: "prefixHash".into(),
+            prefix_char_length: "lots".into(),
+            ..ServiceForm::default()
+        };
+        let (_, errors) = bad.manifest();
+        let html = field_errors(&errors, "balancing", &["spec.loadBalancing"]).into_string();
+        assert!(
+            html.contains("&quot;lots&quot; is not a whole number"),
+            "{html}"
+        );
     }
 
     #[test]

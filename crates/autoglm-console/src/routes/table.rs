@@ -1,0 +1,578 @@
+//! The entries of [`table()`], one struct literal per route, in the order the
+//! router mounts them and the OpenAPI document lists them.
+
+use std::sync::Arc;
+
+use axum::http::Method;
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+
+use super::{Access, RequestBody, ResponseBody, Route, RouteSpec};
+use crate::AppState;
+use crate::api::{audit, auth, keys, models, services, tenancy, usage, versions};
+use autoglm_core::audit::{AuditRecord, ChainVerification};
+use autoglm_core::rbac::Permission;
+use autoglm_core::registry::{
+    CreateModel, Model, ModelVersion, Page, RegisterPath, SetStage, UpdateModel,
+};
+use autoglm_core::security::{
+    ApiKey, CreateApiKey, CreateTenant, CreateUser, CreatedApiKey, Identity, LoginRequest,
+    LoginResponse, RateLimit, SetRole, Tenant, UsageRecord, User,
+};
+use autoglm_core::service::{ModelServiceManifest, Scale};
+use autoglm_core::traffic::ServiceTraffic;
+
+fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
+
+struct Builder(Vec<Route>);
+
+impl Builder {
+    fn add(&mut self, spec: RouteSpec, handler: MethodRouter<AppState>) {
+        assert!(
+            !spec.path.is_empty() && !spec.action.is_empty() && !spec.summary.is_empty(),
+            "a route names its path, action and summary: {spec:?}"
+        );
+        self.0.push(Route {
+            spec: Arc::new(spec),
+            handler,
+        });
+    }
+}
+
+const PAGING: &[(&str, &str)] = &[
+    ("limit", "Most items to return, 1 to 1000 (default 100)"),
+    ("page_token", "Token from the previous page"),
+];
+
+/// Every console API route.
+pub fn table() -> Vec<Route> {
+    use Access::{Authenticated, Permission as P, Public, SystemAdmin};
+    use Permission::*;
+    use RequestBody::{Json as In, None as NoBody, UploadOrJson};
+    use ResponseBody::{Bytes, Json as Out, NoContent, Text};
+    let mut b = Builder(Vec::new());
+
+    b.add(
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/auth/login",
+            action: "auth.login",
+            summary: "Exchange a user name and password for a session token",
+            access: Public,
+            request: In(schema::<LoginRequest>),
+            response: Out(200, schema::<LoginResponse>),
+            ..RouteSpec::DEFAULT
+        },
+        post(auth::login),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/auth/whoami",
+            action: "auth.whoami",
+            summary: "Describe the caller's credential",
+            access: Authenticated,
+            request: NoBody,
+            response: Out(200, schema::<Identity>),
+            ..RouteSpec::DEFAULT
+        },
+        get(auth::whoami),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/tenants",
+            action: "tenants.list",
+            summary: "List tenants",
+            access: SystemAdmin,
+            request: NoBody,
+            response: Out(200, schema::<Vec<Tenant>>),
+            ..RouteSpec::DEFAULT
+        },
+        get(tenancy::list_tenants),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/tenants",
+            action: "tenants.create",
+            summary: "Create a tenant",
+            access: SystemAdmin,
+            request: In(schema::<CreateTenant>),
+            response: Out(201, schema::<Tenant>),
+            ..RouteSpec::DEFAULT
+        },
+        post(tenancy::create_tenant),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/tenants/{name}/rate-limit",
+            action: "tenants.get_rate_limit",
+            summary: "Get a tenant's gateway limits (requests per second, tokens per minute)",
+            access: SystemAdmin,
+            request: NoBody,
+            response: Out(200, schema::<RateLimit>),
+            ..RouteSpec::DEFAULT
+        },
+        get(usage::get_tenant_limit),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::PUT,
+            path: "/api/v1/tenants/{name}/rate-limit",
+            action: "tenants.set_rate_limit",
+            summary: "Set a tenant's gateway limits; {} lifts them",
+            access: SystemAdmin,
+            request: In(schema::<RateLimit>),
+            response: Out(200, schema::<RateLimit>),
+            ..RouteSpec::DEFAULT
+        },
+        put(usage::set_tenant_limit),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/users",
+            action: "users.list",
+            summary: "List the users of the caller's tenant",
+            access: P(UsersWrite),
+            request: NoBody,
+            response: Out(200, schema::<Vec<User>>),
+            ..RouteSpec::DEFAULT
+        },
+        get(tenancy::list_users),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/users",
+            action: "users.create",
+            summary: "Create a user with a role in the caller's tenant",
+            access: P(UsersWrite),
+            request: In(schema::<CreateUser>),
+            response: Out(201, schema::<User>),
+            ..RouteSpec::DEFAULT
+        },
+        post(tenancy::create_user),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::PUT,
+            path: "/api/v1/users/{username}/role",
+            action: "users.set_role",
+            summary: "Set a user's role in the caller's tenant",
+            access: P(UsersWrite),
+            request: In(schema::<SetRole>),
+            response: Out(200, schema::<User>),
+            ..RouteSpec::DEFAULT
+        },
+        put(tenancy::set_role),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/keys",
+            action: "keys.list",
+            summary: "List API keys (the caller's; every key of the tenant for admins with all=true)",
+            access: P(KeysWrite),
+            request: NoBody,
+            response: Out(200, schema::<Vec<ApiKey>>),
+            query: &[("all", "true: every key of the tenant (admins)")],
+            ..RouteSpec::DEFAULT
+        },
+        get(keys::list),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/keys",
+            action: "keys.create",
+            summary: "Create an API key; the secret is shown only in this answer",
+            access: P(KeysWrite),
+            request: In(schema::<CreateApiKey>),
+            response: Out(201, schema::<CreatedApiKey>),
+            replayable: false,
+            ..RouteSpec::DEFAULT
+        },
+        post(keys::create),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::DELETE,
+            path: "/api/v1/keys/{id}",
+            action: "keys.revoke",
+            summary: "Revoke an API key",
+            access: P(KeysWrite),
+            request: NoBody,
+            response: Out(200, schema::<ApiKey>),
+            ..RouteSpec::DEFAULT
+        },
+        delete(keys::revoke),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/models",
+            action: "models.list",
+            summary: "List models, by name",
+            access: P(ModelsRead),
+            request: NoBody,
+            response: Out(200, schema::<Page<Model>>),
+            query: &[
+                ("limit", "Most items to return, 1 to 1000 (default 100)"),
+                ("page_token", "Token from the previous page"),
+                ("q", "Only names containing this"),
+                (
+                    "label",
+                    "Only models with these labels: key=value[,key=value...]",
+                ),
+                ("stage", "Only models with a version in this stage"),
+            ],
+            ..RouteSpec::DEFAULT
+        },
+        get(models::list),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/models",
+            action: "models.create",
+            summary: "Register a model",
+            access: P(ModelsWrite),
+            request: In(schema::<CreateModel>),
+            response: Out(201, schema::<Model>),
+            ..RouteSpec::DEFAULT
+        },
+        post(models::create),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/models/{name}",
+            action: "models.get",
+            summary: "Get a model",
+            access: P(ModelsRead),
+            request: NoBody,
+            response: Out(200, schema::<Model>),
+            ..RouteSpec::DEFAULT
+        },
+        get(models::get_one),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::PATCH,
+            path: "/api/v1/models/{name}",
+            action: "models.update",
+            summary: "Update a model's description or labels",
+            access: P(ModelsWrite),
+            request: In(schema::<UpdateModel>),
+            response: Out(200, schema::<Model>),
+            ..RouteSpec::DEFAULT
+        },
+        patch(models::update),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::DELETE,
+            path: "/api/v1/models/{name}",
+            action: "models.delete",
+            summary: "Delete a model and all its versions (none may be in use)",
+            access: P(ModelsDelete),
+            request: NoBody,
+            response: NoContent,
+            ..RouteSpec::DEFAULT
+        },
+        delete(models::delete_one),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/models/{name}/versions",
+            action: "versions.list",
+            summary: "List a model's versions, newest first",
+            access: P(ModelsRead),
+            request: NoBody,
+            response: Out(200, schema::<Page<ModelVersion>>),
+            query: PAGING,
+            ..RouteSpec::DEFAULT
+        },
+        get(versions::list),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/models/{name}/versions",
+            action: "versions.create",
+            summary: "Create a version: multipart upload (a `metadata` JSON part, then `artifact` file parts), or JSON to register a server path",
+            access: P(ModelsWrite),
+            request: UploadOrJson(schema::<RegisterPath>),
+            response: Out(201, schema::<ModelVersion>),
+            ..RouteSpec::DEFAULT
+        },
+        post(versions::create),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/models/{name}/versions/{version}",
+            action: "versions.get",
+            summary: "Get a version",
+            access: P(ModelsRead),
+            request: NoBody,
+            response: Out(200, schema::<ModelVersion>),
+            ..RouteSpec::DEFAULT
+        },
+        get(versions::get_one),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::DELETE,
+            path: "/api/v1/models/{name}/versions/{version}",
+            action: "versions.delete",
+            summary: "Delete a version not in use",
+            access: P(ModelsDelete),
+            request: NoBody,
+            response: NoContent,
+            ..RouteSpec::DEFAULT
+        },
+        delete(versions::delete_one),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/models/{name}/versions/{version}/artifact",
+            action: "versions.download",
+            summary: "Download a single-file version's artifact",
+            access: P(ModelsRead),
+            request: NoBody,
+            response: Bytes,
+            ..RouteSpec::DEFAULT
+        },
+        get(versions::download),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/models/{name}/versions/{version}/files/{*path}",
+            action: "versions.download_file",
+            summary: "Download one file of a version",
+            access: P(ModelsRead),
+            request: NoBody,
+            response: Bytes,
+            ..RouteSpec::DEFAULT
+        },
+        get(versions::download_file),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::PUT,
+            path: "/api/v1/models/{name}/versions/{version}/stage",
+            action: "versions.set_stage",
+            summary: "Move a version to another stage (a command: send X-Autoglm-Timestamp and X-Autoglm-Nonce)",
+            access: P(ModelsPromote),
+            request: In(schema::<SetStage>),
+            response: Out(200, schema::<ModelVersion>),
+            command: true,
+            ..RouteSpec::DEFAULT
+        },
+        put(versions::set_stage),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/services",
+            action: "services.list",
+            summary: "List model services, by name, with their status",
+            access: P(ServicesRead),
+            request: NoBody,
+            response: Out(200, schema::<Page<ModelServiceManifest>>),
+            query: &[
+                ("limit", "Most items to return, 1 to 1000 (default 100)"),
+                ("page_token", "Token from the previous page"),
+                (
+                    "label",
+                    "Only services with these labels: key=value[,key=value...]",
+                ),
+                ("model", "Only services of this model"),
+            ],
+            ..RouteSpec::DEFAULT
+        },
+        get(services::list),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/services",
+            action: "services.create",
+            summary: "Create a model service from its manifest; its model and versions must exist",
+            access: P(ServicesWrite),
+            request: In(schema::<ModelServiceManifest>),
+            response: Out(201, schema::<ModelServiceManifest>),
+            ..RouteSpec::DEFAULT
+        },
+        post(services::create),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/services/{name}",
+            action: "services.get",
+            summary: "Get a model service: manifest, generation and status",
+            access: P(ServicesRead),
+            request: NoBody,
+            response: Out(200, schema::<ModelServiceManifest>),
+            ..RouteSpec::DEFAULT
+        },
+        get(services::get_one),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::PUT,
+            path: "/api/v1/services/{name}",
+            action: "services.update",
+            summary: "Replace a model service's labels, annotations and spec (generation +1 when the spec changes; metadata.generation, when sent, must be current)",
+            access: P(ServicesWrite),
+            request: In(schema::<ModelServiceManifest>),
+            response: Out(200, schema::<ModelServiceManifest>),
+            ..RouteSpec::DEFAULT
+        },
+        put(services::update),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/services/{name}/scale",
+            action: "services.scale",
+            summary: "Set a fixed replica count per version (not for autoscaled services)",
+            access: P(ServicesWrite),
+            request: In(schema::<Scale>),
+            response: Out(200, schema::<ModelServiceManifest>),
+            ..RouteSpec::DEFAULT
+        },
+        post(services::scale),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/services/{name}/restart",
+            action: "services.restart",
+            summary: "Replace every replica of a model service, spec unchanged",
+            access: P(ServicesWrite),
+            request: NoBody,
+            response: Out(200, schema::<ModelServiceManifest>),
+            ..RouteSpec::DEFAULT
+        },
+        post(services::restart),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::DELETE,
+            path: "/api/v1/services/{name}",
+            action: "services.delete",
+            summary: "Delete a model service",
+            access: P(ServicesWrite),
+            request: NoBody,
+            response: NoContent,
+            ..RouteSpec::DEFAULT
+        },
+        delete(services::delete_one),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/services/{name}/replicas/{replica}/logs",
+            action: "services.logs",
+            summary: "The end of a replica's log (stdout and stderr), as text",
+            access: P(ServicesRead),
+            request: NoBody,
+            response: Text,
+            query: &[(
+                "bytes",
+                "How many bytes from the end, 1 to 1048576 (default 65536)",
+            )],
+            ..RouteSpec::DEFAULT
+        },
+        get(services::logs),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/services/{name}/traffic",
+            action: "services.traffic",
+            summary: "The last hour of a service's traffic per version in 10-second intervals: requests per second, error ratio, latency percentiles",
+            access: P(ServicesRead),
+            request: NoBody,
+            response: Out(200, schema::<ServiceTraffic>),
+            ..RouteSpec::DEFAULT
+        },
+        get(services::traffic),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/usage",
+            action: "usage.list",
+            summary: "Gateway usage of the caller's tenant per key, service, version and minute (or step)",
+            access: P(ServicesRead),
+            request: NoBody,
+            response: Out(200, schema::<Vec<UsageRecord>>),
+            query: &[
+                ("key", "Only this API key id (or user:NAME for sessions)"),
+                ("service", "Only this service"),
+                ("since", "Only minutes at or after this RFC 3339 time"),
+                (
+                    "step",
+                    "Sum the minutes into steps of this duration (1m to 24h, whole minutes, e.g. 5m or 1h); rows start at their step's first minute. At most 10,000 rows are returned",
+                ),
+            ],
+            ..RouteSpec::DEFAULT
+        },
+        get(usage::list),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/audit",
+            action: "audit.list",
+            summary: "List audit records, newest first",
+            access: P(AuditRead),
+            request: NoBody,
+            response: Out(200, schema::<Page<AuditRecord>>),
+            query: &[
+                ("limit", "Most items to return, 1 to 1000 (default 100)"),
+                ("page_token", "Token from the previous page"),
+                ("actor", "Only this actor (user:NAME, key:ID)"),
+                ("action", "Only this action (models.create...)"),
+                ("target", "Only targets starting with this"),
+                ("outcome", "Only this outcome (success, or an error code)"),
+                ("since", "Only records at or after this RFC 3339 time"),
+                ("until", "Only records before this RFC 3339 time"),
+            ],
+            ..RouteSpec::DEFAULT
+        },
+        get(audit::list),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/audit/verify",
+            action: "audit.verify",
+            summary: "Verify the audit log's hash chain (it spans every tenant, so system admins only)",
+            access: SystemAdmin,
+            request: NoBody,
+            response: Out(200, schema::<ChainVerification>),
+            ..RouteSpec::DEFAULT
+        },
+        get(audit::verify),
+    );
+    b.0
+}
