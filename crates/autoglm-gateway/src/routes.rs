@@ -202,6 +202,7 @@ impl Builder {
             let Some((tenant, name)) = platform_name.split_once('.') else {
                 continue;
             };
+            let prefix_hash = view.balancing.prefix_hash();
             let versions = view
                 .endpoints
                 .iter()
@@ -212,7 +213,7 @@ impl Builder {
                             model: name.to_owned(),
                             version: v.version.clone(),
                         },
-                        view.balancing.prefix_hash().is_some(),
+                        prefix_hash.is_some(),
                     )),
                     demand: demand.of(platform_name, &v.version),
                     version: v.version.clone(),
@@ -229,10 +230,10 @@ impl Builder {
                             e
                         })
                         .collect(),
-                    balance: match view.balancing.prefix_hash() {
+                    balance: match &prefix_hash {
                         Some(config) => Balance::PrefixHash {
                             ring: Ring::new(v.ready.iter().copied(), config.replication),
-                            config,
+                            config: config.clone(),
                         },
                         None => Balance::LeastOutstanding,
                     },
