@@ -28,6 +28,19 @@ def connect(base):
     return http.client.HTTPConnection(url.hostname, url.port, timeout=300)
 
 
+def sse_events(response):
+    """The JSON events of an OpenAI server-sent stream up to `[DONE]`, each
+    with the time it was read."""
+    for raw in response:
+        line = raw.decode().strip()
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        yield time.perf_counter(), json.loads(data)
+
+
 def chat_stream(base, model, max_tokens):
     """One streamed greedy chat: (time to first token, decode tokens/s, tokens)."""
     body = json.dumps(
@@ -49,19 +62,11 @@ def chat_stream(base, model, max_tokens):
     first = last = None
     chunks = 0
     usage = None
-    for raw in response:
-        line = raw.decode().strip()
-        if not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            break
-        event = json.loads(data)
+    for now, event in sse_events(response):
         if event.get("usage"):
             usage = event["usage"]
         for choice in event.get("choices", []):
             if choice.get("delta", {}).get("content"):
-                now = time.perf_counter()
                 first = first or now
                 last = now
                 chunks += 1

@@ -1,0 +1,148 @@
+//! Rate limits admit what a key is allowed, and usage counts what it used.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::env::{Env, one_version};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limits_admit_the_configured_amount_and_usage_is_counted() {
+    let (env, _home) = Env::with_echo(&[], 1, one_version(1), 1).await;
+
+    // 5 requests per second: a burst of 20 gets 5 through.
+    let (_, key) = env
+        .key(json!({"rate_limit": {"requests_per_second": 5}}))
+        .await;
+    let started = Instant::now();
+    let answers: Vec<(StatusCode, reqwest::header::HeaderMap)> = futures_util::stream::iter(0..20)
+        .map(|_| {
+            let req = env.chat(&key, "echo");
+            async move {
+                let r = req.send().await.unwrap();
+                (r.status(), r.headers().clone())
+            }
+        })
+        .buffer_unordered(20)
+        .collect()
+        .await;
+    let refill = (started.elapsed().as_secs_f64() * 5.0).floor() as usize;
+    let ok = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert!(
+        (5..=5 + refill).contains(&ok),
+        "{ok} admitted of 20 at 5/s (refill {refill})"
+    );
+    let (_, limited) = answers
+        .iter()
+        .find(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS)
+        .unwrap();
+    assert_eq!(limited["retry-after"], "1");
+    assert_eq!(limited["x-ratelimit-limit-requests"], "5");
+    assert_eq!(limited["x-ratelimit-remaining-requests"], "0");
+
+    // 30 tokens a minute, 20 used per answer: two get through, the third waits.
+    let (id, key) = env
+        .key(json!({"rate_limit": {"tokens_per_minute": 30}}))
+        .await;
+    // An answer tells what was left when it was admitted.
+    for left in ["30", "10"] {
+        let r = env.chat(&key, "echo").send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["x-ratelimit-limit-tokens"], "30");
+        assert_eq!(r.headers()["x-ratelimit-remaining-tokens"], left);
+        assert_eq!(r.headers()["x-autoglm-version"], "1");
+        r.bytes().await.unwrap();
+        // Tokens are charged as the answer ends, just after the client has it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = env.chat(&key, "echo").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (20..=24).contains(&wait),
+        "10 tokens short at 0.5/s: {wait} s"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+
+    // Usage per key, as the replica reported it, readable from the console.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (s, usage) = env
+        .console(
+            reqwest::Method::GET,
+            &format!("/api/v1/usage?key={id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{usage}");
+    let rows = usage.as_array().unwrap();
+    let sum = |f: &str| rows.iter().map(|r| r[f].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(
+        (
+            sum("requests"),
+            sum("prompt_tokens"),
+            sum("completion_tokens")
+        ),
+        (2, 20, 20),
+        "{usage}"
+    );
+    assert_eq!(rows[0]["service"], "echo");
+    assert_eq!(rows[0]["version"], "1");
+
+    // A tenant limit covers every key of the tenant, including unlimited ones.
+    let (s, b) = env
+        .console(
+            reqwest::Method::PUT,
+            "/api/v1/tenants/default/rate-limit",
+            Some(json!({"requests_per_second": 2})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, a) = env.key(json!({})).await;
+    let (_, b2) = env.key(json!({})).await;
+    let mut ok = 0;
+    let started = Instant::now();
+    for key in [&a, &b2, &a, &b2, &a, &b2] {
+        let r = env.chat(key, "echo").send().await.unwrap();
+        if r.status() == StatusCode::OK {
+            ok += 1;
+        } else {
+            assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        }
+    }
+    let refill = (started.elapsed().as_secs_f64() * 2.0).floor() as usize;
+    assert!(
+        (2..=2 + refill).contains(&ok),
+        "{ok} of 6 at a tenant limit of 2/s (refill {refill})"
+    );
+    let (s, _) = env
+        .console(
+            reqwest::Method::PUT,
+            "/api/v1/tenants/default/rate-limit",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = env
+        .console(
+            reqwest::Method::PUT,
+            "/api/v1/tenants/default/rate-limit",
+            Some(json!({"requests_per_second": 0})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(
+        b["detail"]
+            .as_str()
+            .unwrap()
+            .contains("requests_per_second"),
+        "{b}"
+    );
+}

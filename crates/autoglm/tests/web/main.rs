@@ -1,0 +1,17 @@
+//! The web console in real headless Chromium (Debian's `chromium`, driven
+//! through `chromedriver` over WebDriver with fantoccini) against a real
+//! `autoglm console` and a real `autoglm up`: log in with a password or an
+//! API key, read and search the registry, create a model and upload its
+//! versions, change a stage, deploy a service from the form, watch it become
+//! ready, move its traffic split and see the gateway honour it, make and
+//! revoke a key, read usage, logs and the audit; a viewer can change nothing;
+//! a stale form is refused. Screenshots of each page go to docs/screenshots/.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../common/browser.rs"]
+mod browser;
+#[path = "../common/mod.rs"]
+mod common;
+
+mod operate;
+mod registry;
