@@ -22,7 +22,11 @@
 #
 # Usage:   bench/balancing.sh
 # Knobs (environment): AUTOGLM_BIN=path  RUNS=3  CONVERSATIONS=16  TURNS=4
-#                      THREADS=1  MAX_TOKENS=16  REPEAT=6  KEEP=1
+#                      THREADS=1  MAX_TOKENS=16  THINK_MS=2000  KEEP=1
+#                      SHARED=6 OWN=6 (times the shared preamble, about 35
+#                      tokens, and each chat's own instructions, about 40
+#                      tokens, repeat in its system prompt; SHARED=0: no
+#                      preamble shared between chats)
 # Needs: python3, curl, jq, bc, ss (`cargo xtask deps bench` installs them)
 set -euo pipefail
 
@@ -31,7 +35,9 @@ CONVERSATIONS=${CONVERSATIONS:-16}
 TURNS=${TURNS:-4}
 THREADS=${THREADS:-1}
 MAX_TOKENS=${MAX_TOKENS:-16}
-REPEAT=${REPEAT:-6}
+SHARED=${SHARED:-6}
+OWN=${OWN:-6}
+THINK_MS=${THINK_MS:-2000}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${AUTOGLM_CACHE:-$HOME/.cache/autoglm}
 MODELS=$CACHE/models
@@ -98,7 +104,7 @@ for round in $(seq "$RUNS"); do
         log "round $round/$RUNS: ${STRATEGY[$service]} ($CONVERSATIONS chats x $TURNS turns)"
         python3 "$LOAD" --gateway "$GATEWAY" --key "$KEY" --model "$service" \
             --conversations "$CONVERSATIONS" --turns "$TURNS" --max-tokens "$MAX_TOKENS" \
-            --repeat "$REPEAT" --tag "r$round-$service" | tee -a "$WORK/$service.jsonl" >&2
+            --shared "$SHARED" --own "$OWN" --think-ms "$THINK_MS" --tag "r$round-$service" | tee -a "$WORK/$service.jsonl" >&2
         [[ $(tail -1 "$WORK/$service.jsonl" | jq '.failed | length') == 0 ]] || die "turns failed in round $round"
     done
 done
@@ -115,7 +121,7 @@ row() { # LABEL JQ_EXPRESSION FORMAT
 }
 SHARE='(.cached_tokens / .prompt_tokens * 100)'
 echo
-echo "$CONVERSATIONS chats x $TURNS turns at once, 2 SmolLM2 replicas of $THREADS thread(s) each, medians of $RUNS rounds"
+echo "$CONVERSATIONS chats x $TURNS turns at once (system prompt: shared preamble x$SHARED, own instructions x$OWN; about ${THINK_MS} ms between turns), 2 SmolLM2 replicas of $THREADS thread(s) each, medians of $RUNS rounds"
 echo
 echo "| measure | leastOutstanding | prefixHash | prefixHash / leastOutstanding |"
 echo "|---|---:|---:|---:|"

@@ -4,8 +4,8 @@ concurrently through the gateway, standard library only.
 
 Each of --conversations chats opens with a long system prompt (a preamble
 all chats share, then instructions of its own), then runs --turns turns one
-after the other: a streamed greedy answer, which joins the history, then the
-next question. All chats run at once. Prints one JSON object: time to first
+after the other: a streamed greedy answer, which joins the history, a pause
+of about --think-ms while a person would read it, then the next question. All chats run at once. Prints one JSON object: time to first
 token per turn (p50, p95), prompt and cached prompt tokens
 (usage.prompt_tokens_details.cached_tokens) summed, completion tokens/s and
 requests/s over the wall time, and turns that failed.
@@ -14,6 +14,7 @@ requests/s over the wall time, and turns that failed.
 import argparse
 import http.client
 import json
+import random
 import statistics
 import threading
 import time
@@ -40,13 +41,13 @@ QUESTIONS = [
 ]
 
 
-def system_prompt(index, tag, repeat):
+def system_prompt(index, tag, shared, own):
     topic = TOPICS[index % len(TOPICS)]
-    own = (
+    instructions = (
         f"Session {tag}-{index}. This customer asks about {topic}. Know every model of {topic} "
         f"we sell, its price, its parts and its warranty, and answer questions about {topic} only. "
     )
-    return PREAMBLE * repeat + own * repeat
+    return PREAMBLE * shared + instructions * own
 
 
 def percentile(values, q):
@@ -92,7 +93,10 @@ def main():
     parser.add_argument("--conversations", type=int, default=16)
     parser.add_argument("--turns", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=16)
-    parser.add_argument("--repeat", type=int, default=4, help="times the system prompt's parts repeat")
+    parser.add_argument("--shared", type=int, default=6, help="times the preamble all chats share repeats")
+    parser.add_argument("--own", type=int, default=6, help="times each chat's own instructions repeat")
+    parser.add_argument("--think-ms", type=int, default=2000,
+                        help="mean pause between an answer and the next question (0.5x to 1.5x, seeded)")
     parser.add_argument("--tag", default="0", help="makes each round's prompts its own")
     args = parser.parse_args()
 
@@ -100,8 +104,12 @@ def main():
     ttfts, prompt_tokens, cached_tokens, completion_tokens, failures = [], [0], [0], [0], []
 
     def conversation(index):
-        messages = [{"role": "system", "content": system_prompt(index, args.tag, args.repeat)}]
+        messages = [{"role": "system", "content": system_prompt(index, args.tag, args.shared, args.own)}]
+        pauses = random.Random(index)
         for t in range(args.turns):
+            if t:
+                # A person reads the answer and types the next question.
+                time.sleep(args.think_ms / 1000 * pauses.uniform(0.5, 1.5))
             messages.append({"role": "user", "content": QUESTIONS[(index + t) % len(QUESTIONS)]})
             try:
                 ttft, answer, usage = turn(args.gateway, args.key, args.model, messages, args.max_tokens)
