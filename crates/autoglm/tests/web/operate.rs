@@ -111,8 +111,13 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
     type_into(&client, Locator::Id("version_1"), "2").await;
     type_into(&client, Locator::Id("weight_1"), "0").await;
     replace_text(&client, "weight_0", "100").await;
+    click(&client, Locator::Css("#balancing option[value=prefixHash]")).await;
+    type_into(&client, Locator::Id("mean_load_factor"), "150").await;
     let yaml = wait_text(&client, "#yaml", Duration::from_secs(10), |t| {
-        t.contains("model: iris") && t.contains("version: '2'")
+        t.contains("model: iris")
+            && t.contains("version: '2'")
+            && t.contains("strategy: prefixHash")
+            && t.contains("meanLoadFactor: 150")
     })
     .await;
     assert!(yaml.contains("kind: ModelService"), "{yaml}");
@@ -135,6 +140,13 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
     replace_text(&client, "name", "iris").await;
     click(&client, Locator::Id("deploy")).await;
     arrive(&client, "/ui/services/iris").await;
+    // The strategy chosen in the form is the service's, with its knobs.
+    assert_eq!(text(&client, "#balancing").await, "prefixHash");
+    let summary = text(&client, "main p.muted").await;
+    assert!(
+        summary.contains("within 150% of the mean load"),
+        "{summary}"
+    );
     // The page follows the replicas as they start, without a reload.
     wait_text(&client, "#replica-count", Duration::from_secs(90), |t| {
         t == "2 of 2 ready"

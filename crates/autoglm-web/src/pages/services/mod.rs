@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use autoglm_console::AppState;
 use autoglm_core::rbac::Permission;
-use autoglm_core::service::{ConditionStatus, ModelServiceManifest, ReplicaState};
+use autoglm_core::service::{ConditionStatus, LoadBalancing, ModelServiceManifest, ReplicaState};
 use autoglm_core::traffic::ServiceTraffic;
 use axum::Extension;
 use axum::extract::{Form, Path, State};
@@ -47,6 +47,18 @@ fn replica_badge(state: ReplicaState) -> Markup {
 
 /// The page, with `notices` (an action's refusal) above the part they
 /// concern, and the forms showing what was `typed` into them, if anything.
+/// The service's balancing strategy, with the prefix-hash knobs in words.
+fn balancing(balancing: &LoadBalancing) -> Markup {
+    html! {
+        code id="balancing" { (balancing.strategy.as_str()) }
+        @if let Some(knobs) = balancing.prefix_hash() {
+            " (key: the first " (knobs.prefix_char_length) " characters of each message up to user turn "
+            (knobs.user_messages) "; a replica keeps its chats while within "
+            (knobs.mean_load_factor) "% of the mean load)"
+        }
+    }
+}
+
 async fn render(
     api: &Api,
     session: &Session,
@@ -84,6 +96,7 @@ async fn render(
             "Model " a href={"/ui/models/" (spec.model)} { (spec.model) }
             " · generation " (manifest.metadata.generation.unwrap_or(0))
             @if let Some(url) = &state.url { " · called at " code { (url) } }
+            " · replicas chosen by " (balancing(&spec.load_balancing.clone().unwrap_or_default()))
         }
         section id="live-status" data-live {
             h2 { "Health" }
