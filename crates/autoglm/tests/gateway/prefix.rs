@@ -79,12 +79,12 @@ async fn a_conversation_stays_on_its_replica_until_the_load_bound_spills_it() {
         48.0
     );
 
-    // Eight turns of one conversation at once, each held 300 ms at the
+    // Eight turns of one conversation at once, each held 1 s at the
     // replica: past the bound (125% of the mean) the later ones go to the
     // least loaded replicas instead.
     let body = turn(0, 2);
     let ports: Vec<u64> = futures_util::stream::iter(0..8)
-        .map(|_| replica_of(&env, &token, &body, 300))
+        .map(|_| replica_of(&env, &token, &body, 1000))
         .buffer_unordered(8)
         .collect()
         .await;
