@@ -88,6 +88,12 @@ pub const PACKAGES: &[Package] = &[
         present: || Path::new("/usr/bin/chromedriver").is_file(),
     },
     Package {
+        name: "prometheus",
+        why: "its promtool checks every server's /metrics page in the tests",
+        need: Need::Test,
+        present: || on_path("promtool"),
+    },
+    Package {
         name: "wrk",
         why: "the benchmarks' load generator",
         need: Need::Bench,

@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use autoglm_exposition::Format;
 use autoglm_store::Store;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
@@ -146,14 +147,12 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 /// `GET /metrics`, Prometheus text format.
-pub async fn serve(State(state): State<AppState>) -> Response {
+pub async fn serve(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     match state.metrics.encode(&state.store) {
         Ok(body) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
+            [(header::CONTENT_TYPE, format.content_type())],
+            format.render(body),
         )
             .into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),

@@ -27,6 +27,7 @@ use crate::upstream::{Pool, UpstreamBody};
 use crate::usage::Used;
 use crate::wire::{Known, RequestHead, ResponseHead};
 use crate::{Inner, VERSION_HEADER};
+use autoglm_exposition::Format;
 
 /// What the gateway answers.
 #[derive(Debug)]
@@ -90,11 +91,12 @@ pub async fn handle(
         ("GET", "/v2/health/live") => return local(json!({"live": true})),
         ("GET", "/v2/health/ready") => return local(json!({"ready": true})),
         ("GET", "/metrics") => {
+            let format = Format::negotiate(req.field("accept"));
             return Answer::Local(Local {
                 status: StatusCode::OK,
-                content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                content_type: format.content_type(),
                 headers: Vec::new(),
-                body: Bytes::from(inner.metrics.encode()),
+                body: Bytes::from(format.render(inner.metrics.encode())),
             });
         }
         _ => {}

@@ -382,6 +382,17 @@ impl RequestHead {
             .and_then(|v| std::str::from_utf8(v).ok())
     }
 
+    /// The first value of the field `name` (any case), when it is text. A
+    /// scan of every field: for the gateway's own pages, not the request
+    /// path, which reads the kinds it knows through [`RequestHead::header`].
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.head
+            .fields
+            .iter()
+            .find(|f| self.head.at(f.name).eq_ignore_ascii_case(name.as_bytes()))
+            .and_then(|f| std::str::from_utf8(self.head.at(f.value)).ok())
+    }
+
     /// Whether a `kind` field was sent at all, text or not.
     pub fn has_header(&self, kind: Known) -> bool {
         self.head.get(kind).is_some()

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use autoglm_exposition::Format;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -104,13 +105,11 @@ impl Metrics {
     }
 }
 
-async fn exposition(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+async fn exposition(State(m): State<Arc<Metrics>>, headers: HeaderMap) -> impl IntoResponse {
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        m.encode(),
+        [(header::CONTENT_TYPE, format.content_type())],
+        format.render(m.encode()),
     )
 }
 

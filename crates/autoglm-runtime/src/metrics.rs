@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use autoglm_exposition::Format;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -187,15 +188,16 @@ pub async fn track(
 }
 
 /// `GET /metrics`.
-pub async fn serve(State(runtime): State<std::sync::Arc<Runtime>>) -> Response {
+pub async fn serve(
+    State(runtime): State<std::sync::Arc<Runtime>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let mut out = String::new();
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     match prometheus_client::encoding::text::encode(&mut out, &runtime.metrics().registry) {
         Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            out,
+            [(header::CONTENT_TYPE, format.content_type())],
+            format.render(out),
         )
             .into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),

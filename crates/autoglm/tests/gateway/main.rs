@@ -10,6 +10,7 @@
 mod common;
 mod env;
 
+mod exposition;
 mod http1;
 mod limits;
 mod prefix;

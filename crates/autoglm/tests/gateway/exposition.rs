@@ -1,0 +1,85 @@
+//! Every `/metrics` page of `autoglm up` (the console's and the gateway's)
+//! passes `promtool check metrics` (Debian's `prometheus` package) once its
+//! counters have samples, in the classic text format a plain scraper gets;
+//! a scraper that asks for OpenMetrics gets OpenMetrics.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use reqwest::StatusCode;
+
+use crate::env::{Env, one_version};
+
+const PROMTOOL: &str = "/usr/bin/promtool";
+
+/// `promtool check metrics` over `page`: its exit status and what it said.
+fn promtool_check(page: &str) -> (bool, String) {
+    assert!(
+        std::path::Path::new(PROMTOOL).exists(),
+        "the metrics tests need promtool (apt-get install -y prometheus; cargo xtask test installs it)"
+    );
+    let mut child = Command::new(PROMTOOL)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_metrics_page_passes_promtool_and_openmetrics_is_negotiated() {
+    let (env, _home) = Env::with_echo(&[], 1, one_version(1), 1).await;
+    let token = env.up.console.token.clone();
+    // Traffic first, so that the counters have samples to check.
+    for _ in 0..3 {
+        let resp = env.chat(&token, "echo").send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    for base in [&env.up.console.url, &env.up.gateway] {
+        let url = format!("{base}/metrics");
+        let plain = env.http.get(&url).send().await.unwrap();
+        assert_eq!(
+            plain.headers()["content-type"],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        let page = plain.text().await.unwrap();
+        assert!(
+            page.contains("_total{"),
+            "no counter samples at {url}:\n{page}"
+        );
+        let (passed, said) = promtool_check(&page);
+        assert!(passed, "promtool check metrics on {url}: {said}");
+
+        let open = env
+            .http
+            .get(&url)
+            .header(
+                "accept",
+                "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            open.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/openmetrics-text"),
+        );
+        assert!(open.text().await.unwrap().ends_with("# EOF\n"));
+    }
+}
