@@ -64,24 +64,12 @@ impl Format {
 /// samples and exemplars go, since the classic format has none of them.
 pub fn classic_text(openmetrics: &str) -> String {
     let mut out = String::with_capacity(openmetrics.len());
-    // The family being written, its samples' suffix, and a HELP line held
-    // until its TYPE line tells the name the family takes.
-    let mut family = String::new();
+    // The family being written, and a HELP line (name, text) held until
+    // the TYPE line after it tells the name the family takes.
+    let mut family = "";
     let mut held_help: Option<(&str, &str)> = None;
-    let flush = |out: &mut String, help: Option<(&str, &str)>, name: &str| {
-        if let Some((_, text)) = help {
-            out.push_str(&format!("# HELP {name} {text}\n"));
-        }
-    };
     for line in openmetrics.lines() {
         if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            if let Some(help) = held_help.take() {
-                flush(&mut out, Some(help), help.0);
-            }
-            held_help = Some(rest.split_once(' ').unwrap_or((rest, "")));
             continue;
         }
         if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -92,23 +80,30 @@ pub fn classic_text(openmetrics: &str) -> String {
                 "unknown" => ("", "untyped"),
                 other => ("", other),
             };
-            family = name.to_owned();
-            let renamed = format!("{name}{suffix}");
-            match held_help.take() {
-                Some(help) if help.0 == name => flush(&mut out, Some(help), &renamed),
-                other => flush(&mut out, other, other.map_or("", |h| h.0)),
+            family = name;
+            if let Some((help_name, text)) = held_help.take() {
+                let help_name = if help_name == name {
+                    format!("{name}{suffix}")
+                } else {
+                    help_name.to_owned()
+                };
+                out.push_str(&format!("# HELP {help_name} {text}\n"));
             }
-            out.push_str(&format!("# TYPE {renamed} {kind}\n"));
+            out.push_str(&format!("# TYPE {name}{suffix} {kind}\n"));
             continue;
         }
-        if let Some(help) = held_help.take() {
-            flush(&mut out, Some(help), help.0);
+        if let Some((name, text)) = held_help.take() {
+            out.push_str(&format!("# HELP {name} {text}\n"));
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            held_help = Some(rest.split_once(' ').unwrap_or((rest, "")));
+            continue;
         }
         if line.starts_with('#') {
             continue;
         }
         let sample_name = line.split(['{', ' ']).next().unwrap_or_default();
-        if sample_name.strip_prefix(family.as_str()) == Some("_created") {
+        if sample_name.strip_prefix(family) == Some("_created") {
             continue;
         }
         // An exemplar follows the value after " # ".

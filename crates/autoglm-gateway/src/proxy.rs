@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use autoglm_contract::Demand;
 use autoglm_core::error::GatewayCode;
+use autoglm_exposition::Format;
 use bytes::{Bytes, BytesMut};
 use http::StatusCode;
 use serde::Deserialize;
@@ -27,7 +28,6 @@ use crate::upstream::{Pool, UpstreamBody};
 use crate::usage::Used;
 use crate::wire::{Known, RequestHead, ResponseHead};
 use crate::{Inner, VERSION_HEADER};
-use autoglm_exposition::Format;
 
 /// What the gateway answers.
 #[derive(Debug)]
