@@ -12,7 +12,7 @@ pub const FORBIDDEN_EDGES: &[(&str, &str)] = &[
     ("autoglm-gateway", "autoglm-platform"),
     ("autoglm-cluster", "autoglm-console"),
     ("autoglm-cluster", "autoglm-platform"),
-    ("autoglm-scheduler", "autoglm-console"),
+    ("autoglm-reconciler", "autoglm-console"),
 ];
 
 /// Runs every rule on the workspace at `root`; each broken rule is one line.

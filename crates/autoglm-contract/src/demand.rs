@@ -1,5 +1,5 @@
 //! Demand: how many requests each service version has in flight, and how
-//! many wait for a replica. The gateway counts; the scheduler reads it to
+//! many wait for a replica. The gateway counts; the reconciler reads it to
 //! scale, and is woken at once when a request waits on a service at zero.
 
 use parking_lot::RwLock;
@@ -72,7 +72,7 @@ impl Demand {
     }
 
     /// Counts a request waiting for a replica of `demand`, and wakes the
-    /// scheduler; `None` when `max` already wait.
+    /// reconciler; `None` when `max` already wait.
     pub fn wait(&self, demand: &Arc<VersionDemand>, max: u64) -> Option<Waiting> {
         let before = demand.waiting.fetch_add(1, Ordering::Relaxed);
         let guard = Waiting(demand.clone());

@@ -1,7 +1,7 @@
 //! The seams between the parts of autoglm: what the console asks of a
 //! platform ([`ServicePlatform`]) and of a gateway in its process
 //! ([`TrafficHistory`]), what a platform publishes for the gateway to route
-//! by ([`Views`]), and what the gateway counts for a scheduler to scale by
+//! by ([`Views`]), and what the gateway counts for a reconciler to scale by
 //! ([`Demand`]).
 //!
 //! No IO, and no dependency on any part's crate: the gateway and the cluster

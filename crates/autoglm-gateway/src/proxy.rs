@@ -618,7 +618,7 @@ async fn read_body(inner: &Inner, body: &mut impl Incoming) -> Result<Bytes, Ref
 }
 
 /// Waits, when the version at `index` has no ready replica, until one is
-/// ready (the scheduler is told through the demand it sees), within the hold
+/// ready (the reconciler is told through the demand it sees), within the hold
 /// timeout and the bound on waiting requests.
 async fn hold(
     inner: &Inner,

@@ -21,7 +21,7 @@ pub enum Platform {
 }
 
 /// Opens the home folder, prints how to reach the console, serves until a
-/// signal. With `up`, also runs the platform, scheduler and gateway (and the
+/// signal. With `up`, also runs the platform, reconciler and gateway (and the
 /// demo); on Kubernetes, writes services to the cluster and reads them back.
 pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
     let home = config.home.clone();

@@ -1,4 +1,4 @@
-//! `autoglm up`: the console, the local platform with its scheduler, and the
+//! `autoglm up`: the console, the local platform with its reconciler, and the
 //! gateway in one process; and, unless `--no-demo`, the demo services.
 
 use std::net::SocketAddr;
@@ -11,7 +11,7 @@ use autoglm_console::AppState;
 use autoglm_contract::Demand;
 use autoglm_gateway::Gateway;
 use autoglm_platform::LocalPlatform;
-use autoglm_scheduler::Scheduler;
+use autoglm_reconciler::Reconciler;
 use tokio::sync::watch;
 
 use crate::config::ServeArgs;
@@ -136,7 +136,7 @@ pub struct Running {
     stop: watch::Sender<bool>,
 }
 
-/// Starts the platform, the scheduler (planning every stored service) and
+/// Starts the platform, the reconciler (planning every stored service) and
 /// the gateway; returns the console state wired to them.
 pub async fn start(
     up: &Up,
@@ -159,7 +159,7 @@ pub async fn start(
     );
     let demand = Arc::new(Demand::default());
     let program: PathBuf = std::env::current_exe().context("cannot find the autoglm binary")?;
-    let scheduler = Scheduler::start(
+    let reconciler = Reconciler::start(
         state.store.clone(),
         state.artifacts.clone(),
         platform.clone(),
@@ -167,7 +167,7 @@ pub async fn start(
         program,
         Some(format!("{gateway_url}/v1")),
     );
-    let count = scheduler
+    let count = reconciler
         .sync_all()
         .await
         .context("cannot read the services to run")?;
@@ -184,7 +184,7 @@ pub async fn start(
     let gateway = tokio::spawn(gateway.serve(listener, async move {
         let _ = stopped.wait_for(|s| *s).await;
     }));
-    let state = state.with_platform(scheduler).with_traffic(traffic);
+    let state = state.with_platform(reconciler).with_traffic(traffic);
     Ok((
         state,
         Running {

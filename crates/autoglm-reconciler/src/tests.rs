@@ -1,4 +1,4 @@
-//! The scheduler's loop against a real store and local platform, stepped
+//! The reconciler's loop against a real store and local platform, stepped
 //! phase by phase through [`crate::breakpoint`]: what a fault injected
 //! between two phases leaves behind. Services run no replicas (`replicas:
 //! 0`), so the platform holds them without starting a process.
@@ -18,18 +18,18 @@ use autoglm_store::{
 };
 
 use crate::breakpoint::{Handle, Phase};
-use crate::{Scheduler, Trigger, platform_name};
+use crate::{Reconciler, Trigger, platform_name};
 
 const TENANT: &str = "default";
 
 /// A store holding model `m` version 1 and the service `chat` serving it,
-/// and a scheduler over it whose loop reports to `breakpoints`.
+/// and a reconciler over it whose loop reports to `breakpoints`.
 struct Fixture {
     _dir: tempfile::TempDir,
     store: Arc<Store>,
     platform: Arc<LocalPlatform>,
     demand: Arc<Demand>,
-    scheduler: Arc<Scheduler>,
+    reconciler: Arc<Reconciler>,
     breakpoints: Handle,
 }
 
@@ -86,7 +86,7 @@ impl Fixture {
             LocalPlatform::start(dir.path().join("replicas"), Default::default()).unwrap(),
         );
         let demand = Arc::new(Demand::default());
-        let scheduler = Scheduler::start(
+        let reconciler = Reconciler::start(
             store.clone(),
             artifacts,
             platform.clone(),
@@ -94,19 +94,19 @@ impl Fixture {
             "autoglm".into(),
             None,
         );
-        let breakpoints = scheduler.breakpoints.attach();
+        let breakpoints = reconciler.breakpoints.attach();
         Fixture {
             _dir: dir,
             store,
             platform,
             demand,
-            scheduler,
+            reconciler,
             breakpoints,
         }
     }
 
     fn scheduled(&self, name: &str) -> bool {
-        self.scheduler
+        self.reconciler
             .scheduled
             .lock()
             .contains_key(&platform_name(TENANT, name))
@@ -123,13 +123,13 @@ fn changed(name: &str) -> Phase {
 #[tokio::test]
 async fn a_service_deleted_between_the_read_and_the_apply_ends_removed() {
     let mut f = Fixture::start();
-    f.scheduler.changed(TENANT, "chat");
+    f.reconciler.changed(TENANT, "chat");
     f.breakpoints.hold_at(changed("chat")).await.release();
     // The loop has read chat and not applied it yet: delete it now, as the
     // console does (a committed write, then `changed`).
     let held = f.breakpoints.hold_at(Phase::BeforeApply).await;
     write(&f.store, |tx| services::delete_service(tx, TENANT, "chat"));
-    f.scheduler.changed(TENANT, "chat");
+    f.reconciler.changed(TENANT, "chat");
     held.release();
 
     // The apply goes ahead with what was read: the platform runs chat...
@@ -141,7 +141,7 @@ async fn a_service_deleted_between_the_read_and_the_apply_ends_removed() {
     let _held = f.breakpoints.hold_at(Phase::AfterApply).await;
     assert!(
         !f.scheduled("chat"),
-        "the scheduler still runs a deleted service"
+        "the reconciler still runs a deleted service"
     );
     assert!(f.platform.view(&platform_name(TENANT, "chat")).is_none());
 }
@@ -149,7 +149,7 @@ async fn a_service_deleted_between_the_read_and_the_apply_ends_removed() {
 #[tokio::test]
 async fn a_waiting_request_wakes_the_loop() {
     let mut f = Fixture::start();
-    f.scheduler.changed(TENANT, "chat");
+    f.reconciler.changed(TENANT, "chat");
     f.breakpoints.hold_at(changed("chat")).await.release();
     let held = f.breakpoints.hold_at(Phase::AfterApply).await;
     assert!(f.scheduled("chat"));

@@ -1,4 +1,4 @@
-//! The scheduler of `autoglm up`: keeps the local platform running what the
+//! The reconciler of `autoglm up`: keeps the local platform running what the
 //! store says.
 //!
 //! At start it plans every stored ModelService; afterwards the console tells
@@ -34,9 +34,9 @@ pub use plan::{Unschedulable, plan, platform_name, split_platform_name};
 /// How often autoscaled services are sampled.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
 
-/// A service the scheduler runs, with what it needs to re-plan it.
+/// A service the reconciler runs, with what it needs to re-plan it.
 #[derive(Debug)]
-struct Scheduled {
+struct Reconciled {
     stored: StoredService,
     dirs: BTreeMap<String, PathBuf>,
     scalers: HashMap<String, Autoscaler>,
@@ -44,7 +44,7 @@ struct Scheduled {
 
 /// Keeps the local platform in step with the store.
 #[derive(Debug)]
-pub struct Scheduler {
+pub struct Reconciler {
     store: Arc<Store>,
     artifacts: ArtifactStore,
     platform: Arc<LocalPlatform>,
@@ -52,13 +52,13 @@ pub struct Scheduler {
     runtime_program: PathBuf,
     url: Option<String>,
     changes: mpsc::UnboundedSender<(String, String)>,
-    scheduled: Mutex<HashMap<String, Scheduled>>,
+    scheduled: Mutex<HashMap<String, Reconciled>>,
     refused: Mutex<HashMap<String, Unschedulable>>,
     #[cfg(test)]
     breakpoints: breakpoint::Breakpoints,
 }
 
-impl Scheduler {
+impl Reconciler {
     /// Starts scheduling: plans every stored service, then follows changes
     /// and demand. `runtime_program` is the `autoglm` binary that serves
     /// built-in replicas; `url` is where clients reach services (the gateway).
@@ -69,9 +69,9 @@ impl Scheduler {
         demand: Arc<Demand>,
         runtime_program: PathBuf,
         url: Option<String>,
-    ) -> Arc<Scheduler> {
+    ) -> Arc<Reconciler> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let scheduler = Arc::new(Scheduler {
+        let reconciler = Arc::new(Reconciler {
             store,
             artifacts,
             platform,
@@ -85,11 +85,11 @@ impl Scheduler {
             breakpoints: breakpoint::Breakpoints::default(),
         });
         tokio::spawn(follow(
-            Arc::downgrade(&scheduler),
-            scheduler.demand.clone(),
+            Arc::downgrade(&reconciler),
+            reconciler.demand.clone(),
             rx,
         ));
-        scheduler
+        reconciler
     }
 
     /// Plans every stored service of every tenant.
@@ -134,14 +134,14 @@ impl Scheduler {
         }
     }
 
-    /// Applies what [`Scheduler::read`] found: the service, or its removal.
+    /// Applies what [`Reconciler::read`] found: the service, or its removal.
     async fn settle(&self, tenant: &str, name: &str, loaded: Loaded) {
         let key = platform_name(tenant, name);
         match loaded {
             Some((stored, dirs)) => {
                 let now = Instant::now();
                 let mut scheduled = self.scheduled.lock();
-                let entry = scheduled.entry(key).or_insert_with(|| Scheduled {
+                let entry = scheduled.entry(key).or_insert_with(|| Reconciled {
                     stored: stored.clone(),
                     dirs: BTreeMap::new(),
                     scalers: HashMap::new(),
@@ -160,7 +160,7 @@ impl Scheduler {
     }
 
     /// Hands the service's current plan to the platform.
-    fn apply(&self, tenant: &str, s: &Scheduled) {
+    fn apply(&self, tenant: &str, s: &Reconciled) {
         let key = platform_name(tenant, s.stored.name());
         let replicas = |version: &str| match s.scalers.get(version) {
             Some(a) => a.replicas(),
@@ -233,7 +233,7 @@ fn load(
 }
 
 /// Gives each version of an autoscaled service its autoscaler, and drops them otherwise.
-fn sync_scalers(s: &mut Scheduled, now: Instant) {
+fn sync_scalers(s: &mut Reconciled, now: Instant) {
     let spec = &s.stored.manifest.spec;
     let Some(policy) = spec.autoscaling.as_ref().and_then(|a| {
         Some(Policy {
@@ -258,7 +258,7 @@ fn sync_scalers(s: &mut Scheduled, now: Instant) {
     }
 }
 
-/// What wakes the scheduler's loop.
+/// What wakes the reconciler's loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Trigger {
     /// The console committed a write that touched this service.
@@ -271,7 +271,7 @@ enum Trigger {
 
 /// Applies changes as the console reports them, and samples demand.
 async fn follow(
-    scheduler: std::sync::Weak<Scheduler>,
+    reconciler: std::sync::Weak<Reconciler>,
     demand: Arc<Demand>,
     mut changes: mpsc::UnboundedReceiver<(String, String)>,
 ) {
@@ -279,7 +279,7 @@ async fn follow(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let trigger = tokio::select! {
-            // The sender lives in the scheduler: `None` means it is gone.
+            // The sender lives in the reconciler: `None` means it is gone.
             change = changes.recv() => match change {
                 Some((tenant, name)) => Trigger::Changed { tenant, name },
                 None => return,
@@ -287,7 +287,9 @@ async fn follow(
             _ = tick.tick() => Trigger::Tick,
             () = demand.woken() => Trigger::DemandWoken,
         };
-        let Some(s) = scheduler.upgrade() else { return };
+        let Some(s) = reconciler.upgrade() else {
+            return;
+        };
         #[cfg(test)]
         s.breakpoints
             .reach(breakpoint::Phase::Woken(trigger.clone()))
@@ -311,7 +313,7 @@ async fn follow(
     }
 }
 
-impl ServicePlatform for Scheduler {
+impl ServicePlatform for Reconciler {
     fn status(&self, tenant: &str, service: &StoredService) -> Option<ModelServiceStatus> {
         let key = platform_name(tenant, service.name());
         if let Some(why) = self.refused.lock().get(&key) {

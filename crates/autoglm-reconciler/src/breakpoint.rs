@@ -1,5 +1,5 @@
-//! Test-only stops in the scheduler's loop, after meilisearch's
-//! index-scheduler `Breakpoint`: the loop reports each phase it reaches and
+//! Test-only stops in the reconciler's loop, after meilisearch's
+//! index-reconciler `Breakpoint`: the loop reports each phase it reaches and
 //! waits there until the test lets it go, so a test can change the world
 //! between two phases (delete a service between the loop's read and its
 //! apply) and then watch what the loop makes of it, waiting on phases
