@@ -13,6 +13,10 @@ pub const FORBIDDEN_EDGES: &[(&str, &str)] = &[
     ("autoglm-cluster", "autoglm-console"),
     ("autoglm-cluster", "autoglm-platform"),
     ("autoglm-reconciler", "autoglm-console"),
+    // The task scheduler runs operations on whichever platform it is handed.
+    ("autoglm-tasks", "autoglm-console"),
+    ("autoglm-tasks", "autoglm-platform"),
+    ("autoglm-tasks", "autoglm-cluster"),
 ];
 
 /// Runs every rule on the workspace at `root`; each broken rule is one line.

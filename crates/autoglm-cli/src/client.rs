@@ -63,6 +63,9 @@ pub enum ClientError {
     },
     /// A success answer that could not be understood.
     Decode(String),
+    /// A task the command waited for ended other than succeeded, or did not
+    /// end in time.
+    Task(String),
     /// Another error, about one thing of several (a manifest of `apply`).
     Within {
         /// What it is about, e.g. `svc.yaml (document 2)`.
@@ -113,7 +116,7 @@ impl ClientError {
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClientError::Local(message) => f.write_str(message),
+            ClientError::Local(message) | ClientError::Task(message) => f.write_str(message),
             ClientError::Unreachable { server, reason } => {
                 write!(f, "cannot reach the console at {server}: {reason}")
             }

@@ -24,6 +24,8 @@ const PAGE_SIZE: usize = 100;
 pub enum Resource {
     /// A ModelService.
     Service,
+    /// A task (`get` only).
+    Task,
 }
 
 impl Resource {
@@ -31,6 +33,7 @@ impl Resource {
     fn name(self) -> &'static str {
         match self {
             Resource::Service => "modelservice",
+            Resource::Task => "task",
         }
     }
 }
@@ -41,8 +44,9 @@ pub fn parse_resource(s: &str) -> Result<Resource, String> {
         "service" | "services" | "svc" | "modelservice" | "modelservices" | "ms" => {
             Ok(Resource::Service)
         }
+        "task" | "tasks" => Ok(Resource::Task),
         _ => Err(format!(
-            "unknown resource type {s:?}; autoglm knows services (modelservices, svc, ms)"
+            "unknown resource type {s:?}; autoglm knows services (modelservices, svc, ms) and tasks"
         )),
     }
 }
@@ -57,6 +61,25 @@ pub struct ApplyArgs {
     /// directory of such files, or `-` for stdin; repeat for several.
     #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
     pub files: Vec<PathBuf>,
+    /// Wait for the changes to reach their platform.
+    #[command(flatten)]
+    pub wait: WaitFlags,
+}
+
+/// Whether a command waits for the tasks it started.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct WaitFlags {
+    /// Return once the console has accepted the changes, without waiting
+    /// for their tasks.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Give up waiting after this long, e.g. 10m or 90s.
+    #[arg(long, default_value = "30m", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+}
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    autoglm_core::service::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// `autoglm get`.
@@ -93,6 +116,9 @@ pub struct DeleteArgs {
     /// Names; at least one.
     #[arg(value_name = "NAME", required = true)]
     pub names: Vec<String>,
+    /// Wait until the services are gone from their platform.
+    #[command(flatten)]
+    pub wait: WaitFlags,
 }
 
 /// One resource by name: `autoglm restart`, and the start of `autoglm scale`.
@@ -133,6 +159,8 @@ pub enum ResourceCommand {
     Scale(ScaleArgs),
     /// Replace every replica of a service, spec unchanged.
     Restart(NamedArgs),
+    /// Wait until a task is final, showing its progress (exit 1 unless it succeeded).
+    Wait(crate::tasks::WaitArgs),
 }
 
 impl ResourceCommand {
@@ -143,6 +171,7 @@ impl ResourceCommand {
             ResourceCommand::Delete(a) => &a.client,
             ResourceCommand::Scale(a) => &a.target.client,
             ResourceCommand::Restart(a) => &a.client,
+            ResourceCommand::Wait(a) => &a.client,
         }
     }
 }
@@ -154,9 +183,13 @@ impl ResourceCommand {
 pub async fn run_resource(command: ResourceCommand) -> i32 {
     let args = command.client().clone();
     let result = match command {
-        ResourceCommand::Apply(a) => apply(&args, &a.files).await,
+        ResourceCommand::Apply(a) => apply(&args, &a.files, a.wait).await,
+        ResourceCommand::Get(a) if a.resource == Resource::Task => {
+            crate::tasks::get(&args, a.name.as_deref()).await
+        }
         ResourceCommand::Get(a) => get(&args, a.name.as_deref(), &a.selector).await,
-        ResourceCommand::Delete(a) => delete(&args, a.resource, &a.names).await,
+        ResourceCommand::Delete(a) => delete(&args, a.resource, &a.names, a.wait).await,
+        ResourceCommand::Wait(a) => crate::tasks::wait(&a).await,
         ResourceCommand::Scale(a) => {
             let body = serde_json::json!({"replicas": a.replicas});
             let t = &a.target;
@@ -237,66 +270,71 @@ fn decode(value: Value) -> Result<ModelServiceManifest, ClientError> {
     serde_json::from_value(value).map_err(|e| ClientError::Decode(e.to_string()))
 }
 
-/// Whether applying changed anything a user wrote.
-fn changed(before: &ModelServiceManifest, after: &ModelServiceManifest) -> bool {
-    before.metadata.generation != after.metadata.generation
-        || before.metadata.labels != after.metadata.labels
-        || before.metadata.annotations != after.metadata.annotations
-}
-
-async fn apply(args: &ClientArgs, files: &[PathBuf]) -> Result<(), ClientError> {
+async fn apply(args: &ClientArgs, files: &[PathBuf], wait: WaitFlags) -> Result<(), ClientError> {
     let planned = plan(read_all(files).map_err(ClientError::Local)?)?;
     let client = Client::new(args)?;
-    let mut results = Vec::new();
+    let mut started = Vec::new();
+    let mut names = Vec::new();
     for item in planned {
         let name = item.manifest.metadata.name.clone();
         let within = |e: ClientError| e.within(&item.origin);
         let url = client
             .url(&["api", "v1", "services", &name])
             .map_err(within)?;
-        let existing = match client.get_json::<Value>(url.clone()).await {
-            Ok(value) => Some(decode(value)?),
-            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => None,
+        let exists = match client.get_json::<Value>(url.clone()).await {
+            Ok(_) => true,
+            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => false,
             Err(e) => return Err(within(e)),
         };
-        let (verb, value) = match existing {
-            None => {
-                let create = client.url(&["api", "v1", "services"]).map_err(within)?;
-                let request = client
-                    .request(Method::POST, create)
-                    .header(IDEMPOTENCY_KEY_HEADER, uuid::Uuid::new_v4().to_string())
-                    .json(&item.body);
-                let response = client.send(request).await.map_err(within)?;
-                ("created", client.json::<Value>(response).await?)
-            }
-            Some(before) => {
-                let request = client.request(Method::PUT, url).json(&item.body);
-                let response = client.send(request).await.map_err(within)?;
-                let value: Value = client.json(response).await?;
-                let after = decode(value.clone())?;
-                let verb = if changed(&before, &after) {
-                    "configured"
-                } else {
-                    "unchanged"
-                };
-                (verb, value)
-            }
+        let request = if exists {
+            client.request(Method::PUT, url).json(&item.body)
+        } else {
+            let create = client.url(&["api", "v1", "services"]).map_err(within)?;
+            client
+                .request(Method::POST, create)
+                .header(IDEMPOTENCY_KEY_HEADER, uuid::Uuid::new_v4().to_string())
+                .json(&item.body)
         };
-        if args.output == OutputFormat::Table {
-            print_stdout(&format!(
-                "{}/{} {verb}\n",
-                Resource::Service.name(),
-                sanitize(&name)
-            ));
+        let response = client.send(request).await.map_err(within)?;
+        // 202: a task carries the change; 200: nothing changed.
+        let accepted = response.status() == StatusCode::ACCEPTED;
+        let verb = match (exists, accepted) {
+            (false, _) => "created",
+            (true, true) => "configured",
+            (true, false) => "unchanged",
+        };
+        let label = format!("{}/{}", Resource::Service.name(), sanitize(&name));
+        if accepted {
+            let task = client.json(response).await?;
+            started.push(crate::tasks::Started {
+                label: label.clone(),
+                task,
+            });
         }
-        results.push(value);
+        if args.output == OutputFormat::Table {
+            print_stdout(&format!("{label} {verb}\n"));
+        }
+        names.push(name);
     }
-    print_documents(args.output, results);
+    if !wait.no_wait {
+        crate::tasks::wait_all(&client, started, wait.timeout).await?;
+    }
+    if args.output != OutputFormat::Table {
+        let mut results = Vec::new();
+        for name in names {
+            results.push(
+                client
+                    .get_json(client.url(&["api", "v1", "services", &name])?)
+                    .await?,
+            );
+        }
+        print_documents(args.output, results);
+    }
     Ok(())
 }
 
 /// Prints results as JSON (an array when several) or YAML documents; tables are the caller's.
-fn print_documents(format: OutputFormat, mut values: Vec<Value>) {
+pub(crate) fn print_documents(format: OutputFormat, mut values: Vec<Value>) {
     match format {
         OutputFormat::Table => {}
         OutputFormat::Json if values.len() == 1 => print_stdout(&pretty_json(&values.remove(0))),
@@ -404,11 +442,28 @@ async fn delete(
     args: &ClientArgs,
     resource: Resource,
     names: &[String],
+    wait: WaitFlags,
 ) -> Result<(), ClientError> {
+    if resource != Resource::Service {
+        return Err(ClientError::Local(format!(
+            "{}s cannot be deleted; cancel a task with the console's POST /api/v1/tasks/ID/cancel",
+            resource.name()
+        )));
+    }
     let client = Client::new(args)?;
+    let mut started = Vec::new();
     for name in names {
         let url = client.url(&["api", "v1", "services", name])?;
-        client.send(client.request(Method::DELETE, url)).await?;
+        let task = client
+            .json(client.send(client.request(Method::DELETE, url)).await?)
+            .await?;
+        let label = format!("{}/{}", resource.name(), sanitize(name));
+        started.push(crate::tasks::Started { label, task });
+    }
+    if !wait.no_wait {
+        crate::tasks::wait_all(&client, started, wait.timeout).await?;
+    }
+    for name in names {
         print_stdout(&format!("{}/{} deleted\n", resource.name(), sanitize(name)));
     }
     Ok(())
@@ -423,6 +478,12 @@ async fn act(
     body: Value,
     done: &str,
 ) -> Result<(), ClientError> {
+    if resource != Resource::Service {
+        return Err(ClientError::Local(format!(
+            "only services can be {done}, not {}s",
+            resource.name()
+        )));
+    }
     let client = Client::new(args)?;
     let url = client.url(&["api", "v1", "services", name, action])?;
     let mut request = client
@@ -434,7 +495,12 @@ async fn act(
     let value: Value = client.json(client.send(request).await?).await?;
     match args.output {
         OutputFormat::Table => {
-            print_stdout(&format!("{}/{} {done}\n", resource.name(), sanitize(name)))
+            print_stdout(&format!("{}/{} {done}\n", resource.name(), sanitize(name)));
+            if let Some(id) = value["id"].as_i64() {
+                print_stderr(&format!(
+                    "task {id} carries it to the platform; `autoglm wait task {id}` follows it"
+                ));
+            }
         }
         format => print_documents(format, vec![value]),
     }

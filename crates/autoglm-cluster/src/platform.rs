@@ -4,7 +4,7 @@
 //! operator wrote on that object.
 
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,7 +52,7 @@ fn desired(tenant: &str, stored: &StoredService) -> Value {
         "app.kubernetes.io/managed-by".to_owned(),
         FIELD_MANAGER.to_owned(),
     );
-    let annotations: std::collections::BTreeMap<_, _> = meta
+    let annotations: BTreeMap<_, _> = meta
         .annotations
         .get(RESTARTED_AT_ANNOTATION)
         .map(|at| (RESTARTED_AT_ANNOTATION.to_owned(), at.clone()))
@@ -278,9 +278,35 @@ impl ServicePlatform for KubernetesPlatform {
                 Condition::new("Ready", ConditionStatus::False, "KubernetesRefused", why),
             ));
         }
+        let ms = self
+            .services
+            .get(&ObjectRef::new(service.name()).within(tenant))?;
+        let mut status = ms.status.clone()?;
+        // The operator counts Kubernetes' generations; the console's answer
+        // counts its own. The operator has seen the console's latest when it
+        // has seen the object's latest and that object holds the stored spec.
+        let caught_up = status.observed_generation == ms.metadata.generation
+            && ms.spec == service.manifest.spec;
+        let generation = service.generation();
+        status.observed_generation = Some(if caught_up {
+            generation
+        } else {
+            generation - 1
+        });
+        // Likewise a restart: seen once the object carries its annotation.
+        let restarted = |annotations: Option<&BTreeMap<String, String>>| {
+            annotations.and_then(|a| a.get(RESTARTED_AT_ANNOTATION).cloned())
+        };
+        let restart_seen = restarted(ms.metadata.annotations.as_ref())
+            == restarted(Some(&service.manifest.metadata.annotations));
+        status.observed_restarts = Some(service.restarts - i64::from(!restart_seen));
+        Some(status)
+    }
+
+    fn present(&self, tenant: &str, name: &str) -> bool {
         self.services
-            .get(&ObjectRef::new(service.name()).within(tenant))
-            .and_then(|ms| ms.status.clone())
+            .get(&ObjectRef::new(name).within(tenant))
+            .is_some()
     }
 
     fn changed(&self, tenant: &str, name: &str) {

@@ -90,6 +90,26 @@ impl Ctx {
         T: Serialize + Send + 'static,
         F: FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T, StoreError> + Send + 'static,
     {
+        let (value, _, body) = self
+            .apply_with(state, move |_| status, target, change)
+            .await?;
+        Ok((value, body))
+    }
+
+    /// Like [`Ctx::apply`], with the answer's status chosen from the
+    /// committed value (202 when it started a task, 200 when nothing
+    /// changed), and recorded so for replay.
+    pub async fn apply_with<T, F>(
+        &self,
+        state: &AppState,
+        status_of: impl Fn(&T) -> StatusCode + Send + Copy + 'static,
+        target: String,
+        change: F,
+    ) -> ApiResult<(T, StatusCode, Vec<u8>)>
+    where
+        T: Serialize + Send + 'static,
+        F: FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T, StoreError> + Send + 'static,
+    {
         let mutation = Mutation {
             audit: self.audit_event(target),
             idempotency: self.idempotency.clone(),
@@ -97,21 +117,42 @@ impl Ctx {
         let store = state.store.clone();
         let result = tokio::task::spawn_blocking(move || {
             let value = store.write(mutation, change, |value| StoredResponse {
-                status: status.as_u16(),
+                status: status_of(value).as_u16(),
                 body: serde_json::to_vec(value).unwrap_or_default(),
             })?;
             let body = serde_json::to_vec(&value).unwrap_or_default();
-            Ok::<_, StoreError>((value, body))
+            let status = status_of(&value);
+            Ok::<_, StoreError>((value, status, body))
         })
         .await??;
         Ok(result)
     }
 }
 
-/// A JSON answer from already-serialised bytes (fresh or replayed).
+/// A JSON answer from already-serialised bytes (fresh or replayed). Every
+/// 202 of this API answers a task: its `Location` is the task's address,
+/// made here so that a replayed answer carries it too.
 pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     if status == StatusCode::NO_CONTENT {
         return status.into_response();
+    }
+    if status == StatusCode::ACCEPTED
+        && let Some(id) = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|task| task["id"].as_i64())
+    {
+        return (
+            status,
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "application/json".to_owned(),
+                ),
+                (axum::http::header::LOCATION, format!("/api/v1/tasks/{id}")),
+            ],
+            body,
+        )
+            .into_response();
     }
     (
         status,

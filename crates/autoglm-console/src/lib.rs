@@ -30,6 +30,7 @@ use autoglm_auth::Sessions;
 use autoglm_contract::{NoPlatform, NoTrafficHistory, ServicePlatform, TrafficHistory};
 use autoglm_core::error::ErrorCode;
 use autoglm_store::Store;
+use autoglm_tasks::Tasks;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderName, Request};
@@ -63,6 +64,8 @@ pub struct AppState {
     pub platform: Arc<dyn ServicePlatform>,
     /// The gateway's traffic history, where the gateway runs in this process.
     pub traffic: Arc<dyn TrafficHistory>,
+    /// Wakes the task scheduler and tells waiters when tasks change.
+    pub tasks: Tasks,
 }
 
 impl AppState {
@@ -76,6 +79,7 @@ impl AppState {
             in_flight_keys: Arc::default(),
             platform: Arc::new(NoPlatform),
             traffic: Arc::new(NoTrafficHistory),
+            tasks: Tasks::default(),
         }
     }
 

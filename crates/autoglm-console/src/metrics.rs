@@ -42,6 +42,8 @@ pub struct Metrics {
     pool_connections: Gauge,
     pool_idle: Gauge,
     pool_max: Gauge,
+    tasks_pending: Gauge,
+    tasks_running: Gauge,
 }
 
 impl Metrics {
@@ -85,6 +87,12 @@ impl Metrics {
             "store_pool_max_connections",
             "Most reader connections the pool opens",
         );
+        let tasks_pending = gauge(
+            &mut registry,
+            "tasks_pending",
+            "Tasks queued or waiting to retry",
+        );
+        let tasks_running = gauge(&mut registry, "tasks_running", "Tasks a worker runs");
         let migrations = store.migrations();
         gauge(
             &mut registry,
@@ -105,10 +113,14 @@ impl Metrics {
             pool_connections,
             pool_idle,
             pool_max,
+            tasks_pending,
+            tasks_running,
         }
     }
 
-    fn encode(&self, store: &Store) -> Result<String, std::fmt::Error> {
+    fn encode(&self, store: &Store, backlog: (i64, i64)) -> Result<String, std::fmt::Error> {
+        self.tasks_pending.set(backlog.0);
+        self.tasks_running.set(backlog.1);
         let pool = store.pool_state();
         self.pool_connections.set(pool.connections.into());
         self.pool_idle.set(pool.idle.into());
@@ -149,7 +161,11 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 /// `GET /metrics`, Prometheus text format.
 pub async fn serve(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    match state.metrics.encode(&state.store) {
+    let store = state.store.clone();
+    let Ok(Ok(backlog)) = tokio::task::spawn_blocking(move || store.task_backlog()).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    match state.metrics.encode(&state.store, backlog) {
         Ok(body) => (
             [(header::CONTENT_TYPE, format.content_type())],
             format.render(body),

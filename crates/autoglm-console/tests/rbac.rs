@@ -38,6 +38,8 @@ fn path_for(spec: &RouteSpec, fx: &Fixture) -> String {
                 Some("version") => "1".to_owned(),
                 Some("*path") => FIXTURE_FILE.to_owned(),
                 Some("username") => BYSTANDER.to_owned(),
+                // The fixture service's deploy task.
+                Some("id") if spec.path.starts_with("/api/v1/tasks/") => "1".to_owned(),
                 Some("id") => fx.key_id.clone(),
                 Some("replica") => format!("default.{FIXTURE_MODEL}-1-1"),
                 Some(other) => panic!(
@@ -71,6 +73,7 @@ fn json_body(spec: &RouteSpec) -> Value {
         "services.create" => service_manifest("rbac-service"),
         "services.update" => service_manifest(FIXTURE_MODEL),
         "services.scale" => json!({"replicas": 2}),
+        "tasks.create" => json!({"kind": "restart", "target": format!("services/{FIXTURE_MODEL}")}),
         "tenants.set_rate_limit" => json!({"requests_per_second": 100}),
         _ => json!({}),
     }
@@ -162,7 +165,7 @@ async fn every_route_authenticates_and_authorises_by_its_table_entry() {
         service_manifest(FIXTURE_MODEL),
     )
     .await
-    .expect(201);
+    .expect(202);
     let (_, key_id) = create_key(app, &c.admin, json!({"name": "revoke target"})).await;
     let fx = Fixture { key_id, file };
 

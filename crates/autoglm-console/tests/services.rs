@@ -76,16 +76,29 @@ fn field_errors(resp: &Resp) -> Vec<String> {
         .collect()
 }
 
+/// Checks a 202 that started a task of `kind` on service `name` (with its
+/// `Location`), and returns the service as stored now.
+async fn accepted(app: &Router, resp: Resp, token: &str, kind: &str, name: &str) -> Value {
+    let resp = resp.expect(202);
+    let task = resp.json();
+    assert_eq!(task["kind"], kind, "{task}");
+    assert_eq!(task["target"], format!("services/{name}"), "{task}");
+    assert_eq!(task["state"], "pending", "{task}");
+    assert_eq!(
+        resp.headers[header::LOCATION],
+        format!("/api/v1/tasks/{}", task["id"]),
+    );
+    get_json(app, &service_uri(name), token).await
+}
+
 #[tokio::test]
 async fn a_service_lives_from_create_to_delete() {
     let c = console();
     let app = &c.app;
     model_with_versions(app, &c.admin, "smollm2", 2).await;
 
-    let created = post(app, SERVICES, &c.admin, manifest("chat", canary("smollm2")))
-        .await
-        .expect(201)
-        .json();
+    let resp = post(app, SERVICES, &c.admin, manifest("chat", canary("smollm2"))).await;
+    let created = accepted(app, resp, &c.admin, "deploy", "chat").await;
     assert_eq!(created["apiVersion"], "autoglm.io/v1alpha1");
     assert_eq!(created["kind"], "ModelService");
     assert_eq!(created["metadata"]["name"], "chat");
@@ -110,7 +123,8 @@ async fn a_service_lives_from_create_to_delete() {
     let got = get_json(app, &service_uri("chat"), &c.admin).await;
     assert_eq!(got, created);
 
-    // The same manifest again: nothing changes, not even the generation.
+    // The same manifest again: nothing changes, not even the generation,
+    // and no task starts: 200 with the service.
     let same = put(
         app,
         &service_uri("chat"),
@@ -118,30 +132,28 @@ async fn a_service_lives_from_create_to_delete() {
         manifest("chat", canary("smollm2")),
     )
     .await
-    .expect(200)
-    .json();
+    .expect(200);
+    assert!(same.headers.get(header::LOCATION).is_none());
+    let same = same.json();
     assert_eq!(same["metadata"]["generation"], 1);
     // Labels alone are not the spec: no new generation either.
     let mut relabelled = manifest("chat", canary("smollm2"));
     relabelled["metadata"]["labels"] = json!({"team": "chat"});
-    let relabelled = put(app, &service_uri("chat"), &c.admin, relabelled)
-        .await
-        .expect(200)
-        .json();
+    let resp = put(app, &service_uri("chat"), &c.admin, relabelled).await;
+    let relabelled = accepted(app, resp, &c.admin, "update", "chat").await;
     assert_eq!(relabelled["metadata"]["generation"], 1);
     assert_eq!(relabelled["metadata"]["labels"], json!({"team": "chat"}));
     // A new split is a new generation.
     let mut promoted = canary("smollm2");
     promoted["versions"] = json!([{"version": "1", "weight": 50}, {"version": "2", "weight": 50}]);
-    let updated = put(
+    let resp = put(
         app,
         &service_uri("chat"),
         &c.admin,
         manifest("chat", promoted.clone()),
     )
-    .await
-    .expect(200)
-    .json();
+    .await;
+    let updated = accepted(app, resp, &c.admin, "trafficSplit", "chat").await;
     assert_eq!(updated["metadata"]["generation"], 2);
     assert_eq!(updated["spec"]["versions"][1]["weight"], 50);
     assert_eq!(
@@ -163,22 +175,19 @@ async fn a_service_lives_from_create_to_delete() {
         resp.describe()
     );
     stale["metadata"]["generation"] = json!(2);
-    let current = put(app, &service_uri("chat"), &c.admin, stale)
-        .await
-        .expect(200)
-        .json();
+    let resp = put(app, &service_uri("chat"), &c.admin, stale).await;
+    let current = accepted(app, resp, &c.admin, "trafficSplit", "chat").await;
     assert_eq!(current["metadata"]["generation"], 3);
 
     // Scale sets spec.replicas: a spec change.
-    let scaled = post(
+    let resp = post(
         app,
         &format!("{}/scale", service_uri("chat")),
         &c.admin,
         json!({"replicas": 5}),
     )
-    .await
-    .expect(200)
-    .json();
+    .await;
+    let scaled = accepted(app, resp, &c.admin, "scale", "chat").await;
     assert_eq!(scaled["spec"]["replicas"], 5);
     assert_eq!(scaled["metadata"]["generation"], 4);
     assert_eq!(scaled["status"]["desiredReplicas"], 10);
@@ -204,15 +213,14 @@ async fn a_service_lives_from_create_to_delete() {
     assert_problem(&resp, 422, "invalid_body");
 
     // Restart: the spec and its generation stay; the restart is recorded.
-    let restarted = post(
+    let resp = post(
         app,
         &format!("{}/restart", service_uri("chat")),
         &c.admin,
         json!(null),
     )
-    .await
-    .expect(200)
-    .json();
+    .await;
+    let restarted = accepted(app, resp, &c.admin, "restart", "chat").await;
     assert_eq!(restarted["metadata"]["generation"], 4);
     assert!(
         restarted["metadata"]["annotations"]["autoglm.io/restartedAt"].is_string(),
@@ -227,7 +235,7 @@ async fn a_service_lives_from_create_to_delete() {
         json!({"model": "smollm2", "versions": [{"version": "2", "weight": 100}]}),
     );
     batch["metadata"]["labels"] = json!({"team": "batch"});
-    post(app, SERVICES, &c.admin, batch).await.expect(201);
+    post(app, SERVICES, &c.admin, batch).await.expect(202);
     let names = |items: Vec<Value>| -> Vec<String> {
         items
             .iter()
@@ -266,9 +274,11 @@ async fn a_service_lives_from_create_to_delete() {
     );
 
     // Delete, then it is gone.
-    delete(app, &service_uri("chat"), &c.admin)
+    let task = delete(app, &service_uri("chat"), &c.admin)
         .await
-        .expect(204);
+        .expect(202)
+        .json();
+    assert_eq!(task["kind"], "delete");
     assert_problem(
         &get(app, &service_uri("chat"), &c.admin).await,
         404,
@@ -390,7 +400,7 @@ async fn manifests_are_refused_with_every_field_named() {
     assert!(field_errors(&resp)[0].starts_with("kind: kind \"Deployment\" is not supported"));
     post(app, SERVICES, &c.admin, manifest("chat", canary("smollm2")))
         .await
-        .expect(201);
+        .expect(202);
     let resp = put(
         app,
         &service_uri("chat"),
@@ -435,7 +445,7 @@ async fn the_registry_keeps_what_a_service_serves() {
     model_with_versions(app, &c.admin, "smollm2", 3).await;
     post(app, SERVICES, &c.admin, manifest("chat", canary("smollm2")))
         .await
-        .expect(201);
+        .expect(202);
 
     // The model cannot go while a service names it.
     let resp = delete(app, "/api/v1/models/smollm2", &c.admin).await;
@@ -520,13 +530,13 @@ async fn the_registry_keeps_what_a_service_serves() {
         manifest("chat", only_one),
     )
     .await
-    .expect(200);
+    .expect(202);
     delete(app, "/api/v1/models/smollm2/versions/2", &c.admin)
         .await
         .expect(204);
     delete(app, &service_uri("chat"), &c.admin)
         .await
-        .expect(204);
+        .expect(202);
     set_stage(app, &c.admin, "smollm2", 1, "archived")
         .await
         .expect(200);
@@ -543,10 +553,10 @@ async fn a_retried_create_replays_and_creates_once() {
     let body = manifest("chat", canary("smollm2"));
     let first = post_with_key(app, &c.admin, SERVICES, "svc-1", body.clone())
         .await
-        .expect(201);
+        .expect(202);
     let again = post_with_key(app, &c.admin, SERVICES, "svc-1", body.clone())
         .await
-        .expect(201);
+        .expect(202);
     assert_eq!(again.body, first.body);
     assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
     // Without the key, the same request is a second create: refused.
@@ -566,7 +576,7 @@ async fn tenants_see_only_their_own_services() {
     model_with_versions(app, &c.admin, "smollm2", 2).await;
     post(app, SERVICES, &c.admin, manifest("chat", canary("smollm2")))
         .await
-        .expect(201);
+        .expect(202);
 
     post(app, "/api/v1/tenants", &c.admin, json!({"name": "team-a"}))
         .await
@@ -614,12 +624,10 @@ async fn tenants_see_only_their_own_services() {
     );
     // With her own model, one name in two tenants is two services.
     model_with_versions(app, &alice, "smollm2", 2).await;
-    let hers = post(app, SERVICES, &alice, manifest("chat", canary("smollm2")))
-        .await
-        .expect(201)
-        .json();
+    let resp = post(app, SERVICES, &alice, manifest("chat", canary("smollm2"))).await;
+    let hers = accepted(app, resp, &alice, "deploy", "chat").await;
     assert_eq!(hers["metadata"]["namespace"], "team-a");
-    delete(app, &service_uri("chat"), &alice).await.expect(204);
+    delete(app, &service_uri("chat"), &alice).await.expect(202);
     assert_eq!(
         get_json(app, &service_uri("chat"), &c.admin).await["metadata"]["namespace"],
         "default"
@@ -651,10 +659,8 @@ async fn autoscaled_services_are_not_scaled_by_hand() {
         "versions": [{"version": "1", "weight": 100}],
         "autoscaling": {"minReplicas": 0, "maxReplicas": 10, "targetInFlight": 4},
     });
-    let created = post(app, SERVICES, &c.admin, manifest("auto", spec))
-        .await
-        .expect(201)
-        .json();
+    let resp = post(app, SERVICES, &c.admin, manifest("auto", spec)).await;
+    let created = accepted(app, resp, &c.admin, "deploy", "auto").await;
     // Autoscaling starts one replica even when it may scale to zero.
     assert_eq!(created["status"]["desiredReplicas"], 1);
     let resp = post(
@@ -715,7 +721,7 @@ async fn traffic_is_read_from_a_gateway_in_the_process_and_refused_without_one()
         manifest("chat", canary("smollm2")),
     )
     .await
-    .expect(201);
+    .expect(202);
     let traffic = format!("{}/traffic", service_uri("chat"));
     // `autoglm console` alone keeps no history: it says so, and where to look.
     let refused = get(&c.app, &traffic, &c.admin).await;

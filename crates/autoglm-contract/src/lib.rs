@@ -31,6 +31,16 @@ pub trait ServicePlatform: Send + Sync + std::fmt::Debug {
     /// from the store and converges.
     fn changed(&self, tenant: &str, name: &str);
 
+    /// Whether the platform still runs (or is still removing) anything of
+    /// `tenant`'s service `name`: a delete is done once this is false.
+    fn present(&self, tenant: &str, name: &str) -> bool;
+
+    /// Whether any platform runs services here; `false` for [`NoPlatform`],
+    /// where a change is done once it is stored.
+    fn runs_services(&self) -> bool {
+        true
+    }
+
     /// The last `max_bytes` of a replica's log; `None` when the platform has
     /// no such replica or keeps no logs.
     fn log_tail(
@@ -52,6 +62,14 @@ impl ServicePlatform for NoPlatform {
     }
 
     fn changed(&self, _: &str, _: &str) {}
+
+    fn present(&self, _: &str, _: &str) -> bool {
+        false
+    }
+
+    fn runs_services(&self) -> bool {
+        false
+    }
 
     fn log_tail(&self, _: &str, _: &str, _: &str, _: u64) -> std::io::Result<Option<String>> {
         Ok(None)

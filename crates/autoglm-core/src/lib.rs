@@ -14,4 +14,5 @@ pub mod replay;
 pub mod security;
 pub mod service;
 pub mod stage;
+pub mod task;
 pub mod traffic;

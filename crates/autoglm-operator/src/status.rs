@@ -189,6 +189,7 @@ pub fn observe(
         conditions: vec![ready_condition, progressing, degraded],
         url: Some(url),
         observed_generation: generation,
+        observed_restarts: None,
     }
 }
 

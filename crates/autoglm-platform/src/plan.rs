@@ -49,6 +49,9 @@ pub struct VersionPlan {
 pub struct ServicePlan {
     /// The service's name, unique on this platform.
     pub name: String,
+    /// The spec generation the plan was made from, reported back in the
+    /// status so that a task knows when its change is running.
+    pub generation: i64,
     /// Bumped by a restart request: a new value replaces every replica, one
     /// by one, even though nothing else changed.
     pub restart: u64,

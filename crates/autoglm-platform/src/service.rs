@@ -276,6 +276,11 @@ fn publish(
         });
     }
     status.conditions.push(ready_condition(&status));
+    status
+        .conditions
+        .push(progressing_condition(plan, live, retiring));
+    status.observed_generation = Some(plan.generation);
+    status.observed_restarts = Some(i64::try_from(plan.restart).unwrap_or(i64::MAX));
     let view = ServiceView {
         status,
         endpoints,
@@ -290,6 +295,33 @@ fn publish(
         *all = Arc::new(next);
         true
     });
+}
+
+/// `Progressing`, as the operator reports it on Kubernetes: `RollingOut`
+/// while a replica of an older launch, of a version no longer planned, or
+/// on its way out is still there; `RolloutComplete` once none is.
+fn progressing_condition(plan: &ServicePlan, live: &[Tracked], retiring: &[Tracked]) -> Condition {
+    let current = |t: &Tracked| {
+        plan.versions
+            .iter()
+            .any(|v| v.version == t.version && launch_key(&v.launch, plan.restart) == t.launch_key)
+    };
+    let old = live.iter().filter(|t| !current(t)).count() + retiring.len();
+    if old == 0 {
+        Condition::new(
+            "Progressing",
+            ConditionStatus::False,
+            "RolloutComplete",
+            "every replica runs the current plan".to_owned(),
+        )
+    } else {
+        Condition::new(
+            "Progressing",
+            ConditionStatus::True,
+            "RollingOut",
+            format!("{old} replicas of an earlier plan still to replace or stop"),
+        )
+    }
 }
 
 fn ready_condition(status: &ModelServiceStatus) -> Condition {

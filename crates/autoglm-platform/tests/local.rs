@@ -41,6 +41,7 @@ fn http_server(extra_env: &[(&str, &str)]) -> Launch {
 fn plan(name: &str, replicas: u32, launch: Launch) -> ServicePlan {
     ServicePlan {
         name: name.into(),
+        generation: 1,
         restart: 0,
         balancing: Default::default(),
         versions: vec![VersionPlan {

@@ -16,7 +16,7 @@ mod plan;
 mod tests;
 
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,6 +54,7 @@ pub struct Reconciler {
     changes: mpsc::UnboundedSender<(String, String)>,
     scheduled: Mutex<HashMap<String, Reconciled>>,
     refused: Mutex<HashMap<String, Unschedulable>>,
+    removing: Mutex<HashSet<String>>,
     #[cfg(test)]
     breakpoints: breakpoint::Breakpoints,
 }
@@ -81,6 +82,7 @@ impl Reconciler {
             changes: tx,
             scheduled: Mutex::new(HashMap::new()),
             refused: Mutex::new(HashMap::new()),
+            removing: Mutex::new(HashSet::new()),
             #[cfg(test)]
             breakpoints: breakpoint::Breakpoints::default(),
         });
@@ -152,9 +154,12 @@ impl Reconciler {
                 self.apply(tenant, entry);
             }
             None => {
+                // Present until its replicas are gone, not only its view.
+                self.removing.lock().insert(key.clone());
                 self.scheduled.lock().remove(&key);
                 self.refused.lock().remove(&key);
                 self.platform.remove(&key).await;
+                self.removing.lock().remove(&key);
             }
         }
     }
@@ -326,6 +331,14 @@ impl ServicePlatform for Reconciler {
 
     fn changed(&self, tenant: &str, name: &str) {
         let _ = self.changes.send((tenant.to_owned(), name.to_owned()));
+    }
+
+    fn present(&self, tenant: &str, name: &str) -> bool {
+        let key = platform_name(tenant, name);
+        self.scheduled.lock().contains_key(&key)
+            || self.refused.lock().contains_key(&key)
+            || self.removing.lock().contains(&key)
+            || self.platform.view(&key).is_some()
     }
 
     fn log_tail(

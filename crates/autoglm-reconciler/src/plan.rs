@@ -113,6 +113,7 @@ pub fn plan(
     }
     Ok(ServicePlan {
         name: platform_name(tenant, name),
+        generation: stored.generation(),
         restart: stored.restarts.max(0) as u64,
         versions,
         balancing: spec.load_balancing.clone().unwrap_or_default(),

@@ -17,7 +17,8 @@ use autoglm_store::{
     tenancy,
 };
 
-use crate::breakpoint::{Handle, Phase};
+use crate::breakpoint::Phase;
+type Handle = autoglm_breakpoints::Handle<Phase>;
 use crate::{Reconciler, Trigger, platform_name};
 
 const TENANT: &str = "default";

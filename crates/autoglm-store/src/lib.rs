@@ -16,6 +16,7 @@ mod idempotency;
 mod migrate;
 pub mod registry;
 pub mod services;
+pub mod tasks;
 pub mod tenancy;
 pub mod usage;
 
@@ -37,6 +38,7 @@ pub use migrate::MigrationState;
 pub use r2d2_sqlite::rusqlite::Transaction;
 pub use registry::{ModelFilter, NewVersion, StoredVersion};
 pub use services::ServiceFilter;
+pub use tasks::{NewTask, TaskFilter};
 pub use tenancy::{KeyCredential, NewApiKey, UserCredential};
 pub use usage::{USAGE_ROWS, UsageDelta, UsageFilter};
 
@@ -162,6 +164,27 @@ impl Store {
         audit::append(&tx, event)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Runs `f` in a write transaction; when it returns a value with an
+    /// audit record (a change the system made on its own, such as a task's
+    /// state), the record is appended before the commit. `None` changes
+    /// nothing and audits nothing.
+    pub fn system_write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<Option<(T, AuditEvent)>>,
+    ) -> Result<Option<T>> {
+        let mut conn = self.writer.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some((value, mut event)) = f(&tx)? else {
+            return Ok(None);
+        };
+        event.outcome = "success".to_owned();
+        audit::append(&tx, &event)?;
+        tx.commit()?;
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        Ok(Some(value))
     }
 
     /// Runs `f` in a write transaction without an audit record: for

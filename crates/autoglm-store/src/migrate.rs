@@ -9,6 +9,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_services.sql"),
     include_str!("../migrations/0003_gateway.sql"),
+    include_str!("../migrations/0004_tasks.sql"),
 ];
 
 /// Schema versions before and after opening.

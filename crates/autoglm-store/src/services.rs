@@ -73,7 +73,7 @@ fn service(r: &Row<'_>) -> rusqlite::Result<StoredService> {
     })
 }
 
-fn get(conn: &Connection, tenant: &str, name: &str) -> Result<StoredService> {
+pub(crate) fn get(conn: &Connection, tenant: &str, name: &str) -> Result<StoredService> {
     conn.query_row(
         &format!("SELECT {COLUMNS} FROM services WHERE tenant = ?1 AND name = ?2"),
         [tenant, name],
@@ -314,6 +314,15 @@ pub fn restart_service(tx: &Transaction<'_>, tenant: &str, name: &str) -> Result
         (timestamp(Utc::now()), tenant, name),
     )?;
     get(tx, tenant, name)
+}
+
+/// A service, or `None` when there is none of that name, inside a write.
+pub fn find_service(conn: &Connection, tenant: &str, name: &str) -> Result<Option<StoredService>> {
+    match get(conn, tenant, name) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Deletes a service, inside a write.

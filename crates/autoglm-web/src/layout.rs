@@ -8,9 +8,10 @@ use maud::{DOCTYPE, Markup, html};
 use crate::session::Session;
 
 /// The sections of the console, as the navigation lists them.
-const SECTIONS: [(&str, &str); 5] = [
+const SECTIONS: [(&str, &str); 6] = [
     ("/ui", "Overview"),
     ("/ui/models", "Models"),
+    ("/ui/tasks", "Tasks"),
     ("/ui/keys", "API keys"),
     ("/ui/usage", "Usage"),
     ("/ui/audit", "Audit"),

@@ -51,6 +51,8 @@ pub fn router(config: WebConfig, api: Router) -> Router<AppState> {
             "/ui/models/{name}/versions/{version}/stage",
             post(pages::model::set_stage),
         )
+        .route("/ui/tasks", get(pages::tasks::page))
+        .route("/ui/tasks/{id}/cancel", post(pages::tasks::cancel))
         .route("/ui/usage", get(pages::usage::page))
         .route("/ui/audit", get(pages::audit::page))
         .route("/ui/keys", get(pages::keys::page).post(pages::keys::create))

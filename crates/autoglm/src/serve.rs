@@ -48,6 +48,15 @@ pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
             (opened.state.with_platform(platform), None, None)
         }
     };
+    // One scheduler runs every task, on whichever platform the services run.
+    let _tasks = autoglm_tasks::TaskScheduler::start(
+        state.store.clone(),
+        state.tasks.clone(),
+        autoglm_tasks::ServiceWork::new(state.store.clone(), state.platform.clone()),
+        autoglm_tasks::Settings::default(),
+    )
+    .await
+    .context("cannot start the task scheduler")?;
     let ui = autoglm_web::router(
         autoglm_web::WebConfig {
             secure_cookies: !matches!(config.tls, Tls::Off),

@@ -190,6 +190,40 @@ fn apply_get_scale_and_delete_services() {
         String::from_utf8_lossy(&out.stdout),
         "modelservice/chat created\nmodelservice/batch created\n"
     );
+    // apply waited for both deploy tasks and said how they went.
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        stderr.contains("modelservice/chat: task 1 deploy services/chat: succeeded"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("modelservice/batch: task 2 deploy services/batch: succeeded"),
+        "{stderr}"
+    );
+    let out = autoglm(&console, &["get", "tasks"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with(
+            "ID   KIND     TARGET           STATE       PROGRESS   ATTEMPTS   AGE   MESSAGE"
+        ),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with("2    deploy   services/batch   succeeded   100%       1"),
+        "{table}"
+    );
+    let out = autoglm(&console, &["wait", "task", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = autoglm(&console, &["get", "task", "1", "-o", "json"]);
+    let task: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(task["state"], "succeeded");
+    let out = autoglm(&console, &["wait", "task", "99"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("not_found"), "{}", text(&out));
+    let out = autoglm(&console, &["wait", "task", "x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 
     let out = autoglm(&console, &["get", "services"]);
     assert!(out.status.success(), "{}", text(&out));

@@ -52,6 +52,25 @@ fn free_port() -> u16 {
 }
 
 /// A child process killed when dropped.
+/// Task `id` once it is final (long-polled, at most a minute).
+async fn task_once_final(env: &Env, id: i64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (s, task) = env
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/tasks/{id}?wait=10s"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{task}");
+        if ["succeeded", "failed", "cancelled"].contains(&task["state"].as_str().unwrap()) {
+            return task;
+        }
+        assert!(Instant::now() < deadline, "task {id} still {task}");
+    }
+}
+
 struct Process(std::process::Child);
 
 impl Drop for Process {
@@ -135,7 +154,8 @@ async fn the_console_runs_services_on_kubernetes_and_the_gateway_splits_by_endpo
             Some(manifest("echo", split)),
         )
         .await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let deploy = b["id"].as_i64().unwrap();
     plane.wait_until(
         "ModelService echo in the cluster",
         Duration::from_secs(30),
@@ -165,6 +185,10 @@ async fn the_console_runs_services_on_kubernetes_and_the_gateway_splits_by_endpo
         })
         .await;
     assert_eq!(answered["status"]["url"], "http://echo.default.svc/v1");
+    // The deploy task ended when the operator reported the rollout done.
+    let task = task_once_final(&env, deploy).await;
+    assert_eq!(task["state"], "succeeded", "{task}");
+    assert_eq!(task["result"]["status"]["observedGeneration"], 1, "{task}");
 
     // Scale and delete through the console reach the cluster.
     let (s, b) = env
@@ -174,7 +198,8 @@ async fn the_console_runs_services_on_kubernetes_and_the_gateway_splits_by_endpo
             Some(json!({"replicas": 3})),
         )
         .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let scale = b["id"].as_i64().unwrap();
     plane.wait_until("replicas 3 in the cluster", Duration::from_secs(30), || {
         plane.get_json(&["ms", "echo", "-n", TENANT])["spec"]["replicas"] == 3
     });
@@ -182,6 +207,9 @@ async fn the_console_runs_services_on_kubernetes_and_the_gateway_splits_by_endpo
         b["status"]["readyReplicas"] == 6
     })
     .await;
+    let task = task_once_final(&env, scale).await;
+    assert_eq!(task["state"], "succeeded", "{task}");
+    assert_eq!(task["result"]["status"]["readyReplicas"], 6, "{task}");
 
     // A spec the console accepts but Kubernetes does not (a command runtime)
     // is reported in the API server's words, not retried for ever.
@@ -194,7 +222,8 @@ async fn the_console_runs_services_on_kubernetes_and_the_gateway_splits_by_endpo
             Some(manifest("local-only", command)),
         )
         .await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let refused_task = b["id"].as_i64().unwrap();
     let refused = env
         .wait_for("the refusal reported", "local-only", |b| {
             b["status"]["conditions"][0]["reason"] == "KubernetesRefused"
@@ -204,6 +233,16 @@ async fn the_console_runs_services_on_kubernetes_and_the_gateway_splits_by_endpo
         .as_str()
         .unwrap();
     assert!(why.contains("command"), "{why}");
+    let task = task_once_final(&env, refused_task).await;
+    assert_eq!(task["state"], "failed", "{task}");
+    assert_eq!(task["error"]["code"], "refused", "{task}");
+    assert!(
+        task["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("KubernetesRefused: "),
+        "{task}"
+    );
 
     // The gateway: real upstreams behind hand-made EndpointSlices of the
     // versions' Services (kwok's pods have no network), 90/10 must hold.

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod keys;
 pub mod models;
 pub mod services;
+pub mod tasks;
 pub mod tenancy;
 pub mod usage;
 pub mod versions;

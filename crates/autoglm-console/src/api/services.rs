@@ -15,18 +15,19 @@ use autoglm_core::registry::Page;
 use autoglm_core::service::{
     Condition, ConditionStatus, ModelServiceManifest, ModelServiceSpec, ModelServiceStatus, Scale,
 };
+use autoglm_core::task::{ServiceChange, Task, TaskKind, kind_of_change};
 use autoglm_core::traffic::{KEPT_INTERVALS, ServiceTraffic};
-use autoglm_store::{ServiceFilter, StoredService, services};
+use autoglm_store::{NewTask, ServiceFilter, StoredService, services, tasks, timestamp};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{page, page_limit, parse_selector, read};
 use crate::AppState;
-use crate::context::Ctx;
+use crate::context::{Ctx, json_response};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
@@ -76,32 +77,94 @@ fn manifest(body: Value) -> ApiResult<ModelServiceManifest> {
     ModelServiceManifest::from_value(body).map_err(ApiError::fields)
 }
 
-/// Writes a change to one service and answers its manifest with status.
+/// What a write to a service answers: the task that takes the change to
+/// the platform (202), or the service itself when nothing changed (200).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Started {
+    Task(Box<Task>),
+    Unchanged(Box<ModelServiceManifest>),
+}
+
+impl Started {
+    fn status(&self) -> StatusCode {
+        match self {
+            Started::Task(_) => StatusCode::ACCEPTED,
+            Started::Unchanged(_) => StatusCode::OK,
+        }
+    }
+}
+
+/// Commits a change to one service with the task that carries it to the
+/// platform, in one transaction, and wakes the task scheduler. `change`
+/// returns the service after the change (`None`: deleted); `restart` says
+/// the change is a restart, which the spec alone does not show.
 async fn write_service<F>(
     state: &AppState,
     ctx: &Ctx,
-    status: StatusCode,
     name: &str,
+    restart: bool,
     change: F,
 ) -> ApiResult<Response>
 where
-    F: FnOnce(&autoglm_store::Transaction<'_>, &str) -> autoglm_store::Result<StoredService>
+    F: FnOnce(
+            &autoglm_store::Transaction<'_>,
+            &str,
+        ) -> autoglm_store::Result<Option<StoredService>>
         + Send
         + 'static,
 {
     let tenant = ctx.tenant().to_owned();
     let source: Arc<dyn ServicePlatform> = state.platform.clone();
-    let answer = ctx
-        .write(state, status, format!("services/{name}"), {
-            let tenant = tenant.clone();
+    let (actor, request_id) = (ctx.principal.actor.clone(), ctx.request_id.clone());
+    let name = name.to_owned();
+    let (_, status, body) = ctx
+        .apply_with(state, Started::status, format!("services/{name}"), {
             move |tx, _| {
-                let stored = change(tx, &tenant)?;
-                Ok(answer(source.as_ref(), &tenant, stored))
+                let before = services::find_service(tx, &tenant, &name)?;
+                let after = change(tx, &tenant)?;
+                if let (Some(b), Some(a)) = (&before, &after)
+                    && b.updated_at == a.updated_at
+                {
+                    return Ok(Started::Unchanged(Box::new(answer(
+                        source.as_ref(),
+                        &tenant,
+                        a.clone(),
+                    ))));
+                }
+                let kind = if restart {
+                    TaskKind::Restart
+                } else {
+                    kind_of_change(
+                        before.as_ref().map(|b| &b.manifest.spec),
+                        after.as_ref().map(|a| &a.manifest.spec),
+                    )
+                };
+                let change = ServiceChange {
+                    generation: after.as_ref().map(StoredService::generation),
+                    restarts: after.as_ref().map_or(0, |a| a.restarts),
+                    committed_at: after.as_ref().map(|a| timestamp(a.updated_at)),
+                    before: before.map(|b| b.manifest),
+                };
+                let task = tasks::enqueue(
+                    tx,
+                    &NewTask {
+                        tenant: tenant.clone(),
+                        kind,
+                        target: format!("services/{name}"),
+                        change,
+                        created_by: actor,
+                        request_id,
+                    },
+                )?;
+                Ok(Started::Task(Box::new(task)))
             }
         })
         .await?;
-    state.platform.changed(&tenant, name);
-    Ok(answer)
+    if status == StatusCode::ACCEPTED {
+        state.tasks.wake();
+    }
+    Ok(json_response(status, body))
 }
 
 /// `GET /api/v1/services`.
@@ -140,13 +203,9 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let manifest = manifest(body)?;
     let name = manifest.metadata.name.clone();
-    write_service(
-        &state,
-        &ctx,
-        StatusCode::CREATED,
-        &name,
-        move |tx, tenant| services::create_service(tx, tenant, &manifest),
-    )
+    write_service(&state, &ctx, &name, false, move |tx, tenant| {
+        services::create_service(tx, tenant, &manifest).map(Some)
+    })
     .await
 }
 
@@ -182,8 +241,8 @@ pub async fn update(
             ),
         )]));
     }
-    write_service(&state, &ctx, StatusCode::OK, &name, move |tx, tenant| {
-        services::update_service(tx, tenant, &manifest)
+    write_service(&state, &ctx, &name, false, move |tx, tenant| {
+        services::update_service(tx, tenant, &manifest).map(Some)
     })
     .await
 }
@@ -195,9 +254,19 @@ pub async fn scale(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<Scale>,
 ) -> ApiResult<Response> {
+    scale_by_name(&state, &ctx, name, body).await
+}
+
+/// Scales `name` as a task (also `POST /api/v1/tasks`).
+pub async fn scale_by_name(
+    state: &AppState,
+    ctx: &Ctx,
+    name: String,
+    body: Scale,
+) -> ApiResult<Response> {
     let target = name.clone();
-    write_service(&state, &ctx, StatusCode::OK, &target, move |tx, tenant| {
-        services::scale_service(tx, tenant, &name, body.replicas)
+    write_service(state, ctx, &target, false, move |tx, tenant| {
+        services::scale_service(tx, tenant, &name, body.replicas).map(Some)
     })
     .await
 }
@@ -208,9 +277,14 @@ pub async fn restart(
     ctx: Ctx,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
+    restart_by_name(&state, &ctx, name).await
+}
+
+/// Restarts `name` as a task (also `POST /api/v1/tasks`).
+pub async fn restart_by_name(state: &AppState, ctx: &Ctx, name: String) -> ApiResult<Response> {
     let target = name.clone();
-    write_service(&state, &ctx, StatusCode::OK, &target, move |tx, tenant| {
-        services::restart_service(tx, tenant, &name)
+    write_service(state, ctx, &target, true, move |tx, tenant| {
+        services::restart_service(tx, tenant, &name).map(Some)
     })
     .await
 }
@@ -221,16 +295,16 @@ pub async fn delete_one(
     ctx: Ctx,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let tenant = ctx.tenant().to_owned();
-    let target = format!("services/{name}");
-    let answer = ctx
-        .write(&state, StatusCode::NO_CONTENT, target, {
-            let (tenant, name) = (tenant.clone(), name.clone());
-            move |tx, _| services::delete_service(tx, &tenant, &name)
-        })
-        .await?;
-    state.platform.changed(&tenant, &name);
-    Ok(answer)
+    delete_by_name(&state, &ctx, name).await
+}
+
+/// Deletes `name` as a task (also `POST /api/v1/tasks`).
+pub async fn delete_by_name(state: &AppState, ctx: &Ctx, name: String) -> ApiResult<Response> {
+    let target = name.clone();
+    write_service(state, ctx, &target, false, move |tx, tenant| {
+        services::delete_service(tx, tenant, &name).map(|()| None)
+    })
+    .await
 }
 
 /// Query of `GET /api/v1/services/{name}/replicas/{replica}/logs`.

@@ -9,7 +9,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use super::{Access, RequestBody, ResponseBody, Route, RouteSpec};
 use crate::AppState;
-use crate::api::{audit, auth, keys, models, services, tenancy, usage, versions};
+use crate::api::{audit, auth, keys, models, services, tasks, tenancy, usage, versions};
 use autoglm_core::audit::{AuditRecord, ChainVerification};
 use autoglm_core::rbac::Permission;
 use autoglm_core::registry::{
@@ -20,6 +20,7 @@ use autoglm_core::security::{
     LoginResponse, RateLimit, SetRole, Tenant, UsageRecord, User,
 };
 use autoglm_core::service::{ModelServiceManifest, Scale};
+use autoglm_core::task::Task;
 use autoglm_core::traffic::ServiceTraffic;
 
 fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
@@ -412,10 +413,10 @@ pub fn table() -> Vec<Route> {
             method: Method::POST,
             path: "/api/v1/services",
             action: "services.create",
-            summary: "Create a model service from its manifest; its model and versions must exist",
+            summary: "Create a model service from its manifest; its model and versions must exist. Answers 202 with the deploy task that takes it to the platform (Location: the task)",
             access: P(ServicesWrite),
             request: In(schema::<ModelServiceManifest>),
-            response: Out(201, schema::<ModelServiceManifest>),
+            response: Out(202, schema::<Task>),
             ..RouteSpec::DEFAULT
         },
         post(services::create),
@@ -438,10 +439,10 @@ pub fn table() -> Vec<Route> {
             method: Method::PUT,
             path: "/api/v1/services/{name}",
             action: "services.update",
-            summary: "Replace a model service's labels, annotations and spec (generation +1 when the spec changes; metadata.generation, when sent, must be current)",
+            summary: "Replace a model service's labels, annotations and spec (generation +1 when the spec changes; metadata.generation, when sent, must be current). Answers 202 with the update, scale or trafficSplit task that carries the change, or 200 with the service when nothing changed",
             access: P(ServicesWrite),
             request: In(schema::<ModelServiceManifest>),
-            response: Out(200, schema::<ModelServiceManifest>),
+            response: Out(202, schema::<Task>),
             ..RouteSpec::DEFAULT
         },
         put(services::update),
@@ -451,10 +452,10 @@ pub fn table() -> Vec<Route> {
             method: Method::POST,
             path: "/api/v1/services/{name}/scale",
             action: "services.scale",
-            summary: "Set a fixed replica count per version (not for autoscaled services)",
+            summary: "Set a fixed replica count per version (not for autoscaled services); answers 202 with the scale task",
             access: P(ServicesWrite),
             request: In(schema::<Scale>),
-            response: Out(200, schema::<ModelServiceManifest>),
+            response: Out(202, schema::<Task>),
             ..RouteSpec::DEFAULT
         },
         post(services::scale),
@@ -464,10 +465,10 @@ pub fn table() -> Vec<Route> {
             method: Method::POST,
             path: "/api/v1/services/{name}/restart",
             action: "services.restart",
-            summary: "Replace every replica of a model service, spec unchanged",
+            summary: "Replace every replica of a model service, spec unchanged; answers 202 with the restart task",
             access: P(ServicesWrite),
             request: NoBody,
-            response: Out(200, schema::<ModelServiceManifest>),
+            response: Out(202, schema::<Task>),
             ..RouteSpec::DEFAULT
         },
         post(services::restart),
@@ -477,13 +478,82 @@ pub fn table() -> Vec<Route> {
             method: Method::DELETE,
             path: "/api/v1/services/{name}",
             action: "services.delete",
-            summary: "Delete a model service",
+            summary: "Delete a model service; answers 202 with the delete task that takes it off the platform",
             access: P(ServicesWrite),
             request: NoBody,
-            response: NoContent,
+            response: Out(202, schema::<Task>),
             ..RouteSpec::DEFAULT
         },
         delete(services::delete_one),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/tasks",
+            action: "tasks.list",
+            summary: "List tasks, newest first, with their state, progress and result",
+            access: P(ServicesRead),
+            request: NoBody,
+            response: Out(200, schema::<Page<Task>>),
+            query: &[
+                ("limit", "Most items to return, 1 to 1000 (default 100)"),
+                ("page_token", "Token from the previous page"),
+                (
+                    "state",
+                    "Only tasks in this state: pending, running, succeeded, failed, cancelled",
+                ),
+                (
+                    "kind",
+                    "Only tasks of this kind: deploy, update, scale, restart, trafficSplit, delete",
+                ),
+                (
+                    "target",
+                    "Only tasks acting on this target, e.g. services/chat",
+                ),
+            ],
+            ..RouteSpec::DEFAULT
+        },
+        get(tasks::list),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/tasks",
+            action: "tasks.create",
+            summary: "Start a restart, scale or delete of a service as a task, by name; answers 202 with the task",
+            access: P(ServicesWrite),
+            request: In(schema::<tasks::CreateTask>),
+            response: Out(202, schema::<Task>),
+            ..RouteSpec::DEFAULT
+        },
+        post(tasks::create),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/tasks/{id}",
+            action: "tasks.get",
+            summary: "Get a task; with wait=30s (at most 60s), answers once it is final or the wait is over",
+            access: P(ServicesRead),
+            request: NoBody,
+            response: Out(200, schema::<Task>),
+            query: &[("wait", "How long to wait for the task to be final, e.g. 30s")],
+            ..RouteSpec::DEFAULT
+        },
+        get(tasks::get_one),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/tasks/{id}/cancel",
+            action: "tasks.cancel",
+            summary: "Cancel a pending or running task; its service goes back to what it was before the task's change, unless a later change superseded it",
+            access: P(ServicesWrite),
+            request: NoBody,
+            response: Out(202, schema::<Task>),
+            ..RouteSpec::DEFAULT
+        },
+        post(tasks::cancel),
     );
     b.add(
         RouteSpec {

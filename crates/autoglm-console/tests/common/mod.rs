@@ -46,6 +46,19 @@ pub fn console() -> Console {
     }
 }
 
+/// Starts the task scheduler over `c`'s store (no platform: a change is
+/// done once stored), as `autoglm console` runs it.
+pub async fn start_tasks(c: &Console) -> autoglm_tasks::TaskScheduler {
+    autoglm_tasks::TaskScheduler::start(
+        c.state.store.clone(),
+        c.state.tasks.clone(),
+        autoglm_tasks::ServiceWork::new(c.state.store.clone(), c.state.platform.clone()),
+        autoglm_tasks::Settings::default(),
+    )
+    .await
+    .unwrap()
+}
+
 /// An answer, fully read.
 #[derive(Debug)]
 pub struct Resp {

@@ -29,6 +29,10 @@ pub struct ModelServiceStatus {
     /// console's answers carry `metadata.generation` beside it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The restart count this status describes (the local platform; on
+    /// Kubernetes a restart shows as a rollout of the generation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_restarts: Option<i64>,
 }
 
 impl ModelServiceStatus {
@@ -56,6 +60,7 @@ impl ModelServiceStatus {
             conditions: vec![ready],
             url: None,
             observed_generation: None,
+            observed_restarts: None,
         }
     }
 }
@@ -187,6 +192,7 @@ mod tests {
             )],
             url: None,
             observed_generation: None,
+            observed_restarts: None,
         };
         let json = serde_json::to_value(&status).expect("serialise");
         assert_eq!(json["desiredReplicas"], 2);

@@ -6,6 +6,7 @@ pub mod model;
 pub mod models;
 pub mod overview;
 pub mod services;
+pub mod tasks;
 pub mod usage;
 
 use autoglm_console::AppState;

@@ -70,7 +70,7 @@ impl Env {
         let (s, b) = self
             .console(reqwest::Method::POST, "/api/v1/services", Some(manifest))
             .await;
-        assert_eq!(s, StatusCode::CREATED, "{b}");
+        assert_eq!(s, StatusCode::ACCEPTED, "{b}");
     }
 
     /// Service `echo` as the console shows it, once `done` holds of it.

@@ -221,7 +221,7 @@ async fn a_rolling_version_update_under_load_fails_no_request() {
             Some(manifest),
         )
         .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
     // Until only version 2 runs, then a little longer.
     env.wait_for("only version 2", Duration::from_secs(30), |b| {
         b["status"]["replicas"].as_array().is_some_and(|r| {

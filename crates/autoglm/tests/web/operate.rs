@@ -147,9 +147,14 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
         summary.contains("within 150% of the mean load"),
         "{summary}"
     );
-    // The page follows the replicas as they start, without a reload.
+    // The page follows the replicas as they start, without a reload, and
+    // the deploy task that brought them up, to its end.
     wait_text(&client, "#replica-count", Duration::from_secs(90), |t| {
         t == "2 of 2 ready"
+    })
+    .await;
+    wait_text(&client, "#service-tasks", Duration::from_secs(30), |t| {
+        t.contains("deploy") && t.contains("succeeded") && t.contains("100%")
     })
     .await;
 
@@ -198,6 +203,60 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
         service["spec"]["versions"],
         json!([{"version": "1", "weight": 50}, {"version": "2", "weight": 50}])
     );
+
+    // Every change ran as a task: the tasks page lists them, filters them by
+    // kind, and cancels one that cannot finish (a replica that never gets
+    // ready), which takes its service away again.
+    let stuck = json!({"apiVersion": "autoglm.io/v1alpha1", "kind": "ModelService",
+        "metadata": {"name": "stuck"},
+        "spec": {"model": "iris", "versions": [{"version": "1", "weight": 100}], "replicas": 1,
+                 "runtime": {"command": {"command": ["python3", "-c", "import time; time.sleep(600)", "{port}"]}}}});
+    let (accepted, task) = up
+        .console
+        .call(
+            &http,
+            reqwest::Method::POST,
+            "/api/v1/services",
+            Some(stuck),
+        )
+        .await;
+    assert_eq!(accepted, reqwest::StatusCode::ACCEPTED, "{task}");
+    client.goto(&format!("{base}/ui/tasks")).await.unwrap();
+    let row = format!("#task-{}", task["id"]);
+    wait_text(&client, &row, Duration::from_secs(30), |t| {
+        t.contains("running")
+    })
+    .await;
+    let listed = text(&client, "#tasks").await;
+    assert!(
+        listed.contains("trafficSplit")
+            && listed.contains("deploy")
+            && listed.contains("services/iris"),
+        "{listed}"
+    );
+    shoot(&client, "tasks.png").await;
+    click(&client, Locator::Css("#kind option[value=trafficSplit]")).await;
+    click(&client, Locator::Css("form.search button")).await;
+    wait_text(&client, "#tasks", Duration::from_secs(10), |t| {
+        t.contains("trafficSplit") && !t.contains("deploy")
+    })
+    .await;
+    client.goto(&format!("{base}/ui/tasks")).await.unwrap();
+    click(&client, Locator::Id(&format!("cancel-{}", task["id"]))).await;
+    arrive(&client, "/ui/tasks").await;
+    wait_text(&client, &row, Duration::from_secs(30), |t| {
+        t.contains("cancelled")
+    })
+    .await;
+    let (gone, _) = up
+        .console
+        .call(&http, reqwest::Method::GET, "/api/v1/services/stuck", None)
+        .await;
+    assert_eq!(gone, reqwest::StatusCode::NOT_FOUND);
+    client
+        .goto(&format!("{base}/ui/services/iris"))
+        .await
+        .unwrap();
 
     // The gateway honours it: 400 requests, each version within 40 to 60 %
     // (±4 standard deviations of a fair coin).
@@ -404,6 +463,12 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
             "a viewer sees #{control}"
         );
     }
+    client.goto(&format!("{base}/ui/tasks")).await.unwrap();
+    assert!(text(&client, "#tasks").await.contains("trafficSplit"));
+    assert!(
+        client.find(Locator::Css("button.danger")).await.is_err(),
+        "a viewer sees a cancel button"
+    );
     client
         .goto(&format!("{base}/ui/models/iris"))
         .await

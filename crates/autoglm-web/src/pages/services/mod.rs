@@ -88,6 +88,12 @@ async fn render(
         .await;
     let traffic: Option<ServiceTraffic> = serde_json::from_value(traffic).ok();
     let can_write = session.principal.require(Permission::ServicesWrite).is_ok();
+    let tasks = super::tasks::list(
+        api,
+        credential,
+        &format!("target=services/{}&limit=10", segment(name)),
+    )
+    .await;
     let spec = &manifest.spec;
     let state = manifest.status.clone().unwrap_or_default();
     let notice = |part: &str| notices.get(part).cloned().unwrap_or_default();
@@ -113,6 +119,12 @@ async fn render(
                         }
                     }
                 }
+            }
+            h2 { "Tasks " span.muted { a href="/ui/tasks" { "all tasks" } } }
+            @match &tasks {
+                Ok(tasks) if tasks.is_empty() => p.empty { "No task has run for this service." },
+                Ok(tasks) => (super::tasks::tasks_table("service-tasks", tasks, session, &here)),
+                Err(words) => div.error role="alert" { @for w in words { p { (w) } } },
             }
             h2 { "Replicas " span.muted id="replica-count" { (state.ready_replicas) " of " (state.desired_replicas) " ready" } }
             @if state.replicas.is_empty() {

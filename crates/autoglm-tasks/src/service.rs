@@ -1,0 +1,126 @@
+//! What a service task does: tells the platform that the service changed,
+//! then follows the platform's status until the change is rolled out
+//! (every replica of it ready), refused, or gone, reporting the share of
+//! ready replicas as progress. Running it again is harmless: the platform
+//! converges on what the store holds, so a resumed task only waits again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use autoglm_contract::ServicePlatform;
+use autoglm_core::task::{Rollout, Task, TaskError, TaskKind, TaskProgress, judge};
+use autoglm_store::Store;
+use serde_json::{Value, json};
+
+use crate::{Execute, Reporter};
+
+/// How often the platform's status is read while a change rolls out.
+const FOLLOW: Duration = Duration::from_millis(100);
+
+/// Runs service tasks on a platform.
+#[derive(Debug, Clone)]
+pub struct ServiceWork {
+    store: Arc<Store>,
+    platform: Arc<dyn ServicePlatform>,
+}
+
+impl ServiceWork {
+    /// Service tasks over `store` on `platform`.
+    pub fn new(store: Arc<Store>, platform: Arc<dyn ServicePlatform>) -> ServiceWork {
+        ServiceWork { store, platform }
+    }
+
+    async fn follow(
+        &self,
+        task: &Task,
+        name: &str,
+        progress: &Reporter,
+    ) -> Result<Value, TaskError> {
+        let tenant = task.tenant.as_str();
+        if !self.platform.runs_services() {
+            return Ok(json!({"message": "no platform runs services here: the change is stored"}));
+        }
+        self.platform.changed(tenant, name);
+        loop {
+            if task.kind == TaskKind::Delete {
+                if !self.platform.present(tenant, name) {
+                    return Ok(
+                        json!({"message": format!("service {name:?} is gone from its platform")}),
+                    );
+                }
+                progress
+                    .report(TaskProgress {
+                        percent: 50,
+                        message: "stopping the replicas".to_owned(),
+                    })
+                    .await;
+            } else {
+                let (store, t, n) = (self.store.clone(), tenant.to_owned(), name.to_owned());
+                let stored = match tokio::task::spawn_blocking(move || store.service(&t, &n)).await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) if e.is_not_found() => {
+                        return Err(TaskError::new(
+                            "superseded",
+                            format!(
+                                "service {name:?} was deleted before this change was rolled out"
+                            ),
+                        ));
+                    }
+                    Ok(Err(e)) => return Err(TaskError::transient(e.to_string())),
+                    Err(e) => return Err(TaskError::new("internal", e.to_string())),
+                };
+                match self
+                    .platform
+                    .status(tenant, &stored)
+                    .map(|s| judge(&task.change, &s))
+                {
+                    Some(Rollout::Done) => {
+                        let status = self.platform.status(tenant, &stored);
+                        let ready = status.as_ref().map_or(0, |s| s.ready_replicas);
+                        return Ok(json!({
+                            "message": format!("rolled out: {ready} replicas ready"),
+                            "generation": stored.generation(),
+                            "status": status,
+                        }));
+                    }
+                    Some(Rollout::Refused(e)) => return Err(e),
+                    Some(Rollout::Working(p)) => progress.report(p).await,
+                    None => {
+                        progress
+                            .report(TaskProgress {
+                                percent: 0,
+                                message: "waiting for the platform to take the service up"
+                                    .to_owned(),
+                            })
+                            .await
+                    }
+                }
+            }
+            tokio::time::sleep(FOLLOW).await;
+        }
+    }
+}
+
+impl Execute for ServiceWork {
+    async fn execute(&self, task: Task, progress: Reporter) -> Result<Value, TaskError> {
+        let Some(name) = task.target.strip_prefix("services/") else {
+            return Err(TaskError::new(
+                "internal",
+                format!(
+                    "a {} task cannot act on {:?}",
+                    task.kind.as_str(),
+                    task.target
+                ),
+            ));
+        };
+        let name = name.to_owned();
+        self.follow(&task, &name, &progress).await
+    }
+
+    fn cancelled(&self, task: &Task) {
+        if let Some(name) = task.target.strip_prefix("services/") {
+            self.platform.changed(&task.tenant, name);
+        }
+    }
+}
