@@ -11,6 +11,7 @@ pub mod names;
 pub mod rbac;
 pub mod registry;
 pub mod replay;
+pub mod rollout;
 pub mod security;
 pub mod service;
 pub mod stage;

@@ -410,6 +410,7 @@ mod tests {
             stateful: None,
             ingress: None,
             load_balancing: None,
+            rollout: None,
         }
     }
 

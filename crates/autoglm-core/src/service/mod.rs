@@ -99,6 +99,10 @@ pub struct ModelServiceSpec {
     /// least outstanding when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancing: Option<LoadBalancing>,
+    /// How a new version takes over: canary steps as Argo Rollouts spells
+    /// them. Without it a new version takes its weight in one change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::rollout::RolloutSpec>,
 }
 
 /// One version of the traffic split.

@@ -88,6 +88,11 @@ impl ModelServiceSpec {
             errors.push(FieldError::new("spec.model", e.to_string()));
         }
         self.check_versions(errors);
+        if let Some(rollout) = &self.rollout
+            && let Err(refused) = rollout.ready()
+        {
+            errors.extend(refused);
+        }
         runtime::check(&self.runtime, errors);
         self.check_scaling(errors);
         self.check_resources(errors);

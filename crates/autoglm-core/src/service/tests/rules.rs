@@ -24,6 +24,7 @@ fn valid() -> ModelServiceSpec {
         stateful: None,
         ingress: None,
         load_balancing: None,
+        rollout: None,
     }
 }
 
@@ -479,6 +480,7 @@ fn every_problem_is_reported() {
         stateful: None,
         ingress: None,
         load_balancing: None,
+        rollout: None,
     };
     let paths: Vec<String> = spec
         .validate()
