@@ -41,6 +41,7 @@ fn path_for(spec: &RouteSpec, fx: &Fixture) -> String {
                 // The fixture service's deploy task.
                 Some("id") if spec.path.starts_with("/api/v1/tasks/") => "1".to_owned(),
                 Some("id") => fx.key_id.clone(),
+                Some("action") => "pause".to_owned(),
                 Some("replica") => format!("default.{FIXTURE_MODEL}-1-1"),
                 Some(other) => panic!(
                     "route {} {} has a path parameter {{{other}}} the RBAC walk has no fixture \

@@ -31,6 +31,8 @@ pub enum TaskKind {
     TrafficSplit,
     /// A service leaves its platform.
     Delete,
+    /// A rollout's steps, run until it is done, aborted or waits for a user.
+    RolloutStep,
 }
 
 impl TaskKind {
@@ -42,6 +44,7 @@ impl TaskKind {
         TaskKind::Restart,
         TaskKind::TrafficSplit,
         TaskKind::Delete,
+        TaskKind::RolloutStep,
     ];
 
     /// The name on the wire and in the store.
@@ -53,6 +56,7 @@ impl TaskKind {
             TaskKind::Restart => "restart",
             TaskKind::TrafficSplit => "trafficSplit",
             TaskKind::Delete => "delete",
+            TaskKind::RolloutStep => "rolloutStep",
         }
     }
 
@@ -67,7 +71,7 @@ impl TaskKind {
     pub fn priority(self) -> i64 {
         match self {
             TaskKind::TrafficSplit | TaskKind::Delete => 10,
-            TaskKind::Scale | TaskKind::Restart => 20,
+            TaskKind::Scale | TaskKind::Restart | TaskKind::RolloutStep => 20,
             TaskKind::Update | TaskKind::Deploy => 30,
         }
     }
@@ -80,6 +84,9 @@ impl TaskKind {
             TaskKind::Deploy | TaskKind::Update | TaskKind::Restart => Duration::from_secs(15 * 60),
             TaskKind::Scale => Duration::from_secs(10 * 60),
             TaskKind::TrafficSplit | TaskKind::Delete => Duration::from_secs(5 * 60),
+            // Timed pauses last up to a day; a rollout that waits for a user
+            // ends its task and gets a new one when the user acts.
+            TaskKind::RolloutStep => Duration::from_secs(25 * 3600),
         }
     }
 }

@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_services.sql"),
     include_str!("../migrations/0003_gateway.sql"),
     include_str!("../migrations/0004_tasks.sql"),
+    include_str!("../migrations/0005_rollouts.sql"),
 ];
 
 /// Schema versions before and after opening.

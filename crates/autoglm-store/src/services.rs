@@ -10,9 +10,10 @@
 use std::collections::BTreeMap;
 
 use autoglm_core::error::{ErrorCode, FieldError};
+use autoglm_core::rollout::{Phase as RolloutPhase, Rollout};
 use autoglm_core::service::{
     API_VERSION, KIND, ModelServiceManifest, ModelServiceSpec, ObjectMeta, RESTARTED_AT_ANNOTATION,
-    ScaleError, StoredService,
+    ScaleError, StoredService, VersionWeight,
 };
 use autoglm_core::stage::Stage;
 use chrono::Utc;
@@ -262,14 +263,166 @@ pub fn update_service(
         ));
     }
     check_references(tx, tenant, &manifest.spec)?;
-    save(
+    let (spec, started) = rollout_of_update(tx, tenant, &current, &manifest.spec)?;
+    let saved = save(
         tx,
         tenant,
         &current,
         &manifest.metadata.labels,
         &manifest.metadata.annotations,
-        &manifest.spec,
-    )
+        &spec,
+    )?;
+    if let Some(rollout) = started {
+        write_rollout(tx, tenant, name, &rollout)?;
+    }
+    Ok(saved)
+}
+
+/// What an update does to a rollout: a new single version replacing the
+/// single stable one, under a spec with `rollout`, starts one (the canary
+/// joins at weight 0; the rollout moves it). While one runs, the spec may
+/// change but its versions stay as the rollout set them: an update naming
+/// the canary alone leaves them, any other split is refused.
+fn rollout_of_update(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    current: &StoredService,
+    wanted: &ModelServiceSpec,
+) -> Result<(ModelServiceSpec, Option<Rollout>)> {
+    let running = rollout(tx, tenant, current.name())?.filter(|r| !r.is_final());
+    let single = |spec: &ModelServiceSpec| match spec.versions.as_slice() {
+        [only] if only.weight == 100 => Some(only.version.clone()),
+        _ => None,
+    };
+    if let Some(r) = running {
+        if single(wanted).as_deref() != Some(r.canary.as_str()) {
+            return Err(StoreError::rejected(
+                ErrorCode::InvalidTransition,
+                format!(
+                    "service {:?} is rolling out version {} (phase {:?}, weight {}); promote or abort the rollout before changing its versions",
+                    current.name(),
+                    r.canary,
+                    r.phase,
+                    r.weight
+                ),
+            ));
+        }
+        let spec = ModelServiceSpec {
+            versions: current.manifest.spec.versions.clone(),
+            ..wanted.clone()
+        };
+        return Ok((spec, None));
+    }
+    let (Some(_), Some(stable), Some(canary)) = (
+        wanted.rollout.as_ref(),
+        single(&current.manifest.spec),
+        single(wanted),
+    ) else {
+        return Ok((wanted.clone(), None));
+    };
+    if stable == canary {
+        return Ok((wanted.clone(), None));
+    }
+    let spec = ModelServiceSpec {
+        versions: vec![
+            VersionWeight {
+                version: stable.clone(),
+                weight: 100,
+            },
+            VersionWeight {
+                version: canary.clone(),
+                weight: 0,
+            },
+        ],
+        ..wanted.clone()
+    };
+    Ok((spec, Some(Rollout::start(&stable, &canary, Utc::now()))))
+}
+
+/// A service's rollout state, if one ever ran.
+pub fn rollout(conn: &Connection, tenant: &str, name: &str) -> Result<Option<Rollout>> {
+    let text: Option<Option<String>> = conn
+        .query_row(
+            "SELECT rollout FROM services WHERE tenant = ?1 AND name = ?2",
+            [tenant, name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(text) = text else {
+        return Err(StoreError::rejected(
+            ErrorCode::NotFound,
+            format!("service {name:?} does not exist"),
+        ));
+    };
+    text.as_deref()
+        .map(|t| parse_json(t).map_err(StoreError::from))
+        .transpose()
+}
+
+fn write_rollout(tx: &Transaction<'_>, tenant: &str, name: &str, rollout: &Rollout) -> Result<()> {
+    tx.execute(
+        "UPDATE services SET rollout = ?1 WHERE tenant = ?2 AND name = ?3",
+        (json(rollout)?, tenant, name),
+    )?;
+    Ok(())
+}
+
+/// Saves a rollout's new state inside a write, with the split it asks for
+/// in spec.versions (a new generation when the split moved): stable and
+/// canary by the rollout's weight while it runs, the canary alone once it
+/// is healthy, the stable version alone once it is aborted.
+pub fn save_rollout(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    name: &str,
+    rollout: &Rollout,
+) -> Result<StoredService> {
+    let current = get(tx, tenant, name)?;
+    let weight = |version: &str, weight: u32| VersionWeight {
+        version: version.to_owned(),
+        weight,
+    };
+    let versions = match rollout.phase {
+        RolloutPhase::Healthy => vec![weight(&rollout.canary, 100)],
+        RolloutPhase::Degraded => vec![weight(&rollout.stable, 100)],
+        _ => vec![
+            weight(&rollout.stable, 100 - rollout.weight),
+            weight(&rollout.canary, rollout.weight),
+        ],
+    };
+    let spec = ModelServiceSpec {
+        versions,
+        ..current.manifest.spec.clone()
+    };
+    let metadata = &current.manifest.metadata;
+    let saved = save(
+        tx,
+        tenant,
+        &current,
+        &metadata.labels,
+        &metadata.annotations,
+        &spec,
+    )?;
+    write_rollout(tx, tenant, name, rollout)?;
+    let promote = spec
+        .rollout
+        .as_ref()
+        .is_some_and(|r| r.promote_to_production);
+    if rollout.phase == RolloutPhase::Healthy
+        && promote
+        && let Ok(version) = rollout.canary.parse::<i64>()
+    {
+        let change = autoglm_core::registry::SetStage {
+            stage: autoglm_core::stage::Stage::Production,
+            archive_others: false,
+        };
+        match crate::registry::set_stage(tx, tenant, &spec.model, version, &change) {
+            // Already in production: nothing to move.
+            Ok(_) | Err(StoreError::Rejected(ErrorCode::InvalidTransition, _)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(saved)
 }
 
 /// Sets a fixed replica count, inside a write; refused for autoscaled services.
@@ -401,6 +554,11 @@ pub(crate) fn refuse_version_served(
 }
 
 impl Store {
+    /// A service's rollout state, if one ever ran.
+    pub fn service_rollout(&self, tenant: &str, name: &str) -> Result<Option<Rollout>> {
+        self.read(|c| rollout(c, tenant, name))
+    }
+
     /// One service.
     pub fn service(&self, tenant: &str, name: &str) -> Result<StoredService> {
         self.read(|c| get(c, tenant, name))

@@ -531,6 +531,16 @@ fn mark_cancelled(tx: &Transaction<'_>, id: i64, message: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether `tenant` has a pending or running task of `kind` on `target`.
+pub fn has_active(conn: &Connection, tenant: &str, target: &str, kind: TaskKind) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM tasks WHERE tenant = ?1 AND target = ?2 AND kind = ?3
+                        AND state IN ('pending', 'running'))",
+        (tenant, target, kind.as_str()),
+        |r| r.get(0),
+    )?)
+}
+
 /// Asks, inside a caller's write, for `tenant`'s task `id` to be cancelled:
 /// a pending task is cancelled at once (its service restored), a running
 /// one is marked and its worker stops it. A finished task is refused.

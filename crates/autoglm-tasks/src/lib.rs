@@ -16,6 +16,7 @@
 
 #[cfg(test)]
 mod breakpoint;
+mod rollout;
 mod service;
 #[cfg(test)]
 mod tests;

@@ -3,12 +3,13 @@
 //! (every replica of it ready), refused, or gone, reporting the share of
 //! ready replicas as progress. Running it again is harmless: the platform
 //! converges on what the store holds, so a resumed task only waits again.
+//! Rollouts are `rollout.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoglm_contract::ServicePlatform;
-use autoglm_core::task::{Rollout, Task, TaskError, TaskKind, TaskProgress, judge};
+use autoglm_contract::{ServicePlatform, TrafficHistory};
+use autoglm_core::task::{Rollout, ServiceChange, Task, TaskError, TaskKind, TaskProgress, judge};
 use autoglm_store::Store;
 use serde_json::{Value, json};
 
@@ -20,17 +21,43 @@ const FOLLOW: Duration = Duration::from_millis(100);
 /// Runs service tasks on a platform.
 #[derive(Debug, Clone)]
 pub struct ServiceWork {
-    store: Arc<Store>,
+    pub(crate) store: Arc<Store>,
     platform: Arc<dyn ServicePlatform>,
+    pub(crate) traffic: Arc<dyn TrafficHistory>,
 }
 
 impl ServiceWork {
-    /// Service tasks over `store` on `platform`.
-    pub fn new(store: Arc<Store>, platform: Arc<dyn ServicePlatform>) -> ServiceWork {
-        ServiceWork { store, platform }
+    /// Service tasks over `store` on `platform`; rollouts measure from `traffic`.
+    pub fn new(
+        store: Arc<Store>,
+        platform: Arc<dyn ServicePlatform>,
+        traffic: Arc<dyn TrafficHistory>,
+    ) -> ServiceWork {
+        ServiceWork {
+            store,
+            platform,
+            traffic,
+        }
     }
 
-    async fn follow(
+    /// Waits until a deleted service is gone from its platform.
+    async fn gone(&self, tenant: &str, name: &str, progress: &Reporter) -> Value {
+        self.platform.changed(tenant, name);
+        while self.platform.present(tenant, name) {
+            progress
+                .report(TaskProgress {
+                    percent: 50,
+                    message: "stopping the replicas".to_owned(),
+                })
+                .await;
+            tokio::time::sleep(FOLLOW).await;
+        }
+        json!({"message": format!("service {name:?} is gone from its platform")})
+    }
+
+    /// Tells the platform about `task`'s service and waits until what the
+    /// store holds now is rolled out there.
+    pub(crate) async fn converge(
         &self,
         task: &Task,
         name: &str,
@@ -42,59 +69,48 @@ impl ServiceWork {
         }
         self.platform.changed(tenant, name);
         loop {
-            if task.kind == TaskKind::Delete {
-                if !self.platform.present(tenant, name) {
-                    return Ok(
-                        json!({"message": format!("service {name:?} is gone from its platform")}),
-                    );
+            let (store, t, n) = (self.store.clone(), tenant.to_owned(), name.to_owned());
+            let stored = match tokio::task::spawn_blocking(move || store.service(&t, &n)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) if e.is_not_found() => {
+                    return Err(TaskError::new(
+                        "superseded",
+                        format!("service {name:?} was deleted before this change was rolled out"),
+                    ));
                 }
-                progress
-                    .report(TaskProgress {
-                        percent: 50,
-                        message: "stopping the replicas".to_owned(),
-                    })
-                    .await;
+                Ok(Err(e)) => return Err(TaskError::transient(e.to_string())),
+                Err(e) => return Err(TaskError::new("internal", e.to_string())),
+            };
+            // A rollout's task waits for whatever the store holds now; any
+            // other for its own change (or a later one).
+            let change = if task.kind == TaskKind::RolloutStep {
+                ServiceChange {
+                    generation: Some(stored.generation()),
+                    restarts: stored.restarts,
+                    ..ServiceChange::default()
+                }
             } else {
-                let (store, t, n) = (self.store.clone(), tenant.to_owned(), name.to_owned());
-                let stored = match tokio::task::spawn_blocking(move || store.service(&t, &n)).await
-                {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) if e.is_not_found() => {
-                        return Err(TaskError::new(
-                            "superseded",
-                            format!(
-                                "service {name:?} was deleted before this change was rolled out"
-                            ),
-                        ));
-                    }
-                    Ok(Err(e)) => return Err(TaskError::transient(e.to_string())),
-                    Err(e) => return Err(TaskError::new("internal", e.to_string())),
-                };
-                match self
-                    .platform
-                    .status(tenant, &stored)
-                    .map(|s| judge(&task.change, &s))
-                {
-                    Some(Rollout::Done) => {
-                        let status = self.platform.status(tenant, &stored);
-                        let ready = status.as_ref().map_or(0, |s| s.ready_replicas);
-                        return Ok(json!({
-                            "message": format!("rolled out: {ready} replicas ready"),
-                            "generation": stored.generation(),
-                            "status": status,
-                        }));
-                    }
-                    Some(Rollout::Refused(e)) => return Err(e),
-                    Some(Rollout::Working(p)) => progress.report(p).await,
-                    None => {
-                        progress
-                            .report(TaskProgress {
-                                percent: 0,
-                                message: "waiting for the platform to take the service up"
-                                    .to_owned(),
-                            })
-                            .await
-                    }
+                task.change.clone()
+            };
+            let status = self.platform.status(tenant, &stored);
+            match status.as_ref().map(|s| judge(&change, s)) {
+                Some(Rollout::Done) => {
+                    let ready = status.as_ref().map_or(0, |s| s.ready_replicas);
+                    return Ok(json!({
+                        "message": format!("rolled out: {ready} replicas ready"),
+                        "generation": stored.generation(),
+                        "status": status,
+                    }));
+                }
+                Some(Rollout::Refused(e)) => return Err(e),
+                Some(Rollout::Working(p)) => progress.report(p).await,
+                None => {
+                    progress
+                        .report(TaskProgress {
+                            percent: 0,
+                            message: "waiting for the platform to take the service up".to_owned(),
+                        })
+                        .await
                 }
             }
             tokio::time::sleep(FOLLOW).await;
@@ -115,7 +131,14 @@ impl Execute for ServiceWork {
             ));
         };
         let name = name.to_owned();
-        self.follow(&task, &name, &progress).await
+        match task.kind {
+            TaskKind::Delete if !self.platform.runs_services() => {
+                Ok(json!({"message": "no platform runs services here: the change is stored"}))
+            }
+            TaskKind::Delete => Ok(self.gone(&task.tenant, &name, &progress).await),
+            TaskKind::RolloutStep => self.roll(&task, &name, &progress).await,
+            _ => self.converge(&task, &name, &progress).await,
+        }
     }
 
     fn cancelled(&self, task: &Task) {

@@ -52,7 +52,11 @@ pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
     let _tasks = autoglm_tasks::TaskScheduler::start(
         state.store.clone(),
         state.tasks.clone(),
-        autoglm_tasks::ServiceWork::new(state.store.clone(), state.platform.clone()),
+        autoglm_tasks::ServiceWork::new(
+            state.store.clone(),
+            state.platform.clone(),
+            state.traffic.clone(),
+        ),
         autoglm_tasks::Settings::default(),
     )
     .await

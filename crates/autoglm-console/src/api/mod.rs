@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod keys;
 pub mod models;
+pub mod rollouts;
 pub mod services;
 pub mod tasks;
 pub mod tenancy;

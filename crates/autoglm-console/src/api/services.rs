@@ -122,7 +122,19 @@ where
         .apply_with(state, Started::status, format!("services/{name}"), {
             move |tx, _| {
                 let before = services::find_service(tx, &tenant, &name)?;
+                let rollout_before = match &before {
+                    Some(_) => services::rollout(tx, &tenant, &name)?,
+                    None => None,
+                };
                 let after = change(tx, &tenant)?;
+                let rollout_after = match &after {
+                    Some(_) => services::rollout(tx, &tenant, &name)?,
+                    None => None,
+                };
+                let rollout_started = rollout_after != rollout_before
+                    && rollout_after
+                        .as_ref()
+                        .is_some_and(|r| !r.is_final() && r.step == 0);
                 if let (Some(b), Some(a)) = (&before, &after)
                     && b.updated_at == a.updated_at
                 {
@@ -134,6 +146,8 @@ where
                 }
                 let kind = if restart {
                     TaskKind::Restart
+                } else if rollout_started {
+                    TaskKind::RolloutStep
                 } else {
                     kind_of_change(
                         before.as_ref().map(|b| &b.manifest.spec),

@@ -9,7 +9,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use super::{Access, RequestBody, ResponseBody, Route, RouteSpec};
 use crate::AppState;
-use crate::api::{audit, auth, keys, models, services, tasks, tenancy, usage, versions};
+use crate::api::{audit, auth, keys, models, rollouts, services, tasks, tenancy, usage, versions};
 use autoglm_core::audit::{AuditRecord, ChainVerification};
 use autoglm_core::rbac::Permission;
 use autoglm_core::registry::{
@@ -485,6 +485,32 @@ pub fn table() -> Vec<Route> {
             ..RouteSpec::DEFAULT
         },
         delete(services::delete_one),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/services/{name}/rollout",
+            action: "services.rollout",
+            summary: "A service's rollout: phase, step, the canary's weight, analysis results, and its steps",
+            access: P(ServicesRead),
+            request: NoBody,
+            response: Out(200, schema::<rollouts::RolloutView>),
+            ..RouteSpec::DEFAULT
+        },
+        get(rollouts::get_one),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/services/{name}/rollout/{action}",
+            action: "services.rollout_action",
+            summary: "Pause, resume, promote (skip the remaining steps) or abort (all traffic back on the stable version) a service's rollout",
+            access: P(ServicesWrite),
+            request: NoBody,
+            response: Out(200, schema::<rollouts::RolloutView>),
+            ..RouteSpec::DEFAULT
+        },
+        post(rollouts::act),
     );
     b.add(
         RouteSpec {

@@ -52,7 +52,11 @@ pub async fn start_tasks(c: &Console) -> autoglm_tasks::TaskScheduler {
     autoglm_tasks::TaskScheduler::start(
         c.state.store.clone(),
         c.state.tasks.clone(),
-        autoglm_tasks::ServiceWork::new(c.state.store.clone(), c.state.platform.clone()),
+        autoglm_tasks::ServiceWork::new(
+            c.state.store.clone(),
+            c.state.platform.clone(),
+            c.state.traffic.clone(),
+        ),
         autoglm_tasks::Settings::default(),
     )
     .await

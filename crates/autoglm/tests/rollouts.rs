@@ -1,0 +1,342 @@
+//! Rollouts on the local platform with real replicas and real traffic
+//! through the gateway: a new version that fails its requests (the fixture
+//! answers 500 for a version in $FAIL_VERSIONS) is rolled back by its
+//! analysis by itself, and no request reaches it after the abort; a healthy
+//! one goes 10 → 50, waits at an open pause, is promoted and becomes the
+//! stable version; bad rollout specs are refused with their field paths.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::Up;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const UPSTREAM: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/openai_upstream.py"
+);
+
+struct Env {
+    up: Up,
+    http: reqwest::Client,
+    _files: tempfile::TempDir,
+}
+
+impl Env {
+    async fn start(home: &std::path::Path) -> Env {
+        let env = Env {
+            up: Up::start(home, &[]),
+            http: reqwest::Client::new(),
+            _files: tempfile::tempdir().unwrap(),
+        };
+        common::register_model(&env.up.console, &env.http, "echo", 2, env._files.path()).await;
+        env
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.up.console.call(&self.http, method, path, body).await
+    }
+
+    /// `/api/v1/services/echo/rollout` once `done` holds of it.
+    async fn rollout_when(
+        &self,
+        what: &str,
+        within: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (s, r) = self
+                .call(Method::GET, "/api/v1/services/echo/rollout", None)
+                .await;
+            if s == StatusCode::OK && done(&r) {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} within {within:?}: {s} {r}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Sends chat requests to `echo` every 50 ms until the flag drops; the
+    /// versions that answered and their statuses, with when.
+    fn traffic(
+        &self,
+        running: Arc<AtomicBool>,
+    ) -> tokio::task::JoinHandle<Vec<(Instant, String, u16)>> {
+        let (http, url, token) = (
+            self.http.clone(),
+            format!("{}/v1/chat/completions", self.up.gateway),
+            self.up.console.token.clone(),
+        );
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while running.load(Ordering::Relaxed) {
+                let r = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(
+                        &json!({"model": "echo", "messages": [{"role": "user", "content": "hi"}]}),
+                    )
+                    .send()
+                    .await;
+                if let Ok(r) = r {
+                    let version = r
+                        .headers()
+                        .get("x-autoglm-version")
+                        .map(|v| v.to_str().unwrap().to_owned())
+                        .unwrap_or_default();
+                    seen.push((Instant::now(), version, r.status().as_u16()));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            seen
+        })
+    }
+}
+
+/// Service `echo` at `version` alone; version 2 fails every request when `bad`.
+fn manifest(version: &str, steps: Value, bad: bool) -> Value {
+    let fail = if bad { "2" } else { "" };
+    json!({"apiVersion": "autoglm.io/v1alpha1", "kind": "ModelService", "metadata": {"name": "echo"},
+    "spec": {
+        "model": "echo",
+        "versions": [{"version": version, "weight": 100}],
+        "replicas": 1,
+        "runtime": {"command": {"command": ["python3", UPSTREAM, "{port}", "{version}", "{name}"]}},
+        "env": [{"name": "FAIL_VERSIONS", "value": fail}],
+        "rollout": {"steps": steps, "promoteToProduction": true},
+    }})
+}
+
+/// Deploys `echo` at version 1 and waits for its task.
+async fn stable_v1(env: &Env, steps: Value, bad: bool) {
+    let (s, task) = env
+        .call(
+            Method::POST,
+            "/api/v1/services",
+            Some(manifest("1", steps, bad)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{task}");
+    let (_, done) = env
+        .call(
+            Method::GET,
+            &format!("/api/v1/tasks/{}?wait=60s", task["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+}
+
+#[tokio::test]
+async fn a_failing_canary_is_rolled_back_by_its_analysis_and_gets_no_more_requests() {
+    let home = tempfile::tempdir().unwrap();
+    let env = Env::start(&home.path().join("home")).await;
+    // No analysis named: the default guard (error ratio above 5% over 10 s) runs.
+    let steps = json!([{"setWeight": 50}, {"pause": {"duration": "60s"}}, {"setWeight": 100}]);
+    stable_v1(&env, steps.clone(), true).await;
+    let running = Arc::new(AtomicBool::new(true));
+    let traffic = env.traffic(running.clone());
+
+    let (s, task) = env
+        .call(
+            Method::PUT,
+            "/api/v1/services/echo",
+            Some(manifest("2", steps, true)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{task}");
+    assert_eq!(task["kind"], "rolloutStep");
+    env.rollout_when("the canary at 50%", Duration::from_secs(60), |r| {
+        r["weight"] == 50
+    })
+    .await;
+    let aborted = env
+        .rollout_when("the abort", Duration::from_secs(40), |r| {
+            r["phase"] == "Degraded"
+        })
+        .await;
+    let aborted_at = Instant::now();
+    assert_eq!(aborted["weight"], 0);
+    assert!(
+        aborted["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("metric error-ratio failed at step 1: 1"),
+        "{aborted}"
+    );
+    let (_, service) = env.call(Method::GET, "/api/v1/services/echo", None).await;
+    assert_eq!(
+        service["spec"]["versions"],
+        json!([{"version": "1", "weight": 100}])
+    );
+    // Let traffic run on, then look at who answered after the abort.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    running.store(false, Ordering::Relaxed);
+    let seen = traffic.await.unwrap();
+    let canary_before = seen.iter().filter(|(_, v, _)| v == "2").count();
+    assert!(
+        canary_before > 0,
+        "the canary took part of the traffic first"
+    );
+    // A request in flight at the abort may still end at the canary; none sent a second later.
+    let late: Vec<_> = seen
+        .iter()
+        .filter(|(at, v, _)| *at > aborted_at + Duration::from_secs(1) && v == "2")
+        .collect();
+    assert!(
+        late.is_empty(),
+        "requests reached the canary after the abort: {late:?}"
+    );
+    let after: Vec<_> = seen
+        .iter()
+        .filter(|(at, ..)| *at > aborted_at + Duration::from_secs(1))
+        .collect();
+    assert!(
+        !after.is_empty() && after.iter().all(|(_, v, s)| v == "1" && *s == 200),
+        "{after:?}"
+    );
+    let (_, task) = env
+        .call(Method::GET, &format!("/api/v1/tasks/{}", task["id"]), None)
+        .await;
+    assert_eq!(task["state"], "succeeded", "{task}");
+}
+
+#[tokio::test]
+async fn a_healthy_canary_goes_10_then_50_waits_to_be_promoted_and_becomes_stable() {
+    let home = tempfile::tempdir().unwrap();
+    let env = Env::start(&home.path().join("home")).await;
+    let guard = json!({"analysis": {"metrics": [{
+        "name": "errors", "interval": "10s",
+        "successCondition": "result <= 0.05",
+        "provider": {"gateway": {"metric": "errorRatio"}},
+    }]}});
+    let steps =
+        json!([{"setWeight": 10}, guard, {"setWeight": 50}, {"pause": {}}, {"setWeight": 100}]);
+    stable_v1(&env, steps.clone(), false).await;
+    let healthy = manifest("2", steps, false);
+    let running = Arc::new(AtomicBool::new(true));
+    let traffic = env.traffic(running.clone());
+    let (s, task) = env
+        .call(Method::PUT, "/api/v1/services/echo", Some(healthy.clone()))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{task}");
+    env.rollout_when("the canary at 10%", Duration::from_secs(60), |r| {
+        r["weight"] == 10
+    })
+    .await;
+    let paused = env
+        .rollout_when("the open pause at 50%", Duration::from_secs(60), |r| {
+            r["weight"] == 50 && r["phase"] == "Paused"
+        })
+        .await;
+    assert_eq!(paused["step"], 3, "{paused}");
+    let measured = &paused["analysis"][0]["measurements"][0];
+    assert_eq!(measured["phase"], "Successful", "{paused}");
+    assert_eq!(measured["value"], 0.0, "{paused}");
+    // The versions may not change while it runs; the canary alone again is no change.
+    let mut other = healthy.clone();
+    other["spec"]["versions"] = json!([{"version": "1", "weight": 100}]);
+    let (s, refused) = env
+        .call(Method::PUT, "/api/v1/services/echo", Some(other))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("promote or abort"),
+        "{refused}"
+    );
+    // The first rollout task ended, waiting for a user; promote starts another.
+    let (_, first) = env
+        .call(
+            Method::GET,
+            &format!("/api/v1/tasks/{}?wait=10s", task["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(first["state"], "succeeded", "{first}");
+    let (s, promoted) = env
+        .call(Method::POST, "/api/v1/services/echo/rollout/promote", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{promoted}");
+    assert_eq!(promoted["phase"], "Healthy");
+    let (_, service) = env.call(Method::GET, "/api/v1/services/echo", None).await;
+    assert_eq!(
+        service["spec"]["versions"],
+        json!([{"version": "2", "weight": 100}])
+    );
+    // promoteToProduction: the registry says so too.
+    let (_, version) = env
+        .call(Method::GET, "/api/v1/models/echo/versions/2", None)
+        .await;
+    assert_eq!(version["stage"], "production", "{version}");
+    let (s, again) = env
+        .call(Method::POST, "/api/v1/services/echo/rollout/abort", None)
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{again}");
+    // Every request was answered; once only version 2 is listed, only it answers.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    running.store(false, Ordering::Relaxed);
+    let seen = traffic.await.unwrap();
+    assert!(seen.iter().all(|(_, _, s)| *s == 200), "{seen:?}");
+    assert!(seen.iter().any(|(_, v, _)| v == "2"));
+    let (_, tasks) = env
+        .call(Method::GET, "/api/v1/tasks?kind=rolloutStep", None)
+        .await;
+    assert_eq!(tasks["items"].as_array().unwrap().len(), 2, "{tasks}");
+}
+
+#[tokio::test]
+async fn bad_rollouts_are_refused_with_their_paths_and_store_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let env = Env::start(&home.path().join("home")).await;
+    let steps = json!([
+        {"setWeight": 50}, {"setWeight": 10}, {"setWeight": 101},
+        {"pause": {"duration": "-1s"}},
+        {"analysis": {"metrics": [
+            {"name": "p95", "interval": "-10s", "failureCondition": "result >> 1", "provider": {"gateway": {"metric": "latencyP95"}}},
+            {"name": "gpu", "successCondition": "result < 1", "provider": {"gateway": {"metric": "gpuUtilisation"}}},
+        ]}},
+    ]);
+    let (s, refused) = env
+        .call(
+            Method::POST,
+            "/api/v1/services",
+            Some(manifest("1", steps, false)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let paths: Vec<&str> = refused["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "spec.rollout.steps[1].setWeight",
+            "spec.rollout.steps[2].setWeight",
+            "spec.rollout.steps[3].pause.duration",
+            "spec.rollout.steps[4].analysis.metrics[0].interval",
+            "spec.rollout.steps[4].analysis.metrics[0].failureCondition",
+            "spec.rollout.steps[4].analysis.metrics[1].provider.gateway.metric",
+        ]
+    );
+    let (s, _) = env.call(Method::GET, "/api/v1/services/echo", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, none) = env
+        .call(Method::POST, "/api/v1/services/echo/rollout/pause", None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{none}");
+}
