@@ -26,6 +26,7 @@ pub mod model;
 pub mod output;
 mod pull;
 pub mod resource;
+pub mod rollout;
 pub mod tasks;
 pub mod upload;
 

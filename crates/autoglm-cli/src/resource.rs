@@ -161,6 +161,8 @@ pub enum ResourceCommand {
     Restart(NamedArgs),
     /// Wait until a task is final, showing its progress (exit 1 unless it succeeded).
     Wait(crate::tasks::WaitArgs),
+    /// A service's rollout: status, pause, resume, promote or abort.
+    Rollout(crate::rollout::RolloutArgs),
 }
 
 impl ResourceCommand {
@@ -172,6 +174,7 @@ impl ResourceCommand {
             ResourceCommand::Scale(a) => &a.target.client,
             ResourceCommand::Restart(a) => &a.client,
             ResourceCommand::Wait(a) => &a.client,
+            ResourceCommand::Rollout(a) => &a.client,
         }
     }
 }
@@ -190,6 +193,7 @@ pub async fn run_resource(command: ResourceCommand) -> i32 {
         ResourceCommand::Get(a) => get(&args, a.name.as_deref(), &a.selector).await,
         ResourceCommand::Delete(a) => delete(&args, a.resource, &a.names, a.wait).await,
         ResourceCommand::Wait(a) => crate::tasks::wait(&a).await,
+        ResourceCommand::Rollout(a) => crate::rollout::run(&a).await,
         ResourceCommand::Scale(a) => {
             let body = serde_json::json!({"replicas": a.replicas});
             let t = &a.target;

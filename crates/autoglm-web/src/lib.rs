@@ -67,6 +67,10 @@ pub fn router(config: WebConfig, api: Router) -> Router<AppState> {
         .route("/ui/services/{name}/scale", post(services::scale))
         .route("/ui/services/{name}/restart", post(services::restart))
         .route(
+            "/ui/services/{name}/rollout/{action}",
+            post(services::rollout::act),
+        )
+        .route(
             "/ui/services/{name}/replicas/{replica}/logs",
             get(services::logs),
         )

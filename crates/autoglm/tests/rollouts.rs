@@ -38,6 +38,27 @@ impl Env {
         env
     }
 
+    /// `autoglm ARGS` against this console; its stdout (it must succeed).
+    fn cli(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(common::BIN)
+            .args(args)
+            .args([
+                "--server",
+                &self.up.console.url,
+                "--token",
+                &self.up.console.token,
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         self.up.console.call(&self.http, method, path, body).await
     }
@@ -205,7 +226,7 @@ async fn a_failing_canary_is_rolled_back_by_its_analysis_and_gets_no_more_reques
         "{after:?}"
     );
     let (_, task) = env
-        .call(Method::GET, &format!("/api/v1/tasks/{}", task["id"]), None)
+        .call(Method::GET, &format!("/api/v1/tasks/{}?wait=30s", task["id"]), None)
         .await;
     assert_eq!(task["state"], "succeeded", "{task}");
 }
@@ -265,11 +286,20 @@ async fn a_healthy_canary_goes_10_then_50_waits_to_be_promoted_and_becomes_stabl
         )
         .await;
     assert_eq!(first["state"], "succeeded", "{first}");
-    let (s, promoted) = env
-        .call(Method::POST, "/api/v1/services/echo/rollout/promote", None)
-        .await;
-    assert_eq!(s, StatusCode::OK, "{promoted}");
-    assert_eq!(promoted["phase"], "Healthy");
+    // The CLI shows it as the Argo Rollouts plugin would, and promotes it.
+    let status = env.cli(&["rollout", "status", "echo"]);
+    assert!(status.contains("Status:   Paused\n"), "{status}");
+    assert!(status.contains("Canary:   2 at 50%\n"), "{status}");
+    assert!(
+        status.contains("  now  3: pause until promoted\n"),
+        "{status}"
+    );
+    assert!(
+        status.contains("Analysis: step 1 errors = 0 (stable 0): Successful"),
+        "{status}"
+    );
+    let promoted = env.cli(&["rollout", "promote", "echo"]);
+    assert!(promoted.contains("Status:   Healthy\n"), "{promoted}");
     let (_, service) = env.call(Method::GET, "/api/v1/services/echo", None).await;
     assert_eq!(
         service["spec"]["versions"],

@@ -15,3 +15,4 @@ mod common;
 
 mod operate;
 mod registry;
+mod rollout;

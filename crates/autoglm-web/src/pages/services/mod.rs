@@ -4,6 +4,7 @@
 
 pub mod charts;
 pub mod form;
+pub mod rollout;
 
 use std::collections::HashMap;
 
@@ -22,7 +23,7 @@ use crate::api::{Api, problem_words, refusal, segment};
 use crate::layout;
 use crate::session::{self, CsrfForm, Session, SignedIn};
 
-fn here(name: &str) -> String {
+pub(crate) fn here(name: &str) -> String {
     format!("/ui/services/{}", segment(name))
 }
 
@@ -59,7 +60,7 @@ fn balancing(balancing: &LoadBalancing) -> Markup {
     }
 }
 
-async fn render(
+pub(crate) async fn render(
     api: &Api,
     session: &Session,
     credential: &str,
@@ -94,6 +95,7 @@ async fn render(
         &format!("target=services/{}&limit=10", segment(name)),
     )
     .await;
+    let rollout = rollout::read(api, credential, name).await;
     let spec = &manifest.spec;
     let state = manifest.status.clone().unwrap_or_default();
     let notice = |part: &str| notices.get(part).cloned().unwrap_or_default();
@@ -103,6 +105,11 @@ async fn render(
             " · generation " (manifest.metadata.generation.unwrap_or(0))
             @if let Some(url) = &state.url { " · called at " code { (url) } }
             " · replicas chosen by " (balancing(&spec.load_balancing.clone().unwrap_or_default()))
+        }
+        @if let Some(rollout) = &rollout {
+            section id="live-rollout" data-live {
+                (rollout::panel(rollout, session, &here, notice("rollout")))
+            }
         }
         section id="live-status" data-live {
             h2 { "Health" }
