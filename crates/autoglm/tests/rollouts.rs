@@ -12,29 +12,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::Up;
+use common::{Local, UPSTREAM};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const UPSTREAM: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/openai_upstream.py"
-);
+struct Env(Local);
 
-struct Env {
-    up: Up,
-    http: reqwest::Client,
-    _files: tempfile::TempDir,
+impl std::ops::Deref for Env {
+    type Target = Local;
+    fn deref(&self) -> &Local {
+        &self.0
+    }
 }
 
 impl Env {
     async fn start(home: &std::path::Path) -> Env {
-        let env = Env {
-            up: Up::start(home, &[]),
-            http: reqwest::Client::new(),
-            _files: tempfile::tempdir().unwrap(),
-        };
-        common::register_model(&env.up.console, &env.http, "echo", 2, env._files.path()).await;
+        let env = Env(Local::start(home));
+        env.echo_model(2).await;
         env
     }
 
@@ -57,10 +51,6 @@ impl Env {
             String::from_utf8_lossy(&out.stderr)
         );
         stdout
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.up.console.call(&self.http, method, path, body).await
     }
 
     /// `/api/v1/services/echo/rollout` once `done` holds of it.
@@ -226,7 +216,11 @@ async fn a_failing_canary_is_rolled_back_by_its_analysis_and_gets_no_more_reques
         "{after:?}"
     );
     let (_, task) = env
-        .call(Method::GET, &format!("/api/v1/tasks/{}?wait=30s", task["id"]), None)
+        .call(
+            Method::GET,
+            &format!("/api/v1/tasks/{}?wait=30s", task["id"]),
+            None,
+        )
         .await;
     assert_eq!(task["state"], "succeeded", "{task}");
 }

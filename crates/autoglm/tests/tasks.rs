@@ -11,32 +11,22 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Up, exited};
+use common::{Local, UPSTREAM, Up, exited};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const UPSTREAM: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/openai_upstream.py"
-);
+struct Env(Local);
 
-struct Env {
-    up: Up,
-    http: reqwest::Client,
-    files: tempfile::TempDir,
+impl std::ops::Deref for Env {
+    type Target = Local;
+    fn deref(&self) -> &Local {
+        &self.0
+    }
 }
 
 impl Env {
     fn start(home: &std::path::Path) -> Env {
-        Env {
-            up: Up::start(home, &[]),
-            http: reqwest::Client::new(),
-            files: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.up.console.call(&self.http, method, path, body).await
+        Env(Local::start(home))
     }
 
     /// Sends a write that starts a task; the task.
@@ -118,7 +108,7 @@ fn pids(status: &Value) -> Vec<String> {
 async fn each_change_is_a_task_that_ends_when_the_platform_has_done_it() {
     let home = tempfile::tempdir().unwrap();
     let env = Env::start(&home.path().join("home"));
-    common::register_model(&env.up.console, &env.http, "echo", 1, env.files.path()).await;
+    env.echo_model(1).await;
 
     // A deploy runs while the replicas start, and ends when both are ready.
     let deploy = env
@@ -199,7 +189,7 @@ async fn each_change_is_a_task_that_ends_when_the_platform_has_done_it() {
 async fn a_deploy_that_never_gets_ready_is_cancelled_and_a_refused_one_fails() {
     let home = tempfile::tempdir().unwrap();
     let env = Env::start(&home.path().join("home"));
-    common::register_model(&env.up.console, &env.http, "echo", 1, env.files.path()).await;
+    env.echo_model(1).await;
 
     // Its replica runs but never listens.
     let mut never = echo(1, 0);
@@ -274,7 +264,7 @@ async fn a_task_cut_short_by_kill_9_resumes_and_succeeds_once() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let env = Env::start(&home);
-    common::register_model(&env.up.console, &env.http, "echo", 1, env.files.path()).await;
+    env.echo_model(1).await;
     let deploy = env
         .start_task(
             Method::POST,
@@ -287,14 +277,14 @@ async fn a_task_cut_short_by_kill_9_resumes_and_succeeds_once() {
     })
     .await;
     env.up.console.signal("KILL");
-    let Env { up, http, files } = env;
+    let Env(Local { up, http, files }) = env;
     drop(up);
 
-    let env = Env {
+    let env = Env(Local {
         up: Up::start(&home, &[]),
         http,
         files,
-    };
+    });
     let done = env.final_task(&deploy["id"]).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["attempt"], 2, "{done}");

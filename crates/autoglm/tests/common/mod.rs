@@ -323,3 +323,47 @@ pub fn assert_printed_curl_answers(printed: &str, dir: &Path) {
         String::from_utf8_lossy(&answer.stdout)
     );
 }
+
+/// The OpenAI fixture the tests run as a command runtime.
+pub const UPSTREAM: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/openai_upstream.py"
+);
+
+/// `autoglm up` in `home`, an HTTP client, and a folder for version files.
+pub struct Local {
+    pub up: Up,
+    pub http: reqwest::Client,
+    pub files: tempfile::TempDir,
+}
+
+impl Local {
+    pub fn start(home: &Path) -> Local {
+        Local {
+            up: Up::start(home, &[]),
+            http: reqwest::Client::new(),
+            files: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Registers model `echo` with `versions` versions.
+    pub async fn echo_model(&self, versions: usize) {
+        register_model(
+            &self.up.console,
+            &self.http,
+            "echo",
+            versions,
+            self.files.path(),
+        )
+        .await;
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.up.console.call(&self.http, method, path, body).await
+    }
+}
