@@ -364,3 +364,70 @@ async fn bad_rollouts_are_refused_with_their_paths_and_store_nothing() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{none}");
 }
+
+#[tokio::test]
+async fn a_manual_pause_holds_across_a_restart_of_autoglm_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let env = Env::start(&home).await;
+    let guard = json!({"analysis": {"metrics": [{"name": "errors", "successCondition": "result < 0.05",
+                                                 "provider": {"gateway": {"metric": "errorRatio"}}}]}});
+    let steps =
+        json!([{"setWeight": 30}, {"pause": {"duration": "1h"}}, guard, {"setWeight": 100}]);
+    stable_v1(&env, steps.clone(), false).await;
+    let (s, task) = env
+        .call(
+            Method::PUT,
+            "/api/v1/services/echo",
+            Some(manifest("2", steps, false)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{task}");
+    env.rollout_when("the timed pause at 30%", Duration::from_secs(60), |r| {
+        r["weight"] == 30 && r["phase"] == "Paused"
+    })
+    .await;
+    let (s, paused) = env
+        .call(Method::POST, "/api/v1/services/echo/rollout/pause", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{paused}");
+    assert_eq!(paused["pausedByUser"], true);
+
+    // autoglm up stops and starts again on the same home.
+    let Env(Local { up, http, files }) = env;
+    drop(up);
+    let env = Env(Local {
+        up: common::Up::start(&home, &[]),
+        http,
+        files,
+    });
+    let after = env
+        .rollout_when("the rollout read back", Duration::from_secs(30), |r| {
+            r["phase"] == "Paused"
+        })
+        .await;
+    assert_eq!(after["pausedByUser"], true, "{after}");
+    assert_eq!(after["weight"], 30, "{after}");
+    let (_, service) = env.call(Method::GET, "/api/v1/services/echo", None).await;
+    assert_eq!(
+        service["spec"]["versions"],
+        json!([{"version": "1", "weight": 70}, {"version": "2", "weight": 30}])
+    );
+    // Resumed, the timed pause goes on; promoted mid-pause, the canary takes over.
+    let (s, resumed) = env
+        .call(Method::POST, "/api/v1/services/echo/rollout/resume", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{resumed}");
+    assert_eq!(resumed["pausedByUser"], false);
+    assert_eq!(resumed["step"], 1, "{resumed}");
+    let (s, promoted) = env
+        .call(Method::POST, "/api/v1/services/echo/rollout/promote", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{promoted}");
+    assert_eq!(promoted["phase"], "Healthy");
+    let (_, service) = env.call(Method::GET, "/api/v1/services/echo", None).await;
+    assert_eq!(
+        service["spec"]["versions"],
+        json!([{"version": "2", "weight": 100}])
+    );
+}
