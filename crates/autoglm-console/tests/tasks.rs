@@ -470,3 +470,109 @@ async fn bad_task_requests_are_refused_and_change_nothing() {
         "not_found",
     );
 }
+
+#[tokio::test]
+async fn a_version_change_under_spec_rollout_is_a_rollout_and_an_abort_a_rollback_that_outranks_all()
+ {
+    let c = with_model().await;
+    let app = &c.app;
+    let steps = json!([{"setWeight": 50}, {"pause": {}}]);
+    let service = |version: &str| {
+        let mut m = manifest("chat", [100, 0]);
+        m["spec"]["versions"] = json!([{"version": version, "weight": 100}]);
+        m["spec"]["rollout"] = json!({"steps": steps});
+        m
+    };
+    task_of(post(app, SERVICES, &c.admin, service("1")).await).await;
+    // A queued deploy of another service, which the rollback must overtake.
+    let mut other = manifest("other", [100, 0]);
+    other["spec"]["versions"] = json!([{"version": "1", "weight": 100}]);
+    let deploy = task_of(post(app, SERVICES, &c.admin, other).await).await;
+    let rollout = task_of(
+        call(
+            app,
+            axum::http::Method::PUT,
+            &format!("{SERVICES}/chat"),
+            Some(&c.admin),
+            Some(service("2")),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(rollout["kind"], "rolloutStep");
+    // The canary joins at weight 0; the rollout moves it.
+    let stored = get_json(app, &format!("{SERVICES}/chat"), &c.admin).await;
+    assert_eq!(
+        stored["spec"]["versions"],
+        json!([{"version": "1", "weight": 100}, {"version": "2", "weight": 0}])
+    );
+    let state = get_json(app, &format!("{SERVICES}/chat/rollout"), &c.admin).await;
+    assert_eq!(state["phase"], "Progressing");
+    assert_eq!(state["stable"], "1");
+    assert_eq!(state["canary"], "2");
+    // No analysis named: the default guard follows the canary weight.
+    assert_eq!(
+        state["steps"],
+        json!([
+            "setWeight 50",
+            "analysis error-ratio",
+            "pause until promoted"
+        ])
+    );
+
+    let aborted = post(
+        app,
+        &format!("{SERVICES}/chat/rollout/abort"),
+        &c.admin,
+        json!(null),
+    )
+    .await
+    .expect(200)
+    .json();
+    assert_eq!(aborted["phase"], "Degraded");
+    assert_eq!(aborted["message"], "aborted by a user");
+    let stored = get_json(app, &format!("{SERVICES}/chat"), &c.admin).await;
+    assert_eq!(
+        stored["spec"]["versions"],
+        json!([{"version": "1", "weight": 100}])
+    );
+    let rollbacks = get_items(app, &format!("{TASKS}?kind=rollback"), &c.admin).await;
+    assert_eq!(rollbacks.len(), 1);
+    assert_eq!(rollbacks[0]["priority"], 0);
+    // Started now, the scheduler runs the rollback before the queued deploy.
+    let _scheduler = start_tasks(&c).await;
+    let rollback = wait_for(app, &c.admin, &rollbacks[0]).await;
+    let deployed = wait_for(app, &c.admin, &deploy).await;
+    assert!(
+        rollback["startedAt"].as_str().unwrap() < deployed["startedAt"].as_str().unwrap(),
+        "{rollback} {deployed}"
+    );
+    // A finished rollout takes no more commands; an unknown one is refused.
+    assert_problem(
+        &post(
+            app,
+            &format!("{SERVICES}/chat/rollout/promote"),
+            &c.admin,
+            json!(null),
+        )
+        .await,
+        409,
+        "invalid_transition",
+    );
+    assert_problem(
+        &post(
+            app,
+            &format!("{SERVICES}/chat/rollout/skip"),
+            &c.admin,
+            json!(null),
+        )
+        .await,
+        400,
+        "invalid_path",
+    );
+    assert_problem(
+        &get(app, &format!("{SERVICES}/other/rollout"), &c.admin).await,
+        404,
+        "not_found",
+    );
+}

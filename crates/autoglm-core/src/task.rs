@@ -33,6 +33,8 @@ pub enum TaskKind {
     Delete,
     /// A rollout's steps, run until it is done, aborted or waits for a user.
     RolloutStep,
+    /// A rollout aborted by a user: all traffic back on the stable version.
+    Rollback,
 }
 
 impl TaskKind {
@@ -45,6 +47,7 @@ impl TaskKind {
         TaskKind::TrafficSplit,
         TaskKind::Delete,
         TaskKind::RolloutStep,
+        TaskKind::Rollback,
     ];
 
     /// The name on the wire and in the store.
@@ -57,6 +60,7 @@ impl TaskKind {
             TaskKind::TrafficSplit => "trafficSplit",
             TaskKind::Delete => "delete",
             TaskKind::RolloutStep => "rolloutStep",
+            TaskKind::Rollback => "rollback",
         }
     }
 
@@ -65,11 +69,12 @@ impl TaskKind {
         TaskKind::ALL.iter().copied().find(|k| k.as_str() == name)
     }
 
-    /// Lower runs first. Moving traffic and taking things away come before
-    /// bringing new things up: they are quick, and they are what an operator
-    /// reaches for when something is wrong.
+    /// Lower runs first. A rollback first of all; moving traffic and taking
+    /// things away come before bringing new things up: they are quick, and
+    /// they are what an operator reaches for when something is wrong.
     pub fn priority(self) -> i64 {
         match self {
+            TaskKind::Rollback => 0,
             TaskKind::TrafficSplit | TaskKind::Delete => 10,
             TaskKind::Scale | TaskKind::Restart | TaskKind::RolloutStep => 20,
             TaskKind::Update | TaskKind::Deploy => 30,
@@ -83,7 +88,9 @@ impl TaskKind {
         match self {
             TaskKind::Deploy | TaskKind::Update | TaskKind::Restart => Duration::from_secs(15 * 60),
             TaskKind::Scale => Duration::from_secs(10 * 60),
-            TaskKind::TrafficSplit | TaskKind::Delete => Duration::from_secs(5 * 60),
+            TaskKind::TrafficSplit | TaskKind::Delete | TaskKind::Rollback => {
+                Duration::from_secs(5 * 60)
+            }
             // Timed pauses last up to a day; a rollout that waits for a user
             // ends its task and gets a new one when the user acts.
             TaskKind::RolloutStep => Duration::from_secs(25 * 3600),

@@ -81,9 +81,9 @@ impl ServiceWork {
                 Ok(Err(e)) => return Err(TaskError::transient(e.to_string())),
                 Err(e) => return Err(TaskError::new("internal", e.to_string())),
             };
-            // A rollout's task waits for whatever the store holds now; any
-            // other for its own change (or a later one).
-            let change = if task.kind == TaskKind::RolloutStep {
+            // A rollout's and a rollback's task wait for whatever the store
+            // holds now; any other for its own change (or a later one).
+            let change = if matches!(task.kind, TaskKind::RolloutStep | TaskKind::Rollback) {
                 ServiceChange {
                     generation: Some(stored.generation()),
                     restarts: stored.restarts,

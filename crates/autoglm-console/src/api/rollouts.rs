@@ -121,14 +121,21 @@ pub async fn act(
                 ));
             }
             let steps = steps_of(&stored);
+            // An abort is a rollback, which outranks every other task; any
+            // other command needs a rollout task to carry it on.
+            let kind = if event == Event::Abort {
+                TaskKind::Rollback
+            } else {
+                TaskKind::RolloutStep
+            };
             rollout.on(&steps, event, chrono::Utc::now());
             services::save_rollout(tx, &tenant, &name, &rollout)?;
-            if !tasks::has_active(tx, &tenant, &target, TaskKind::RolloutStep)? {
+            if kind == TaskKind::Rollback || !tasks::has_active(tx, &tenant, &target, kind)? {
                 tasks::enqueue(
                     tx,
                     &NewTask {
                         tenant: tenant.clone(),
-                        kind: TaskKind::RolloutStep,
+                        kind,
                         target: target.clone(),
                         change: ServiceChange::default(),
                         created_by: actor,

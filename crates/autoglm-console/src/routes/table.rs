@@ -530,7 +530,7 @@ pub fn table() -> Vec<Route> {
                 ),
                 (
                     "kind",
-                    "Only tasks of this kind: deploy, update, scale, restart, trafficSplit, delete",
+                    "Only tasks of this kind: deploy, update, scale, restart, trafficSplit, delete, rolloutStep, rollback",
                 ),
                 (
                     "target",

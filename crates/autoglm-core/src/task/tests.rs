@@ -6,6 +6,8 @@ use crate::service::{Condition, ModelServiceStatus};
 
 #[test]
 fn moving_traffic_and_deleting_outrank_scaling_which_outranks_deploying() {
+    assert!(TaskKind::Rollback.priority() < TaskKind::TrafficSplit.priority());
+    assert!(TaskKind::Rollback.priority() < TaskKind::Deploy.priority());
     assert!(TaskKind::TrafficSplit.priority() < TaskKind::Scale.priority());
     assert!(TaskKind::Delete.priority() < TaskKind::Restart.priority());
     assert!(TaskKind::Scale.priority() < TaskKind::Deploy.priority());
