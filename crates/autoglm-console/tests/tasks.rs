@@ -536,6 +536,12 @@ async fn a_version_change_under_spec_rollout_is_a_rollout_and_an_abort_a_rollbac
         stored["spec"]["versions"],
         json!([{"version": "1", "weight": 100}])
     );
+    // The service's status carries the rollout's summary.
+    assert_eq!(
+        stored["status"]["rollout"],
+        json!({"phase": "Degraded", "step": 0, "weight": 0, "stable": "1", "canary": "2",
+               "message": "aborted by a user"})
+    );
     let rollbacks = get_items(app, &format!("{TASKS}?kind=rollback"), &c.admin).await;
     assert_eq!(rollbacks.len(), 1);
     assert_eq!(rollbacks[0]["priority"], 0);

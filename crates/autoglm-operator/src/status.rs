@@ -190,6 +190,7 @@ pub fn observe(
         url: Some(url),
         observed_generation: generation,
         observed_restarts: None,
+        rollout: None,
     }
 }
 

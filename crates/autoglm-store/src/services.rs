@@ -40,7 +40,7 @@ pub struct ServiceFilter {
     pub limit: i64,
 }
 
-const COLUMNS: &str = "tenant, name, labels, annotations, spec, generation, restarts, restarted_at, created_at, updated_at";
+const COLUMNS: &str = "tenant, name, labels, annotations, spec, generation, restarts, restarted_at, created_at, updated_at, rollout";
 
 fn service(r: &Row<'_>) -> rusqlite::Result<StoredService> {
     let text = |i| -> rusqlite::Result<String> { r.get(i) };
@@ -71,6 +71,12 @@ fn service(r: &Row<'_>) -> rusqlite::Result<StoredService> {
         restarts: r.get(6)?,
         restarted_at,
         updated_at: parse_time(&text(9)?)?,
+        rollout: r
+            .get::<_, Option<String>>(10)?
+            .as_deref()
+            .map(parse_json::<Rollout>)
+            .transpose()?
+            .map(|r| r.summary()),
     })
 }
 

@@ -189,6 +189,15 @@ async fn a_failing_canary_is_rolled_back_by_its_analysis_and_gets_no_more_reques
         service["spec"]["versions"],
         json!([{"version": "1", "weight": 100}])
     );
+    let summary = &service["status"]["rollout"];
+    assert_eq!(summary["phase"], "Degraded", "{service}");
+    assert!(
+        summary["lastAnalysis"]
+            .as_str()
+            .unwrap()
+            .starts_with("error-ratio = 1 (stable "),
+        "{service}"
+    );
     // Let traffic run on, then look at who answered after the abort.
     tokio::time::sleep(Duration::from_secs(3)).await;
     running.store(false, Ordering::Relaxed);

@@ -63,9 +63,10 @@ fn answer(
     tenant: &str,
     stored: StoredService,
 ) -> ModelServiceManifest {
-    let status = source
+    let mut status = source
         .status(tenant, &stored)
         .unwrap_or_else(|| pending_status(&stored.manifest.spec));
+    status.rollout = stored.rollout.clone();
     ModelServiceManifest {
         status: Some(status),
         ..stored.manifest

@@ -178,6 +178,33 @@ impl Rollout {
         }
     }
 
+    /// The summary a service's status carries.
+    pub fn summary(&self) -> crate::service::RolloutStatus {
+        let last = self
+            .analysis
+            .iter()
+            .flat_map(|r| r.measurements.iter().map(move |m| (r, m)))
+            .max_by_key(|(_, m)| m.at)
+            .map(|(r, m)| {
+                let value = m
+                    .value
+                    .map_or_else(|| "no data".to_owned(), |v| format!("{v}"));
+                let stable = m
+                    .baseline
+                    .map_or_else(|| "-".to_owned(), |v| format!("{v}"));
+                format!("{} = {value} (stable {stable}): {:?}", r.name, m.phase)
+            });
+        crate::service::RolloutStatus {
+            phase: format!("{:?}", self.phase),
+            step: u32::try_from(self.step).unwrap_or(u32::MAX),
+            weight: self.weight,
+            stable: self.stable.clone(),
+            canary: self.canary.clone(),
+            message: self.message.clone(),
+            last_analysis: last,
+        }
+    }
+
     /// Whether nothing more will happen.
     pub fn is_final(&self) -> bool {
         matches!(self.phase, Phase::Healthy | Phase::Degraded)

@@ -28,7 +28,8 @@ pub use runtime::{
     PlaceholderValues, Protocol, RuntimeSpec,
 };
 pub use status::{
-    Condition, ConditionStatus, ModelServiceStatus, ReplicaState, ReplicaStatus, VersionStatus,
+    Condition, ConditionStatus, ModelServiceStatus, ReplicaState, ReplicaStatus, RolloutStatus,
+    VersionStatus,
 };
 pub use stored::StoredService;
 pub use units::{DurationError, QuantityError, parse_duration, parse_quantity};

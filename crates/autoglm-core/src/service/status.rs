@@ -33,6 +33,32 @@ pub struct ModelServiceStatus {
     /// Kubernetes a restart shows as a rollout of the generation).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed_restarts: Option<i64>,
+    /// The service's rollout, while it runs and after it ended, as the
+    /// console keeps it (`GET .../rollout` has every measurement).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
+}
+
+/// A rollout in a service's status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RolloutStatus {
+    /// `Progressing`, `Paused`, `Healthy` or `Degraded`.
+    pub phase: String,
+    /// The step running now.
+    pub step: u32,
+    /// The canary's share of traffic, in percent.
+    pub weight: u32,
+    /// The version that had all traffic before.
+    pub stable: String,
+    /// The version rolling out.
+    pub canary: String,
+    /// Why it waits, or how it ended.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// The last measurement, in words: `errors = 0.02 (stable 0.01): Successful`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_analysis: Option<String>,
 }
 
 impl ModelServiceStatus {
@@ -61,6 +87,7 @@ impl ModelServiceStatus {
             url: None,
             observed_generation: None,
             observed_restarts: None,
+            rollout: None,
         }
     }
 }
@@ -193,6 +220,7 @@ mod tests {
             url: None,
             observed_generation: None,
             observed_restarts: None,
+            rollout: None,
         };
         let json = serde_json::to_value(&status).expect("serialise");
         assert_eq!(json["desiredReplicas"], 2);

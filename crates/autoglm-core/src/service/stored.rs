@@ -19,6 +19,8 @@ pub struct StoredService {
     pub restarted_at: Option<DateTime<Utc>>,
     /// The last change of anything.
     pub updated_at: DateTime<Utc>,
+    /// Its rollout's summary, if one ever ran.
+    pub rollout: Option<super::RolloutStatus>,
 }
 
 impl StoredService {
