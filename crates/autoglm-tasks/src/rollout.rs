@@ -155,13 +155,18 @@ impl ServiceWork {
             return (None, None);
         };
         let now = Utc::now();
+        // The history keeps closed intervals only: the interval that closed
+        // last may have begun before the step did, so the window reaches one
+        // interval further back, lest a measurement due just after a
+        // boundary find next to no data (inconclusive) when there was plenty.
+        let span = metric.interval + Duration::from_secs(history.interval_seconds);
         let of = |version: &str| {
             history
                 .versions
                 .iter()
                 .find(|v| v.version == version)
                 .and_then(|v| {
-                    let points = window(&v.points, now, metric.interval);
+                    let points = window(&v.points, now, span);
                     measure(metric.metric, &points, history.interval_seconds)
                 })
         };
