@@ -55,6 +55,10 @@ pub struct Settings {
     pub backoff_max: Duration,
     /// A run this long resets the restart delay.
     pub backoff_forgive_after: Duration,
+    /// How long a change may take to have every wanted replica of it ready
+    /// before `Progressing` says `ProgressDeadlineExceeded` (Kubernetes'
+    /// `progressDeadlineSeconds`, 600 s by default there too).
+    pub progress_deadline: Duration,
 }
 
 impl Default for Settings {
@@ -67,6 +71,7 @@ impl Default for Settings {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(30),
             backoff_forgive_after: Duration::from_secs(60),
+            progress_deadline: Duration::from_secs(600),
         }
     }
 }

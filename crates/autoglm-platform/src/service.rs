@@ -86,8 +86,18 @@ async fn reconcile(
     let mut live: Vec<Tracked> = Vec::new();
     let mut retiring: Vec<Tracked> = Vec::new();
     let mut serial = 0u64;
+    // When the plan last changed (the progress deadline counts from it), and
+    // whether it has been fully rolled out since: a replica that fails after
+    // that is `Ready`'s business, not a stalled change, as on Kubernetes.
+    let mut since: (Option<ServicePlan>, std::time::Instant) = (None, std::time::Instant::now());
+    let mut done_once = false;
     loop {
         let plan = plan_rx.borrow_and_update().clone();
+        if since.0.as_ref() != Some(&plan) {
+            since = (Some(plan.clone()), std::time::Instant::now());
+            done_once = false;
+        }
+        let stalled = !done_once && since.1.elapsed() > settings.progress_deadline;
         for v in &plan.versions {
             let key = launch_key(&v.launch, plan.restart);
             let want = v.replicas as usize;
@@ -160,7 +170,7 @@ async fn reconcile(
         }
         retiring.retain(|t| !t.replica.finished());
 
-        publish(&plan, &live, &retiring, &views);
+        done_once |= publish(&plan, (&live, &retiring), stalled, &views);
 
         tokio::select! {
             changed = plan_rx.changed() => {
@@ -206,12 +216,14 @@ fn pick_retiree(live: &[Tracked], which: &dyn Fn(&Tracked) -> bool) -> Option<us
         .or_else(|| candidates.first().copied())
 }
 
+/// Publishes the service's view; whether the plan is fully rolled out with
+/// every wanted replica ready.
 fn publish(
     plan: &ServicePlan,
-    live: &[Tracked],
-    retiring: &[Tracked],
+    (live, retiring): (&[Tracked], &[Tracked]),
+    stalled: bool,
     views: &watch::Sender<Arc<Views>>,
-) {
+) -> bool {
     let mut status = ModelServiceStatus::default();
     let mut endpoints = Vec::new();
     for v in &plan.versions {
@@ -278,7 +290,7 @@ fn publish(
     status.conditions.push(ready_condition(&status));
     status
         .conditions
-        .push(progressing_condition(plan, live, retiring));
+        .push(progressing_condition(plan, (live, retiring), stalled));
     status.observed_generation = Some(plan.generation);
     status.observed_restarts = Some(i64::try_from(plan.restart).unwrap_or(i64::MAX));
     let view = ServiceView {
@@ -286,6 +298,12 @@ fn publish(
         endpoints,
         balancing: plan.balancing.clone(),
     };
+    let complete = view.status.ready_replicas >= view.status.desired_replicas
+        && view
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Progressing" && c.reason == "RolloutComplete");
     views.send_if_modified(|all| {
         if all.get(&plan.name) == Some(&view) {
             return false;
@@ -295,12 +313,28 @@ fn publish(
         *all = Arc::new(next);
         true
     });
+    complete
 }
 
 /// `Progressing`, as the operator reports it on Kubernetes: `RollingOut`
 /// while a replica of an older launch, of a version no longer planned, or
-/// on its way out is still there; `RolloutComplete` once none is.
-fn progressing_condition(plan: &ServicePlan, live: &[Tracked], retiring: &[Tracked]) -> Condition {
+/// on its way out is still there; `RolloutComplete` once none is; and
+/// `ProgressDeadlineExceeded` when the change has not got every wanted
+/// replica ready within the deadline (`stalled`).
+fn progressing_condition(
+    plan: &ServicePlan,
+    (live, retiring): (&[Tracked], &[Tracked]),
+    stalled: bool,
+) -> Condition {
+    if stalled {
+        return Condition::new(
+            "Progressing",
+            ConditionStatus::False,
+            "ProgressDeadlineExceeded",
+            "the change did not get every wanted replica ready within the progress deadline"
+                .to_owned(),
+        );
+    }
     let current = |t: &Tracked| {
         plan.versions
             .iter()

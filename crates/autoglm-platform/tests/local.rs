@@ -21,6 +21,7 @@ fn settings(base_port: u16) -> Settings {
         backoff_initial: Duration::from_millis(100),
         backoff_max: Duration::from_secs(1),
         backoff_forgive_after: Duration::from_secs(60),
+        progress_deadline: Duration::from_secs(60),
     }
 }
 
@@ -296,4 +297,46 @@ async fn a_new_platform_stops_replicas_a_crashed_one_left_running() {
     assert!(!status.success(), "the orphan was stopped: {status:?}");
     assert!(!Path::new(&dir.join("web-1-1.pid")).exists());
     assert!(!Path::new(&dir.join("web-1-2.pid")).exists());
+}
+
+#[tokio::test]
+async fn a_change_that_never_gets_ready_passes_its_progress_deadline() {
+    let home = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        progress_deadline: Duration::from_secs(1),
+        ..settings(19500)
+    };
+    let platform = LocalPlatform::start(home.path().into(), settings).unwrap();
+    // Runs, never listens.
+    let never = Launch {
+        program: "python3".into(),
+        args: ["-c", "import time; time.sleep(60)", "{port}"]
+            .map(String::from)
+            .to_vec(),
+        env: vec![],
+        ready_path: "/".into(),
+    };
+    platform.apply(plan("stuck", 1, never)).unwrap();
+    let progressing = |view: &ServiceView| {
+        view.status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Progressing")
+            .map(|c| (c.status, c.reason.clone()))
+    };
+    let early = wait_for(&platform, "stuck", "a replica", |v| {
+        !v.status.replicas.is_empty()
+    })
+    .await;
+    assert_ne!(
+        progressing(&early).map(|p| p.1).as_deref(),
+        Some("ProgressDeadlineExceeded"),
+        "not before its deadline"
+    );
+    let late = wait_for(&platform, "stuck", "the deadline", |v| {
+        progressing(v).is_some_and(|p| p.1 == "ProgressDeadlineExceeded")
+    })
+    .await;
+    assert_eq!(progressing(&late).unwrap().0, ConditionStatus::False);
+    platform.shutdown().await;
 }
