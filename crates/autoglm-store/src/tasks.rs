@@ -516,7 +516,19 @@ impl Store {
                 ));
             }
             let event = f(tx, &task)?;
-            Ok(Some((get(tx, None, id)?, event)))
+            let after = get(tx, None, id)?;
+            // The life cycle's rules, checked where every transition passes.
+            if !task.state.may_become(after.state) {
+                return Err(StoreError::rejected(
+                    ErrorCode::Internal,
+                    format!(
+                        "task {id} may not go from {} to {}",
+                        task.state.as_str(),
+                        after.state.as_str()
+                    ),
+                ));
+            }
+            Ok(Some((after, event)))
         })?;
         task.ok_or_else(|| StoreError::rejected(ErrorCode::Internal, "transition lost its task"))
     }

@@ -16,104 +16,14 @@ use common::{Local, UPSTREAM};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-struct Env(Local);
-
-impl std::ops::Deref for Env {
-    type Target = Local;
-    fn deref(&self) -> &Local {
-        &self.0
-    }
-}
-
-impl Env {
-    async fn start(home: &std::path::Path) -> Env {
-        let env = Env(Local::start(home));
-        env.echo_model(2).await;
-        env
-    }
-
-    /// `autoglm ARGS` against this console; its stdout (it must succeed).
-    fn cli(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new(common::BIN)
-            .args(args)
-            .args([
-                "--server",
-                &self.up.console.url,
-                "--token",
-                &self.up.console.token,
-            ])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-
-    /// `/api/v1/services/echo/rollout` once `done` holds of it.
-    async fn rollout_when(
-        &self,
-        what: &str,
-        within: Duration,
-        done: impl Fn(&Value) -> bool,
-    ) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let (s, r) = self
-                .call(Method::GET, "/api/v1/services/echo/rollout", None)
-                .await;
-            if s == StatusCode::OK && done(&r) {
-                return r;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what} within {within:?}: {s} {r}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Sends chat requests to `echo` every 50 ms until the flag drops; the
-    /// versions that answered and their statuses, with when.
-    fn traffic(
-        &self,
-        running: Arc<AtomicBool>,
-    ) -> tokio::task::JoinHandle<Vec<(Instant, String, u16)>> {
-        let (http, url, token) = (
-            self.http.clone(),
-            format!("{}/v1/chat/completions", self.up.gateway),
-            self.up.console.token.clone(),
-        );
-        tokio::spawn(async move {
-            let mut seen = Vec::new();
-            while running.load(Ordering::Relaxed) {
-                let r = http
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(
-                        &json!({"model": "echo", "messages": [{"role": "user", "content": "hi"}]}),
-                    )
-                    .send()
-                    .await;
-                if let Ok(r) = r {
-                    let version = r
-                        .headers()
-                        .get("x-autoglm-version")
-                        .map(|v| v.to_str().unwrap().to_owned())
-                        .unwrap_or_default();
-                    seen.push((Instant::now(), version, r.status().as_u16()));
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            seen
-        })
-    }
-}
-
 /// Service `echo` at `version` alone; version 2 fails every request when `bad`.
+/// `autoglm up` in `home` with model `echo`'s versions 1 and 2.
+async fn started(home: &std::path::Path) -> Local {
+    let env = Local::start(home);
+    env.echo_model(2).await;
+    env
+}
+
 fn manifest(version: &str, steps: Value, bad: bool) -> Value {
     let fail = if bad { "2" } else { "" };
     json!({"apiVersion": "autoglm.io/v1alpha1", "kind": "ModelService", "metadata": {"name": "echo"},
@@ -128,7 +38,7 @@ fn manifest(version: &str, steps: Value, bad: bool) -> Value {
 }
 
 /// Deploys `echo` at version 1 and waits for its task.
-async fn stable_v1(env: &Env, steps: Value, bad: bool) {
+async fn stable_v1(env: &Local, steps: Value, bad: bool) {
     let (s, task) = env
         .call(
             Method::POST,
@@ -150,7 +60,7 @@ async fn stable_v1(env: &Env, steps: Value, bad: bool) {
 #[tokio::test]
 async fn a_failing_canary_is_rolled_back_by_its_analysis_and_gets_no_more_requests() {
     let home = tempfile::tempdir().unwrap();
-    let env = Env::start(&home.path().join("home")).await;
+    let env = started(&home.path().join("home")).await;
     // No analysis named: the default guard (error ratio above 5% over 10 s) runs.
     let steps = json!([{"setWeight": 50}, {"pause": {"duration": "60s"}}, {"setWeight": 100}]);
     stable_v1(&env, steps.clone(), true).await;
@@ -237,7 +147,7 @@ async fn a_failing_canary_is_rolled_back_by_its_analysis_and_gets_no_more_reques
 #[tokio::test]
 async fn a_healthy_canary_goes_10_then_50_waits_to_be_promoted_and_becomes_stable() {
     let home = tempfile::tempdir().unwrap();
-    let env = Env::start(&home.path().join("home")).await;
+    let env = started(&home.path().join("home")).await;
     let guard = json!({"analysis": {"metrics": [{
         "name": "errors", "interval": "10s",
         "successCondition": "result <= 0.05",
@@ -332,7 +242,7 @@ async fn a_healthy_canary_goes_10_then_50_waits_to_be_promoted_and_becomes_stabl
 #[tokio::test]
 async fn bad_rollouts_are_refused_with_their_paths_and_store_nothing() {
     let home = tempfile::tempdir().unwrap();
-    let env = Env::start(&home.path().join("home")).await;
+    let env = started(&home.path().join("home")).await;
     let steps = json!([
         {"setWeight": 50}, {"setWeight": 10}, {"setWeight": 101},
         {"pause": {"duration": "-1s"}},
@@ -378,7 +288,7 @@ async fn bad_rollouts_are_refused_with_their_paths_and_store_nothing() {
 async fn a_manual_pause_holds_across_a_restart_of_autoglm_up() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    let env = Env::start(&home).await;
+    let env = started(&home).await;
     let guard = json!({"analysis": {"metrics": [{"name": "errors", "successCondition": "result < 0.05",
                                                  "provider": {"gateway": {"metric": "errorRatio"}}}]}});
     let steps =
@@ -403,13 +313,13 @@ async fn a_manual_pause_holds_across_a_restart_of_autoglm_up() {
     assert_eq!(paused["pausedByUser"], true);
 
     // autoglm up stops and starts again on the same home.
-    let Env(Local { up, http, files }) = env;
+    let Local { up, http, files } = env;
     drop(up);
-    let env = Env(Local {
+    let env = Local {
         up: common::Up::start(&home, &[]),
         http,
         files,
-    });
+    };
     let after = env
         .rollout_when("the rollout read back", Duration::from_secs(30), |r| {
             r["phase"] == "Paused"

@@ -15,58 +15,6 @@ use common::{Local, UPSTREAM, Up, exited};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-struct Env(Local);
-
-impl std::ops::Deref for Env {
-    type Target = Local;
-    fn deref(&self) -> &Local {
-        &self.0
-    }
-}
-
-impl Env {
-    fn start(home: &std::path::Path) -> Env {
-        Env(Local::start(home))
-    }
-
-    /// Sends a write that starts a task; the task.
-    async fn start_task(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let (s, task) = self.call(method, path, body).await;
-        assert_eq!(s, StatusCode::ACCEPTED, "{task}");
-        task
-    }
-
-    /// Task `id` once `done` holds of it, within `within`.
-    async fn task_when(
-        &self,
-        id: &Value,
-        within: Duration,
-        done: impl Fn(&Value) -> bool,
-    ) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let (s, t) = self
-                .call(Method::GET, &format!("/api/v1/tasks/{id}?wait=1s"), None)
-                .await;
-            assert_eq!(s, StatusCode::OK, "{t}");
-            if done(&t) {
-                return t;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "task {id} within {within:?}: {t}"
-            );
-        }
-    }
-
-    async fn final_task(&self, id: &Value) -> Value {
-        self.task_when(id, Duration::from_secs(60), |t| {
-            ["succeeded", "failed", "cancelled"].contains(&t["state"].as_str().unwrap())
-        })
-        .await
-    }
-}
-
 fn manifest(name: &str, spec: Value) -> Value {
     json!({"apiVersion": "autoglm.io/v1alpha1", "kind": "ModelService",
            "metadata": {"name": name}, "spec": spec})
@@ -107,7 +55,7 @@ fn pids(status: &Value) -> Vec<String> {
 #[tokio::test]
 async fn each_change_is_a_task_that_ends_when_the_platform_has_done_it() {
     let home = tempfile::tempdir().unwrap();
-    let env = Env::start(&home.path().join("home"));
+    let env = Local::start(&home.path().join("home"));
     env.echo_model(1).await;
 
     // A deploy runs while the replicas start, and ends when both are ready.
@@ -188,7 +136,7 @@ async fn each_change_is_a_task_that_ends_when_the_platform_has_done_it() {
 #[tokio::test]
 async fn a_deploy_that_never_gets_ready_is_cancelled_and_a_refused_one_fails() {
     let home = tempfile::tempdir().unwrap();
-    let env = Env::start(&home.path().join("home"));
+    let env = Local::start(&home.path().join("home"));
     env.echo_model(1).await;
 
     // Its replica runs but never listens.
@@ -263,7 +211,7 @@ async fn a_deploy_that_never_gets_ready_is_cancelled_and_a_refused_one_fails() {
 async fn a_task_cut_short_by_kill_9_resumes_and_succeeds_once() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    let env = Env::start(&home);
+    let env = Local::start(&home);
     env.echo_model(1).await;
     let deploy = env
         .start_task(
@@ -277,14 +225,14 @@ async fn a_task_cut_short_by_kill_9_resumes_and_succeeds_once() {
     })
     .await;
     env.up.console.signal("KILL");
-    let Env(Local { up, http, files }) = env;
+    let Local { up, http, files } = env;
     drop(up);
 
-    let env = Env(Local {
+    let env = Local {
         up: Up::start(&home, &[]),
         http,
         files,
-    });
+    };
     let done = env.final_task(&deploy["id"]).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["attempt"], 2, "{done}");

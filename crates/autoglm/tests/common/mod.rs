@@ -4,7 +4,12 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_autoglm");
 
@@ -365,5 +370,122 @@ impl Local {
         body: Option<serde_json::Value>,
     ) -> (reqwest::StatusCode, serde_json::Value) {
         self.up.console.call(&self.http, method, path, body).await
+    }
+
+    /// Sends a write that starts a task; the task.
+    pub async fn start_task(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let (s, task) = self.call(method, path, body).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{task}");
+        task
+    }
+
+    /// Task `id` once `done` holds of it, within `within`.
+    pub async fn task_when(
+        &self,
+        id: &Value,
+        within: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (s, t) = self
+                .call(Method::GET, &format!("/api/v1/tasks/{id}?wait=1s"), None)
+                .await;
+            assert_eq!(s, StatusCode::OK, "{t}");
+            if done(&t) {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "task {id} within {within:?}: {t}"
+            );
+        }
+    }
+
+    pub async fn final_task(&self, id: &Value) -> Value {
+        self.task_when(id, Duration::from_secs(60), |t| {
+            ["succeeded", "failed", "cancelled"].contains(&t["state"].as_str().unwrap())
+        })
+        .await
+    }
+
+    /// `autoglm ARGS` against this console; its stdout (it must succeed).
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .args([
+                "--server",
+                &self.up.console.url,
+                "--token",
+                &self.up.console.token,
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// `/api/v1/services/echo/rollout` once `done` holds of it.
+    pub async fn rollout_when(
+        &self,
+        what: &str,
+        within: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (s, r) = self
+                .call(Method::GET, "/api/v1/services/echo/rollout", None)
+                .await;
+            if s == StatusCode::OK && done(&r) {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} within {within:?}: {s} {r}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Sends chat requests to `echo` every 50 ms until the flag drops; the
+    /// versions that answered and their statuses, with when.
+    pub fn traffic(
+        &self,
+        running: Arc<AtomicBool>,
+    ) -> tokio::task::JoinHandle<Vec<(Instant, String, u16)>> {
+        let (http, url, token) = (
+            self.http.clone(),
+            format!("{}/v1/chat/completions", self.up.gateway),
+            self.up.console.token.clone(),
+        );
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while running.load(Ordering::Relaxed) {
+                let r = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(
+                        &json!({"model": "echo", "messages": [{"role": "user", "content": "hi"}]}),
+                    )
+                    .send()
+                    .await;
+                if let Ok(r) = r {
+                    let version = r
+                        .headers()
+                        .get("x-autoglm-version")
+                        .map(|v| v.to_str().unwrap().to_owned())
+                        .unwrap_or_default();
+                    seen.push((Instant::now(), version, r.status().as_u16()));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            seen
+        })
     }
 }
