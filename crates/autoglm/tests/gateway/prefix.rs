@@ -64,8 +64,21 @@ async fn a_conversation_stays_on_its_replica_until_the_load_bound_spills_it() {
     // Twelve conversations of four turns, one request at a time: every turn
     // of a conversation reaches the replica its first turn reached.
     let mut home_of = HashMap::new();
+    let labels = r#"{tenant="default",model="echo",version="1"}"#;
     for conversation in 0..12 {
         for turns in 1..=4 {
+            // The gateway counts a request out after the answer's last
+            // write: the next turn waits for that, or the home replica
+            // still counts one in flight and the load bound may spill it.
+            let in_flight = format!("autoglm_gateway_in_flight_requests{labels}");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while sample(&env, &in_flight).await != 0.0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "a request stayed in flight"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
             let port = replica_of(&env, &token, &turn(conversation, turns), 0).await;
             let home = *home_of.entry(conversation).or_insert(port);
             assert_eq!(port, home, "turn {turns} of chat {conversation} moved");
@@ -73,7 +86,6 @@ async fn a_conversation_stays_on_its_replica_until_the_load_bound_spills_it() {
     }
     let homes: HashSet<u64> = home_of.values().copied().collect();
     assert!(homes.len() >= 2, "twelve chats all hashed to {homes:?}");
-    let labels = r#"{tenant="default",model="echo",version="1"}"#;
     assert_eq!(
         sample(&env, &format!("autoglm_gateway_prefix_hits_total{labels}")).await,
         48.0
