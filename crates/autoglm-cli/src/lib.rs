@@ -21,6 +21,7 @@
 //! implement the commands.
 
 pub mod client;
+pub mod evaluate;
 pub mod manifests;
 pub mod model;
 pub mod output;

@@ -163,6 +163,9 @@ pub enum ResourceCommand {
     Wait(crate::tasks::WaitArgs),
     /// A service's rollout: status, pause, resume, promote or abort.
     Rollout(crate::rollout::RolloutArgs),
+    /// Run a JSONL dataset through a model version and show what it measured; without -f, list its evaluations.
+    #[command(disable_version_flag = true)]
+    Evaluate(crate::evaluate::EvaluateArgs),
 }
 
 impl ResourceCommand {
@@ -175,6 +178,7 @@ impl ResourceCommand {
             ResourceCommand::Restart(a) => &a.client,
             ResourceCommand::Wait(a) => &a.client,
             ResourceCommand::Rollout(a) => &a.client,
+            ResourceCommand::Evaluate(a) => &a.client,
         }
     }
 }
@@ -194,6 +198,7 @@ pub async fn run_resource(command: ResourceCommand) -> i32 {
         ResourceCommand::Delete(a) => delete(&args, a.resource, &a.names, a.wait).await,
         ResourceCommand::Wait(a) => crate::tasks::wait(&a).await,
         ResourceCommand::Rollout(a) => crate::rollout::run(&a).await,
+        ResourceCommand::Evaluate(a) => crate::evaluate::run(&a).await,
         ResourceCommand::Scale(a) => {
             let body = serde_json::json!({"replicas": a.replicas});
             let t = &a.target;

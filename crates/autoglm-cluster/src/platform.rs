@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoglm_contract::{ServicePlatform, Views};
+use autoglm_contract::{ServicePlatform, VersionEndpoints, Views};
 use autoglm_core::service::{
     Condition, ConditionStatus, ModelServiceStatus, RESTARTED_AT_ANNOTATION,
 };
@@ -307,6 +307,14 @@ impl ServicePlatform for KubernetesPlatform {
         self.services
             .get(&ObjectRef::new(name).within(tenant))
             .is_some()
+    }
+
+    fn endpoints(&self, tenant: &str, name: &str) -> Vec<VersionEndpoints> {
+        self.views
+            .borrow()
+            .get(&format!("{tenant}.{name}"))
+            .map(|v| v.endpoints.clone())
+            .unwrap_or_default()
     }
 
     fn changed(&self, tenant: &str, name: &str) {

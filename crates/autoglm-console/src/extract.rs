@@ -36,7 +36,11 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         {
             ApiError::new(
                 ErrorCode::PayloadTooLarge,
-                format!("JSON bodies are limited to {} bytes", crate::JSON_LIMIT),
+                format!(
+                    "the JSON body is larger than this endpoint takes ({} bytes for most, {} for an evaluation's dataset)",
+                    crate::JSON_LIMIT,
+                    crate::api::evaluations::DATASET_LIMIT
+                ),
             )
         }
         other => ApiError::new(ErrorCode::MalformedBody, other.body_text()),

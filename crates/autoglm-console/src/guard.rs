@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::context::{Ctx, json_response};
 use crate::error::{ApiError, ErrorOutcome};
 use crate::routes::{Access, RouteSpec};
-use crate::{AppState, JSON_LIMIT, request_id};
+use crate::{AppState, request_id};
 
 /// Header naming an idempotent POST.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -249,10 +249,11 @@ async fn idempotency_key(
         .is_some_and(|v| v.starts_with("application/json"));
     let req = if is_json {
         let (parts, body) = req.into_parts();
-        let bytes = axum::body::to_bytes(body, JSON_LIMIT).await.map_err(|_| {
+        let limit = spec.body_limit;
+        let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
             ApiError::new(
                 ErrorCode::PayloadTooLarge,
-                format!("JSON bodies are limited to {JSON_LIMIT} bytes"),
+                format!("this endpoint takes JSON bodies of at most {limit} bytes"),
             )
         })?;
         hasher.update(&bytes);

@@ -119,7 +119,7 @@ pub fn router_with_ui(state: AppState, ui: Router<AppState>) -> Router {
         });
         let mut handler = route.handler.route_layer(guard);
         if !matches!(route.spec.request, routes::RequestBody::UploadOrJson(_)) {
-            handler = handler.layer(DefaultBodyLimit::max(JSON_LIMIT));
+            handler = handler.layer(DefaultBodyLimit::max(route.spec.body_limit));
         } else {
             handler = handler.layer(DefaultBodyLimit::disable());
         }

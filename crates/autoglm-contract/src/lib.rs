@@ -35,6 +35,10 @@ pub trait ServicePlatform: Send + Sync + std::fmt::Debug {
     /// `tenant`'s service `name`: a delete is done once this is false.
     fn present(&self, tenant: &str, name: &str) -> bool;
 
+    /// The ready replicas of each version of `tenant`'s service `name`, as
+    /// the gateway would route to them; empty when none runs.
+    fn endpoints(&self, tenant: &str, name: &str) -> Vec<VersionEndpoints>;
+
     /// Whether any platform runs services here; `false` for [`NoPlatform`],
     /// where a change is done once it is stored.
     fn runs_services(&self) -> bool {
@@ -65,6 +69,10 @@ impl ServicePlatform for NoPlatform {
 
     fn present(&self, _: &str, _: &str) -> bool {
         false
+    }
+
+    fn endpoints(&self, _: &str, _: &str) -> Vec<VersionEndpoints> {
+        Vec::new()
     }
 
     fn runs_services(&self) -> bool {

@@ -7,6 +7,7 @@ pub mod artifact;
 pub mod audit;
 pub mod display;
 pub mod error;
+pub mod evaluation;
 pub mod names;
 pub mod rbac;
 pub mod registry;

@@ -35,6 +35,8 @@ pub enum TaskKind {
     RolloutStep,
     /// A rollout aborted by a user: all traffic back on the stable version.
     Rollback,
+    /// A dataset run through a version, its measurements kept in the registry.
+    Evaluate,
 }
 
 impl TaskKind {
@@ -48,6 +50,7 @@ impl TaskKind {
         TaskKind::Delete,
         TaskKind::RolloutStep,
         TaskKind::Rollback,
+        TaskKind::Evaluate,
     ];
 
     /// The name on the wire and in the store.
@@ -61,6 +64,7 @@ impl TaskKind {
             TaskKind::Delete => "delete",
             TaskKind::RolloutStep => "rolloutStep",
             TaskKind::Rollback => "rollback",
+            TaskKind::Evaluate => "evaluate",
         }
     }
 
@@ -78,6 +82,8 @@ impl TaskKind {
             TaskKind::TrafficSplit | TaskKind::Delete => 10,
             TaskKind::Scale | TaskKind::Restart | TaskKind::RolloutStep => 20,
             TaskKind::Update | TaskKind::Deploy => 30,
+            // A measurement waits for the changes it would measure.
+            TaskKind::Evaluate => 40,
         }
     }
 
@@ -94,6 +100,8 @@ impl TaskKind {
             // Timed pauses last up to a day; a rollout that waits for a user
             // ends its task and gets a new one when the user acts.
             TaskKind::RolloutStep => Duration::from_secs(25 * 3600),
+            // Ten thousand lines of generation at a few seconds each.
+            TaskKind::Evaluate => Duration::from_secs(3600),
         }
     }
 }

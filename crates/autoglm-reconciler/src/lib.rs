@@ -341,6 +341,13 @@ impl ServicePlatform for Reconciler {
             || self.platform.view(&key).is_some()
     }
 
+    fn endpoints(&self, tenant: &str, name: &str) -> Vec<autoglm_contract::VersionEndpoints> {
+        self.platform
+            .view(&platform_name(tenant, name))
+            .map(|v| v.endpoints)
+            .unwrap_or_default()
+    }
+
     fn log_tail(
         &self,
         tenant: &str,

@@ -12,6 +12,7 @@
 
 mod audit;
 mod error;
+pub mod evaluations;
 mod idempotency;
 mod migrate;
 pub mod registry;
@@ -29,6 +30,7 @@ use r2d2_sqlite::rusqlite::types::Value;
 use r2d2_sqlite::rusqlite::{self, Connection, TransactionBehavior};
 
 pub use audit::AuditFilter;
+pub use evaluations::NewEvaluation;
 // Defined in autoglm-core so that platforms can take it without the store.
 pub use autoglm_core::service::StoredService;
 pub use error::StoreError;

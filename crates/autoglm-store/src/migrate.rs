@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_gateway.sql"),
     include_str!("../migrations/0004_tasks.sql"),
     include_str!("../migrations/0005_rollouts.sql"),
+    include_str!("../migrations/0006_evaluations.sql"),
 ];
 
 /// Schema versions before and after opening.

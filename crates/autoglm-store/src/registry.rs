@@ -132,7 +132,12 @@ fn get_model(conn: &Connection, tenant: &str, name: &str) -> Result<Model> {
     .ok_or_else(|| not_found_model(name))
 }
 
-fn get_version(conn: &Connection, tenant: &str, name: &str, v: i64) -> Result<StoredVersion> {
+pub(crate) fn get_version(
+    conn: &Connection,
+    tenant: &str,
+    name: &str,
+    v: i64,
+) -> Result<StoredVersion> {
     conn.query_row(
         &format!("SELECT {VERSION_COLUMNS} FROM model_versions WHERE tenant = ?1 AND model = ?2 AND version = ?3"),
         (tenant, name, v),

@@ -16,6 +16,7 @@
 
 #[cfg(test)]
 mod breakpoint;
+mod evaluate;
 mod rollout;
 mod service;
 #[cfg(test)]

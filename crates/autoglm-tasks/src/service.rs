@@ -3,7 +3,7 @@
 //! (every replica of it ready), refused, or gone, reporting the share of
 //! ready replicas as progress. Running it again is harmless: the platform
 //! converges on what the store holds, so a resumed task only waits again.
-//! Rollouts are `rollout.rs`.
+//! Rollouts are `rollout.rs`, evaluations `evaluate.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +22,7 @@ const FOLLOW: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone)]
 pub struct ServiceWork {
     pub(crate) store: Arc<Store>,
-    platform: Arc<dyn ServicePlatform>,
+    pub(crate) platform: Arc<dyn ServicePlatform>,
     pub(crate) traffic: Arc<dyn TrafficHistory>,
 }
 
@@ -120,6 +120,9 @@ impl ServiceWork {
 
 impl Execute for ServiceWork {
     async fn execute(&self, task: Task, progress: Reporter) -> Result<Value, TaskError> {
+        if task.kind == TaskKind::Evaluate {
+            return self.evaluate(&task, &progress).await;
+        }
         let Some(name) = task.target.strip_prefix("services/") else {
             return Err(TaskError::new(
                 "internal",

@@ -51,6 +51,17 @@ pub fn router(config: WebConfig, api: Router) -> Router<AppState> {
             "/ui/models/{name}/versions/{version}/stage",
             post(pages::model::set_stage),
         )
+        .route(
+            "/ui/models/{name}/versions/{version}",
+            get(pages::version::page),
+        )
+        .route(
+            "/ui/models/{name}/versions/{version}/evaluations",
+            // The dataset goes on to the API, which holds it to its own limit.
+            post(pages::version::evaluate).layer(DefaultBodyLimit::max(
+                autoglm_console::api::evaluations::DATASET_LIMIT + 64 * 1024,
+            )),
+        )
         .route("/ui/tasks", get(pages::tasks::page))
         .route("/ui/tasks/{id}/cancel", post(pages::tasks::cancel))
         .route("/ui/usage", get(pages::usage::page))

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod evaluations;
 pub mod keys;
 pub mod models;
 pub mod rollouts;

@@ -81,6 +81,8 @@ pub struct RouteSpec {
     pub request: RequestBody,
     /// Success response.
     pub response: ResponseBody,
+    /// Largest JSON body, in bytes (uploads have their own caps).
+    pub body_limit: usize,
 }
 
 impl RouteSpec {
@@ -101,6 +103,7 @@ impl RouteSpec {
         query: &[],
         request: RequestBody::None,
         response: ResponseBody::NoContent,
+        body_limit: crate::JSON_LIMIT,
     };
 
     /// Whether the route changes state (and so is audited).

@@ -9,8 +9,12 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use super::{Access, RequestBody, ResponseBody, Route, RouteSpec};
 use crate::AppState;
-use crate::api::{audit, auth, keys, models, rollouts, services, tasks, tenancy, usage, versions};
+use crate::api::evaluations::StartEvaluation;
+use crate::api::{
+    audit, auth, evaluations, keys, models, rollouts, services, tasks, tenancy, usage, versions,
+};
 use autoglm_core::audit::{AuditRecord, ChainVerification};
+use autoglm_core::evaluation::Evaluation;
 use autoglm_core::rbac::Permission;
 use autoglm_core::registry::{
     CreateModel, Model, ModelVersion, Page, RegisterPath, SetStage, UpdateModel,
@@ -384,6 +388,47 @@ pub fn table() -> Vec<Route> {
             ..RouteSpec::DEFAULT
         },
         put(versions::set_stage),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/models/{name}/versions/{version}/evaluations",
+            action: "evaluations.create",
+            summary: "Evaluate a version: run a JSONL dataset through the ready replicas of the version in a service that serves it, and record latency, throughput, errors and a score against the lines' labels. Answers 202 with the evaluate task (Location: the task)",
+            access: P(ModelsWrite),
+            request: In(schema::<StartEvaluation>),
+            response: Out(202, schema::<Task>),
+            body_limit: evaluations::DATASET_LIMIT,
+            ..RouteSpec::DEFAULT
+        },
+        post(evaluations::start),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/models/{name}/versions/{version}/evaluations",
+            action: "evaluations.list",
+            summary: "List a version's evaluations, newest first (the last 100), with what each measured",
+            access: P(ModelsRead),
+            request: NoBody,
+            response: Out(200, schema::<Page<Evaluation>>),
+            ..RouteSpec::DEFAULT
+        },
+        get(evaluations::list),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/models/{name}/versions/{version}/evaluations/{id}",
+            action: "evaluations.get",
+            summary: "Get one evaluation of a version",
+            access: P(ModelsRead),
+            request: NoBody,
+            response: Out(200, schema::<Evaluation>),
+            ..RouteSpec::DEFAULT
+        },
+        get(evaluations::get_one),
     );
 
     b.add(

@@ -8,6 +8,7 @@ pub mod overview;
 pub mod services;
 pub mod tasks;
 pub mod usage;
+pub mod version;
 
 use autoglm_console::AppState;
 use autoglm_core::rbac::Permission;

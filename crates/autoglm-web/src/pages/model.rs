@@ -96,7 +96,7 @@ async fn render(
                 tbody {
                     @for v in &versions {
                         tr id={"version-" (v.version)} {
-                            th scope="row" { (v.version) }
+                            th scope="row" { a href={(here(name)) "/versions/" (v.version)} { (v.version) } }
                             td.stage { (stage_badge(v.stage)) }
                             td { (serde_json::to_value(v.format).ok().and_then(|f| f.as_str().map(str::to_owned)).unwrap_or_default()) " · " (v.files.len()) @if v.files.len() == 1 { " file" } @else { " files" } }
                             td.num { (human_size(v.size)) }

@@ -13,6 +13,7 @@ mod browser;
 #[path = "../common/mod.rs"]
 mod common;
 
+mod evaluate;
 mod operate;
 mod registry;
 mod rollout;
