@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, watch};
 use crate::views::watch_views;
 
 /// The field manager of the console's writes, and its `managed-by` label.
-pub const FIELD_MANAGER: &str = "autoglm-console";
+pub const FIELD_MANAGER: &str = autoglm_render::CONSOLE_MANAGER;
 
 /// Services written to Kubernetes and read back from it.
 pub struct KubernetesPlatform {

@@ -1,6 +1,7 @@
 //! The gateway's routing input on Kubernetes: every ModelService as a
 //! `tenant.service` view (its namespace is its tenant), each version with its
-//! weight and the ready addresses its Service's EndpointSlices list.
+//! weight and the ready addresses its Service's EndpointSlices list. While
+//! the operator rolls a version out, the weights are the rollout's.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -8,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autoglm_contract::{ServiceView, VersionEndpoints, Views};
+use autoglm_core::rollout::cluster::sole_version;
+use autoglm_core::service::VersionWeight;
 use autoglm_render::ModelServiceObject;
 use futures_util::StreamExt;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -59,9 +62,7 @@ pub fn build_views(services: &[Arc<ModelServiceObject>], slices: &[Arc<EndpointS
         .filter_map(|ms| {
             let namespace = ms.namespace()?;
             let name = ms.name_any();
-            let endpoints = ms
-                .spec
-                .versions
+            let endpoints = routed_versions(ms)
                 .iter()
                 .map(|v| {
                     let key = (namespace.clone(), format!("{name}-{}", v.version));
@@ -83,6 +84,21 @@ pub fn build_views(services: &[Arc<ModelServiceObject>], slices: &[Arc<EndpointS
             Some((format!("{namespace}.{name}"), view))
         })
         .collect()
+}
+
+/// The split to route by: while the operator rolls the version the spec
+/// wants out (or has rolled it back), the split its rollout reached, which
+/// the status holds; else the spec's.
+fn routed_versions(ms: &ModelServiceObject) -> Vec<VersionWeight> {
+    let rolling = ms
+        .status
+        .as_ref()
+        .and_then(|s| s.rollout_state.as_ref())
+        .filter(|r| sole_version(&ms.spec) == Some(r.canary.as_str()));
+    match rolling {
+        Some(r) => r.split(),
+        None => ms.spec.versions.clone(),
+    }
 }
 
 /// Runs `stream` (a reflector) for ever, waking `changed` on every event.
@@ -238,5 +254,31 @@ mod tests {
         assert_eq!(addresses(0), ["10.0.0.1:8080", "10.0.0.3:8080"]);
         assert_eq!(addresses(1), ["10.0.0.9:8080"]);
         assert_eq!(views.len(), 1);
+    }
+
+    #[test]
+    fn a_rollout_the_operator_drives_routes_by_the_split_it_reached() {
+        let mut ms = (*service("team", "chat", &[("2", 100)])).clone();
+        let mut rollout = autoglm_core::rollout::Rollout::start("1", "2", chrono::Utc::now());
+        rollout.weight = 30;
+        ms.status = Some(autoglm_core::service::ModelServiceStatus {
+            rollout_state: Some(rollout.clone()),
+            ..Default::default()
+        });
+        let weights = |ms: &ModelServiceObject| -> Vec<(String, u32)> {
+            build_views(&[Arc::new(ms.clone())], &[])["team.chat"]
+                .endpoints
+                .iter()
+                .map(|e| (e.version.clone(), e.weight))
+                .collect()
+        };
+        assert_eq!(weights(&ms), [("1".to_owned(), 70), ("2".to_owned(), 30)]);
+        // Rolled back: all on the stable version, whatever the spec wants.
+        rollout.phase = autoglm_core::rollout::Phase::Degraded;
+        ms.status.as_mut().expect("a status").rollout_state = Some(rollout);
+        assert_eq!(weights(&ms), [("1".to_owned(), 100)]);
+        // The spec moved on to another version: the old rollout no longer routes.
+        ms.spec.versions[0].version = "3".to_owned();
+        assert_eq!(weights(&ms), [("3".to_owned(), 100)]);
     }
 }

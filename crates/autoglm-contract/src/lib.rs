@@ -114,7 +114,7 @@ pub struct VersionEndpoints {
 }
 
 /// What a platform shows of one service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServiceView {
     /// For the console API.
     pub status: ModelServiceStatus,

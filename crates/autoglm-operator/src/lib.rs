@@ -4,7 +4,9 @@
 //! no longer rendered, and writes what the workloads report into the
 //! ModelService's status (conditions `Ready`, `Progressing`, `Degraded`).
 //! A finalizer deletes the children before the ModelService goes; events
-//! record what it did; a Lease elects one leader among replicas.
+//! record what it did; a Lease elects one leader among replicas. A spec
+//! that wants a new version and has `rollout` is rolled out step by step,
+//! its analyses measured from Prometheus (`rollout.rs`).
 //!
 //! Nothing changed means nothing written: children are read from watch
 //! caches, and a child is applied again only when its rendering changed or
@@ -16,6 +18,7 @@ mod children;
 mod lease;
 mod metrics;
 mod reconcile;
+mod rollout;
 mod status;
 
 #[cfg(feature = "test-hooks")]

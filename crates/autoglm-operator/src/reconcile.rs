@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use autoglm_core::service::{
-    API_VERSION, ConditionStatus, KIND, ModelServiceManifest, ModelServiceStatus,
+    API_VERSION, ConditionStatus, KIND, ModelServiceManifest, ModelServiceSpec, ModelServiceStatus,
     ObjectMeta as ManifestMeta, RESTARTED_AT_ANNOTATION,
 };
 use autoglm_render::{Child, ChildKind, RenderOptions, render};
@@ -28,7 +28,9 @@ use crate::breakpoint::{Breakpoints, Step};
 use crate::children::{Children, dynamic_api, fingerprint, scoped_watch};
 use crate::lease::{Candidate, LeaseConfig};
 use crate::metrics::{self, Metrics};
+use crate::rollout;
 use crate::status::{self, Workload};
+use autoglm_prometheus::Prometheus;
 use autoglm_render::ModelServiceObject;
 
 /// The one field manager of everything the operator writes.
@@ -79,6 +81,9 @@ pub struct Settings {
     pub instance: String,
     /// How often every ModelService is reconciled with nothing changed.
     pub resync: Duration,
+    /// Where rollouts' analyses query the gateways' metrics; without it a
+    /// rollout's measurements find no data and it pauses.
+    pub prometheus: Option<String>,
 }
 
 /// What every reconcile shares.
@@ -92,6 +97,7 @@ struct Context {
     metrics: Arc<Metrics>,
     recorder: Recorder,
     breakpoints: Breakpoints,
+    prometheus: Option<Prometheus>,
 }
 
 impl Context {
@@ -171,10 +177,14 @@ impl Context {
     }
 
     /// The workload of each version, as cached.
-    fn workloads(&self, ms: &ModelServiceObject, namespace: &str) -> Vec<Option<Workload>> {
+    fn workloads(
+        &self,
+        ms: &ModelServiceObject,
+        spec: &ModelServiceSpec,
+        namespace: &str,
+    ) -> Vec<Option<Workload>> {
         let name = ms.name_any();
-        ms.spec
-            .versions
+        spec.versions
             .iter()
             .map(|v| {
                 let workload = format!("{name}-{}", v.version);
@@ -280,7 +290,11 @@ impl Context {
 }
 
 /// The manifest the renderer takes, from the object the API server holds.
-fn manifest_of(ms: &ModelServiceObject, namespace: &str) -> ModelServiceManifest {
+fn manifest_of(
+    ms: &ModelServiceObject,
+    spec: &ModelServiceSpec,
+    namespace: &str,
+) -> ModelServiceManifest {
     let annotations = ms
         .annotations()
         .get(RESTARTED_AT_ANNOTATION)
@@ -295,7 +309,7 @@ fn manifest_of(ms: &ModelServiceObject, namespace: &str) -> ModelServiceManifest
             annotations,
             ..ManifestMeta::default()
         },
-        spec: ms.spec.clone(),
+        spec: spec.clone(),
         status: None,
     }
 }
@@ -308,7 +322,9 @@ async fn apply_service(ms: &ModelServiceObject, ctx: &Context) -> Result<Action,
         owner: ms.controller_owner_ref(&()),
         ..ctx.render.clone()
     };
-    let children = match render(&manifest_of(ms, &namespace), &options) {
+    // A rollout renders the split it has reached, not the spec's end state.
+    let stepped = rollout::step(ms, ctx.prometheus.as_ref()).await;
+    let children = match render(&manifest_of(ms, &stepped.spec, &namespace), &options) {
         Ok(children) => children,
         Err(e) => {
             let invalid = status::invalid(ms.status.as_ref(), generation, e.to_string());
@@ -352,15 +368,39 @@ async fn apply_service(ms: &ModelServiceObject, ctx: &Context) -> Result<Action,
         )
         .await;
     }
-    let observed = status::observe(
-        &ms.spec,
+    let mut observed = status::observe(
+        &stepped.spec,
         generation,
-        &ctx.workloads(ms, &namespace),
+        &ctx.workloads(ms, &stepped.spec, &namespace),
         format!("http://{name}.{namespace}.svc/v1"),
     );
+    observed.stable_version = stepped.stable;
+    observed.rollout = stepped.state.as_ref().map(|r| r.summary());
+    let before = ms.status.as_ref().and_then(|s| s.rollout_state.as_ref());
+    if let Some(r) = &stepped.state
+        && before.map(|b| (b.phase, b.step)) != Some((r.phase, r.step))
+    {
+        let warning = r.phase == autoglm_core::rollout::Phase::Degraded;
+        let reason = format!("Rollout{:?}", r.phase);
+        let note = format!(
+            "version {} at {}% (step {}){}",
+            r.canary,
+            r.weight,
+            r.step,
+            if r.message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", r.message)
+            }
+        );
+        ctx.event(ms, warning, &reason, "Rollout", note).await;
+    }
+    observed.rollout_state = stepped.state;
     ctx.breakpoints.reach(ms, Step::BeforeStatus).await;
     ctx.write_status(ms, observed).await?;
-    Ok(Action::requeue(ctx.resync))
+    Ok(Action::requeue(stepped.due.map_or(ctx.resync, |due| {
+        due.max(Duration::from_millis(100)).min(ctx.resync)
+    })))
 }
 
 /// Deletes every child before the ModelService goes, so that nothing it
@@ -511,6 +551,7 @@ async fn operate(
         applied: Mutex::new(HashMap::new()),
         metrics: metrics.clone(),
         breakpoints,
+        prometheus: settings.prometheus.as_deref().map(Prometheus::new),
     });
     let (service_cache, service_writer) = reflector::store();
     let service_stream = scoped_watch::<ModelServiceObject>(

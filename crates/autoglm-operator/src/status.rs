@@ -190,7 +190,10 @@ pub fn observe(
         url: Some(url),
         observed_generation: generation,
         observed_restarts: None,
+        // The reconcile fills these in from the rollout it drives.
         rollout: None,
+        stable_version: None,
+        rollout_state: None,
     }
 }
 

@@ -125,6 +125,7 @@ async fn a_child_deleted_under_a_held_reconcile_is_applied_again() {
         metrics_addr: None,
         instance: "breakpoints-test".to_owned(),
         resync: Duration::from_secs(300),
+        prometheus: None,
     };
     let operator = tokio::spawn(autoglm_operator::run_with_breakpoints(
         client.clone(),

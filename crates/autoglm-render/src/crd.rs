@@ -117,16 +117,21 @@ fn schema_of<T: JsonSchema>() -> Value {
 fn strip_non_structural(schema: &mut Value) {
     match schema {
         Value::Object(object) => {
+            // A 64-bit bound is no bound: the API server reads numbers as
+            // floats, and i64::MAX as a float is beyond int64, which it
+            // refuses when it validates an object.
             let bounds = match object.get("format").and_then(Value::as_str) {
-                Some("uint32") => Some(u64::from(u32::MAX)),
-                Some("uint16") => Some(u64::from(u16::MAX)),
-                Some("uint") | Some("uint64") => Some(i64::MAX as u64),
+                Some("uint32") => Some(Some(u64::from(u32::MAX))),
+                Some("uint16") => Some(Some(u64::from(u16::MAX))),
+                Some("uint") | Some("uint64") => Some(None),
                 _ => None,
             };
             if let Some(max) = bounds {
                 object.insert("format".to_owned(), json!("int64"));
                 object.entry("minimum").or_insert(json!(0));
-                object.entry("maximum").or_insert(json!(max));
+                if let Some(max) = max {
+                    object.entry("maximum").or_insert(json!(max));
+                }
             }
             object.values_mut().for_each(strip_non_structural);
         }

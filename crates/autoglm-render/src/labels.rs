@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 
 /// `app.kubernetes.io/managed-by` on every child.
 pub const MANAGED_BY: &str = "autoglm";
+/// `app.kubernetes.io/managed-by` (and the field manager) of the
+/// ModelServices the console writes: their rollouts are the console's to
+/// drive, and the operator renders them as they are.
+pub const CONSOLE_MANAGER: &str = "autoglm-console";
 /// Names the ModelService a child belongs to.
 pub const MODEL_SERVICE_LABEL: &str = "autoglm.io/model-service";
 /// Names the model version a workload serves.

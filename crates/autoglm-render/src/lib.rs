@@ -14,7 +14,7 @@ pub use child::{Child, ChildKind};
 pub use crd::{
     GROUP, PLURAL, VERSION, custom_resource_definition, custom_resource_definition_yaml,
 };
-pub use labels::{MANAGED_BY, MODEL_SERVICE_LABEL, MODEL_VERSION_LABEL, selector};
+pub use labels::{CONSOLE_MANAGER, MANAGED_BY, MODEL_SERVICE_LABEL, MODEL_VERSION_LABEL, selector};
 pub use object::ModelServiceObject;
 pub use options::{RenderError, RenderOptions};
 pub use render::{render, to_yaml};

@@ -384,20 +384,8 @@ pub fn save_rollout(
     rollout: &Rollout,
 ) -> Result<StoredService> {
     let current = get(tx, tenant, name)?;
-    let weight = |version: &str, weight: u32| VersionWeight {
-        version: version.to_owned(),
-        weight,
-    };
-    let versions = match rollout.phase {
-        RolloutPhase::Healthy => vec![weight(&rollout.canary, 100)],
-        RolloutPhase::Degraded => vec![weight(&rollout.stable, 100)],
-        _ => vec![
-            weight(&rollout.stable, 100 - rollout.weight),
-            weight(&rollout.canary, rollout.weight),
-        ],
-    };
     let spec = ModelServiceSpec {
-        versions,
+        versions: rollout.split(),
         ..current.manifest.spec.clone()
     };
     let metadata = &current.manifest.metadata;

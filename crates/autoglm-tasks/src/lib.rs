@@ -154,6 +154,18 @@ impl Drop for TaskScheduler {
     }
 }
 
+#[cfg(test)]
+impl TaskScheduler {
+    /// Stops the loop and its workers as `kill -9` would, and returns once
+    /// none of them can run again: an aborted task is only dropped when the
+    /// runtime next reaches it, and until the loop is dropped (and with it
+    /// its workers) a worker that was ready could still take a step.
+    pub(crate) async fn crash(mut self) {
+        self.loop_task.abort();
+        let _ = (&mut self.loop_task).await;
+    }
+}
+
 struct Shared<E> {
     store: Arc<Store>,
     /// This scheduler's epoch: its writes are refused once another started.

@@ -57,7 +57,14 @@ impl ServiceWork {
                 let Effect::Measure(metric) = effects.remove(i) else {
                     continue;
                 };
-                let (value, baseline) = self.measure(tenant, name, &rollout, &metric);
+                let (value, baseline) = match self.measure(tenant, name, &rollout, &metric).await {
+                    Ok(measured) => measured,
+                    // Still due: measured again at the next look.
+                    Err(why) => {
+                        tracing::warn!(service = name, error = %why, "cannot measure a rollout's metric");
+                        continue;
+                    }
+                };
                 let event = Event::Measured {
                     metric: metric.name.clone(),
                     value,
@@ -143,16 +150,21 @@ impl ServiceWork {
         }
     }
 
-    /// The canary's and the stable version's `metric` over its interval.
-    fn measure(
+    /// The canary's and the stable version's `metric` over its interval:
+    /// from Prometheus when there is one, else from the gateway of this
+    /// process; an error when Prometheus could not answer.
+    async fn measure(
         &self,
         tenant: &str,
         name: &str,
         rollout: &Rollout,
         metric: &autoglm_core::rollout::ReadyMetric,
-    ) -> (Option<f64>, Option<f64>) {
+    ) -> Result<(Option<f64>, Option<f64>), String> {
+        if let Some(prometheus) = &self.prometheus {
+            return prometheus.measure(tenant, name, rollout, metric).await;
+        }
         let Some(history) = self.traffic.traffic(tenant, name, 360) else {
-            return (None, None);
+            return Ok((None, None));
         };
         let now = Utc::now();
         // The history keeps closed intervals only: the interval that closed
@@ -170,7 +182,7 @@ impl ServiceWork {
                     measure(metric.metric, &points, history.interval_seconds)
                 })
         };
-        (of(&rollout.canary), of(&rollout.stable))
+        Ok((of(&rollout.canary), of(&rollout.stable)))
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use autoglm_contract::{ServicePlatform, TrafficHistory};
 use autoglm_core::task::{Rollout, ServiceChange, Task, TaskError, TaskKind, TaskProgress, judge};
+use autoglm_prometheus::Prometheus;
 use autoglm_store::Store;
 use serde_json::{Value, json};
 
@@ -24,6 +25,9 @@ pub struct ServiceWork {
     pub(crate) store: Arc<Store>,
     pub(crate) platform: Arc<dyn ServicePlatform>,
     pub(crate) traffic: Arc<dyn TrafficHistory>,
+    /// Where rollouts measure instead, when the gateways run elsewhere
+    /// (Kubernetes) and Prometheus scrapes them.
+    pub(crate) prometheus: Option<Prometheus>,
 }
 
 impl ServiceWork {
@@ -37,6 +41,16 @@ impl ServiceWork {
             store,
             platform,
             traffic,
+            prometheus: None,
+        }
+    }
+
+    /// Rollouts measure from `prometheus` (PromQL over the gateways'
+    /// metrics) instead of this process's gateway.
+    pub fn with_prometheus(self, prometheus: Prometheus) -> ServiceWork {
+        ServiceWork {
+            prometheus: Some(prometheus),
+            ..self
         }
     }
 

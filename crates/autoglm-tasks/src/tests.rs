@@ -373,7 +373,7 @@ async fn a_task_left_running_by_a_crash_is_resumed_by_the_next_start() {
         let held = bp.hold_at(Phase::Claimed(t.id)).await;
         // Claimed and recorded running; then the process dies.
         assert_eq!(store.task(None, t.id).unwrap().state, TaskState::Running);
-        drop(s);
+        s.crash().await;
         drop(held);
     }
     let _s = start(&store, &tasks, &work, settings(1)).await;
@@ -415,7 +415,7 @@ async fn a_crash_during_the_last_attempt_fails_the_task_as_interrupted() {
             }
             held = Some(bp.hold_at(Phase::Claimed(t.id)).await);
         }
-        drop(s);
+        s.crash().await;
         drop(held);
     }
     let _s = start(&store, &tasks, &work, settings(1)).await;
@@ -455,7 +455,7 @@ async fn ten_crashes_at_random_breakpoints_lose_and_double_no_task() {
             // dropped mid-step, as kill -9 would stop them.
             let held =
                 tokio::time::timeout(Duration::from_secs(10), bp.hold_at(stop.clone())).await;
-            drop(s);
+            s.crash().await;
             drop(held);
         }
         let effects_before = work.0.effects.lock().clone();

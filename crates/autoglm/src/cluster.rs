@@ -32,6 +32,9 @@ pub struct ConsoleArgs {
     /// The kubeconfig for `--platform kubernetes`; the in-cluster configuration or $KUBECONFIG when absent.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// The Prometheus that scrapes the gateways, e.g. http://prometheus:9090: rollouts' analyses query it.
+    #[arg(long, env = "AUTOGLM_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
 }
 
 /// Flags of `autoglm gateway`.

@@ -122,7 +122,10 @@ fn main() -> ExitCode {
         Command::Console(args) => {
             let platform = match args.platform {
                 cluster::PlatformKind::None => serve::Platform::None,
-                cluster::PlatformKind::Kubernetes => serve::Platform::Kubernetes(args.kubeconfig),
+                cluster::PlatformKind::Kubernetes => serve::Platform::Kubernetes {
+                    kubeconfig: args.kubeconfig,
+                    prometheus: args.prometheus_url,
+                },
             };
             serve(
                 &rt,

@@ -39,6 +39,9 @@ pub struct OperatorArgs {
     /// Reconcile every ModelService this often even when nothing changed, in seconds.
     #[arg(long, default_value_t = 300)]
     resync_interval: u64,
+    /// The Prometheus that scrapes the gateways, e.g. http://prometheus:9090: rollouts' analyses query it.
+    #[arg(long, env = "AUTOGLM_PROMETHEUS_URL")]
+    prometheus_url: Option<String>,
 }
 
 /// This process among the candidates: the pod (or host) name and the pid.
@@ -90,6 +93,7 @@ pub async fn run(args: OperatorArgs) -> ExitCode {
         metrics_addr: Some(args.metrics_addr),
         instance: identity,
         resync: Duration::from_secs(args.resync_interval),
+        prometheus: args.prometheus_url.clone(),
     };
     eprintln!(
         "autoglm operator watching ModelServices in {}; metrics on http://{}/metrics",

@@ -16,14 +16,24 @@ pub enum Platform {
     None,
     /// On this machine, with the gateway (`autoglm up`).
     Up(Up),
-    /// On the cluster of this kubeconfig (else in-cluster or $KUBECONFIG).
-    Kubernetes(Option<std::path::PathBuf>),
+    /// On the cluster of this kubeconfig (else in-cluster or $KUBECONFIG),
+    /// rollouts measured from this Prometheus.
+    Kubernetes {
+        /// The kubeconfig.
+        kubeconfig: Option<std::path::PathBuf>,
+        /// The Prometheus that scrapes the gateways.
+        prometheus: Option<String>,
+    },
 }
 
 /// Opens the home folder, prints how to reach the console, serves until a
 /// signal. With `up`, also runs the platform, reconciler and gateway (and the
 /// demo); on Kubernetes, writes services to the cluster and reads them back.
 pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
+    let prometheus = match &platform {
+        Platform::Kubernetes { prometheus, .. } => prometheus.clone(),
+        _ => None,
+    };
     let home = config.home.clone();
     let password = config.admin_password.clone();
     let opened = tokio::task::spawn_blocking(move || {
@@ -37,7 +47,7 @@ pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
             (state, Some(running), Some(up))
         }
         Platform::None => (opened.state, None, None),
-        Platform::Kubernetes(kubeconfig) => {
+        Platform::Kubernetes { kubeconfig, .. } => {
             let client = crate::cluster::client(kubeconfig.as_ref())
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot reach Kubernetes: {e}"))?;
@@ -49,14 +59,18 @@ pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
         }
     };
     // One scheduler runs every task, on whichever platform the services run.
+    let mut work = autoglm_tasks::ServiceWork::new(
+        state.store.clone(),
+        state.platform.clone(),
+        state.traffic.clone(),
+    );
+    if let Some(url) = &prometheus {
+        work = work.with_prometheus(autoglm_prometheus::Prometheus::new(url));
+    }
     let _tasks = autoglm_tasks::TaskScheduler::start(
         state.store.clone(),
         state.tasks.clone(),
-        autoglm_tasks::ServiceWork::new(
-            state.store.clone(),
-            state.platform.clone(),
-            state.traffic.clone(),
-        ),
+        work,
         autoglm_tasks::Settings::default(),
     )
     .await

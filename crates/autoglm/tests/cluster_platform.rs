@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cluster::{ControlPlane, Operator};
+use cluster::{ControlPlane, Operator, Process, free_port, host_ip};
 use common::Console;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
@@ -27,31 +27,6 @@ const UPSTREAM: &str = concat!(
 /// The admin's tenant, and so the namespace its services land in.
 const TENANT: &str = "default";
 
-/// This machine's address on its first non-loopback interface: EndpointSlices
-/// refuse loopback addresses, so the test upstreams listen here.
-fn host_ip() -> String {
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-    // A UDP "connect" only picks the route; nothing is sent.
-    socket
-        .connect("203.0.113.1:9")
-        .expect("a route out of this machine, to pick its address");
-    let ip = socket.local_addr().unwrap().ip();
-    assert!(
-        !ip.is_loopback() && !ip.is_unspecified(),
-        "this machine needs a non-loopback IPv4 address for the gateway test (found {ip})"
-    );
-    ip.to_string()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process killed when dropped.
 /// Task `id` once it is final (long-polled, at most a minute).
 async fn task_once_final(env: &Env, id: i64) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -68,15 +43,6 @@ async fn task_once_final(env: &Env, id: i64) -> Value {
             return task;
         }
         assert!(Instant::now() < deadline, "task {id} still {task}");
-    }
-}
-
-struct Process(std::process::Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -249,32 +215,8 @@ async fn the_console_runs_services_on_kubernetes_and_the_gateway_splits_by_endpo
     drop(operator);
     plane.kubectl(&["delete", "service", "echo-1", "echo-2", "-n", TENANT]);
     let ip = host_ip();
-    let mut upstreams = Vec::new();
-    for version in ["1", "2"] {
-        let port = free_port();
-        upstreams.push(Process(
-            Command::new("python3")
-                .args([UPSTREAM, &port.to_string(), version, "echo"])
-                .env("UPSTREAM_HOST", &ip)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        ));
-        // Listed only once it listens: a slice naming a port nobody answers
-        // yet would make the gateway answer 502 (it was a flake under load).
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect((ip.as_str(), port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "upstream {version} did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        plane.apply(&format!(
-            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: echo-{version}-test\n  namespace: {TENANT}\n  labels: {{kubernetes.io/service-name: echo-{version}, app.kubernetes.io/managed-by: autoglm, endpointslice.kubernetes.io/managed-by: autoglm-test}}\naddressType: IPv4\nports: [{{name: http, port: {port}, protocol: TCP}}]\nendpoints: [{{addresses: [\"{ip}\"], conditions: {{ready: true}}}}]\n"
-        ));
-    }
+    let _upstreams =
+        ["1", "2"].map(|version| cluster::upstream(plane, &ip, TENANT, "echo", version, false));
     let gateway_port = free_port();
     let _gateway = Process(
         Command::new(cluster::BIN)

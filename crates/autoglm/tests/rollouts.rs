@@ -3,7 +3,8 @@
 //! answers 500 for a version in $FAIL_VERSIONS) is rolled back by its
 //! analysis by itself, and no request reaches it after the abort; a healthy
 //! one goes 10 → 50, waits at an open pause, is promoted and becomes the
-//! stable version; bad rollout specs are refused with their field paths.
+//! stable version; one three times slower than the stable version is caught
+//! by a latency analysis against that baseline; bad rollout specs are refused with their field paths.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -237,6 +238,62 @@ async fn a_healthy_canary_goes_10_then_50_waits_to_be_promoted_and_becomes_stabl
         .call(Method::GET, "/api/v1/tasks?kind=rolloutStep", None)
         .await;
     assert_eq!(tasks["items"].as_array().unwrap().len(), 2, "{tasks}");
+}
+
+#[tokio::test]
+async fn a_canary_three_times_slower_than_the_stable_version_is_caught_by_its_latency_analysis() {
+    let home = tempfile::tempdir().unwrap();
+    let env = started(&home.path().join("home")).await;
+    // Judged against the stable version as baseline, not a fixed number.
+    let latency = json!({"analysis": {"metrics": [{"name": "latency", "interval": "10s",
+        "successCondition": "result <= baseline * 2",
+        "provider": {"gateway": {"metric": "latencyP95"}}}]}});
+    let steps = json!([{"setWeight": 50}, latency, {"setWeight": 100}]);
+    // Version 1 answers in 40 ms and more, version 2 in 120 ms and more.
+    let slow = |version: &str| {
+        let mut m = manifest(version, steps.clone(), false);
+        m["spec"]["env"] = json!([{"name": "DELAY_MS", "value": "1:40,2:120"}]);
+        m
+    };
+    let task = env
+        .start_task(Method::POST, "/api/v1/services", Some(slow("1")))
+        .await;
+    assert_eq!(env.final_task(&task["id"]).await["state"], "succeeded");
+    let running = Arc::new(AtomicBool::new(true));
+    let traffic = env.traffic(running.clone());
+    let task = env
+        .start_task(Method::PUT, "/api/v1/services/echo", Some(slow("2")))
+        .await;
+    assert_eq!(task["kind"], "rolloutStep");
+    let aborted = env
+        .rollout_when("the abort", Duration::from_secs(60), |r| {
+            r["phase"] == "Degraded" || r["phase"] == "Healthy"
+        })
+        .await;
+    running.store(false, Ordering::Relaxed);
+    traffic.await.unwrap();
+    assert_eq!(aborted["phase"], "Degraded", "{aborted}");
+    assert!(
+        aborted["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("metric latency failed at step 1"),
+        "{aborted}"
+    );
+    let measured = &aborted["analysis"][0]["measurements"][0];
+    let (canary, stable) = (
+        measured["value"].as_f64().unwrap(),
+        measured["baseline"].as_f64().unwrap(),
+    );
+    assert!(
+        stable >= 0.04 && canary >= 0.12 && canary > 2.0 * stable,
+        "{aborted}"
+    );
+    let (_, service) = env.call(Method::GET, "/api/v1/services/echo", None).await;
+    assert_eq!(
+        service["spec"]["versions"],
+        json!([{"version": "1", "weight": 100}])
+    );
 }
 
 #[tokio::test]

@@ -152,6 +152,24 @@ impl Rollout {
         }
     }
 
+    /// The traffic split this state asks for: all on the canary once
+    /// healthy, all on the stable version once degraded, else the canary's
+    /// weight (both versions listed, so the canary's replicas run at 0%).
+    pub fn split(&self) -> Vec<crate::service::VersionWeight> {
+        let weight = |version: &str, weight: u32| crate::service::VersionWeight {
+            version: version.to_owned(),
+            weight,
+        };
+        match self.phase {
+            Phase::Healthy => vec![weight(&self.canary, 100)],
+            Phase::Degraded => vec![weight(&self.stable, 100)],
+            _ => vec![
+                weight(&self.stable, 100 - self.weight),
+                weight(&self.canary, self.weight),
+            ],
+        }
+    }
+
     /// When the rollout next has something to do by itself (a pause ends, a
     /// measurement is due); `None` when it is final or waits for a user.
     pub fn next_due(&self, steps: &[ReadyStep]) -> Option<DateTime<Utc>> {

@@ -4,9 +4,11 @@
 //! and the operator both run. No IO, no clock: time and measurements come
 //! in as events.
 
+pub mod cluster;
 pub mod condition;
 pub mod machine;
 pub mod measure;
+pub mod promql;
 pub mod spec;
 
 pub use condition::Condition;

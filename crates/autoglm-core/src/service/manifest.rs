@@ -23,7 +23,7 @@ pub const API_VERSION: &str = "autoglm.io/v1alpha1";
 pub const KIND: &str = "ModelService";
 
 /// A ModelService document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModelServiceManifest {
     /// Always [`API_VERSION`].

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The observed state of a ModelService.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ModelServiceStatus {
     /// How many replicas the platform wants now, all versions together.
@@ -37,6 +37,14 @@ pub struct ModelServiceStatus {
     /// console keeps it (`GET .../rollout` has every measurement).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutStatus>,
+    /// Kubernetes: the version that last had all traffic, which a rollout
+    /// the operator drives starts from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stable_version: Option<String>,
+    /// Kubernetes: the state of the rollout the operator drives, every
+    /// measurement included (the local platform keeps it in its store).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_state: Option<crate::rollout::Rollout>,
 }
 
 /// A rollout in a service's status.
@@ -88,6 +96,8 @@ impl ModelServiceStatus {
             observed_generation: None,
             observed_restarts: None,
             rollout: None,
+            stable_version: None,
+            rollout_state: None,
         }
     }
 }
@@ -221,6 +231,8 @@ mod tests {
             observed_generation: None,
             observed_restarts: None,
             rollout: None,
+            stable_version: None,
+            rollout_state: None,
         };
         let json = serde_json::to_value(&status).expect("serialise");
         assert_eq!(json["desiredReplicas"], 2);

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::ModelServiceManifest;
 
 /// A service as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredService {
     /// The manifest without status: metadata with the name, the tenant as
     /// namespace, labels, annotations (with

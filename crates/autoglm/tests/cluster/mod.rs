@@ -239,3 +239,83 @@ impl ControlPlane {
         }
     }
 }
+
+/// This machine's address on its first non-loopback interface: EndpointSlices
+/// refuse loopback addresses, so the test upstreams listen here.
+pub fn host_ip() -> String {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    // A UDP "connect" only picks the route; nothing is sent.
+    socket
+        .connect("203.0.113.1:9")
+        .expect("a route out of this machine, to pick its address");
+    let ip = socket.local_addr().unwrap().ip();
+    assert!(
+        !ip.is_loopback() && !ip.is_unspecified(),
+        "this machine needs a non-loopback IPv4 address for the gateway test (found {ip})"
+    );
+    ip.to_string()
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped.
+pub struct Process(pub std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until something listens on `host:port`.
+pub fn wait_for_port(host: &str, port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect((host, port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const UPSTREAM: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/openai_upstream.py"
+);
+
+/// A real upstream on `ip` answering as `version` of `service` (500 for
+/// every request when `failing`), listed as the one ready endpoint of that
+/// version's Service in `namespace` by a hand-made EndpointSlice: kwok's
+/// pods have no network, so this is how a gateway reaches a version.
+pub fn upstream(
+    plane: &ControlPlane,
+    ip: &str,
+    namespace: &str,
+    service: &str,
+    version: &str,
+    failing: bool,
+) -> Process {
+    let port = free_port();
+    let process = Process(
+        Command::new("python3")
+            .args([UPSTREAM, &port.to_string(), version, service])
+            .env("UPSTREAM_HOST", ip)
+            .env("FAIL_VERSIONS", if failing { version } else { "" })
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Listed only once it listens: a slice naming a port nobody answers
+    // yet would make the gateway answer 502 (it was a flake under load).
+    wait_for_port(ip, port, "an upstream");
+    plane.apply(&format!(
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-{version}-test\n  namespace: {namespace}\n  labels: {{kubernetes.io/service-name: {service}-{version}, app.kubernetes.io/managed-by: autoglm, endpointslice.kubernetes.io/managed-by: autoglm-test}}\naddressType: IPv4\nports: [{{name: http, port: {port}, protocol: TCP}}]\nendpoints: [{{addresses: [\"{ip}\"], conditions: {{ready: true}}}}]\n"
+    ));
+    process
+}

@@ -459,33 +459,45 @@ impl Local {
         &self,
         running: Arc<AtomicBool>,
     ) -> tokio::task::JoinHandle<Vec<(Instant, String, u16)>> {
-        let (http, url, token) = (
-            self.http.clone(),
-            format!("{}/v1/chat/completions", self.up.gateway),
+        chat_traffic(
+            self.up.gateway.clone(),
             self.up.console.token.clone(),
-        );
-        tokio::spawn(async move {
-            let mut seen = Vec::new();
-            while running.load(Ordering::Relaxed) {
-                let r = http
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(
-                        &json!({"model": "echo", "messages": [{"role": "user", "content": "hi"}]}),
-                    )
-                    .send()
-                    .await;
-                if let Ok(r) = r {
-                    let version = r
-                        .headers()
-                        .get("x-autoglm-version")
-                        .map(|v| v.to_str().unwrap().to_owned())
-                        .unwrap_or_default();
-                    seen.push((Instant::now(), version, r.status().as_u16()));
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            seen
-        })
+            "echo",
+            running,
+        )
     }
+}
+
+/// Sends chat requests for `model` to the gateway at `gateway` every 50 ms
+/// until the flag drops; the versions that answered and their statuses,
+/// with when.
+pub fn chat_traffic(
+    gateway: String,
+    token: String,
+    model: &'static str,
+    running: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<(Instant, String, u16)>> {
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let url = format!("{gateway}/v1/chat/completions");
+        let mut seen = Vec::new();
+        while running.load(Ordering::Relaxed) {
+            let r = http
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+                .await;
+            if let Ok(r) = r {
+                let version = r
+                    .headers()
+                    .get("x-autoglm-version")
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                seen.push((Instant::now(), version, r.status().as_u16()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        seen
+    })
 }
