@@ -396,6 +396,15 @@ async fn apply_service(ms: &ModelServiceObject, ctx: &Context) -> Result<Action,
         ctx.event(ms, warning, &reason, "Rollout", note).await;
     }
     observed.rollout_state = stepped.state;
+    observed.rollout_command = stepped.command;
+    if let Some((refused, words)) = stepped.command_outcome {
+        let reason = if refused {
+            "RolloutCommandRefused"
+        } else {
+            "RolloutCommand"
+        };
+        ctx.event(ms, refused, reason, "Rollout", words).await;
+    }
     ctx.breakpoints.reach(ms, Step::BeforeStatus).await;
     ctx.write_status(ms, observed).await?;
     Ok(Action::requeue(stepped.due.map_or(ctx.resync, |due| {

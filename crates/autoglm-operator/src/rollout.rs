@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use autoglm_core::rollout::cluster::{Course, course};
+use autoglm_core::rollout::cluster::{COMMAND_ANNOTATION, Course, course, parse_command};
 use autoglm_core::rollout::{Effect, Event, Phase, ReadyMetric, Rollout};
 use autoglm_core::service::ModelServiceSpec;
 use autoglm_prometheus::Prometheus;
@@ -30,16 +30,34 @@ pub struct Stepped {
     pub state: Option<Rollout>,
     /// When to reconcile again for the rollout's sake.
     pub due: Option<Duration>,
+    /// The command annotation's value, once carried out (or refused).
+    pub command: Option<String>,
+    /// What became of a new command, in words, and whether it was refused.
+    pub command_outcome: Option<(bool, String)>,
 }
 
 /// Carries `ms`'s rollout as far as it goes now.
 pub async fn step(ms: &ModelServiceObject, prometheus: Option<&Prometheus>) -> Stepped {
     let status = ms.status.as_ref();
+    // A command is new while its value is not the one last carried out.
+    let command = ms.annotations().get(COMMAND_ANNOTATION).cloned();
+    let new_command = command
+        .clone()
+        .filter(|c| status.and_then(|s| s.rollout_command.as_ref()) != Some(c));
+    let recorded = command.or_else(|| status.and_then(|s| s.rollout_command.clone()));
+    let ignored = new_command.as_ref().map(|c| {
+        (
+            true,
+            format!("{COMMAND_ANNOTATION} {c:?}: no rollout is running"),
+        )
+    });
     let plain = |stable: Option<String>, state: Option<Rollout>| Stepped {
         spec: ms.spec.clone(),
         stable,
         state,
         due: None,
+        command: recorded.clone(),
+        command_outcome: ignored.clone(),
     };
     let now = Utc::now();
     let chosen = course(
@@ -68,7 +86,26 @@ pub async fn step(ms: &ModelServiceObject, prometheus: Option<&Prometheus>) -> S
     };
     let namespace = ms.namespace().unwrap_or_default();
     let name = ms.name_any();
-    let mut effects = rollout.on(&steps, Event::Tick, now);
+    let mut effects = Vec::new();
+    let mut outcome = None;
+    if let Some(value) = &new_command {
+        outcome = Some(match parse_command(value) {
+            Ok(_) if rollout.is_final() => (
+                true,
+                format!(
+                    "{COMMAND_ANNOTATION} {value:?}: the rollout of version {} is over ({:?})",
+                    rollout.canary, rollout.phase
+                ),
+            ),
+            Ok(event) => {
+                let words = format!("{COMMAND_ANNOTATION} {value:?}: {event:?}");
+                effects.extend(rollout.on(&steps, event, now));
+                (false, words)
+            }
+            Err(why) => (true, why),
+        });
+    }
+    effects.extend(rollout.on(&steps, Event::Tick, now));
     let mut retry = false;
     while let Some(i) = effects.iter().position(|e| matches!(e, Effect::Measure(_))) {
         let Effect::Measure(metric) = effects.remove(i) else {
@@ -110,6 +147,8 @@ pub async fn step(ms: &ModelServiceObject, prometheus: Option<&Prometheus>) -> S
         stable: Some(stable),
         state: Some(rollout),
         due,
+        command: recorded,
+        command_outcome: outcome,
     }
 }
 

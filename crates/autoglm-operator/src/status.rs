@@ -194,6 +194,7 @@ pub fn observe(
         rollout: None,
         stable_version: None,
         rollout_state: None,
+        rollout_command: None,
     }
 }
 

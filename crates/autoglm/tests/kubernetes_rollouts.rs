@@ -12,7 +12,8 @@
 //! analysis and becomes the stable version. A service written through the
 //! console (`--platform kubernetes --prometheus-url`) is rolled out by the
 //! console's own task, measured from the same Prometheus, and the operator
-//! leaves its split alone.
+//! leaves its split alone. A user pauses and promotes a rollout with the
+//! `autoglm.io/rollout-command` annotation; a bad command is refused.
 #![allow(clippy::unwrap_used)]
 
 mod cluster;
@@ -264,6 +265,58 @@ async fn the_operator_rolls_back_a_failing_canary_and_promotes_a_healthy_one_fro
         serde_json::json!([{"version": "2", "weight": 100}])
     );
     assert!(object["status"].get("rolloutState").is_none(), "{object}");
+
+    // A user's commands, as annotations (kubectl has no rollout verbs):
+    // a pause holds the rollout, a promote ends it, a bad one is refused.
+    let command = |value: &str| {
+        plane.kubectl(&[
+            "annotate",
+            "modelservice",
+            "held",
+            "-n",
+            TENANT,
+            "--overwrite",
+            &format!("autoglm.io/rollout-command={value}"),
+        ]);
+    };
+    let open_pause = "[{setWeight: 30}, {pause: {}}, {setWeight: 100}]";
+    plane.apply(&service("held", "1", open_pause));
+    plane.wait_until("held at stable version 1", Duration::from_secs(60), || {
+        status(plane, "held")["stableVersion"] == "1"
+    });
+    plane.apply(&service("held", "2", open_pause));
+    plane.wait_until("held's rollout at 30%", Duration::from_secs(60), || {
+        status(plane, "held")["rolloutState"]["weight"] == 30
+    });
+    command("pause@1");
+    plane.wait_until("held paused by its user", Duration::from_secs(30), || {
+        status(plane, "held")["rolloutState"]["pausedByUser"] == true
+    });
+    let paused = status(plane, "held");
+    assert_eq!(paused["rolloutState"]["phase"], "Paused", "{paused}");
+    assert_eq!(paused["rolloutCommand"], "pause@1", "{paused}");
+    command("dance@2");
+    plane.wait_until("the bad command refused", Duration::from_secs(30), || {
+        plane
+            .kubectl(&[
+                "get",
+                "events",
+                "-n",
+                TENANT,
+                "--field-selector",
+                "involvedObject.name=held",
+            ])
+            .contains("is not a rollout command")
+    });
+    assert_eq!(status(plane, "held")["rolloutState"]["phase"], "Paused");
+    command("promote@3");
+    plane.wait_until("held promoted", Duration::from_secs(30), || {
+        status(plane, "held")["stableVersion"] == "2"
+    });
+    let promoted = status(plane, "held");
+    assert_eq!(promoted["rolloutState"]["phase"], "Healthy", "{promoted}");
+    assert_eq!(promoted["versions"][0]["version"], "2", "{promoted}");
+    assert_eq!(promoted["versions"][0]["weight"], 100, "{promoted}");
 
     // Traffic runs on a little; then who answered after the abort.
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::machine::Rollout;
+use super::machine::{Event, Rollout};
 use crate::service::ModelServiceSpec;
 
 /// What a reconcile does about a service's rollout.
@@ -24,6 +24,26 @@ pub enum Course {
     },
     /// Drive this rollout (new, or carried on from the status).
     Drive(Rollout),
+}
+
+/// The annotation by which a user commands a rollout the operator drives,
+/// as `autoglm rollout ACTION` does the console's: `ACTION@ID`, where ACTION
+/// is `pause`, `resume`, `promote` or `abort`, and each new value is one
+/// command (`kubectl annotate ... autoglm.io/rollout-command=promote@$(date +%s) --overwrite`).
+pub const COMMAND_ANNOTATION: &str = "autoglm.io/rollout-command";
+
+/// The event a command annotation's value asks for.
+pub fn parse_command(value: &str) -> Result<Event, String> {
+    let action = value.split_once('@').map_or(value, |(action, _)| action);
+    match action.trim() {
+        "pause" => Ok(Event::Pause),
+        "resume" => Ok(Event::Resume),
+        "promote" => Ok(Event::Promote),
+        "abort" => Ok(Event::Abort),
+        other => Err(format!(
+            "{COMMAND_ANNOTATION}: {other:?} is not a rollout command: pause, resume, promote or abort (ACTION@ID)"
+        )),
+    }
 }
 
 /// The version `spec` sends all traffic to, when it names one at 100%.
@@ -71,6 +91,19 @@ mod tests {
             spec["rollout"] = serde_json::json!({"steps": [{"setWeight": 50}]});
         }
         serde_json::from_value(spec).unwrap()
+    }
+
+    #[test]
+    fn commands_are_an_action_and_an_id() {
+        assert_eq!(parse_command("promote@1733540000"), Ok(Event::Promote));
+        assert_eq!(parse_command("abort"), Ok(Event::Abort));
+        assert_eq!(parse_command("pause@a@b"), Ok(Event::Pause));
+        assert_eq!(parse_command("resume@"), Ok(Event::Resume));
+        let refused = parse_command("dance@2").unwrap_err();
+        assert!(
+            refused.contains("\"dance\" is not a rollout command"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub struct ModelServiceStatus {
     /// measurement included (the local platform keeps it in its store).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout_state: Option<crate::rollout::Rollout>,
+    /// Kubernetes: the last `autoglm.io/rollout-command` the operator
+    /// carried out (a value is carried out once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_command: Option<String>,
 }
 
 /// A rollout in a service's status.
@@ -98,6 +102,7 @@ impl ModelServiceStatus {
             rollout: None,
             stable_version: None,
             rollout_state: None,
+            rollout_command: None,
         }
     }
 }
@@ -233,6 +238,7 @@ mod tests {
             rollout: None,
             stable_version: None,
             rollout_state: None,
+            rollout_command: None,
         };
         let json = serde_json::to_value(&status).expect("serialise");
         assert_eq!(json["desiredReplicas"], 2);
