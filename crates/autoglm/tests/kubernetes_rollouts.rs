@@ -94,28 +94,13 @@ async fn the_operator_rolls_back_a_failing_canary_and_promotes_a_healthy_one_fro
     wait_for_port("127.0.0.1", gateway_port, "the gateway");
 
     // Prometheus scrapes the gateway every second.
-    let config = home.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
+    let _prometheus = common::Prometheus::start(
+        prometheus_port,
+        &format!(
             "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: gateway\n    static_configs: [{{targets: [\"127.0.0.1:{gateway_port}\"]}}]\n"
         ),
-    )
-    .unwrap();
-    let _prometheus = Process(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                home.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Debian's prometheus (xtask deps installs it)"),
+        home.path(),
     );
-    wait_for_port("127.0.0.1", prometheus_port, "Prometheus");
     let _operator = Operator::start(plane, TENANT, &["--prometheus-url", &prometheus_url]);
 
     // Both at version 1: stable once the operator has seen them.

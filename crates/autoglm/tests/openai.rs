@@ -16,27 +16,9 @@ const CLIENT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/openai_client.py"
 );
-const PYTHON_ENV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/python-env.sh");
-
-/// The python of the pinned client environment, made on first use.
-fn python() -> String {
-    let lock = std::env::temp_dir().join("autoglm-python-env.lock");
-    let out = Command::new("flock")
-        .arg(&lock)
-        .arg(PYTHON_ENV)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "scripts/python-env.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 #[test]
 fn the_official_openai_client_chats_streams_and_embeds_through_the_gateway() {
-    let python = python();
+    let python = common::client_python();
     // The demo finds the models in the cache; fetch them first under the tests' lock.
     autoglm_testmodels::path(autoglm_testmodels::SMOLLM2);
     autoglm_testmodels::path(autoglm_testmodels::MINILM);

@@ -501,3 +501,58 @@ pub fn chat_traffic(
         seen
     })
 }
+
+/// The python of the pinned client environment (`scripts/python-env.sh`:
+/// the official `openai` client, the Grafana Foundation SDK), made on first
+/// use under a lock shared by every test process.
+pub fn client_python() -> String {
+    const PYTHON_ENV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/python-env.sh");
+    let lock = std::env::temp_dir().join("autoglm-python-env.lock");
+    let out = Command::new("flock")
+        .arg(&lock)
+        .arg(PYTHON_ENV)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/python-env.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Debian's Prometheus with a generated configuration, listening on
+/// 127.0.0.1:`port`, its data in `dir`; killed when dropped.
+pub struct Prometheus(Child);
+
+impl Prometheus {
+    /// Starts it with `config` (YAML) and waits until it listens.
+    pub fn start(port: u16, config: &str, dir: &Path) -> Prometheus {
+        let file = dir.join("prometheus.yml");
+        std::fs::write(&file, config).unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", file.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Debian's prometheus (cargo xtask deps installs it)");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "Prometheus did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Prometheus(child)
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
