@@ -6,7 +6,10 @@
 //! and the demo's two runtimes, SmolLM2 and MiniLM) after real traffic: each
 //! query must parse and return series. That Prometheus also loads
 //! `deploy/prometheus/rules.yml`, and every recording rule must give series
-//! from the same traffic.
+//! from the same traffic. Its numbers are the traffic's: requests per
+//! version, tokens generated (the answers' usage), ready replicas, nothing
+//! in flight, no errors, a p95 within the slowest chat's bucket; and every
+//! page it scraped passes `promtool check metrics`.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -98,25 +101,34 @@ fn every_panel_query_returns_series_from_a_real_prometheus() {
     let up = Up::start_with(&home.path().join("home"), &[]);
     up.wait_for_line("demo services deployed", Duration::from_secs(180));
     let http = reqwest::blocking::Client::new();
+    // The demo's banner comes once its services are written: wait for
+    // their replicas to be ready, where each one's port is known.
+    let ready_port = |name: &str| -> Option<u64> {
+        let service: Value = http
+            .get(up.console.api(&format!("/api/v1/services/{name}")))
+            .bearer_auth(&up.console.token)
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        match service["status"]["replicas"].as_array()?.as_slice() {
+            [one] if one["state"] == "ready" => one["port"].as_u64(),
+            _ => None,
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
     let replica_ports: Vec<u64> = ["chat", "embeddings"]
         .iter()
-        .flat_map(|s| {
-            let service: Value = http
-                .get(up.console.api(&format!("/api/v1/services/{s}")))
-                .bearer_auth(&up.console.token)
-                .send()
-                .unwrap()
-                .json()
-                .unwrap();
-            service["status"]["replicas"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r["port"].as_u64().unwrap())
-                .collect::<Vec<_>>()
+        .map(|name| {
+            loop {
+                if let Some(port) = ready_port(name) {
+                    break port;
+                }
+                assert!(Instant::now() < deadline, "{name} never became ready");
+                std::thread::sleep(Duration::from_millis(200));
+            }
         })
         .collect();
-    assert_eq!(replica_ports.len(), 2, "one replica each");
 
     let prometheus_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -140,7 +152,11 @@ fn every_panel_query_returns_series_from_a_real_prometheus() {
 
     // Real traffic: chats (time to first token, tokens) and embeddings
     // (batches), through the gateway with the admin's key.
+    // What the test sent, to hold Prometheus' numbers to: chats, tokens
+    // generated (as the answers' usage says), embeddings, slowest chat.
+    let sent = std::cell::Cell::new((0u64, 0u64, 0u64, 0f64));
     let send = |path: &str, body: Value| {
+        let started = Instant::now();
         let r = http
             .post(format!("{}{path}", up.gateway))
             .bearer_auth(&up.console.token)
@@ -148,6 +164,16 @@ fn every_panel_query_returns_series_from_a_real_prometheus() {
             .send()
             .unwrap();
         assert!(r.status().is_success(), "{path}: {}", r.status());
+        let answer: Value = r.json().unwrap();
+        let (mut chats, mut tokens, mut embeddings, mut slowest) = sent.get();
+        if path == "/v1/chat/completions" {
+            chats += 1;
+            tokens += answer["usage"]["completion_tokens"].as_u64().unwrap();
+            slowest = slowest.max(started.elapsed().as_secs_f64());
+        } else {
+            embeddings += 1;
+        }
+        sent.set((chats, tokens, embeddings, slowest));
     };
     let traffic = || {
         for i in 0..3 {
@@ -203,5 +229,92 @@ fn every_panel_query_returns_series_from_a_real_prometheus() {
             traffic();
             std::thread::sleep(Duration::from_secs(1));
         }
+    }
+
+    // The numbers are the traffic's: once Prometheus has scraped after the
+    // last request, its counts are what was sent.
+    let (chats, tokens, embeddings, slowest) = sent.get();
+    let chat_port = replica_ports[0];
+    let value = |expr: &str| -> Option<f64> {
+        let a: Value = http
+            .get(format!("http://127.0.0.1:{prometheus_port}/api/v1/query"))
+            .query(&[("query", expr)])
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        a["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    };
+    let expected = [
+        (
+            r#"sum(autoglm_gateway_requests_total{model="chat",version="1",code="200"})"#
+                .to_owned(),
+            chats as f64,
+        ),
+        (
+            r#"sum(autoglm_gateway_requests_total{model="embeddings",version="1",code="200"})"#
+                .to_owned(),
+            embeddings as f64,
+        ),
+        (
+            format!(
+                r#"autoglm_runtime_generated_tokens_total{{instance="127.0.0.1:{chat_port}"}}"#
+            ),
+            tokens as f64,
+        ),
+        (
+            r#"autoglm_gateway_replicas_ready{model="chat",version="1"}"#.to_owned(),
+            1.0,
+        ),
+        (
+            r#"sum(autoglm_gateway_in_flight_requests{model="chat"})"#.to_owned(),
+            0.0,
+        ),
+        (
+            r#"autoglm:gateway_errors:ratio_rate1m{model="chat",version="1"}"#.to_owned(),
+            0.0,
+        ),
+    ];
+    for (expr, want) in &expected {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = value(expr);
+            if got == Some(*want) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{expr}: {got:?}, sent {want}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+    // The p95 from the histogram's buckets: within the bucket that holds
+    // the slowest chat the client saw, and above nothing.
+    let p95 = value(
+        r#"histogram_quantile(0.95, sum by (le) (autoglm_gateway_request_duration_seconds_bucket{model="chat"}))"#,
+    )
+    .unwrap();
+    let bound = autoglm_core::traffic::LATENCY_BOUNDS
+        .into_iter()
+        .find(|b| *b >= slowest)
+        .unwrap();
+    assert!(
+        p95 > 0.0 && p95 <= bound,
+        "p95 {p95}, slowest chat {slowest} s"
+    );
+
+    // Every page Prometheus scraped is well-formed to promtool too.
+    for target in [
+        up.console.url.clone(),
+        up.gateway.clone(),
+        format!("http://127.0.0.1:{}", replica_ports[0]),
+        format!("http://127.0.0.1:{}", replica_ports[1]),
+    ] {
+        let page = http
+            .get(format!("{target}/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let (passed, said) = common::promtool_check(&page);
+        assert!(passed, "{target}/metrics: {said}");
     }
 }

@@ -13,7 +13,9 @@
 //! console (`--platform kubernetes --prometheus-url`) is rolled out by the
 //! console's own task, measured from the same Prometheus, and the operator
 //! leaves its split alone. A user pauses and promotes a rollout with the
-//! `autoglm.io/rollout-command` annotation; a bad command is refused.
+//! `autoglm.io/rollout-command` annotation; a bad command is refused. The
+//! same Prometheus scrapes the operator: it leads, its reconciles succeed,
+//! and its page passes `promtool check metrics`.
 #![allow(clippy::unwrap_used)]
 
 mod cluster;
@@ -45,6 +47,23 @@ fn service(name: &str, version: &str, steps: &str) -> String {
 
 fn status(plane: &ControlPlane, name: &str) -> Value {
     plane.get_json(&["modelservice", name, "-n", TENANT])["status"].clone()
+}
+
+/// The one value Prometheus at `url` has for `expr` now.
+async fn prometheus_value(url: &str, expr: &str) -> Option<f64> {
+    let answer: Value = reqwest::Client::new()
+        .get(format!("{url}/api/v1/query"))
+        .query(&[("query", expr)])
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    answer["data"]["result"][0]["value"][1]
+        .as_str()?
+        .parse()
+        .ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -93,15 +112,17 @@ async fn the_operator_rolls_back_a_failing_canary_and_promotes_a_healthy_one_fro
     );
     wait_for_port("127.0.0.1", gateway_port, "the gateway");
 
-    // Prometheus scrapes the gateway every second.
+    // Prometheus scrapes the gateway and the operator every second (the
+    // operator asks it only once a measurement is due).
+    let operator = Operator::start(plane, TENANT, &["--prometheus-url", &prometheus_url]);
     let _prometheus = common::Prometheus::start(
         prometheus_port,
         &format!(
-            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: gateway\n    static_configs: [{{targets: [\"127.0.0.1:{gateway_port}\"]}}]\n"
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: gateway\n    static_configs: [{{targets: [\"127.0.0.1:{gateway_port}\"]}}]\n  - job_name: operator\n    static_configs: [{{targets: [\"127.0.0.1:{}\"]}}]\n",
+            operator.metrics_port
         ),
         home.path(),
     );
-    let _operator = Operator::start(plane, TENANT, &["--prometheus-url", &prometheus_url]);
 
     // Both at version 1: stable once the operator has seen them.
     let guard = "[{setWeight: 50}, {pause: {duration: 60s}}, {setWeight: 100}]";
@@ -327,6 +348,23 @@ async fn the_operator_rolls_back_a_failing_canary_and_promotes_a_healthy_one_fro
         late.is_empty(),
         "requests reached the bad canary after the rollback: {late:?}"
     );
+    // The operator, scraped as well: it leads, its reconciles succeed, and
+    // its page is well-formed to promtool.
+    assert_eq!(
+        prometheus_value(&prometheus_url, "max(autoglm_operator_leader)").await,
+        Some(1.0)
+    );
+    assert!(
+        prometheus_value(
+            &prometheus_url,
+            r#"sum(autoglm_operator_reconciles_total{result="success"})"#
+        )
+        .await
+        .is_some_and(|n| n > 0.0)
+    );
+    let (_, page) = operator.http_get("/metrics").unwrap();
+    let (passed, said) = common::promtool_check(&page);
+    assert!(passed, "operator /metrics: {said}");
     let last = good_seen.iter().rev().take(10).collect::<Vec<_>>();
     assert!(
         last.iter()

@@ -556,3 +556,29 @@ impl Drop for Prometheus {
         let _ = self.0.wait();
     }
 }
+
+/// `promtool check metrics` (Debian's `prometheus` package) over a
+/// `/metrics` page: whether it passed, and what it said.
+pub fn promtool_check(page: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the metrics tests need promtool (apt-get install -y prometheus; cargo xtask test installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}

@@ -3,42 +3,10 @@
 //! counters have samples, in the classic text format a plain scraper gets;
 //! a scraper that asks for OpenMetrics gets OpenMetrics.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use reqwest::StatusCode;
 
+use crate::common::promtool_check;
 use crate::env::{Env, one_version};
-
-const PROMTOOL: &str = "/usr/bin/promtool";
-
-/// `promtool check metrics` over `page`: its exit status and what it said.
-fn promtool_check(page: &str) -> (bool, String) {
-    assert!(
-        std::path::Path::new(PROMTOOL).exists(),
-        "the metrics tests need promtool (apt-get install -y prometheus; cargo xtask test installs it)"
-    );
-    let mut child = Command::new(PROMTOOL)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(page.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), said)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_metrics_page_passes_promtool_and_openmetrics_is_negotiated() {
