@@ -106,6 +106,50 @@ impl Api {
     }
 }
 
+/// A record a page could not read: the status to answer the page with and
+/// the API's words.
+#[derive(Debug)]
+pub struct Unread {
+    /// The API's own status, or 502 when it answered with something else
+    /// than the record.
+    pub status: StatusCode,
+    /// What it said.
+    pub words: Vec<String>,
+}
+
+impl Unread {
+    /// The page `title` (under `here` in the menu) saying why.
+    pub fn page(
+        self,
+        session: &crate::session::Session,
+        here: &str,
+        title: &str,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let body = maud::html! { p.error role="alert" { (self.words.join("; ")) } };
+        (self.status, crate::layout::page(session, here, title, body)).into_response()
+    }
+}
+
+impl Api {
+    /// `GET path` read as a `T`, the record a page shows.
+    pub async fn get_as<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        credential: &str,
+    ) -> Result<T, Unread> {
+        let (status, answer) = self.call(Method::GET, path, credential, None).await;
+        let unread = |status| Unread {
+            status,
+            words: problem_words(&answer),
+        };
+        if !status.is_success() {
+            return Err(unread(status));
+        }
+        serde_json::from_value(answer.clone()).map_err(|_| unread(StatusCode::BAD_GATEWAY))
+    }
+}
+
 /// A problem document's words for people: its detail and each refused field.
 pub fn problem_words(problem: &Value) -> Vec<String> {
     let mut words = vec![

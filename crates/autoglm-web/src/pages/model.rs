@@ -15,7 +15,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::{Api, problem_words, refusal, segment};
+use crate::api::{Api, refusal, segment};
 use crate::layout;
 use crate::session::{self, Session, SignedIn};
 
@@ -48,22 +48,10 @@ async fn render(
     notice: Markup,
     status: StatusCode,
 ) -> Response {
-    let (found, model) = api
-        .call(
-            Method::GET,
-            &format!("/api/v1/models/{}", segment(name)),
-            credential,
-            None,
-        )
-        .await;
-    let Ok(model) = serde_json::from_value::<Model>(model.clone()) else {
-        let body = html! { p.error role="alert" { (problem_words(&model).join("; ")) } };
-        let status = if found.is_success() {
-            StatusCode::BAD_GATEWAY
-        } else {
-            found
-        };
-        return (status, layout::page(session, "/ui/models", name, body)).into_response();
+    let path = format!("/api/v1/models/{}", segment(name));
+    let model: Model = match api.get_as(&path, credential).await {
+        Ok(model) => model,
+        Err(unread) => return unread.page(session, "/ui/models", name),
     };
     let (_, page) = api
         .call(

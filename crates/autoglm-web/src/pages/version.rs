@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
-use crate::api::{Api, problem_words, refusal, segment};
+use crate::api::{Api, refusal, segment};
 use crate::layout::{self, short_time};
 use crate::session::{self, Session, SignedIn};
 
@@ -109,17 +109,9 @@ async fn render(
     status: StatusCode,
 ) -> Response {
     let title = format!("{name} version {version}");
-    let (found, answer) = api
-        .call(Method::GET, &api_path(name, version), credential, None)
-        .await;
-    let Ok(v) = serde_json::from_value::<ModelVersion>(answer.clone()) else {
-        let body = html! { p.error role="alert" { (problem_words(&answer).join("; ")) } };
-        let status = if found.is_success() {
-            StatusCode::BAD_GATEWAY
-        } else {
-            found
-        };
-        return (status, layout::page(session, "/ui/models", &title, body)).into_response();
+    let v: ModelVersion = match api.get_as(&api_path(name, version), credential).await {
+        Ok(v) => v,
+        Err(unread) => return unread.page(session, "/ui/models", &title),
     };
     let (_, page) = api
         .call(

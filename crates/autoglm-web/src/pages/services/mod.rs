@@ -70,19 +70,9 @@ pub(crate) async fn render(
 ) -> Response {
     let here = here(name);
     let path = format!("/api/v1/services/{}", segment(name));
-    let (found, answer) = api.call(Method::GET, &path, credential, None).await;
-    let manifest: Option<ModelServiceManifest> = found
-        .is_success()
-        .then(|| serde_json::from_value(answer.clone()).ok())
-        .flatten();
-    let Some(manifest) = manifest else {
-        let body = html! { p.error role="alert" { (problem_words(&answer).join("; ")) } };
-        let status = if found.is_success() {
-            StatusCode::BAD_GATEWAY
-        } else {
-            found
-        };
-        return (status, layout::page(session, &here, name, body)).into_response();
+    let manifest: ModelServiceManifest = match api.get_as(&path, credential).await {
+        Ok(manifest) => manifest,
+        Err(unread) => return unread.page(session, &here, name),
     };
     let (_, traffic) = api
         .call(Method::GET, &format!("{path}/traffic"), credential, None)
