@@ -111,6 +111,7 @@ async fn admit(
         }
         _ => {}
     }
+    refuse_declared_oversize(spec, req.headers())?;
     if spec.command {
         // Spent before the handler runs, in its own transaction: a refused
         // command must not leave its nonce usable for a later replay.
@@ -153,6 +154,31 @@ async fn admit(
         idempotency,
     });
     Ok(Admitted::Run(req))
+}
+
+/// Refuses a body whose declared length is over the route's limit before
+/// anything reads it: hyper only asks for the body (`100 Continue`) when a
+/// reader polls it, so a client that sent `Expect: 100-continue` (curl does
+/// for bodies over 1 MiB) gets its 413 without uploading the body, and never
+/// a reset connection half way through.
+fn refuse_declared_oversize(spec: &RouteSpec, headers: &HeaderMap) -> Result<(), ApiError> {
+    if matches!(spec.request, crate::routes::RequestBody::UploadOrJson(_)) {
+        return Ok(());
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > spec.body_limit as u64 => Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "this endpoint takes bodies of at most {} bytes; this one declares {length}",
+                spec.body_limit
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 async fn authenticate_request(

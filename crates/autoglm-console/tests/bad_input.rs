@@ -203,6 +203,31 @@ async fn a_ten_megabyte_json_body_is_refused_as_too_large() {
 }
 
 #[tokio::test]
+async fn a_body_declared_too_large_is_refused_before_any_of_it_is_read() {
+    let (c, before) = seeded().await;
+    // A body that never yields: answering at all proves nothing read it.
+    let never = Body::from_stream(futures_util::stream::pending::<
+        Result<Vec<u8>, std::io::Error>,
+    >());
+    let req = request(Method::POST, "/api/v1/models", Some(&c.admin))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, (2 * 1024 * 1024).to_string())
+        .body(never)
+        .unwrap();
+    let resp = send(&c.app, req).await;
+    assert_problem(&resp, 413, "payload_too_large");
+    assert!(
+        resp.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("declares 2097152"),
+        "{}",
+        resp.text()
+    );
+    assert_unchanged(&c, &before, "a body declared as 2 MiB").await;
+}
+
+#[tokio::test]
 async fn bad_model_names_and_labels_are_refused() {
     let (c, before) = seeded().await;
     let long = "a".repeat(64);

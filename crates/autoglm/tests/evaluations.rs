@@ -375,16 +375,21 @@ async fn bad_evaluations_are_refused_with_their_field_and_store_nothing() {
             "{body}: {problem}"
         );
     }
-    // A dataset over the limit is refused before it is read whole.
+    // A dataset over the limit is refused before it is sent: curl asks with
+    // `Expect: 100-continue` for a body this size, and the console answers 413
+    // without asking for the body.
     let big = "{\"prompt\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}\n".repeat(400_000);
-    let (s, problem) = env
-        .call(
-            Method::POST,
-            "/api/v1/models/echo/versions/1/evaluations",
-            Some(json!({"service": "echo", "dataset": big})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{problem}");
+    let body = serde_json::to_vec(&json!({"service": "echo", "dataset": big})).unwrap();
+    let answer = expect_continue(
+        &env,
+        "/api/v1/models/echo/versions/1/evaluations",
+        body.len(),
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 413 "),
+        "refused without a 100 Continue first: {answer}"
+    );
+    assert!(answer.contains("declares"), "the reason: {answer}");
     for version in [1, 2] {
         let (s, list) = env
             .call(
@@ -400,4 +405,48 @@ async fn bad_evaluations_are_refused_with_their_field_and_store_nothing() {
         .call(Method::GET, "/api/v1/tasks?kind=evaluate", None)
         .await;
     assert_eq!(tasks["items"], json!([]), "no task queued: {tasks}");
+}
+
+/// Sends only the head of a POST of `length` bytes with `Expect:
+/// 100-continue`, as curl does for large bodies, and reads what the console
+/// answers before any of the body is sent.
+fn expect_continue(env: &Local, path: &str, length: usize) -> String {
+    use std::io::{Read, Write};
+    let url = reqwest::Url::parse(&env.up.console.api(path)).unwrap();
+    let mut stream = std::net::TcpStream::connect((
+        url.host_str().unwrap(),
+        url.port_or_known_default().unwrap(),
+    ))
+    .unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n",
+        url.path(),
+        url.authority(),
+        env.up.console.token
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "the console closed without answering");
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    // The problem's body follows the head, as long as it says.
+    let text = String::from_utf8_lossy(&answer).to_lowercase();
+    let head_end = text.find("\r\n\r\n").unwrap() + 4;
+    let length: usize = text
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    while answer.len() < head_end + length {
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "the console closed mid-answer");
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
 }
