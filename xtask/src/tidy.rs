@@ -17,6 +17,12 @@ pub const FORBIDDEN_EDGES: &[(&str, &str)] = &[
     ("autoglm-tasks", "autoglm-console"),
     ("autoglm-tasks", "autoglm-platform"),
     ("autoglm-tasks", "autoglm-cluster"),
+    // The alert evaluator reads what the platform and gateway publish and
+    // acts through the store's tasks, never through their crates.
+    ("autoglm-alerts", "autoglm-console"),
+    ("autoglm-alerts", "autoglm-platform"),
+    ("autoglm-alerts", "autoglm-cluster"),
+    ("autoglm-alerts", "autoglm-gateway"),
 ];
 
 /// Runs every rule on the workspace at `root`; each broken rule is one line.

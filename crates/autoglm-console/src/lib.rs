@@ -25,6 +25,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use autoglm_alerts::Board;
 use autoglm_artifacts::ArtifactStore;
 use autoglm_auth::Sessions;
 use autoglm_contract::{NoPlatform, NoTrafficHistory, ServicePlatform, TrafficHistory};
@@ -66,6 +67,8 @@ pub struct AppState {
     pub traffic: Arc<dyn TrafficHistory>,
     /// Wakes the task scheduler and tells waiters when tasks change.
     pub tasks: Tasks,
+    /// The alert evaluator's pending and firing series.
+    pub alerts: Board,
 }
 
 impl AppState {
@@ -80,6 +83,7 @@ impl AppState {
             platform: Arc::new(NoPlatform),
             traffic: Arc::new(NoTrafficHistory),
             tasks: Tasks::default(),
+            alerts: Board::default(),
         }
     }
 

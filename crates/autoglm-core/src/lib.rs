@@ -3,6 +3,7 @@
 //! Nothing in this crate opens a socket or a file: the console, the store and
 //! the CLI all agree on these types, and the rules can be tested in isolation.
 
+pub mod alert;
 pub mod artifact;
 pub mod audit;
 pub mod display;

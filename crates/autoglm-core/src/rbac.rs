@@ -92,11 +92,18 @@ pub enum Permission {
     /// Manage users, their roles and every key of the tenant.
     #[serde(rename = "users:write")]
     UsersWrite,
+    /// Read alert rules, firing alerts, silences, incidents and notifications.
+    #[serde(rename = "alerts:read")]
+    AlertsRead,
+    /// Write alert rules and silences, acknowledge and resolve incidents,
+    /// and feed alerts from an Alertmanager.
+    #[serde(rename = "alerts:write")]
+    AlertsWrite,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 13] = [
         Permission::ModelsRead,
         Permission::ModelsWrite,
         Permission::ModelsDelete,
@@ -108,6 +115,8 @@ impl Permission {
         Permission::KeysWrite,
         Permission::AuditRead,
         Permission::UsersWrite,
+        Permission::AlertsRead,
+        Permission::AlertsWrite,
     ];
 
     /// The scope name, as in API keys and the OpenAPI document.
@@ -124,6 +133,8 @@ impl Permission {
             Permission::KeysWrite => "keys:write",
             Permission::AuditRead => "audit:read",
             Permission::UsersWrite => "users:write",
+            Permission::AlertsRead => "alerts:read",
+            Permission::AlertsWrite => "alerts:write",
         }
     }
 
@@ -135,12 +146,14 @@ impl Permission {
     /// The least powerful role that holds this permission.
     pub fn least_role(self) -> Role {
         match self {
-            Permission::ModelsRead | Permission::ServicesRead | Permission::ServicesInvoke => {
-                Role::Viewer
-            }
-            Permission::ModelsWrite | Permission::ServicesWrite | Permission::KeysWrite => {
-                Role::Developer
-            }
+            Permission::ModelsRead
+            | Permission::ServicesRead
+            | Permission::ServicesInvoke
+            | Permission::AlertsRead => Role::Viewer,
+            Permission::ModelsWrite
+            | Permission::ServicesWrite
+            | Permission::KeysWrite
+            | Permission::AlertsWrite => Role::Developer,
             Permission::ModelsDelete
             | Permission::ModelsPromote
             | Permission::ArtifactsRegisterPath

@@ -10,7 +10,9 @@
 //! appends the audit record, and the idempotency record when there is one, in
 //! the same transaction as the change.
 
+pub mod alerts;
 mod audit;
+pub mod changes;
 mod error;
 pub mod evaluations;
 mod idempotency;
@@ -211,6 +213,12 @@ fn parse_time(s: &str) -> rusqlite::Result<chrono::DateTime<chrono::Utc>> {
         .map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
         })
+}
+
+/// A value as the JSON text a column stores.
+fn json(value: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::rejected(autoglm_core::error::ErrorCode::Internal, e.to_string()))
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_tasks.sql"),
     include_str!("../migrations/0005_rollouts.sql"),
     include_str!("../migrations/0006_evaluations.sql"),
+    include_str!("../migrations/0007_alerts.sql"),
 ];
 
 /// Schema versions before and after opening.

@@ -14,7 +14,7 @@ use r2d2_sqlite::rusqlite::{
 };
 
 use crate::{
-    Result, Store, StoreError, parse_json, parse_time, push_label_filters, push_name_page,
+    Result, Store, StoreError, json, parse_json, parse_time, push_label_filters, push_name_page,
     services, timestamp,
 };
 
@@ -145,11 +145,6 @@ pub(crate) fn get_version(
     )
     .optional()?
     .ok_or_else(|| not_found_version(name, v))
-}
-
-fn json(value: &impl serde::Serialize) -> Result<String> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::rejected(ErrorCode::Internal, e.to_string()))
 }
 
 /// Creates a model, inside a write.

@@ -21,7 +21,7 @@ use r2d2_sqlite::rusqlite::{self, types::Value};
 use r2d2_sqlite::rusqlite::{Connection, OptionalExtension, Row, Transaction, params_from_iter};
 
 use crate::{
-    Result, Store, StoreError, parse_json, parse_time, push_label_filters, push_name_page,
+    Result, Store, StoreError, json, parse_json, parse_time, push_label_filters, push_name_page,
     timestamp,
 };
 
@@ -93,11 +93,6 @@ pub(crate) fn get(conn: &Connection, tenant: &str, name: &str) -> Result<StoredS
             format!("service {name:?} does not exist"),
         )
     })
-}
-
-fn json(value: &impl serde::Serialize) -> Result<String> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::rejected(ErrorCode::Internal, e.to_string()))
 }
 
 /// The annotations a user may set: the restart annotation is the server's.

@@ -75,6 +75,15 @@ pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
     )
     .await
     .context("cannot start the task scheduler")?;
+    let mut alert_parts = autoglm_alerts::Parts {
+        store: state.store.clone(),
+        history: state.traffic.clone(),
+        platform: state.platform.clone(),
+        demand: running.as_ref().map(|r| r.demand.clone()),
+        tasks: state.tasks.clone(),
+        external_url: String::new(),
+    };
+    let alert_board = state.alerts.clone();
     let ui = autoglm_web::router(
         autoglm_web::WebConfig {
             secure_cookies: !matches!(config.tls, Tls::Off),
@@ -94,6 +103,10 @@ pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
     println!("autoglm console listening on {scheme}://{local}");
+    alert_parts.external_url = format!("{scheme}://{local}");
+    // Alert rules are evaluated wherever the console runs: over the gateway's
+    // traffic under `up`, over the platform's replicas everywhere.
+    let alerts = tokio::spawn(autoglm_alerts::Engine::new(alert_parts, alert_board).run());
     if let Some(running) = &running {
         println!("autoglm gateway listening on {}", running.gateway_url);
     }
@@ -146,6 +159,7 @@ pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
         }
     }
     tracing::info!("console stopped");
+    alerts.abort();
     if let Some(running) = running {
         running.stop().await;
     }

@@ -132,6 +132,8 @@ impl UpArgs {
 pub struct Running {
     pub platform: Arc<LocalPlatform>,
     pub gateway_url: String,
+    /// The gateway's requests in flight and waiting, for the alert rules.
+    pub demand: Arc<Demand>,
     gateway: tokio::task::JoinHandle<std::io::Result<()>>,
     stop: watch::Sender<bool>,
 }
@@ -177,7 +179,7 @@ pub async fn start(
         state.store.clone(),
         state.sessions.clone(),
         platform.watch(),
-        demand,
+        demand.clone(),
     )?;
     let traffic = gateway.history();
     let (stop, mut stopped) = watch::channel(false);
@@ -190,6 +192,7 @@ pub async fn start(
         Running {
             platform,
             gateway_url,
+            demand,
             gateway,
             stop,
         },

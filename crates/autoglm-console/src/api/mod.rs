@@ -1,5 +1,6 @@
 //! Handlers of the console API, one module per resource.
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod evaluations;

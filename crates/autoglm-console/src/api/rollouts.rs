@@ -6,8 +6,7 @@
 
 use autoglm_core::error::ErrorCode;
 use autoglm_core::rollout::{Event, ReadyStep, Rollout};
-use autoglm_core::task::{ServiceChange, TaskKind};
-use autoglm_store::{NewTask, StoreError, services, tasks};
+use autoglm_store::changes::{self, Requester};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -45,25 +44,6 @@ fn words(step: &ReadyStep) -> String {
     }
 }
 
-fn steps_of(stored: &autoglm_store::StoredService) -> Vec<ReadyStep> {
-    stored
-        .manifest
-        .spec
-        .rollout
-        .as_ref()
-        .and_then(|r| r.ready().ok())
-        .unwrap_or_default()
-}
-
-fn none_yet(name: &str) -> StoreError {
-    StoreError::rejected(
-        ErrorCode::NotFound,
-        format!(
-            "service {name:?} has no rollout; one starts when a service with spec.rollout changes its version"
-        ),
-    )
-}
-
 /// `GET /api/v1/services/{name}/rollout`.
 pub async fn get_one(
     State(state): State<AppState>,
@@ -75,8 +55,8 @@ pub async fn get_one(
         let stored = s.service(&tenant, &name)?;
         let rollout = s
             .service_rollout(&tenant, &name)?
-            .ok_or_else(|| none_yet(&name))?;
-        let steps = steps_of(&stored).iter().map(words).collect();
+            .ok_or_else(|| changes::no_rollout(&name))?;
+        let steps = changes::rollout_steps(&stored).iter().map(words).collect();
         Ok(RolloutView { rollout, steps })
     })
     .await?;
@@ -103,46 +83,14 @@ pub async fn act(
         }
     };
     let tenant = ctx.tenant().to_owned();
-    let (actor, request_id) = (ctx.principal.actor.clone(), ctx.request_id.clone());
+    let by = Requester {
+        actor: ctx.principal.actor.clone(),
+        request_id: ctx.request_id.clone(),
+    };
     let target = format!("services/{name}");
     let response = ctx
-        .write(&state, StatusCode::OK, target.clone(), move |tx, _| {
-            let stored = services::find_service(tx, &tenant, &name)?.ok_or_else(|| {
-                StoreError::rejected(ErrorCode::NotFound, format!("service {name:?} does not exist"))
-            })?;
-            let mut rollout = services::rollout(tx, &tenant, &name)?.ok_or_else(|| none_yet(&name))?;
-            if rollout.is_final() {
-                return Err(StoreError::rejected(
-                    ErrorCode::InvalidTransition,
-                    format!(
-                        "the rollout of version {} is over ({:?}: {}); a new one starts with the next version",
-                        rollout.canary, rollout.phase, rollout.message
-                    ),
-                ));
-            }
-            let steps = steps_of(&stored);
-            // An abort is a rollback, which outranks every other task; any
-            // other command needs a rollout task to carry it on.
-            let kind = if event == Event::Abort {
-                TaskKind::Rollback
-            } else {
-                TaskKind::RolloutStep
-            };
-            rollout.on(&steps, event, chrono::Utc::now());
-            services::save_rollout(tx, &tenant, &name, &rollout)?;
-            if kind == TaskKind::Rollback || !tasks::has_active(tx, &tenant, &target, kind)? {
-                tasks::enqueue(
-                    tx,
-                    &NewTask {
-                        tenant: tenant.clone(),
-                        kind,
-                        target: target.clone(),
-                        change: ServiceChange::default(),
-                        created_by: actor,
-                        request_id,
-                    },
-                )?;
-            }
+        .write(&state, StatusCode::OK, target, move |tx, _| {
+            let (rollout, steps, _) = changes::command_rollout(tx, &tenant, &name, event, &by)?;
             let steps = steps.iter().map(words).collect();
             Ok(RolloutView { rollout, steps })
         })

@@ -15,9 +15,10 @@ use autoglm_core::registry::Page;
 use autoglm_core::service::{
     Condition, ConditionStatus, ModelServiceManifest, ModelServiceSpec, ModelServiceStatus, Scale,
 };
-use autoglm_core::task::{ServiceChange, Task, TaskKind, kind_of_change};
+use autoglm_core::task::Task;
 use autoglm_core::traffic::{KEPT_INTERVALS, ServiceTraffic};
-use autoglm_store::{NewTask, ServiceFilter, StoredService, services, tasks, timestamp};
+use autoglm_store::changes::{self, Committed, Requester};
+use autoglm_store::{ServiceFilter, StoredService, services};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -117,62 +118,22 @@ where
 {
     let tenant = ctx.tenant().to_owned();
     let source: Arc<dyn ServicePlatform> = state.platform.clone();
-    let (actor, request_id) = (ctx.principal.actor.clone(), ctx.request_id.clone());
+    let by = Requester {
+        actor: ctx.principal.actor.clone(),
+        request_id: ctx.request_id.clone(),
+    };
     let name = name.to_owned();
     let (_, status, body) = ctx
         .apply_with(state, Started::status, format!("services/{name}"), {
             move |tx, _| {
-                let before = services::find_service(tx, &tenant, &name)?;
-                let rollout_before = match &before {
-                    Some(_) => services::rollout(tx, &tenant, &name)?,
-                    None => None,
-                };
-                let after = change(tx, &tenant)?;
-                let rollout_after = match &after {
-                    Some(_) => services::rollout(tx, &tenant, &name)?,
-                    None => None,
-                };
-                let rollout_started = rollout_after != rollout_before
-                    && rollout_after
-                        .as_ref()
-                        .is_some_and(|r| !r.is_final() && r.step == 0);
-                if let (Some(b), Some(a)) = (&before, &after)
-                    && b.updated_at == a.updated_at
-                {
-                    return Ok(Started::Unchanged(Box::new(answer(
-                        source.as_ref(),
-                        &tenant,
-                        a.clone(),
-                    ))));
-                }
-                let kind = if restart {
-                    TaskKind::Restart
-                } else if rollout_started {
-                    TaskKind::RolloutStep
-                } else {
-                    kind_of_change(
-                        before.as_ref().map(|b| &b.manifest.spec),
-                        after.as_ref().map(|a| &a.manifest.spec),
-                    )
-                };
-                let change = ServiceChange {
-                    generation: after.as_ref().map(StoredService::generation),
-                    restarts: after.as_ref().map_or(0, |a| a.restarts),
-                    committed_at: after.as_ref().map(|a| timestamp(a.updated_at)),
-                    before: before.map(|b| b.manifest),
-                };
-                let task = tasks::enqueue(
-                    tx,
-                    &NewTask {
-                        tenant: tenant.clone(),
-                        kind,
-                        target: format!("services/{name}"),
-                        change,
-                        created_by: actor,
-                        request_id,
+                Ok(
+                    match changes::commit_with_task(tx, &tenant, &name, restart, &by, change)? {
+                        Committed::Task(task) => Started::Task(task),
+                        Committed::Unchanged(stored) => {
+                            Started::Unchanged(Box::new(answer(source.as_ref(), &tenant, *stored)))
+                        }
                     },
-                )?;
-                Ok(Started::Task(Box::new(task)))
+                )
             }
         })
         .await?;

@@ -9,9 +9,15 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use super::{Access, RequestBody, ResponseBody, Route, RouteSpec};
 use crate::AppState;
+use crate::api::alerts::{Received, RuleView, SilenceView};
 use crate::api::evaluations::StartEvaluation;
 use crate::api::{
-    audit, auth, evaluations, keys, models, rollouts, services, tasks, tenancy, usage, versions,
+    alerts, audit, auth, evaluations, keys, models, rollouts, services, tasks, tenancy, usage,
+    versions,
+};
+use autoglm_core::alert::incident::Mttr;
+use autoglm_core::alert::{
+    ActiveAlert, AlertRule, AlertmanagerPayload, Incident, Notification, SilenceSpec,
 };
 use autoglm_core::audit::{AuditRecord, ChainVerification};
 use autoglm_core::evaluation::Evaluation;
@@ -714,6 +720,236 @@ pub fn table() -> Vec<Route> {
             ..RouteSpec::DEFAULT
         },
         get(audit::verify),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/alerts",
+            action: "alerts.active",
+            summary: "The alert series pending or firing now, with their values, labels and the silence that holds each back",
+            access: P(AlertsRead),
+            request: NoBody,
+            response: Out(200, schema::<Page<ActiveAlert>>),
+            ..RouteSpec::DEFAULT
+        },
+        get(alerts::active),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/alerts/rules",
+            action: "alertRules.list",
+            summary: "List alert rules by name, each with its state (inactive, pending, firing) and its pending and firing series",
+            access: P(AlertsRead),
+            request: NoBody,
+            response: Out(200, schema::<Page<RuleView>>),
+            ..RouteSpec::DEFAULT
+        },
+        get(alerts::list_rules),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/alerts/rules",
+            action: "alertRules.create",
+            summary: "Create an alert rule: a metric of each version of a service (or every service), a condition over it held for `for`, severity, labels, webhook receivers and a playbook. Every wrong field is refused at once with its path",
+            access: P(AlertsWrite),
+            request: In(schema::<AlertRule>),
+            response: Out(201, schema::<RuleView>),
+            ..RouteSpec::DEFAULT
+        },
+        post(alerts::create_rule),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/alerts/rules/{name}",
+            action: "alertRules.get",
+            summary: "Get one alert rule with its state",
+            access: P(AlertsRead),
+            request: NoBody,
+            response: Out(200, schema::<RuleView>),
+            ..RouteSpec::DEFAULT
+        },
+        get(alerts::get_rule),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::PUT,
+            path: "/api/v1/alerts/rules/{name}",
+            action: "alertRules.replace",
+            summary: "Create or replace an alert rule (201 when new)",
+            access: P(AlertsWrite),
+            request: In(schema::<AlertRule>),
+            response: Out(200, schema::<RuleView>),
+            ..RouteSpec::DEFAULT
+        },
+        put(alerts::replace_rule),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::DELETE,
+            path: "/api/v1/alerts/rules/{name}",
+            action: "alertRules.delete",
+            summary: "Delete an alert rule; its incidents stay",
+            access: P(AlertsWrite),
+            request: NoBody,
+            response: NoContent,
+            ..RouteSpec::DEFAULT
+        },
+        delete(alerts::delete_rule),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/alerts/silences",
+            action: "silences.list",
+            summary: "List silences, newest first, with their state (active, pending, expired)",
+            access: P(AlertsRead),
+            request: NoBody,
+            response: Out(200, schema::<Page<SilenceView>>),
+            ..RouteSpec::DEFAULT
+        },
+        get(alerts::list_silences),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/alerts/silences",
+            action: "silences.create",
+            summary: "Silence the alerts whose labels match every matcher, from startsAt (default now) to endsAt: they still fire and open incidents, but notify no one and run no playbook",
+            access: P(AlertsWrite),
+            request: In(schema::<SilenceSpec>),
+            response: Out(201, schema::<SilenceView>),
+            ..RouteSpec::DEFAULT
+        },
+        post(alerts::create_silence),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::DELETE,
+            path: "/api/v1/alerts/silences/{id}",
+            action: "silences.expire",
+            summary: "Expire a silence now",
+            access: P(AlertsWrite),
+            request: NoBody,
+            response: Out(200, schema::<SilenceView>),
+            ..RouteSpec::DEFAULT
+        },
+        delete(alerts::expire_silence),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/alerts/notifications",
+            action: "notifications.list",
+            summary: "List the tenant's notifications, newest first; `state=dead` lists the dead letters (a receiver that failed every attempt)",
+            access: P(AlertsRead),
+            request: NoBody,
+            response: Out(200, schema::<Page<Notification>>),
+            query: &[("state", "pending, delivered or dead")],
+            ..RouteSpec::DEFAULT
+        },
+        get(alerts::notifications),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/alerts/receiver",
+            action: "alerts.receive",
+            summary: "Alertmanager's webhook receiver: a firing alert with a `service` label opens (or keeps) an incident and runs the playbook of the rule named by its `alertname`; a resolved one resolves it",
+            access: P(AlertsWrite),
+            request: In(schema::<AlertmanagerPayload>),
+            response: Out(200, schema::<Received>),
+            ..RouteSpec::DEFAULT
+        },
+        post(alerts::receive),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/incidents",
+            action: "incidents.list",
+            summary: "List incidents, newest first, without their timelines",
+            access: P(AlertsRead),
+            request: NoBody,
+            response: Out(200, schema::<Page<Incident>>),
+            query: &[
+                ("state", "open, acknowledged or resolved"),
+                ("service", "only this service's"),
+                ("rule", "only this rule's"),
+                ("limit", "at most this many, 1 to 1000 (100)"),
+            ],
+            ..RouteSpec::DEFAULT
+        },
+        get(alerts::list_incidents),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/incidents/mttr",
+            action: "incidents.mttr",
+            summary: "Mean time to resolve per service and rule, over the last 1000 incidents",
+            access: P(AlertsRead),
+            request: NoBody,
+            response: Out(200, schema::<Page<Mttr>>),
+            ..RouteSpec::DEFAULT
+        },
+        get(alerts::mean_time_to_resolve),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/incidents/{id}",
+            action: "incidents.get",
+            summary: "Get an incident with its timeline",
+            access: P(AlertsRead),
+            request: NoBody,
+            response: Out(200, schema::<Incident>),
+            ..RouteSpec::DEFAULT
+        },
+        get(alerts::get_incident),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/incidents/{id}/acknowledge",
+            action: "incidents.acknowledge",
+            summary: "Acknowledge an open incident",
+            access: P(AlertsWrite),
+            request: NoBody,
+            response: Out(200, schema::<Incident>),
+            ..RouteSpec::DEFAULT
+        },
+        post(alerts::acknowledge),
+    );
+
+    b.add(
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/incidents/{id}/resolve",
+            action: "incidents.resolve",
+            summary: "Resolve an incident by hand",
+            access: P(AlertsWrite),
+            request: NoBody,
+            response: Out(200, schema::<Incident>),
+            ..RouteSpec::DEFAULT
+        },
+        post(alerts::resolve),
     );
     b.0
 }

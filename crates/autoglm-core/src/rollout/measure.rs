@@ -42,5 +42,6 @@ pub fn measure(
         }
         GatewayMetric::LatencyP95 => worst(|p| p.p95_seconds),
         GatewayMetric::LatencyP50 => worst(|p| p.p50_seconds),
+        GatewayMetric::LatencyP99 => worst(|p| p.p99_seconds),
     }
 }

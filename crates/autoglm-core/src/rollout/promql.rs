@@ -48,6 +48,7 @@ pub fn query(
         }
         GatewayMetric::LatencyP95 => quantile("0.95"),
         GatewayMetric::LatencyP50 => quantile("0.5"),
+        GatewayMetric::LatencyP99 => quantile("0.99"),
     }
 }
 

@@ -68,6 +68,8 @@ pub enum GatewayMetric {
     LatencyP95,
     /// 50th percentile of the time to answer, in seconds.
     LatencyP50,
+    /// 99th percentile of the time to answer, in seconds.
+    LatencyP99,
     /// Requests per second.
     RequestRate,
 }
@@ -78,6 +80,7 @@ impl GatewayMetric {
         GatewayMetric::ErrorRatio,
         GatewayMetric::LatencyP95,
         GatewayMetric::LatencyP50,
+        GatewayMetric::LatencyP99,
         GatewayMetric::RequestRate,
     ];
 
@@ -87,6 +90,7 @@ impl GatewayMetric {
             GatewayMetric::ErrorRatio => "errorRatio",
             GatewayMetric::LatencyP95 => "latencyP95",
             GatewayMetric::LatencyP50 => "latencyP50",
+            GatewayMetric::LatencyP99 => "latencyP99",
             GatewayMetric::RequestRate => "requestRate",
         }
     }
@@ -104,7 +108,7 @@ pub struct Provider {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GatewayProvider {
-    /// `errorRatio`, `latencyP95`, `latencyP50` or `requestRate`.
+    /// `errorRatio`, `latencyP95`, `latencyP50`, `latencyP99` or `requestRate`.
     pub metric: String,
 }
 

@@ -93,7 +93,7 @@ fn a_bad_rollout_names_every_field_that_is_wrong() {
             "spec.rollout.steps[6]: a step is exactly one of setWeight, pause and analysis; this one has 0",
             "spec.rollout.steps[7].analysis.metrics[0].interval: duration \"-10s\" must not be negative",
             "spec.rollout.steps[7].analysis.metrics[0].successCondition: \"result <\" does not parse: a comparison ends too early",
-            "spec.rollout.steps[7].analysis.metrics[1].provider.gateway.metric: unknown metric \"gpuTemperature\"; the gateway measures errorRatio, latencyP95, latencyP50, requestRate",
+            "spec.rollout.steps[7].analysis.metrics[1].provider.gateway.metric: unknown metric \"gpuTemperature\"; the gateway measures errorRatio, latencyP95, latencyP50, latencyP99, requestRate",
             "spec.rollout.steps[7].analysis.metrics[2].count: count must be 1 to 64, got 0",
             "spec.rollout.steps[7].analysis.metrics[2]: a metric needs a successCondition, a failureCondition or both",
         ]

@@ -1,0 +1,350 @@
+//! Alerts inside autoglm, so the embedded default has them without a
+//! Prometheus. One loop (`Engine::run`) evaluates every rule every second
+//! over the gateway's per-version traffic history, the platform's replicas
+//! and the gateway's queue (`round.rs`, pure), and writes what changed
+//! (`act.rs`: incidents, notifications, playbook tasks); a second
+//! (`notifier.rs`) delivers notifications with retries and keeps the dead
+//! letters, so the evaluator never waits on a receiver.
+
+pub mod act;
+mod notifier;
+pub mod round;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use autoglm_contract::{Demand, ServicePlatform, TrafficHistory};
+use autoglm_core::alert::{
+    ActiveAlert, AlertRule, ReadyRule, Silence, TimelineEntry, TimelineKind, Transition,
+};
+use autoglm_core::task::TaskState;
+use autoglm_core::traffic::KEPT_INTERVALS;
+use autoglm_store::{ServiceFilter, Store};
+use autoglm_tasks::Tasks;
+use chrono::Utc;
+use parking_lot::RwLock;
+use tokio::sync::Notify;
+
+use crate::act::AlertEvent;
+use crate::round::{Change, Series, SeriesKey, ServiceSample, VersionSample};
+
+pub use notifier::deliver_due;
+
+/// How often every rule is evaluated.
+pub const EVALUATION_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the engine reads and whom it tells.
+#[derive(Clone, Debug)]
+pub struct Parts {
+    /// The store.
+    pub store: Arc<Store>,
+    /// The gateway's traffic, where one runs in this process.
+    pub history: Arc<dyn TrafficHistory>,
+    /// The platform's status of each service.
+    pub platform: Arc<dyn ServicePlatform>,
+    /// The gateway's waiting requests, where one runs in this process.
+    pub demand: Option<Arc<Demand>>,
+    /// The task scheduler, woken when a playbook queues a task.
+    pub tasks: Tasks,
+    /// The console's address, for links in notifications.
+    pub external_url: String,
+}
+
+/// The series that are pending or firing now, for the API and the pages.
+#[derive(Debug, Clone, Default)]
+pub struct Board {
+    active: Arc<RwLock<Vec<(String, ActiveAlert)>>>,
+    notify: Arc<Notify>,
+}
+
+impl Board {
+    /// The tenant's pending and firing series.
+    pub fn active(&self, tenant: &str) -> Vec<ActiveAlert> {
+        self.active
+            .read()
+            .iter()
+            .filter(|(t, _)| t == tenant)
+            .map(|(_, a)| a.clone())
+            .collect()
+    }
+
+    /// Wakes the notifier: a write queued a notification.
+    pub fn notification_queued(&self) {
+        self.notify.notify_one();
+    }
+}
+
+/// The evaluator and its notifier.
+#[derive(Debug)]
+pub struct Engine {
+    parts: Parts,
+    board: Board,
+    series: Series,
+}
+
+impl Engine {
+    /// An engine that shows its state on `board`.
+    pub fn new(parts: Parts, board: Board) -> Engine {
+        Engine {
+            parts,
+            board,
+            series: Series::default(),
+        }
+    }
+
+    /// Runs the evaluator and the notifier until the task is dropped.
+    pub async fn run(mut self) {
+        let notifier = tokio::spawn(notifier::run(
+            self.parts.store.clone(),
+            self.board.notify.clone(),
+        ));
+        let _stop_notifier = AbortOnDrop(notifier);
+        if let Err(e) = self.resume() {
+            tracing::warn!(error = %e, "alerts: could not read the incidents left open");
+        }
+        let mut tick = tokio::time::interval(EVALUATION_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            // The round reads the store and writes what changed: blocking work.
+            let parts = self.parts.clone();
+            let board = self.board.clone();
+            let mut series = std::mem::take(&mut self.series);
+            let result = tokio::task::spawn_blocking(move || {
+                let r = evaluate(&parts, &mut series, &board);
+                (series, r)
+            })
+            .await;
+            match result {
+                Ok((series, outcome)) => {
+                    self.series = series;
+                    if let Err(e) = outcome {
+                        tracing::warn!(error = %e, "alerts: an evaluation round failed");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "alerts: an evaluation round panicked"),
+            }
+        }
+    }
+
+    /// Seeds the series of incidents an earlier run left open as firing,
+    /// so that each resolves when its condition no longer holds.
+    fn resume(&mut self) -> autoglm_store::Result<()> {
+        for (tenant, incident, _) in self.parts.store.live_incidents()? {
+            if incident.source != "autoglm" {
+                continue;
+            }
+            self.series.resume_firing(
+                SeriesKey {
+                    tenant,
+                    rule: incident.rule.clone(),
+                    service: incident.service.clone(),
+                    version: incident.version.clone(),
+                },
+                incident.opened_at,
+                incident.labels.clone(),
+            );
+        }
+        Ok(())
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Every rule that checks, with its tenant; a stored rule that no longer
+/// checks (it cannot, but a newer autoglm may have written it) is skipped.
+fn ready_rules(store: &Store) -> autoglm_store::Result<Vec<(String, ReadyRule, AlertRule)>> {
+    Ok(store
+        .alert_rules(None)?
+        .into_iter()
+        .filter_map(|s| match s.rule.ready() {
+            Ok(ready) => Some((s.tenant, ready, s.rule)),
+            Err(errors) => {
+                tracing::warn!(rule = %s.rule.name, ?errors, "alerts: a stored rule does not check");
+                None
+            }
+        })
+        .collect())
+}
+
+/// What the services of every tenant with rules look like now.
+pub fn samples(parts: &Parts, tenants: &[&str]) -> autoglm_store::Result<Vec<ServiceSample>> {
+    let intervals = KEPT_INTERVALS;
+    let mut out = Vec::new();
+    for tenant in tenants {
+        let services = parts.store.list_services(&ServiceFilter {
+            tenant: (*tenant).to_owned(),
+            limit: 10_000,
+            ..ServiceFilter::default()
+        })?;
+        for stored in services {
+            let name = stored.name().to_owned();
+            let traffic = parts.history.traffic(tenant, &name, intervals);
+            let status = parts.platform.status(tenant, &stored);
+            let desired = stored.manifest.spec.replica_bounds().initial;
+            let mut versions: Vec<VersionSample> = stored
+                .manifest
+                .spec
+                .versions
+                .iter()
+                .map(|v| VersionSample {
+                    version: v.version.clone(),
+                    weight: v.weight,
+                    ..VersionSample::default()
+                })
+                .collect();
+            for v in &mut versions {
+                if let Some(t) = traffic
+                    .as_ref()
+                    .and_then(|t| t.versions.iter().find(|x| x.version == v.version))
+                {
+                    v.traffic = t.points.clone();
+                }
+                if let Some(s) = status
+                    .as_ref()
+                    .and_then(|s| s.versions.iter().find(|x| x.version == v.version))
+                {
+                    let wanted = if v.weight > 0 {
+                        desired.max(s.replicas)
+                    } else {
+                        s.replicas
+                    };
+                    v.replicas_unavailable =
+                        Some(u64::from(wanted.saturating_sub(s.ready_replicas)));
+                }
+                if let Some(demand) = &parts.demand {
+                    v.queue_length = Some(demand.load(&format!("{tenant}.{name}"), &v.version).1);
+                }
+            }
+            out.push(ServiceSample {
+                tenant: (*tenant).to_owned(),
+                service: name,
+                versions,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn evaluate(parts: &Parts, series: &mut Series, board: &Board) -> autoglm_store::Result<()> {
+    let now = Utc::now();
+    let rules = ready_rules(&parts.store)?;
+    let mut tenants: Vec<&str> = rules.iter().map(|(t, _, _)| t.as_str()).collect();
+    tenants.dedup();
+    let services = samples(parts, &tenants)?;
+    let silences: Vec<(String, Silence)> = parts.store.silences(None, now, false)?;
+    let ready: Vec<(String, ReadyRule)> = rules
+        .iter()
+        .map(|(t, r, _)| (t.clone(), r.clone()))
+        .collect();
+    let changes = series.round(&ready, &services, &silences, now);
+    *board.active.write() = series.active(&silences, now);
+    let mut woke_tasks = false;
+    let mut queued = false;
+    for change in changes {
+        let rule = ready
+            .iter()
+            .find(|(t, r)| *t == change.key.tenant && r.name == change.key.rule)
+            .map(|(_, r)| r);
+        let event = alert_event(&change, rule);
+        match change.transition {
+            Transition::Fired => {
+                let fired = act::fire(&parts.store, &event, &parts.external_url)?;
+                tracing::info!(rule = %change.key.rule, service = %change.key.service, version = %change.key.version, value = ?change.value, incident = fired.incident, task = ?fired.task, "alert fired");
+                woke_tasks |= fired.task.is_some();
+                queued = true;
+            }
+            Transition::Resolved => {
+                let resolved = act::resolve(&parts.store, &event, now, &parts.external_url)?;
+                tracing::info!(rule = %change.key.rule, service = %change.key.service, version = %change.key.version, incident = ?resolved, "alert resolved");
+                queued = true;
+            }
+            Transition::Pending | Transition::Cleared => {}
+        }
+    }
+    follow_playbooks(&parts.store)?;
+    if woke_tasks {
+        parts.tasks.wake();
+    }
+    if queued {
+        board.notification_queued();
+    }
+    Ok(())
+}
+
+fn alert_event(change: &Change, rule: Option<&ReadyRule>) -> AlertEvent {
+    let value = change
+        .value
+        .map_or("no data".to_owned(), |v| format!("{v:.4}"));
+    let message = match (change.transition, rule) {
+        (Transition::Fired, Some(r)) => format!(
+            "{} of {} version {} is {value}: {} has held for {}s",
+            r.metric.as_str(),
+            change.key.service,
+            change.key.version,
+            r.condition_text,
+            r.for_duration.as_secs()
+        ),
+        (Transition::Resolved, _) => {
+            format!("resolved: the value is {value} and the condition no longer holds")
+        }
+        _ => format!("the value is {value}"),
+    };
+    AlertEvent {
+        tenant: change.key.tenant.clone(),
+        labels: change.labels.clone(),
+        annotations: rule.map(|r| r.annotations.clone()).unwrap_or_default(),
+        fired_at: change.since,
+        source: "autoglm",
+        message,
+        silenced_by: change.silenced_by,
+        receivers: rule.map(|r| r.receivers.clone()).unwrap_or_default(),
+        playbook: rule.and_then(|r| r.playbook.clone()),
+    }
+}
+
+/// Adds `playbookFinished` to each open or recent incident whose playbook
+/// task has ended.
+fn follow_playbooks(store: &Store) -> autoglm_store::Result<()> {
+    for (incident, task_id) in store.unfinished_playbooks()? {
+        let task = store.task(None, task_id)?;
+        if !task.state.is_final() {
+            continue;
+        }
+        let message = match task.state {
+            TaskState::Succeeded => format!("task {task_id} succeeded"),
+            _ => format!(
+                "task {task_id} {}{}",
+                task.state.as_str(),
+                task.error
+                    .as_ref()
+                    .map(|e| format!(": {}", e.message))
+                    .unwrap_or_default()
+            ),
+        };
+        store.bookkeeping(|tx| {
+            autoglm_store::alerts::add_event(
+                tx,
+                incident,
+                &TimelineEntry {
+                    at: task
+                        .finished_at
+                        .as_deref()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .map_or_else(Utc::now, |t| t.with_timezone(&Utc)),
+                    kind: TimelineKind::PlaybookFinished,
+                    message,
+                    actor: act::ACTOR.to_owned(),
+                    task_id: Some(task_id),
+                },
+            )
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,276 @@
+//! One evaluation round, without IO: every rule over the samples of the
+//! services it watches, each version a series stepped through its state.
+//! What it returns is what the engine writes (fired, resolved) and shows
+//! (pending and firing series).
+
+use std::collections::{BTreeMap, HashMap};
+
+use autoglm_core::alert::{ActiveAlert, AlertMetric, ReadyRule, SeriesState, Silence, Transition};
+use autoglm_core::rollout::measure::{measure, window};
+use autoglm_core::traffic::{INTERVAL_SECONDS, TrafficPoint};
+use chrono::{DateTime, Utc};
+
+/// What one version looked like when the round began.
+#[derive(Debug, Clone, Default)]
+pub struct VersionSample {
+    /// The version.
+    pub version: String,
+    /// Its share of traffic in the spec.
+    pub weight: u32,
+    /// The gateway's closed intervals, oldest first.
+    pub traffic: Vec<TrafficPoint>,
+    /// Replicas wanted but not ready, when a platform reports.
+    pub replicas_unavailable: Option<u64>,
+    /// Requests waiting for a replica, when a gateway runs here.
+    pub queue_length: Option<u64>,
+}
+
+/// One service's versions.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceSample {
+    /// Its tenant.
+    pub tenant: String,
+    /// Its name.
+    pub service: String,
+    /// Its versions.
+    pub versions: Vec<VersionSample>,
+}
+
+/// Identifies a series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    /// The tenant.
+    pub tenant: String,
+    /// The rule.
+    pub rule: String,
+    /// The service.
+    pub service: String,
+    /// The version.
+    pub version: String,
+}
+
+/// A series that changed state this round.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// Which.
+    pub key: SeriesKey,
+    /// What happened.
+    pub transition: Transition,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// The value read.
+    pub value: Option<f64>,
+    /// When the condition began to hold.
+    pub since: DateTime<Utc>,
+    /// The silence that matches, if any.
+    pub silenced_by: Option<i64>,
+}
+
+/// The value of `metric` for one version.
+fn value_of(
+    metric: AlertMetric,
+    v: &VersionSample,
+    span: std::time::Duration,
+    now: DateTime<Utc>,
+) -> Option<f64> {
+    match metric {
+        AlertMetric::Traffic(m) => measure(m, &window(&v.traffic, now, span), INTERVAL_SECONDS),
+        AlertMetric::ReplicasUnavailable => v.replicas_unavailable.map(|n| n as f64),
+        AlertMetric::QueueLength => v.queue_length.map(|n| n as f64),
+    }
+}
+
+/// The labels of a series.
+pub fn labels(
+    tenant: &str,
+    rule: &ReadyRule,
+    service: &str,
+    version: &str,
+) -> BTreeMap<String, String> {
+    let mut labels = rule.labels.clone();
+    labels.insert("alertname".to_owned(), rule.name.clone());
+    labels.insert("service".to_owned(), service.to_owned());
+    labels.insert("version".to_owned(), version.to_owned());
+    labels.insert("severity".to_owned(), rule.severity.as_str().to_owned());
+    labels.insert("tenant".to_owned(), tenant.to_owned());
+    labels
+}
+
+/// One series between rounds.
+#[derive(Debug, Clone)]
+struct Tracked {
+    state: SeriesState,
+    value: Option<f64>,
+    labels: BTreeMap<String, String>,
+}
+
+/// The states of every series, kept between rounds.
+#[derive(Debug, Default)]
+pub struct Series {
+    states: HashMap<SeriesKey, Tracked>,
+}
+
+impl Series {
+    /// Starts `key` as firing since `since` (an incident left open by an
+    /// earlier run), so that it resolves if the condition no longer holds.
+    pub fn resume_firing(
+        &mut self,
+        key: SeriesKey,
+        since: DateTime<Utc>,
+        labels: BTreeMap<String, String>,
+    ) {
+        self.states.entry(key).or_insert(Tracked {
+            state: SeriesState::Firing {
+                since,
+                fired_at: since,
+            },
+            value: None,
+            labels,
+        });
+    }
+
+    /// Runs one round at `now` over `rules` (with their tenants) and
+    /// `services`; returns what changed. Series of rules or services that
+    /// are gone are dropped (a firing one resolves).
+    pub fn round(
+        &mut self,
+        rules: &[(String, ReadyRule)],
+        services: &[ServiceSample],
+        silences: &[(String, Silence)],
+        now: DateTime<Utc>,
+    ) -> Vec<Change> {
+        let mut by_tenant: HashMap<&str, Vec<&ServiceSample>> = HashMap::new();
+        for s in services {
+            by_tenant.entry(&s.tenant).or_default().push(s);
+        }
+        let mut seen: std::collections::HashSet<SeriesKey> = std::collections::HashSet::new();
+        let mut changes = Vec::new();
+        for (tenant, rule) in rules {
+            let Some(candidates) = by_tenant.get(tenant.as_str()) else {
+                continue;
+            };
+            for sample in candidates
+                .iter()
+                .filter(|s| rule.service.as_ref().is_none_or(|name| *name == s.service))
+            {
+                for v in &sample.versions {
+                    let value = value_of(rule.metric, v, rule.window, now);
+                    let baseline = sample
+                        .versions
+                        .iter()
+                        .filter(|o| o.version != v.version)
+                        .max_by_key(|o| o.weight)
+                        .and_then(|o| value_of(rule.metric, o, rule.window, now));
+                    let holds = value.and_then(|x| rule.condition.holds(x, baseline));
+                    let key = SeriesKey {
+                        tenant: tenant.clone(),
+                        rule: rule.name.clone(),
+                        service: sample.service.clone(),
+                        version: v.version.clone(),
+                    };
+                    seen.insert(key.clone());
+                    let entry = self.states.entry(key.clone()).or_insert_with(|| Tracked {
+                        state: SeriesState::Inactive,
+                        value: None,
+                        labels: labels(tenant, rule, &sample.service, &v.version),
+                    });
+                    entry.value = value;
+                    if let Some(transition) = entry.state.step(holds, rule.for_duration, now) {
+                        changes.push(change(key, transition, entry, silences, now));
+                    }
+                }
+            }
+        }
+        // A series no rule or service produces any more resolves.
+        let gone: Vec<SeriesKey> = self
+            .states
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(mut entry) = self.states.remove(&key)
+                && let Some(transition) = entry.state.step(None, std::time::Duration::ZERO, now)
+            {
+                changes.push(change(key, transition, &entry, silences, now));
+            }
+        }
+        self.states.retain(|_, e| e.state != SeriesState::Inactive);
+        changes
+    }
+
+    /// Every pending or firing series, ordered by tenant, rule, service, version.
+    pub fn active(
+        &self,
+        silences: &[(String, Silence)],
+        now: DateTime<Utc>,
+    ) -> Vec<(String, ActiveAlert)> {
+        let mut out: Vec<(&SeriesKey, ActiveAlert)> = self
+            .states
+            .iter()
+            .filter_map(|(key, tracked)| {
+                let Tracked {
+                    state,
+                    value,
+                    labels,
+                } = tracked;
+                let (since, fired_at) = match *state {
+                    SeriesState::Inactive => return None,
+                    SeriesState::Pending { since } => (since, None),
+                    SeriesState::Firing { since, fired_at } => (since, Some(fired_at)),
+                };
+                Some((
+                    key,
+                    ActiveAlert {
+                        rule: key.rule.clone(),
+                        service: key.service.clone(),
+                        version: key.version.clone(),
+                        state: state.name().to_owned(),
+                        since,
+                        fired_at,
+                        value: *value,
+                        labels: labels.clone(),
+                        silenced_by: silenced_by(&key.tenant, labels, silences, now),
+                    },
+                ))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out.into_iter()
+            .map(|(k, a)| (k.tenant.clone(), a))
+            .collect()
+    }
+}
+
+fn silenced_by(
+    tenant: &str,
+    labels: &BTreeMap<String, String>,
+    silences: &[(String, Silence)],
+    now: DateTime<Utc>,
+) -> Option<i64> {
+    silences
+        .iter()
+        .find(|(t, s)| t == tenant && s.silences(labels, now))
+        .map(|(_, s)| s.id)
+}
+
+fn change(
+    key: SeriesKey,
+    transition: Transition,
+    entry: &Tracked,
+    silences: &[(String, Silence)],
+    now: DateTime<Utc>,
+) -> Change {
+    let since = match entry.state {
+        SeriesState::Pending { since } | SeriesState::Firing { since, .. } => since,
+        SeriesState::Inactive => now,
+    };
+    Change {
+        silenced_by: silenced_by(&key.tenant, &entry.labels, silences, now),
+        key,
+        transition,
+        labels: entry.labels.clone(),
+        value: entry.value,
+        since,
+    }
+}
