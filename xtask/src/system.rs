@@ -94,6 +94,12 @@ pub const PACKAGES: &[Package] = &[
         present: || on_path("promtool"),
     },
     Package {
+        name: "prometheus-alertmanager",
+        why: "a real Alertmanager feeds autoglm's alert receiver in the tests",
+        need: Need::Test,
+        present: || on_path("prometheus-alertmanager"),
+    },
+    Package {
         name: "wrk",
         why: "the benchmarks' load generator",
         need: Need::Bench,

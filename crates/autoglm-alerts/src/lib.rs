@@ -187,7 +187,7 @@ pub fn samples(parts: &Parts, tenants: &[&str]) -> autoglm_store::Result<Vec<Ser
             let name = stored.name().to_owned();
             let traffic = parts.history.traffic(tenant, &name, intervals);
             let status = parts.platform.status(tenant, &stored);
-            let desired = stored.manifest.spec.replica_bounds().initial;
+            let fixed = stored.manifest.spec.replicas;
             let mut versions: Vec<VersionSample> = stored
                 .manifest
                 .spec
@@ -210,10 +210,12 @@ pub fn samples(parts: &Parts, tenants: &[&str]) -> autoglm_store::Result<Vec<Ser
                     .as_ref()
                     .and_then(|s| s.versions.iter().find(|x| x.version == v.version))
                 {
-                    let wanted = if v.weight > 0 {
-                        desired.max(s.replicas)
-                    } else {
-                        s.replicas
+                    // A surge (a rolling restart's extra replica) is not
+                    // missing; an autoscaled version, or one kept warm at
+                    // weight 0, wants what it runs.
+                    let wanted = match fixed {
+                        Some(n) if v.weight > 0 => n,
+                        _ => s.replicas,
                     };
                     v.replicas_unavailable =
                         Some(u64::from(wanted.saturating_sub(s.ready_replicas)));
@@ -300,7 +302,7 @@ fn alert_event(change: &Change, rule: Option<&ReadyRule>) -> AlertEvent {
         tenant: change.key.tenant.clone(),
         labels: change.labels.clone(),
         annotations: rule.map(|r| r.annotations.clone()).unwrap_or_default(),
-        fired_at: change.since,
+        fired_at: change.fired_at,
         source: "autoglm",
         message,
         silenced_by: change.silenced_by,

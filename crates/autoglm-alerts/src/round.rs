@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use autoglm_core::alert::{ActiveAlert, AlertMetric, ReadyRule, SeriesState, Silence, Transition};
-use autoglm_core::rollout::measure::{measure, window};
+use autoglm_core::rollout::measure::measure;
 use autoglm_core::traffic::{INTERVAL_SECONDS, TrafficPoint};
 use chrono::{DateTime, Utc};
 
@@ -60,13 +60,19 @@ pub struct Change {
     pub labels: BTreeMap<String, String>,
     /// The value read.
     pub value: Option<f64>,
-    /// When the condition began to hold.
-    pub since: DateTime<Utc>,
+    /// When it fired (for a pending or cleared one, when it began to hold):
+    /// Alertmanager's `startsAt`, and when its incident opens.
+    pub fired_at: DateTime<Utc>,
     /// The silence that matches, if any.
     pub silenced_by: Option<i64>,
 }
 
-/// The value of `metric` for one version.
+/// The value of `metric` for one version. Traffic metrics read the last
+/// `span` worth of closed intervals (the gateway closes one for every
+/// version it knows every 10 s, idle ones included), counted rather than
+/// timed, so that an interval closed a little late is not missed and a
+/// condition held for `for` does not flicker to no data between two
+/// closes; intervals older than `span` plus one interval are stale.
 fn value_of(
     metric: AlertMetric,
     v: &VersionSample,
@@ -74,7 +80,20 @@ fn value_of(
     now: DateTime<Utc>,
 ) -> Option<f64> {
     match metric {
-        AlertMetric::Traffic(m) => measure(m, &window(&v.traffic, now, span), INTERVAL_SECONDS),
+        AlertMetric::Traffic(m) => {
+            let count = (span.as_secs() / INTERVAL_SECONDS).max(1) as usize;
+            let stale = now
+                - chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX)
+                - chrono::Duration::seconds(INTERVAL_SECONDS as i64);
+            let recent: Vec<&TrafficPoint> = v
+                .traffic
+                .iter()
+                .rev()
+                .take(count)
+                .filter(|p| p.at > stale && p.at <= now)
+                .collect();
+            measure(m, &recent, INTERVAL_SECONDS)
+        }
         AlertMetric::ReplicasUnavailable => v.replicas_unavailable.map(|n| n as f64),
         AlertMetric::QueueLength => v.queue_length.map(|n| n as f64),
     }
@@ -175,8 +194,9 @@ impl Series {
                         labels: labels(tenant, rule, &sample.service, &v.version),
                     });
                     entry.value = value;
+                    let before = entry.state;
                     if let Some(transition) = entry.state.step(holds, rule.for_duration, now) {
-                        changes.push(change(key, transition, entry, silences, now));
+                        changes.push(change(key, transition, before, entry, silences, now));
                     }
                 }
             }
@@ -189,10 +209,11 @@ impl Series {
             .cloned()
             .collect();
         for key in gone {
-            if let Some(mut entry) = self.states.remove(&key)
-                && let Some(transition) = entry.state.step(None, std::time::Duration::ZERO, now)
-            {
-                changes.push(change(key, transition, &entry, silences, now));
+            if let Some(mut entry) = self.states.remove(&key) {
+                let before = entry.state;
+                if let Some(transition) = entry.state.step(None, std::time::Duration::ZERO, now) {
+                    changes.push(change(key, transition, before, &entry, silences, now));
+                }
             }
         }
         self.states.retain(|_, e| e.state != SeriesState::Inactive);
@@ -257,13 +278,17 @@ fn silenced_by(
 fn change(
     key: SeriesKey,
     transition: Transition,
+    before: SeriesState,
     entry: &Tracked,
     silences: &[(String, Silence)],
     now: DateTime<Utc>,
 ) -> Change {
-    let since = match entry.state {
-        SeriesState::Pending { since } | SeriesState::Firing { since, .. } => since,
-        SeriesState::Inactive => now,
+    let fired_at = match (entry.state, before) {
+        (SeriesState::Firing { fired_at, .. }, _) | (_, SeriesState::Firing { fired_at, .. }) => {
+            fired_at
+        }
+        (SeriesState::Pending { since }, _) => since,
+        _ => now,
     };
     Change {
         silenced_by: silenced_by(&key.tenant, &entry.labels, silences, now),
@@ -271,6 +296,9 @@ fn change(
         transition,
         labels: entry.labels.clone(),
         value: entry.value,
-        since,
+        fired_at,
     }
 }
+
+#[cfg(test)]
+mod tests;

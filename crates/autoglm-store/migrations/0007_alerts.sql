@@ -50,7 +50,7 @@ CREATE TABLE incident_events (
     actor TEXT NOT NULL,
     task_id INTEGER
 );
-CREATE INDEX incident_events_of ON incident_events (incident_id, id);
+CREATE INDEX incident_events_of ON incident_events (incident_id, at, id);
 
 CREATE TABLE notifications (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

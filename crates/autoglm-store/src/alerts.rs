@@ -273,7 +273,9 @@ pub fn live_incident(conn: &Connection, tenant: &str, fingerprint: &str) -> Resu
         .optional()?)
 }
 
-/// Appends `entry` to incident `id`'s timeline, inside a write.
+/// Adds `entry` to incident `id`'s timeline, inside a write; a timeline
+/// reads in the order of its entries' times (a playbook's end is recorded
+/// when the evaluator sees it, at the time its task ended).
 pub fn add_event(tx: &Transaction<'_>, id: i64, entry: &TimelineEntry) -> Result<()> {
     tx.execute(
         "INSERT INTO incident_events (incident_id, at, kind, message, actor, task_id)
@@ -391,7 +393,7 @@ fn incident_row(r: &Row<'_>) -> r2d2_sqlite::rusqlite::Result<Incident> {
 
 fn timeline(conn: &Connection, id: i64) -> Result<Vec<TimelineEntry>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT at, kind, message, actor, task_id FROM incident_events WHERE incident_id = ?1 ORDER BY id",
+        "SELECT at, kind, message, actor, task_id FROM incident_events WHERE incident_id = ?1 ORDER BY at, id",
     )?;
     let rows = stmt.query_map([id], |r| {
         let kind: String = r.get(1)?;

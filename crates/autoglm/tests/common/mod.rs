@@ -521,40 +521,62 @@ pub fn client_python() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// A program a test started, listening on 127.0.0.1; killed when dropped.
+pub struct Listening(Child);
+
+impl Listening {
+    /// Starts `command` (quietly) and waits until it listens on `port`.
+    pub fn start(mut command: Command, port: u16, what: &str) -> Listening {
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what} did not start ({e}); cargo xtask deps installs it"));
+        let started = Listening(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "{what} did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        started
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Debian's Prometheus with a generated configuration, listening on
 /// 127.0.0.1:`port`, its data in `dir`; killed when dropped.
-pub struct Prometheus(Child);
+pub struct Prometheus(Listening);
 
 impl Prometheus {
     /// Starts it with `config` (YAML) and waits until it listens.
     pub fn start(port: u16, config: &str, dir: &Path) -> Prometheus {
         let file = dir.join("prometheus.yml");
         std::fs::write(&file, config).unwrap();
-        let child = Command::new("prometheus")
+        let mut command = Command::new("prometheus");
+        command
             .arg(format!("--config.file={}", file.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 dir.join("tsdb").display()
             ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Debian's prometheus (cargo xtask deps installs it)");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "Prometheus did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Prometheus(child)
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+        Prometheus(Listening::start(command, port, "Debian's prometheus"))
     }
 }
 
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A free port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `promtool check metrics` (Debian's `prometheus` package) over a
