@@ -1,5 +1,5 @@
 //! Alerts inside autoglm, so the embedded default has them without a
-//! Prometheus. One loop (`Engine::run`) evaluates every rule every second
+//! Prometheus. One loop (`Engine::run`) evaluates every rule twice a second
 //! over the gateway's per-version traffic history, the platform's replicas
 //! and the gateway's queue (`round.rs`, pure), and writes what changed
 //! (`act.rs`: incidents, notifications, playbook tasks); a second
@@ -10,16 +10,17 @@ pub mod act;
 mod notifier;
 pub mod round;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use autoglm_contract::{Demand, ServicePlatform, TrafficHistory};
 use autoglm_core::alert::{
-    ActiveAlert, AlertRule, ReadyRule, Silence, TimelineEntry, TimelineKind, Transition,
+    ActiveAlert, ReadyRule, Silence, TimelineEntry, TimelineKind, Transition,
 };
 use autoglm_core::task::TaskState;
-use autoglm_core::traffic::KEPT_INTERVALS;
-use autoglm_store::{ServiceFilter, Store};
+use autoglm_core::traffic::INTERVAL_SECONDS;
+use autoglm_store::{ServiceFilter, Store, StoredService};
 use autoglm_tasks::Tasks;
 use chrono::Utc;
 use parking_lot::RwLock;
@@ -30,8 +31,9 @@ use crate::round::{Change, Series, SeriesKey, ServiceSample, VersionSample};
 
 pub use notifier::deliver_due;
 
-/// How often every rule is evaluated.
-pub const EVALUATION_INTERVAL: Duration = Duration::from_secs(1);
+/// How often every rule is evaluated: twice a second, so that an alert
+/// fires within a second of its condition holding for its `for`.
+pub const EVALUATION_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What the engine reads and whom it tells.
 #[derive(Clone, Debug)]
@@ -79,7 +81,46 @@ impl Board {
 pub struct Engine {
     parts: Parts,
     board: Board,
+    memory: Memory,
+}
+
+/// What a round keeps for the next: the series, and the rules as last read.
+#[derive(Debug, Default)]
+struct Memory {
     series: Series,
+    rules: Rules,
+}
+
+/// The stored rules, checked, re-read only when the table changed: reading
+/// and checking 1,000 rules costs more than evaluating them.
+#[derive(Debug, Default)]
+pub struct Rules {
+    stamp: Option<autoglm_store::alerts::RulesStamp>,
+    ready: Vec<(String, ReadyRule)>,
+}
+
+impl Rules {
+    /// Every rule that checks, with its tenant, read again if the table
+    /// changed since the last call; a stored rule that no longer checks (a
+    /// newer autoglm may have written it) is left out with a warning.
+    pub fn refresh(&mut self, store: &Store) -> autoglm_store::Result<&[(String, ReadyRule)]> {
+        let stamp = store.alert_rules_stamp()?;
+        if self.stamp.as_ref() != Some(&stamp) {
+            self.ready = store
+                .alert_rules(None)?
+                .into_iter()
+                .filter_map(|s| match s.rule.ready() {
+                    Ok(ready) => Some((s.tenant, ready)),
+                    Err(errors) => {
+                        tracing::warn!(rule = %s.rule.name, ?errors, "alerts: a stored rule does not check");
+                        None
+                    }
+                })
+                .collect();
+            self.stamp = Some(stamp);
+        }
+        Ok(&self.ready)
+    }
 }
 
 impl Engine {
@@ -88,7 +129,7 @@ impl Engine {
         Engine {
             parts,
             board,
-            series: Series::default(),
+            memory: Memory::default(),
         }
     }
 
@@ -105,19 +146,35 @@ impl Engine {
         let mut tick = tokio::time::interval(EVALUATION_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            // The next tick, or sooner when a pending series is due to fire.
+            let due = self.memory.series.next_due().map(|at| {
+                // A little after, so that the round's clock has passed it.
+                let wait = (at - Utc::now()).to_std().unwrap_or_default();
+                tokio::time::Instant::now() + wait + Duration::from_millis(5)
+            });
+            match due {
+                Some(due) => {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        () = tokio::time::sleep_until(due) => {}
+                    }
+                }
+                None => {
+                    tick.tick().await;
+                }
+            }
             // The round reads the store and writes what changed: blocking work.
             let parts = self.parts.clone();
             let board = self.board.clone();
-            let mut series = std::mem::take(&mut self.series);
+            let mut memory = std::mem::take(&mut self.memory);
             let result = tokio::task::spawn_blocking(move || {
-                let r = evaluate(&parts, &mut series, &board);
-                (series, r)
+                let r = evaluate(&parts, &mut memory, &board);
+                (memory, r)
             })
             .await;
             match result {
-                Ok((series, outcome)) => {
-                    self.series = series;
+                Ok((memory, outcome)) => {
+                    self.memory = memory;
                     if let Err(e) = outcome {
                         tracing::warn!(error = %e, "alerts: an evaluation round failed");
                     }
@@ -134,7 +191,7 @@ impl Engine {
             if incident.source != "autoglm" {
                 continue;
             }
-            self.series.resume_firing(
+            self.memory.series.resume_firing(
                 SeriesKey {
                     tenant,
                     rule: incident.rule.clone(),
@@ -157,95 +214,115 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Every rule that checks, with its tenant; a stored rule that no longer
-/// checks (it cannot, but a newer autoglm may have written it) is skipped.
-fn ready_rules(store: &Store) -> autoglm_store::Result<Vec<(String, ReadyRule, AlertRule)>> {
-    Ok(store
-        .alert_rules(None)?
-        .into_iter()
-        .filter_map(|s| match s.rule.ready() {
-            Ok(ready) => Some((s.tenant, ready, s.rule)),
-            Err(errors) => {
-                tracing::warn!(rule = %s.rule.name, ?errors, "alerts: a stored rule does not check");
-                None
+/// What the services that `rules` watch look like now: a rule naming a
+/// service reads that one, a rule naming none every service of its tenant;
+/// traffic as far back as the longest window.
+pub fn samples(
+    parts: &Parts,
+    rules: &[(String, ReadyRule)],
+) -> autoglm_store::Result<Vec<ServiceSample>> {
+    let longest = rules
+        .iter()
+        .map(|(_, r)| r.window)
+        .max()
+        .unwrap_or_default();
+    let intervals = (longest.as_secs() / INTERVAL_SECONDS) as usize + 1;
+    let mut every: BTreeSet<&str> = BTreeSet::new();
+    let mut named: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for (tenant, rule) in rules {
+        match &rule.service {
+            None => {
+                every.insert(tenant);
             }
-        })
-        .collect())
-}
-
-/// What the services of every tenant with rules look like now.
-pub fn samples(parts: &Parts, tenants: &[&str]) -> autoglm_store::Result<Vec<ServiceSample>> {
-    let intervals = KEPT_INTERVALS;
-    let mut out = Vec::new();
-    for tenant in tenants {
+            Some(service) => {
+                named.insert((tenant, service));
+            }
+        }
+    }
+    let mut stored: Vec<(String, StoredService)> = Vec::new();
+    for tenant in &every {
         let services = parts.store.list_services(&ServiceFilter {
             tenant: (*tenant).to_owned(),
             limit: 10_000,
             ..ServiceFilter::default()
         })?;
-        for stored in services {
-            let name = stored.name().to_owned();
-            let traffic = parts.history.traffic(tenant, &name, intervals);
-            let status = parts.platform.status(tenant, &stored);
-            let fixed = stored.manifest.spec.replicas;
-            let mut versions: Vec<VersionSample> = stored
-                .manifest
-                .spec
-                .versions
-                .iter()
-                .map(|v| VersionSample {
-                    version: v.version.clone(),
-                    weight: v.weight,
-                    ..VersionSample::default()
-                })
-                .collect();
-            for v in &mut versions {
-                if let Some(t) = traffic
-                    .as_ref()
-                    .and_then(|t| t.versions.iter().find(|x| x.version == v.version))
-                {
-                    v.traffic = t.points.clone();
-                }
-                if let Some(s) = status
-                    .as_ref()
-                    .and_then(|s| s.versions.iter().find(|x| x.version == v.version))
-                {
-                    // A surge (a rolling restart's extra replica) is not
-                    // missing; an autoscaled version, or one kept warm at
-                    // weight 0, wants what it runs.
-                    let wanted = match fixed {
-                        Some(n) if v.weight > 0 => n,
-                        _ => s.replicas,
-                    };
-                    v.replicas_unavailable =
-                        Some(u64::from(wanted.saturating_sub(s.ready_replicas)));
-                }
-                if let Some(demand) = &parts.demand {
-                    v.queue_length = Some(demand.load(&format!("{tenant}.{name}"), &v.version).1);
-                }
-            }
-            out.push(ServiceSample {
-                tenant: (*tenant).to_owned(),
-                service: name,
-                versions,
-            });
+        stored.extend(services.into_iter().map(|s| ((*tenant).to_owned(), s)));
+    }
+    for (tenant, service) in named.into_iter().filter(|(t, _)| !every.contains(t)) {
+        match parts.store.service(tenant, service) {
+            Ok(s) => stored.push((tenant.to_owned(), s)),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
         }
     }
-    Ok(out)
+    Ok(stored
+        .into_iter()
+        .map(|(tenant, s)| sample(parts, tenant, &s, intervals))
+        .collect())
 }
 
-fn evaluate(parts: &Parts, series: &mut Series, board: &Board) -> autoglm_store::Result<()> {
-    let now = Utc::now();
-    let rules = ready_rules(&parts.store)?;
-    let mut tenants: Vec<&str> = rules.iter().map(|(t, _, _)| t.as_str()).collect();
-    tenants.dedup();
-    let services = samples(parts, &tenants)?;
-    let silences: Vec<(String, Silence)> = parts.store.silences(None, now, false)?;
-    let ready: Vec<(String, ReadyRule)> = rules
+fn sample(
+    parts: &Parts,
+    tenant: String,
+    stored: &StoredService,
+    intervals: usize,
+) -> ServiceSample {
+    let name = stored.name().to_owned();
+    let mut traffic = parts
+        .history
+        .traffic(&tenant, &name, intervals)
+        .map(|t| t.versions)
+        .unwrap_or_default();
+    let status = parts.platform.status(&tenant, stored);
+    let fixed = stored.manifest.spec.replicas;
+    let versions = stored
+        .manifest
+        .spec
+        .versions
         .iter()
-        .map(|(t, r, _)| (t.clone(), r.clone()))
+        .map(|v| {
+            let mut sample = VersionSample {
+                version: v.version.clone(),
+                weight: v.weight,
+                ..VersionSample::default()
+            };
+            if let Some(i) = traffic.iter().position(|x| x.version == v.version) {
+                sample.traffic = traffic.swap_remove(i).points;
+            }
+            if let Some(s) = status
+                .as_ref()
+                .and_then(|s| s.versions.iter().find(|x| x.version == v.version))
+            {
+                // A surge (a rolling restart's extra replica) is not
+                // missing; an autoscaled version, or one kept warm at
+                // weight 0, wants what it runs.
+                let wanted = match fixed {
+                    Some(n) if v.weight > 0 => n,
+                    _ => s.replicas,
+                };
+                sample.replicas_unavailable =
+                    Some(u64::from(wanted.saturating_sub(s.ready_replicas)));
+            }
+            if let Some(demand) = &parts.demand {
+                sample.queue_length = Some(demand.load(&format!("{tenant}.{name}"), &v.version).1);
+            }
+            sample
+        })
         .collect();
-    let changes = series.round(&ready, &services, &silences, now);
+    ServiceSample {
+        tenant,
+        service: name,
+        versions,
+    }
+}
+
+fn evaluate(parts: &Parts, memory: &mut Memory, board: &Board) -> autoglm_store::Result<()> {
+    let now = Utc::now();
+    let Memory { series, rules } = memory;
+    let ready = rules.refresh(&parts.store)?;
+    let services = samples(parts, ready)?;
+    let silences: Vec<(String, Silence)> = parts.store.silences(None, now, false)?;
+    let changes = series.round(ready, &services, &silences, now);
     *board.active.write() = series.active(&silences, now);
     let mut woke_tasks = false;
     let mut queued = false;

@@ -3,7 +3,9 @@
 //! What it returns is what the engine writes (fired, resolved) and shows
 //! (pending and firing series).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 
 use autoglm_core::alert::{ActiveAlert, AlertMetric, ReadyRule, SeriesState, Silence, Transition};
 use autoglm_core::rollout::measure::measure;
@@ -115,18 +117,45 @@ pub fn labels(
     labels
 }
 
-/// One series between rounds.
+/// One pending or firing series between rounds.
 #[derive(Debug, Clone)]
 struct Tracked {
     state: SeriesState,
     value: Option<f64>,
     labels: BTreeMap<String, String>,
+    /// Its key's hash, in `Series::active`.
+    hash: u64,
+    /// The last round that saw it.
+    round: u64,
+    /// When it fires if its condition still holds then (while pending).
+    due: Option<DateTime<Utc>>,
 }
 
-/// The states of every series, kept between rounds.
+impl Tracked {
+    fn set_due(&mut self, for_duration: std::time::Duration) {
+        self.due = match self.state {
+            SeriesState::Pending { since } => Some(
+                since + chrono::Duration::from_std(for_duration).unwrap_or(chrono::Duration::MAX),
+            ),
+            _ => None,
+        };
+    }
+}
+
+/// The pending and firing series, kept between rounds. An inactive series
+/// is kept nowhere: most series are inactive most of the time, and a round
+/// only hashes their names (no allocation) to learn that they are.
 #[derive(Debug, Default)]
 pub struct Series {
     states: HashMap<SeriesKey, Tracked>,
+    active: HashSet<u64>,
+    round: u64,
+}
+
+fn hash_of(tenant: &str, rule: &str, service: &str, version: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    (tenant, rule, service, version).hash(&mut h);
+    h.finish()
 }
 
 impl Series {
@@ -138,6 +167,8 @@ impl Series {
         since: DateTime<Utc>,
         labels: BTreeMap<String, String>,
     ) {
+        let hash = hash_of(&key.tenant, &key.rule, &key.service, &key.version);
+        self.active.insert(hash);
         self.states.entry(key).or_insert(Tracked {
             state: SeriesState::Firing {
                 since,
@@ -145,6 +176,9 @@ impl Series {
             },
             value: None,
             labels,
+            hash,
+            round: self.round,
+            due: None,
         });
     }
 
@@ -158,20 +192,23 @@ impl Series {
         silences: &[(String, Silence)],
         now: DateTime<Utc>,
     ) -> Vec<Change> {
+        self.round += 1;
         let mut by_tenant: HashMap<&str, Vec<&ServiceSample>> = HashMap::new();
+        let mut by_name: HashMap<(&str, &str), &ServiceSample> = HashMap::new();
         for s in services {
             by_tenant.entry(&s.tenant).or_default().push(s);
+            by_name.insert((&s.tenant, &s.service), s);
         }
-        let mut seen: std::collections::HashSet<SeriesKey> = std::collections::HashSet::new();
         let mut changes = Vec::new();
         for (tenant, rule) in rules {
-            let Some(candidates) = by_tenant.get(tenant.as_str()) else {
-                continue;
+            let watched: &[&ServiceSample] = match &rule.service {
+                Some(name) => match by_name.get(&(tenant.as_str(), name.as_str())) {
+                    Some(sample) => std::slice::from_ref(sample),
+                    None => &[],
+                },
+                None => by_tenant.get(tenant.as_str()).map_or(&[], Vec::as_slice),
             };
-            for sample in candidates
-                .iter()
-                .filter(|s| rule.service.as_ref().is_none_or(|name| *name == s.service))
-            {
+            for sample in watched {
                 for v in &sample.versions {
                     let value = value_of(rule.metric, v, rule.window, now);
                     let baseline = sample
@@ -181,32 +218,62 @@ impl Series {
                         .max_by_key(|o| o.weight)
                         .and_then(|o| value_of(rule.metric, o, rule.window, now));
                     let holds = value.and_then(|x| rule.condition.holds(x, baseline));
-                    let key = SeriesKey {
+                    let hash = hash_of(tenant, &rule.name, &sample.service, &v.version);
+                    let key = || SeriesKey {
                         tenant: tenant.clone(),
                         rule: rule.name.clone(),
                         service: sample.service.clone(),
                         version: v.version.clone(),
                     };
-                    seen.insert(key.clone());
-                    let entry = self.states.entry(key.clone()).or_insert_with(|| Tracked {
-                        state: SeriesState::Inactive,
-                        value: None,
-                        labels: labels(tenant, rule, &sample.service, &v.version),
-                    });
-                    entry.value = value;
-                    let before = entry.state;
-                    if let Some(transition) = entry.state.step(holds, rule.for_duration, now) {
-                        changes.push(change(key, transition, before, entry, silences, now));
+                    let known = if self.active.contains(&hash) {
+                        let key = key();
+                        self.states.get_mut(&key).map(|entry| (key, entry))
+                    } else {
+                        None
+                    };
+                    if let Some((key, entry)) = known {
+                        entry.round = self.round;
+                        entry.value = value;
+                        let before = entry.state;
+                        if let Some(transition) = entry.state.step(holds, rule.for_duration, now) {
+                            entry.set_due(rule.for_duration);
+                            changes.push(change(key, transition, before, entry, silences, now));
+                        }
+                        continue;
+                    }
+                    let mut state = SeriesState::Inactive;
+                    if let Some(transition) = state.step(holds, rule.for_duration, now) {
+                        let mut entry = Tracked {
+                            state,
+                            value,
+                            labels: labels(tenant, rule, &sample.service, &v.version),
+                            hash,
+                            round: self.round,
+                            due: None,
+                        };
+                        entry.set_due(rule.for_duration);
+                        let key = key();
+                        changes.push(change(
+                            key.clone(),
+                            transition,
+                            SeriesState::Inactive,
+                            &entry,
+                            silences,
+                            now,
+                        ));
+                        self.active.insert(hash);
+                        self.states.insert(key, entry);
                     }
                 }
             }
         }
         // A series no rule or service produces any more resolves.
+        let round = self.round;
         let gone: Vec<SeriesKey> = self
             .states
-            .keys()
-            .filter(|k| !seen.contains(*k))
-            .cloned()
+            .iter()
+            .filter(|(_, e)| e.round != round)
+            .map(|(k, _)| k.clone())
             .collect();
         for key in gone {
             if let Some(mut entry) = self.states.remove(&key) {
@@ -217,7 +284,15 @@ impl Series {
             }
         }
         self.states.retain(|_, e| e.state != SeriesState::Inactive);
+        self.active = self.states.values().map(|e| e.hash).collect();
         changes
+    }
+
+    /// When the first pending series is due to fire, if any: the engine
+    /// evaluates again then rather than at its next tick, so an alert fires
+    /// as soon as its `for` is over.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.states.values().filter_map(|e| e.due).min()
     }
 
     /// Every pending or firing series, ordered by tenant, rule, service, version.
@@ -234,6 +309,7 @@ impl Series {
                     state,
                     value,
                     labels,
+                    ..
                 } = tracked;
                 let (since, fired_at) = match *state {
                     SeriesState::Inactive => return None,

@@ -20,6 +20,7 @@
 //! [`manifests`] reads YAML manifests, and [`model`] and [`resource`]
 //! implement the commands.
 
+pub mod alerts;
 pub mod client;
 pub mod evaluate;
 pub mod manifests;

@@ -26,6 +26,8 @@ pub enum Resource {
     Service,
     /// A task (`get` only).
     Task,
+    /// Alerts, alert rules or incidents (`get` only).
+    Alerts(crate::alerts::Listed),
 }
 
 impl Resource {
@@ -34,6 +36,9 @@ impl Resource {
         match self {
             Resource::Service => "modelservice",
             Resource::Task => "task",
+            Resource::Alerts(crate::alerts::Listed::Alerts) => "alert",
+            Resource::Alerts(crate::alerts::Listed::Rules) => "alertrule",
+            Resource::Alerts(crate::alerts::Listed::Incidents) => "incident",
         }
     }
 }
@@ -45,8 +50,14 @@ pub fn parse_resource(s: &str) -> Result<Resource, String> {
             Ok(Resource::Service)
         }
         "task" | "tasks" => Ok(Resource::Task),
+        "alert" | "alerts" => Ok(Resource::Alerts(crate::alerts::Listed::Alerts)),
+        "alertrule" | "alertrules" | "rule" | "rules" => {
+            Ok(Resource::Alerts(crate::alerts::Listed::Rules))
+        }
+        "incident" | "incidents" => Ok(Resource::Alerts(crate::alerts::Listed::Incidents)),
         _ => Err(format!(
-            "unknown resource type {s:?}; autoglm knows services (modelservices, svc, ms) and tasks"
+            "unknown resource type {s:?}; autoglm knows services (modelservices, svc, ms), tasks, \
+             alerts, alertrules and incidents"
         )),
     }
 }
@@ -193,6 +204,9 @@ pub async fn run_resource(command: ResourceCommand) -> i32 {
         ResourceCommand::Apply(a) => apply(&args, &a.files, a.wait).await,
         ResourceCommand::Get(a) if a.resource == Resource::Task => {
             crate::tasks::get(&args, a.name.as_deref()).await
+        }
+        ResourceCommand::Get(a) if let Resource::Alerts(listed) = a.resource => {
+            crate::alerts::get(&args, listed, a.name.as_deref()).await
         }
         ResourceCommand::Get(a) => get(&args, a.name.as_deref(), &a.selector).await,
         ResourceCommand::Delete(a) => delete(&args, a.resource, &a.names, a.wait).await,
@@ -453,11 +467,21 @@ async fn delete(
     names: &[String],
     wait: WaitFlags,
 ) -> Result<(), ClientError> {
-    if resource != Resource::Service {
-        return Err(ClientError::Local(format!(
-            "{}s cannot be deleted; cancel a task with the console's POST /api/v1/tasks/ID/cancel",
-            resource.name()
-        )));
+    match resource {
+        Resource::Service => {}
+        Resource::Task => {
+            return Err(ClientError::Local(
+                "tasks cannot be deleted; cancel a task with the console's POST /api/v1/tasks/ID/cancel"
+                    .to_owned(),
+            ));
+        }
+        Resource::Alerts(_) => {
+            return Err(ClientError::Local(format!(
+                "{}s cannot be deleted here; delete a rule with the console's DELETE /api/v1/alerts/rules/NAME \
+                 or on its Alerts page, and resolve an incident on its page",
+                resource.name()
+            )));
+        }
     }
     let client = Client::new(args)?;
     let mut started = Vec::new();

@@ -518,7 +518,31 @@ pub fn playbook_runs_since(
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
+/// What changes whenever a rule is created, replaced or deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesStamp {
+    count: i64,
+    last_update: Option<String>,
+}
+
 impl Store {
+    /// The rules table's stamp: a reader that kept it knows, with one cheap
+    /// query, whether the rules it read are still the rules.
+    pub fn alert_rules_stamp(&self) -> Result<RulesStamp> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*), max(updated_at) FROM alert_rules",
+                [],
+                |r| {
+                    Ok(RulesStamp {
+                        count: r.get(0)?,
+                        last_update: r.get(1)?,
+                    })
+                },
+            )?)
+        })
+    }
+
     /// Every rule, of `tenant` or (with `None`) of all tenants, by name.
     pub fn alert_rules(&self, tenant: Option<&str>) -> Result<Vec<StoredRule>> {
         self.read(|c| {

@@ -148,6 +148,19 @@ impl Api {
         }
         serde_json::from_value(answer.clone()).map_err(|_| unread(StatusCode::BAD_GATEWAY))
     }
+
+    /// The names of the items the API lists at `path`, each found at
+    /// `pointer` in its item (`/name`, `/metadata/name`), for a form to
+    /// offer; none when the API refuses.
+    pub async fn names(&self, path: &str, credential: &str, pointer: &str) -> Vec<String> {
+        let (_, page) = self.call(Method::GET, path, credential, None).await;
+        page["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item.pointer(pointer)?.as_str().map(str::to_owned))
+            .collect()
+    }
 }
 
 /// A problem document's words for people: its detail and each refused field.

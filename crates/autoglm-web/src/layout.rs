@@ -1,20 +1,24 @@
 //! The page frame (header, navigation, who is logged in, log out), the
 //! stylesheet and the script: our own, small; pages read and work without them.
 
+use autoglm_core::rbac::Permission;
 use axum::http::header;
 use axum::response::IntoResponse;
 use maud::{DOCTYPE, Markup, html};
 
 use crate::session::Session;
 
-/// The sections of the console, as the navigation lists them.
-const SECTIONS: [(&str, &str); 6] = [
-    ("/ui", "Overview"),
-    ("/ui/models", "Models"),
-    ("/ui/tasks", "Tasks"),
-    ("/ui/keys", "API keys"),
-    ("/ui/usage", "Usage"),
-    ("/ui/audit", "Audit"),
+/// The sections of the console, as the navigation lists them, each with
+/// the permission a principal needs to be shown it, if any.
+const SECTIONS: [(&str, &str, Option<Permission>); 8] = [
+    ("/ui", "Overview", None),
+    ("/ui/models", "Models", None),
+    ("/ui/tasks", "Tasks", None),
+    ("/ui/alerts", "Alerts", Some(Permission::AlertsRead)),
+    ("/ui/incidents", "Incidents", Some(Permission::AlertsRead)),
+    ("/ui/keys", "API keys", None),
+    ("/ui/usage", "Usage", None),
+    ("/ui/audit", "Audit", None),
 ];
 
 fn head(title: &str) -> Markup {
@@ -41,6 +45,10 @@ pub fn bare(title: &str, body: Markup) -> Markup {
 /// A page of a logged-in session, with `here` marked in the navigation.
 pub fn page(session: &Session, here: &str, title: &str, body: Markup) -> Markup {
     let grant = &session.principal.grant;
+    let sections = SECTIONS
+        .into_iter()
+        .filter(|(_, _, needs)| needs.is_none_or(|p| session.principal.require(p).is_ok()))
+        .map(|(path, name, _)| (path, name));
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -49,7 +57,7 @@ pub fn page(session: &Session, here: &str, title: &str, body: Markup) -> Markup 
                 header.top {
                     a.brand href="/ui" { "autoglm" }
                     nav aria-label="Sections" {
-                        @for (path, name) in SECTIONS {
+                        @for (path, name) in sections {
                             @if path == here {
                                 a href=(path) aria-current="page" { (name) }
                             } @else {

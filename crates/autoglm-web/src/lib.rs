@@ -10,6 +10,7 @@
 //! what it may do. Every form carries a CSRF token derived from the cookie.
 
 mod api;
+mod fields;
 mod layout;
 mod login;
 mod pages;
@@ -20,7 +21,7 @@ use autoglm_console::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use pages::services;
+use pages::{alerts, incidents, services};
 
 /// How the pages are served.
 #[derive(Debug, Clone, Copy, Default)]
@@ -64,6 +65,17 @@ pub fn router(config: WebConfig, api: Router) -> Router<AppState> {
         )
         .route("/ui/tasks", get(pages::tasks::page))
         .route("/ui/tasks/{id}/cancel", post(pages::tasks::cancel))
+        .route("/ui/alerts", get(alerts::page))
+        .route("/ui/alerts/rules", post(alerts::rule::create))
+        .route("/ui/alerts/rules/{name}/delete", post(alerts::delete_rule))
+        .route("/ui/alerts/silences", post(alerts::silence::create))
+        .route(
+            "/ui/alerts/silences/{id}/expire",
+            post(alerts::expire_silence),
+        )
+        .route("/ui/incidents", get(incidents::page))
+        .route("/ui/incidents/{id}", get(incidents::detail::page))
+        .route("/ui/incidents/{id}/{action}", post(incidents::detail::act))
         .route("/ui/usage", get(pages::usage::page))
         .route("/ui/audit", get(pages::audit::page))
         .route("/ui/keys", get(pages::keys::page).post(pages::keys::create))

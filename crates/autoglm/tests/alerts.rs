@@ -294,6 +294,28 @@ async fn a_version_failing_30_percent_is_moved_off_by_its_playbook_and_the_incid
     assert_eq!(bodies[0]["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
     assert_ne!(bodies[1]["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
 
+    // The same from the command line.
+    let listed = env.cli(&["get", "incidents"]);
+    assert!(
+        listed
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("canary-errors") && l.contains("resolved")),
+        "{listed}"
+    );
+    let timeline = env.cli(&["get", "incident", &closed["id"].to_string()]);
+    let events: Vec<&str> = timeline
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(events, kinds, "{timeline}");
+    let rules = env.cli(&["get", "alertrules"]);
+    assert!(
+        rules.contains("canary-errors") && rules.contains("inactive"),
+        "{rules}"
+    );
+
     // Every state change is in the audit.
     let (_, audit) = env
         .call(Method::GET, "/api/v1/audit?actor=system:alerts", None)
@@ -371,8 +393,10 @@ async fn a_replica_killed_again_and_again_gets_a_restart_then_the_cooldown_then_
         first_kill.elapsed() < Duration::from_secs(20),
         "the second firing fell within the cooldown"
     );
-    // After the cooldown, the next step of the escalation: scale out.
-    tokio::time::sleep(Duration::from_secs(20).saturating_sub(first_kill.elapsed())).await;
+    // After the cooldown (from the first run), the next step of the escalation: scale out.
+    let first_run = at(&incident(&env, &first[0]["id"]).await, "playbookStarted");
+    let cooled = first_run + chrono::Duration::milliseconds(20_500) - chrono::Utc::now();
+    tokio::time::sleep(cooled.to_std().unwrap_or_default()).await;
     kill(ready_pid(&env).await);
     let third = incidents_when(&env, "replica-down", Duration::from_secs(90), resolved(3)).await;
     assert_eq!(first[0]["id"], second[1]["id"]);

@@ -97,6 +97,11 @@ fn a_failing_version_is_pending_for_its_for_then_fires_then_resolves_without_tra
         [("chat/2".to_owned(), Transition::Pending)]
     );
     assert_eq!(series.active(&[], at(31))[0].1.state, "pending");
+    assert_eq!(
+        series.next_due(),
+        Some(at(41)),
+        "due when its `for` is over"
+    );
     // A late close (the newest interval 10.5 s old) is still read, not no data.
     assert!(
         series
@@ -117,6 +122,7 @@ fn a_failing_version_is_pending_for_its_for_then_fires_then_resolves_without_tra
     assert_eq!(changes[0].labels["alertname"], "errors");
     assert_eq!(changes[0].labels["severity"], "warning");
     assert_eq!(changes[0].fired_at, at(41), "fired when `for` was over");
+    assert_eq!(series.next_due(), None, "nothing pending");
     // Moved off: its next interval has no requests, which is no data.
     let mut moved = failing(40);
     moved.versions[1]

@@ -1,6 +1,8 @@
 //! The pages of the console, one module each.
 
+pub mod alerts;
 pub mod audit;
+pub mod incidents;
 pub mod keys;
 pub mod model;
 pub mod models;

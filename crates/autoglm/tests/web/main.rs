@@ -4,7 +4,8 @@
 //! API key, read and search the registry, create a model and upload its
 //! versions, change a stage, deploy a service from the form, watch it become
 //! ready, move its traffic split and see the gateway honour it, make and
-//! revoke a key, read usage, logs and the audit; a viewer can change nothing;
+//! revoke a key, read usage, logs and the audit, make alert rules and
+//! silences, acknowledge and resolve an incident; a viewer can change nothing;
 //! a stale form is refused. Screenshots of each page go to docs/screenshots/.
 #![allow(clippy::unwrap_used)]
 
@@ -13,6 +14,7 @@ mod browser;
 #[path = "../common/mod.rs"]
 mod common;
 
+mod alerts;
 mod evaluate;
 mod operate;
 mod registry;

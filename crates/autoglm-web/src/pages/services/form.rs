@@ -11,11 +11,12 @@ use axum::Extension;
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::{Markup, html};
+use maud::html;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::api::Api;
+use crate::fields::{self, FieldErrors};
 use crate::layout;
 use crate::session::{self, Session, SignedIn};
 
@@ -54,9 +55,6 @@ pub struct ServiceForm {
     prefix_char_length: String,
     mean_load_factor: String,
 }
-
-/// A refusal of one field: the API's path for it and the words.
-type FieldErrors = Vec<(String, String)>;
 
 impl ServiceForm {
     fn versions(&self) -> [(&str, &str); VERSION_ROWS] {
@@ -175,29 +173,6 @@ impl ServiceForm {
     }
 }
 
-/// Whether an API error at `path` concerns one of `paths` or a part of it
-/// (`spec.versions` covers `spec.versions[0].weight`).
-fn covers(paths: &[&str], path: &str) -> bool {
-    paths.iter().any(|p| {
-        path.strip_prefix(p)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
-    })
-}
-
-/// The refusals of the field whose API path starts with one of `paths`.
-fn field_errors(errors: &FieldErrors, id: &str, paths: &[&str]) -> Markup {
-    let words: Vec<&str> = errors
-        .iter()
-        .filter(|(path, _)| covers(paths, path))
-        .map(|(_, message)| message.as_str())
-        .collect();
-    html! {
-        @if !words.is_empty() {
-            p.field-error role="alert" id={"error-" (id)} { (words.join("; ")) }
-        }
-    }
-}
-
 /// Every field the form shows a refusal beside, and the API paths it covers.
 const FIELDS: [(&str, &[&str]); 9] = [
     ("name", &["name", "metadata.name"]),
@@ -211,15 +186,6 @@ const FIELDS: [(&str, &[&str]); 9] = [
     ("env", &["spec.env"]),
 ];
 
-/// The refusals no field shows.
-fn other_errors(errors: &FieldErrors) -> Vec<&str> {
-    errors
-        .iter()
-        .filter(|(path, _)| !FIELDS.iter().any(|(_, paths)| covers(paths, path)))
-        .map(|(_, message)| message.as_str())
-        .collect()
-}
-
 fn render(
     session: &Session,
     form: &ServiceForm,
@@ -228,21 +194,10 @@ fn render(
     errors: &FieldErrors,
     status: StatusCode,
 ) -> Response {
-    let err = |id: &str| {
-        let paths = FIELDS
-            .iter()
-            .find(|(f, _)| *f == id)
-            .map(|(_, p)| *p)
-            .unwrap_or(&[]);
-        field_errors(errors, id, paths)
-    };
-    let others = other_errors(errors);
+    let err = |id: &str| fields::beside(errors, &FIELDS, id);
     let body = html! {
         @if let Some(summary) = summary {
-            div.error role="alert" id="form-error" {
-                p { (summary) }
-                @for line in &others { p { (line) } }
-            }
+            (fields::summary("form-error", summary, errors, &FIELDS))
         }
         div.columns {
             form.fields method="post" action=(HERE) id="new-service" data-yaml="/ui/services/yaml" {
@@ -341,15 +296,8 @@ fn render(
 }
 
 async fn model_names(api: &Api, credential: &str) -> Vec<String> {
-    let (_, models) = api
-        .call(Method::GET, "/api/v1/models?limit=1000", credential, None)
-        .await;
-    models["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m["name"].as_str().map(str::to_owned))
-        .collect()
+    api.names("/api/v1/models?limit=1000", credential, "/name")
+        .await
 }
 
 fn may_deploy(session: &Session) -> Option<Response> {
@@ -416,17 +364,7 @@ pub async fn create(
         if status.is_success() {
             return Redirect::to(&format!("/ui/services/{}", form.name.trim())).into_response();
         }
-        let errors: FieldErrors = answer["errors"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|e| {
-                (
-                    e["path"].as_str().unwrap_or_default().to_owned(),
-                    e["message"].as_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect();
+        let errors = fields::of_problem(&answer);
         let detail = answer["detail"]
             .as_str()
             .unwrap_or("the service was not deployed")
@@ -530,7 +468,7 @@ mod tests {
             ..ServiceForm::default()
         };
         let (_, errors) = bad.manifest();
-        let html = field_errors(&errors, "balancing", &["spec.loadBalancing"]).into_string();
+        let html = fields::beside(&errors, &FIELDS, "balancing").into_string();
         assert!(
             html.contains("&quot;lots&quot; is not a whole number"),
             "{html}"
@@ -550,11 +488,11 @@ mod tests {
         let (_, errors) = form.manifest();
         let paths: Vec<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(paths, ["spec.versions[0].weight", "spec.resources.gpu"]);
-        let html = field_errors(&errors, "versions", &["spec.versions"]).into_string();
+        let html = fields::beside(&errors, &FIELDS, "versions").into_string();
         assert!(
             html.contains("&quot;sixty&quot; is not a whole number"),
             "{html}"
         );
-        assert!(other_errors(&errors).is_empty());
+        assert!(fields::others(&errors, &FIELDS).is_empty());
     }
 }

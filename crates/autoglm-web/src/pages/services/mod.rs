@@ -1,4 +1,4 @@
-//! A service's page: its health, conditions and replicas (refreshed live),
+//! A service's page: its health, conditions, replicas and alerts (refreshed live),
 //! charts of the last hour per version, and, for roles that may change it,
 //! the traffic split, scale and restart, all through the console's API.
 
@@ -86,6 +86,7 @@ pub(crate) async fn render(
     )
     .await;
     let rollout = rollout::read(api, credential, name).await;
+    let alerts = super::alerts::of_service(api, session, credential, name).await;
     let spec = &manifest.spec;
     let state = manifest.status.clone().unwrap_or_default();
     let notice = |part: &str| notices.get(part).cloned().unwrap_or_default();
@@ -100,6 +101,9 @@ pub(crate) async fn render(
             section id="live-rollout" data-live {
                 (rollout::panel(rollout, session, &here, notice("rollout")))
             }
+        }
+        @if let Some(alerts) = &alerts {
+            section id="live-alerts" data-live { (super::alerts::service_panel(name, alerts)) }
         }
         section id="live-status" data-live {
             h2 { "Health" }
