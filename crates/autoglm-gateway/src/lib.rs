@@ -25,7 +25,6 @@ mod reply;
 mod routes;
 mod server;
 mod split;
-mod trace;
 mod upstream;
 mod usage;
 mod version;
@@ -43,12 +42,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use auth::Authenticator;
+use autoglm_trace::Tracing;
+pub use autoglm_trace::TracingError;
 pub use history::History;
 use limits::Limiter;
 use metrics::Metrics;
 use routes::Table;
-use trace::Tracing;
-pub use trace::TracingError;
 use upstream::Pool;
 use usage::Usage;
 
@@ -129,7 +128,7 @@ impl Gateway {
         demand: Arc<Demand>,
     ) -> Result<Gateway, TracingError> {
         let tracing = match &config.otlp_endpoint {
-            Some(endpoint) => Tracing::otlp(endpoint)?,
+            Some(endpoint) => Tracing::otlp(endpoint, "autoglm-gateway")?,
             None => Tracing::default(),
         };
         let builder = routes::Builder::default();

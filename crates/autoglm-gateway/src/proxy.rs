@@ -23,11 +23,11 @@ use crate::opening;
 use crate::reply::{Local, Protocol, Refused, json};
 use crate::routes::{Outstanding, ServiceRoute, Table, VersionRoute};
 use crate::split::{Choice, choose};
-use crate::trace::{RequestSpan, parse_traceparent};
 use crate::upstream::{Pool, UpstreamBody};
 use crate::usage::Used;
 use crate::wire::{Known, RequestHead, ResponseHead};
 use crate::{Inner, VERSION_HEADER};
+use autoglm_trace::{RequestSpan, parse_traceparent};
 
 /// What the gateway answers.
 #[derive(Debug)]

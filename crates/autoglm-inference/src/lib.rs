@@ -114,6 +114,9 @@ pub enum GenerationEvent {
         cached_tokens: usize,
         /// Tokens generated.
         completion_tokens: usize,
+        /// How long it waited for a free sequence before its prompt was
+        /// evaluated (a trace's queue span).
+        queue_wait: std::time::Duration,
         /// Why it ended.
         finish_reason: FinishReason,
     },

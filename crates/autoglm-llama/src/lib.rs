@@ -290,6 +290,7 @@ impl Generator for LlamaGenerator {
             prompt,
             params: request.params,
             events,
+            queued_at: std::time::Instant::now(),
         })
     }
 }

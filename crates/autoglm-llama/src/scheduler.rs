@@ -39,6 +39,8 @@ pub(crate) struct Job {
     pub prompt: Vec<LlamaToken>,
     pub params: SamplingParams,
     pub events: UnboundedSender<GenerationEvent>,
+    /// When it was submitted: its queue wait ends when a sequence takes it.
+    pub queued_at: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -179,6 +181,8 @@ struct Sequence {
     /// Where this sequence's logits are in the current batch.
     logits_at: Option<i32>,
     started: Instant,
+    /// From submission to this sequence taking the job.
+    queue_wait: std::time::Duration,
 }
 
 impl Sequence {
@@ -199,6 +203,7 @@ impl Sequence {
             admitted,
             logits_at: None,
             started: Instant::now(),
+            queue_wait: job.queued_at.elapsed(),
         }
     }
 
@@ -207,6 +212,7 @@ impl Sequence {
             prompt_tokens: self.prompt.len(),
             cached_tokens: self.reused,
             completion_tokens: self.completion_tokens,
+            queue_wait: self.queue_wait,
             finish_reason,
         }
     }

@@ -29,7 +29,7 @@ use autoglm_store::{Store, StoreError, StoredService};
 use tokio::sync::mpsc;
 
 pub use autoscale::{Autoscaler, Policy};
-pub use plan::{Unschedulable, plan, platform_name, split_platform_name};
+pub use plan::{Launcher, Unschedulable, plan, platform_name, split_platform_name};
 
 /// How often autoscaled services are sampled.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
@@ -49,7 +49,7 @@ pub struct Reconciler {
     artifacts: ArtifactStore,
     platform: Arc<LocalPlatform>,
     demand: Arc<Demand>,
-    runtime_program: PathBuf,
+    launcher: Launcher,
     url: Option<String>,
     changes: mpsc::UnboundedSender<(String, String)>,
     scheduled: Mutex<HashMap<String, Reconciled>>,
@@ -61,14 +61,14 @@ pub struct Reconciler {
 
 impl Reconciler {
     /// Starts scheduling: plans every stored service, then follows changes
-    /// and demand. `runtime_program` is the `autoglm` binary that serves
-    /// built-in replicas; `url` is where clients reach services (the gateway).
+    /// and demand. `launcher` says how replicas start; `url` is where
+    /// clients reach services (the gateway).
     pub fn start(
         store: Arc<Store>,
         artifacts: ArtifactStore,
         platform: Arc<LocalPlatform>,
         demand: Arc<Demand>,
-        runtime_program: PathBuf,
+        launcher: Launcher,
         url: Option<String>,
     ) -> Arc<Reconciler> {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -77,7 +77,7 @@ impl Reconciler {
             artifacts,
             platform,
             demand,
-            runtime_program,
+            launcher,
             url,
             changes: tx,
             scheduled: Mutex::new(HashMap::new()),
@@ -172,7 +172,7 @@ impl Reconciler {
             None => s.stored.manifest.spec.replica_bounds().initial,
         };
         let mut refused = self.refused.lock();
-        match plan(tenant, &s.stored, &s.dirs, &self.runtime_program, replicas) {
+        match plan(tenant, &s.stored, &s.dirs, &self.launcher, replicas) {
             Ok(p) => {
                 refused.remove(&key);
                 if let Err(e) = self.platform.apply(p) {

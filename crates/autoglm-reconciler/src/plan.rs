@@ -3,7 +3,7 @@
 //! the version folders and replica counts are given.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use autoglm_core::service::{BUILTIN_READY_PATH, PlaceholderValues, RuntimeSpec};
 use autoglm_platform::{Launch, ServicePlan, VersionPlan};
@@ -31,11 +31,22 @@ pub fn split_platform_name(name: &str) -> Option<(&str, &str)> {
 
 /// Builds the plan of `stored`. `dirs` holds each listed version's folder;
 /// `replicas` says how many replicas a version runs now.
+/// How replicas start on this machine: the `autoglm` binary that serves
+/// built-in replicas (and supervises command runtimes), and the environment
+/// every replica gets before its service's own (where to send spans).
+#[derive(Debug, Clone, Default)]
+pub struct Launcher {
+    /// The program.
+    pub program: PathBuf,
+    /// Variables every replica gets; a service's `env` overrides them.
+    pub env: Vec<(String, String)>,
+}
+
 pub fn plan(
     tenant: &str,
     stored: &StoredService,
     dirs: &BTreeMap<String, PathBuf>,
-    runtime_program: &Path,
+    launcher: &Launcher,
     replicas: impl Fn(&str) -> u32,
 ) -> Result<ServicePlan, Unschedulable> {
     let spec = &stored.manifest.spec;
@@ -55,7 +66,7 @@ pub fn plan(
                     "127.0.0.1:{port}",
                 );
                 Launch {
-                    program: runtime_program.to_owned(),
+                    program: launcher.program.clone(),
                     args,
                     env: Vec::new(),
                     ready_path: BUILTIN_READY_PATH.to_owned(),
@@ -80,7 +91,7 @@ pub fn plan(
                 let mut args = vec!["supervise".to_owned(), "--".to_owned()];
                 args.extend(argv);
                 Launch {
-                    program: runtime_program.to_owned(),
+                    program: launcher.program.clone(),
                     args,
                     env: Vec::new(),
                     ready_path: c
@@ -99,10 +110,12 @@ pub fn plan(
                 });
             }
         };
-        launch.env = spec
+        launch.env = launcher
             .env
             .iter()
-            .map(|e| (e.name.clone(), e.value.clone()))
+            .filter(|(name, _)| !spec.env.iter().any(|e| e.name == *name))
+            .cloned()
+            .chain(spec.env.iter().map(|e| (e.name.clone(), e.value.clone())))
             .collect();
         versions.push(VersionPlan {
             version: v.version.clone(),

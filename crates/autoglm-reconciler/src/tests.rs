@@ -92,7 +92,10 @@ impl Fixture {
             artifacts,
             platform.clone(),
             demand.clone(),
-            "autoglm".into(),
+            crate::Launcher {
+                program: "autoglm".into(),
+                env: Vec::new(),
+            },
             None,
         );
         let breakpoints = reconciler.breakpoints.attach();

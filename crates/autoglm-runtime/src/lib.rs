@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod oip;
 pub mod openai;
 pub mod served;
+pub mod traced;
 pub mod usage;
 
 use parking_lot::RwLock;
@@ -80,6 +81,8 @@ pub struct RuntimeConfig {
     pub queue_capacity: usize,
     /// Bearer token for `/admin/v1`; without one the admin API is off.
     pub admin_token: Option<String>,
+    /// Where generations' spans go (or only their ids, without an exporter).
+    pub tracing: Arc<autoglm_trace::Tracing>,
 }
 
 /// The server's state: the version being served and how to load another.
@@ -124,6 +127,11 @@ impl Runtime {
             metrics: Arc::new(Metrics::default()),
             started: Instant::now(),
         })
+    }
+
+    /// The tracer of the generations' spans.
+    pub fn tracing(&self) -> &autoglm_trace::Tracing {
+        &self.config.tracing
     }
 
     /// The configuration.

@@ -10,6 +10,7 @@ use autoglm_inference::{
 };
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -20,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{ApiError, Body, Dialect};
 use crate::served::{Served, Ticket};
+use crate::traced::Traced;
 use crate::usage::TokenUsage;
 use crate::{Engine, Runtime};
 
@@ -320,8 +322,10 @@ fn messages(wire: Vec<WireMessage>) -> Result<Vec<ChatMessage>, ApiError> {
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(
     State(runtime): State<Arc<Runtime>>,
+    headers: HeaderMap,
     Body(req): Body<ChatRequest, false>,
 ) -> Result<Response, ApiError> {
+    let traced = Traced::start(&runtime, &headers, "/v1/chat/completions");
     let served = resolve(&runtime, &req.model)?;
     let Engine::Generation(generator) = &served.engine else {
         return Err(ApiError::invalid(D, "this model does not generate text").param("model"));
@@ -339,11 +343,9 @@ pub async fn chat_completions(
     generate(
         &runtime,
         served.clone(),
-        prompt,
-        params,
-        Kind::Chat,
-        req.sampling.stream,
-        include_usage,
+        (prompt, params),
+        (Kind::Chat, req.sampling.stream, include_usage),
+        traced,
     )
     .await
 }
@@ -351,8 +353,10 @@ pub async fn chat_completions(
 /// `POST /v1/completions`.
 pub async fn completions(
     State(runtime): State<Arc<Runtime>>,
+    headers: HeaderMap,
     Body(req): Body<CompletionRequest, false>,
 ) -> Result<Response, ApiError> {
+    let traced = Traced::start(&runtime, &headers, "/v1/completions");
     let served = resolve(&runtime, &req.model)?;
     if !matches!(served.engine, Engine::Generation(_)) {
         return Err(ApiError::invalid(D, "this model does not generate text").param("model"));
@@ -369,11 +373,9 @@ pub async fn completions(
     generate(
         &runtime,
         served,
-        req.prompt,
-        params,
-        Kind::Text,
-        req.sampling.stream,
-        include_usage,
+        (req.prompt, params),
+        (Kind::Text, req.sampling.stream, include_usage),
+        traced,
     )
     .await
 }
@@ -430,16 +432,39 @@ struct Running {
     _served: Arc<Served>,
     started: Instant,
     first_seen: bool,
+    /// Until the generation ends (and the trace with it).
+    traced: Option<Traced>,
+}
+
+impl Running {
+    /// Ends the trace of a generation that failed.
+    fn end_failed(&mut self, model: &str) {
+        if let Some(traced) = self.traced.take() {
+            traced.failed(model);
+        }
+    }
+
+    /// Counts the first token once: time to first token, and the trace's
+    /// cut between prefill and decode.
+    fn saw_text(&mut self, runtime: &Runtime) {
+        if !self.first_seen {
+            self.first_seen = true;
+            runtime
+                .metrics()
+                .observe_first_token(self.started.elapsed());
+            if let Some(traced) = &mut self.traced {
+                traced.first_token();
+            }
+        }
+    }
 }
 
 async fn generate(
     runtime: &Arc<Runtime>,
     served: Arc<Served>,
-    prompt: String,
-    params: SamplingParams,
-    kind: Kind,
-    stream: bool,
-    include_usage: bool,
+    (prompt, params): (String, SamplingParams),
+    (kind, stream, include_usage): (Kind, bool, bool),
+    traced: Traced,
 ) -> Result<Response, ApiError> {
     let Engine::Generation(generator) = &served.engine else {
         return Err(ApiError::invalid(D, "this model does not generate text"));
@@ -461,6 +486,7 @@ async fn generate(
         _served: served.clone(),
         started: Instant::now(),
         first_seen: false,
+        traced: Some(traced),
     };
     let id = format!(
         "{}-{}",
@@ -490,18 +516,14 @@ async fn collect(
     loop {
         match running.events.recv().await {
             Some(GenerationEvent::Text(piece)) => {
-                if !running.first_seen {
-                    running.first_seen = true;
-                    runtime
-                        .metrics()
-                        .observe_first_token(running.started.elapsed());
-                }
+                running.saw_text(runtime);
                 text.push_str(&piece);
             }
             Some(GenerationEvent::Done {
                 prompt_tokens,
                 cached_tokens,
                 completion_tokens,
+                queue_wait,
                 finish_reason,
             }) => {
                 let usage = TokenUsage {
@@ -513,6 +535,9 @@ async fn collect(
                 runtime
                     .metrics()
                     .observe_inference("generation", running.started.elapsed());
+                if let Some(traced) = running.traced.take() {
+                    traced.done(&model, &usage, queue_wait);
+                }
                 let body = json!({
                     "id": id, "object": kind.object(false), "created": unix_now(), "model": model,
                     "choices": [kind.choice(Some(&text), Some(finish_reason), true, false)],
@@ -520,8 +545,12 @@ async fn collect(
                 });
                 return Ok(Json(body).into_response());
             }
-            Some(GenerationEvent::Failed(e)) => return Err(ApiError::from_inference(D, e)),
+            Some(GenerationEvent::Failed(e)) => {
+                running.end_failed(&model);
+                return Err(ApiError::from_inference(D, e));
+            }
             None => {
+                running.end_failed(&model);
                 return Err(ApiError::from_inference(
                     D,
                     autoglm_inference::InferenceError::Engine(
@@ -545,6 +574,7 @@ fn stream_events(
     include_usage: bool,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let created = unix_now();
+    let traced_model = model.clone();
     let chunk = move |choices: Vec<Value>, usage: Option<Value>| {
         let mut body = json!({"id": id, "object": kind.object(true), "created": created, "model": model, "choices": choices});
         if let Some(u) = usage {
@@ -561,12 +591,7 @@ fn stream_events(
         while let Some(event) = running.events.recv().await {
             let events = match event {
                 GenerationEvent::Text(piece) => {
-                    if !running.first_seen {
-                        running.first_seen = true;
-                        runtime
-                            .metrics()
-                            .observe_first_token(running.started.elapsed());
-                    }
+                    running.saw_text(&runtime);
                     vec![chunk(
                         vec![kind.choice(Some(&piece), None, first, true)],
                         None,
@@ -576,6 +601,7 @@ fn stream_events(
                     prompt_tokens,
                     cached_tokens,
                     completion_tokens,
+                    queue_wait,
                     finish_reason,
                 } => {
                     let usage = TokenUsage {
@@ -587,6 +613,9 @@ fn stream_events(
                     runtime
                         .metrics()
                         .observe_inference("generation", running.started.elapsed());
+                    if let Some(traced) = running.traced.take() {
+                        traced.done(&traced_model, &usage, queue_wait);
+                    }
                     let mut closing = vec![chunk(
                         vec![kind.choice(None, Some(finish_reason), first, true)],
                         None,
@@ -598,6 +627,7 @@ fn stream_events(
                     closing
                 }
                 GenerationEvent::Failed(e) => {
+                    running.end_failed(&traced_model);
                     let body = json!({"error": {"message": e.to_string(), "type": "server_error", "param": null, "code": null}});
                     vec![Event::default().data(body.to_string())]
                 }

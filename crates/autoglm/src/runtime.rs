@@ -46,6 +46,11 @@ pub struct RuntimeArgs {
     /// CPU threads for generation [default: all cores].
     #[arg(long, env = "AUTOGLM_THREADS")]
     threads: Option<usize>,
+    /// Export each generation's spans (queue, prefill, decode) over OTLP/HTTP
+    /// to this collector, e.g. http://127.0.0.1:4318 (the variable
+    /// OpenTelemetry's SDKs read; `autoglm up --otlp-endpoint` sets it).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 /// The checked settings.
@@ -77,6 +82,13 @@ impl RuntimeArgs {
         }
         if !self.model.exists() {
             return Err(format!("model {} does not exist", self.model.display()));
+        }
+        if let Some(endpoint) = &self.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(format!(
+                "otlp-endpoint {endpoint:?} must be an http:// or https:// URL"
+            ));
         }
         Ok(Checked { args: self, addr })
     }
@@ -131,6 +143,10 @@ pub async fn run(checked: Checked) -> anyhow::Result<()> {
         max_batch_wait: Duration::from_millis(args.max_batch_wait_ms),
         queue_capacity: args.queue_capacity,
         admin_token: args.admin_token.clone(),
+        tracing: Arc::new(match &args.otlp_endpoint {
+            Some(endpoint) => autoglm_trace::Tracing::otlp(endpoint, "autoglm-runtime")?,
+            None => autoglm_trace::Tracing::default(),
+        }),
     };
     let runtime = Runtime::new(
         config,

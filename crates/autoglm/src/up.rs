@@ -11,7 +11,7 @@ use autoglm_console::AppState;
 use autoglm_contract::Demand;
 use autoglm_gateway::Gateway;
 use autoglm_platform::LocalPlatform;
-use autoglm_reconciler::Reconciler;
+use autoglm_reconciler::{Launcher, Reconciler};
 use tokio::sync::watch;
 
 use crate::config::ServeArgs;
@@ -161,12 +161,23 @@ pub async fn start(
     );
     let demand = Arc::new(Demand::default());
     let program: PathBuf = std::env::current_exe().context("cannot find the autoglm binary")?;
+    // Replicas send their spans where the gateway sends its own, by the
+    // variable OpenTelemetry's SDKs read, so a command runtime can too.
+    let launcher = Launcher {
+        program,
+        env: up
+            .gateway
+            .otlp_endpoint
+            .iter()
+            .map(|e| ("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), e.clone()))
+            .collect(),
+    };
     let reconciler = Reconciler::start(
         state.store.clone(),
         state.artifacts.clone(),
         platform.clone(),
         demand.clone(),
-        program,
+        launcher,
         Some(format!("{gateway_url}/v1")),
     );
     let count = reconciler

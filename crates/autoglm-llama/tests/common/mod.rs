@@ -111,6 +111,7 @@ pub fn collect(mut received: UnboundedReceiver<GenerationEvent>) -> Outcome {
                 cached_tokens,
                 completion_tokens,
                 finish_reason,
+                ..
             }) => {
                 assert!(received.try_recv().is_err(), "nothing may follow Done");
                 return Outcome {

@@ -29,6 +29,7 @@ pub fn config(name: &str) -> RuntimeConfig {
         max_batch_wait: Duration::from_millis(5),
         queue_capacity: 8,
         admin_token: Some("admin-token-for-tests".into()),
+        tracing: Arc::default(),
     }
 }
 

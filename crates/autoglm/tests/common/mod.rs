@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+pub mod jaeger;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_autoglm");
 
 /// A running console process.

@@ -1,12 +1,15 @@
-//! W3C trace context through the gateway, and spans over OTLP.
+//! W3C trace context through autoglm's servers, and spans over OTLP.
 //!
-//! Every proxied request is a span, a child of the client's `traceparent`
-//! when it sent one; the replica receives a `traceparent` naming that span,
-//! so its work hangs under the gateway's in a trace. Spans are exported over
-//! OTLP/HTTP (protobuf) when an endpoint is configured; without one the ids
-//! are still made and propagated, and nothing is recorded.
+//! Every request a gateway proxies is a span, a child of the client's
+//! `traceparent` when it sent one; the replica receives a `traceparent`
+//! naming that span, and a built-in runtime's request span hangs under it,
+//! with the phases of its work (queue, prefill, decode) as its children. So
+//! one trace runs from the client through the gateway into the runtime.
+//! Spans are exported over OTLP/HTTP (protobuf) when an endpoint is
+//! configured; without one the ids are still made and propagated, and
+//! nothing is recorded.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use opentelemetry::trace::{
     Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId,
@@ -88,7 +91,7 @@ pub struct TracingError {
     pub source: opentelemetry_otlp::ExporterBuildError,
 }
 
-/// The gateway's tracer: exporting, or only propagating.
+/// A server's tracer: exporting, or only propagating.
 #[derive(Debug, Default)]
 pub struct Tracing {
     exporting: Option<(SdkTracerProvider, SdkTracer)>,
@@ -96,8 +99,9 @@ pub struct Tracing {
 
 impl Tracing {
     /// Exports spans to the OTLP/HTTP collector at `endpoint` (its base URL,
-    /// e.g. `http://127.0.0.1:4318`; spans go to `/v1/traces`).
-    pub fn otlp(endpoint: &str) -> Result<Tracing, TracingError> {
+    /// e.g. `http://127.0.0.1:4318`; spans go to `/v1/traces`) as the
+    /// service `service` (`autoglm-gateway`, `autoglm-runtime`).
+    pub fn otlp(endpoint: &str, service: &'static str) -> Result<Tracing, TracingError> {
         let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
@@ -117,13 +121,9 @@ impl Tracing {
             .build();
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
-            .with_resource(
-                Resource::builder()
-                    .with_service_name("autoglm-gateway")
-                    .build(),
-            )
+            .with_resource(Resource::builder().with_service_name(service).build())
             .build();
-        let tracer = provider.tracer("autoglm-gateway");
+        let tracer = provider.tracer(service);
         Ok(Tracing {
             exporting: Some((provider, tracer)),
         })
@@ -145,6 +145,7 @@ impl Tracing {
                 RequestSpan {
                     context: span.span_context().clone(),
                     span: Some(span),
+                    tracer: Some(tracer.clone()),
                 }
             }
             None => {
@@ -164,6 +165,7 @@ impl Tracing {
                         TraceState::default(),
                     ),
                     span: None,
+                    tracer: None,
                 }
             }
         }
@@ -184,9 +186,46 @@ impl Tracing {
 pub struct RequestSpan {
     context: SpanContext,
     span: Option<opentelemetry_sdk::trace::Span>,
+    tracer: Option<SdkTracer>,
 }
 
 impl RequestSpan {
+    /// The trace's id, 32 lowercase hex digits: what log lines carry as `trace_id`.
+    pub fn trace_id(&self) -> String {
+        self.context.trace_id().to_string()
+    }
+
+    /// This span's id, 16 lowercase hex digits (`span_id` in log lines).
+    pub fn span_id(&self) -> String {
+        self.context.span_id().to_string()
+    }
+
+    /// Records a finished phase of the request as a child span from `start`
+    /// to `end` (only when spans are exported): a runtime's queue wait,
+    /// prefill and decode.
+    pub fn phase(
+        &self,
+        name: &'static str,
+        (start, end): (SystemTime, SystemTime),
+        attributes: &[(&'static str, i64)],
+    ) {
+        let Some(tracer) = &self.tracer else {
+            return;
+        };
+        let cx = Context::new().with_remote_span_context(self.context.clone());
+        let mut span = tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Internal)
+            .with_start_time(start)
+            .with_attributes(
+                attributes
+                    .iter()
+                    .map(|(key, value)| KeyValue::new(*key, *value)),
+            )
+            .start_with_context(tracer, &cx);
+        span.end_with_timestamp(end);
+    }
+
     /// The `traceparent` to send to the replica: this span as the parent.
     pub fn traceparent(&self) -> Traceparent {
         format_traceparent(&self.context)
