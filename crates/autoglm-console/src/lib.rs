@@ -107,6 +107,17 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
+/// The W3C trace a request belongs to (the caller's `traceparent`, else a
+/// new one) and a span id of its own, for its log lines.
+fn trace_ids(headers: &HeaderMap) -> (String, String) {
+    let parent = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(autoglm_trace::parse_traceparent);
+    let span = autoglm_trace::Tracing::default().start(String::new, parent);
+    (span.trace_id(), span.span_id())
+}
+
 /// The whole console as a router, for a listener or for `oneshot` in tests.
 pub fn router(state: AppState) -> Router {
     router_with_ui(state, Router::new())
@@ -146,7 +157,8 @@ pub fn router_with_ui(state: AppState, ui: Router<AppState>) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id(req.headers()))
+                    let (trace_id, span_id) = trace_ids(req.headers());
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id(req.headers()), %trace_id, %span_id)
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )

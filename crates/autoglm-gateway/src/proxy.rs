@@ -113,11 +113,15 @@ pub async fn handle(
         Ok(answer) => answer,
         Err(refused) => {
             labels.code = refused.code.status();
+            if refused.status().is_server_error() {
+                let (trace_id, span_id) = span
+                    .as_ref()
+                    .map(|s| (s.trace_id(), s.span_id()))
+                    .unwrap_or_default();
+                tracing::warn!(%peer, code = refused.code.as_str(), message = %refused.message, %trace_id, %span_id, "request failed");
+            }
             if let Some(span) = span.take() {
                 span.end(labels.code, || span_attributes(&labels));
-            }
-            if refused.status().is_server_error() {
-                tracing::warn!(%peer, code = refused.code.as_str(), message = %refused.message, "request failed");
             }
             inner
                 .metrics

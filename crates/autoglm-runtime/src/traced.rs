@@ -28,7 +28,6 @@ impl Traced {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_traceparent);
         let span = runtime.tracing().start(|| format!("POST {route}"), parent);
-        tracing::debug!(trace_id = %span.trace_id(), span_id = %span.span_id(), route, "generation started");
         Traced {
             span,
             submitted: SystemTime::now(),
@@ -45,6 +44,15 @@ impl Traced {
     /// `queue_wait` for a sequence.
     pub fn done(self, model: &str, usage: &TokenUsage, queue_wait: Duration) {
         let now = SystemTime::now();
+        tracing::info!(
+            trace_id = %self.span.trace_id(),
+            span_id = %self.span.span_id(),
+            prompt_tokens = usage.prompt_tokens,
+            completion_tokens = usage.completion_tokens,
+            queue_ms = queue_wait.as_millis() as u64,
+            total_ms = now.duration_since(self.submitted).unwrap_or_default().as_millis() as u64,
+            "generation finished"
+        );
         let prefill_from = (self.submitted + queue_wait).min(now);
         let decode_from = self.first_token.unwrap_or(now).max(prefill_from);
         let tokens = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
@@ -80,6 +88,11 @@ impl Traced {
 
     /// Ends the trace of a generation that failed.
     pub fn failed(self, model: &str) {
+        tracing::warn!(
+            trace_id = %self.span.trace_id(),
+            span_id = %self.span.span_id(),
+            "generation failed"
+        );
         self.span.end(500, || {
             [
                 ("gen_ai.request.model", model.to_owned()),

@@ -288,6 +288,7 @@ pub async fn delete_by_name(state: &AppState, ctx: &Ctx, name: String) -> ApiRes
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
     bytes: Option<u64>,
+    trace_id: Option<String>,
 }
 
 /// Most of a log one request reads.
@@ -300,7 +301,24 @@ pub async fn logs(
     ApiPath((name, replica)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> ApiResult<Response> {
-    let bytes = q.bytes.unwrap_or(64 * 1024);
+    // A trace's lines are looked for in as much of the log as one read takes.
+    let default = if q.trace_id.is_some() {
+        MAX_LOG_BYTES
+    } else {
+        64 * 1024
+    };
+    let bytes = q.bytes.unwrap_or(default);
+    if let Some(id) = &q.trace_id
+        && (id.len() != 32
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("trace_id {id:?} is not a W3C trace id: 32 lowercase hex digits"),
+        ));
+    }
     if bytes == 0 || bytes > MAX_LOG_BYTES {
         return Err(ApiError::new(
             ErrorCode::InvalidQuery,
@@ -319,6 +337,21 @@ pub async fn logs(
     })
     .await?
     .map_err(|e| ApiError::internal("cannot read a replica log", &e))?;
+    // The lines of one trace: every line autoglm writes about a request
+    // carries its `trace_id`, in JSON and in plain text alike.
+    let tail = match &q.trace_id {
+        Some(id) => tail.map(|text| {
+            text.lines().filter(|line| line.contains(id.as_str())).fold(
+                String::new(),
+                |mut out, line| {
+                    out.push_str(line);
+                    out.push('\n');
+                    out
+                },
+            )
+        }),
+        None => tail,
+    };
     match tail {
         Some(text) => Ok((
             [(

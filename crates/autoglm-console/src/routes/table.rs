@@ -641,10 +641,16 @@ pub fn table() -> Vec<Route> {
             access: P(ServicesRead),
             request: NoBody,
             response: Text,
-            query: &[(
-                "bytes",
-                "How many bytes from the end, 1 to 1048576 (default 65536)",
-            )],
+            query: &[
+                (
+                    "bytes",
+                    "How many bytes from the end, 1 to 1048576 (default 65536, or all of that with trace_id)",
+                ),
+                (
+                    "trace_id",
+                    "Only the lines of this W3C trace (32 lowercase hex digits), as every request's log lines carry it",
+                ),
+            ],
             ..RouteSpec::DEFAULT
         },
         get(services::logs),

@@ -13,7 +13,7 @@ use autoglm_core::rbac::Permission;
 use autoglm_core::service::{ConditionStatus, LoadBalancing, ModelServiceManifest, ReplicaState};
 use autoglm_core::traffic::ServiceTraffic;
 use axum::Extension;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -353,8 +353,30 @@ pub async fn restart(
     act(&api, signed_in, &name, "restart", call, &HashMap::new()).await
 }
 
+/// Query of the log pages: only the lines of one trace.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct LogFilter {
+    #[serde(default)]
+    trace_id: String,
+}
+
+impl LogFilter {
+    /// The id asked for, trimmed; none when the box was left empty.
+    fn trace_id(&self) -> Option<&str> {
+        Some(self.trace_id.trim()).filter(|t| !t.is_empty())
+    }
+
+    /// The query string that asks for the same lines again.
+    fn query(&self) -> String {
+        self.trace_id()
+            .map(|t| format!("?trace_id={}", segment(t)))
+            .unwrap_or_default()
+    }
+}
+
 /// `GET /ui/services/{name}/replicas/{replica}/logs`: the end of a replica's
-/// log, followed live while the box is ticked.
+/// log, followed live while the box is ticked; with a trace id, only that
+/// trace's lines (every request's log lines carry its `trace_id`).
 pub async fn logs(
     SignedIn {
         session,
@@ -362,15 +384,22 @@ pub async fn logs(
     }: SignedIn,
     Extension(api): Extension<Api>,
     Path((name, replica)): Path<(String, String)>,
+    Query(filter): Query<LogFilter>,
 ) -> Response {
     let here = format!("{}/replicas/{}/logs", here(&name), segment(&replica));
 
-    let (status, text) = log_tail(&api, &credential, &name, &replica).await;
+    let (status, text) = log_tail(&api, &credential, (&name, &replica), &filter).await;
     let title = format!("{name} · {replica}");
     let body = html! {
         p { a href={"/ui/services/" (name)} { "← " (name) } }
+        form.row method="get" action=(here) id="trace-filter" {
+            label for="trace_id" { "Trace id" }
+            input id="trace_id" name="trace_id" value=(filter.trace_id) placeholder="32 hex digits, from a traceparent or a log line";
+            button type="submit" { "Show its lines" }
+            @if filter.trace_id().is_some() { a href=(here) { "all lines" } }
+        }
         label.follow { input type="checkbox" id="follow" checked; " Follow" }
-        pre.log id="log" data-follow={(here) ".txt"} { (text) }
+        pre.log id="log" data-follow={(here) ".txt" (filter.query())} { (text) }
     };
     (status, layout::page(&session, "/ui", &title, body)).into_response()
 }
@@ -382,13 +411,14 @@ pub async fn log_text(
     Extension(api): Extension<Api>,
     headers: HeaderMap,
     Path((name, replica)): Path<(String, String)>,
+    Query(filter): Query<LogFilter>,
 ) -> Response {
     let here = format!("{}/replicas/{}/logs", here(&name), segment(&replica));
     let (_, credential) = match session::require_with_credential(&state, &headers, &here).await {
         Ok(s) => s,
         Err(to_login) => return to_login,
     };
-    let (status, text) = log_tail(&api, &credential, &name, &replica).await;
+    let (status, text) = log_tail(&api, &credential, (&name, &replica), &filter).await;
     (
         status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -397,12 +427,21 @@ pub async fn log_text(
         .into_response()
 }
 
-async fn log_tail(api: &Api, credential: &str, name: &str, replica: &str) -> (StatusCode, String) {
-    let path = format!(
-        "/api/v1/services/{}/replicas/{}/logs?bytes=65536",
+async fn log_tail(
+    api: &Api,
+    credential: &str,
+    (name, replica): (&str, &str),
+    filter: &LogFilter,
+) -> (StatusCode, String) {
+    let mut path = format!(
+        "/api/v1/services/{}/replicas/{}/logs",
         segment(name),
         segment(replica)
     );
+    match filter.trace_id() {
+        Some(id) => path.push_str(&format!("?trace_id={}", segment(id))),
+        None => path.push_str("?bytes=65536"),
+    }
     let (status, text) = api.text(Method::GET, &path, credential).await;
     if status.is_success() {
         (status, without_terminal_codes(&text))
