@@ -28,6 +28,9 @@ use pages::{alerts, incidents, services};
 pub struct WebConfig {
     /// Mark cookies Secure: the console serves HTTPS.
     pub secure_cookies: bool,
+    /// The Grafana that holds `deploy/grafana`'s dashboards, e.g.
+    /// `https://grafana.example.com`: a service's page links to them.
+    pub grafana_url: Option<&'static str>,
 }
 
 /// The pages, to mount with `autoglm_console::router_with_ui`; `api` is the

@@ -9,7 +9,7 @@ use serde::Deserialize;
 /// Flags of `autoglm console` and `autoglm up`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// A TOML file with any of: home, addr, tls_cert, tls_key, tls_self_signed.
+    /// A TOML file with any of: home, addr, tls_cert, tls_key, tls_self_signed, grafana_url.
     #[arg(long, env = "AUTOGLM_CONFIG")]
     config: Option<PathBuf>,
     /// Folder for the database, artifacts and the admin token [default: ./.autoglm].
@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// Serve HTTPS with a self-signed certificate for localhost (for trying it out).
     #[arg(long, env = "AUTOGLM_TLS_SELF_SIGNED", num_args = 0..=1, default_missing_value = "true")]
     tls_self_signed: Option<bool>,
+    /// The Grafana holding deploy/grafana's dashboards, e.g. https://grafana.example.com:
+    /// a service's page links to them.
+    #[arg(long, env = "AUTOGLM_GRAFANA_URL")]
+    grafana_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +41,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_self_signed: Option<bool>,
+    grafana_url: Option<String>,
 }
 
 /// How to serve HTTPS, if at all.
@@ -62,6 +67,8 @@ pub struct Config {
     /// The first admin's password, from `AUTOGLM_ADMIN_PASSWORD` only (never a
     /// flag, which other users could read in the process list).
     pub admin_password: Option<String>,
+    /// Where the dashboards are.
+    pub grafana_url: Option<String>,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -129,11 +136,20 @@ impl Config {
         {
             return Err("AUTOGLM_ADMIN_PASSWORD must be at least 12 characters".into());
         }
+        let grafana_url = args.grafana_url.or(file.grafana_url);
+        if let Some(url) = &grafana_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(format!(
+                "grafana_url {url:?} must be an http:// or https:// URL"
+            ));
+        }
         Ok(Config {
             home,
             addr,
             tls,
             admin_password,
+            grafana_url,
         })
     }
 }

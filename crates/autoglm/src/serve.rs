@@ -87,6 +87,11 @@ pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
     let ui = autoglm_web::router(
         autoglm_web::WebConfig {
             secure_cookies: !matches!(config.tls, Tls::Off),
+            // Read once at start and kept for the process's life.
+            grafana_url: config
+                .grafana_url
+                .clone()
+                .map(|url| &*Box::leak(url.into_boxed_str())),
         },
         autoglm_console::router(state.clone()),
     );

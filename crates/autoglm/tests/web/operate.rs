@@ -15,7 +15,10 @@ use crate::common::Up;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_cannot() {
     let home = tempfile::tempdir().unwrap();
-    let up = Up::start(&home.path().join("home"), &[]);
+    let up = Up::start(
+        &home.path().join("home"),
+        &["--grafana-url", "https://grafana.example.com/"],
+    );
     let base = up.console.url.clone();
     let http = up.console.client();
     for (username, role) in [("olga", "operator"), ("vic", "viewer")] {
@@ -185,6 +188,19 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
     click(&client, Locator::Css("#split button")).await;
     let refused = text(&client, "#split-error").await;
     assert!(refused.contains("sum to 110"), "{refused}");
+    // The page links to the service's dashboards in the configured Grafana,
+    // refused form or not.
+    let dashboards = client
+        .find(Locator::Css("#dashboards a"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap();
+    assert_eq!(
+        dashboards.as_deref(),
+        Some("https://grafana.example.com/d/autoglm-service?var-tenant=default&var-service=iris")
+    );
     let typed = client.find(Locator::Id("weight-1")).await.unwrap();
     assert_eq!(
         typed.prop("value").await.unwrap().as_deref(),

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde_json::json;
 
+use crate::WebConfig;
 use crate::api::{Api, problem_words, refusal, segment};
 use crate::layout;
 use crate::session::{self, CsrfForm, Session, SignedIn};
@@ -61,7 +62,7 @@ fn balancing(balancing: &LoadBalancing) -> Markup {
 }
 
 pub(crate) async fn render(
-    api: &Api,
+    (api, config): (&Api, WebConfig),
     session: &Session,
     credential: &str,
     name: &str,
@@ -104,6 +105,16 @@ pub(crate) async fn render(
         }
         @if let Some(alerts) = &alerts {
             section id="live-alerts" data-live { (super::alerts::service_panel(name, alerts)) }
+        }
+        @if let Some(grafana) = config.grafana_url {
+            p.muted id="dashboards" {
+                "Dashboards: "
+                a href=(dashboard(grafana, "autoglm-service", &session.principal.grant.tenant, name)) { "this service by version" }
+                " · "
+                a href=(dashboard(grafana, "autoglm-runtime", &session.principal.grant.tenant, name)) { "its runtime" }
+                " · "
+                a href=(dashboard(grafana, "autoglm-overview", &session.principal.grant.tenant, name)) { "the platform" }
+            }
         }
         section id="live-status" data-live {
             h2 { "Health" }
@@ -209,6 +220,17 @@ pub(crate) async fn render(
     (status, layout::page(session, "/ui", name, body)).into_response()
 }
 
+/// The Grafana dashboard `uid` (one of `deploy/grafana`'s), its variables
+/// set to `tenant` and `service`.
+fn dashboard(grafana: &str, uid: &str, tenant: &str, service: &str) -> String {
+    format!(
+        "{}/d/{uid}?var-tenant={}&var-service={}",
+        grafana.trim_end_matches('/'),
+        segment(tenant),
+        segment(service)
+    )
+}
+
 /// `GET /ui/services/{name}`.
 pub async fn page(
     SignedIn {
@@ -216,10 +238,11 @@ pub async fn page(
         credential,
     }: SignedIn,
     Extension(api): Extension<Api>,
+    Extension(config): Extension<WebConfig>,
     Path(name): Path<String>,
 ) -> Response {
     render(
-        &api,
+        (&api, config),
         &session,
         &credential,
         &name,
@@ -232,7 +255,7 @@ pub async fn page(
 /// Runs an action's API call; on success back to the page, else the page
 /// with the refusal beside the form of `part`.
 async fn act(
-    api: &Api,
+    (api, config): (&Api, WebConfig),
     (session, credential): (Session, String),
     name: &str,
     part: &'static str,
@@ -244,13 +267,22 @@ async fn act(
         return Redirect::to(&here(name)).into_response();
     }
     let notices = HashMap::from([(part, refusal(&format!("{part}-error"), &answer))]);
-    render(api, &session, &credential, name, (&notices, typed), status).await
+    render(
+        (api, config),
+        &session,
+        &credential,
+        name,
+        (&notices, typed),
+        status,
+    )
+    .await
 }
 
 /// `POST /ui/services/{name}/split`: new weights, as `weight:{version}` fields.
 pub async fn split(
     State(state): State<AppState>,
     Extension(api): Extension<Api>,
+    Extension(config): Extension<WebConfig>,
     headers: HeaderMap,
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
@@ -280,7 +312,7 @@ pub async fn split(
         let problem = json!({"detail": "the split was not changed", "errors": refused.iter().map(|m| json!({"path": "weight", "message": m})).collect::<Vec<_>>()});
         let notices = HashMap::from([("split", refusal("split-error", &problem))]);
         return render(
-            &api,
+            (&api, config),
             &session,
             &credential,
             &name,
@@ -296,7 +328,15 @@ pub async fn split(
         object.remove("status");
     }
     let call = (Method::PUT, path, Some(manifest));
-    act(&api, (session, credential), &name, "split", call, &form).await
+    act(
+        (&api, config),
+        (session, credential),
+        &name,
+        "split",
+        call,
+        &form,
+    )
+    .await
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -311,6 +351,7 @@ pub struct ScaleForm {
 pub async fn scale(
     State(state): State<AppState>,
     Extension(api): Extension<Api>,
+    Extension(config): Extension<WebConfig>,
     headers: HeaderMap,
     Path(name): Path<String>,
     Form(form): Form<ScaleForm>,
@@ -330,13 +371,14 @@ pub async fn scale(
         Some(json!({"replicas": replicas})),
     );
     let typed = HashMap::from([("replicas".to_owned(), form.replicas)]);
-    act(&api, signed_in, &name, "scale", call, &typed).await
+    act((&api, config), signed_in, &name, "scale", call, &typed).await
 }
 
 /// `POST /ui/services/{name}/restart`.
 pub async fn restart(
     State(state): State<AppState>,
     Extension(api): Extension<Api>,
+    Extension(config): Extension<WebConfig>,
     headers: HeaderMap,
     Path(name): Path<String>,
     Form(form): Form<CsrfForm>,
@@ -350,7 +392,15 @@ pub async fn restart(
         format!("/api/v1/services/{}/restart", segment(&name)),
         None,
     );
-    act(&api, signed_in, &name, "restart", call, &HashMap::new()).await
+    act(
+        (&api, config),
+        signed_in,
+        &name,
+        "restart",
+        call,
+        &HashMap::new(),
+    )
+    .await
 }
 
 /// Query of the log pages: only the lines of one trace.

@@ -94,6 +94,7 @@ pub fn panel(rollout: &Value, session: &Session, here: &str, notice: Markup) -> 
 pub async fn act(
     State(state): State<AppState>,
     Extension(api): Extension<Api>,
+    Extension(config): Extension<crate::WebConfig>,
     headers: HeaderMap,
     Path((name, action)): Path<(String, String)>,
     Form(form): Form<CsrfForm>,
@@ -115,7 +116,7 @@ pub async fn act(
     }
     let notices = std::collections::HashMap::from([("rollout", refusal("rollout-error", &answer))]);
     super::render(
-        &api,
+        (&api, config),
         &session,
         &credential,
         &name,
