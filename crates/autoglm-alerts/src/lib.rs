@@ -29,8 +29,6 @@ use tokio::sync::Notify;
 use crate::act::AlertEvent;
 use crate::round::{Change, Series, SeriesKey, ServiceSample, VersionSample};
 
-pub use notifier::deliver_due;
-
 /// How often every rule is evaluated: twice a second, so that an alert
 /// fires within a second of its condition holding for its `for`.
 pub const EVALUATION_INTERVAL: Duration = Duration::from_millis(500);
@@ -187,7 +185,7 @@ impl Engine {
     /// Seeds the series of incidents an earlier run left open as firing,
     /// so that each resolves when its condition no longer holds.
     fn resume(&mut self) -> autoglm_store::Result<()> {
-        for (tenant, incident, _) in self.parts.store.live_incidents()? {
+        for (tenant, incident) in self.parts.store.live_incidents()? {
             if incident.source != "autoglm" {
                 continue;
             }

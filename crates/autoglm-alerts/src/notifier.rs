@@ -30,11 +30,8 @@ pub(crate) async fn run(store: Arc<Store>, wake: Arc<Notify>) {
     }
 }
 
-/// Delivers every notification due now; returns how many were attempted.
-pub async fn deliver_due(
-    store: &Arc<Store>,
-    client: &reqwest::Client,
-) -> autoglm_store::Result<usize> {
+/// Delivers every notification due now.
+async fn deliver_due(store: &Arc<Store>, client: &reqwest::Client) -> autoglm_store::Result<()> {
     let due = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || store.due_notifications(Utc::now(), PARALLEL as i64))
@@ -46,7 +43,6 @@ pub async fn deliver_due(
                 )
             })??
     };
-    let count = due.len();
     let attempts = due.into_iter().map(|n| {
         let client = client.clone();
         async move {
@@ -76,7 +72,7 @@ pub async fn deliver_due(
             )
         })??;
     }
-    Ok(count)
+    Ok(())
 }
 
 async fn send(client: &reqwest::Client, n: &Notification) -> Result<(), String> {

@@ -102,7 +102,7 @@ fn value_of(
 }
 
 /// The labels of a series.
-pub fn labels(
+fn labels(
     tenant: &str,
     rule: &ReadyRule,
     service: &str,

@@ -71,6 +71,16 @@ pub struct Page<T> {
     pub next_page_token: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// Every item in one page: for lists the store already bounds.
+    pub fn whole(items: Vec<T>) -> Page<T> {
+        Page {
+            items,
+            next_page_token: None,
+        }
+    }
+}
+
 /// What a version records about how it was trained and what it is for.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -51,6 +51,8 @@ CREATE TABLE incident_events (
     task_id INTEGER
 );
 CREATE INDEX incident_events_of ON incident_events (incident_id, at, id);
+-- The evaluator looks twice a second for playbook tasks whose end is not yet recorded.
+CREATE INDEX incident_events_by_kind ON incident_events (kind, task_id);
 
 CREATE TABLE notifications (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -115,24 +115,6 @@ pub fn delete_rule(tx: &Transaction<'_>, tenant: &str, name: &str) -> Result<()>
     Ok(())
 }
 
-/// Refuses deleting a service that a rule names, inside the delete's write.
-pub fn check_no_rule_names(tx: &Transaction<'_>, tenant: &str, service: &str) -> Result<()> {
-    let names: Vec<String> = tx
-        .prepare("SELECT name FROM alert_rules WHERE tenant = ?1 AND json_extract(spec, '$.service') = ?2 ORDER BY name")?
-        .query_map((tenant, service), |r| r.get(0))?
-        .collect::<std::result::Result<_, _>>()?;
-    if names.is_empty() {
-        return Ok(());
-    }
-    Err(StoreError::rejected(
-        ErrorCode::InvalidTransition,
-        format!(
-            "service {service:?} is watched by alert rules {}; delete them first",
-            names.join(", ")
-        ),
-    ))
-}
-
 fn silence(r: &Row<'_>) -> r2d2_sqlite::rusqlite::Result<(String, Silence)> {
     Ok((
         r.get(0)?,
@@ -604,12 +586,12 @@ impl Store {
     }
 
     /// Incidents not resolved, of every tenant, with their tenants.
-    pub fn live_incidents(&self) -> Result<Vec<(String, Incident, String)>> {
+    pub fn live_incidents(&self) -> Result<Vec<(String, Incident)>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {INCIDENT_COLUMNS}, fingerprint FROM incidents WHERE state != 'resolved' ORDER BY id"
+                "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE state != 'resolved' ORDER BY id"
             ))?;
-            let rows = stmt.query_map([], |r| Ok((r.get(12)?, incident_row(r)?, r.get(13)?)))?;
+            let rows = stmt.query_map([], |r| Ok((r.get(12)?, incident_row(r)?)))?;
             Ok(rows.collect::<std::result::Result<_, _>>()?)
         })
     }

@@ -80,13 +80,12 @@ pub async fn list_rules(
         let tenant = tenant.clone();
         read(&state, move |s| s.alert_rules(Some(&tenant))).await?
     };
-    Ok(Json(Page {
-        items: rules
+    Ok(Json(Page::whole(
+        rules
             .into_iter()
             .map(|r| view(&state, &tenant, r))
             .collect(),
-        next_page_token: None,
-    }))
+    )))
 }
 
 /// `GET /api/v1/alerts/rules/{name}`.
@@ -189,10 +188,7 @@ pub async fn delete_rule(
 
 /// `GET /api/v1/alerts`: the pending and firing series.
 pub async fn active(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<Page<ActiveAlert>>> {
-    Ok(Json(Page {
-        items: state.alerts.active(ctx.tenant()),
-        next_page_token: None,
-    }))
+    Ok(Json(Page::whole(state.alerts.active(ctx.tenant()))))
 }
 
 /// A silence with its state.
@@ -221,10 +217,9 @@ pub async fn list_silences(
         s.silences(Some(&tenant), chrono::Utc::now(), true)
     })
     .await?;
-    Ok(Json(Page {
-        items: items.into_iter().map(|(_, s)| silence_view(s)).collect(),
-        next_page_token: None,
-    }))
+    Ok(Json(Page::whole(
+        items.into_iter().map(|(_, s)| silence_view(s)).collect(),
+    )))
 }
 
 /// `POST /api/v1/alerts/silences`.
@@ -287,10 +282,7 @@ pub async fn notifications(
         s.notifications(&tenant, q.state.as_deref())
     })
     .await?;
-    Ok(Json(Page {
-        items,
-        next_page_token: None,
-    }))
+    Ok(Json(Page::whole(items)))
 }
 
 /// What the receiver did with an Alertmanager's payload.
@@ -423,10 +415,7 @@ pub async fn list_incidents(
         limit: super::page_limit(q.limit)?,
     };
     let items = read(&state, move |s| s.incidents(&filter)).await?;
-    Ok(Json(Page {
-        items,
-        next_page_token: None,
-    }))
+    Ok(Json(Page::whole(items)))
 }
 
 /// `GET /api/v1/incidents/{id}`: with its timeline.
@@ -496,8 +485,5 @@ pub async fn mean_time_to_resolve(
         ..IncidentFilter::default()
     };
     let incidents = read(&state, move |s| s.incidents(&filter)).await?;
-    Ok(Json(Page {
-        items: mttr(&incidents),
-        next_page_token: None,
-    }))
+    Ok(Json(Page::whole(mttr(&incidents))))
 }

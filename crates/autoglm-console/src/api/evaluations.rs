@@ -95,10 +95,7 @@ pub async fn list(
         s.evaluations_of(&tenant, &model, version, LISTED)
     })
     .await?;
-    Ok(Json(Page {
-        items,
-        next_page_token: None,
-    }))
+    Ok(Json(Page::whole(items)))
 }
 
 /// `GET /api/v1/models/{name}/versions/{version}/evaluations/{id}`.
