@@ -6,6 +6,7 @@
 pub mod alert;
 pub mod artifact;
 pub mod audit;
+pub mod config;
 pub mod display;
 pub mod error;
 pub mod evaluation;

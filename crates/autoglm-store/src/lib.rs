@@ -13,6 +13,7 @@
 pub mod alerts;
 mod audit;
 pub mod changes;
+pub mod config;
 mod error;
 pub mod evaluations;
 mod idempotency;
@@ -136,9 +137,22 @@ impl Store {
     /// `respond` turns the result into the response stored for idempotent replay.
     pub fn write<T>(
         &self,
+        mutation: Mutation,
+        f: impl FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T>,
+        respond: impl FnOnce(&T) -> StoredResponse,
+    ) -> Result<T> {
+        self.write_then(mutation, f, respond, |_| ())
+    }
+
+    /// Like [`Store::write`], and calls `committed` after the commit while
+    /// still holding the writer: what it publishes (the config center's
+    /// changes to watchers) goes out in commit order, never before the commit.
+    pub fn write_then<T>(
+        &self,
         mut mutation: Mutation,
         f: impl FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T>,
         respond: impl FnOnce(&T) -> StoredResponse,
+        committed: impl FnOnce(&T),
     ) -> Result<T> {
         let mut conn = self.writer.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -151,6 +165,7 @@ impl Store {
         tx.commit()?;
         self.writes
             .fetch_add(1, std::sync::atomic::Ordering::Release);
+        committed(&value);
         Ok(value)
     }
 

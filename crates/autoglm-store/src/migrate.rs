@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_rollouts.sql"),
     include_str!("../migrations/0006_evaluations.sql"),
     include_str!("../migrations/0007_alerts.sql"),
+    include_str!("../migrations/0008_config.sql"),
 ];
 
 /// Schema versions before and after opening.

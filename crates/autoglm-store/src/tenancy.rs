@@ -113,6 +113,7 @@ pub fn create_tenant(tx: &Transaction<'_>, name: &str) -> Result<Tenant> {
             format!("tenant {name:?} already exists"),
         ));
     }
+    crate::config::seed_environments(tx, name)?;
     Ok(Tenant {
         name: name.to_owned(),
         created_at: now,
