@@ -135,8 +135,9 @@ pub fn open(home: &Path, admin_password: Option<&str>) -> Result<Opened, OpenErr
         )?;
         new_admin_token = Some(secret);
     }
+    let config = autoglm_config::Hub::load(&store)?;
     Ok(Opened {
-        state: AppState::new(store, artifacts, sessions),
+        state: AppState::new(store, artifacts, sessions, config),
         new_admin_token,
         admin_token_file,
     })

@@ -110,16 +110,36 @@ impl Ctx {
         T: Serialize + Send + 'static,
         F: FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T, StoreError> + Send + 'static,
     {
+        self.apply_then(state, status_of, target, change, |_| ())
+            .await
+    }
+
+    /// Like [`Ctx::apply_with`], and runs `committed` right after the commit,
+    /// before the next write can commit: for what must follow commit order
+    /// (the config center's notifications).
+    pub async fn apply_then<T, F>(
+        &self,
+        state: &AppState,
+        status_of: impl Fn(&T) -> StatusCode + Send + Copy + 'static,
+        target: String,
+        change: F,
+        committed: impl FnOnce(&T) + Send + 'static,
+    ) -> ApiResult<(T, StatusCode, Vec<u8>)>
+    where
+        T: Serialize + Send + 'static,
+        F: FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T, StoreError> + Send + 'static,
+    {
         let mutation = Mutation {
             audit: self.audit_event(target),
             idempotency: self.idempotency.clone(),
         };
         let store = state.store.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let value = store.write(mutation, change, |value| StoredResponse {
+            let respond = |value: &T| StoredResponse {
                 status: status_of(value).as_u16(),
                 body: serde_json::to_vec(value).unwrap_or_default(),
-            })?;
+            };
+            let value = store.write_then(mutation, change, respond, committed)?;
             let body = serde_json::to_vec(&value).unwrap_or_default();
             let status = status_of(&value);
             Ok::<_, StoreError>((value, status, body))

@@ -69,12 +69,20 @@ pub struct AppState {
     pub tasks: Tasks,
     /// The alert evaluator's pending and firing series.
     pub alerts: Board,
+    /// The config center's watch hub.
+    pub config: Arc<autoglm_config::Hub>,
 }
 
 impl AppState {
     /// Builds the state over an opened store and artifact store.
-    pub fn new(store: Arc<Store>, artifacts: ArtifactStore, sessions: Sessions) -> AppState {
+    pub fn new(
+        store: Arc<Store>,
+        artifacts: ArtifactStore,
+        sessions: Sessions,
+        config: Arc<autoglm_config::Hub>,
+    ) -> AppState {
         AppState {
+            config,
             metrics: Arc::new(Metrics::new(&store)),
             store,
             artifacts,

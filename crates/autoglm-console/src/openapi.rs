@@ -95,6 +95,9 @@ pub fn document() -> Value {
             ResponseBody::Text => {
                 responses.insert("200".into(), json!({"description": "Text", "content": {"text/plain": {"schema": {"type": "string"}}}}));
             }
+            ResponseBody::EventStream(schema) => {
+                responses.insert("200".into(), json!({"description": "Server-sent events; each event's data is this JSON", "content": {"text/event-stream": {"schema": schema(&mut generator)}}}));
+            }
             ResponseBody::Bytes => {
                 responses.insert("200".into(), json!({"description": "The file", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}));
             }

@@ -43,6 +43,12 @@ fn path_for(spec: &RouteSpec, fx: &Fixture) -> String {
                 Some("id") => fx.key_id.clone(),
                 Some("action") => "pause".to_owned(),
                 Some("replica") => format!("default.{FIXTURE_MODEL}-1-1"),
+                // An environment that does not exist for the event stream,
+                // which would otherwise answer 200 and never end.
+                Some("env") if spec.path.ends_with("/events") => "no-such-env".to_owned(),
+                Some("env") => "dev".to_owned(),
+                Some("group") => "DEFAULT_GROUP".to_owned(),
+                Some("key") => "rbac.txt".to_owned(),
                 Some(other) => panic!(
                     "route {} {} has a path parameter {{{other}}} the RBAC walk has no fixture \
                      value for; add one to path_for",
@@ -76,6 +82,7 @@ fn json_body(spec: &RouteSpec) -> Value {
         "services.scale" => json!({"replicas": 2}),
         "tasks.create" => json!({"kind": "restart", "target": format!("services/{FIXTURE_MODEL}")}),
         "tenants.set_rate_limit" => json!({"requests_per_second": 100}),
+        "config.keys.publish" => json!({"content": "written by the RBAC walk"}),
         _ => json!({}),
     }
 }

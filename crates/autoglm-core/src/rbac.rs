@@ -99,11 +99,23 @@ pub enum Permission {
     /// and feed alerts from an Alertmanager.
     #[serde(rename = "alerts:write")]
     AlertsWrite,
+    /// Read the config center: environments, keys, history, snapshots,
+    /// change requests, and watch keys.
+    #[serde(rename = "config:read")]
+    ConfigRead,
+    /// Publish, delete, roll back and promote keys of unprotected
+    /// environments, take snapshots, and request changes of protected ones.
+    #[serde(rename = "config:write")]
+    ConfigWrite,
+    /// Write protected environments (prod) directly, add environments, and
+    /// approve or reject change requests filed by someone else.
+    #[serde(rename = "config:protected")]
+    ConfigProtected,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 16] = [
         Permission::ModelsRead,
         Permission::ModelsWrite,
         Permission::ModelsDelete,
@@ -117,6 +129,9 @@ impl Permission {
         Permission::UsersWrite,
         Permission::AlertsRead,
         Permission::AlertsWrite,
+        Permission::ConfigRead,
+        Permission::ConfigWrite,
+        Permission::ConfigProtected,
     ];
 
     /// The scope name, as in API keys and the OpenAPI document.
@@ -135,6 +150,9 @@ impl Permission {
             Permission::UsersWrite => "users:write",
             Permission::AlertsRead => "alerts:read",
             Permission::AlertsWrite => "alerts:write",
+            Permission::ConfigRead => "config:read",
+            Permission::ConfigWrite => "config:write",
+            Permission::ConfigProtected => "config:protected",
         }
     }
 
@@ -149,15 +167,18 @@ impl Permission {
             Permission::ModelsRead
             | Permission::ServicesRead
             | Permission::ServicesInvoke
-            | Permission::AlertsRead => Role::Viewer,
+            | Permission::AlertsRead
+            | Permission::ConfigRead => Role::Viewer,
             Permission::ModelsWrite
             | Permission::ServicesWrite
             | Permission::KeysWrite
-            | Permission::AlertsWrite => Role::Developer,
+            | Permission::AlertsWrite
+            | Permission::ConfigWrite => Role::Developer,
             Permission::ModelsDelete
             | Permission::ModelsPromote
             | Permission::ArtifactsRegisterPath
-            | Permission::AuditRead => Role::Operator,
+            | Permission::AuditRead
+            | Permission::ConfigProtected => Role::Operator,
             Permission::UsersWrite => Role::Admin,
         }
     }

@@ -435,6 +435,13 @@ pub struct Published {
     pub changed: bool,
 }
 
+/// Answered as the version it leaves the key at.
+impl serde::Serialize for Published {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.version.serialize(serializer)
+    }
+}
+
 /// Publishes content as the key's next version, unless the key already holds
 /// exactly it. Content is checked by the caller.
 pub fn publish(

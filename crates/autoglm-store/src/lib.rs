@@ -30,7 +30,7 @@ use std::path::Path;
 use autoglm_core::audit::AuditEvent;
 use r2d2_sqlite::SqliteConnectionManager;
 use r2d2_sqlite::rusqlite::types::Value;
-use r2d2_sqlite::rusqlite::{self, Connection, TransactionBehavior};
+use r2d2_sqlite::rusqlite::{self, TransactionBehavior};
 
 pub use audit::AuditFilter;
 pub use evaluations::NewEvaluation;
@@ -39,6 +39,8 @@ pub use autoglm_core::service::StoredService;
 pub use error::StoreError;
 pub use idempotency::{IdempotencyKey, StoredResponse};
 pub use migrate::MigrationState;
+/// The connection type read closures receive.
+pub use r2d2_sqlite::rusqlite::Connection;
 /// The transaction type write closures receive.
 pub use r2d2_sqlite::rusqlite::Transaction;
 pub use registry::{ModelFilter, NewVersion, StoredVersion};

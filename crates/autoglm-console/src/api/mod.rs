@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod config;
 pub mod evaluations;
 pub mod keys;
 pub mod models;

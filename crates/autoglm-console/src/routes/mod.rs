@@ -13,6 +13,7 @@ use schemars::{Schema, SchemaGenerator};
 use crate::AppState;
 use autoglm_core::rbac::Permission;
 
+mod config;
 mod table;
 
 pub use table::table;
@@ -55,6 +56,8 @@ pub enum ResponseBody {
     Bytes,
     /// UTF-8 text (`text/plain`).
     Text,
+    /// Server-sent events (`text/event-stream`), each `data` this JSON.
+    EventStream(SchemaFn),
 }
 
 /// One endpoint.

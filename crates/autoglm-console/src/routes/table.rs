@@ -33,14 +33,14 @@ use autoglm_core::service::{ModelServiceManifest, Scale};
 use autoglm_core::task::Task;
 use autoglm_core::traffic::ServiceTraffic;
 
-fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+pub(super) fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
     generator.subschema_for::<T>()
 }
 
-struct Builder(Vec<Route>);
+pub(super) struct Builder(pub(super) Vec<Route>);
 
 impl Builder {
-    fn add(&mut self, spec: RouteSpec, handler: MethodRouter<AppState>) {
+    pub(super) fn add(&mut self, spec: RouteSpec, handler: MethodRouter<AppState>) {
         assert!(
             !spec.path.is_empty() && !spec.action.is_empty() && !spec.summary.is_empty(),
             "a route names its path, action and summary: {spec:?}"
@@ -957,5 +957,6 @@ pub fn table() -> Vec<Route> {
         },
         post(alerts::resolve),
     );
+    super::config::add(&mut b);
     b.0
 }

@@ -433,6 +433,65 @@ pub struct WatchAnswer {
     pub changed: Vec<ConfigChange>,
 }
 
+/// `POST /api/v1/config/validate`: check content as a publish would, storing nothing.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValidateConfig {
+    /// The key it is for (its extension gives the format when none is named).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The format.
+    #[serde(default)]
+    pub format: Option<ConfigFormat>,
+    /// The content.
+    pub content: String,
+}
+
+/// What a check found.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Validation {
+    /// The format checked against.
+    pub format: ConfigFormat,
+    /// Whether a publish would take it.
+    pub valid: bool,
+    /// The first error, when not valid.
+    pub error: Option<String>,
+    /// Its line and column (1-based) when known.
+    pub line: Option<usize>,
+    /// Its column.
+    pub column: Option<usize>,
+}
+
+impl ValidateConfig {
+    /// Runs the check.
+    pub fn run(&self) -> Validation {
+        let format = self
+            .format
+            .or_else(|| self.key.as_deref().map(ConfigFormat::of_key))
+            .unwrap_or(ConfigFormat::Text);
+        let error = if self.content.len() > MAX_CONTENT_BYTES {
+            Some(FormatError {
+                format: format.as_str(),
+                location: None,
+                message: format!(
+                    "content is {} bytes; the limit is {MAX_CONTENT_BYTES}",
+                    self.content.len()
+                ),
+            })
+        } else {
+            format.check(&self.content).err()
+        };
+        Validation {
+            format,
+            valid: error.is_none(),
+            line: error.as_ref().and_then(|e| e.location.map(|l| l.0)),
+            column: error.as_ref().and_then(|e| e.location.map(|l| l.1)),
+            error: error.map(|e| e.to_string()),
+        }
+    }
+}
+
 /// Checks an md5 a client sends: empty, or 32 lowercase or uppercase hex digits.
 pub fn check_md5(md5: &str) -> Result<(), String> {
     if md5.is_empty() || (md5.len() == 32 && md5.bytes().all(|b| b.is_ascii_hexdigit())) {
