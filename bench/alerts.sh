@@ -42,7 +42,7 @@ echo "median rules changed (read and check 1000) p50 ms: $(med .rules_changed_ms
 autoglm_bin
 CPORT=$(free_port) GPORT=$(free_port)
 CONSOLE=http://127.0.0.1:$CPORT
-"$AUTOGLM_BIN" up --no-demo --home "$WORK/home" --addr "127.0.0.1:$CPORT" \
+"$AUTOGLM_BIN" up --no-demo --nacos-addr off --home "$WORK/home" --addr "127.0.0.1:$CPORT" \
     --gateway-addr "127.0.0.1:$GPORT" --replica-base-port "$(free_port)" >"$WORK/up.log" 2>&1 &
 UP_PID=$!
 wait_http "$CONSOLE/healthz" || { cat "$WORK/up.log" >&2; die "autoglm up did not start"; }

@@ -67,7 +67,7 @@ GPORT=$(free_port)
 CONSOLE=http://127.0.0.1:$CPORT
 GATEWAY=http://127.0.0.1:$GPORT
 log "starting autoglm up (console $CONSOLE, gateway $GATEWAY)"
-"$AUTOGLM_BIN" up --no-demo --home "$WORK/home" --addr "127.0.0.1:$CPORT" \
+"$AUTOGLM_BIN" up --no-demo --nacos-addr off --home "$WORK/home" --addr "127.0.0.1:$CPORT" \
     --gateway-addr "127.0.0.1:$GPORT" --replica-base-port "$(free_port)" >"$WORK/up.log" 2>&1 &
 UP_PID=$!
 wait_http "$CONSOLE/healthz" || { cat "$WORK/up.log" >&2; die "autoglm up did not start"; }

@@ -72,7 +72,7 @@ log "tools: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $("$NGINX" -v 2>&1 | cut
 PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
 log "starting the console on $BASE (home $WORK/home)"
-"$AUTOGLM_BIN" console --home "$WORK/home" --addr "127.0.0.1:$PORT" >"$WORK/console.log" 2>&1 &
+"$AUTOGLM_BIN" console --nacos-addr off --home "$WORK/home" --addr "127.0.0.1:$PORT" >"$WORK/console.log" 2>&1 &
 CONSOLE_PID=$!
 wait_http "$BASE/healthz" || { cat "$WORK/console.log" >&2; die "the console did not answer /healthz"; }
 TOKEN=$(cat "$WORK/home/admin-token")

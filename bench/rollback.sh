@@ -28,7 +28,7 @@ for round in $(seq "$RUNS"); do
     CPORT=$(free_port) GPORT=$(free_port)
     CONSOLE=http://127.0.0.1:$CPORT GATEWAY=http://127.0.0.1:$GPORT
     rm -rf "$WORK/home"
-    "$AUTOGLM_BIN" up --no-demo --home "$WORK/home" --addr "127.0.0.1:$CPORT" \
+    "$AUTOGLM_BIN" up --no-demo --nacos-addr off --home "$WORK/home" --addr "127.0.0.1:$CPORT" \
         --gateway-addr "127.0.0.1:$GPORT" --replica-base-port "$(free_port)" >"$WORK/up-$round.log" 2>&1 &
     UP_PID=$!
     wait_http "$CONSOLE/healthz" || { cat "$WORK/up-$round.log" >&2; die "autoglm up did not start"; }

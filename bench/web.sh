@@ -48,7 +48,7 @@ log "tools: $(curl --version | head -1 | cut -d' ' -f1-2), $("$NGINX" -v 2>&1 | 
 PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
 log "starting autoglm up on $BASE (home $WORK/home)"
-"$AUTOGLM_BIN" up --no-demo --home "$WORK/home" --addr "127.0.0.1:$PORT" \
+"$AUTOGLM_BIN" up --no-demo --nacos-addr off --home "$WORK/home" --addr "127.0.0.1:$PORT" \
     --gateway-addr "127.0.0.1:$(free_port)" >"$WORK/up.log" 2>&1 &
 UP_PID=$!
 wait_http "$BASE/healthz" || { cat "$WORK/up.log" >&2; die "autoglm up did not answer /healthz"; }

@@ -78,6 +78,25 @@ pub struct Config {
     pub sticky_by_key: bool,
     /// Export a span per request to this OTLP/HTTP collector (base URL).
     pub otlp_endpoint: Option<String>,
+    /// The rate limit of a tenant that has none of its own.
+    pub default_rate_limit: Option<autoglm_core::security::RateLimit>,
+}
+
+impl Config {
+    /// This configuration with the config center's live settings over it
+    /// (a field the settings leave out keeps this value).
+    pub fn with(&self, settings: &autoglm_core::config::settings::GatewaySettings) -> Config {
+        Config {
+            request_timeout: settings.request_timeout.unwrap_or(self.request_timeout),
+            body_timeout: settings.body_timeout.unwrap_or(self.body_timeout),
+            hold_timeout: settings.hold_timeout.unwrap_or(self.hold_timeout),
+            body_limit: settings.body_limit.unwrap_or(self.body_limit),
+            max_waiting: settings.max_waiting.unwrap_or(self.max_waiting),
+            retries: settings.retries.unwrap_or(self.retries),
+            default_rate_limit: settings.default_rate_limit.or(self.default_rate_limit),
+            ..self.clone()
+        }
+    }
 }
 
 impl Default for Config {
@@ -92,6 +111,7 @@ impl Default for Config {
             retries: 2,
             sticky_by_key: false,
             otlp_endpoint: None,
+            default_rate_limit: None,
         }
     }
 }
@@ -99,7 +119,11 @@ impl Default for Config {
 /// What the gateway shares between requests.
 #[derive(Debug)]
 struct Inner {
-    config: Config,
+    /// What the gateway started with.
+    start: Config,
+    /// What it applies now: `start` with the config center's settings over it,
+    /// swapped whole so that a request reads one consistent set.
+    config: arc_swap::ArcSwap<Config>,
     auth: Authenticator,
     limiter: Limiter,
     usage: Arc<Usage>,
@@ -139,7 +163,8 @@ impl Gateway {
         let usage = Arc::new(Usage::default());
         tokio::spawn(usage.clone().flush_forever(store.clone()));
         let inner = Arc::new(Inner {
-            config,
+            config: arc_swap::ArcSwap::from_pointee(config.clone()),
+            start: config,
             auth: Authenticator::new(store, sessions),
             limiter: Limiter::default(),
             usage,
@@ -161,6 +186,15 @@ impl Gateway {
             }
         });
         Ok(Gateway { inner })
+    }
+
+    /// Applies the config center's live settings: requests that start from
+    /// now on read them; those in flight keep what they started with.
+    pub fn apply(&self, settings: &autoglm_core::config::settings::GatewaySettings) {
+        self.inner
+            .config
+            .store(Arc::new(self.inner.start.with(settings)));
+        tracing::info!(?settings, "gateway settings applied");
     }
 
     /// The last hour of traffic per service version.

@@ -228,7 +228,12 @@ impl Drop for InFlight {
 fn admit(inner: &Inner, caller: &Caller, now: Instant) -> Result<Remaining, Refused> {
     let verdict = inner.limiter.admit(
         (&caller.credential, caller.key_limit),
-        (&caller.tenant, caller.tenant_limit),
+        (
+            &caller.tenant,
+            caller
+                .tenant_limit
+                .or(inner.config.load().default_rate_limit),
+        ),
         now,
     );
     let Some((scope, seconds)) = verdict.refused else {
@@ -305,7 +310,7 @@ fn split(
     };
     let sticky = req.header(Known::Sticky).map(str::to_owned).or_else(|| {
         inner
-            .config
+            .start
             .sticky_by_key
             .then(|| caller.credential.to_string())
     });
@@ -390,7 +395,7 @@ async fn exchange(
             extra,
             &target.body,
         );
-        let deadline = (sent + inner.config.request_timeout).into();
+        let deadline = (sent + inner.config.load().request_timeout).into();
         let exchange = pool.exchange(endpoint.addr, &upstream, to_head, sent);
         match body.within(deadline, exchange).await {
             Ok(Ok((head, incoming))) => {
@@ -402,7 +407,7 @@ async fn exchange(
                 route.metrics.upstream.observe(sent.elapsed().as_secs_f64());
                 return Ok((head, incoming, outstanding));
             }
-            Ok(Err(e)) if e.is_connect() && tried.len() < inner.config.retries as usize => {
+            Ok(Err(e)) if e.is_connect() && tried.len() < inner.config.load().retries as usize => {
                 tried.push(endpoint.addr);
                 endpoint.failed(true);
                 inner.metrics.retried(&route.metrics.labels);
@@ -424,7 +429,7 @@ async fn exchange(
                     GatewayCode::UpstreamTimeout,
                     format!(
                         "the replica did not answer within {} s",
-                        inner.config.request_timeout.as_secs()
+                        inner.config.load().request_timeout.as_secs()
                     ),
                 ));
             }
@@ -599,8 +604,8 @@ async fn target(
 
 /// The request body, bounded in size and in time.
 async fn read_body(inner: &Inner, body: &mut impl Incoming) -> Result<Bytes, Refused> {
-    let limit = inner.config.body_limit;
-    body.read(limit, inner.config.body_timeout)
+    let limit = inner.config.load().body_limit;
+    body.read(limit, inner.config.load().body_timeout)
         .await
         .map_err(|e| match e {
             BodyError::TooLarge => Refused::new(
@@ -611,7 +616,7 @@ async fn read_body(inner: &Inner, body: &mut impl Incoming) -> Result<Bytes, Ref
                 GatewayCode::BodyTimeout,
                 format!(
                     "the body did not arrive within {} s",
-                    inner.config.body_timeout.as_secs()
+                    inner.config.load().body_timeout.as_secs()
                 ),
             ),
             BodyError::Unreadable(why) => Refused::new(
@@ -641,12 +646,15 @@ async fn hold(
             .iter()
             .any(|v| v.version == version && !v.endpoints.is_empty())
     };
-    let Some(_waiting) = inner.demand.wait(&chosen.demand, inner.config.max_waiting) else {
+    let Some(_waiting) = inner
+        .demand
+        .wait(&chosen.demand, inner.config.load().max_waiting)
+    else {
         return Err(Refused::new(
             GatewayCode::TooManyWaiting,
             format!(
                 "{} requests already wait for a replica of {service_name} version {version}",
-                inner.config.max_waiting
+                inner.config.load().max_waiting
             ),
         )
         .retry_after(5));
@@ -654,7 +662,7 @@ async fn hold(
     let gauge = inner.metrics.waiting(&chosen.metrics.labels);
     gauge.inc();
     let mut table = inner.table.clone();
-    let found = tokio::time::timeout(inner.config.hold_timeout, async {
+    let found = tokio::time::timeout(inner.config.load().hold_timeout, async {
         loop {
             let now: Arc<Table> = table.borrow_and_update().clone();
             match now.service(&caller.tenant, service_name) {
@@ -679,7 +687,7 @@ async fn hold(
             GatewayCode::NoReplicaReady,
             format!(
                 "no replica of {service_name} version {version} became ready within {} s",
-                inner.config.hold_timeout.as_secs()
+                inner.config.load().hold_timeout.as_secs()
             ),
         )
         .retry_after(5)),

@@ -62,10 +62,7 @@ pub async fn serve(
         shutdown: Box::pin(shutdown.clone().cancelled_owned()),
     };
     loop {
-        let head = match conn
-            .read_head(inner.config.header_timeout, idle_since)
-            .await
-        {
+        let head = match conn.read_head(inner.start.header_timeout, idle_since).await {
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(refused) => {
@@ -95,7 +92,7 @@ pub async fn serve(
                     .await
             }
             Answer::Relayed(relayed) => {
-                let stall = inner.config.request_timeout;
+                let stall = inner.config.load().request_timeout;
                 conn.write_relayed(*relayed, head.minor_version, to_head, close, stall)
                     .await
             }

@@ -9,7 +9,8 @@ use serde::Deserialize;
 /// Flags of `autoglm console` and `autoglm up`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// A TOML file with any of: home, addr, tls_cert, tls_key, tls_self_signed, grafana_url.
+    /// A TOML file with any of: home, addr, tls_cert, tls_key, tls_self_signed, grafana_url,
+    /// nacos_addr.
     #[arg(long, env = "AUTOGLM_CONFIG")]
     config: Option<PathBuf>,
     /// Folder for the database, artifacts and the admin token [default: ./.autoglm].
@@ -31,6 +32,10 @@ pub struct ServeArgs {
     /// a service's page links to them.
     #[arg(long, env = "AUTOGLM_GRAFANA_URL")]
     grafana_url: Option<String>,
+    /// Address of the Nacos-compatible config API (its gRPC on the port + 1000,
+    /// as Nacos clients expect), or `off` [default: 127.0.0.1:8848].
+    #[arg(long, env = "AUTOGLM_NACOS_ADDR")]
+    nacos_addr: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -42,6 +47,7 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     tls_self_signed: Option<bool>,
     grafana_url: Option<String>,
+    nacos_addr: Option<String>,
 }
 
 /// How to serve HTTPS, if at all.
@@ -69,6 +75,8 @@ pub struct Config {
     pub admin_password: Option<String>,
     /// Where the dashboards are.
     pub grafana_url: Option<String>,
+    /// Where the Nacos-compatible API listens (its gRPC on the port + 1000); `None`: off.
+    pub nacos_addr: Option<SocketAddr>,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -144,12 +152,32 @@ impl Config {
                 "grafana_url {url:?} must be an http:// or https:// URL"
             ));
         }
+        let nacos_text = args
+            .nacos_addr
+            .or(file.nacos_addr)
+            .unwrap_or_else(|| "127.0.0.1:8848".to_owned());
+        let nacos_addr = if nacos_text == "off" {
+            None
+        } else {
+            let addr: SocketAddr = nacos_text.parse().map_err(|_| {
+                format!("nacos_addr {nacos_text:?} is not HOST:PORT with an IP address (e.g. 127.0.0.1:8848) or off")
+            })?;
+            if addr.port() > u16::MAX - autoglm_nacos::GRPC_OFFSET {
+                return Err(format!(
+                    "nacos_addr port {} leaves no room for its gRPC port (+{})",
+                    addr.port(),
+                    autoglm_nacos::GRPC_OFFSET
+                ));
+            }
+            Some(addr)
+        };
         Ok(Config {
             home,
             addr,
             tls,
             admin_password,
             grafana_url,
+            nacos_addr,
         })
     }
 }

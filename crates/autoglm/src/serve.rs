@@ -95,6 +95,15 @@ pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
         },
         autoglm_console::router(state.clone()),
     );
+    let nacos = match config.nacos_addr {
+        Some(addr) => Some(
+            autoglm_nacos::Listeners::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for the Nacos-compatible API (--nacos-addr; `off` turns it off)"))?,
+        ),
+        None => None,
+    };
+    let nacos_state = state.clone();
     let app = autoglm_console::router_with_ui(state, ui);
     let handle = Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
@@ -115,6 +124,23 @@ pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
     if let Some(running) = &running {
         println!("autoglm gateway listening on {}", running.gateway_url);
     }
+    let nacos = match nacos {
+        Some(listeners) => {
+            let http = listeners.http_addr()?;
+            println!(
+                "nacos-compatible config API listening on http://{http} (gRPC on port {})",
+                http.port() + autoglm_nacos::GRPC_OFFSET
+            );
+            // It stops taking connections on the same signal the console drains on.
+            let shutdown = crate::signal::signal();
+            Some(tokio::spawn(autoglm_nacos::serve(
+                nacos_state,
+                listeners,
+                shutdown,
+            )))
+        }
+        None => None,
+    };
     match &opened.new_admin_token {
         Some(token) => println!(
             "admin token (also in {}): {token}",
@@ -165,6 +191,9 @@ pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
     }
     tracing::info!("console stopped");
     alerts.abort();
+    if let Some(nacos) = nacos {
+        nacos.abort();
+    }
     if let Some(running) = running {
         running.stop().await;
     }

@@ -193,6 +193,7 @@ pub async fn start(
         demand.clone(),
     )?;
     let traffic = gateway.history();
+    tokio::spawn(follow_gateway_settings(&state, gateway.clone()));
     let (stop, mut stopped) = watch::channel(false);
     let gateway = tokio::spawn(gateway.serve(listener, async move {
         let _ = stopped.wait_for(|s| *s).await;
@@ -208,6 +209,34 @@ pub async fn start(
             stop,
         },
     ))
+}
+
+/// Applies the config center's `autoglm/gateway.yaml` (of the system tenant's
+/// default environment) to the gateway live, and its start-up values again
+/// when the key goes. The console refuses a wrong one at publish.
+fn follow_gateway_settings(
+    state: &AppState,
+    gateway: Gateway,
+) -> impl std::future::Future<Output = ()> + use<> {
+    use autoglm_core::config::settings::{GATEWAY_KEY, GatewaySettings, SETTINGS_GROUP};
+    autoglm_config::follow(
+        state.config.clone(),
+        state.store.clone(),
+        autoglm_core::rbac::SYSTEM_TENANT.to_owned(),
+        None,
+        SETTINGS_GROUP.to_owned(),
+        GATEWAY_KEY.to_owned(),
+        move |version| {
+            let settings = match version {
+                None => Ok(GatewaySettings::default()),
+                Some(v) => GatewaySettings::parse(v.format, &v.content),
+            };
+            match settings {
+                Ok(settings) => gateway.apply(&settings),
+                Err(e) => tracing::warn!(errors = ?e, "gateway settings not applied"),
+            }
+        },
+    )
 }
 
 impl Running {

@@ -82,6 +82,22 @@ fn bad_configuration_exits_64_with_one_line() {
             vec![("AUTOGLM_ADMIN_PASSWORD", "short")],
             "12 characters",
         ),
+        (
+            vec!["console", "--home", home_arg, "--nacos-addr", "nonsense"],
+            vec![],
+            "nacos_addr",
+        ),
+        (
+            vec![
+                "console",
+                "--home",
+                home_arg,
+                "--nacos-addr",
+                "127.0.0.1:65000",
+            ],
+            vec![],
+            "gRPC port",
+        ),
     ];
     for (args, env, needle) in cases {
         let (code, stderr) = exit_of(&args, &env);
@@ -107,7 +123,7 @@ fn flags_override_environment_which_overrides_the_file() {
             home.path().to_str().unwrap(),
         ])
         .env("AUTOGLM_ADDR", "also-not-an-address")
-        .args(["--addr", "127.0.0.1:0"])
+        .args(["--addr", "127.0.0.1:0", "--nacos-addr", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -8,6 +8,7 @@
 
 pub mod format;
 pub mod plan;
+pub mod settings;
 
 use chrono::{DateTime, Utc};
 use md5::{Digest, Md5};
@@ -525,6 +526,16 @@ pub fn check_publish(
         ));
     } else if let Err(e) = format.check(content) {
         errors.push(FieldError::new("content", e.to_string()));
+    } else if group == settings::SETTINGS_GROUP && key == settings::GATEWAY_KEY {
+        // The gateway applies this key live: a wrong field is refused here,
+        // not found later by a gateway that cannot apply it.
+        if let Err(wrong) = settings::GatewaySettings::parse(format, content) {
+            errors.extend(
+                wrong
+                    .into_iter()
+                    .map(|e| FieldError::new(format!("content.{}", e.path), e.message)),
+            );
+        }
     }
     if errors.is_empty() {
         Ok(())

@@ -19,6 +19,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_autoglm");
 pub struct Console {
     pub child: Child,
     pub url: String,
+    /// The Nacos-compatible API's base URL (`http://HOST:PORT`), when it listens.
+    pub nacos: Option<String>,
     pub home: PathBuf,
     pub token: String,
 }
@@ -29,7 +31,7 @@ impl Console {
         let mut child = Command::new(BIN)
             .args(["console", "--home"])
             .arg(home)
-            .args(["--addr", "127.0.0.1:0"])
+            .args(["--addr", "127.0.0.1:0", "--nacos-addr", "127.0.0.1:0"])
             .args(extra)
             .env_remove("AUTOGLM_ADDR")
             .env_remove("AUTOGLM_HOME")
@@ -47,6 +49,16 @@ impl Console {
         });
         let url = banner.rsplit(' ').next().unwrap().to_owned();
         assert!(url.starts_with("http"), "unexpected banner {banner:?}");
+        // The Nacos-compatible API's line comes before the admin token's.
+        let mut nacos = None;
+        for line in lines.by_ref().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("nacos-compatible config API listening on ") {
+                nacos = rest.split(' ').next().map(str::to_owned);
+            }
+            if line.starts_with("admin token") {
+                break;
+            }
+        }
         // Keep draining stdout so the process never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         let token = std::fs::read_to_string(home.join("admin-token"))
@@ -56,6 +68,7 @@ impl Console {
         Console {
             child,
             url,
+            nacos,
             home: home.to_owned(),
             token,
         }
@@ -228,6 +241,7 @@ impl Up {
             .args(["up", "--home"])
             .arg(home)
             .args(["--addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0"])
+            .args(["--nacos-addr", "127.0.0.1:0"])
             .args(["--replica-base-port", &base])
             .args(extra)
             .env_remove("AUTOGLM_ADDR")
@@ -263,6 +277,7 @@ impl Up {
             console: Console {
                 child,
                 url,
+                nacos: None,
                 home: home.to_owned(),
                 token,
             },
