@@ -8,6 +8,7 @@
 //! checked, versioned and audited as through the console's own API, and
 //! reaches watchers through the same hub.
 
+pub mod grpc;
 pub mod http;
 pub mod listen;
 pub mod ops;
@@ -72,9 +73,20 @@ pub async fn serve(
     listeners: Listeners,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = http::router(state);
-    drop(listeners.grpc);
-    axum::serve(listeners.http, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let grpc_app = grpc::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let grpc = tokio::spawn(
+        axum::serve(listeners.grpc, grpc_app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .into_future(),
+    );
+    axum::serve(listeners.http, http::router(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
+        .await?;
+    grpc.await.map_err(std::io::Error::other)?
 }

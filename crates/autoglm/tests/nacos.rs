@@ -159,6 +159,59 @@ async fn the_nacos_2_client_reads_writes_and_watches_over_http() {
     );
 }
 
+#[tokio::test]
+async fn the_nacos_3_client_reads_writes_and_hears_pushes_over_grpc() {
+    let home = tempfile::tempdir().unwrap();
+    let console = Console::start(&home.path().join("home"), &[]);
+    let addr = console
+        .nacos
+        .clone()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_owned();
+    let password = std::fs::read_to_string(home.path().join("home/admin-password")).unwrap();
+    let work = home.path().join("client");
+    std::fs::create_dir_all(&work).unwrap();
+    let mut child = Command::new(client_python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/nacos_grpc_client.py"
+        ))
+        .args([&addr, "admin", password.trim(), work.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(home.path().join("client.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let log = || std::fs::read_to_string(home.path().join("client.log")).unwrap_or_default();
+    let first = out.next().unwrap().unwrap_or_default();
+    assert_eq!(first, "watching", "the client failed: {}", log());
+    publish_via_api(&console, "dev", "app.yaml", "a: 2\n").await;
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let line = out.next().unwrap().unwrap_or_default();
+    let _ = child.wait();
+    let seen: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?} {}", log()));
+    assert_eq!(seen["absent"], "", "{seen}");
+    assert_eq!(seen["published"], true, "{seen}");
+    assert_eq!(
+        seen["heard_own"], true,
+        "the listener missed its own publish: {seen}"
+    );
+    assert_eq!(
+        seen["heard_console"], true,
+        "the push of a console publish never came: {seen}"
+    );
+    assert_eq!(seen["read"], "a: 2\n", "{seen}");
+    assert_eq!(seen["removed"], true, "{seen}");
+    assert_eq!(seen["heard_remove"], true, "{seen}");
+    assert!(
+        seen["invalid"].as_str().unwrap().contains("not valid yaml"),
+        "{seen}"
+    );
+}
+
 async fn nacos_call(
     http: &reqwest::Client,
     method: reqwest::Method,

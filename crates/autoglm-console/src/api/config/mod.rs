@@ -25,6 +25,9 @@ use crate::context::{Ctx, json_response};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
 
+/// Names an environment may not take: the web console's pages beside them.
+pub const RESERVED_ENVIRONMENTS: [&str; 3] = ["promote", "requests", "validate"];
+
 /// The path of one key.
 #[derive(Debug, Deserialize)]
 pub struct KeyAt {
@@ -171,6 +174,13 @@ pub async fn create_environment(
     ApiJson(body): ApiJson<CreateEnvironment>,
 ) -> ApiResult<Response> {
     super::check_name("environment", &body.name)?;
+    // The web console's own pages sit beside the environments' at /ui/config/NAME.
+    if RESERVED_ENVIRONMENTS.contains(&body.name.as_str()) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidName,
+            format!("environment name {:?} is reserved; choose another", body.name),
+        ));
+    }
     let tenant = ctx.tenant().to_owned();
     let actor = ctx.principal.actor.clone();
     ctx.write(
