@@ -87,7 +87,56 @@ function uploadProgress() {
   });
 }
 
+// A textarea with data-validate is checked as it is typed: its form's key,
+// format and content go to that URL (which asks the console's API, as a
+// publish would check them) a moment after the last keystroke, and the first
+// error, with its line and column, shows beside the field. The publish is
+// checked again on the server either way.
+function validateAsTyped() {
+  for (const field of document.querySelectorAll("textarea[data-validate]")) {
+    const form = field.form;
+    const shown = document.getElementById(field.id + "-validation");
+    let pending = null;
+    let asked = 0;
+    const check = () => {
+      clearTimeout(pending);
+      pending = setTimeout(async () => {
+        const mine = ++asked;
+        const body = new URLSearchParams({
+          key: form.elements.key?.value ?? "",
+          format: form.elements.format?.value ?? "",
+          content: field.value,
+        });
+        const answer = await fetch(field.dataset.validate, { method: "POST", body, credentials: "same-origin" });
+        // Only the answer to the latest text is shown (a lapsed session answers with the login page).
+        const json = (answer.headers.get("content-type") ?? "").includes("json");
+        if (!answer.ok || !json || mine !== asked) return;
+        const found = await answer.json();
+        shown.textContent = found.valid ? "Valid " + found.format + "." : found.error;
+        shown.className = "validation " + (found.valid ? "valid" : "invalid");
+        shown.dataset.line = found.line ?? "";
+        shown.dataset.column = found.column ?? "";
+        field.setAttribute("aria-invalid", found.valid ? "false" : "true");
+      }, 300);
+    };
+    form.addEventListener("input", check);
+    form.addEventListener("change", check);
+  }
+}
+
+// A form with data-confirm asks before it is sent (restoring a snapshot,
+// deleting a key); without this script it is sent straight away.
+function confirmForms() {
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", (event) => {
+      if (!confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  }
+}
+
 refreshLiveParts();
 followLog();
 yamlView();
 uploadProgress();
+validateAsTyped();
+confirmForms();

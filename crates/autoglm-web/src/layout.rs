@@ -10,12 +10,13 @@ use crate::session::Session;
 
 /// The sections of the console, as the navigation lists them, each with
 /// the permission a principal needs to be shown it, if any.
-const SECTIONS: [(&str, &str, Option<Permission>); 8] = [
+const SECTIONS: [(&str, &str, Option<Permission>); 9] = [
     ("/ui", "Overview", None),
     ("/ui/models", "Models", None),
     ("/ui/tasks", "Tasks", None),
     ("/ui/alerts", "Alerts", Some(Permission::AlertsRead)),
     ("/ui/incidents", "Incidents", Some(Permission::AlertsRead)),
+    ("/ui/config", "Config", Some(Permission::ConfigRead)),
     ("/ui/keys", "API keys", None),
     ("/ui/usage", "Usage", None),
     ("/ui/audit", "Audit", None),

@@ -21,7 +21,7 @@ use autoglm_console::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use pages::{alerts, incidents, services};
+use pages::{alerts, config, incidents, services};
 
 /// How the pages are served.
 #[derive(Debug, Clone, Copy, Default)]
@@ -79,6 +79,7 @@ pub fn router(config: WebConfig, api: Router) -> Router<AppState> {
         .route("/ui/incidents", get(incidents::page))
         .route("/ui/incidents/{id}", get(incidents::detail::page))
         .route("/ui/incidents/{id}/{action}", post(incidents::detail::act))
+        .merge(config_routes())
         .route("/ui/usage", get(pages::usage::page))
         .route("/ui/audit", get(pages::audit::page))
         .route("/ui/keys", get(pages::keys::page).post(pages::keys::create))
@@ -108,4 +109,66 @@ pub fn router(config: WebConfig, api: Router) -> Router<AppState> {
         .route("/assets/app.js", get(layout::script))
         .layer(axum::Extension(config))
         .layer(axum::Extension(api::Api(api)))
+}
+
+/// The config center's pages. Forms carrying a key's content take what the
+/// API takes (1 MiB of content), which form encoding can triple.
+fn config_routes() -> Router<AppState> {
+    let content = || DefaultBodyLimit::max(4 * 1024 * 1024);
+    Router::new()
+        .route(
+            "/ui/config",
+            get(config::environments::page).post(config::environments::create),
+        )
+        .route(
+            "/ui/config/promote",
+            get(config::promote::page).post(config::promote::apply),
+        )
+        .route("/ui/config/requests", get(config::requests::page))
+        .route(
+            "/ui/config/requests/{id}/{decision}",
+            post(config::requests::decide),
+        )
+        .route(
+            "/ui/config/validate",
+            post(config::editor::validate).layer(content()),
+        )
+        .route("/ui/config/{env}", get(config::environment::page))
+        .route(
+            "/ui/config/{env}/keys",
+            post(config::environment::create_key).layer(content()),
+        )
+        .route(
+            "/ui/config/{env}/keys/{group}/{key}",
+            // The layer covers the publish only: the method added after it is not under it.
+            post(config::editor::publish)
+                .layer(content())
+                .get(config::editor::page),
+        )
+        .route(
+            "/ui/config/{env}/keys/{group}/{key}/diff",
+            get(config::diff::page),
+        )
+        .route(
+            "/ui/config/{env}/keys/{group}/{key}/delete",
+            post(config::editor::delete),
+        )
+        .route(
+            "/ui/config/{env}/keys/{group}/{key}/rollback",
+            post(config::editor::rollback),
+        )
+        .route("/ui/config/{env}/snapshots", post(config::snapshots::take))
+        .route(
+            "/ui/config/{env}/snapshots/{name}/restore",
+            post(config::snapshots::restore),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_pages_routes_do_not_clash() {
+        // axum refuses overlapping routes when they are added, by panicking.
+        let _ = super::router(super::WebConfig::default(), axum::Router::new());
+    }
 }

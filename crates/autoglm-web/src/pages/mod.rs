@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod config;
 pub mod incidents;
 pub mod keys;
 pub mod model;

@@ -5,7 +5,9 @@
 //! versions, change a stage, deploy a service from the form, watch it become
 //! ready, move its traffic split and see the gateway honour it, make and
 //! revoke a key, read usage, logs and the audit, make alert rules and
-//! silences, acknowledge and resolve an incident; a viewer can change nothing;
+//! silences, acknowledge and resolve an incident, publish, edit, diff, roll back,
+//! snapshot and promote config keys and decide change requests of a protected
+//! environment; a viewer can change nothing;
 //! a stale form is refused. Screenshots of each page go to docs/screenshots/.
 #![allow(clippy::unwrap_used)]
 
@@ -15,6 +17,7 @@ mod browser;
 mod common;
 
 mod alerts;
+mod config;
 mod evaluate;
 mod operate;
 mod registry;
