@@ -15,13 +15,18 @@
 //! `get`, `delete`, `scale`, `restart`), run by [`run_resource`] with the
 //! same exit codes.
 //!
+//! The binary mounts [`ConfigCommand`] as `autoglm config ...` (the config
+//! center's keys, history, promotions, export and import), run by
+//! [`run_config`] with the same exit codes.
+//!
 //! Modules: [`client`] speaks HTTP to the console, [`output`] formats tables,
 //! sizes and ages, [`upload`] streams local files as multipart parts,
-//! [`manifests`] reads YAML manifests, and [`model`] and [`resource`]
-//! implement the commands.
+//! [`manifests`] reads YAML manifests, and [`model`], [`resource`] and
+//! [`config`] implement the commands.
 
 pub mod alerts;
 pub mod client;
+pub mod config;
 pub mod evaluate;
 pub mod manifests;
 pub mod model;
@@ -35,6 +40,7 @@ pub mod upload;
 use std::path::PathBuf;
 
 pub use client::{Client, ClientError};
+pub use config::{ConfigCommand, run_config};
 pub use model::{ModelCommand, run_model};
 pub use resource::{ResourceCommand, run_resource};
 

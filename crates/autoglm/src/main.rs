@@ -51,6 +51,13 @@ enum Command {
         #[command(subcommand)]
         command: autoglm_cli::ModelCommand,
     },
+    /// The config center: keys of environments, their history, promotions, export and import.
+    Config {
+        #[command(flatten)]
+        client: autoglm_cli::ClientArgs,
+        #[command(subcommand)]
+        command: autoglm_cli::ConfigCommand,
+    },
     #[command(flatten)]
     Resource(autoglm_cli::ResourceCommand),
     /// Print the Kubernetes objects of a ModelService (offline).
@@ -156,6 +163,9 @@ fn main() -> ExitCode {
         }
         Command::Model { client, command } => {
             ExitCode::from(rt.block_on(autoglm_cli::run_model(&client, command)) as u8)
+        }
+        Command::Config { client, command } => {
+            ExitCode::from(rt.block_on(autoglm_cli::run_config(&client, command)) as u8)
         }
         Command::Render(args) => render::run(args),
         Command::Crd => render::crd(),

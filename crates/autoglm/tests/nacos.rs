@@ -212,6 +212,18 @@ async fn the_nacos_3_client_reads_writes_and_hears_pushes_over_grpc() {
     );
 }
 
+/// What a refusal case sends and expects: a name, the method, the URL, form
+/// fields, headers, the status and a word of the body.
+type Case = (
+    &'static str,
+    reqwest::Method,
+    String,
+    Vec<(String, String)>,
+    Vec<(&'static str, &'static str)>,
+    u16,
+    &'static str,
+);
+
 async fn nacos_call(
     http: &reqwest::Client,
     method: reqwest::Method,
@@ -312,15 +324,7 @@ async fn raw_nacos_requests_get_nacos_answers_and_refusals_change_nothing() {
     // Refusals, each with nothing stored.
     let md5 = autoglm_core::config::md5_hex("{\"x\": 1}");
     let listen = |line: String| vec![("Listening-Configs".to_owned(), line)];
-    let cases: Vec<(
-        &str,
-        Method,
-        String,
-        Vec<(String, String)>,
-        Vec<(&str, &str)>,
-        u16,
-        &str,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         (
             "no token",
             Method::GET,

@@ -178,7 +178,10 @@ pub async fn create_environment(
     if RESERVED_ENVIRONMENTS.contains(&body.name.as_str()) {
         return Err(ApiError::new(
             ErrorCode::InvalidName,
-            format!("environment name {:?} is reserved; choose another", body.name),
+            format!(
+                "environment name {:?} is reserved; choose another",
+                body.name
+            ),
         ));
     }
     let tenant = ctx.tenant().to_owned();
