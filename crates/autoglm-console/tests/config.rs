@@ -874,3 +874,34 @@ async fn bad_watches_are_refused_by_field() {
     .unwrap();
     assert_problem(&send(app, req).await, 400, "invalid_header");
 }
+
+#[tokio::test]
+async fn a_publish_without_a_format_keeps_the_keys_own() {
+    let c = console();
+    let (app, admin) = (&c.app, c.admin.as_str());
+    let url = key_url("dev", "settings");
+    put(
+        app,
+        &url,
+        admin,
+        json!({"content": "a: 1\n", "format": "yaml"}),
+    )
+    .await
+    .expect(201);
+    let v2 = put(app, &url, admin, json!({"content": "a: 2\n"}))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(
+        v2["format"], "yaml",
+        "the key's own format, not text from its name"
+    );
+    let refused = put(app, &url, admin, json!({"content": "a: [2\n"})).await;
+    assert_problem(&refused, 422, "invalid_body");
+    assert!(
+        refused.text().contains("not valid yaml"),
+        "{}",
+        refused.describe()
+    );
+    assert_eq!(history_len(app, &url, admin).await, 2);
+}

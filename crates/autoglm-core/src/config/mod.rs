@@ -190,8 +190,8 @@ pub struct ConfigChange {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PublishConfig {
-    /// The content's format; when left out, taken from the key's extension
-    /// (`.yaml`, `.json`, `.toml`, `.properties`), else `text`.
+    /// The content's format; when left out, the key's current format, else
+    /// its extension's (`.yaml`, `.json`, `.toml`, `.properties`), else `text`.
     #[serde(default)]
     pub format: Option<ConfigFormat>,
     /// The content.

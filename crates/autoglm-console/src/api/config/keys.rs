@@ -93,8 +93,9 @@ pub async fn publish(
     ApiJson(body): ApiJson<PublishConfig>,
 ) -> ApiResult<Response> {
     at.check()?;
-    let format = body.format.unwrap_or_else(|| ConfigFormat::of_key(&at.key));
-    check_publish(&at.group, &at.key, format, &body.content).map_err(ApiError::fields)?;
+    if let Some(format) = body.format {
+        check_publish(&at.group, &at.key, format, &body.content).map_err(ApiError::fields)?;
+    }
     let expect = base(body.base_md5, body.base_version)?;
     let tenant = ctx.tenant().to_owned();
     let author = ctx.principal.actor.clone();
@@ -107,6 +108,17 @@ pub async fn publish(
         published_versions,
         move |tx| {
             writable(tx, &tenant, &at.env, protected_ok)?;
+            // Left out, the format is the key's own, else its extension's.
+            let format = match body.format {
+                Some(format) => format,
+                None => {
+                    let now = stored::current(tx, at.path(&tenant))?.filter(|v| !v.deleted);
+                    let format = now.map_or_else(|| ConfigFormat::of_key(&at.key), |v| v.format);
+                    check_publish(&at.group, &at.key, format, &body.content)
+                        .map_err(StoreError::Invalid)?;
+                    format
+                }
+            };
             stored::publish(
                 tx,
                 at.path(&tenant),
