@@ -3,8 +3,10 @@
 //! the operator's status back (`platform.rs`), so its API answers the same on
 //! both platforms; the gateway routes to each version's ready endpoints as
 //! the EndpointSlices of that version's Service list them (`views.rs`), so
-//! traffic weights hold per version.
+//! traffic weights hold per version. Each config environment is kept as a
+//! ConfigMap in the tenant's namespace (`config_maps.rs`).
 
+pub mod config_maps;
 mod platform;
 mod views;
 

@@ -202,6 +202,19 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// Every tenant's changes after `revision`, oldest first, or `None` when
+    /// the log no longer reaches back that far.
+    pub fn all_after(&self, revision: u64) -> Option<Vec<(String, ConfigChange)>> {
+        let state = self.state.read();
+        if revision < state.floor {
+            return None;
+        }
+        let start = state.log.partition_point(|(_, c)| c.revision <= revision);
+        Some(state.log.range(start..).cloned().collect())
+    }
+}
+
 /// Calls `apply` with a key's live version (`None` when it is absent or
 /// deleted) at once and after every change of it, for as long as the hub
 /// lives. `environment` `None` follows the tenant's default environment.

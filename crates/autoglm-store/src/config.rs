@@ -106,6 +106,14 @@ pub fn environments(conn: &Connection, tenant: &str) -> Result<Vec<Environment>>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Every environment of every tenant, as (tenant, environment).
+pub fn all_environments(conn: &Connection) -> Result<Vec<(String, String)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT tenant, name FROM config_environments ORDER BY tenant, name")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// One environment, or `not_found` naming the ones there are.
 pub fn environment(conn: &Connection, tenant: &str, name: &str) -> Result<Environment> {
     let found = conn

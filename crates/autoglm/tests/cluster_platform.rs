@@ -133,6 +133,66 @@ async fn the_console_runs_services_on_kubernetes_and_the_gateway_splits_by_endpo
         },
     );
     let object = plane.get_json(&["ms", "echo", "-n", TENANT]);
+
+    // Each config environment is a ConfigMap in the tenant's namespace,
+    // following publishes and deletes.
+    let key = "/api/v1/config/environments/staging/keys/DEFAULT_GROUP/app.yaml";
+    let configmap_data = || {
+        let out = plane.kubectl_with(
+            &[
+                "get",
+                "configmap",
+                "autoglm-config-staging",
+                "-n",
+                TENANT,
+                "-o",
+                "json",
+            ],
+            "",
+        );
+        serde_json::from_slice::<Value>(&out.stdout).map_or(Value::Null, |v| v["data"].clone())
+    };
+    let (s, b) = env
+        .call(
+            reqwest::Method::PUT,
+            key,
+            Some(json!({"content": "a: 1\n"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    plane.wait_until(
+        "the ConfigMap holding app.yaml",
+        Duration::from_secs(30),
+        || configmap_data()["DEFAULT_GROUP.app.yaml"] == "a: 1\n",
+    );
+    let labels = plane.get_json(&["configmap", "autoglm-config-staging", "-n", TENANT])["metadata"]
+        ["labels"]
+        .clone();
+    assert_eq!(
+        labels["autoglm.io/config-environment"], "staging",
+        "{labels}"
+    );
+    let (s, b) = env
+        .call(
+            reqwest::Method::PUT,
+            key,
+            Some(json!({"content": "a: 2\n"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    plane.wait_until("the ConfigMap updated", Duration::from_secs(30), || {
+        configmap_data()["DEFAULT_GROUP.app.yaml"] == "a: 2\n"
+    });
+    let (s, b) = env.call(reqwest::Method::DELETE, key, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    plane.wait_until(
+        "the key gone from the ConfigMap",
+        Duration::from_secs(30),
+        || {
+            let data = configmap_data();
+            data.is_null() || data.get("DEFAULT_GROUP.app.yaml").is_none()
+        },
+    );
     assert_eq!(object["spec"]["versions"][1]["weight"], 10);
     assert_eq!(
         object["metadata"]["labels"]["app.kubernetes.io/managed-by"],
