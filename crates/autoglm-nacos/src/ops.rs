@@ -123,7 +123,7 @@ fn environment(
     {
         return stored::default_environment(conn, tenant);
     }
-    stored::environment(conn, tenant, namespace).map(|e| e.name).map_err(|e| {
+    stored::existing_environment(conn, tenant, namespace).map(|e| e.name).map_err(|e| {
         StoreError::rejected(ErrorCode::InvalidQuery, format!("invalid tenant: namespace {namespace:?} is not an environment of tenant {tenant}; {e}"))
     })
 }

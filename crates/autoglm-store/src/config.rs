@@ -114,20 +114,37 @@ pub fn all_environments(conn: &Connection) -> Result<Vec<(String, String)>> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// One environment, or `not_found` naming the ones there are.
+/// One environment with its live key count, or `not_found` naming the ones there are.
 pub fn environment(conn: &Connection, tenant: &str, name: &str) -> Result<Environment> {
+    find_environment(conn, tenant, name, ENVIRONMENT_SELECT)
+}
+
+/// One environment without counting its keys (`keys` is 0): the check every
+/// write and watch makes, which must not grow with the environment.
+pub fn existing_environment(conn: &Connection, tenant: &str, name: &str) -> Result<Environment> {
+    find_environment(conn, tenant, name, ENVIRONMENT_SELECT_UNCOUNTED)
+}
+
+const ENVIRONMENT_SELECT_UNCOUNTED: &str = "SELECT e.name, e.description, e.protected, \
+    e.is_default, 0, e.created_by, e.created_at FROM config_environments e";
+
+fn find_environment(
+    conn: &Connection,
+    tenant: &str,
+    name: &str,
+    select: &str,
+) -> Result<Environment> {
     let found = conn
-        .prepare_cached(&format!(
-            "{ENVIRONMENT_SELECT} WHERE e.tenant = ?1 AND e.name = ?2"
-        ))?
+        .prepare_cached(&format!("{select} WHERE e.tenant = ?1 AND e.name = ?2"))?
         .query_row([tenant, name], environment_row)
         .optional()?;
     match found {
         Some(env) => Ok(env),
         None => {
-            let names: Vec<String> = environments(conn, tenant)?
+            let names: Vec<String> = all_environments(conn)?
                 .into_iter()
-                .map(|e| e.name)
+                .filter(|(t, _)| t == tenant)
+                .map(|(_, e)| e)
                 .collect();
             Err(StoreError::rejected(
                 ErrorCode::NotFound,
@@ -215,7 +232,7 @@ pub fn current(conn: &Connection, at: KeyPath<'_>) -> Result<Option<ConfigVersio
 
 /// The key's live value, or `not_found`.
 pub fn live(conn: &Connection, at: KeyPath<'_>) -> Result<ConfigVersion> {
-    environment(conn, at.tenant, at.environment)?;
+    existing_environment(conn, at.tenant, at.environment)?;
     match current(conn, at)? {
         Some(v) if !v.deleted => Ok(v),
         Some(v) => Err(StoreError::rejected(
@@ -236,7 +253,7 @@ pub fn live_keys(
     environment_name: &str,
     group: Option<&str>,
 ) -> Result<Vec<ConfigVersion>> {
-    environment(conn, tenant, environment_name)?;
+    existing_environment(conn, tenant, environment_name)?;
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {VERSION_COLUMNS} FROM config_keys k \
          JOIN config_versions v ON v.revision = k.revision \
@@ -249,7 +266,7 @@ pub fn live_keys(
 
 /// Every version of a key, newest first, or `not_found` when it never existed.
 pub fn history(conn: &Connection, at: KeyPath<'_>) -> Result<Vec<ConfigVersion>> {
-    environment(conn, at.tenant, at.environment)?;
+    existing_environment(conn, at.tenant, at.environment)?;
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {VERSION_COLUMNS} FROM config_versions v \
          WHERE v.tenant = ?1 AND v.environment = ?2 AND v.grp = ?3 AND v.key = ?4 \
@@ -461,7 +478,7 @@ pub fn publish(
     author: &str,
     message: &str,
 ) -> Result<Published> {
-    environment(tx, at.tenant, at.environment)?;
+    existing_environment(tx, at.tenant, at.environment)?;
     let now = current(tx, at)?;
     check_expect(at, now.as_ref(), expect)?;
     if let Some(v) = now
@@ -504,7 +521,7 @@ pub fn apply_changes(
     author: &str,
     message: &str,
 ) -> Result<Vec<ConfigVersion>> {
-    environment(tx, tenant, environment_name)?;
+    existing_environment(tx, tenant, environment_name)?;
     let mut versions = Vec::with_capacity(changes.len());
     for change in changes {
         let at = KeyPath {
@@ -545,7 +562,7 @@ pub fn create_snapshot(
     description: &str,
     actor: &str,
 ) -> Result<Snapshot> {
-    environment(tx, tenant, environment_name)?;
+    existing_environment(tx, tenant, environment_name)?;
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO config_snapshots \
          (tenant, environment, name, description, created_by, created_at) \
@@ -628,7 +645,7 @@ pub fn snapshot(
 
 /// The environment's snapshots, newest first.
 pub fn snapshots(conn: &Connection, tenant: &str, environment_name: &str) -> Result<Vec<Snapshot>> {
-    environment(conn, tenant, environment_name)?;
+    existing_environment(conn, tenant, environment_name)?;
     let names: Vec<String> = conn
         .prepare_cached(
             "SELECT name FROM config_snapshots WHERE tenant = ?1 AND environment = ?2 \
@@ -689,7 +706,7 @@ pub fn create_request(
     message: &str,
     actor: &str,
 ) -> Result<ChangeRequest> {
-    environment(tx, tenant, environment_name)?;
+    existing_environment(tx, tenant, environment_name)?;
     tx.execute(
         "INSERT INTO config_requests (tenant, environment, source, message, changes, state, \
          requested_by, requested_at) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",

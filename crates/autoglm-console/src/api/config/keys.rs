@@ -225,7 +225,7 @@ pub async fn version(
     Ok(Json(
         read(&state, move |s| {
             s.read(|c| {
-                stored::environment(c, &tenant, &at.env)?;
+                stored::existing_environment(c, &tenant, &at.env)?;
                 stored::version(c, at.path(&tenant), v.version)
             })
         })

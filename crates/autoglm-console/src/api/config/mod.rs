@@ -91,7 +91,7 @@ pub fn writable(
     environment: &str,
     protected_ok: bool,
 ) -> Result<Environment, StoreError> {
-    let env = stored::environment(tx, tenant, environment)?;
+    let env = stored::existing_environment(tx, tenant, environment)?;
     if env.protected && !protected_ok {
         return Err(StoreError::rejected(
             ErrorCode::Forbidden,

@@ -73,7 +73,7 @@ pub async fn watch(
         read(&state, move |s| {
             s.read(|c| {
                 for env in &environments {
-                    stored::environment(c, &tenant, env)?;
+                    stored::existing_environment(c, &tenant, env)?;
                 }
                 Ok(())
             })
@@ -131,7 +131,7 @@ pub async fn events(
     {
         let (tenant, env) = (tenant.clone(), env.clone());
         read(&state, move |s| {
-            s.read(|c| stored::environment(c, &tenant, &env))
+            s.read(|c| stored::existing_environment(c, &tenant, &env))
         })
         .await?;
     }
