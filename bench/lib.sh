@@ -71,7 +71,8 @@ bench_cleanup() {
     local rc=$? name pid
     for name in "${BENCH_STOP[@]}"; do
         pid=${!name:-}
-        [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+        # A process that ends with a signal's status (143) must not stop the cleanup.
+        [[ -n $pid ]] && kill "$pid" 2>/dev/null && { wait "$pid" 2>/dev/null || true; }
     done
     if [[ ${KEEP:-0} == 1 || $rc != 0 ]]; then
         log "raw outputs and logs kept in $WORK"
