@@ -186,19 +186,26 @@ impl Hub {
         environment: Option<&str>,
         revision: u64,
     ) -> Option<Vec<ConfigChange>> {
+        self.log_after(revision, |log| {
+            log.filter(|(t, c)| t == tenant && environment.is_none_or(|e| e == c.environment))
+                .map(|(_, c)| c.clone())
+                .collect()
+        })
+    }
+
+    /// Runs `read` over the log's entries after `revision`, or `None` when
+    /// the log no longer reaches back that far.
+    fn log_after<R>(
+        &self,
+        revision: u64,
+        read: impl FnOnce(&mut dyn Iterator<Item = &(String, ConfigChange)>) -> R,
+    ) -> Option<R> {
         let state = self.state.read();
         if revision < state.floor {
             return None;
         }
         let start = state.log.partition_point(|(_, c)| c.revision <= revision);
-        Some(
-            state
-                .log
-                .range(start..)
-                .filter(|(t, c)| t == tenant && environment.is_none_or(|e| e == c.environment))
-                .map(|(_, c)| c.clone())
-                .collect(),
-        )
+        Some(read(&mut state.log.range(start..)))
     }
 }
 
@@ -206,12 +213,7 @@ impl Hub {
     /// Every tenant's changes after `revision`, oldest first, or `None` when
     /// the log no longer reaches back that far.
     pub fn all_after(&self, revision: u64) -> Option<Vec<(String, ConfigChange)>> {
-        let state = self.state.read();
-        if revision < state.floor {
-            return None;
-        }
-        let start = state.log.partition_point(|(_, c)| c.revision <= revision);
-        Some(state.log.range(start..).cloned().collect())
+        self.log_after(revision, |log| log.cloned().collect())
     }
 }
 

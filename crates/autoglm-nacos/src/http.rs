@@ -25,14 +25,18 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
             "/nacos/v1/cs/configs",
-            get(v1_get).post(v1_publish).delete(v1_remove),
+            get(v1_get)
+                .post(|s, q, h, b| v1_write(s, q, h, b, false))
+                .delete(|s, q, h, b| v1_write(s, q, h, b, true)),
         )
         .route("/nacos/v1/cs/configs/listener", post(v1_listener))
         .route("/nacos/v1/auth/login", post(login))
         .route("/nacos/v1/auth/users/login", post(login))
         .route(
             "/nacos/v2/cs/config",
-            get(v2_get).post(v2_publish).delete(v2_remove),
+            get(v2_get)
+                .post(|s, q, h, b| v2_write(s, q, h, b, false))
+                .delete(|s, q, h, b| v2_write(s, q, h, b, true)),
         )
         .with_state(state)
 }
@@ -188,27 +192,16 @@ async fn v1_get(
     }
 }
 
-async fn v1_publish(
+/// `POST` (publish) and `DELETE` (remove) of `/nacos/v1/cs/configs`: `true`.
+async fn v1_write(
     State(state): State<AppState>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
+    remove: bool,
 ) -> Response {
     let params = Params::new(q, &body);
-    match change(&state, &params, &headers, "tenant", false).await {
-        Ok(()) => ([(header::CONTENT_TYPE, "application/json")], "true").into_response(),
-        Err(f) => v1_failure(f),
-    }
-}
-
-async fn v1_remove(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params = Params::new(q, &body);
-    match change(&state, &params, &headers, "tenant", true).await {
+    match change(&state, &params, &headers, "tenant", remove).await {
         Ok(()) => ([(header::CONTENT_TYPE, "application/json")], "true").into_response(),
         Err(f) => v1_failure(f),
     }
@@ -409,27 +402,16 @@ async fn v2_get(
     }
 }
 
-async fn v2_publish(
+/// `POST` (publish) and `DELETE` (remove) of `/nacos/v2/cs/config`: `data: true`.
+async fn v2_write(
     State(state): State<AppState>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
+    remove: bool,
 ) -> Response {
     let params = Params::new(q, &body);
-    match change(&state, &params, &headers, "namespaceId", false).await {
-        Ok(()) => envelope(StatusCode::OK, 0, "success", json!(true)),
-        Err(f) => v2_failure(f),
-    }
-}
-
-async fn v2_remove(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params = Params::new(q, &body);
-    match change(&state, &params, &headers, "namespaceId", true).await {
+    match change(&state, &params, &headers, "namespaceId", remove).await {
         Ok(()) => envelope(StatusCode::OK, 0, "success", json!(true)),
         Err(f) => v2_failure(f),
     }

@@ -112,18 +112,18 @@ async fn bi_stream(
             // What the client sends on the stream: its setup, acks of our
             // pushes, answers to detection. None needs an answer; the
             // stream ending is the connection ending.
-            let reader = {
+            {
                 let grpc = grpc.clone();
                 tokio::spawn(async move {
                     while let Some(Ok(message)) = inbound.next().await {
                         tracing::debug!(kind = message.kind(), %peer, "nacos stream message");
                     }
                     grpc.connections.lock().remove(&peer);
-                })
-            };
-            tokio::spawn(notify_changes(grpc.clone(), connection, push.clone()));
+                });
+            }
+            // It ends when the client goes: its receiver, in the stream, is dropped.
+            tokio::spawn(notify_changes(grpc.clone(), connection, push));
             let stream = futures_util::stream::poll_fn(move |cx| {
-                let _keep = (&reader, &push);
                 pushed.poll_recv(cx).map(|p| p.map(Ok::<_, Status>))
             });
             Ok::<_, Status>(tonic::Response::new(stream))
