@@ -4,8 +4,9 @@
 //! commit ([`Hub::committed`], called while the writer is still held), so
 //! changes arrive in revision order and never before they are durable.
 //! Watchers never poll the store: a long-poll compares the md5s it holds with
-//! the hub's current ones and sleeps until the hub's revision moves; a stream
-//! reads the hub's log after the revision it last sent. A console that
+//! the hub's current ones and sleeps until a commit touches one of its keys
+//! (a [`Listener`] per watcher, woken only by its own keys); a stream reads
+//! the hub's log after the revision it last sent. A console that
 //! restarts loads the current md5s from the store, so a watcher that comes
 //! back with its md5s (or its last revision) misses nothing.
 
@@ -15,8 +16,15 @@ use std::time::Duration;
 
 use autoglm_core::config::{ConfigChange, WatchedKey};
 use autoglm_store::{Store, StoreError, config};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
+
+mod follow;
+mod listeners;
+
+pub use follow::follow;
+use listeners::Registry;
+pub use listeners::{Listener, Topic};
 
 /// The most recent changes the hub keeps for streams that fall behind;
 /// a stream further behind reads the store.
@@ -39,6 +47,7 @@ struct State {
 pub struct Hub {
     state: RwLock<State>,
     revision: watch::Sender<u64>,
+    listeners: Arc<Mutex<Registry>>,
 }
 
 fn address(tenant: &str, environment: &str, group: &str, key: &str) -> Address {
@@ -71,6 +80,7 @@ impl Hub {
                 floor: revision,
             }),
             revision: watch::Sender::new(revision),
+            listeners: Arc::default(),
         }))
     }
 
@@ -94,6 +104,21 @@ impl Hub {
                 }
             }
         }
+        {
+            let listeners = self.listeners.lock();
+            let mut environments = std::collections::HashSet::new();
+            for change in changes {
+                listeners.wake(&Topic::key(
+                    tenant,
+                    &change.environment,
+                    &change.group,
+                    &change.key,
+                ));
+                if environments.insert(change.environment.as_str()) {
+                    listeners.wake(&Topic::environment(tenant, &change.environment));
+                }
+            }
+        }
         self.revision.send_if_modified(|now| {
             let moved = last > *now;
             *now = (*now).max(last);
@@ -106,9 +131,15 @@ impl Hub {
         *self.revision.borrow()
     }
 
-    /// A receiver that wakes whenever the revision moves.
+    /// A receiver that wakes whenever the revision moves, whatever the
+    /// key: for the few readers of every change (the ConfigMap writer).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.revision.subscribe()
+    }
+
+    /// A listener with no topics yet; see [`Listener::listen`].
+    pub fn listener(&self) -> Listener {
+        Listener::new(self.listeners.clone())
     }
 
     /// The key's newest change (a tombstone when deleted), if it ever existed.
@@ -160,19 +191,22 @@ impl Hub {
         keys: &[WatchedKey],
         timeout: Duration,
     ) -> Vec<ConfigChange> {
-        let mut moved = self.subscribe();
-        let deadline = tokio::time::Instant::now() + timeout;
+        let listener = self.listener();
+        for k in keys {
+            listener.listen(Topic::key(tenant, &k.environment, &k.group, &k.key));
+        }
+        let deadline = std::pin::pin!(tokio::time::sleep(timeout));
+        let mut deadline = deadline;
         loop {
-            // Subscribed before looking: a change between the look and the
+            // Listening before looking: a change between the look and the
             // wait still wakes this watcher.
-            moved.borrow_and_update();
             let changed = self.differing(tenant, keys);
             if !changed.is_empty() {
                 return changed;
             }
             tokio::select! {
-                woke = moved.changed() => if woke.is_err() { return Vec::new() },
-                () = tokio::time::sleep_until(deadline) => return Vec::new(),
+                () = listener.changed() => {}
+                () = &mut deadline => return Vec::new(),
             }
         }
     }
@@ -214,69 +248,6 @@ impl Hub {
     /// the log no longer reaches back that far.
     pub fn all_after(&self, revision: u64) -> Option<Vec<(String, ConfigChange)>> {
         self.log_after(revision, |log| log.cloned().collect())
-    }
-}
-
-/// Calls `apply` with a key's live version (`None` when it is absent or
-/// deleted) at once and after every change of it, for as long as the hub
-/// lives. `environment` `None` follows the tenant's default environment.
-/// Settings readers use it: a change reaches them within one commit.
-pub async fn follow(
-    hub: Arc<Hub>,
-    store: Arc<Store>,
-    tenant: String,
-    environment: Option<String>,
-    group: String,
-    key: String,
-    mut apply: impl FnMut(Option<autoglm_core::config::ConfigVersion>) + Send + 'static,
-) {
-    let mut moved = hub.subscribe();
-    let mut applied: Option<(String, String)> = None;
-    loop {
-        moved.borrow_and_update();
-        let read = {
-            let (store, tenant, environment, group, key) = (
-                store.clone(),
-                tenant.clone(),
-                environment.clone(),
-                group.clone(),
-                key.clone(),
-            );
-            tokio::task::spawn_blocking(move || {
-                store.read(|c| {
-                    let environment = match environment {
-                        Some(e) => e,
-                        None => config::default_environment(c, &tenant)?,
-                    };
-                    let at = config::KeyPath {
-                        tenant: &tenant,
-                        environment: &environment,
-                        group: &group,
-                        key: &key,
-                    };
-                    Ok((environment.clone(), config::current(c, at)?))
-                })
-            })
-            .await
-        };
-        match read {
-            Ok(Ok((environment, now))) => {
-                let live = now.filter(|v| !v.deleted);
-                let seen = (
-                    environment,
-                    live.as_ref().map(|v| v.md5.clone()).unwrap_or_default(),
-                );
-                if applied.as_ref() != Some(&seen) {
-                    apply(live);
-                    applied = Some(seen);
-                }
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, %key, "cannot read a followed config key"),
-            Err(_) => return,
-        }
-        if moved.changed().await.is_err() {
-            return;
-        }
     }
 }
 

@@ -176,3 +176,53 @@ async fn the_log_hands_streams_every_change_in_order() {
     assert_eq!(hub.after("acme", Some("prod"), start).unwrap(), Vec::new());
     assert_eq!(hub.after("other", None, start).unwrap(), Vec::new());
 }
+
+/// Whether the listener has a wakeup waiting, without waiting for one.
+async fn woken(listener: &Listener) -> bool {
+    // `timeout` polls the inner future before its deadline, so a stored
+    // wakeup resolves it and a missing one never does.
+    tokio::time::timeout(Duration::ZERO, listener.changed())
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn a_listener_is_woken_only_by_commits_of_its_topics() {
+    let (_dir, store) = store();
+    let hub = Hub::load(&store).unwrap();
+    let key_a = hub.listener();
+    key_a.listen(Topic::key("acme", "dev", "DEFAULT_GROUP", "a"));
+    let dev = hub.listener();
+    dev.listen(Topic::environment("acme", "dev"));
+    let prod = hub.listener();
+    prod.listen(Topic::environment("acme", "prod"));
+    let other_tenant = hub.listener();
+    other_tenant.listen(Topic::key("other", "dev", "DEFAULT_GROUP", "a"));
+
+    publish(&store, &hub, "b", "1");
+    assert!(!woken(&key_a).await, "key a's listener woke for key b");
+    assert!(woken(&dev).await, "the environment's listener slept");
+    assert!(!woken(&prod).await && !woken(&other_tenant).await);
+
+    publish(&store, &hub, "a", "1");
+    assert!(woken(&key_a).await && woken(&dev).await);
+    // One wakeup per commit at most: nothing is left over.
+    assert!(!woken(&key_a).await);
+
+    key_a.forget(&Topic::key("acme", "dev", "DEFAULT_GROUP", "a"));
+    publish(&store, &hub, "a", "2");
+    assert!(!woken(&key_a).await, "a forgotten topic still woke");
+}
+
+#[tokio::test]
+async fn a_wakeup_before_the_wait_is_kept_for_it() {
+    let (_dir, store) = store();
+    let hub = Hub::load(&store).unwrap();
+    let listener = hub.listener();
+    listener.listen(Topic::key("acme", "dev", "DEFAULT_GROUP", "a"));
+    // The commit lands while nobody awaits the listener.
+    publish(&store, &hub, "a", "1");
+    tokio::time::timeout(Duration::from_secs(5), listener.changed())
+        .await
+        .expect("the wakeup of a commit before the wait was lost");
+}

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use autoglm_config::{Listener, Topic};
 use autoglm_console::AppState;
 use autoglm_core::config::WatchedKey;
 use autoglm_core::rbac::Permission;
@@ -44,10 +45,12 @@ struct Listen {
 /// A listened key: tenant, environment, group, key.
 type ListenId = (String, String, String, String);
 
-/// One client connection: what it listens to.
-#[derive(Debug, Default)]
+/// One client connection: what it listens to, and its hub listener, woken
+/// only by commits of those keys.
+#[derive(Debug)]
 struct Connection {
     listening: Mutex<HashMap<ListenId, Listen>>,
+    listener: Listener,
 }
 
 /// The gRPC server's state.
@@ -61,7 +64,16 @@ pub struct Grpc {
 
 impl Grpc {
     fn connection(&self, peer: SocketAddr) -> Arc<Connection> {
-        self.connections.lock().entry(peer).or_default().clone()
+        self.connections
+            .lock()
+            .entry(peer)
+            .or_insert_with(|| {
+                Arc::new(Connection {
+                    listening: Mutex::default(),
+                    listener: self.state.config.listener(),
+                })
+            })
+            .clone()
     }
 }
 
@@ -138,10 +150,9 @@ async fn bi_stream(
 /// away from the one the client last held, for as long as the stream is open.
 async fn notify_changes(grpc: Arc<Grpc>, connection: Arc<Connection>, push: mpsc::Sender<Payload>) {
     let hub = grpc.state.config.clone();
-    let mut moved = hub.subscribe();
     loop {
         tokio::select! {
-            woke = moved.changed() => if woke.is_err() { return },
+            () = connection.listener.changed() => {}
             () = push.closed() => return,
         }
         let due: Vec<Listen> = {
@@ -331,8 +342,10 @@ async fn listen(
             key.group.clone(),
             key.data_id.clone(),
         );
+        let topic = Topic::key(&id.0, &id.1, &id.2, &id.3);
         if !listen {
             connection.listening.lock().remove(&id);
+            connection.listener.forget(&topic);
             continue;
         }
         let watched = WatchedKey {
@@ -342,6 +355,7 @@ async fn listen(
             md5: md5.to_ascii_lowercase(),
         };
         // Registered before comparing: a change in between is pushed.
+        connection.listener.listen(topic);
         connection.listening.lock().insert(
             id,
             Listen {

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
+use autoglm_config::Topic;
 use autoglm_core::config::{ConfigChange, Watch, WatchAnswer, check_key_name, check_md5};
 use autoglm_core::error::{ErrorCode, FieldError};
 use autoglm_store::config as stored;
@@ -139,17 +140,21 @@ pub async fn events(
     let start = last_event_id
         .or(query.since)
         .unwrap_or_else(|| hub.revision());
+    // Woken by its one key when it asks for one, else by its environment.
+    let listener = hub.listener();
+    listener.listen(match (&query.group, &query.key) {
+        (Some(group), Some(key)) => Topic::key(&tenant, &env, group, key),
+        _ => Topic::environment(&tenant, &env),
+    });
     let wanted = move |c: &ConfigChange| {
         query.group.as_ref().is_none_or(|g| *g == c.group)
             && query.key.as_ref().is_none_or(|k| *k == c.key)
     };
     let store = state.store.clone();
-    let mut moved = hub.subscribe();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(64);
     tokio::spawn(async move {
         let mut last = start;
         loop {
-            moved.borrow_and_update();
             let batch = match hub.after(&tenant, Some(&env), last) {
                 Some(batch) => batch,
                 // Further behind than the hub's log: the store has every version.
@@ -169,7 +174,7 @@ pub async fn events(
             };
             if batch.is_empty() {
                 tokio::select! {
-                    woke = moved.changed() => if woke.is_err() { return },
+                    () = listener.changed() => {}
                     () = tx.closed() => return,
                 }
                 continue;
