@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autoglm_config::Hub;
+use autoglm_core::config::{config_map_name, data_key};
 use autoglm_store::{Store, StoreError, config};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Client;
@@ -15,17 +16,6 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use crate::platform::FIELD_MANAGER;
-
-/// The ConfigMap of an environment.
-pub fn config_map_name(environment: &str) -> String {
-    format!("autoglm-config-{environment}")
-}
-
-/// The data key of a config key: `GROUP.KEY`, with `:` (which ConfigMap
-/// keys may not hold) as `_`.
-pub fn data_key(group: &str, key: &str) -> String {
-    format!("{group}.{key}").replace(':', "_")
-}
 
 /// Keeps the ConfigMaps in step with the config center until the hub goes.
 pub async fn run(client: Client, store: Arc<Store>, hub: Arc<Hub>) {

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use autoglm_contract::{ServicePlatform, VersionEndpoints, Views};
 use autoglm_core::service::{
-    Condition, ConditionStatus, ModelServiceStatus, RESTARTED_AT_ANNOTATION,
+    CONFIG_MD5_ANNOTATION, Condition, ConditionStatus, ModelServiceStatus, RESTARTED_AT_ANNOTATION,
 };
 use autoglm_render::ModelServiceObject;
-use autoglm_store::{Store, StoredService};
+use autoglm_store::{Store, StoreError, StoredService, config_refs};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store as Cache};
@@ -43,9 +43,11 @@ impl std::fmt::Debug for KubernetesPlatform {
     }
 }
 
-/// The ModelService the cluster should hold for `stored`: its spec, labels
-/// and restart annotation, marked as the console's.
-fn desired(tenant: &str, stored: &StoredService) -> Value {
+/// The ModelService the cluster should hold for `stored`: its spec, labels,
+/// restart annotation and the md5 of its `configRef`'s live content (which
+/// the operator copies onto the pods, so a change rolls them), marked as
+/// the console's.
+fn desired(tenant: &str, stored: &StoredService, config_md5: Option<&str>) -> Value {
     let meta = &stored.manifest.metadata;
     let mut labels = meta.labels.clone();
     labels.insert(
@@ -57,6 +59,7 @@ fn desired(tenant: &str, stored: &StoredService) -> Value {
         .get(RESTARTED_AT_ANNOTATION)
         .map(|at| (RESTARTED_AT_ANNOTATION.to_owned(), at.clone()))
         .into_iter()
+        .chain(config_md5.map(|md5| (CONFIG_MD5_ANNOTATION.to_owned(), md5.to_owned())))
         .collect();
     json!({
         "apiVersion": format!("{}/{}", autoglm_render::GROUP, autoglm_render::VERSION),
@@ -101,13 +104,20 @@ async fn sync(
 ) -> Result<(), Failure> {
     let read = {
         let (store, tenant, name) = (store.clone(), tenant.to_owned(), name.to_owned());
-        tokio::task::spawn_blocking(move || store.service(&tenant, &name))
-            .await
-            .map_err(|e| Failure::Unreachable(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            let stored = store.service(&tenant, &name)?;
+            let config = match &stored.manifest.spec.config_ref {
+                Some(r) => store.read(|c| config_refs::referenced(c, &tenant, r))?,
+                None => None,
+            };
+            Ok::<_, StoreError>((stored, config))
+        })
+        .await
+        .map_err(|e| Failure::Unreachable(e.to_string()))?
     };
     let services: Api<ModelServiceObject> = Api::namespaced(client.clone(), tenant);
     match read {
-        Ok(stored) => {
+        Ok((stored, config)) => {
             let namespaces: Api<Namespace> = Api::all(client.clone());
             namespaces
                 .patch(
@@ -125,7 +135,11 @@ async fn sync(
                 .patch(
                     name,
                     &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(desired(tenant, &stored)),
+                    &Patch::Apply(desired(
+                        tenant,
+                        &stored,
+                        config.as_ref().map(|v| v.md5.as_str()),
+                    )),
                 )
                 .await
                 .map_err(|e| Failure::of(format!("ModelService {tenant}/{name}"), e))?;

@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod bootstrap;
+pub mod config_refs;
 pub mod context;
 pub mod error;
 pub mod extract;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use autoglm_core::service::{
-    API_VERSION, ConditionStatus, KIND, ModelServiceManifest, ModelServiceSpec, ModelServiceStatus,
-    ObjectMeta as ManifestMeta, RESTARTED_AT_ANNOTATION,
+    API_VERSION, CONFIG_MD5_ANNOTATION, ConditionStatus, KIND, ModelServiceManifest,
+    ModelServiceSpec, ModelServiceStatus, ObjectMeta as ManifestMeta, RESTARTED_AT_ANNOTATION,
 };
 use autoglm_render::{Child, ChildKind, RenderOptions, render};
 use futures_util::{FutureExt, StreamExt};
@@ -295,11 +295,15 @@ fn manifest_of(
     spec: &ModelServiceSpec,
     namespace: &str,
 ) -> ModelServiceManifest {
-    let annotations = ms
-        .annotations()
-        .get(RESTARTED_AT_ANNOTATION)
-        .map(|at| [(RESTARTED_AT_ANNOTATION.to_owned(), at.clone())].into())
-        .unwrap_or_default();
+    // What the pods carry: a change of either rolls them.
+    let annotations = [RESTARTED_AT_ANNOTATION, CONFIG_MD5_ANNOTATION]
+        .into_iter()
+        .filter_map(|name| {
+            ms.annotations()
+                .get(name)
+                .map(|value| (name.to_owned(), value.clone()))
+        })
+        .collect();
     ModelServiceManifest {
         api_version: API_VERSION.to_owned(),
         kind: KIND.to_owned(),

@@ -17,19 +17,22 @@ mod tests;
 
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use autoglm_artifacts::ArtifactStore;
 use autoglm_contract::{Demand, ServicePlatform};
+use autoglm_core::config::ConfigVersion;
 use autoglm_core::service::{Condition, ConditionStatus, ModelServiceStatus};
 use autoglm_platform::LocalPlatform;
-use autoglm_store::{Store, StoreError, StoredService};
+use autoglm_store::{Store, StoreError, StoredService, config_refs};
 use tokio::sync::mpsc;
 
 pub use autoscale::{Autoscaler, Policy};
-pub use plan::{Launcher, Unschedulable, plan, platform_name, split_platform_name};
+pub use plan::{
+    ConfigFile, Found, Launcher, Unschedulable, plan, platform_name, split_platform_name,
+};
 
 /// How often autoscaled services are sampled.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
@@ -38,7 +41,7 @@ pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 struct Reconciled {
     stored: StoredService,
-    dirs: BTreeMap<String, PathBuf>,
+    found: Found,
     scalers: HashMap<String, Autoscaler>,
 }
 
@@ -121,8 +124,11 @@ impl Reconciler {
         let key = platform_name(tenant, name);
         let store = self.store.clone();
         let artifacts = self.artifacts.clone();
+        let config_dir = self.launcher.config_dir.clone();
         let (t, n) = (tenant.to_owned(), name.to_owned());
-        let read = tokio::task::spawn_blocking(move || load(&store, &artifacts, &t, &n)).await;
+        let read =
+            tokio::task::spawn_blocking(move || load(&store, &artifacts, &config_dir, &t, &n))
+                .await;
         match read {
             Ok(Ok(loaded)) => Some(loaded),
             Ok(Err(e)) => {
@@ -140,16 +146,30 @@ impl Reconciler {
     async fn settle(&self, tenant: &str, name: &str, loaded: Loaded) {
         let key = platform_name(tenant, name);
         match loaded {
-            Some((stored, dirs)) => {
+            Some((stored, found)) => {
                 let now = Instant::now();
                 let mut scheduled = self.scheduled.lock();
                 let entry = scheduled.entry(key).or_insert_with(|| Reconciled {
                     stored: stored.clone(),
-                    dirs: BTreeMap::new(),
+                    found: Found::default(),
                     scalers: HashMap::new(),
                 });
+                // A referenced key deleted under running replicas: they keep
+                // the content they have (as pods keep a deleted ConfigMap's
+                // files) until the key is published again.
+                let kept = found.config.is_none()
+                    && entry.found.config.is_some()
+                    && stored.manifest.spec.config_ref == entry.stored.manifest.spec.config_ref;
+                if kept {
+                    tracing::warn!(service = %name, "its configRef key is gone; replicas keep the content they have");
+                }
+                let config = if kept {
+                    entry.found.config.take()
+                } else {
+                    found.config
+                };
                 entry.stored = stored;
-                entry.dirs = dirs;
+                entry.found = Found { config, ..found };
                 sync_scalers(entry, now);
                 self.apply(tenant, entry);
             }
@@ -172,7 +192,7 @@ impl Reconciler {
             None => s.stored.manifest.spec.replica_bounds().initial,
         };
         let mut refused = self.refused.lock();
-        match plan(tenant, &s.stored, &s.dirs, &self.launcher, replicas) {
+        match plan(tenant, &s.stored, &s.found, &self.launcher, replicas) {
             Ok(p) => {
                 refused.remove(&key);
                 if let Err(e) = self.platform.apply(p) {
@@ -206,19 +226,23 @@ impl Reconciler {
     }
 }
 
-/// A service and its versions' folders, or `None` when it no longer exists.
-type Loaded = Option<(StoredService, BTreeMap<String, PathBuf>)>;
+/// Why a service's plan inputs could not be read.
+type LoadError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A service and what its plan needs, or `None` when it no longer exists.
+type Loaded = Option<(StoredService, Found)>;
 
 fn load(
     store: &Store,
     artifacts: &ArtifactStore,
+    config_dir: &Path,
     tenant: &str,
     name: &str,
-) -> Result<Loaded, StoreError> {
+) -> Result<Loaded, LoadError> {
     let stored = match store.service(tenant, name) {
         Ok(s) => s,
         Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let spec = &stored.manifest.spec;
     let mut dirs = BTreeMap::new();
@@ -231,10 +255,35 @@ fn load(
                 dirs.insert(v.version.clone(), artifacts.path_of(&found.storage_dir));
             }
             Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
-    Ok(Some((stored, dirs)))
+    let config = match &spec.config_ref {
+        None => None,
+        Some(r) => store
+            .read(|c| config_refs::referenced(c, tenant, r))?
+            .map(|v| write_config_file(config_dir, &v))
+            .transpose()?,
+    };
+    Ok(Some((stored, Found { dirs, config })))
+}
+
+/// Writes a config version's content where replicas read it: one file per
+/// content, named by its md5 (and the key's format), written once through
+/// a temporary file, so a running replica's file never changes under it.
+fn write_config_file(dir: &Path, v: &ConfigVersion) -> Result<ConfigFile, LoadError> {
+    let path = dir.join(format!("{}.{}", v.md5, v.format.extension()));
+    if !path.exists() {
+        let io = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let partial = dir.join(format!(".{}.partial", v.md5));
+        std::fs::write(&partial, &v.content).map_err(io)?;
+        std::fs::rename(&partial, &path).map_err(io)?;
+    }
+    Ok(ConfigFile {
+        path,
+        md5: v.md5.clone(),
+    })
 }
 
 /// Gives each version of an autoscaled service its autoscaler, and drops them otherwise.

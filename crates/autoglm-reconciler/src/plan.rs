@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use autoglm_core::service::{BUILTIN_READY_PATH, PlaceholderValues, RuntimeSpec};
+use autoglm_core::service::{
+    BUILTIN_READY_PATH, CONFIG_FILE_ENV, CONFIG_MD5_ENV, PlaceholderValues, RuntimeSpec,
+};
 use autoglm_platform::{Launch, ServicePlan, VersionPlan};
 use autoglm_store::StoredService;
 
@@ -29,8 +31,6 @@ pub fn split_platform_name(name: &str) -> Option<(&str, &str)> {
     name.split_once('.')
 }
 
-/// Builds the plan of `stored`. `dirs` holds each listed version's folder;
-/// `replicas` says how many replicas a version runs now.
 /// How replicas start on this machine: the `autoglm` binary that serves
 /// built-in replicas (and supervises command runtimes), and the environment
 /// every replica gets before its service's own (where to send spans).
@@ -40,20 +40,62 @@ pub struct Launcher {
     pub program: PathBuf,
     /// Variables every replica gets; a service's `env` overrides them.
     pub env: Vec<(String, String)>,
+    /// Where the content of `configRef` keys is written for replicas to
+    /// read, one file per content (named by its md5), never rewritten.
+    pub config_dir: PathBuf,
 }
 
+/// What a plan needs from the store besides the service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    /// Each listed version's folder.
+    pub dirs: BTreeMap<String, PathBuf>,
+    /// The live content of the service's `configRef`, written to a file;
+    /// `None` when it has none or the key is gone.
+    pub config: Option<ConfigFile>,
+}
+
+/// A `configRef`'s content as replicas read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFile {
+    /// The file.
+    pub path: PathBuf,
+    /// The md5 of its content: a change of it rolls the replicas.
+    pub md5: String,
+}
+
+/// Builds the plan of `stored` from what the store holds for it;
+/// `replicas` says how many replicas a version runs now.
 pub fn plan(
     tenant: &str,
     stored: &StoredService,
-    dirs: &BTreeMap<String, PathBuf>,
+    found: &Found,
     launcher: &Launcher,
     replicas: impl Fn(&str) -> u32,
 ) -> Result<ServicePlan, Unschedulable> {
     let spec = &stored.manifest.spec;
     let name = stored.name();
+    let config_env = match (&spec.config_ref, &found.config) {
+        (None, _) => Vec::new(),
+        (Some(r), None) => {
+            return Err(Unschedulable {
+                reason: "ConfigNotFound",
+                message: format!(
+                    "config key {}/{}/{} does not exist (or was deleted)",
+                    r.environment(),
+                    r.group(),
+                    r.key
+                ),
+            });
+        }
+        (Some(_), Some(file)) => vec![
+            (CONFIG_FILE_ENV.to_owned(), file.path.display().to_string()),
+            (CONFIG_MD5_ENV.to_owned(), file.md5.clone()),
+        ],
+    };
     let mut versions = Vec::with_capacity(spec.versions.len());
     for v in &spec.versions {
-        let dir = dirs.get(&v.version).ok_or_else(|| Unschedulable {
+        let dir = found.dirs.get(&v.version).ok_or_else(|| Unschedulable {
             reason: "VersionMissing",
             message: format!("version {} of model {} has no files", v.version, spec.model),
         })?;
@@ -116,6 +158,7 @@ pub fn plan(
             .filter(|(name, _)| !spec.env.iter().any(|e| e.name == *name))
             .cloned()
             .chain(spec.env.iter().map(|e| (e.name.clone(), e.value.clone())))
+            .chain(config_env.iter().cloned())
             .collect();
         versions.push(VersionPlan {
             version: v.version.clone(),

@@ -95,6 +95,7 @@ impl Fixture {
             crate::Launcher {
                 program: "autoglm".into(),
                 env: Vec::new(),
+                config_dir: dir.path().join("config"),
             },
             None,
         );

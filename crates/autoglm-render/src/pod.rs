@@ -5,14 +5,17 @@
 
 use std::collections::BTreeMap;
 
+use autoglm_core::config::{config_map_name, data_key};
 use autoglm_core::service::{
-    BUILTIN_READY_PATH, ModelServiceSpec, Protocol, RESTARTED_AT_ANNOTATION, RuntimeSpec,
+    BUILTIN_READY_PATH, CONFIG_FILE_ENV, CONFIG_MD5_ANNOTATION, CONFIG_MD5_ENV, CONFIG_MOUNT_DIR,
+    ModelServiceSpec, Protocol, RESTARTED_AT_ANNOTATION, RuntimeSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvFromSource, EnvVar, HTTPGetAction, Lifecycle, LifecycleHandler, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretVolumeSource,
-    SecurityContext, SleepAction, TCPSocketAction, Toleration, Volume, VolumeMount,
+    Capabilities, ConfigMapEnvSource, ConfigMapVolumeSource, Container, ContainerPort,
+    EmptyDirVolumeSource, EnvFromSource, EnvVar, HTTPGetAction, KeyToPath, Lifecycle,
+    LifecycleHandler, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, SecretVolumeSource, SecurityContext, SleepAction, TCPSocketAction, Toleration,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -30,6 +33,8 @@ pub(crate) const BUILTIN_PORT: u16 = 8080;
 const NON_ROOT: i64 = 65532;
 /// The volume holding the model files; a volume claim template when stateful.
 pub(crate) const MODEL_VOLUME: &str = "model";
+/// The volume holding the `configRef` key, from its environment's ConfigMap.
+const CONFIG_VOLUME: &str = "config";
 /// The label and taint NVIDIA's GPU operator puts on GPU nodes.
 const GPU_PRESENT: &str = "nvidia.com/gpu.present";
 const GPU_RESOURCE: &str = "nvidia.com/gpu";
@@ -43,6 +48,8 @@ pub(crate) struct PodInputs<'a> {
     pub config_map: &'a str,
     pub config_hash: &'a str,
     pub restarted_at: Option<&'a str>,
+    /// The md5 of the `configRef`'s live content, when the console knows it.
+    pub config_md5: Option<&'a str>,
 }
 
 /// The server's port and the protocol it speaks.
@@ -93,6 +100,38 @@ pub(crate) fn pod_template(inputs: &PodInputs<'_>) -> Result<PodTemplateSpec, Re
     if let Some(at) = inputs.restarted_at {
         annotations.insert(RESTARTED_AT_ANNOTATION.to_owned(), at.to_owned());
     }
+    let mut server_env = vec![env("AUTOGLM_MODEL_DIR", &model_dir)];
+    let mut server_mounts = vec![
+        mount(MODEL_VOLUME, MODELS, true),
+        mount("tmp", "/tmp", false),
+    ];
+    let mut config_volume = None;
+    if let Some(r) = &spec.config_ref {
+        server_env.push(env(
+            CONFIG_FILE_ENV,
+            &format!("{CONFIG_MOUNT_DIR}/{}", r.key),
+        ));
+        // The key's content changes the pod template: the pods roll.
+        if let Some(md5) = inputs.config_md5 {
+            server_env.push(env(CONFIG_MD5_ENV, md5));
+            annotations.insert(CONFIG_MD5_ANNOTATION.to_owned(), md5.to_owned());
+        }
+        server_mounts.push(mount(CONFIG_VOLUME, CONFIG_MOUNT_DIR, true));
+        config_volume = Some(Volume {
+            name: CONFIG_VOLUME.to_owned(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_map_name(r.environment()),
+                items: Some(vec![KeyToPath {
+                    key: data_key(r.group(), &r.key),
+                    path: r.key.clone(),
+                    mode: None,
+                }]),
+                optional: Some(false),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
 
     let server = Container {
         name: "server".to_owned(),
@@ -104,7 +143,7 @@ pub(crate) fn pod_template(inputs: &PodInputs<'_>) -> Result<PodTemplateSpec, Re
             protocol: Some("TCP".to_owned()),
             ..ContainerPort::default()
         }]),
-        env: Some(vec![env("AUTOGLM_MODEL_DIR", &model_dir)]),
+        env: Some(server_env),
         env_from: Some(vec![EnvFromSource {
             config_map_ref: Some(ConfigMapEnvSource {
                 name: inputs.config_map.to_owned(),
@@ -125,10 +164,7 @@ pub(crate) fn pod_template(inputs: &PodInputs<'_>) -> Result<PodTemplateSpec, Re
             ..Lifecycle::default()
         }),
         security_context: Some(container_security()),
-        volume_mounts: Some(vec![
-            mount(MODEL_VOLUME, MODELS, true),
-            mount("tmp", "/tmp", false),
-        ]),
+        volume_mounts: Some(server_mounts),
         ..Container::default()
     };
 
@@ -175,6 +211,7 @@ pub(crate) fn pod_template(inputs: &PodInputs<'_>) -> Result<PodTemplateSpec, Re
     if spec.stateful.is_none() {
         volumes.insert(0, empty_dir(MODEL_VOLUME));
     }
+    volumes.extend(config_volume);
 
     let gpu = spec.resources.as_ref().and_then(|r| r.gpu).unwrap_or(0) > 0;
     Ok(PodTemplateSpec {

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use autoglm_core::service::{ModelServiceManifest, RESTARTED_AT_ANNOTATION};
+use autoglm_core::service::{CONFIG_MD5_ANNOTATION, ModelServiceManifest, RESTARTED_AT_ANNOTATION};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment, StatefulSet,
     StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
@@ -104,6 +104,11 @@ pub fn render(
             config_map: &config_map_name,
             config_hash: &config_hash,
             restarted_at,
+            config_md5: manifest
+                .metadata
+                .annotations
+                .get(CONFIG_MD5_ANNOTATION)
+                .map(String::as_str),
         })?;
         let pods = LabelSelector {
             match_labels: Some(selector(service, Some(version))),

@@ -55,6 +55,70 @@ fn example_specs_render_as_reviewed() {
 }
 
 #[test]
+fn a_config_ref_mounts_its_key_and_a_new_md5_rolls_the_pods() {
+    let with = |md5: &str| {
+        let mut m = spec_file("triton.yaml");
+        m.metadata
+            .annotations
+            .insert("autoglm.io/config-md5".into(), md5.into());
+        let children = render(&m, &options()).expect("renders");
+        let deployment = children
+            .iter()
+            .map(|c| serde_json::to_value(c).unwrap())
+            .find(|c| c["kind"] == "Deployment")
+            .expect("a Deployment");
+        deployment["spec"]["template"].clone()
+    };
+    let template = with("5d41402abc4b2a76b9719d911017c592");
+    let server = &template["spec"]["containers"][0];
+    let env: Vec<(String, String)> = server["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_owned(),
+                e["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(env.contains(&(
+        "AUTOGLM_CONFIG_FILE".into(),
+        "/etc/autoglm/config/triton:settings.yaml".into()
+    )));
+    let volume = template["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "config")
+        .expect("the config volume");
+    // The environment's ConfigMap, its GROUP.KEY item (`:` as `_`) at the key's name.
+    assert_eq!(volume["configMap"]["name"], "autoglm-config-prod");
+    assert_eq!(
+        volume["configMap"]["items"],
+        json!([{"key": "models.triton_settings.yaml", "path": "triton:settings.yaml"}])
+    );
+    assert!(
+        server["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "config"
+                && m["mountPath"] == "/etc/autoglm/config"
+                && m["readOnly"] == true)
+    );
+    let rolled = with("7d793037a0760186574b0282f2f435e7");
+    assert_ne!(
+        template["metadata"]["annotations"], rolled["metadata"]["annotations"],
+        "a new md5 must change the pod template"
+    );
+    assert_eq!(
+        rolled["metadata"]["annotations"]["autoglm.io/config-md5"],
+        "7d793037a0760186574b0282f2f435e7"
+    );
+}
+
+#[test]
 fn a_split_service_gets_per_version_workloads_and_service_wide_objects() {
     let children = render(&spec_file("chat.yaml"), &options())
         .expect("renders")

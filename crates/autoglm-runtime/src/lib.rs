@@ -81,8 +81,35 @@ pub struct RuntimeConfig {
     pub queue_capacity: usize,
     /// Bearer token for `/admin/v1`; without one the admin API is off.
     pub admin_token: Option<String>,
+    /// What a generation request's left-out sampling fields mean.
+    pub sampling: SamplingDefaults,
     /// Where generations' spans go (or only their ids, without an exporter).
     pub tracing: Arc<autoglm_trace::Tracing>,
+}
+
+/// Defaults of the OpenAI sampling fields a request leaves out (a
+/// service's `configRef` sets them; OpenAI's own defaults otherwise).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplingDefaults {
+    /// Temperature, 0 to 2.
+    pub temperature: f32,
+    /// Nucleus mass, in (0, 1].
+    pub top_p: f32,
+    /// Top-k; 0 is off.
+    pub top_k: u32,
+    /// Most new tokens.
+    pub max_tokens: u32,
+}
+
+impl Default for SamplingDefaults {
+    fn default() -> SamplingDefaults {
+        SamplingDefaults {
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+            max_tokens: openai::DEFAULT_MAX_TOKENS,
+        }
+    }
 }
 
 /// The server's state: the version being served and how to load another.

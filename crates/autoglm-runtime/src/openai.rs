@@ -194,12 +194,12 @@ struct StreamOptions {
 }
 
 impl Sampling {
-    fn params(&self) -> Result<SamplingParams, ApiError> {
+    fn params(&self, defaults: &crate::SamplingDefaults) -> Result<SamplingParams, ApiError> {
         let _ = &self.user;
         if self.n.is_some_and(|n| n != 1) {
             return Err(ApiError::invalid(D, "only n = 1 is supported").param("n"));
         }
-        let temperature = self.temperature.unwrap_or(1.0);
+        let temperature = self.temperature.unwrap_or(defaults.temperature);
         if !(0.0..=2.0).contains(&temperature) {
             return Err(ApiError::invalid(
                 D,
@@ -207,7 +207,7 @@ impl Sampling {
             )
             .param("temperature"));
         }
-        let top_p = self.top_p.unwrap_or(1.0);
+        let top_p = self.top_p.unwrap_or(defaults.top_p);
         if !(top_p > 0.0 && top_p <= 1.0) {
             return Err(
                 ApiError::invalid(D, format!("top_p must be in (0, 1], got {top_p}"))
@@ -217,7 +217,7 @@ impl Sampling {
         let max_tokens = self
             .max_completion_tokens
             .or(self.max_tokens)
-            .unwrap_or(DEFAULT_MAX_TOKENS);
+            .unwrap_or(defaults.max_tokens);
         if max_tokens == 0 {
             return Err(ApiError::invalid(D, "max_tokens must be at least 1").param("max_tokens"));
         }
@@ -234,7 +234,7 @@ impl Sampling {
         Ok(SamplingParams {
             temperature,
             top_p,
-            top_k: self.top_k.unwrap_or(0),
+            top_k: self.top_k.unwrap_or(defaults.top_k),
             seed: self.seed,
             max_tokens,
             stop,
@@ -330,7 +330,7 @@ pub async fn chat_completions(
     let Engine::Generation(generator) = &served.engine else {
         return Err(ApiError::invalid(D, "this model does not generate text").param("model"));
     };
-    let params = req.sampling.params()?;
+    let params = req.sampling.params(&runtime.config().sampling)?;
     let messages = messages(req.messages)?;
     let prompt = generator
         .render_chat(&messages)
@@ -364,7 +364,7 @@ pub async fn completions(
     if req.prompt.is_empty() {
         return Err(ApiError::invalid(D, "prompt must not be empty").param("prompt"));
     }
-    let params = req.sampling.params()?;
+    let params = req.sampling.params(&runtime.config().sampling)?;
     let include_usage = req
         .sampling
         .stream_options

@@ -393,3 +393,34 @@ async fn a_hot_swap_drops_no_request() {
     .await;
     assert_eq!(after.status, 200);
 }
+
+#[tokio::test]
+async fn configured_sampling_defaults_fill_what_a_request_leaves_out() {
+    // As a service's configRef sets them: greedy, at most 4 new tokens.
+    let mut configured = config("smollm2");
+    configured.sampling = autoglm_runtime::SamplingDefaults {
+        temperature: 0.0,
+        max_tokens: 4,
+        ..Default::default()
+    };
+    let (_rt, app) = serve("smollm2", &smollm(), configured).await;
+    let story = json!({"model": "smollm2", "messages": [{"role": "user", "content": "Write a long story about a dragon."}]});
+    let short = post(&app, "/v1/chat/completions", story.clone())
+        .await
+        .json();
+    assert_eq!(short["choices"][0]["finish_reason"], "length", "{short}");
+    assert_eq!(short["usage"]["completion_tokens"], 4, "{short}");
+    // Greedy by default: the same text twice.
+    let again = post(&app, "/v1/chat/completions", story.clone())
+        .await
+        .json();
+    assert_eq!(
+        short["choices"][0]["message"]["content"],
+        again["choices"][0]["message"]["content"]
+    );
+    // The request's own value wins over the default.
+    let mut longer = story;
+    longer["max_tokens"] = json!(9);
+    let longer = post(&app, "/v1/chat/completions", longer).await.json();
+    assert_eq!(longer["usage"]["completion_tokens"], 9, "{longer}");
+}

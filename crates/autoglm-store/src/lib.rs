@@ -14,6 +14,7 @@ pub mod alerts;
 mod audit;
 pub mod changes;
 pub mod config;
+pub mod config_refs;
 mod error;
 pub mod evaluations;
 mod idempotency;

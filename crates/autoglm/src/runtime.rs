@@ -6,8 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use autoglm_core::config::ConfigFormat;
+use autoglm_core::config::settings::{RuntimeSettings, SamplingDefaults as SamplingSettings};
+use autoglm_core::service::CONFIG_FILE_ENV;
 use autoglm_runtime::engines::EngineOptions;
-use autoglm_runtime::{Runtime, RuntimeConfig};
+use autoglm_runtime::{Runtime, RuntimeConfig, SamplingDefaults};
 
 /// Flags of `autoglm runtime`.
 #[derive(Debug, clap::Args)]
@@ -58,6 +61,7 @@ pub struct RuntimeArgs {
 pub struct Checked {
     args: RuntimeArgs,
     addr: SocketAddr,
+    settings: RuntimeSettings,
 }
 
 impl RuntimeArgs {
@@ -90,7 +94,49 @@ impl RuntimeArgs {
                 "otlp-endpoint {endpoint:?} must be an http:// or https:// URL"
             ));
         }
-        Ok(Checked { args: self, addr })
+        let settings = match std::env::var_os(CONFIG_FILE_ENV) {
+            None => RuntimeSettings::default(),
+            Some(path) => read_settings(Path::new(&path))?,
+        };
+        Ok(Checked {
+            args: self,
+            addr,
+            settings,
+        })
+    }
+}
+
+/// The runtime settings in the file a service's `configRef` delivers: its
+/// format from its extension, YAML (which reads JSON too) without one.
+fn read_settings(path: &Path) -> Result<RuntimeSettings, String> {
+    let content = std::fs::read_to_string(path)
+        .map_err(|e| format!("{CONFIG_FILE_ENV} {}: {e}", path.display()))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let format = match ConfigFormat::of_key(&name) {
+        ConfigFormat::Text => ConfigFormat::Yaml,
+        known => known,
+    };
+    RuntimeSettings::parse(format, &content).map_err(|errors| {
+        let wrong: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.path, e.message))
+            .collect();
+        format!(
+            "{CONFIG_FILE_ENV} {} holds wrong runtime settings: {}",
+            path.display(),
+            wrong.join("; ")
+        )
+    })
+}
+
+/// The runtime's sampling defaults: the configured ones over OpenAI's.
+fn sampling_defaults(configured: &SamplingSettings) -> SamplingDefaults {
+    let openai = SamplingDefaults::default();
+    SamplingDefaults {
+        temperature: configured.temperature.unwrap_or(openai.temperature),
+        top_p: configured.top_p.unwrap_or(openai.top_p),
+        top_k: configured.top_k.unwrap_or(openai.top_k),
+        max_tokens: configured.max_tokens.unwrap_or(openai.max_tokens),
     }
 }
 
@@ -123,7 +169,11 @@ fn exit_with_parent(parent: u32) {
 }
 
 pub async fn run(checked: Checked) -> anyhow::Result<()> {
-    let Checked { args, addr } = checked;
+    let Checked {
+        args,
+        addr,
+        settings,
+    } = checked;
     if let Some(parent) = std::env::var(autoglm_core::service::EXIT_WITH_PARENT_ENV)
         .ok()
         .and_then(|p| p.parse().ok())
@@ -139,10 +189,16 @@ pub async fn run(checked: Checked) -> anyhow::Result<()> {
     };
     let config = RuntimeConfig {
         name: args.name.clone(),
-        max_batch: args.max_batch,
-        max_batch_wait: Duration::from_millis(args.max_batch_wait_ms),
-        queue_capacity: args.queue_capacity,
+        max_batch: settings.batching.max_batch.unwrap_or(args.max_batch),
+        max_batch_wait: settings
+            .max_batch_wait()
+            .unwrap_or(Duration::from_millis(args.max_batch_wait_ms)),
+        queue_capacity: settings
+            .batching
+            .queue_capacity
+            .unwrap_or(args.queue_capacity),
         admin_token: args.admin_token.clone(),
+        sampling: sampling_defaults(&settings.sampling),
         tracing: Arc::new(match &args.otlp_endpoint {
             Some(endpoint) => autoglm_trace::Tracing::otlp(endpoint, "autoglm-runtime")?,
             None => autoglm_trace::Tracing::default(),

@@ -63,6 +63,7 @@ pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
             (opened.state.with_platform(platform), None, None)
         }
     };
+    tokio::spawn(autoglm_console::config_refs::roll_referrers(state.clone()));
     // One scheduler runs every task, on whichever platform the services run.
     let mut work = autoglm_tasks::ServiceWork::new(
         state.store.clone(),

@@ -171,6 +171,7 @@ pub async fn start(
             .iter()
             .map(|e| ("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), e.clone()))
             .collect(),
+        config_dir: home.join("config"),
     };
     let reconciler = Reconciler::start(
         state.store.clone(),

@@ -237,6 +237,60 @@ async fn the_console_runs_services_on_kubernetes_and_the_gateway_splits_by_endpo
     assert_eq!(task["state"], "succeeded", "{task}");
     assert_eq!(task["result"]["status"]["readyReplicas"], 6, "{task}");
 
+    // A configRef: the pods mount the environment's ConfigMap, and each
+    // publish of the key rolls them through the md5 on their template.
+    let referenced = "/api/v1/config/environments/staging/keys/DEFAULT_GROUP/echo.yaml";
+    let (s, first) = env
+        .call(
+            reqwest::Method::PUT,
+            referenced,
+            Some(json!({"content": "v: 1\n"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{first}");
+    let with_config = json!({"model": "echo", "versions": [{"version": "1", "weight": 90}, {"version": "2", "weight": 10}],
+        "replicas": 3, "configRef": {"environment": "staging", "key": "echo.yaml"}});
+    let (s, b) = env
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/services/echo",
+            Some(manifest("echo", with_config)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let template =
+        || plane.get_json(&["deployment", "echo-1", "-n", TENANT])["spec"]["template"].clone();
+    plane.wait_until(
+        "pods carrying the key's md5",
+        Duration::from_secs(30),
+        || template()["metadata"]["annotations"]["autoglm.io/config-md5"] == first["md5"],
+    );
+    let volume = template()["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "config")
+        .cloned()
+        .expect("the config volume");
+    assert_eq!(
+        volume["configMap"]["name"], "autoglm-config-staging",
+        "{volume}"
+    );
+    let (s, second) = env
+        .call(
+            reqwest::Method::PUT,
+            referenced,
+            Some(json!({"content": "v: 2\n"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{second}");
+    assert_ne!(first["md5"], second["md5"]);
+    plane.wait_until(
+        "pods rolled to the new md5",
+        Duration::from_secs(30),
+        || template()["metadata"]["annotations"]["autoglm.io/config-md5"] == second["md5"],
+    );
+
     // A spec the console accepts but Kubernetes does not (a command runtime)
     // is reported in the API server's words, not retried for ever.
     let command = json!({"model": "echo", "versions": [{"version": "1", "weight": 100}], "replicas": 1,

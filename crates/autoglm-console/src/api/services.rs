@@ -416,6 +416,7 @@ mod tests {
             autoscaling: None,
             resources: None,
             env: Vec::new(),
+            config_ref: None,
             stateful: None,
             ingress: None,
             load_balancing: None,

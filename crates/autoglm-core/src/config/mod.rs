@@ -48,6 +48,17 @@ pub const DEFAULT_ENVIRONMENTS: [(&str, &str, bool); 4] = [
 /// The environment the empty or `public` Nacos namespace maps to.
 pub const DEFAULT_ENVIRONMENT: &str = "dev";
 
+/// The ConfigMap that holds an environment's live keys on Kubernetes.
+pub fn config_map_name(environment: &str) -> String {
+    format!("autoglm-config-{environment}")
+}
+
+/// The data key of a config key: `GROUP.KEY`, with `:` (which ConfigMap
+/// keys may not hold) as `_`.
+pub fn data_key(group: &str, key: &str) -> String {
+    format!("{group}.{key}").replace(':', "_")
+}
+
 /// The lowercase hex md5 of the content's UTF-8 bytes, leading zeros kept,
 /// exactly as Nacos clients compute it.
 pub fn md5_hex(content: &str) -> String {

@@ -1,11 +1,14 @@
-//! Settings autoglm's own parts read from the config center and apply live:
-//! the gateway's timeouts, queue, retries and default rate limit, from the
-//! key `gateway.yaml` in group `autoglm` of the system tenant's default
-//! environment. A field left out means the value the gateway started with.
+//! Settings autoglm's own parts read from the config center: the gateway's
+//! timeouts, queue, retries and default rate limit, from the key
+//! `gateway.yaml` in group `autoglm` of the system tenant's default
+//! environment, applied live; and a built-in runtime's sampling defaults and
+//! batching, from its service's `configRef`, read at start (a change rolls
+//! the replicas). A field left out means the value otherwise in force.
 
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use super::ConfigFormat;
 use crate::error::FieldError;
@@ -54,37 +57,10 @@ impl GatewaySettings {
     /// Parses and checks the key's content (YAML, JSON or TOML); every wrong
     /// field is named.
     pub fn parse(format: ConfigFormat, content: &str) -> Result<GatewaySettings, Vec<FieldError>> {
-        let whole = |e: String| vec![FieldError::new("content", e)];
-        let written: Written = match format {
-            ConfigFormat::Yaml if content.trim().is_empty() => Written::default(),
-            ConfigFormat::Yaml => {
-                serde_yaml_ng::from_str(content).map_err(|e| whole(e.to_string()))?
-            }
-            ConfigFormat::Json => {
-                serde_json::from_str(content).map_err(|e| whole(e.to_string()))?
-            }
-            ConfigFormat::Toml => toml::from_str(content).map_err(|e| whole(e.to_string()))?,
-            other => {
-                return Err(whole(format!(
-                    "gateway settings are yaml, json or toml, not {}",
-                    other.as_str()
-                )));
-            }
-        };
+        let written: Written = written("gateway", format, content)?;
         let mut errors = Vec::new();
-        let mut duration = |field: &str, value: &Option<String>| {
-            value.as_deref().and_then(|v| match parse_duration(v) {
-                Ok(d) if !d.is_zero() => Some(d),
-                Ok(_) => {
-                    errors.push(FieldError::new(field, "must be longer than 0"));
-                    None
-                }
-                Err(e) => {
-                    errors.push(FieldError::new(field, format!("{v:?} {e}")));
-                    None
-                }
-            })
-        };
+        let mut duration =
+            |field: &str, value: &Option<String>| positive_duration(&mut errors, field, value);
         let settings = GatewaySettings {
             request_timeout: duration("request_timeout", &written.request_timeout),
             body_timeout: duration("body_timeout", &written.body_timeout),
@@ -112,6 +88,132 @@ impl GatewaySettings {
         } else {
             Err(errors)
         }
+    }
+}
+
+/// Reads settings written as YAML (empty: all left out), JSON or TOML.
+fn written<T: DeserializeOwned + Default>(
+    what: &str,
+    format: ConfigFormat,
+    content: &str,
+) -> Result<T, Vec<FieldError>> {
+    let whole = |e: String| vec![FieldError::new("content", e)];
+    match format {
+        ConfigFormat::Yaml if content.trim().is_empty() => Ok(T::default()),
+        ConfigFormat::Yaml => serde_yaml_ng::from_str(content).map_err(|e| whole(e.to_string())),
+        ConfigFormat::Json => serde_json::from_str(content).map_err(|e| whole(e.to_string())),
+        ConfigFormat::Toml => toml::from_str(content).map_err(|e| whole(e.to_string())),
+        other => Err(whole(format!(
+            "{what} settings are yaml, json or toml, not {}",
+            other.as_str()
+        ))),
+    }
+}
+
+/// A duration longer than zero, or the error of `field` noted.
+fn positive_duration(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    value: &Option<String>,
+) -> Option<Duration> {
+    value.as_deref().and_then(|v| match parse_duration(v) {
+        Ok(d) if !d.is_zero() => Some(d),
+        Ok(_) => {
+            errors.push(FieldError::new(field, "must be longer than 0"));
+            None
+        }
+        Err(e) => {
+            errors.push(FieldError::new(field, format!("{v:?} {e}")));
+            None
+        }
+    })
+}
+
+/// A built-in runtime's settings from its service's `configRef`:
+///
+/// ```yaml
+/// sampling: {temperature: 0.7, top_p: 0.9, top_k: 40, max_tokens: 128}
+/// batching: {max_batch: 32, max_batch_wait: 5ms, queue_capacity: 64}
+/// ```
+///
+/// Sampling values are defaults: a request's own values win.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSettings {
+    /// Defaults of the OpenAI sampling fields a request leaves out.
+    #[serde(default)]
+    pub sampling: SamplingDefaults,
+    /// Overrides of the runtime's batching flags.
+    #[serde(default)]
+    pub batching: BatchingSettings,
+}
+
+/// Defaults of the sampling fields a request leaves out.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingDefaults {
+    /// 0 to 2.
+    pub temperature: Option<f32>,
+    /// In (0, 1].
+    pub top_p: Option<f32>,
+    /// 0: off.
+    pub top_k: Option<u32>,
+    /// At least 1.
+    pub max_tokens: Option<u32>,
+}
+
+/// Overrides of the runtime's batching flags.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchingSettings {
+    /// Largest embeddings batch, 1 to 1024 (`--max-batch`).
+    pub max_batch: Option<usize>,
+    /// Longest an embeddings request waits for others (`--max-batch-wait-ms`), e.g. `5ms`.
+    pub max_batch_wait: Option<String>,
+    /// Generation requests that may wait beyond those being decoded (`--queue-capacity`).
+    pub queue_capacity: Option<usize>,
+}
+
+impl RuntimeSettings {
+    /// Parses and checks the content; every wrong field is named.
+    pub fn parse(format: ConfigFormat, content: &str) -> Result<RuntimeSettings, Vec<FieldError>> {
+        let settings: RuntimeSettings = written("runtime", format, content)?;
+        let mut errors = Vec::new();
+        let sampling = &settings.sampling;
+        if sampling
+            .temperature
+            .is_some_and(|t| !(0.0..=2.0).contains(&t))
+        {
+            errors.push(FieldError::new("sampling.temperature", "must be 0 to 2"));
+        }
+        if sampling.top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
+            errors.push(FieldError::new("sampling.top_p", "must be in (0, 1]"));
+        }
+        if sampling.max_tokens == Some(0) {
+            errors.push(FieldError::new("sampling.max_tokens", "must be at least 1"));
+        }
+        if settings
+            .batching
+            .max_batch
+            .is_some_and(|b| !(1..=1024).contains(&b))
+        {
+            errors.push(FieldError::new("batching.max_batch", "must be 1 to 1024"));
+        }
+        positive_duration(
+            &mut errors,
+            "batching.max_batch_wait",
+            &settings.batching.max_batch_wait,
+        );
+        if errors.is_empty() {
+            Ok(settings)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// `batching.max_batch_wait`, once [`RuntimeSettings::parse`] accepted it.
+    pub fn max_batch_wait(&self) -> Option<Duration> {
+        positive_duration(&mut Vec::new(), "", &self.batching.max_batch_wait)
     }
 }
 
@@ -156,5 +258,51 @@ mod tests {
         let e = GatewaySettings::parse(ConfigFormat::Json, "{\"retry\": 1}").unwrap_err();
         assert!(e[0].message.contains("unknown field"), "{e:?}");
         assert!(GatewaySettings::parse(ConfigFormat::Text, "x").is_err());
+    }
+}
+
+#[cfg(test)]
+mod runtime_tests {
+    use super::*;
+
+    #[test]
+    fn runtime_settings_parse_and_name_each_wrong_field() {
+        let s = RuntimeSettings::parse(
+            ConfigFormat::Yaml,
+            "sampling: {temperature: 0.2, max_tokens: 7}\nbatching: {max_batch: 8, max_batch_wait: 3ms}\n",
+        )
+        .unwrap();
+        assert_eq!(s.sampling.temperature, Some(0.2));
+        assert_eq!(s.sampling.max_tokens, Some(7));
+        assert_eq!(s.sampling.top_p, None);
+        assert_eq!(s.batching.max_batch, Some(8));
+        assert_eq!(s.max_batch_wait(), Some(Duration::from_millis(3)));
+        assert_eq!(
+            RuntimeSettings::parse(ConfigFormat::Json, r#"{"sampling": {"top_p": 0.5}}"#)
+                .unwrap()
+                .sampling
+                .top_p,
+            Some(0.5)
+        );
+        let wrong = RuntimeSettings::parse(
+            ConfigFormat::Yaml,
+            "sampling: {temperature: 3, top_p: 0, max_tokens: 0}\nbatching: {max_batch: 0, max_batch_wait: soon}\n",
+        )
+        .unwrap_err();
+        let paths: Vec<_> = wrong.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "sampling.temperature",
+                "sampling.top_p",
+                "sampling.max_tokens",
+                "batching.max_batch",
+                "batching.max_batch_wait"
+            ]
+        );
+        let unknown =
+            RuntimeSettings::parse(ConfigFormat::Yaml, "sampling: {temprature: 1}\n").unwrap_err();
+        assert!(unknown[0].message.contains("unknown field"), "{unknown:?}");
+        assert!(RuntimeSettings::parse(ConfigFormat::Text, "x").is_err());
     }
 }

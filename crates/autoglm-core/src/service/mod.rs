@@ -8,6 +8,7 @@
 
 mod balancing;
 mod cluster;
+mod config_ref;
 mod manifest;
 mod runtime;
 mod status;
@@ -22,6 +23,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 pub use balancing::{BalancingStrategy, LoadBalancing, PrefixHash};
 pub use cluster::{HpaMetrics, Ingress, Stateful};
+pub use config_ref::{
+    CONFIG_FILE_ENV, CONFIG_MD5_ANNOTATION, CONFIG_MD5_ENV, CONFIG_MOUNT_DIR, ConfigRef,
+};
 pub use manifest::{API_VERSION, KIND, ModelServiceManifest, ObjectMeta, check_type_meta};
 pub use runtime::{
     BUILTIN_READY_PATH, BuiltinRuntime, CommandRuntime, ImageRuntime, PLACEHOLDERS,
@@ -90,6 +94,10 @@ pub struct ModelServiceSpec {
     /// Extra environment variables of each replica.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+    /// A config center key every replica reads as a file (its path in
+    /// `AUTOGLM_CONFIG_FILE`); a change of it rolls the replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_ref: Option<ConfigRef>,
     /// Kubernetes only: a volume per replica, as a StatefulSet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stateful: Option<Stateful>,

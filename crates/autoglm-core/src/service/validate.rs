@@ -97,6 +97,9 @@ impl ModelServiceSpec {
         self.check_scaling(errors);
         self.check_resources(errors);
         self.check_env(errors);
+        if let Some(config_ref) = &self.config_ref {
+            config_ref.check(errors);
+        }
         self.check_cluster(errors);
         self.check_balancing(errors);
     }

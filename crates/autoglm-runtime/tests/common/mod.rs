@@ -24,6 +24,7 @@ pub fn options() -> EngineOptions {
 
 pub fn config(name: &str) -> RuntimeConfig {
     RuntimeConfig {
+        sampling: Default::default(),
         name: name.into(),
         max_batch: 32,
         max_batch_wait: Duration::from_millis(5),

@@ -21,6 +21,7 @@ fn valid() -> ModelServiceSpec {
         autoscaling: None,
         resources: None,
         env: Vec::new(),
+        config_ref: None,
         stateful: None,
         ingress: None,
         load_balancing: None,
@@ -468,6 +469,42 @@ fn env_names() {
 }
 
 #[test]
+fn a_config_ref_names_an_environment_and_a_key_that_cannot_escape() {
+    let reference = |environment: Option<&str>, group: Option<&str>, key: &str| ModelServiceSpec {
+        config_ref: Some(ConfigRef {
+            environment: environment.map(str::to_owned),
+            group: group.map(str::to_owned),
+            key: key.to_owned(),
+        }),
+        ..valid()
+    };
+    assert!(reference(None, None, "runtime.yaml").validate().is_ok());
+    assert!(
+        reference(Some("prod"), Some("models"), "chat.yaml")
+            .validate()
+            .is_ok()
+    );
+    only(
+        reference(None, None, "../secrets"),
+        "spec.configRef.key",
+        "key \"../secrets\" contains '/'; use letters, digits and '.', '_', ':', '-'",
+    );
+    only(
+        reference(None, Some("a/b"), "k"),
+        "spec.configRef.group",
+        "group \"a/b\" contains '/'; use letters, digits and '.', '_', ':', '-'",
+    );
+    only(
+        reference(None, None, "a..b"),
+        "spec.configRef.key",
+        "key \"a..b\" must not contain '..' or be '.'",
+    );
+    let wrong = reference(Some("Prod!"), None, "k").validate().unwrap_err();
+    assert_eq!(wrong.len(), 1);
+    assert_eq!(wrong[0].path, "spec.configRef.environment");
+}
+
+#[test]
 fn every_problem_is_reported() {
     let spec = ModelServiceSpec {
         model: String::new(),
@@ -477,6 +514,7 @@ fn every_problem_is_reported() {
         autoscaling: Some(autoscaling()),
         resources: resources(Some("x"), None),
         env: env(&[("AUTOGLM_X", "")]),
+        config_ref: None,
         stateful: None,
         ingress: None,
         load_balancing: None,
