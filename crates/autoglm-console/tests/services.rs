@@ -546,6 +546,70 @@ async fn the_registry_keeps_what_a_service_serves() {
 }
 
 #[tokio::test]
+async fn a_built_in_runtime_reads_its_config_key_as_settings_and_nothing_breaks_it() {
+    let c = console();
+    let app = &c.app;
+    model_with_versions(app, &c.admin, "smollm2", 2).await;
+    let key = "/api/v1/config/environments/dev/keys/DEFAULT_GROUP/chat.yaml";
+    put(
+        app,
+        key,
+        &c.admin,
+        json!({"content": "sampling: {temprature: 0.2}\n"}),
+    )
+    .await
+    .expect(201);
+    let mut spec = canary("smollm2");
+    spec["configRef"] = json!({"key": "chat.yaml"});
+
+    // Not runtime settings (a misspelt field): the service is refused, named.
+    let resp = post(app, SERVICES, &c.admin, manifest("chat", spec.clone())).await;
+    assert_problem(&resp, 422, "invalid_body");
+    let errors = field_errors(&resp);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with(
+            "spec.configRef: config key dev/DEFAULT_GROUP/chat.yaml is not runtime settings"
+        ) && errors[0].contains("unknown field `temprature`"),
+        "{errors:?}"
+    );
+    get(app, &service_uri("chat"), &c.admin).await.expect(404);
+
+    // Fixed, the service is made; a command runtime may read anything.
+    put(
+        app,
+        key,
+        &c.admin,
+        json!({"content": "sampling: {temperature: 0.2}\n"}),
+    )
+    .await
+    .expect(200);
+    post(app, SERVICES, &c.admin, manifest("chat", spec))
+        .await
+        .expect(202);
+
+    // Now content the runtime could not take is refused at publish, and
+    // the key keeps the version the replicas read.
+    let resp = put(
+        app,
+        key,
+        &c.admin,
+        json!({"content": "sampling: {temperature: 7}\n"}),
+    )
+    .await;
+    assert_problem(&resp, 422, "invalid_body");
+    assert_eq!(
+        field_errors(&resp),
+        [
+            "content.sampling.temperature: must be 0 to 2 (service \"chat\" reads this key as its built-in runtime's settings)"
+        ]
+    );
+    let now = get_json(app, key, &c.admin).await;
+    assert_eq!(now["version"], 2, "{now}");
+    assert_eq!(now["content"], "sampling: {temperature: 0.2}\n");
+}
+
+#[tokio::test]
 async fn a_retried_create_replays_and_creates_once() {
     let c = console();
     let app = &c.app;

@@ -397,6 +397,9 @@ fn insert_version(
 ) -> Result<ConfigVersion> {
     // No content: a tombstone.
     let deleted = content.is_none();
+    if let Some(content) = content {
+        crate::config_refs::check_readers(tx, at, format, content)?;
+    }
     let content = content.unwrap_or_default();
     let version = previous.map_or(1, |v| v.version + 1);
     let md5 = if deleted {

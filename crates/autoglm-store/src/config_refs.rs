@@ -1,10 +1,13 @@
 //! Services and the config keys they reference (`spec.configRef`): the
-//! version a service's replicas should read, and the services a commit of a
-//! key must roll.
+//! version a service's replicas should read, the services a commit of a
+//! key must roll, and the check that a built-in runtime can read the key
+//! (its runtime settings), made on both sides: when a service comes to
+//! reference a key, and when a referenced key gets new content.
 
-use autoglm_core::config::ConfigVersion;
+use autoglm_core::config::settings::RuntimeSettings;
+use autoglm_core::config::{ConfigFormat, ConfigVersion};
 use autoglm_core::error::FieldError;
-use autoglm_core::service::ConfigRef;
+use autoglm_core::service::{ConfigRef, ModelServiceSpec, RuntimeSpec};
 use r2d2_sqlite::rusqlite::Connection;
 
 use crate::config::{self, KeyPath};
@@ -25,8 +28,12 @@ pub fn referenced(conn: &Connection, tenant: &str, r: &ConfigRef) -> Result<Opti
 }
 
 /// Refuses a `configRef` whose environment or key does not exist (422,
-/// naming the field), as a service's model must exist before it is served.
-pub fn check_reference(conn: &Connection, tenant: &str, r: &ConfigRef) -> Result<()> {
+/// naming the field), as a service's model must exist before it is served,
+/// and one whose content a built-in runtime cannot take as its settings.
+pub fn check_reference(conn: &Connection, tenant: &str, spec: &ModelServiceSpec) -> Result<()> {
+    let Some(r) = &spec.config_ref else {
+        return Ok(());
+    };
     let at = path(tenant, r);
     let refused =
         |message: String| StoreError::Invalid(vec![FieldError::new("spec.configRef", message)]);
@@ -40,12 +47,66 @@ pub fn check_reference(conn: &Connection, tenant: &str, r: &ConfigRef) -> Result
         }
         Err(e) => return Err(e),
     }
-    if referenced(conn, tenant, r)?.is_none() {
+    let Some(live) = referenced(conn, tenant, r)? else {
         return Err(refused(format!(
             "config key {at} does not exist (or was deleted); publish it first"
         )));
+    };
+    if matches!(spec.runtime, RuntimeSpec::Builtin(_))
+        && let Err(wrong) = RuntimeSettings::parse(live.format, &live.content)
+    {
+        return Err(StoreError::Invalid(
+            wrong
+                .into_iter()
+                .map(|e| {
+                    FieldError::new(
+                        "spec.configRef",
+                        format!(
+                            "config key {at} is not runtime settings for the built-in runtime: {}: {}",
+                            e.path, e.message
+                        ),
+                    )
+                })
+                .collect(),
+        ));
     }
     Ok(())
+}
+
+/// Refuses new content of a key that a service on the built-in runtime
+/// reads, when that runtime could not take it as its settings: the replicas
+/// it would roll to would not start.
+pub fn check_readers(
+    conn: &Connection,
+    at: KeyPath<'_>,
+    format: ConfigFormat,
+    content: &str,
+) -> Result<()> {
+    let readers = referring(conn, at.tenant, at.environment, at.group, at.key)?;
+    let Some((name, _)) = readers
+        .iter()
+        .find(|(_, spec)| matches!(spec.runtime, RuntimeSpec::Builtin(_)))
+    else {
+        return Ok(());
+    };
+    RuntimeSettings::parse(format, content)
+        .map(drop)
+        .map_err(|wrong| {
+            StoreError::Invalid(
+                wrong
+                    .into_iter()
+                    .map(|e| {
+                        FieldError::new(
+                            format!("content.{}", e.path),
+                            format!(
+                                "{} (service {name:?} reads this key as its built-in runtime's settings)",
+                                e.message
+                            ),
+                        )
+                    })
+                    .collect(),
+            )
+        })
 }
 
 /// The tenant's services whose `configRef` is `environment`/`group`/`key`.
@@ -56,8 +117,22 @@ pub fn referrers(
     group: &str,
     key: &str,
 ) -> Result<Vec<String>> {
+    Ok(referring(conn, tenant, environment, group, key)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect())
+}
+
+/// The tenant's services whose `configRef` is `environment`/`group`/`key`, with their specs.
+fn referring(
+    conn: &Connection,
+    tenant: &str,
+    environment: &str,
+    group: &str,
+    key: &str,
+) -> Result<Vec<(String, ModelServiceSpec)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT name, json_extract(spec, '$.configRef') FROM services \
+        "SELECT name, spec FROM services \
          WHERE tenant = ?1 AND json_extract(spec, '$.configRef.key') = ?2 ORDER BY name",
     )?;
     let rows = stmt
@@ -65,14 +140,18 @@ pub fn referrers(
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
         })?
         .collect::<r2d2_sqlite::rusqlite::Result<Vec<_>>>()?;
-    let mut names = Vec::new();
-    for (name, reference) in rows {
-        let reference: ConfigRef = parse_json(&reference)?;
-        if reference.refers_to(environment, group, key) {
-            names.push(name);
+    let mut found = Vec::new();
+    for (name, spec) in rows {
+        let spec: ModelServiceSpec = parse_json(&spec)?;
+        if spec
+            .config_ref
+            .as_ref()
+            .is_some_and(|r| r.refers_to(environment, group, key))
+        {
+            found.push((name, spec));
         }
     }
-    Ok(names)
+    Ok(found)
 }
 
 /// Every service, of every tenant, that references a config key.

@@ -117,9 +117,7 @@ fn check_references(conn: &Connection, tenant: &str, spec: &ModelServiceSpec) ->
             format!("model {model:?} does not exist in the registry; register it first"),
         )]));
     }
-    if let Some(reference) = &spec.config_ref {
-        crate::config_refs::check_reference(conn, tenant, reference)?;
-    }
+    crate::config_refs::check_reference(conn, tenant, spec)?;
     let mut stmt = conn.prepare_cached(
         "SELECT version, stage FROM model_versions WHERE tenant = ?1 AND model = ?2 ORDER BY version",
     )?;

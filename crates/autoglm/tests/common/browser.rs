@@ -86,6 +86,17 @@ pub fn screenshots() -> PathBuf {
 
 /// The text of the element `css` names, waiting for it to appear (a click
 /// may return before the page it leads to has loaded).
+/// The `href` of the first element `css` finds, which must be there.
+pub async fn href(client: &Client, css: &str) -> Option<String> {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+}
+
 pub async fn text(client: &Client, css: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -8,7 +8,7 @@ use fantoccini::Locator;
 use serde_json::json;
 
 use crate::browser::{
-    arrive, browser, click, driver, log_in, replace_text, shoot, text, type_into, wait_text,
+    arrive, browser, click, driver, href, log_in, replace_text, shoot, text, type_into, wait_text,
 };
 use crate::common::Up;
 
@@ -33,6 +33,17 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
             .await;
         assert_eq!(created, reqwest::StatusCode::CREATED, "{answer}");
     }
+    // The runtime settings the service will read from the config center.
+    let (published, answer) = up
+        .console
+        .call(
+            &http,
+            reqwest::Method::PUT,
+            "/api/v1/config/environments/dev/keys/DEFAULT_GROUP/iris.yaml",
+            Some(json!({"content": "batching: {max_batch: 8}\n"})),
+        )
+        .await;
+    assert_eq!(published, reqwest::StatusCode::CREATED, "{answer}");
     let iris = autoglm_testmodels::file(autoglm_testmodels::IRIS, "onnx");
     let driver = driver();
     let profile = tempfile::tempdir().unwrap();
@@ -116,11 +127,13 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
     replace_text(&client, "weight_0", "100").await;
     click(&client, Locator::Css("#balancing option[value=prefixHash]")).await;
     type_into(&client, Locator::Id("mean_load_factor"), "150").await;
+    type_into(&client, Locator::Id("config_key"), "iris.yaml").await;
     let yaml = wait_text(&client, "#yaml", Duration::from_secs(10), |t| {
         t.contains("model: iris")
             && t.contains("version: '2'")
             && t.contains("strategy: prefixHash")
             && t.contains("meanLoadFactor: 150")
+            && t.contains("key: iris.yaml")
     })
     .await;
     assert!(yaml.contains("kind: ModelService"), "{yaml}");
@@ -156,6 +169,16 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
         t == "2 of 2 ready"
     })
     .await;
+    // It names the config key its replicas read, at its live version.
+    let config = text(&client, "#config-ref").await;
+    assert!(
+        config.contains("dev/DEFAULT_GROUP/iris.yaml") && config.contains("now version 1"),
+        "{config}"
+    );
+    assert_eq!(
+        href(&client, "#config-ref a").await.as_deref(),
+        Some("/ui/config/dev/keys/DEFAULT_GROUP/iris.yaml")
+    );
     wait_text(&client, "#service-tasks", Duration::from_secs(30), |t| {
         t.contains("deploy") && t.contains("succeeded") && t.contains("100%")
     })
@@ -190,15 +213,8 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
     assert!(refused.contains("sum to 110"), "{refused}");
     // The page links to the service's dashboards in the configured Grafana,
     // refused form or not.
-    let dashboards = client
-        .find(Locator::Css("#dashboards a"))
-        .await
-        .unwrap()
-        .attr("href")
-        .await
-        .unwrap();
     assert_eq!(
-        dashboards.as_deref(),
+        href(&client, "#dashboards a").await.as_deref(),
         Some("https://grafana.example.com/d/autoglm-service?var-tenant=default&var-service=iris")
     );
     let typed = client.find(Locator::Id("weight-1")).await.unwrap();

@@ -54,6 +54,9 @@ pub struct ServiceForm {
     balancing: String,
     prefix_char_length: String,
     mean_load_factor: String,
+    config_environment: String,
+    config_group: String,
+    config_key: String,
 }
 
 impl ServiceForm {
@@ -158,6 +161,19 @@ impl ServiceForm {
             }
             spec.insert("loadBalancing".into(), Value::Object(balancing));
         }
+        if !self.config_key.trim().is_empty() {
+            let mut reference = Map::new();
+            for (field, raw) in [
+                ("environment", &self.config_environment),
+                ("group", &self.config_group),
+                ("key", &self.config_key),
+            ] {
+                if !raw.trim().is_empty() {
+                    reference.insert(field.into(), json!(raw.trim()));
+                }
+            }
+            spec.insert("configRef".into(), Value::Object(reference));
+        }
         let manifest = json!({
             "apiVersion": API_VERSION,
             "kind": KIND,
@@ -174,7 +190,7 @@ impl ServiceForm {
 }
 
 /// Every field the form shows a refusal beside, and the API paths it covers.
-const FIELDS: [(&str, &[&str]); 9] = [
+const FIELDS: [(&str, &[&str]); 10] = [
     ("name", &["name", "metadata.name"]),
     ("model", &["spec.model"]),
     ("versions", &["spec.versions"]),
@@ -184,6 +200,7 @@ const FIELDS: [(&str, &[&str]); 9] = [
     ("resources", &["spec.resources"]),
     ("balancing", &["spec.loadBalancing"]),
     ("env", &["spec.env"]),
+    ("config", &["spec.configRef"]),
 ];
 
 fn render(
@@ -282,6 +299,24 @@ fn render(
                         input.short id="mean_load_factor" name="mean_load_factor" value=(form.mean_load_factor) inputmode="numeric" placeholder="125";
                     }
                     (err("balancing"))
+                }
+                fieldset {
+                    legend { "Configuration" }
+                    p.muted {
+                        "A key of the " a href="/ui/config" { "config center" }
+                        " each replica reads as the file " code { "$AUTOGLM_CONFIG_FILE" }
+                        "; every publish of it rolls the replicas. For the built-in runtime it sets "
+                        code { "sampling" } " defaults and " code { "batching" } "."
+                    }
+                    div.row {
+                        label for="config_environment" { "Environment" }
+                        input.short id="config_environment" name="config_environment" value=(form.config_environment) placeholder="dev";
+                        label for="config_group" { "Group" }
+                        input.short id="config_group" name="config_group" value=(form.config_group) placeholder="DEFAULT_GROUP";
+                        label for="config_key" { "Key" }
+                        input id="config_key" name="config_key" value=(form.config_key) placeholder="chat.yaml";
+                    }
+                    (err("config"))
                 }
                 button type="submit" id="deploy" { "Deploy" }
             }
@@ -419,7 +454,30 @@ mod tests {
         assert_eq!(manifest["spec"]["replicas"], 2);
         assert!(manifest["spec"].get("autoscaling").is_none());
         assert!(manifest["spec"].get("resources").is_none());
+        assert!(manifest["spec"].get("configRef").is_none());
         assert!(form.yaml().contains("kind: ModelService"));
+    }
+
+    #[test]
+    fn a_config_key_becomes_a_config_ref_with_only_the_parts_filled_in() {
+        let form = ServiceForm {
+            name: "chat".into(),
+            model: "smollm".into(),
+            version_0: "1".into(),
+            config_key: " chat.yaml ".into(),
+            config_environment: "prod".into(),
+            ..ServiceForm::default()
+        };
+        assert_eq!(
+            form.manifest().0["spec"]["configRef"],
+            json!({"environment": "prod", "key": "chat.yaml"})
+        );
+        // An environment without a key references nothing.
+        let no_key = ServiceForm {
+            config_key: String::new(),
+            ..form
+        };
+        assert!(no_key.manifest().0["spec"].get("configRef").is_none());
     }
 
     #[test]

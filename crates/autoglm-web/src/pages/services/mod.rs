@@ -89,6 +89,10 @@ pub(crate) async fn render(
     let rollout = rollout::read(api, credential, name).await;
     let alerts = super::alerts::of_service(api, session, credential, name).await;
     let spec = &manifest.spec;
+    let config_key = match &spec.config_ref {
+        Some(r) => Some(config_key(api, credential, r).await),
+        None => None,
+    };
     let state = manifest.status.clone().unwrap_or_default();
     let notice = |part: &str| notices.get(part).cloned().unwrap_or_default();
     let body = html! {
@@ -97,6 +101,13 @@ pub(crate) async fn render(
             " · generation " (manifest.metadata.generation.unwrap_or(0))
             @if let Some(url) = &state.url { " · called at " code { (url) } }
             " · replicas chosen by " (balancing(&spec.load_balancing.clone().unwrap_or_default()))
+        }
+        @if let Some((link, label, now)) = &config_key {
+            p.muted id="config-ref" {
+                "Replicas read config key " a href=(link) { code { (label) } }
+                " as " code { "$AUTOGLM_CONFIG_FILE" } " · " (now)
+                " · each publish rolls them"
+            }
         }
         @if let Some(rollout) = &rollout {
             section id="live-rollout" data-live {
@@ -218,6 +229,43 @@ pub(crate) async fn render(
         }
     };
     (status, layout::page(session, "/ui", name, body)).into_response()
+}
+
+/// A `configRef`'s page, its name, and its live version in words.
+async fn config_key(
+    api: &Api,
+    credential: &str,
+    r: &autoglm_core::service::ConfigRef,
+) -> (String, String, String) {
+    let path = format!(
+        "{}/keys/{}/{}",
+        segment(r.environment()),
+        segment(r.group()),
+        segment(&r.key)
+    );
+    let (status, key) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/config/environments/{path}"),
+            credential,
+            None,
+        )
+        .await;
+    let now = match (status.is_success(), key["version"].as_u64()) {
+        (true, Some(version)) => format!(
+            "now version {version} (md5 {})",
+            key["md5"].as_str().unwrap_or_default()
+        ),
+        _ if status == StatusCode::NOT_FOUND => {
+            "the key is gone: replicas keep what they read".to_owned()
+        }
+        _ => "its version cannot be read here".to_owned(),
+    };
+    (
+        format!("/ui/config/{path}"),
+        format!("{}/{}/{}", r.environment(), r.group(), r.key),
+        now,
+    )
 }
 
 /// The Grafana dashboard `uid` (one of `deploy/grafana`'s), its variables
