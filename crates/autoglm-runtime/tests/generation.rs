@@ -346,6 +346,31 @@ async fn a_hot_swap_drops_no_request() {
             })
         })
         .collect();
+    // One stream held open across the swap: its first event is read before
+    // the swap starts, the rest only after the swap is done, so it is in
+    // flight on version 1 the whole time (its forwarding task, which holds
+    // the version, cannot finish before the client reads: its channel is
+    // bounded below the 60 tokens asked for).
+    let held = app
+        .clone()
+        .oneshot(
+            Request::post("/v1/chat/completions")
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    serde_json::to_vec(&chat(
+                        "Write a long story about a dragon.",
+                        json!({"max_tokens": 60, "stream": true, "stream_options": {"include_usage": true}}),
+                    ))
+                    .unwrap(),
+                ))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(held.status(), 200);
+    let mut held = held.into_body();
+    let before_swap = held.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert!(before_swap.starts_with(b"data: "), "{before_swap:?}");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let swap = send(
         &app,
@@ -365,6 +390,13 @@ async fn a_hot_swap_drops_no_request() {
         .unwrap();
     let swapped = app.clone().oneshot(request).await.unwrap();
     assert_eq!(swapped.status(), 200);
+    assert_eq!(runtime.current().unwrap().version, "2");
+    let after_swap = held.collect().await.unwrap().to_bytes();
+    let whole = [before_swap.as_ref(), after_swap.as_ref()].concat();
+    let (_, finish, done, usage) = read_stream(&whole);
+    assert!(done, "the held stream ended with [DONE]");
+    assert_eq!(finish.as_deref(), Some("length"));
+    assert_eq!(usage.unwrap()["completion_tokens"], 60);
     for client in clients {
         let (status, stream, body) = client.await.unwrap();
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));

@@ -5,9 +5,9 @@
 use autoglm_core::config::{
     ChangeAction, ChangeRequest, ConfigFormat, ConfigVersion, CreateEnvironment,
     DEFAULT_ENVIRONMENT, DEFAULT_ENVIRONMENTS, Environment, PlannedChange, Snapshot, SnapshotItem,
-    md5_hex,
+    config_map_name, data_key, md5_hex,
 };
-use autoglm_core::error::ErrorCode;
+use autoglm_core::error::{ErrorCode, FieldError};
 use chrono::Utc;
 use r2d2_sqlite::rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
@@ -386,6 +386,37 @@ fn check_expect(at: KeyPath<'_>, now: Option<&ConfigVersion>, expect: &Expect) -
     Ok(())
 }
 
+/// Refuses a new key whose ConfigMap data key (`GROUP.KEY`, `:` as `_`)
+/// another live key of the environment already has: on Kubernetes one
+/// would hide the other in `autoglm-config-ENV`.
+fn check_data_key_free(tx: &Transaction<'_>, at: KeyPath<'_>) -> Result<()> {
+    let wanted = data_key(at.group, at.key);
+    let mut stmt = tx.prepare_cached(
+        "SELECT k.grp, k.key FROM config_keys k JOIN config_versions v ON v.revision = k.revision \
+         WHERE k.tenant = ?1 AND k.environment = ?2 AND v.deleted = 0 \
+         AND replace(k.grp || '.' || k.key, ':', '_') = ?3",
+    )?;
+    let holders = stmt
+        .query_map(params![at.tenant, at.environment, wanted], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<r2d2_sqlite::rusqlite::Result<Vec<_>>>()?;
+    match holders
+        .iter()
+        .find(|(group, key)| (group.as_str(), key.as_str()) != (at.group, at.key))
+    {
+        None => Ok(()),
+        Some((group, key)) => Err(StoreError::Invalid(vec![FieldError::new(
+            "key",
+            format!(
+                "{at} and the existing key {}/{group}/{key} would both be {wanted:?} in ConfigMap {}; rename one",
+                at.environment,
+                config_map_name(at.environment)
+            ),
+        )])),
+    }
+}
+
 fn insert_version(
     tx: &Transaction<'_>,
     at: KeyPath<'_>,
@@ -399,6 +430,9 @@ fn insert_version(
     let deleted = content.is_none();
     if let Some(content) = content {
         crate::config_refs::check_readers(tx, at, format, content)?;
+        if previous.is_none_or(|p| p.deleted) {
+            check_data_key_free(tx, at)?;
+        }
     }
     let content = content.unwrap_or_default();
     let version = previous.map_or(1, |v| v.version + 1);

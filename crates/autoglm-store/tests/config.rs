@@ -265,6 +265,50 @@ fn a_delete_is_a_version_and_keeps_the_history() {
 }
 
 #[test]
+fn keys_that_would_share_a_configmap_data_key_are_refused() {
+    let (_dir, store) = store();
+    let at = |group, key| KeyPath { group, key, ..AT };
+    publish(&store, at("g", "a:b"), "{}", Expect::default()).unwrap();
+    // `g.a_b` is `g.a:b`'s data key too.
+    let refused = publish(&store, at("g", "a_b"), "{}", Expect::default()).unwrap_err();
+    let StoreError::Invalid(errors) = refused else {
+        panic!("not a field refusal: {refused:?}")
+    };
+    assert_eq!(errors[0].path, "key");
+    assert_eq!(
+        errors[0].message,
+        "dev/g/a_b and the existing key dev/g/a:b would both be \"g.a_b\" in ConfigMap autoglm-config-dev; rename one"
+    );
+    assert!(
+        store
+            .read(|c| config::current(c, at("g", "a_b")))
+            .unwrap()
+            .is_none()
+    );
+    // Across groups: group `g.a` with key `b` is `g.a.b`, as group `g` with key `a.b`.
+    publish(&store, at("g", "a.b"), "{}", Expect::default()).unwrap();
+    assert!(publish(&store, at("g.a", "b"), "{}", Expect::default()).is_err());
+    // A new version of the same key is no collision, in another environment neither,
+    // and a deleted key frees its data key.
+    publish(&store, at("g", "a:b"), "[]", Expect::default()).unwrap();
+    publish(
+        &store,
+        KeyPath {
+            environment: "test",
+            ..at("g", "a_b")
+        },
+        "{}",
+        Expect::default(),
+    )
+    .unwrap();
+    write(&store, |tx| {
+        config::delete(tx, at("g", "a:b"), &Expect::default(), "ann", "")
+    })
+    .unwrap();
+    publish(&store, at("g", "a_b"), "{}", Expect::default()).unwrap();
+}
+
+#[test]
 fn an_unknown_environment_is_refused_naming_the_known_ones() {
     let (_dir, store) = store();
     let e = publish(

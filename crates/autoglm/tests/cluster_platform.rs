@@ -237,14 +237,15 @@ async fn the_console_runs_services_on_kubernetes_and_the_gateway_splits_by_endpo
     assert_eq!(task["state"], "succeeded", "{task}");
     assert_eq!(task["result"]["status"]["readyReplicas"], 6, "{task}");
 
-    // A configRef: the pods mount the environment's ConfigMap, and each
+    // A configRef (runtime settings, as the service runs the built-in
+    // runtime): the pods mount the environment's ConfigMap, and each
     // publish of the key rolls them through the md5 on their template.
     let referenced = "/api/v1/config/environments/staging/keys/DEFAULT_GROUP/echo.yaml";
     let (s, first) = env
         .call(
             reqwest::Method::PUT,
             referenced,
-            Some(json!({"content": "v: 1\n"})),
+            Some(json!({"content": "sampling: {max_tokens: 16}\n"})),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{first}");
@@ -280,7 +281,7 @@ async fn the_console_runs_services_on_kubernetes_and_the_gateway_splits_by_endpo
         .call(
             reqwest::Method::PUT,
             referenced,
-            Some(json!({"content": "v: 2\n"})),
+            Some(json!({"content": "sampling: {max_tokens: 32}\n"})),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{second}");

@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 use crate::env::Env;
 
-/// Sends `n` chats, `concurrency` at a time; returns how many each version answered.
+/// Sends `n` chats, `concurrency` at a time; returns how many each version
+/// answered, by the replica's own report of its version (the upstream's
+/// `x-upstream-version`), which the gateway's `x-autoglm-version` must match.
 async fn versions_of(
     env: &Env,
     key: &str,
@@ -25,10 +27,16 @@ async fn versions_of(
             async move {
                 let resp = req.send().await.unwrap();
                 assert_eq!(resp.status(), StatusCode::OK);
-                resp.headers()["x-autoglm-version"]
+                let replica = resp.headers()["x-upstream-version"]
                     .to_str()
                     .unwrap()
-                    .to_owned()
+                    .to_owned();
+                assert_eq!(
+                    resp.headers()["x-autoglm-version"],
+                    replica,
+                    "the gateway names another version than the replica that answered"
+                );
+                replica
             }
         })
         .buffer_unordered(concurrency)

@@ -315,7 +315,15 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
     for _ in 0..400 {
         let answer = infer().await.unwrap();
         assert_eq!(answer.status(), reqwest::StatusCode::OK);
-        if answer.headers()["x-autoglm-version"] == "1" {
+        // Counted by the runtime's own report of the version it served.
+        let claimed = answer.headers()["x-autoglm-version"].clone();
+        let served: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(
+            served["model_version"],
+            claimed.to_str().unwrap(),
+            "{served}"
+        );
+        if served["model_version"] == "1" {
             first += 1;
         }
     }
