@@ -100,6 +100,12 @@ pub const PACKAGES: &[Package] = &[
         present: || on_path("prometheus-alertmanager"),
     },
     Package {
+        name: "strace",
+        why: "the durability test watches the console's WAL syncs with it",
+        need: Need::Test,
+        present: || on_path("strace"),
+    },
+    Package {
         name: "wrk",
         why: "the benchmarks' load generator",
         need: Need::Bench,

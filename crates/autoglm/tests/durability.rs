@@ -1,13 +1,18 @@
 //! A write acknowledged with 2xx survives `kill -9` at any moment, and the
-//! audit chain still verifies after the crash.
+//! audit chain still verifies after the crash. `kill -9` keeps the page
+//! cache, so that alone would pass without any fsync: a second test watches
+//! the console's syscalls with `strace` and checks that each acknowledged
+//! write synced the database's WAL between its request and its answer.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::Console;
 
@@ -102,5 +107,76 @@ async fn acknowledged_writes_survive_sigkill_during_a_burst() {
         records as usize > present.len(),
         "{records} records for {} models",
         present.len()
+    );
+}
+
+/// Seconds since the epoch, as `strace -ttt` prints them.
+fn epoch_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_write_synced_the_wal_before_its_answer() {
+    let home = tempfile::tempdir().unwrap();
+    let console = Console::start(&home.path().join("home"), &[]);
+    let log = home.path().join("syncs.strace");
+    // Attached to the running console (every thread), printing each sync
+    // with its time and the file behind its descriptor.
+    let mut strace = Command::new("strace")
+        .args(["-f", "-ttt", "-y", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&log)
+        .args(["-p", &console.child.id().to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("strace (in the install list) runs");
+    let mut said = BufReader::new(strace.stderr.take().unwrap()).lines();
+    let attached = said.next().and_then(Result::ok).unwrap_or_default();
+    assert!(attached.contains("attached"), "strace: {attached}");
+    std::thread::spawn(move || for _ in said {});
+
+    let client = console.client();
+    let mut windows = Vec::new();
+    for i in 0..30 {
+        let sent = epoch_now();
+        let answer = client
+            .post(console.api("/api/v1/models"))
+            .bearer_auth(&console.token)
+            .json(&serde_json::json!({"name": format!("synced-{i}")}))
+            .send()
+            .await
+            .unwrap();
+        let answered = epoch_now();
+        assert_eq!(answer.status(), 201);
+        windows.push((sent, answered));
+    }
+    // SIGINT: strace detaches and flushes its log; the console runs on.
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &strace.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    strace.wait().unwrap();
+
+    // `TID 1765000000.123456 fdatasync(7</.../autoglm.db-wal>) = 0`
+    let text = std::fs::read_to_string(&log).unwrap();
+    let wal_syncs: Vec<f64> = text
+        .lines()
+        .filter(|l| l.contains("-wal>)") && l.trim_end().ends_with("= 0"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect();
+    let unsynced: Vec<usize> = windows
+        .iter()
+        .enumerate()
+        .filter(|(_, (sent, answered))| !wal_syncs.iter().any(|t| (*sent..=*answered).contains(t)))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        unsynced.is_empty(),
+        "writes {unsynced:?} were answered without a WAL sync in between; the syncs seen:\n{text}"
     );
 }
