@@ -7,6 +7,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -40,6 +41,20 @@ async fn publish_via_api(console: &Console, env: &str, key: &str, content: &str)
     r.json().await.unwrap()
 }
 
+/// A Nacos client process in its own process group, with whatever it forks
+/// (the 2.0.x client long-polls from a multiprocessing child that outlives
+/// its parent): the whole group is killed on drop, panic or not.
+struct ClientGroup(std::process::Child);
+
+impl Drop for ClientGroup {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
 async fn the_nacos_2_client_reads_writes_and_watches_over_http() {
     let home = tempfile::tempdir().unwrap();
@@ -60,19 +75,21 @@ async fn the_nacos_2_client_reads_writes_and_watches_over_http() {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(home.path().join("client.log")).unwrap())
+        .process_group(0)
         .spawn()
+        .map(ClientGroup)
         .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut out = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let first = out.next().unwrap().unwrap_or_default();
     let log = || std::fs::read_to_string(home.path().join("client.log")).unwrap_or_default();
     assert_eq!(first, "watching", "the client failed: {}", log());
     // The watcher's long-poll is parked on app.json; a publish through the
     // console's own API must reach it.
     publish_via_api(&console, "dev", "app.json", "{\"a\": 2}").await;
-    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    child.0.stdin.take().unwrap().write_all(b"go\n").unwrap();
     let seen: Value = serde_json::from_str(&out.next().unwrap().unwrap())
         .unwrap_or_else(|e| panic!("{e}: {}", log()));
-    let _ = child.wait();
+    let _ = child.0.wait();
     assert_eq!(seen["absent"], Value::Null, "{seen}");
     assert_eq!(seen["published"], true, "{seen}");
     assert_eq!(seen["read"], "{\"a\": 1}", "{seen}");
@@ -181,16 +198,18 @@ async fn the_nacos_3_client_reads_writes_and_hears_pushes_over_grpc() {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(home.path().join("client.log")).unwrap())
+        .process_group(0)
         .spawn()
+        .map(ClientGroup)
         .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut out = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let log = || std::fs::read_to_string(home.path().join("client.log")).unwrap_or_default();
     let first = out.next().unwrap().unwrap_or_default();
     assert_eq!(first, "watching", "the client failed: {}", log());
     publish_via_api(&console, "dev", "app.yaml", "a: 2\n").await;
-    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    child.0.stdin.take().unwrap().write_all(b"go\n").unwrap();
     let line = out.next().unwrap().unwrap_or_default();
-    let _ = child.wait();
+    let _ = child.0.wait();
     let seen: Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?} {}", log()));
     assert_eq!(seen["absent"], "", "{seen}");
