@@ -157,16 +157,14 @@ impl Reconciler {
                 // A referenced key deleted under running replicas: they keep
                 // the content they have (as pods keep a deleted ConfigMap's
                 // files) until the key is published again.
-                let kept = found.config.is_none()
-                    && entry.found.config.is_some()
-                    && stored.manifest.spec.config_ref == entry.stored.manifest.spec.config_ref;
-                if kept {
-                    tracing::warn!(service = %name, "its configRef key is gone; replicas keep the content they have");
-                }
-                let config = if kept {
-                    entry.found.config.take()
-                } else {
-                    found.config
+                let same_ref =
+                    stored.manifest.spec.config_ref == entry.stored.manifest.spec.config_ref;
+                let config = match found.config {
+                    None if same_ref && entry.found.config.is_some() => {
+                        tracing::warn!(service = %name, "its configRef key is gone; replicas keep the content they have");
+                        entry.found.config.take()
+                    }
+                    config => config,
                 };
                 entry.stored = stored;
                 entry.found = Found { config, ..found };

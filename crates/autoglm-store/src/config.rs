@@ -391,20 +391,19 @@ fn check_expect(at: KeyPath<'_>, now: Option<&ConfigVersion>, expect: &Expect) -
 /// would hide the other in `autoglm-config-ENV`.
 fn check_data_key_free(tx: &Transaction<'_>, at: KeyPath<'_>) -> Result<()> {
     let wanted = data_key(at.group, at.key);
+    // Names only, compared through `data_key` itself: one definition of the mapping.
     let mut stmt = tx.prepare_cached(
         "SELECT k.grp, k.key FROM config_keys k JOIN config_versions v ON v.revision = k.revision \
-         WHERE k.tenant = ?1 AND k.environment = ?2 AND v.deleted = 0 \
-         AND replace(k.grp || '.' || k.key, ':', '_') = ?3",
+         WHERE k.tenant = ?1 AND k.environment = ?2 AND v.deleted = 0",
     )?;
     let holders = stmt
-        .query_map(params![at.tenant, at.environment, wanted], |r| {
+        .query_map(params![at.tenant, at.environment], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
         })?
         .collect::<r2d2_sqlite::rusqlite::Result<Vec<_>>>()?;
-    match holders
-        .iter()
-        .find(|(group, key)| (group.as_str(), key.as_str()) != (at.group, at.key))
-    {
+    match holders.iter().find(|(group, key)| {
+        (group.as_str(), key.as_str()) != (at.group, at.key) && data_key(group, key) == wanted
+    }) {
         None => Ok(()),
         Some((group, key)) => Err(StoreError::Invalid(vec![FieldError::new(
             "key",

@@ -52,25 +52,30 @@ pub fn check_reference(conn: &Connection, tenant: &str, spec: &ModelServiceSpec)
             "config key {at} does not exist (or was deleted); publish it first"
         )));
     };
-    if matches!(spec.runtime, RuntimeSpec::Builtin(_))
-        && let Err(wrong) = RuntimeSettings::parse(live.format, &live.content)
-    {
-        return Err(StoreError::Invalid(
-            wrong
-                .into_iter()
-                .map(|e| {
-                    FieldError::new(
-                        "spec.configRef",
-                        format!(
-                            "config key {at} is not runtime settings for the built-in runtime: {}: {}",
-                            e.path, e.message
-                        ),
-                    )
-                })
-                .collect(),
-        ));
+    if !matches!(spec.runtime, RuntimeSpec::Builtin(_)) {
+        return Ok(());
     }
-    Ok(())
+    runtime_settings(live.format, &live.content, |e| {
+        FieldError::new(
+            "spec.configRef",
+            format!(
+                "config key {at} is not runtime settings for the built-in runtime: {}: {}",
+                e.path, e.message
+            ),
+        )
+    })
+}
+
+/// Refuses content a built-in runtime could not take as its settings, each
+/// wrong field as `refusal` words it.
+fn runtime_settings(
+    format: ConfigFormat,
+    content: &str,
+    refusal: impl Fn(FieldError) -> FieldError,
+) -> Result<()> {
+    RuntimeSettings::parse(format, content)
+        .map(drop)
+        .map_err(|wrong| StoreError::Invalid(wrong.into_iter().map(refusal).collect()))
 }
 
 /// Refuses new content of a key that a service on the built-in runtime
@@ -89,24 +94,15 @@ pub fn check_readers(
     else {
         return Ok(());
     };
-    RuntimeSettings::parse(format, content)
-        .map(drop)
-        .map_err(|wrong| {
-            StoreError::Invalid(
-                wrong
-                    .into_iter()
-                    .map(|e| {
-                        FieldError::new(
-                            format!("content.{}", e.path),
-                            format!(
-                                "{} (service {name:?} reads this key as its built-in runtime's settings)",
-                                e.message
-                            ),
-                        )
-                    })
-                    .collect(),
-            )
-        })
+    runtime_settings(format, content, |e| {
+        FieldError::new(
+            format!("content.{}", e.path),
+            format!(
+                "{} (service {name:?} reads this key as its built-in runtime's settings)",
+                e.message
+            ),
+        )
+    })
 }
 
 /// The tenant's services whose `configRef` is `environment`/`group`/`key`.
