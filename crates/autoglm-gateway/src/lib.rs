@@ -6,10 +6,12 @@
 //! field or Open Inference Protocol path, to a service of the caller's
 //! tenant) → split (pinned version, sticky key, or weighted draw) → hold
 //! (while the version has no ready replica) → balance (least outstanding
-//! requests, ejecting replicas that fail) → forward (retrying only a refused
-//! connection, with a timeout to the response headers) → relay (streamed
-//! through, scanned for token usage) → account (usage, token buckets,
-//! metrics).
+//! requests, ejecting replicas that fail by their own doing, never for a
+//! request's length) → forward (sent again, to another replica, only while
+//! no byte of it was written, as when the connection is refused; a replica
+//! that took it and failed to answer gives a 502; with a timeout to the
+//! response headers) → relay (streamed through, scanned for token usage) →
+//! account (usage, token buckets, metrics).
 
 mod auth;
 mod balance;
@@ -28,7 +30,10 @@ mod split;
 mod upstream;
 mod usage;
 mod version;
-mod wire;
+/// Public for the fuzz targets and the bounded runs of them in the tests
+/// (docs/fuzzing.md): the HTTP/1 reader is the gateway's first contact
+/// with a client's bytes.
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,7 +77,7 @@ pub struct Config {
     pub hold_timeout: Duration,
     /// Most requests held per version; more are refused at once.
     pub max_waiting: u64,
-    /// How many other replicas to try after a refused connection.
+    /// How many other replicas to try while none of a request was sent (a refused connection).
     pub retries: u32,
     /// Keep each credential on one version of a split when no sticky header is sent.
     pub sticky_by_key: bool,

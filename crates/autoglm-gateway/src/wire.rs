@@ -15,6 +15,10 @@ use bytes::{Bytes, BytesMut};
 
 /// Most header fields in one head.
 const MAX_FIELDS: usize = 100;
+/// Fields the gateway adds to a request it passes on (Host, Traceparent,
+/// Content-Length): a request keeps room for them, so that what goes
+/// upstream is within the same limit (hyper's too) and is not refused there.
+const ADDED_FIELDS: usize = 3;
 /// Largest head, in bytes.
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Longest chunk-size line, extensions included.
@@ -24,7 +28,7 @@ const MAX_CHUNK_LINE: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     /// The head is larger than [`MAX_HEAD`] or has too many fields.
-    #[error("the head is larger than {MAX_HEAD} bytes or {MAX_FIELDS} fields")]
+    #[error("the head is larger than {MAX_HEAD} bytes or has too many fields (a request at most {}, a response {MAX_FIELDS})", MAX_FIELDS - ADDED_FIELDS)]
     HeadTooLarge,
     /// Not HTTP/1, or framing that cannot be trusted; in words.
     #[error("{0}")]
@@ -315,7 +319,7 @@ impl RequestHead {
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(e) => return Err(parse_failure(e)),
         };
-        if len > MAX_HEAD {
+        if len > MAX_HEAD || req.headers.len() > MAX_FIELDS - ADDED_FIELDS {
             return Err(WireError::HeadTooLarge);
         }
         let base = &buf[..];
@@ -369,10 +373,14 @@ impl RequestHead {
         }
     }
 
-    /// The path, without the query.
+    /// The path, without the query; `/` for an absolute-form target with
+    /// a query but no path (`http://host?x`).
     pub fn path(&self) -> &str {
         let target = self.target();
-        target.split_once('?').map_or(target, |(p, _)| p)
+        match target.split_once('?').map_or(target, |(p, _)| p) {
+            "" => "/",
+            path => path,
+        }
     }
 
     /// The first value of a `kind` field, when it is text.
@@ -412,7 +420,12 @@ impl RequestHead {
         out.reserve(self.head.bytes.len() + body.len() + 64);
         out.extend_from_slice(self.head.at(self.method));
         out.extend_from_slice(b" ");
-        out.extend_from_slice(self.target().as_bytes());
+        let target = self.target();
+        // The origin form of `http://host?x` is `/?x`, never a bare query.
+        if target.starts_with('?') {
+            out.extend_from_slice(b"/");
+        }
+        out.extend_from_slice(target.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
         out.extend_from_slice(authority.as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -468,6 +481,12 @@ impl ResponseHead {
             let (Some(status), Some(minor_version)) = (resp.code, resp.version) else {
                 return Err(WireError::Malformed("the status line is incomplete".into()));
             };
+            // httparse reads any three digits; a client must not be handed `000`.
+            if !(100..=599).contains(&status) {
+                return Err(WireError::Malformed(format!(
+                    "status {status} is not a status code (100 to 599)"
+                )));
+            }
             if (100..200).contains(&status) && status != 101 {
                 let _ = buf.split_to(len);
                 continue;
@@ -652,8 +671,11 @@ impl Chunked {
 }
 
 /// One line (without its CRLF) off the front of `buf`, when it is complete.
+/// The length limit holds however the line arrived: whole in one read or
+/// in pieces, which a client chooses.
 fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, WireError> {
     match buf.iter().position(|b| *b == b'\n') {
+        Some(end) if end > MAX_CHUNK_LINE => Err(line_too_long()),
         Some(end) => {
             let mut line = buf.split_to(end + 1);
             line.truncate(end);
@@ -662,11 +684,15 @@ fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, WireError> {
             }
             Ok(Some(line))
         }
-        None if buf.len() > MAX_CHUNK_LINE => {
-            Err(WireError::Malformed("a chunk-size line is too long".into()))
-        }
+        None if buf.len() > MAX_CHUNK_LINE => Err(line_too_long()),
         None => Ok(None),
     }
+}
+
+fn line_too_long() -> WireError {
+    WireError::Malformed(format!(
+        "a chunk-size or trailer line is longer than {MAX_CHUNK_LINE} bytes"
+    ))
 }
 
 fn chunk_size(line: &[u8]) -> Result<u64, WireError> {
