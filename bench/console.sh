@@ -14,6 +14,8 @@
 #        console GET /api/v1/models?limit=100
 #        nginx  GET /one.json                (same bytes as one model)
 #        console GET /api/v1/models/m-0500
+#        console GET /api/v1/models?limit=100 with If-None-Match: the page's
+#                ETag (a poller whose data did not change: 304, no body)
 #   5. phase 2, writes, RUNS runs of console POST /api/v1/models, one new
 #      model per request (bench/create.lua), after the reads so that those ran
 #      against exactly 1,000 models; its ratio is to the nginx page anchor;
@@ -21,7 +23,8 @@
 #      run under `strace -f -w -c -e fsync,fdatasync` to count the fsyncs per
 #      acknowledged creation and their wall time (strace slows the console
 #      down, so this run is not in the table);
-#   7. checks that every acknowledged creation is in the registry, and prints
+#   7. kills the console with SIGKILL, starts it again on the same home, and
+#      checks that every acknowledged creation is in the registry; prints
 #      a markdown table: median req/s, p50, p99 over the runs, the ratio to
 #      the anchor, and the non-2xx count wrk saw.
 # Every wrk run uses the same settings and sends the same Authorization header
@@ -102,6 +105,14 @@ chmod 755 "$WORK" "$NGINX_DIR" "$NGINX_DIR/www" # nginx workers may run as anoth
 curl -fsS -H "$AUTH" "$BASE/api/v1/models?limit=100" -o "$NGINX_DIR/www/page.json"
 curl -fsS -H "$AUTH" "$BASE/api/v1/models/m-0500" -o "$NGINX_DIR/www/one.json"
 chmod 644 "$NGINX_DIR/www/"*.json
+ETAG=$(curl -fsS -o /dev/null -D - -H "$AUTH" "$BASE/api/v1/models?limit=100" | tr -d '\r' |
+    sed -n 's/^etag: //Ip')
+if [[ -n $ETAG ]]; then
+    [[ $(curl -s -o /dev/null -w '%{http_code}' -H "$AUTH" -H "If-None-Match: $ETAG" "$BASE/api/v1/models?limit=100") == 304 ]] ||
+        die "the console did not answer 304 to the page's own ETag"
+else
+    log "this console sends no ETag (a build from before conditional reads): no If-None-Match workload"
+fi
 items=$(jq '.items | length' "$NGINX_DIR/www/page.json")
 [[ $items == 100 && $(jq -r .next_page_token "$NGINX_DIR/www/page.json") == m-0100 ]] ||
     die "unexpected first page: $items items"
@@ -142,13 +153,17 @@ declare -A URL=(
     [list]="$BASE/api/v1/models?limit=100"
     [nginx-one]="$NBASE/one.json"
     [get]="$BASE/api/v1/models/m-0500"
+    [list304]="$BASE/api/v1/models?limit=100"
 )
 READS=(nginx-page list nginx-one get)
+[[ -n $ETAG ]] && READS+=(list304)
 
 measure() { # NAME RUN: one wrk run, output kept in results/NAME.RUN
     local name=$1 run=$2 out=$WORK/results/$1.$2
     if [[ $name == create ]]; then
         "${WRK[@]}" -s "$ROOT/bench/create.lua" "$BASE/api/v1/models" -- "$TOKEN" "$run" >"$out" 2>&1
+    elif [[ $name == list304 ]]; then
+        "${WRK[@]}" -H "If-None-Match: $ETAG" "${URL[$name]}" >"$out" 2>&1
     else
         "${WRK[@]}" "${URL[$name]}" >"$out" 2>&1
     fi
@@ -192,7 +207,14 @@ if [[ ${FSYNC_CHECK:-1} == 1 ]] && command -v strace >/dev/null; then
 fi
 
 # --- checks -----------------------------------------------------------------
-# Every 201 wrk saw must be a row: page through the whole registry.
+# A crash right after the creations: every 201 wrk saw must still be a row.
+log "killing the console with SIGKILL and starting it again on the same home"
+kill -KILL "$CONSOLE_PID"
+wait "$CONSOLE_PID" 2>/dev/null || true
+"$AUTOGLM_BIN" console --nacos-addr off --home "$WORK/home" --addr "127.0.0.1:$PORT" >>"$WORK/console.log" 2>&1 &
+CONSOLE_PID=$!
+wait_http "$BASE/healthz" || { cat "$WORK/console.log" >&2; die "the console did not come back after SIGKILL"; }
+# Page through the whole registry.
 acked=0
 for f in "$WORK/results"/create.*; do
     n=$(sed -n 's/^statuses: 201=\([0-9]*\).*/\1/p' "$f")
@@ -215,14 +237,14 @@ if ((unacked >= 0 && unacked <= (RUNS + 1) * CONNECTIONS)); then
 else
     verdict="MISMATCH"
 fi
-log "registry holds $total models: $MODELS seeded + $acked acknowledged creations; $verdict"
+log "after SIGKILL and restart, the registry holds $total models: $MODELS seeded + $acked acknowledged creations; $verdict"
 for name in "${READS[@]}"; do
     bad=$(column_of "$name" 4 | sum)
     [[ $bad == 0 ]] || log "WARNING: $name got $bad non-2xx responses"
 done
 
 # --- the table ----------------------------------------------------------------
-anchor_of() { case $1 in list | create) echo nginx-page ;; get) echo nginx-one ;; *) echo "$1" ;; esac; }
+anchor_of() { case $1 in list | create) echo nginx-page ;; get | list304) echo nginx-one ;; *) echo "$1" ;; esac; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf (b > 0 ? "%.3f" : "n/a"), a / b }'; }
 
 echo
@@ -238,6 +260,7 @@ declare -A LABEL=(
     [list]="console GET /api/v1/models?limit=100"
     [nginx-one]="nginx, static one.json (anchor for get)"
     [get]="console GET /api/v1/models/m-0500"
+    [list304]="console GET /api/v1/models?limit=100, If-None-Match (304)"
     [create]="console POST /api/v1/models"
 )
 declare -A RPS P50 P99
@@ -263,4 +286,4 @@ for ((r = 1; r <= RUNS; r++)); do
     echo "create run $r: $(grep '^statuses:' "$WORK/results/create.$r" || echo 'statuses: ?')"
 done
 echo "fsync check: $FSYNC_LINE."
-echo "registry after the runs: $total models = $MODELS seeded + $acked acknowledged creations (all runs, the strace one too) + $unacked; $verdict."
+echo "registry after the runs, a SIGKILL and a restart: $total models = $MODELS seeded + $acked acknowledged creations (all runs, the strace one too) + $unacked; $verdict."

@@ -7,7 +7,7 @@ use autoglm_store::StoreError;
 use thiserror::Error;
 
 /// A refused or unchecked credential.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 #[error("{detail}")]
 pub struct AuthError {
     /// The stable code.

@@ -4,6 +4,7 @@
 //! No HTTP here: the console and the gateway each read the bearer token off
 //! their own requests and answer an [`AuthError`] in their own protocol.
 
+mod cache;
 mod error;
 
 use argon2::Argon2;
@@ -13,12 +14,14 @@ use autoglm_core::rbac::{Grant, Permission, Role};
 use autoglm_core::security::{Identity, RateLimit};
 use autoglm_store::{NewApiKey, Store};
 use chrono::{DateTime, Duration, Utc};
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use cache::CredentialCache;
 pub use error::AuthError;
 
 /// Prefix of every API key secret, so that leaked keys are easy to scan for.
@@ -39,6 +42,8 @@ pub struct Principal {
     pub key_limit: Option<RateLimit>,
     /// The gateway limits of the tenant.
     pub tenant_limit: Option<RateLimit>,
+    /// When the credential stops being valid (the key's expiry, the session's end).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Principal {
@@ -89,11 +94,14 @@ struct Claims {
     jti: String,
 }
 
-/// Signs and checks session tokens with the installation's secret.
+/// Signs and checks session tokens with the installation's secret, and
+/// derives the web console's CSRF tokens from it.
 #[derive(Clone)]
 pub struct Sessions {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// HMAC-SHA256 keyed with a key of its own, derived from the secret.
+    csrf: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -105,10 +113,29 @@ impl std::fmt::Debug for Sessions {
 impl Sessions {
     /// Uses `secret` (kept in the store's settings) for HS256.
     pub fn new(secret: &[u8]) -> Sessions {
+        // A key of its own (the secret's MAC of a fixed label), so that a
+        // CSRF token is never a MAC the session signing could also produce.
+        let mac = |key: &[u8]| {
+            Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length")
+        };
+        let csrf_key = mac(secret)
+            .chain_update(b"autoglm web csrf key")
+            .finalize()
+            .into_bytes();
         Sessions {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            csrf: mac(&csrf_key),
         }
+    }
+
+    /// The CSRF token of the web forms a holder of `credential` submits: its
+    /// HMAC under the installation's key, so that knowing (or guessing) a
+    /// credential is not enough to forge one, and the token of a session
+    /// stays the same across restarts of the console.
+    pub fn csrf_token(&self, credential: &str) -> String {
+        let mac = self.csrf.clone().chain_update(credential.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
     /// Issues a token for `username` in `tenant`.
@@ -219,6 +246,16 @@ pub fn new_api_key(
     (secret, row)
 }
 
+/// The token of an `Authorization` value of the Bearer scheme, the scheme
+/// in any case (RFC 9110 §11.1: schemes are case-insensitive); `None` for
+/// another scheme or an empty token. The console and the gateway both read
+/// the header with it, so that they accept the same spellings.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Resolves a bearer token to a principal, reading current roles from the store.
 pub fn authenticate(
     store: &Store,
@@ -264,6 +301,7 @@ pub fn authenticate(
             },
             key_limit: key.rate_limit,
             tenant_limit: found.tenant_rate_limit,
+            expires_at: key.expires_at,
         });
     }
     let claims = sessions.check(token)?;
@@ -284,12 +322,35 @@ pub fn authenticate(
         },
         key_limit: None,
         tenant_limit,
+        expires_at: DateTime::from_timestamp(claims.exp, 0),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        for value in [
+            "Bearer agk_x",
+            "bearer agk_x",
+            "BEARER agk_x",
+            "bEaReR   agk_x  ",
+        ] {
+            assert_eq!(bearer_token(value), Some("agk_x"), "{value:?}");
+        }
+        for value in [
+            "Basic agk_x",
+            "Bearer",
+            "Bearer ",
+            "Bearer    ",
+            "Bearerx agk_x",
+            "agk_x",
+        ] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
+    }
 
     #[test]
     fn passwords_verify_only_themselves() {
@@ -323,6 +384,22 @@ mod tests {
             sessions.check(&forged).unwrap_err().code,
             ErrorCode::InvalidCredentials
         );
+    }
+
+    #[test]
+    fn csrf_tokens_are_keyed_by_the_installation_secret() {
+        let sessions = Sessions::new(b"0123456789abcdef0123456789abcdef");
+        let token = sessions.csrf_token("agk_credential");
+        assert_eq!(token.len(), 32);
+        // The same secret (a restart) gives the same token...
+        let restarted = Sessions::new(b"0123456789abcdef0123456789abcdef");
+        assert_eq!(restarted.csrf_token("agk_credential"), token);
+        // ... another credential or another installation's secret does not,
+        assert_ne!(sessions.csrf_token("agk_credentiak"), token);
+        let other = Sessions::new(b"another secret, same length.....");
+        assert_ne!(other.csrf_token("agk_credential"), token);
+        // ... and neither does an unkeyed hash of the credential.
+        assert!(!secret_hash("csrf:agk_credential").starts_with(&token));
     }
 
     #[test]

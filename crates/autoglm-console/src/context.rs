@@ -110,13 +110,13 @@ impl Ctx {
         T: Serialize + Send + 'static,
         F: FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T, StoreError> + Send + 'static,
     {
-        self.apply_then(state, status_of, target, change, |_| ())
+        self.commit(state, status_of, target, change, None::<fn(&T)>)
             .await
     }
 
     /// Like [`Ctx::apply_with`], and runs `committed` right after the commit,
     /// before the next write can commit: for what must follow commit order
-    /// (the config center's notifications).
+    /// (the config center's notifications). Such a write syncs alone.
     pub async fn apply_then<T, F>(
         &self,
         state: &AppState,
@@ -129,6 +129,25 @@ impl Ctx {
         T: Serialize + Send + 'static,
         F: FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T, StoreError> + Send + 'static,
     {
+        self.commit(state, status_of, target, change, Some(committed))
+            .await
+    }
+
+    /// The write of every `apply`: [`autoglm_store::Store::write`], whose sync concurrent
+    /// writes share, unless there is a `committed` to run in commit order.
+    async fn commit<T, F, C>(
+        &self,
+        state: &AppState,
+        status_of: impl Fn(&T) -> StatusCode + Send + Copy + 'static,
+        target: String,
+        change: F,
+        committed: Option<C>,
+    ) -> ApiResult<(T, StatusCode, Vec<u8>)>
+    where
+        T: Serialize + Send + 'static,
+        F: FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T, StoreError> + Send + 'static,
+        C: FnOnce(&T) + Send + 'static,
+    {
         let mutation = Mutation {
             audit: self.audit_event(target),
             idempotency: self.idempotency.clone(),
@@ -139,7 +158,10 @@ impl Ctx {
                 status: status_of(value).as_u16(),
                 body: serde_json::to_vec(value).unwrap_or_default(),
             };
-            let value = store.write_then(mutation, change, respond, committed)?;
+            let value = match committed {
+                Some(committed) => store.write_then(mutation, change, respond, committed)?,
+                None => store.write(mutation, change, respond)?,
+            };
             let body = serde_json::to_vec(&value).unwrap_or_default();
             let status = status_of(&value);
             Ok::<_, StoreError>((value, status, body))

@@ -6,6 +6,7 @@
 //! guard records the refusal on its own.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use autoglm_auth::{Principal, authenticate};
 use autoglm_core::audit::AuditEvent;
@@ -19,6 +20,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use crate::conditional;
 use crate::context::{Ctx, json_response};
 use crate::error::{ApiError, ErrorOutcome};
 use crate::routes::{Access, RouteSpec};
@@ -43,6 +45,14 @@ pub async fn guard(
     // retry is never locked out by an abandoned first attempt.
     let mut held_key: Option<HeldKey> = None;
     let response = match admit(&state, &spec, req, &request_id, &mut actor, &mut held_key).await {
+        Ok(Admitted::Run(req)) if spec.is_json_read() => {
+            let cache_key = spec
+                .cached
+                .then(|| req.extensions().get::<Ctx>())
+                .flatten()
+                .map(|ctx| (ctx.tenant().to_owned(), req.uri().to_string()));
+            conditional::answer(&state, cache_key, req, next).await
+        }
         Ok(Admitted::Run(req)) => next.run(req).await,
         Ok(Admitted::Replay(response)) => response,
         Err(error) => error.into_response(),
@@ -194,10 +204,7 @@ async fn authenticate_request(
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|t| !t.is_empty())
+        .and_then(autoglm_auth::bearer_token)
         .ok_or_else(|| {
             ApiError::new(
                 ErrorCode::InvalidCredentials,
@@ -205,11 +212,38 @@ async fn authenticate_request(
             )
         })?
         .to_owned();
+    // Read before resolving: see CredentialCache::put.
+    let writes = state.store.write_count();
+    if let Some(answer) = state
+        .credentials
+        .get(&token, writes, Instant::now(), chrono::Utc::now())
+    {
+        return answer.map_err(ApiError::from);
+    }
     let store = state.store.clone();
     let sessions = state.sessions.clone();
-    tokio::task::spawn_blocking(move || authenticate(&store, &sessions, &token, chrono::Utc::now()))
-        .await?
-        .map_err(ApiError::from)
+    let presented = token.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        authenticate(&store, &sessions, &presented, chrono::Utc::now())
+    })
+    .await?;
+    // A refusal is kept as well as a principal (a flood of bad tokens costs
+    // no SQL), but not a failure of the store: the next request asks again.
+    match &answer {
+        Ok(principal) => {
+            let expires = principal.expires_at;
+            state
+                .credentials
+                .put(&token, writes, Instant::now(), expires, answer.clone());
+        }
+        Err(e) if e.code.status() < 500 => {
+            state
+                .credentials
+                .put(&token, writes, Instant::now(), None, answer.clone());
+        }
+        Err(_) => {}
+    }
+    answer.map_err(ApiError::from)
 }
 
 fn check_command(headers: &HeaderMap) -> Result<String, ApiError> {

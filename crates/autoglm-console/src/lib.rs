@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod bootstrap;
+pub mod conditional;
 pub mod config_refs;
 pub mod context;
 pub mod error;
@@ -28,7 +29,7 @@ use std::time::Duration;
 
 use autoglm_alerts::Board;
 use autoglm_artifacts::ArtifactStore;
-use autoglm_auth::Sessions;
+use autoglm_auth::{AuthError, CredentialCache, Principal, Sessions};
 use autoglm_contract::{NoPlatform, NoTrafficHistory, ServicePlatform, TrafficHistory};
 use autoglm_core::error::ErrorCode;
 use autoglm_store::Store;
@@ -38,6 +39,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderName, Request};
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
@@ -46,6 +49,9 @@ use crate::metrics::Metrics;
 
 /// Largest JSON body accepted; uploads stream and have no limit.
 pub const JSON_LIMIT: usize = 1024 * 1024;
+/// Longest a resolved bearer token is trusted without asking the store (an
+/// audited write, such as a revocation, ends it at once).
+pub const CREDENTIAL_TTL: Duration = Duration::from_secs(10);
 /// The request id header.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -58,6 +64,10 @@ pub struct AppState {
     pub artifacts: ArtifactStore,
     /// Session token signing.
     pub sessions: Sessions,
+    /// Bearer tokens resolved since the last audited write.
+    pub credentials: Arc<CredentialCache<Result<Principal, AuthError>>>,
+    /// Answers of the cached reads since the last audited write.
+    pub reads: Arc<conditional::ReadCache>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Idempotency keys whose first request is running.
@@ -88,6 +98,8 @@ impl AppState {
             store,
             artifacts,
             sessions,
+            credentials: Arc::new(CredentialCache::new(CREDENTIAL_TTL)),
+            reads: Arc::default(),
             in_flight_keys: Arc::default(),
             platform: Arc::new(NoPlatform),
             traffic: Arc::new(NoTrafficHistory),
@@ -158,6 +170,11 @@ pub fn router_with_ui(state: AppState, ui: Router<AppState>) -> Router {
             ApiError::new(ErrorCode::MethodNotAllowed, "this endpoint does not accept this method; see /api/v1/openapi.json")
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        // gzip when asked, for what is worth it: not streams of events, and
+        // not artifacts (large and mostly incompressible weights).
+        .layer(CompressionLayer::new().compress_when(
+            DefaultPredicate::new().and(NotForContentType::const_new("application/octet-stream")),
+        ))
         .layer(axum::middleware::from_fn(error::add_problem_context))
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| {

@@ -44,6 +44,10 @@ pub struct Metrics {
     pool_max: Gauge,
     tasks_pending: Gauge,
     tasks_running: Gauge,
+    commits: Counter,
+    wal_syncs: Counter,
+    /// Scrapes catch the store's counts up one at a time.
+    catching_up: parking_lot::Mutex<()>,
 }
 
 impl Metrics {
@@ -93,6 +97,18 @@ impl Metrics {
             "Tasks queued or waiting to retry",
         );
         let tasks_running = gauge(&mut registry, "tasks_running", "Tasks a worker runs");
+        let commits = Counter::default();
+        registry.register(
+            "store_commits",
+            "Write transactions committed to SQLite",
+            commits.clone(),
+        );
+        let wal_syncs = Counter::default();
+        registry.register(
+            "store_wal_syncs",
+            "Syncs of SQLite's WAL that made commits durable; concurrent commits share one",
+            wal_syncs.clone(),
+        );
         let migrations = store.migrations();
         gauge(
             &mut registry,
@@ -115,6 +131,9 @@ impl Metrics {
             pool_max,
             tasks_pending,
             tasks_running,
+            commits,
+            wal_syncs,
+            catching_up: parking_lot::Mutex::new(()),
         }
     }
 
@@ -125,6 +144,13 @@ impl Metrics {
         self.pool_connections.set(pool.connections.into());
         self.pool_idle.set(pool.idle.into());
         self.pool_max.set(pool.max.into());
+        // The store counts; the counters catch up to it (a scrape at a time).
+        let _one_at_a_time = self.catching_up.lock();
+        let synced = store.sync_counts();
+        self.commits
+            .inc_by(synced.commits.saturating_sub(self.commits.get()));
+        self.wal_syncs
+            .inc_by(synced.syncs.saturating_sub(self.wal_syncs.get()));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)

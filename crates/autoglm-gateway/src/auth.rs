@@ -1,23 +1,20 @@
 //! Who is calling: the console's API keys and session tokens, resolved by the
-//! console's own rules and cached. A cached answer is dropped after
-//! [`CACHE_TTL`], and at once when the store commits any audited write
+//! console's own rules and cached ([`CredentialCache`], shared with the
+//! console). A cached answer is dropped after [`CACHE_TTL`], when its
+//! credential expires, and at once when the store commits any audited write
 //! (a revoked key, a changed role or limit), so revocation takes effect on
 //! the next request in this process.
 
-use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use autoglm_auth::{Principal, Sessions, authenticate};
+use autoglm_auth::{CredentialCache, Principal, Sessions, authenticate};
 use autoglm_core::rbac::Permission;
 use autoglm_core::security::RateLimit;
 use autoglm_store::Store;
 
 /// Longest a resolved credential is trusted without asking the store again.
 pub const CACHE_TTL: Duration = Duration::from_secs(10);
-/// Most credentials cached; the cache is cleared when full.
-const CACHE_MAX: usize = 10_000;
 
 /// A caller the gateway admitted.
 #[derive(Debug, Clone)]
@@ -64,13 +61,7 @@ pub struct Refusal {
 pub struct Authenticator {
     store: Arc<Store>,
     sessions: Sessions,
-    cache: Mutex<Cache>,
-}
-
-#[derive(Debug, Default)]
-struct Cache {
-    writes: u64,
-    entries: HashMap<String, (Instant, Result<Caller, Refusal>)>,
+    cache: CredentialCache<Result<Caller, Refusal>>,
 }
 
 impl Authenticator {
@@ -79,7 +70,7 @@ impl Authenticator {
         Authenticator {
             store,
             sessions,
-            cache: Mutex::new(Cache::default()),
+            cache: CredentialCache::new(CACHE_TTL),
         }
     }
 
@@ -90,44 +81,30 @@ impl Authenticator {
 
     /// The caller of `token`, from the cache when fresh at `now`.
     pub async fn resolve(&self, token: &str, now: Instant) -> Result<Caller, Refusal> {
-        {
-            let mut cache = self.cache.lock();
-            let writes = self.store.write_count();
-            if cache.writes != writes {
-                cache.entries.clear();
-                cache.writes = writes;
-            }
-            if let Some((at, answer)) = cache.entries.get(token)
-                && now.duration_since(*at) < CACHE_TTL
-            {
-                return answer.clone();
-            }
+        // Read before resolving: see CredentialCache::put.
+        let writes = self.store.write_count();
+        if let Some(answer) = self.cache.get(token, writes, now, chrono::Utc::now()) {
+            return answer;
         }
         let store = self.store.clone();
         let sessions = self.sessions.clone();
         let owned = token.to_owned();
-        let answer = tokio::task::spawn_blocking(move || {
+        let resolved = tokio::task::spawn_blocking(move || {
             authenticate(&store, &sessions, &owned, chrono::Utc::now())
         })
         .await
         .map_err(|_| Refusal {
             status: 500,
             message: "authentication failed unexpectedly".into(),
-        })?
-        .map(Caller::of)
-        .map_err(|e| Refusal {
+        })?;
+        let expires = resolved.as_ref().ok().and_then(|p| p.expires_at);
+        let answer = resolved.map(Caller::of).map_err(|e| Refusal {
             status: if e.code.status() >= 500 { 500 } else { 401 },
             message: e.detail,
         });
         // Store failures are not cached: the next request asks again.
         if answer.as_ref().map_or_else(|r| r.status == 401, |_| true) {
-            let mut cache = self.cache.lock();
-            if cache.entries.len() >= CACHE_MAX {
-                cache.entries.clear();
-            }
-            cache
-                .entries
-                .insert(token.to_owned(), (now, answer.clone()));
+            self.cache.put(token, writes, now, expires, answer.clone());
         }
         answer
     }

@@ -23,6 +23,9 @@ pub enum StoreError {
     /// A writer panicked while holding the lock.
     #[error("database writer lock poisoned")]
     Poisoned,
+    /// The WAL could not be synced to disk: nothing written since is acknowledged.
+    #[error("database sync failed: {0}")]
+    Sync(String),
     /// The database was written by a newer autoglm.
     #[error("database schema version {found} is newer than this autoglm knows ({known})")]
     TooNew { found: i64, known: i64 },

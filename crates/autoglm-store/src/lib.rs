@@ -1,10 +1,12 @@
 //! The only crate of autoglm that speaks SQL.
 //!
-//! SQLite in WAL mode with `synchronous=FULL`: a transaction that returned is
-//! on disk, so a write the console acknowledged survives `kill -9`. One writer
-//! connection behind a mutex serialises writes (SQLite allows one writer
-//! anyway, and waiting on a mutex is cheaper than on `SQLITE_BUSY`); readers
-//! come from a pool and see committed snapshots.
+//! SQLite in WAL mode. One writer connection behind a mutex serialises writes
+//! (SQLite allows one writer anyway, and waiting on a mutex is cheaper than on
+//! `SQLITE_BUSY`); readers come from a pool and see committed snapshots. The
+//! writer commits without syncing and every write function returns only after
+//! a sync of the WAL that followed its commit, shared by the commits that
+//! waited together ([`durable`], group commit): a write the console
+//! acknowledged is on disk and survives `kill -9` or a power cut.
 //!
 //! **Architecture Invariant:** every change goes through [`Store::write`], which
 //! appends the audit record, and the idempotency record when there is one, in
@@ -15,6 +17,7 @@ mod audit;
 pub mod changes;
 pub mod config;
 pub mod config_refs;
+mod durable;
 mod error;
 pub mod evaluations;
 mod idempotency;
@@ -37,6 +40,7 @@ pub use audit::AuditFilter;
 pub use evaluations::NewEvaluation;
 // Defined in autoglm-core so that platforms can take it without the store.
 pub use autoglm_core::service::StoredService;
+pub use durable::SyncCounts;
 pub use error::StoreError;
 pub use idempotency::{IdempotencyKey, StoredResponse};
 pub use migrate::MigrationState;
@@ -57,10 +61,14 @@ const PRAGMAS: &str = "PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
 PRAGMA foreign_keys = ON;
 PRAGMA busy_timeout = 5000;";
+/// The writer's own: its commits are made durable by [`durable::Durability`]
+/// (in WAL mode, `NORMAL` still syncs the WAL before each checkpoint).
+const WRITER_PRAGMAS: &str = "PRAGMA synchronous = NORMAL;";
 
 /// Handle to the database; cheap to share behind an `Arc`.
 pub struct Store {
     writer: Mutex<Connection>,
+    durability: durable::Durability,
     readers: r2d2::Pool<SqliteConnectionManager>,
     migrations: MigrationState,
     writes: std::sync::atomic::AtomicU64,
@@ -100,6 +108,8 @@ impl Store {
         let mut writer = Connection::open(path)?;
         writer.execute_batch(PRAGMAS)?;
         let migrations = migrate::run(&mut writer)?;
+        writer.execute_batch(WRITER_PRAGMAS)?;
+        let durability = durable::Durability::open(path)?;
         let manager = SqliteConnectionManager::file(path).with_init(|c| c.execute_batch(PRAGMAS));
         let readers = r2d2::Pool::builder()
             .max_size(8)
@@ -108,6 +118,7 @@ impl Store {
             .map_err(StoreError::Pool)?;
         Ok(Store {
             writer: Mutex::new(writer),
+            durability,
             readers,
             migrations,
             writes: std::sync::atomic::AtomicU64::new(0),
@@ -117,6 +128,11 @@ impl Store {
     /// Which migrations ran.
     pub fn migrations(&self) -> MigrationState {
         self.migrations
+    }
+
+    /// Commits and the WAL syncs that made them durable.
+    pub fn sync_counts(&self) -> SyncCounts {
+        self.durability.counts()
     }
 
     /// The reader pool's sizes.
@@ -138,26 +154,44 @@ impl Store {
     /// Runs `f` in an immediate write transaction, then appends the audit
     /// record (and the idempotency record when given) before committing.
     /// `respond` turns the result into the response stored for idempotent replay.
+    /// Returns once the commit is on disk; concurrent writes share the sync.
     pub fn write<T>(
         &self,
         mutation: Mutation,
         f: impl FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T>,
         respond: impl FnOnce(&T) -> StoredResponse,
     ) -> Result<T> {
-        self.write_then(mutation, f, respond, |_| ())
+        let (commit, value) = self.mutate(&mut self.writer.lock(), mutation, f, respond)?;
+        self.durability.wait(commit)?;
+        Ok(value)
     }
 
-    /// Like [`Store::write`], and calls `committed` after the commit while
-    /// still holding the writer: what it publishes (the config center's
-    /// changes to watchers) goes out in commit order, never before the commit.
+    /// Like [`Store::write`], and calls `committed` once the commit is on
+    /// disk, still holding the writer: what it publishes (the config center's
+    /// changes to watchers) goes out in commit order and never before the
+    /// change is durable. The price is that such a write syncs alone.
     pub fn write_then<T>(
         &self,
-        mut mutation: Mutation,
+        mutation: Mutation,
         f: impl FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T>,
         respond: impl FnOnce(&T) -> StoredResponse,
         committed: impl FnOnce(&T),
     ) -> Result<T> {
         let mut conn = self.writer.lock();
+        let (commit, value) = self.mutate(&mut conn, mutation, f, respond)?;
+        self.durability.wait(commit)?;
+        committed(&value);
+        Ok(value)
+    }
+
+    /// The transaction of [`Store::write`], committed but not yet synced.
+    fn mutate<T>(
+        &self,
+        conn: &mut Connection,
+        mut mutation: Mutation,
+        f: impl FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T>,
+        respond: impl FnOnce(&T) -> StoredResponse,
+    ) -> Result<(durable::Commit, T)> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&tx, &mut mutation.audit)?;
         mutation.audit.outcome = "success".to_owned();
@@ -165,11 +199,18 @@ impl Store {
         if let Some(key) = &mutation.idempotency {
             idempotency::record(&tx, key, &respond(&value))?;
         }
-        tx.commit()?;
+        let commit = self.commit(tx)?;
         self.writes
             .fetch_add(1, std::sync::atomic::Ordering::Release);
-        committed(&value);
-        Ok(value)
+        Ok((commit, value))
+    }
+
+    /// Commits `tx` and numbers the commit for [`durable::Durability::wait`],
+    /// which the caller runs after releasing the writer, so that the commits
+    /// of other writers can join the same sync.
+    fn commit(&self, tx: Transaction<'_>) -> Result<durable::Commit> {
+        tx.commit()?;
+        Ok(self.durability.committed())
     }
 
     /// How many audited writes this handle has committed: caches of what
@@ -181,11 +222,13 @@ impl Store {
 
     /// Appends an audit record on its own: for requests that failed and so changed nothing.
     pub fn audit_only(&self, event: &AuditEvent) -> Result<()> {
-        let mut conn = self.writer.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        audit::append(&tx, event)?;
-        tx.commit()?;
-        Ok(())
+        let commit = {
+            let mut conn = self.writer.lock();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            audit::append(&tx, event)?;
+            self.commit(tx)?
+        };
+        self.durability.wait(commit)
     }
 
     /// Runs `f` in a write transaction; when it returns a value with an
@@ -196,26 +239,33 @@ impl Store {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<Option<(T, AuditEvent)>>,
     ) -> Result<Option<T>> {
-        let mut conn = self.writer.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let Some((value, mut event)) = f(&tx)? else {
-            return Ok(None);
+        let (commit, value) = {
+            let mut conn = self.writer.lock();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some((value, mut event)) = f(&tx)? else {
+                return Ok(None);
+            };
+            event.outcome = "success".to_owned();
+            audit::append(&tx, &event)?;
+            let commit = self.commit(tx)?;
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+            (commit, value)
         };
-        event.outcome = "success".to_owned();
-        audit::append(&tx, &event)?;
-        tx.commit()?;
-        self.writes
-            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        self.durability.wait(commit)?;
         Ok(Some(value))
     }
 
     /// Runs `f` in a write transaction without an audit record: for
     /// bookkeeping that is not a user's change (key last-used times, bootstrap).
     pub fn bookkeeping<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.writer.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
-        tx.commit()?;
+        let (commit, value) = {
+            let mut conn = self.writer.lock();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            (self.commit(tx)?, value)
+        };
+        self.durability.wait(commit)?;
         Ok(value)
     }
 }

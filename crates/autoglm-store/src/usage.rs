@@ -51,12 +51,18 @@ pub fn add_usage(tx: &Transaction<'_>, batch: &[UsageDelta]) -> Result<()> {
             &r.key,
             &r.service,
             &r.version,
-            r.requests as i64,
-            r.prompt_tokens as i64,
-            r.completion_tokens as i64,
+            count(r.requests),
+            count(r.prompt_tokens),
+            count(r.completion_tokens),
         ))?;
     }
     Ok(())
+}
+
+/// A count as SQLite stores it: one past `i64::MAX` (a runtime's bogus token
+/// count) is kept as the largest it holds, never wrapped to a negative.
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// The most rows one usage read returns.
@@ -102,5 +108,46 @@ impl Store {
             )?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_count_past_what_sqlite_holds_is_stored_as_its_largest_not_negative() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let batch = [UsageDelta {
+            tenant: "default".into(),
+            record: UsageRecord {
+                minute: "2026-11-29T10:01:00Z".parse().unwrap(),
+                key: "k1".into(),
+                service: "chat".into(),
+                version: "1".into(),
+                requests: 1,
+                prompt_tokens: u64::MAX,
+                completion_tokens: i64::MAX as u64 + 1,
+            },
+        }];
+        store
+            .bookkeeping(|tx| {
+                crate::tenancy::create_tenant(tx, "default")?;
+                add_usage(tx, &batch)
+            })
+            .unwrap();
+        let rows = store
+            .list_usage(&UsageFilter {
+                tenant: "default".into(),
+                ..UsageFilter::default()
+            })
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].requests, 1);
+        assert_eq!(rows[0].prompt_tokens, i64::MAX as u64);
+        assert_eq!(rows[0].completion_tokens, i64::MAX as u64);
     }
 }

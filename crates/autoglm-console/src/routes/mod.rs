@@ -86,6 +86,9 @@ pub struct RouteSpec {
     pub response: ResponseBody,
     /// Largest JSON body, in bytes (uploads have their own caps).
     pub body_limit: usize,
+    /// Whether a GET's answer depends on the database alone, so that it may
+    /// be kept until the next audited write ([`crate::conditional`]).
+    pub cached: bool,
 }
 
 impl RouteSpec {
@@ -107,7 +110,13 @@ impl RouteSpec {
         request: RequestBody::None,
         response: ResponseBody::NoContent,
         body_limit: crate::JSON_LIMIT,
+        cached: false,
     };
+
+    /// Whether the route answers a GET with JSON, which gets an entity tag.
+    pub fn is_json_read(&self) -> bool {
+        self.method == Method::GET && matches!(self.response, ResponseBody::Json(..))
+    }
 
     /// Whether the route changes state (and so is audited).
     pub fn is_mutating(&self) -> bool {

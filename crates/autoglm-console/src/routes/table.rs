@@ -235,6 +235,7 @@ pub fn table() -> Vec<Route> {
             access: P(ModelsRead),
             request: NoBody,
             response: Out(200, schema::<Page<Model>>),
+            cached: true,
             query: &[
                 ("limit", "Most items to return, 1 to 1000 (default 100)"),
                 ("page_token", "Token from the previous page"),
@@ -271,6 +272,7 @@ pub fn table() -> Vec<Route> {
             access: P(ModelsRead),
             request: NoBody,
             response: Out(200, schema::<Model>),
+            cached: true,
             ..RouteSpec::DEFAULT
         },
         get(models::get_one),
@@ -311,6 +313,7 @@ pub fn table() -> Vec<Route> {
             access: P(ModelsRead),
             request: NoBody,
             response: Out(200, schema::<Page<ModelVersion>>),
+            cached: true,
             query: PAGING,
             ..RouteSpec::DEFAULT
         },
@@ -338,6 +341,7 @@ pub fn table() -> Vec<Route> {
             access: P(ModelsRead),
             request: NoBody,
             response: Out(200, schema::<ModelVersion>),
+            cached: true,
             ..RouteSpec::DEFAULT
         },
         get(versions::get_one),
