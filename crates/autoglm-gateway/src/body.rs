@@ -17,15 +17,27 @@ const MAX_SCANNED: usize = 4 * 1024 * 1024;
 /// end are passed on as they are (no real event is this long).
 const MAX_EVENT: usize = 64 * 1024;
 
-/// Tokens an answer reported.
+/// Most tokens one answer is believed to report of each kind: far past any
+/// model's context, and small enough that sums of them stay exact in usage
+/// records (signed 64-bit in the store) and in the rate limits. A replica
+/// reporting more is taken at this.
+pub const MAX_TOKENS: u64 = u32::MAX as u64;
+
+/// Tokens an answer reported, each at most [`MAX_TOKENS`]. A count that is
+/// not a whole number from 0 to 2^64 - 1 makes the usage unreadable: the
+/// request counts with no tokens.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub struct Tokens {
     /// Prompt tokens.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded")]
     pub prompt_tokens: u64,
     /// Completion tokens (absent for embeddings).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded")]
     pub completion_tokens: u64,
+}
+
+fn bounded<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    u64::deserialize(d).map(|n| n.min(MAX_TOKENS))
 }
 
 #[derive(Deserialize)]
@@ -288,6 +300,24 @@ mod tests {
                 completion_tokens: 3
             })
         );
+        let absurd: UsagePeek = serde_json::from_slice(
+            br#"{"usage":{"prompt_tokens":18446744073709551615,"completion_tokens":4294967296}}"#,
+        )
+        .expect("parse");
+        assert_eq!(
+            absurd.usage,
+            Some(Tokens {
+                prompt_tokens: MAX_TOKENS,
+                completion_tokens: MAX_TOKENS
+            })
+        );
+        for unreadable in [
+            &br#"{"usage":{"prompt_tokens":18446744073709551616}}"#[..],
+            br#"{"usage":{"prompt_tokens":-1}}"#,
+            br#"{"usage":{"prompt_tokens":1e30}}"#,
+        ] {
+            assert!(serde_json::from_slice::<UsagePeek>(unreadable).is_err());
+        }
         let embeddings: UsagePeek =
             serde_json::from_slice(br#"{"data":[],"usage":{"prompt_tokens":4,"total_tokens":4}}"#)
                 .expect("parse");

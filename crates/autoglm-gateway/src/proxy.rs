@@ -173,7 +173,7 @@ async fn forward(
             )
         })?;
     let in_flight = InFlight::start(route);
-    // balance and forward: the replica the version's balance picks, another one if it refuses the connection.
+    // balance and forward: the replica the version's balance picks, another one while none of the request was sent.
     let (head, incoming, outstanding) =
         exchange(inner, pool, req, body, &target, route, &version, span).await?;
     // relay: the answer as it arrives, with the usage found in it.
@@ -347,8 +347,18 @@ fn split(
 }
 
 /// Sends the request to the replica of `route` its balance picks and reads
-/// its answer's head; a replica that refuses the connection is ejected for a
-/// while and the next one tried, up to the configured retries.
+/// its answer's head. A replica that took none of the request (refused the
+/// connection) is ejected for a while and the next one tried, up to the
+/// configured retries; once any of it was written, the outcome is the
+/// answer, as the replica may have acted on it.
+///
+/// What counts against a replica in its ejection is its own doing: a
+/// refused or broken connection, an answer that is not HTTP, a 5xx. A
+/// request that outlasts the request timeout does not count: a long answer
+/// is the caller's asking (a non-streaming generation sends its head only
+/// once done), and a replica that truly hangs fails its health checks and
+/// leaves the routes, while its outstanding requests already turn the
+/// balance away from it.
 #[allow(clippy::too_many_arguments)] // the request's parts, borrowed from the step before
 async fn exchange(
     inner: &Inner,
@@ -360,7 +370,7 @@ async fn exchange(
     version: &str,
     span: &Option<RequestSpan>,
 ) -> Result<(ResponseHead, UpstreamBody, Outstanding), Refused> {
-    // Replicas that refused the connection; empty unless a retry is needed.
+    // Replicas that took none of the request; empty unless a retry is needed.
     let mut tried: Vec<SocketAddr> = Vec::new();
     let traceparent = span.as_ref().map(RequestSpan::traceparent);
     let to_head = req.method() == "HEAD";
@@ -407,14 +417,14 @@ async fn exchange(
                 route.metrics.upstream.observe(sent.elapsed().as_secs_f64());
                 return Ok((head, incoming, outstanding));
             }
-            Ok(Err(e)) if e.is_connect() && tried.len() < inner.config.load().retries as usize => {
+            Ok(Err(e)) if e.unsent() && tried.len() < inner.config.load().retries as usize => {
                 tried.push(endpoint.addr);
                 endpoint.failed(true);
                 inner.metrics.retried(&route.metrics.labels);
-                tracing::info!(replica = %endpoint.addr, error = %e, "connection refused; trying another replica");
+                tracing::info!(replica = %endpoint.addr, error = %e, "nothing sent; trying another replica");
             }
             Ok(Err(e)) => {
-                endpoint.failed(e.is_connect());
+                endpoint.failed(e.unsent());
                 return Err(Refused::new(
                     GatewayCode::UpstreamError,
                     format!(
@@ -424,7 +434,6 @@ async fn exchange(
                 ));
             }
             Err(_) => {
-                endpoint.failed(false);
                 return Err(Refused::new(
                     GatewayCode::UpstreamTimeout,
                     format!(
@@ -470,7 +479,9 @@ fn account(
             },
             std::time::SystemTime::now(),
         );
-        let total = tokens.prompt_tokens + tokens.completion_tokens;
+        let total = tokens
+            .prompt_tokens
+            .saturating_add(tokens.completion_tokens);
         if total > 0 {
             inner
                 .limiter
@@ -485,12 +496,7 @@ fn account(
 async fn authenticate(inner: &Inner, req: &RequestHead, now: Instant) -> Result<Caller, Refused> {
     let token = req
         .header(Known::Authorization)
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+        .and_then(autoglm_auth::bearer_token)
         .ok_or_else(|| {
             Refused::new(
                 GatewayCode::MissingApiKey,

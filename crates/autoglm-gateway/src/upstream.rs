@@ -1,9 +1,16 @@
 //! Exchanges with replicas over pooled HTTP/1.1 connections: the request is
 //! written in one go, the response head read, and the body handed on as it
 //! arrives; a connection goes back to the pool once its body is read whole.
+//!
+//! A request is sent again only when no byte of it was written: a pooled
+//! connection that the replica has closed while it sat idle is found so
+//! before the write and replaced. Once a byte may have reached the replica,
+//! whatever happens next is the answer (as nginx treats a non-idempotent
+//! request): the replica may have acted on it.
 
 use parking_lot::Mutex;
 use std::collections::VecDeque;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -31,11 +38,14 @@ pub enum UpstreamError {
     /// The connection was refused or timed out: nothing was sent.
     #[error("cannot connect: {0}")]
     Connect(#[source] std::io::Error),
-    /// The connection failed after the request was sent.
+    /// The connection broke before a byte of the request was written.
+    #[error("the connection broke before the request was sent: {0}")]
+    Unsent(#[source] std::io::Error),
+    /// The connection failed once the request (or part of it) was written.
     #[error("the connection failed: {0}")]
     Io(#[source] std::io::Error),
-    /// The replica closed (or reset) the connection before sending a
-    /// single byte of an answer.
+    /// The replica closed (or reset) the connection after the request
+    /// was written, before sending a single byte of an answer.
     #[error("the connection closed before an answer")]
     Closed,
     /// What came back is not an HTTP/1 answer.
@@ -44,9 +54,10 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    /// Whether the request surely never reached the replica.
-    pub fn is_connect(&self) -> bool {
-        matches!(self, UpstreamError::Connect(_))
+    /// Whether the request surely never reached the replica: not a byte
+    /// of it was written, so it may be sent elsewhere.
+    pub fn unsent(&self) -> bool {
+        matches!(self, UpstreamError::Connect(_) | UpstreamError::Unsent(_))
     }
 }
 
@@ -63,6 +74,18 @@ impl Conn {
     async fn fill(&mut self) -> std::io::Result<usize> {
         self.buf.reserve(READ_CHUNK);
         self.stream.read_buf(&mut self.buf).await
+    }
+
+    /// Whether an idle connection can take a request: the replica has
+    /// neither closed it (its FIN or reset already here) nor sent anything
+    /// unasked. A peek of the socket itself, not of the event loop's
+    /// readiness, which may not have seen the close yet.
+    fn usable(&self) -> bool {
+        let mut byte = [MaybeUninit::uninit()];
+        matches!(
+            socket2::SockRef::from(&self.stream).peek(&mut byte),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+        )
     }
 }
 
@@ -119,12 +142,12 @@ impl Pool {
     }
 
     /// Sends `request` (a whole HTTP/1.1 request) to the replica at `addr`
-    /// and reads the answer's head. When a pooled connection turns out to
-    /// have been closed by the replica (closed or reset before a single byte
-    /// of an answer, as an idle connection is), the request is sent once
-    /// more, on a new connection, and the replica's other unused
-    /// connections are forgotten: they are likely closed too. `now` is
-    /// the time of sending, as the caller read it.
+    /// and reads the answer's head. A pooled connection the replica has
+    /// closed is replaced by a new one before anything is written, and the
+    /// replica's other unused connections are forgotten: they are likely
+    /// closed too. A pooled connection that breaks before a byte of the
+    /// request is written (closed just as it was taken) is replaced the
+    /// same way. `now` is the time of sending, as the caller read it.
     pub async fn exchange(
         self: &Arc<Pool>,
         addr: SocketAddr,
@@ -132,12 +155,16 @@ impl Pool {
         to_head: bool,
         now: Instant,
     ) -> Result<(ResponseHead, UpstreamBody), UpstreamError> {
-        let mut resent = false;
+        let mut pooled = self.take(addr, now);
+        if pooled.as_ref().is_some_and(|conn| !conn.usable()) {
+            self.forget(addr);
+            pooled = None;
+        }
         loop {
-            let pooled = if resent { None } else { self.take(addr, now) };
-            let (mut conn, reused) = match pooled {
-                Some(conn) => (conn, true),
-                None => (connect(addr).await?, false),
+            let reused = pooled.is_some();
+            let mut conn = match pooled.take() {
+                Some(conn) => conn,
+                None => connect(addr).await?,
             };
             match send(&mut conn, request, to_head).await {
                 Ok(head) => {
@@ -156,10 +183,7 @@ impl Pool {
                     body.release_if_ended();
                     return Ok((head, body));
                 }
-                Err(UpstreamError::Closed) if reused => {
-                    self.forget(addr);
-                    resent = true;
-                }
+                Err(UpstreamError::Unsent(_)) if reused => self.forget(addr),
                 Err(e) => return Err(e),
             }
         }
@@ -192,19 +216,30 @@ async fn connect(addr: SocketAddr) -> Result<Conn, UpstreamError> {
     })
 }
 
+/// Writes `request` on `conn` and reads the answer's head. Which error
+/// says whether any of the request was written: [`UpstreamError::Unsent`]
+/// when none was.
 async fn send(
     conn: &mut Conn,
     request: &[u8],
     to_head: bool,
 ) -> Result<ResponseHead, UpstreamError> {
-    let closed = |e: std::io::Error| {
-        if resets(&e) {
-            UpstreamError::Closed
-        } else {
-            UpstreamError::Io(e)
+    let mut written = 0;
+    while written < request.len() {
+        match conn.stream.write(&request[written..]).await {
+            Ok(0) => {
+                let e = std::io::Error::from(std::io::ErrorKind::WriteZero);
+                return Err(if written == 0 {
+                    UpstreamError::Unsent(e)
+                } else {
+                    UpstreamError::Io(e)
+                });
+            }
+            Ok(n) => written += n,
+            Err(e) if written == 0 => return Err(UpstreamError::Unsent(e)),
+            Err(e) => return Err(UpstreamError::Io(e)),
         }
-    };
-    conn.stream.write_all(request).await.map_err(closed)?;
+    }
     let mut received = false;
     loop {
         if let Some(head) =
@@ -221,7 +256,7 @@ async fn send(
                 )));
             }
             Ok(_) => received = true,
-            Err(e) if !received => return Err(closed(e)),
+            Err(e) if !received && resets(&e) => return Err(UpstreamError::Closed),
             Err(e) => return Err(UpstreamError::Io(e)),
         }
     }
@@ -335,5 +370,121 @@ impl UpstreamBody {
         {
             self.pool.0.put(self.pool.1, conn);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::net::TcpListener;
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    const REQUEST: &[u8] =
+        b"POST /v1/completions HTTP/1.1\r\nhost: r\r\ncontent-length: 2\r\n\r\n{}";
+    const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+
+    /// What the replica does with a request it read.
+    #[derive(Clone, Copy)]
+    enum Then {
+        /// Answers and keeps the connection.
+        Answer,
+        /// Answers and closes the connection (without saying so).
+        AnswerAndClose,
+        /// Closes the connection without an answer.
+        Close,
+    }
+
+    /// A replica doing `script(n)` with the n-th request it reads; it counts
+    /// them, and notifies `closed` whenever it has closed a connection.
+    async fn replica(script: fn(usize) -> Then) -> (SocketAddr, Arc<AtomicUsize>, Arc<Notify>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (count, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(Notify::new()));
+        let (counted, notify) = (count.clone(), closed.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let (count, closed) = (counted.clone(), notify.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let mut request = vec![0; REQUEST.len()];
+                        if stream.read_exact(&mut request).await.is_err() {
+                            return;
+                        }
+                        let then = script(count.fetch_add(1, Ordering::SeqCst));
+                        if !matches!(then, Then::Close) {
+                            stream.write_all(ANSWER).await.unwrap();
+                        }
+                        if !matches!(then, Then::Answer) {
+                            drop(stream);
+                            closed.notify_one();
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, count, closed)
+    }
+
+    /// Sends the request and reads the answer whole, so that its connection
+    /// goes back to the pool.
+    async fn exchange(pool: &Arc<Pool>, addr: SocketAddr) -> Result<u16, UpstreamError> {
+        let (head, mut body) = pool.exchange(addr, REQUEST, false, Instant::now()).await?;
+        while !body.ended() {
+            if body.ready().unwrap().is_none() && !body.ended() {
+                body.wait().await.unwrap();
+            }
+        }
+        Ok(head.status)
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_the_replica_closed_is_replaced_before_the_request_is_written() {
+        let (addr, count, closed) = replica(|n| {
+            if n == 0 {
+                Then::AnswerAndClose
+            } else {
+                Then::Answer
+            }
+        })
+        .await;
+        let pool = Pool::new();
+        assert_eq!(exchange(&pool, addr).await.unwrap(), 200);
+        closed.notified().await;
+        assert_eq!(
+            pool.idle.lock()[&addr].len(),
+            1,
+            "the connection was pooled"
+        );
+        assert_eq!(exchange(&pool, addr).await.unwrap(), 200);
+        assert_eq!(count.load(Ordering::SeqCst), 2, "each request sent once");
+    }
+
+    #[tokio::test]
+    async fn a_request_the_replica_read_is_never_sent_again() {
+        // On a pooled connection: the replica reads the second request and
+        // closes. The third request would be answered; it is never sent.
+        let (addr, count, _) = replica(|n| if n == 1 { Then::Close } else { Then::Answer }).await;
+        let pool = Pool::new();
+        assert_eq!(exchange(&pool, addr).await.unwrap(), 200);
+        let e = exchange(&pool, addr).await.unwrap_err();
+        assert!(matches!(e, UpstreamError::Closed), "{e}");
+        assert!(!e.unsent());
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_sent_nothing() {
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let e = exchange(&Pool::new(), addr).await.unwrap_err();
+        assert!(e.unsent(), "{e}");
     }
 }

@@ -102,9 +102,10 @@ impl Usage {
                 Some(sums) => sums,
                 None => pending.entry(joined.as_str().into()).or_default(),
             };
-            sums[0] += 1;
-            sums[1] += used.prompt_tokens;
-            sums[2] += used.completion_tokens;
+            // Saturating: whatever a replica reports, a sum never wraps.
+            sums[0] = sums[0].saturating_add(1);
+            sums[1] = sums[1].saturating_add(used.prompt_tokens);
+            sums[2] = sums[2].saturating_add(used.completion_tokens);
         });
     }
 
@@ -121,8 +122,8 @@ impl Usage {
                 let mut pending = self.pending.lock();
                 for (k, s) in taken {
                     let sums = pending.entry(k).or_default();
-                    for i in 0..3 {
-                        sums[i] += s[i];
+                    for (sum, more) in sums.iter_mut().zip(s) {
+                        *sum = sum.saturating_add(more);
                     }
                 }
                 Err(e)
@@ -194,6 +195,27 @@ mod tests {
                 ("acme", "k1", "chat", "2", 1_800_000_060, (1, 5, 1)),
                 ("acme", odd, "chat", "2", 1_800_000_000, (1, 6, 1)),
             ]
+        );
+    }
+
+    #[test]
+    fn sums_of_absurd_counts_saturate_instead_of_wrapping() {
+        let usage = Usage::default();
+        let absurd = Used {
+            tenant: "acme",
+            credential: "k1",
+            service: "chat",
+            version: "2",
+            prompt_tokens: u64::MAX,
+            completion_tokens: u64::MAX - 1,
+        };
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        usage.record(absurd, at);
+        usage.record(absurd, at);
+        let pending = usage.pending.lock();
+        assert_eq!(
+            pending.values().copied().collect::<Vec<_>>(),
+            [[2, u64::MAX, u64::MAX]]
         );
     }
 }

@@ -13,14 +13,17 @@ const UPSTREAM: &str = concat!(
     "/tests/fixtures/openai_upstream.py"
 );
 
+/// Fields drop in order: `up` is stopped (its replicas with it) before its
+/// home is removed, never the other way round.
 pub struct Env {
     pub up: Up,
     pub http: reqwest::Client,
     _files: tempfile::TempDir,
+    _home: tempfile::TempDir,
 }
 
 impl Env {
-    pub fn start(extra: &[&str]) -> (Env, tempfile::TempDir) {
+    pub fn start(extra: &[&str]) -> Env {
         let home = tempfile::tempdir().unwrap();
         let up = Up::start(&home.path().join("home"), extra);
         let http = reqwest::Client::builder()
@@ -28,14 +31,12 @@ impl Env {
             .pool_max_idle_per_host(64)
             .build()
             .unwrap();
-        (
-            Env {
-                up,
-                http,
-                _files: tempfile::tempdir().unwrap(),
-            },
-            home,
-        )
+        Env {
+            up,
+            http,
+            _files: tempfile::tempdir().unwrap(),
+            _home: home,
+        }
     }
 
     pub async fn console(
@@ -106,16 +107,11 @@ impl Env {
 
     /// `autoglm up` with `extra` flags, running service `echo` with
     /// `versions` versions and `spec`, once `ready` replicas are ready.
-    pub async fn with_echo(
-        extra: &[&str],
-        versions: usize,
-        spec: Value,
-        ready: u64,
-    ) -> (Env, tempfile::TempDir) {
-        let (env, home) = Env::start(extra);
+    pub async fn with_echo(extra: &[&str], versions: usize, spec: Value, ready: u64) -> Env {
+        let env = Env::start(extra);
         env.deploy_echo(versions, spec).await;
         env.wait_ready(ready).await;
-        (env, home)
+        env
     }
 
     /// A new API key of the admin: (id, secret).

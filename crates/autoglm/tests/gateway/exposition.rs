@@ -10,7 +10,7 @@ use crate::env::{Env, one_version};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_metrics_page_passes_promtool_and_openmetrics_is_negotiated() {
-    let (env, _home) = Env::with_echo(&[], 1, one_version(1), 1).await;
+    let env = Env::with_echo(&[], 1, one_version(1), 1).await;
     let token = env.up.console.token.clone();
     // Traffic first, so that the counters have samples to check.
     for _ in 0..3 {

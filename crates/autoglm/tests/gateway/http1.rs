@@ -19,7 +19,7 @@ fn raw(gateway: &str) -> TcpStream {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_input_gets_a_clear_4xx_and_disturbs_no_one() {
-    let (env, _home) = Env::with_echo(
+    let env = Env::with_echo(
         &[
             "--body-timeout",
             "5",
@@ -114,6 +114,38 @@ async fn bad_input_gets_a_clear_4xx_and_disturbs_no_one() {
         let (got, c) = code(req.send().await.unwrap()).await;
         assert_eq!((got, c.as_str()), (status, expected));
     }
+    // The Bearer scheme in any case (RFC 9110 §11.1), as the console takes it too.
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let credentials = format!("{scheme} {token}");
+        let r = post("/v1/chat/completions")
+            .header("authorization", &credentials)
+            .json(&chat)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "the gateway refused {scheme}");
+        let r = env
+            .http
+            .get(env.up.console.api("/api/v1/services"))
+            .header("authorization", &credentials)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "the console refused {scheme}");
+    }
+    let (got, c) = code(
+        post("/v1/chat/completions")
+            .header("authorization", format!("Basic {token}"))
+            .json(&chat)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (got, c.as_str()),
+        (StatusCode::UNAUTHORIZED, "missing_api_key")
+    );
     // A replica that stalls mid-stream for longer than the request timeout:
     // the answer is cut short, not left hanging.
     let stalled = post("/v1/chat/completions")
@@ -240,7 +272,7 @@ async fn bad_input_gets_a_clear_4xx_and_disturbs_no_one() {
 /// so the corners clients rely on are tried here on a raw socket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_in_every_http1_shape_are_served_and_broken_ones_refused() {
-    let (env, _home) = Env::with_echo(&[], 1, one_version(1), 1).await;
+    let env = Env::with_echo(&[], 1, one_version(1), 1).await;
     let token = env.up.console.token.clone();
     let gw = env.up.gateway.clone();
     let body = r#"{"model": "echo", "messages": []}"#;

@@ -10,7 +10,7 @@ use crate::env::{Env, one_version};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rate_limits_admit_the_configured_amount_and_usage_is_counted() {
-    let (env, _home) = Env::with_echo(&[], 1, one_version(1), 1).await;
+    let env = Env::with_echo(&[], 1, one_version(1), 1).await;
 
     // 5 requests per second: a burst of 20 gets 5 through.
     let (_, key) = env
@@ -73,16 +73,7 @@ async fn rate_limits_admit_the_configured_amount_and_usage_is_counted() {
     assert_eq!(body["error"]["type"], "rate_limit_error");
 
     // Usage per key, as the replica reported it, readable from the console.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let (s, usage) = env
-        .console(
-            reqwest::Method::GET,
-            &format!("/api/v1/usage?key={id}"),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{usage}");
-    let rows = usage.as_array().unwrap();
+    let rows = usage_of(&env, &id, 2).await;
     let sum = |f: &str| rows.iter().map(|r| r[f].as_u64().unwrap()).sum::<u64>();
     assert_eq!(
         (
@@ -91,12 +82,49 @@ async fn rate_limits_admit_the_configured_amount_and_usage_is_counted() {
             sum("completion_tokens")
         ),
         (2, 20, 20),
-        "{usage}"
+        "{rows:?}"
     );
     assert_eq!(rows[0]["service"], "echo");
     assert_eq!(rows[0]["version"], "1");
 
-    // A tenant limit covers every key of the tenant, including unlimited ones.
+    // A replica reporting absurd token counts (the largest 64-bit number, or
+    // past it) neither breaks the gateway nor wraps a sum: each count is taken
+    // at the gateway's ceiling of 2^32 - 1, and a count past 2^64 - 1 as none.
+    let (id, key) = env.key(json!({})).await;
+    for tokens in [
+        "18446744073709551615",
+        "18446744073709551615",
+        "18446744073709551616",
+    ] {
+        let r = env
+            .chat(&key, "echo")
+            .header("x-test-usage", tokens)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.bytes().await.unwrap();
+    }
+    let rows = usage_of(&env, &id, 3).await;
+    let sum = |f: &str| rows.iter().map(|r| r[f].as_u64().unwrap()).sum::<u64>();
+    let ceiling = u64::from(u32::MAX);
+    assert_eq!(
+        (
+            sum("requests"),
+            sum("prompt_tokens"),
+            sum("completion_tokens")
+        ),
+        (3, 2 * ceiling, 2 * ceiling),
+        "{rows:?}"
+    );
+    assert_eq!(
+        env.chat(&key, "echo").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    // A tenant limit covers every key of the tenant together: two keys, each
+    // well within its own limit, are refused by the tenant's once their sum
+    // passes it, and the refusal names the tenant's limit.
     let (s, b) = env
         .console(
             reqwest::Method::PUT,
@@ -105,9 +133,11 @@ async fn rate_limits_admit_the_configured_amount_and_usage_is_counted() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let (_, a) = env.key(json!({})).await;
-    let (_, b2) = env.key(json!({})).await;
+    let own = json!({"rate_limit": {"requests_per_second": 10}});
+    let (_, a) = env.key(own.clone()).await;
+    let (_, b2) = env.key(own).await;
     let mut ok = 0;
+    let mut refusals = Vec::new();
     let started = Instant::now();
     for key in [&a, &b2, &a, &b2, &a, &b2] {
         let r = env.chat(key, "echo").send().await.unwrap();
@@ -115,6 +145,9 @@ async fn rate_limits_admit_the_configured_amount_and_usage_is_counted() {
             ok += 1;
         } else {
             assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(r.headers()["x-ratelimit-limit-requests"], "2");
+            let body: Value = r.json().await.unwrap();
+            refusals.push(body["error"]["message"].as_str().unwrap().to_owned());
         }
     }
     let refill = (started.elapsed().as_secs_f64() * 2.0).floor() as usize;
@@ -122,6 +155,13 @@ async fn rate_limits_admit_the_configured_amount_and_usage_is_counted() {
         (2..=2 + refill).contains(&ok),
         "{ok} of 6 at a tenant limit of 2/s (refill {refill})"
     );
+    assert!(!refusals.is_empty());
+    for message in &refusals {
+        assert!(
+            message.starts_with("the tenant rate limit is reached"),
+            "{message}"
+        );
+    }
     let (s, _) = env
         .console(
             reqwest::Method::PUT,
@@ -145,4 +185,27 @@ async fn rate_limits_admit_the_configured_amount_and_usage_is_counted() {
             .contains("requests_per_second"),
         "{b}"
     );
+}
+
+/// The usage rows of key `id` once they count `requests` requests (usage
+/// is written every 2 s).
+async fn usage_of(env: &Env, id: &str, requests: u64) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (s, usage) = env
+            .console(
+                reqwest::Method::GET,
+                &format!("/api/v1/usage?key={id}"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{usage}");
+        let rows = usage.as_array().unwrap().clone();
+        let counted: u64 = rows.iter().map(|r| r["requests"].as_u64().unwrap()).sum();
+        if counted >= requests {
+            return rows;
+        }
+        assert!(Instant::now() < deadline, "usage of {id}: {usage}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -14,6 +14,7 @@ mod exposition;
 mod http1;
 mod limits;
 mod prefix;
+mod replicas;
 mod resilience;
 mod routing;
 mod traces;

@@ -58,7 +58,7 @@ async fn sample(env: &Env, series: &str) -> f64 {
 async fn a_conversation_stays_on_its_replica_until_the_load_bound_spills_it() {
     let spec = json!({"versions": [{"version": "1", "weight": 100}], "replicas": 3,
                       "loadBalancing": {"strategy": "prefixHash"}});
-    let (env, _home) = Env::with_echo(&[], 1, spec, 3).await;
+    let env = Env::with_echo(&[], 1, spec, 3).await;
     let token = env.up.console.token.clone();
 
     // Twelve conversations of four turns, one request at a time: every turn

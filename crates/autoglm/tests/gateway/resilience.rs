@@ -82,7 +82,7 @@ fn load(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_replica_stops_when_autoglm_up_is_killed_outright() {
-    let (mut env, _home) = Env::with_echo(&[], 1, one_version(1), 1).await;
+    let mut env = Env::with_echo(&[], 1, one_version(1), 1).await;
     // The platform runs the command under `autoglm supervise`: the replica's
     // pid is the supervisor's, the upstream program its child. (Read again
     // while a replica that failed to start on a loaded machine is replaced:
@@ -128,15 +128,18 @@ async fn a_command_replica_stops_when_autoglm_up_is_killed_outright() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_a_replica_under_load_fails_almost_nothing_and_it_comes_back() {
-    let (env, _home) = Env::with_echo(&[], 1, one_version(2), 2).await;
+    let env = Env::with_echo(&[], 1, one_version(2), 2).await;
     let status = env.wait_ready(2).await;
     let victim = status["replicas"][0]["pid"].as_u64().unwrap();
     let victim_id = status["replicas"][0]["id"].as_str().unwrap().to_owned();
     let stop = Arc::new(AtomicBool::new(false));
     let running = load(&env, &env.up.console.token, 4, stop.clone());
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // The whole replica: its supervisor leads a process group with the
+    // program in it. Killing the supervisor alone would leave the program
+    // running, orphaned, still answering on the replica's port.
     let killed = std::process::Command::new("kill")
-        .args(["-9", &victim.to_string()])
+        .args(["-9", "--", &format!("-{victim}")])
         .status()
         .unwrap();
     assert!(killed.success());
@@ -204,7 +207,7 @@ async fn killing_a_replica_under_load_fails_almost_nothing_and_it_comes_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rolling_version_update_under_load_fails_no_request() {
-    let (env, _home) = Env::with_echo(&[], 2, one_version(2), 2).await;
+    let env = Env::with_echo(&[], 2, one_version(2), 2).await;
     let stop = Arc::new(AtomicBool::new(false));
     let running = load(&env, &env.up.console.token, 4, stop.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -243,7 +246,7 @@ async fn a_rolling_version_update_under_load_fails_no_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_service_scaled_to_zero_serves_its_first_request_and_bounds_the_queue() {
-    let (env, _home) = Env::with_echo(
+    let env = Env::with_echo(
         &["--max-waiting", "3", "--hold-timeout", "30"],
         1,
         json!({"versions": [{"version": "1", "weight": 100}],

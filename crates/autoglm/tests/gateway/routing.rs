@@ -51,7 +51,7 @@ async fn versions_of(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_weighted_split_holds_and_pins_and_sticky_keys_override_it() {
-    let (env, _home) = Env::with_echo(&[], 2, json!({"versions": [{"version": "1", "weight": 90}, {"version": "2", "weight": 10}], "replicas": 1}), 2).await;
+    let env = Env::with_echo(&[], 2, json!({"versions": [{"version": "1", "weight": 90}, {"version": "2", "weight": 10}], "replicas": 1}), 2).await;
     let token = env.up.console.token.clone();
 
     let counts = versions_of(&env, &token, 2000, 8, None).await;

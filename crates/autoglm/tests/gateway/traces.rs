@@ -12,7 +12,7 @@ use crate::env::{Env, one_version};
 async fn requests_are_spans_of_the_callers_trace_exported_over_otlp() {
     let home = tempfile::tempdir().unwrap();
     let jaeger = Jaeger::start(home.path());
-    let (env, _home) = Env::with_echo(
+    let env = Env::with_echo(
         &["--otlp-endpoint", &jaeger.otlp_http],
         1,
         one_version(1),
