@@ -1,5 +1,6 @@
 //! The OpenAI-compatible API: models, embeddings, chat and text completions
-//! (plain or streamed as server-sent events ending in `[DONE]`).
+//! (plain or streamed as server-sent events ending in `[DONE]`, or in an
+//! error event when the engine fails mid-way).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -562,6 +563,19 @@ async fn collect(
     }
 }
 
+/// A failure after the stream started, as OpenAI sends one: an event whose
+/// data is the usual error object, and no `[DONE]` after it (clients raise it).
+fn failure(error: autoglm_inference::InferenceError) -> Event {
+    let error = ApiError::from_inference(D, error);
+    let kind = if error.status.is_client_error() {
+        "invalid_request_error"
+    } else {
+        "server_error"
+    };
+    let body = json!({"error": {"message": error.message, "type": kind, "param": null, "code": error.code}});
+    Event::default().data(body.to_string())
+}
+
 /// Streams the generation as server-sent events. A forwarding task owns the
 /// generation; when the client goes away its channel closes, the task ends
 /// and drops the engine's receiver, which stops the sequence at its next token.
@@ -628,8 +642,7 @@ fn stream_events(
                 }
                 GenerationEvent::Failed(e) => {
                     running.end_failed(&traced_model);
-                    let body = json!({"error": {"message": e.to_string(), "type": "server_error", "param": null, "code": null}});
-                    vec![Event::default().data(body.to_string())]
+                    vec![failure(e)]
                 }
             };
             first = false;
@@ -638,6 +651,16 @@ fn stream_events(
                     return;
                 }
             }
+        }
+        // The engine let go of the generation without saying how it ended
+        // (its thread died): a stream that just stopped would read as a
+        // short answer, so it ends in an error like any other failure.
+        if running.traced.is_some() {
+            running.end_failed(&traced_model);
+            let lost = autoglm_inference::InferenceError::Engine(
+                "generation ended without an answer".into(),
+            );
+            let _ = out.send(failure(lost)).await;
         }
     });
     futures_util::stream::unfold(

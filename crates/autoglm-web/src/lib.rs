@@ -7,9 +7,12 @@
 //! API key; either is kept in an HttpOnly, SameSite=Strict cookie (Secure
 //! under TLS) and resolved on every request by the same rules as the API's
 //! Bearer header, so a page shows what its principal may see and offers only
-//! what it may do. Every form carries a CSRF token derived from the cookie.
+//! what it may do. Every form carries a CSRF token, an HMAC of the cookie's
+//! credential under the installation's key. A form or query the pages cannot
+//! read is refused with an RFC 9457 problem document, as the API refuses.
 
 mod api;
+mod extract;
 mod fields;
 mod layout;
 mod login;

@@ -1,12 +1,13 @@
 //! Logging in (with a password or an API key) and out: the login page and
 //! the handlers that set and clear the session cookie.
 
+use crate::extract::{Form, Query};
 use autoglm_auth::{authenticate, random_string};
 use autoglm_console::AppState;
 use autoglm_console::api::auth::password_login;
 use autoglm_core::security::LoginRequest;
 use axum::Extension;
-use axum::extract::{Form, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;

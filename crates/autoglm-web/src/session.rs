@@ -2,17 +2,20 @@
 //!
 //! The cookie holds the bearer credential itself (a session token from a
 //! password login, or the API key a user logged in with), so a key keeps its
-//! scopes in the browser. A form's CSRF token is a hash of that credential:
-//! another site can neither read the cookie nor compute the token. The login
-//! form, before any session, uses a random value in a cookie of its own.
+//! scopes in the browser. A form's CSRF token is an HMAC of that credential
+//! under a key derived from the installation's secret (`Sessions::csrf_token`):
+//! another site can neither read the cookie nor compute the token, and the
+//! token outlives a restart of the console. The login form, before any
+//! session, uses a random value in a cookie of its own.
 
-use autoglm_auth::{Principal, authenticate, secret_hash};
+use autoglm_auth::{Principal, authenticate};
 use autoglm_console::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use subtle::ConstantTimeEq;
 
 use crate::WebConfig;
 
@@ -43,11 +46,6 @@ pub(crate) fn set_cookie(name: &str, value: &str, max_age: i64, config: WebConfi
         "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-/// The CSRF token of the forms a holder of `credential` submits.
-pub fn csrf_token(credential: &str) -> String {
-    secret_hash(&format!("csrf:{credential}"))[..32].to_owned()
 }
 
 /// A logged-in browser: who it is, and the token its forms must carry.
@@ -117,7 +115,7 @@ pub async fn require_with_credential(
         Ok(Ok(principal)) => Ok((
             Session {
                 principal,
-                csrf: csrf_token(&credential),
+                csrf: state.sessions.csrf_token(&credential),
             },
             credential,
         )),
@@ -143,22 +141,16 @@ pub async fn require_form(
 /// Whether a submitted form carries the session's CSRF token.
 pub fn csrf_ok(session: &Session, submitted: &str) -> bool {
     // Compared in constant time, so the token cannot be guessed byte by byte.
-    !submitted.is_empty()
-        && submitted.len() == session.csrf.len()
-        && submitted
-            .bytes()
-            .zip(session.csrf.bytes())
-            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-            == 0
+    !submitted.is_empty() && bool::from(submitted.as_bytes().ct_eq(session.csrf.as_bytes()))
 }
 
 /// The answer to a form without the right CSRF token.
 pub fn stale_form() -> Response {
-    (
-        StatusCode::FORBIDDEN,
+    autoglm_console::error::ApiError::new(
+        autoglm_core::error::ErrorCode::Forbidden,
         "this form is stale or came from another site: reload the page and try again",
     )
-        .into_response()
+    .into_response()
 }
 
 /// Where a login may send the browser: only a page of this console.
@@ -182,11 +174,5 @@ mod tests {
         );
         assert_eq!(cookie(&headers, SESSION).as_deref(), Some("tok"));
         assert_eq!(cookie(&headers, "c"), None);
-    }
-
-    #[test]
-    fn the_csrf_token_depends_on_the_credential() {
-        assert_ne!(csrf_token("a"), csrf_token("b"));
-        assert_eq!(csrf_token("a").len(), 32);
     }
 }

@@ -1,11 +1,12 @@
 //! The audit log: newest first, filtered by actor, action, target and
 //! outcome; for system admins, the state of the hash chain that spans it.
 
+use crate::extract::Query;
 use autoglm_console::AppState;
 use autoglm_core::audit::AuditRecord;
 use autoglm_core::rbac::Permission;
 use autoglm_store::AuditFilter;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use maud::{Markup, html};

@@ -1,10 +1,11 @@
 //! API keys: one's own, created (the secret shown once) and revoked through
 //! the console's API. A role that may not manage keys sees no form.
 
+use crate::extract::Form;
 use autoglm_console::AppState;
 use autoglm_core::rbac::Permission;
 use axum::Extension;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};

@@ -2,13 +2,14 @@
 //! stage change per version; and an upload of a new version with a progress
 //! bar. Changes go through the console's API, uploads streamed to it as sent.
 
+use crate::extract::{Form, Query};
 use autoglm_console::AppState;
 use autoglm_core::display::{human_size, short_digest};
 use autoglm_core::rbac::Permission;
 use autoglm_core::registry::{Model, ModelVersion};
 use autoglm_core::stage::Stage;
 use axum::Extension;
-use axum::extract::{Form, Multipart, Path, Query, State};
+use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};

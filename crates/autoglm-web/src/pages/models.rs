@@ -1,11 +1,12 @@
 //! The model registry: every model of the tenant, searchable by name, and a
 //! form to register a new one.
 
+use crate::extract::{Form, Query};
 use autoglm_console::AppState;
 use autoglm_core::rbac::Permission;
 use autoglm_store::ModelFilter;
 use axum::Extension;
-use axum::extract::{Form, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};

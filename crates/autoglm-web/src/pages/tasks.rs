@@ -4,10 +4,11 @@
 //! while it is pending or running. A service's page shows its own tasks
 //! with [`tasks_table`].
 
+use crate::extract::{Form, Query};
 use autoglm_core::rbac::Permission;
 use autoglm_core::task::{Task, TaskKind, TaskState};
 use axum::Extension;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};

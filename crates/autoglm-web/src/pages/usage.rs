@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::extract::Query;
 use autoglm_core::rbac::Permission;
 use autoglm_core::security::UsageRecord;
 use axum::Extension;
-use axum::extract::Query;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, DurationRound, Utc};

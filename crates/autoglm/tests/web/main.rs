@@ -8,7 +8,8 @@
 //! silences, acknowledge and resolve an incident, publish, edit, diff, roll back,
 //! snapshot and promote config keys and decide change requests of a protected
 //! environment; a viewer can change nothing;
-//! a stale form is refused. Screenshots of each page go to docs/screenshots/.
+//! a stale form is refused; a session revoked or expired mid-use leads to
+//! the login form and changes nothing. Screenshots of each page go to docs/screenshots/.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../common/browser.rs"]
@@ -22,3 +23,4 @@ mod evaluate;
 mod operate;
 mod registry;
 mod rollout;
+mod session;

@@ -8,12 +8,13 @@
 pub mod rule;
 pub mod silence;
 
+use crate::extract::Form;
 use autoglm_console::AppState;
 use autoglm_core::alert::{ActiveAlert, AlertRule, Notification, Playbook, PlaybookStep};
 use autoglm_core::rbac::Permission;
 use autoglm_core::registry::Page;
 use axum::Extension;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};

@@ -4,10 +4,11 @@
 //! `POST /api/v1/alerts/rules`; the API's refusals come back beside the
 //! fields they concern.
 
+use crate::extract::Form;
 use autoglm_console::AppState;
 use autoglm_core::alert::AlertMetric;
 use axum::Extension;
-use axum::extract::{Form, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use maud::{Markup, html};

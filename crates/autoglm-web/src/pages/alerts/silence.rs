@@ -2,11 +2,12 @@
 //! that still holds) and the form, one or two label matchers and how long,
 //! whose end the page works out from now, since the API takes an end time.
 
+use crate::extract::Form;
 use autoglm_console::AppState;
 use autoglm_core::alert::Silence;
 use autoglm_core::rbac::Permission;
 use axum::Extension;
-use axum::extract::{Form, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::{DateTime, NaiveDateTime, Utc};

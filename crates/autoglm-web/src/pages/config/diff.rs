@@ -4,9 +4,10 @@
 //! beside the new side's added lines in green on the right; and the page
 //! `/ui/config/{env}/keys/{group}/{key}/diff?from=&to=` of two versions.
 
+use crate::extract::Query;
 use autoglm_core::config::ConfigDiff;
 use axum::Extension;
-use axum::extract::{Path, Query};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};

@@ -6,10 +6,11 @@
 //! checked as it is typed through `POST /ui/config/validate`, which asks the
 //! API (the browser's cookie is not a credential the API takes).
 
+use crate::extract::Form;
 use autoglm_console::AppState;
 use autoglm_core::config::{ConfigVersion, Environment};
 use autoglm_core::registry::Page;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Json};

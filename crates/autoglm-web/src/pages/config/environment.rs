@@ -3,11 +3,12 @@
 //! environment, a session without `config:protected` files change requests
 //! instead of publishing.
 
+use crate::extract::{Form, Query};
 use autoglm_console::AppState;
 use autoglm_core::config::{ConfigVersion, Environment, Snapshot};
 use autoglm_core::registry::Page;
 use axum::Extension;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};

@@ -3,12 +3,13 @@
 //! roles holding `config:protected` (whom the API lets add one), the form
 //! that adds an environment.
 
+use crate::extract::Form;
 use autoglm_console::AppState;
 use autoglm_core::config::Environment;
 use autoglm_core::rbac::Permission;
 use autoglm_core::registry::Page;
 use axum::Extension;
-use axum::extract::{Form, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};

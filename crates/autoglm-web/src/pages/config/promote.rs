@@ -5,11 +5,12 @@
 //! approval" files it as a change request. The API plans again on apply,
 //! all or nothing.
 
+use crate::extract::{Form, Query};
 use autoglm_console::AppState;
 use autoglm_core::config::{Environment, PlannedChange, PromotionPlan};
 use autoglm_core::registry::Page;
 use axum::Extension;
-use axum::extract::{Form, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};

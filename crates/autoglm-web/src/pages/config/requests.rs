@@ -4,12 +4,13 @@
 //! that someone else filed, as the API allows. An approval refused because a
 //! key moved since the request was filed says so: nothing was applied.
 
+use crate::extract::{Form, Query};
 use autoglm_console::AppState;
 use autoglm_core::config::ChangeRequest;
 use autoglm_core::rbac::Permission;
 use autoglm_core::registry::Page;
 use axum::Extension;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};

@@ -2,10 +2,11 @@
 //! versions it holds and, where the session may write the environment, a
 //! restore button that asks first), and the form that takes one.
 
+use crate::extract::Form;
 use autoglm_console::AppState;
 use autoglm_core::config::Snapshot;
 use axum::Extension;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};

@@ -3,11 +3,12 @@
 //! live until it is resolved; for roles that may write alerts, the
 //! acknowledge and resolve buttons, through the console's API.
 
+use crate::extract::Form;
 use autoglm_console::AppState;
 use autoglm_core::alert::{Incident, IncidentState};
 use autoglm_core::rbac::Permission;
 use axum::Extension;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};

@@ -4,11 +4,11 @@
 
 pub mod detail;
 
+use crate::extract::Query;
 use autoglm_core::alert::Incident;
 use autoglm_core::alert::incident::Mttr;
 use autoglm_core::registry::Page;
 use axum::Extension;
-use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};

@@ -4,11 +4,12 @@
 //! as the user types), and created through the console's API, whose
 //! refusals are shown next to the fields they concern.
 
+use crate::extract::Form;
 use autoglm_console::AppState;
 use autoglm_core::rbac::Permission;
 use autoglm_core::service::{API_VERSION, KIND};
 use axum::Extension;
-use axum::extract::{Form, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;

@@ -8,12 +8,13 @@ pub mod rollout;
 
 use std::collections::HashMap;
 
+use crate::extract::{Form, Query};
 use autoglm_console::AppState;
 use autoglm_core::rbac::Permission;
 use autoglm_core::service::{ConditionStatus, LoadBalancing, ModelServiceManifest, ReplicaState};
 use autoglm_core::traffic::ServiceTraffic;
 use axum::Extension;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};

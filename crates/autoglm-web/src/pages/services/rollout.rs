@@ -3,9 +3,10 @@
 //! stable version, and for roles that may change services the pause,
 //! resume, promote and abort buttons, all through the console's API.
 
+use crate::extract::Form;
 use autoglm_core::rbac::Permission;
 use axum::Extension;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
