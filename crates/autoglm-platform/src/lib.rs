@@ -4,7 +4,8 @@
 //! The console turns each ModelService into a [`ServicePlan`] (versions,
 //! replica counts, how to launch a replica) and hands it to
 //! [`LocalPlatform::apply`]. A reconciler per service starts replicas on free
-//! loopback ports, checks their ready path, restarts them with exponential
+//! loopback ports, checks their ready path (answered by the replica's own
+//! process, not by another that holds its port: see [`listen`]), restarts them with exponential
 //! backoff when they exit or stop answering, replaces them one ready replica
 //! at a time when the launch changes, and publishes [`Views`]: the status the
 //! console shows and the ready endpoints the gateway routes to.
@@ -12,9 +13,13 @@
 //! Files live under the platform's root: `SERVICE/REPLICA.log` (stdout and
 //! stderr) and `SERVICE/REPLICA.pid`. A platform that starts stops whatever
 //! an earlier, crashed run left behind (see [`procs`]), so no replica outlives
-//! its platform by more than one restart.
+//! its platform by more than one restart. Once [`LocalPlatform::shutdown`]
+//! has begun, [`LocalPlatform::apply`] starts nothing more, and a replica
+//! whose task is dropped (the runtime ending under it) takes its whole
+//! process group with it.
 
 mod backoff;
+mod listen;
 mod plan;
 mod ports;
 pub mod procs;
@@ -82,7 +87,9 @@ pub struct LocalPlatform {
     root: PathBuf,
     settings: Settings,
     ports: Arc<Ports>,
-    services: Mutex<HashMap<String, ServiceRunner>>,
+    /// The running services; `None` once shutdown has begun, so a plan
+    /// applied after it (an autoscaler's last scale-up) starts nothing.
+    services: Mutex<Option<HashMap<String, ServiceRunner>>>,
     views: Arc<watch::Sender<Arc<Views>>>,
 }
 
@@ -99,14 +106,21 @@ impl LocalPlatform {
             ports: Arc::new(Ports::from(settings.base_port)),
             root,
             settings,
-            services: Mutex::new(HashMap::new()),
+            services: Mutex::new(Some(HashMap::new())),
             views: Arc::new(watch::channel(Arc::new(Views::new())).0),
         })
     }
 
-    /// Runs `plan`: starts its service or moves it to the new plan.
+    /// Runs `plan`: starts its service or moves it to the new plan. Refused
+    /// once shutdown has begun.
     pub fn apply(&self, plan: ServicePlan) -> io::Result<()> {
         let mut services = self.services.lock();
+        let Some(services) = services.as_mut() else {
+            return Err(io::Error::other(format!(
+                "the platform is shutting down; {} is not started",
+                plan.name
+            )));
+        };
         if let Some(runner) = services.get(&plan.name) {
             runner.update(plan);
             return Ok(());
@@ -127,7 +141,7 @@ impl LocalPlatform {
 
     /// Stops every replica of `name` and waits until they are gone. Logs stay.
     pub async fn remove(&self, name: &str) {
-        let runner = self.services.lock().remove(name);
+        let runner = self.services.lock().as_mut().and_then(|s| s.remove(name));
         if let Some(runner) = runner {
             runner.remove().await;
         }
@@ -177,9 +191,16 @@ impl LocalPlatform {
             .then(|| self.root.join(service).join(format!("{replica}.log")))
     }
 
-    /// Stops every service's replicas and waits until they are gone.
+    /// Stops every service's replicas and waits until they are gone; from
+    /// now on the platform starts nothing.
     pub async fn shutdown(&self) {
-        let runners: Vec<ServiceRunner> = self.services.lock().drain().map(|(_, r)| r).collect();
+        let runners: Vec<ServiceRunner> = self
+            .services
+            .lock()
+            .take()
+            .into_iter()
+            .flat_map(HashMap::into_values)
+            .collect();
         for runner in runners {
             runner.remove().await;
         }

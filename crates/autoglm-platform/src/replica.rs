@@ -1,5 +1,7 @@
 //! One replica: a child process in its own process group, its log file, its
 //! ready check, and restarts with backoff when it exits or stops answering.
+//! However its task ends (stopped, or dropped with the runtime as a process
+//! exits) the whole group is killed: the program a supervisor runs too.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -17,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Settings;
 use crate::backoff::Backoff;
+use crate::listen;
 use crate::plan::Launch;
 use crate::ports::{self, Ports};
 use crate::procs::{PidFile, signal_group};
@@ -101,9 +104,30 @@ impl Replica {
     }
 
     /// Stops it and waits until its process is gone.
-    pub async fn stop_and_wait(self) {
+    pub async fn stop_and_wait(mut self) {
         self.stop.cancel();
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Replica {
+    /// A replica nobody holds any more stops rather than runs on unwatched.
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Kills the process group it names when dropped: after a replica's process
+/// ended, and when its task is dropped mid-run (the runtime ending as the
+/// platform's process exits), where `kill_on_drop` would reach only the
+/// group's leader and leave, say, a supervised program to PID 1.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            signal_group(pid, Signal::SIGKILL);
+        }
     }
 }
 
@@ -186,6 +210,8 @@ async fn run_once(
         Err(why) => return Outcome::Exited(why, Duration::ZERO),
     };
     let pid = child.id();
+    // Whatever the replica started itself dies with it.
+    let group = GroupGuard(pid);
     let pid_file = pid.and_then(|pid| match PidFile::write(spec.pid_file.clone(), pid) {
         Ok(f) => Some(f),
         Err(error) => {
@@ -203,6 +229,7 @@ async fn run_once(
     // with requests waiting on it above all) is routed to soon after it is ready.
     let mut probes = tokio::time::interval(settings.probe_interval.min(STARTUP_PROBE_INTERVAL));
     let mut failures = 0;
+    let mut foreign = 0;
     let outcome = loop {
         tokio::select! {
             () = stop.cancelled() => {
@@ -222,7 +249,19 @@ async fn run_once(
             _ = probes.tick() => {
                 let ok = http.get(&url).send().await.is_ok_and(|r| r.status().is_success());
                 let ready = report.borrow().state == ReplicaState::Ready;
-                if ok {
+                if ok && !ready && !own_listener(port, pid).await {
+                    // Another process answers on this port: the replica lost
+                    // the race for it and cannot bind it. Restarted, it gets
+                    // another port (this one is not free).
+                    foreign += 1;
+                    if foreign >= UNHEALTHY_AFTER {
+                        terminate(&mut child, pid, settings.grace).await;
+                        break Outcome::Exited(
+                            format!("port {port} is held by another process"),
+                            started.elapsed(),
+                        );
+                    }
+                } else if ok {
                     failures = 0;
                     if !ready {
                         tracing::info!(replica = %spec.id, port, "replica ready");
@@ -243,10 +282,7 @@ async fn run_once(
             }
         }
     };
-    // Whatever the replica started itself dies with it.
-    if let Some(pid) = pid {
-        signal_group(pid, Signal::SIGKILL);
-    }
+    drop(group);
     if let Some(f) = pid_file {
         f.remove();
     }
@@ -287,6 +323,17 @@ fn spawn(spec: &ReplicaSpec, port: u16) -> Result<Child, String> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("could not start {}: {e}", spec.launch.program.display()))
+}
+
+/// Whether the listener on `port` is the replica's own (see [`listen`]);
+/// yes when that cannot be told.
+async fn own_listener(port: u16, pid: Option<u32>) -> bool {
+    let Some(pid) = pid else { return true };
+    tokio::task::spawn_blocking(move || listen::owned_by_group(port, pid))
+        .await
+        .ok()
+        .flatten()
+        != Some(false)
 }
 
 /// SIGTERM to the replica's group, `grace` to drain and exit, then SIGKILL.

@@ -4,97 +4,15 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use autoglm_contract::ServiceView;
 use autoglm_core::service::{ConditionStatus, ReplicaState};
-use autoglm_platform::{Launch, LocalPlatform, ServicePlan, Settings, VersionPlan};
-
-/// Each test takes its own port range: tests run in parallel.
-fn settings(base_port: u16) -> Settings {
-    Settings {
-        base_port,
-        probe_interval: Duration::from_millis(50),
-        drain_delay: Duration::from_millis(100),
-        grace: Duration::from_secs(3),
-        backoff_initial: Duration::from_millis(100),
-        backoff_max: Duration::from_secs(1),
-        backoff_forgive_after: Duration::from_secs(60),
-        progress_deadline: Duration::from_secs(60),
-    }
-}
-
-fn http_server(extra_env: &[(&str, &str)]) -> Launch {
-    Launch {
-        program: "python3".into(),
-        args: ["-m", "http.server", "--bind", "127.0.0.1", "{port}"]
-            .map(String::from)
-            .to_vec(),
-        env: extra_env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ready_path: "/".into(),
-    }
-}
-
-fn plan(name: &str, replicas: u32, launch: Launch) -> ServicePlan {
-    ServicePlan {
-        name: name.into(),
-        generation: 1,
-        restart: 0,
-        balancing: Default::default(),
-        versions: vec![VersionPlan {
-            version: "1".into(),
-            weight: 100,
-            replicas,
-            launch,
-        }],
-    }
-}
-
-async fn wait_for(
-    platform: &LocalPlatform,
-    name: &str,
-    what: &str,
-    ok: impl Fn(&ServiceView) -> bool,
-) -> ServiceView {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(view) = platform.view(name)
-            && ok(&view)
-        {
-            return view;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; last view: {:#?}",
-            platform.view(name)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit(')')
-            .next()
-            .and_then(|r| r.split_whitespace().next())
-            != Some("Z")
-    })
-}
-
-fn pids(view: &ServiceView) -> Vec<u32> {
-    view.status.replicas.iter().filter_map(|r| r.pid).collect()
-}
-
-async fn get(addr: std::net::SocketAddr) -> u16 {
-    reqwest::get(format!("http://{addr}/"))
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-}
+use autoglm_platform::{Launch, LocalPlatform, Settings};
+use support::{get, http_server, pids, plan, running, settings, wait_for};
 
 #[tokio::test]
 async fn replicas_become_ready_and_one_killed_with_sigkill_comes_back() {

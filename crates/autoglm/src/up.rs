@@ -241,7 +241,10 @@ fn follow_gateway_settings(
 }
 
 impl Running {
-    /// Drains the gateway, then stops every replica.
+    /// Drains the gateway, then stops every replica. The reconciler lives on
+    /// in the console's state, and its autoscaler may still plan a scale-up:
+    /// the platform refuses every plan once its shutdown has begun, so none
+    /// starts a replica that nothing would stop.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         match self.gateway.await {
