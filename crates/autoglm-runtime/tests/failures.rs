@@ -159,31 +159,17 @@ async fn an_engine_failing_mid_stream_ends_the_stream_in_an_error_not_done() {
 }
 
 async fn load(app: &axum::Router, path: &Path, version: &str) -> Answer {
-    let response = app
-        .clone()
-        .oneshot(
-            Request::post("/admin/v1/load")
-                .header("content-type", "application/json")
-                .header("authorization", "Bearer admin-token-for-tests")
-                .body(Body::from(
-                    json!({"path": path, "version": version}).to_string(),
-                ))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = http_body_util::BodyExt::collect(response.into_body())
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    Answer {
-        status,
-        headers,
-        body,
-    }
+    send_request(
+        app,
+        Request::post("/admin/v1/load")
+            .header("content-type", "application/json")
+            .header("authorization", "Bearer admin-token-for-tests")
+            .body(Body::from(
+                json!({"path": path, "version": version}).to_string(),
+            ))
+            .unwrap(),
+    )
+    .await
 }
 
 #[tokio::test]

@@ -65,11 +65,16 @@ pub async fn send(app: &Router, method: &str, uri: &str, body: Option<Vec<u8>>) 
     if body.is_some() {
         req = req.header("content-type", "application/json");
     }
-    let response = app
-        .clone()
-        .oneshot(req.body(body.map_or_else(Body::empty, Body::from)).unwrap())
-        .await
-        .unwrap();
+    send_request(
+        app,
+        req.body(body.map_or_else(Body::empty, Body::from)).unwrap(),
+    )
+    .await
+}
+
+/// Sends a request as built, and reads the whole answer.
+pub async fn send_request(app: &Router, req: Request<Body>) -> Answer {
+    let response = app.clone().oneshot(req).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     let body = response

@@ -138,6 +138,16 @@ impl Env {
             .unwrap()
     }
 
+    /// The value of the gateway's sample whose line starts with `series` (0 when absent).
+    pub async fn sample(&self, series: &str) -> f64 {
+        let metrics = self.metrics().await;
+        metrics
+            .lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .map_or(0.0, |v| v.parse().unwrap())
+    }
+
     pub fn chat(&self, key: &str, model: &str) -> reqwest::RequestBuilder {
         self.http
             .post(format!("{}/v1/chat/completions", self.up.gateway))

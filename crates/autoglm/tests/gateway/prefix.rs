@@ -44,16 +44,6 @@ async fn replica_of(env: &Env, key: &str, body: &Value, delay_ms: u64) -> u64 {
     answer["seen"]["port"].as_u64().unwrap()
 }
 
-/// The value of the gateway's sample whose line starts with `series`.
-async fn sample(env: &Env, series: &str) -> f64 {
-    let metrics = env.metrics().await;
-    metrics
-        .lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .map_or(0.0, |v| v.parse().unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_conversation_stays_on_its_replica_until_the_load_bound_spills_it() {
     let spec = json!({"versions": [{"version": "1", "weight": 100}], "replicas": 3,
@@ -72,7 +62,7 @@ async fn a_conversation_stays_on_its_replica_until_the_load_bound_spills_it() {
             // still counts one in flight and the load bound may spill it.
             let in_flight = format!("autoglm_gateway_in_flight_requests{labels}");
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            while sample(&env, &in_flight).await != 0.0 {
+            while env.sample(&in_flight).await != 0.0 {
                 assert!(
                     std::time::Instant::now() < deadline,
                     "a request stayed in flight"
@@ -87,7 +77,8 @@ async fn a_conversation_stays_on_its_replica_until_the_load_bound_spills_it() {
     let homes: HashSet<u64> = home_of.values().copied().collect();
     assert!(homes.len() >= 2, "twelve chats all hashed to {homes:?}");
     assert_eq!(
-        sample(&env, &format!("autoglm_gateway_prefix_hits_total{labels}")).await,
+        env.sample(&format!("autoglm_gateway_prefix_hits_total{labels}"))
+            .await,
         48.0
     );
 
@@ -106,5 +97,5 @@ async fn a_conversation_stays_on_its_replica_until_the_load_bound_spills_it() {
         "a burst of one chat stayed on {spread:?}"
     );
     let over_bound = r#"autoglm_gateway_prefix_fallbacks_total{tenant="default",model="echo",version="1",reason="over_bound"}"#;
-    assert!(sample(&env, over_bound).await >= 1.0);
+    assert!(env.sample(over_bound).await >= 1.0);
 }

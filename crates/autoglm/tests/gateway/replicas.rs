@@ -192,16 +192,6 @@ async fn a_request_that_reached_a_replica_is_never_sent_again() {
     assert_eq!(s, StatusCode::OK, "{b}");
 }
 
-/// The gateway's sample whose line starts with `series`.
-async fn sample(env: &Env, series: &str) -> f64 {
-    let metrics = env.metrics().await;
-    metrics
-        .lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .map_or(0.0, |v| v.parse().unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_are_ejected_for_their_own_failures_never_for_a_callers() {
     // Balanced by prefix hash, one conversation has a home replica: it goes
@@ -276,7 +266,7 @@ async fn replicas_are_ejected_for_their_own_failures_never_for_a_callers() {
     let in_flight =
         r#"autoglm_gateway_in_flight_requests{tenant="default",model="echo",version="1"}"#;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while sample(&env, in_flight).await != 0.0 {
+    while env.sample(in_flight).await != 0.0 {
         assert!(Instant::now() < deadline, "requests stayed in flight");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
