@@ -539,3 +539,79 @@ fn the_operator_gives_autoscaled_services_an_hpa_and_stateful_ones_a_statefulset
         "a stateful service gets no Deployment"
     );
 }
+
+/// The API server refuses the operator's apply of a child (here a quota that
+/// allows no Deployment): the ModelService gets a Warning event carrying the
+/// server's own words and is not Ready; once the quota is lifted, the
+/// operator's own retry creates the Deployment and the service turns Ready,
+/// with no new apply by the user.
+#[test]
+fn an_apply_the_api_server_refuses_is_reported_and_retried() {
+    let plane = plane();
+    let ns = plane.namespace("operator-refused");
+    plane.apply(&format!(
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {{name: no-deployments, namespace: {ns}}}\n\
+         spec: {{hard: {{count/deployments.apps: \"0\"}}}}\n"
+    ));
+    // The quota controller must have counted before admission can refuse by
+    // the count rather than by an unknown status.
+    plane.wait_until("the quota counted", Duration::from_secs(30), || {
+        plane.get_json(&["resourcequota", "no-deployments", "-n", &ns])["status"]["used"]
+            ["count/deployments.apps"]
+            == "0"
+    });
+    let _operator = Operator::start(plane, &ns, &[]);
+    plane.apply(&model_service(
+        &ns,
+        "chat",
+        r#"{model: smollm2, versions: [{version: "1", weight: 100}], replicas: 1}"#,
+    ));
+    let refusals = || {
+        plane.kubectl(&[
+            "get",
+            "events",
+            "-n",
+            &ns,
+            "--field-selector",
+            "involvedObject.kind=ModelService,involvedObject.name=chat,reason=ReconcileFailed,type=Warning",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ])
+    };
+    plane.wait_until("a ReconcileFailed warning", Duration::from_secs(60), || {
+        !refusals().is_empty()
+    });
+    let words = refusals();
+    assert!(
+        words.contains("exceeded quota: no-deployments"),
+        "the event does not carry the API server's words: {words:?}"
+    );
+    assert!(
+        plane
+            .kubectl(&["get", "deployments", "-n", &ns, "-o", "name"])
+            .trim()
+            .is_empty(),
+        "a Deployment exists despite the quota"
+    );
+    let ready = || {
+        condition(
+            &plane.get_json(&["ms", "chat", "-n", &ns])["status"],
+            "Ready",
+        )["status"]
+            == "True"
+    };
+    assert!(!ready(), "Ready while its Deployment was refused");
+
+    plane.kubectl(&["delete", "resourcequota", "no-deployments", "-n", &ns]);
+    plane.wait_until(
+        "chat Ready after the quota is lifted",
+        Duration::from_secs(60),
+        ready,
+    );
+    assert_eq!(
+        plane
+            .kubectl(&["get", "deployments", "-n", &ns, "-o", "name"])
+            .trim(),
+        "deployment.apps/chat-1"
+    );
+}
