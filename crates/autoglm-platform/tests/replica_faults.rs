@@ -176,10 +176,16 @@ async fn a_replica_that_ignores_sigterm_is_killed_after_the_grace_period_with_it
         "stopped after {took:?}: before the grace period ended, so not by SIGKILL after it"
     );
     assert!(!running(pid), "the replica {pid} is left running");
-    assert!(
-        !running(child),
-        "the replica's child {child} is left running"
-    );
+    // The group's SIGKILL is sent; the orphaned child dies when the kernel
+    // next runs it, which on a busy machine is not at once.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while running(child) {
+        assert!(
+            Instant::now() < deadline,
+            "the replica's child {child} is left running"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The processes whose parent is `pid`.
