@@ -129,6 +129,24 @@ pub async fn arrive(client: &Client, path: &str) {
     }
 }
 
+/// Clicks what leaves the page (a form's button, a link) and waits for the
+/// page at `path`. The page clicked on must be gone first: a form often
+/// answers with the very page it was on, whose path alone says nothing.
+pub async fn submit(client: &Client, target: Locator<'_>, path: &str) {
+    let page = client.find(Locator::Css("html")).await.unwrap();
+    click(client, target).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // A detached element answers no question: the new page has replaced it.
+    while page.tag_name().await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the click left the page as it was"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    arrive(client, path).await;
+}
+
 pub async fn click(client: &Client, target: Locator<'_>) {
     client.find(target).await.unwrap().click().await.unwrap();
 }

@@ -12,7 +12,7 @@ use fantoccini::{Client, Locator};
 use serde_json::json;
 
 use crate::browser::{
-    arrive, browser, click, driver, log_in, replace_text, shoot, text, type_into, wait_text,
+    arrive, browser, click, driver, log_in, replace_text, shoot, submit, text, type_into, wait_text,
 };
 use crate::common::{self, Up};
 
@@ -74,8 +74,7 @@ async fn rules_silences_and_incidents_are_handled_from_the_browser_and_a_viewer_
     let client = browser(&driver, profile.path()).await;
     log_in(&client, &base, &[("api_key", &up.console.token)]).await;
     arrive(&client, "/ui").await;
-    click(&client, Locator::LinkText("Alerts")).await;
-    arrive(&client, "/ui/alerts").await;
+    submit(&client, Locator::LinkText("Alerts"), "/ui/alerts").await;
     assert_eq!(text(&client, "#live-rules").await, "No alert rules yet.");
 
     // A rule made with the form is listed, inactive (no traffic is no data).
@@ -94,8 +93,7 @@ async fn rules_silences_and_incidents_are_handled_from_the_browser_and_a_viewer_
     )
     .await;
     click(&client, Locator::Css("#rule-step option[value=scaleOut]")).await;
-    click(&client, Locator::Id("create-rule")).await;
-    arrive(&client, "/ui/alerts").await;
+    submit(&client, Locator::Id("create-rule"), "/ui/alerts").await;
     let row = text(&client, "#rule-high-errors").await;
     assert!(
         row.contains("chat")
@@ -130,8 +128,7 @@ async fn rules_silences_and_incidents_are_handled_from_the_browser_and_a_viewer_
     type_into(&client, Locator::Id("silence-value-0"), "chat").await;
     replace_text(&client, "silence-minutes", "30").await;
     type_into(&client, Locator::Id("silence-comment"), "deploying").await;
-    click(&client, Locator::Id("create-silence")).await;
-    arrive(&client, "/ui/alerts").await;
+    submit(&client, Locator::Id("create-silence"), "/ui/alerts").await;
     let (_, silences) = call(reqwest::Method::GET, "/api/v1/alerts/silences", None).await;
     let silence = silences["items"][0]["id"].as_i64().unwrap();
     let row = text(&client, &format!("#silence-{silence}")).await;
@@ -166,12 +163,15 @@ async fn rules_silences_and_incidents_are_handled_from_the_browser_and_a_viewer_
     .await;
     assert_eq!(s, reqwest::StatusCode::OK, "{received}");
     let incident = received["incidents"][0].as_i64().unwrap();
-    click(&client, Locator::LinkText("Incidents")).await;
-    arrive(&client, "/ui/incidents").await;
+    submit(&client, Locator::LinkText("Incidents"), "/ui/incidents").await;
     let row = text(&client, &format!("#incident-{incident}")).await;
     assert!(row.contains("HighErrors") && row.contains("open"), "{row}");
-    click(&client, Locator::Css(&format!("#incident-{incident} th a"))).await;
-    arrive(&client, &format!("/ui/incidents/{incident}")).await;
+    submit(
+        &client,
+        Locator::Css(&format!("#incident-{incident} th a")),
+        &format!("/ui/incidents/{incident}"),
+    )
+    .await;
     assert_eq!(text(&client, "#incident-state").await, "open");
     click(&client, Locator::Id("acknowledge")).await;
     wait_text(&client, "#incident-state", Duration::from_secs(10), |t| {
@@ -218,8 +218,7 @@ async fn rules_silences_and_incidents_are_handled_from_the_browser_and_a_viewer_
         text(&client, "#service-alerts").await,
         "Nothing pending or firing."
     );
-    click(&client, Locator::Id("service-incidents")).await;
-    arrive(&client, "/ui/incidents").await;
+    submit(&client, Locator::Id("service-incidents"), "/ui/incidents").await;
     assert!(
         text(&client, &format!("#incident-{incident}"))
             .await
@@ -242,8 +241,7 @@ async fn rules_silences_and_incidents_are_handled_from_the_browser_and_a_viewer_
     )
     .await;
     assert_eq!(s, reqwest::StatusCode::CREATED, "{b}");
-    click(&client, Locator::Id("logout")).await;
-    arrive(&client, "/login").await;
+    submit(&client, Locator::Id("logout"), "/login").await;
     log_in(
         &client,
         &base,
@@ -251,8 +249,7 @@ async fn rules_silences_and_incidents_are_handled_from_the_browser_and_a_viewer_
     )
     .await;
     arrive(&client, "/ui").await;
-    click(&client, Locator::LinkText("Alerts")).await;
-    arrive(&client, "/ui/alerts").await;
+    submit(&client, Locator::LinkText("Alerts"), "/ui/alerts").await;
     assert_eq!(text(&client, "#rule-high-errors .state").await, "inactive");
     // The page follows the rule to firing without a reload.
     let row = wait_text(&client, "#rule-always", Duration::from_secs(30), |t| {

@@ -19,7 +19,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::browser::{
-    arrive, browser, click, driver, log_in, replace_text, shoot, text, type_into, wait_text,
+    arrive, browser, click, driver, log_in, replace_text, shoot, submit, text, type_into, wait_text,
 };
 use crate::common::Console;
 
@@ -65,8 +65,7 @@ async fn keys_are_published_edited_diffed_rolled_back_snapshotted_and_promoted()
     arrive(&client, "/ui").await;
 
     // The environments every tenant starts with, prod protected.
-    click(&client, Locator::LinkText("Config")).await;
-    arrive(&client, "/ui/config").await;
+    submit(&client, Locator::LinkText("Config"), "/ui/config").await;
     assert!(text(&client, "#env-prod").await.contains("protected"));
     assert_eq!(text(&client, "#env-dev .keys").await, "0");
     shoot(&client, "config.png").await;
@@ -88,23 +87,20 @@ async fn keys_are_published_edited_diffed_rolled_back_snapshotted_and_promoted()
     let added = wait_text(&client, "#environments", WAIT, |t| t.contains("perf")).await;
     assert!(added.contains("load tests"), "{added}");
     assert!(text(&client, "#env-perf").await.contains("protected"));
-    click(&client, Locator::Css("#env-dev th a")).await;
-    arrive(&client, "/ui/config/dev").await;
+    submit(&client, Locator::Css("#env-dev th a"), "/ui/config/dev").await;
     assert_eq!(text(&client, "#no-keys").await, "No keys yet.");
 
     // A new key, its format from its extension, is listed at version 1.
     type_into(&client, Locator::Id("config-key"), "app.json").await;
     replace_text(&client, "config-content", &app(1)).await;
     type_into(&client, Locator::Id("config-message"), "first").await;
-    click(&client, Locator::Id("key-submit")).await;
-    arrive(&client, "/ui/config/dev").await;
+    submit(&client, Locator::Id("key-submit"), "/ui/config/dev").await;
     assert_eq!(text(&client, &format!("{} .version", row(APP))).await, "1");
     assert!(text(&client, &row(APP)).await.contains("json"));
 
     // The editor checks the content as it is typed: a trailing comma is
     // named with its line and column before anything is sent.
-    click(&client, Locator::Css(&format!("{} th a", row(APP)))).await;
-    arrive(&client, EDITOR).await;
+    submit(&client, Locator::Css(&format!("{} th a", row(APP))), EDITOR).await;
     assert_eq!(text(&client, "#current-version").await, "1");
     assert_eq!(value(&client, "config-content").await, app(1));
     replace_text(&client, "config-content", "{\n  \"replicas\": 2,\n}").await;
@@ -160,8 +156,7 @@ async fn keys_are_published_edited_diffed_rolled_back_snapshotted_and_promoted()
         history.contains("two replicas") && history.contains("first"),
         "{history}"
     );
-    click(&client, Locator::Id("diff-3")).await;
-    arrive(&client, &format!("{EDITOR}/diff")).await;
+    submit(&client, Locator::Id("diff-3"), &format!("{EDITOR}/diff")).await;
     let removed = text(&client, "#diff td.removed").await;
     assert_eq!(removed.trim(), "\"replicas\": 2,");
     let added = text(&client, "#diff td.added").await;
@@ -169,8 +164,7 @@ async fn keys_are_published_edited_diffed_rolled_back_snapshotted_and_promoted()
     shoot(&client, "config-diff.png").await;
 
     // A rollback to version 1 is version 4 with version 1's content.
-    click(&client, Locator::Id("editor-link")).await;
-    arrive(&client, EDITOR).await;
+    submit(&client, Locator::Id("editor-link"), EDITOR).await;
     click(&client, Locator::Id("rollback-1")).await;
     wait_text(&client, "#current-version", WAIT, |t| t == "4").await;
     assert_eq!(value(&client, "config-content").await, app(1));
@@ -210,8 +204,7 @@ async fn keys_are_published_edited_diffed_rolled_back_snapshotted_and_promoted()
 
     // dev into staging: the preview's plan, then the promotion.
     client.goto(&format!("{base}/ui/config")).await.unwrap();
-    click(&client, Locator::Id("promote-link")).await;
-    arrive(&client, "/ui/config/promote").await;
+    submit(&client, Locator::Id("promote-link"), "/ui/config/promote").await;
     click(&client, Locator::Css("#from option[value=dev]")).await;
     click(&client, Locator::Css("#to option[value=staging]")).await;
     click(&client, Locator::Id("preview")).await;
@@ -226,8 +219,7 @@ async fn keys_are_published_edited_diffed_rolled_back_snapshotted_and_promoted()
     );
     assert_eq!(text(&client, "#apply").await, "Promote");
     shoot(&client, "config-promote.png").await;
-    click(&client, Locator::Id("apply")).await;
-    arrive(&client, "/ui/config/staging").await;
+    submit(&client, Locator::Id("apply"), "/ui/config/staging").await;
     assert_eq!(text(&client, &format!("{} .version", row(APP))).await, "1");
     client.close().await.unwrap();
 }
@@ -282,8 +274,7 @@ async fn a_developer_requests_changes_of_prod_and_an_operator_decides_them() {
 
     // The request, filed from the same form, waits with its diff; she may not decide it.
     type_into(&client, Locator::Id("config-message"), "raise limits").await;
-    click(&client, Locator::Id("key-submit")).await;
-    arrive(&client, "/ui/config/requests").await;
+    submit(&client, Locator::Id("key-submit"), "/ui/config/requests").await;
     let filed = text(&client, "#request-1").await;
     assert!(
         filed.contains("pending")
@@ -300,16 +291,14 @@ async fn a_developer_requests_changes_of_prod_and_an_operator_decides_them() {
         .await
         .unwrap();
     assert_eq!(text(&client, "#apply").await, "Request approval");
-    click(&client, Locator::Id("apply")).await;
-    arrive(&client, "/ui/config/requests").await;
+    submit(&client, Locator::Id("apply"), "/ui/config/requests").await;
     assert!(text(&client, "#request-2").await.contains("from dev"));
 
     // Someone writes prod's app.json before the promotion is approved.
     publish(&console, "prod/keys/DEFAULT_GROUP/app.json", &app(5)).await;
 
     // The operator approves the first, and is told the second's key moved.
-    click(&client, Locator::Id("logout")).await;
-    arrive(&client, "/login").await;
+    submit(&client, Locator::Id("logout"), "/login").await;
     log_in(
         &client,
         &base,

@@ -8,7 +8,9 @@ use std::time::Duration;
 use fantoccini::Locator;
 use serde_json::json;
 
-use crate::browser::{arrive, browser, click, driver, log_in, shoot, text, type_into, wait_text};
+use crate::browser::{
+    arrive, browser, click, driver, log_in, shoot, submit, text, type_into, wait_text,
+};
 use crate::common::Up;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,8 +69,12 @@ async fn a_version_is_evaluated_from_its_page() {
         .goto(&format!("{base}/ui/models/iris"))
         .await
         .unwrap();
-    click(&client, Locator::Css("#version-1 th a")).await;
-    arrive(&client, "/ui/models/iris/versions/1").await;
+    submit(
+        &client,
+        Locator::Css("#version-1 th a"),
+        "/ui/models/iris/versions/1",
+    )
+    .await;
     assert_eq!(
         text(&client, "#live-evaluations").await,
         "Not evaluated yet."
@@ -76,8 +82,12 @@ async fn a_version_is_evaluated_from_its_page() {
     // The form offers the service that serves the version.
     assert_eq!(text(&client, "#service").await, "flowers");
     type_into(&client, Locator::Id("dataset"), dataset.to_str().unwrap()).await;
-    click(&client, Locator::Css("#evaluate button[type=submit]")).await;
-    arrive(&client, "/ui/models/iris/versions/1").await;
+    submit(
+        &client,
+        Locator::Css("#evaluate button[type=submit]"),
+        "/ui/models/iris/versions/1",
+    )
+    .await;
     wait_text(
         &client,
         "#evaluation-1 .state",

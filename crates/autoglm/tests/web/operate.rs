@@ -8,7 +8,8 @@ use fantoccini::Locator;
 use serde_json::json;
 
 use crate::browser::{
-    arrive, browser, click, driver, href, log_in, replace_text, shoot, text, type_into, wait_text,
+    arrive, browser, click, driver, href, log_in, replace_text, shoot, submit, text, type_into,
+    wait_text,
 };
 use crate::common::Up;
 
@@ -65,8 +66,12 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
     assert!(refused.contains("Iris Flowers"), "{refused}");
     replace_text(&client, "model-name", "iris").await;
     type_into(&client, Locator::Id("model-description"), "iris classifier").await;
-    click(&client, Locator::Css("#new-model button")).await;
-    arrive(&client, "/ui/models/iris").await;
+    submit(
+        &client,
+        Locator::Css("#new-model button"),
+        "/ui/models/iris",
+    )
+    .await;
 
     // Two versions are uploaded from the browser, the second derived from the first.
     for (version, parent) in [(1, ""), (2, "1")] {
@@ -118,8 +123,7 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
     // A service is deployed from the form: a bad name is refused beside its
     // field, the YAML view follows the fields, and the fixed form deploys.
     client.goto(&format!("{base}/ui")).await.unwrap();
-    click(&client, Locator::Id("new-service")).await;
-    arrive(&client, "/ui/services/new").await;
+    submit(&client, Locator::Id("new-service"), "/ui/services/new").await;
     type_into(&client, Locator::Id("name"), "iris_svc").await;
     type_into(&client, Locator::Id("model"), "iris").await;
     type_into(&client, Locator::Id("version_1"), "2").await;
@@ -154,8 +158,7 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
     );
     shoot(&client, "service-new.png").await;
     replace_text(&client, "name", "iris").await;
-    click(&client, Locator::Id("deploy")).await;
-    arrive(&client, "/ui/services/iris").await;
+    submit(&client, Locator::Id("deploy"), "/ui/services/iris").await;
     // The strategy chosen in the form is the service's, with its knobs.
     assert_eq!(text(&client, "#balancing").await, "prefixHash");
     let summary = text(&client, "main p.muted").await;
@@ -225,8 +228,7 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
     );
     replace_text(&client, "weight-1", "50").await;
     replace_text(&client, "weight-2", "50").await;
-    click(&client, Locator::Css("#split button")).await;
-    arrive(&client, "/ui/services/iris").await;
+    submit(&client, Locator::Css("#split button"), "/ui/services/iris").await;
     let (_, service) = up
         .console
         .call(&http, reqwest::Method::GET, "/api/v1/services/iris", None)
@@ -274,8 +276,12 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
     })
     .await;
     client.goto(&format!("{base}/ui/tasks")).await.unwrap();
-    click(&client, Locator::Id(&format!("cancel-{}", task["id"]))).await;
-    arrive(&client, "/ui/tasks").await;
+    submit(
+        &client,
+        Locator::Id(&format!("cancel-{}", task["id"])),
+        "/ui/tasks",
+    )
+    .await;
     wait_text(&client, &row, Duration::from_secs(30), |t| {
         t.contains("cancelled")
     })
@@ -478,8 +484,7 @@ async fn an_operator_deploys_and_splits_traffic_from_the_browser_and_a_viewer_ca
     }
 
     // A viewer sees the same pages without a single control, and the API refuses it.
-    click(&client, Locator::Id("logout")).await;
-    arrive(&client, "/login").await;
+    submit(&client, Locator::Id("logout"), "/login").await;
     log_in(
         &client,
         &base,

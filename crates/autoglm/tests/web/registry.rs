@@ -8,7 +8,7 @@ use fantoccini::Locator;
 use serde_json::json;
 
 use crate::browser::{
-    arrive, browser, click, driver, log_in, replace_text, screenshots, text, type_into,
+    arrive, browser, click, driver, log_in, replace_text, screenshots, submit, text, type_into,
 };
 use crate::common::{self, Console};
 
@@ -54,8 +54,7 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
     assert!(text(&client, "main").await.contains("No services yet"));
 
     // The registry lists both models with their version counts, and searches by name.
-    click(&client, Locator::LinkText("Models")).await;
-    arrive(&client, "/ui/models").await;
+    submit(&client, Locator::LinkText("Models"), "/ui/models").await;
     let table = text(&client, "#models").await;
     assert!(
         table.contains("smollm2") && table.contains("minilm"),
@@ -86,8 +85,7 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
     );
 
     // A key made in the browser works at once, its secret shown once; revoked, it stops.
-    click(&client, Locator::LinkText("API keys")).await;
-    arrive(&client, "/ui/keys").await;
+    submit(&client, Locator::LinkText("API keys"), "/ui/keys").await;
     type_into(&client, Locator::Id("expires_days"), "zero").await;
     click(&client, Locator::Css("#new-key button")).await;
     let refused = text(&client, "#key-error").await;
@@ -135,8 +133,7 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
     let row = text(&client, "#keys").await;
     assert!(row.contains("from-the-browser"), "{row}");
     let revoke = "//tr[td[contains(., 'from-the-browser')]]//button[contains(@class, 'revoke')]";
-    click(&client, Locator::XPath(revoke)).await;
-    arrive(&client, "/ui/keys").await;
+    submit(&client, Locator::XPath(revoke), "/ui/keys").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while whoami(secret.clone()).await != reqwest::StatusCode::UNAUTHORIZED {
         assert!(Instant::now() < deadline, "the revoked key still works");
@@ -145,8 +142,7 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
 
     // The audit page shows what was done, filters it, and (for the system
     // admin) the hash chain's state.
-    click(&client, Locator::LinkText("Audit")).await;
-    arrive(&client, "/ui/audit").await;
+    submit(&client, Locator::LinkText("Audit"), "/ui/audit").await;
     assert!(text(&client, "#chain").await.contains("Chain intact"));
     let log = text(&client, "#audit").await;
     assert!(
@@ -175,8 +171,7 @@ async fn a_browser_logs_in_reads_the_registry_and_logs_out() {
     }
 
     // Logging out forgets the session: the pages ask for a login again.
-    click(&client, Locator::Id("logout")).await;
-    arrive(&client, "/login").await;
+    submit(&client, Locator::Id("logout"), "/login").await;
     client.goto(&format!("{base}/ui")).await.unwrap();
     assert_eq!(client.current_url().await.unwrap().path(), "/login");
 

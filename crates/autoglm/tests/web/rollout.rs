@@ -8,7 +8,7 @@ use std::time::Duration;
 use fantoccini::Locator;
 use serde_json::json;
 
-use crate::browser::{arrive, browser, click, driver, log_in, shoot, text, wait_text};
+use crate::browser::{arrive, browser, driver, log_in, shoot, submit, text, wait_text};
 use crate::common::{self, Up};
 
 const UPSTREAM: &str = concat!(
@@ -87,8 +87,7 @@ async fn a_rollout_is_followed_and_promoted_from_the_browser() {
         "setWeight 30"
     );
     shoot(&client, "rollout.png").await;
-    click(&client, Locator::Id("rollout-promote")).await;
-    arrive(&client, "/ui/services/echo").await;
+    submit(&client, Locator::Id("rollout-promote"), "/ui/services/echo").await;
     wait_text(&client, "#rollout-phase", Duration::from_secs(30), |t| {
         t == "Healthy"
     })
@@ -108,8 +107,7 @@ async fn a_rollout_is_followed_and_promoted_from_the_browser() {
     );
 
     // A viewer sees the panel, and no button.
-    click(&client, Locator::Id("logout")).await;
-    arrive(&client, "/login").await;
+    submit(&client, Locator::Id("logout"), "/login").await;
     log_in(
         &client,
         &base,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, Locator};
 use serde_json::json;
 
-use crate::browser::{arrive, browser, click, driver, log_in, type_into};
+use crate::browser::{arrive, browser, click, driver, log_in, submit, type_into};
 use crate::common::Console;
 
 /// Fills in the new-model form of the models page, without submitting it.
@@ -83,8 +83,12 @@ async fn a_session_that_ends_mid_use_leads_to_the_login_and_changes_nothing() {
     assert!(!has_model(&console, &http, "after-revoke").await);
     // Logging in again leads back to the page the action came from.
     type_into(&client, Locator::Id("api_key"), &console.token).await;
-    click(&client, Locator::Css("main.login button[type=submit]")).await;
-    arrive(&client, "/ui/models").await;
+    submit(
+        &client,
+        Locator::Css("main.login button[type=submit]"),
+        "/ui/models",
+    )
+    .await;
 
     // Expired while the form is being filled in (a minute is the shortest
     // lifetime a key may have).
