@@ -141,14 +141,29 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# Waits until a command succeeds; gives up at the deadline or as soon as a
+# component has exited, printing the end of the logs that say why.
 wait_for() {
     local what="$1" seconds="$2"
     shift 2
-    local deadline=$((SECONDS + seconds))
+    local deadline=$((SECONDS + seconds)) pid name
     until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || die "$what did not come up within ${seconds}s; see its log in $DIR"
+        while read -r pid name; do
+            kill -0 "$pid" 2>/dev/null && continue
+            show_log "$name"
+            die "$name exited while waiting for $what"
+        done <"$DIR/pids"
+        if ((SECONDS >= deadline)); then
+            while read -r pid name; do show_log "$name"; done <"$DIR/pids"
+            die "$what did not come up within ${seconds}s; the logs are in $DIR"
+        fi
         sleep 0.2
     done
+}
+
+show_log() {
+    log "the last lines of $1's log:"
+    tail -n 15 "$DIR/$1.log" | sed "s/^/k8s:   $1: /" >&2 || true
 }
 
 launch() {
@@ -260,10 +275,12 @@ create_nodes() {
 cmd_start() {
     DIR="$(mkdir -p "$1" && cd "$1" && pwd)"
     [[ ! -s "$DIR/pids" ]] || die "a control plane already runs in $DIR; stop it first"
-    cmd_build >/dev/null
+    (cmd_build >/dev/null)
     command -v openssl >/dev/null || die "openssl is needed for the control plane's certificates"
     : >"$DIR/pids"
-    trap 'cmd_stop "$DIR"' ERR
+    # Whatever ends a start early (a failed step, a component that died, a
+    # deadline) stops what it had started.
+    trap 'cmd_stop "$DIR"' EXIT
     make_certs
     local pki="$DIR/pki" etcd_port etcd_peer
     etcd_port="$(free_port)"
@@ -298,8 +315,8 @@ cmd_start() {
     launch kwok "$BIN/kwok" --kubeconfig "$DIR/kubeconfig" --manage-all-nodes=true --cidr 10.244.0.0/16 \
         --config "$CACHE/stages.yaml" --server-address "127.0.0.1:$(free_port)"
     create_nodes
-    wait_for "ready nodes" 60 "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" wait --for=condition=Ready node --all --timeout=1s
-    trap - ERR
+    wait_for "ready nodes" 90 "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" wait --for=condition=Ready node --all --timeout=1s
+    trap - EXIT
     if [[ -n "${AUTOGLM_K8S_OWNER_PID:-}" ]]; then
         setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; "$2" stop "$3"' \
             watchdog "$AUTOGLM_K8S_OWNER_PID" "$SCRIPT" "$DIR" </dev/null >/dev/null 2>&1 &
@@ -322,7 +339,19 @@ cmd_stop() {
 
 case "${1:-}" in
 build) cmd_build ;;
-start) [[ -n "${2:-}" ]] || die "usage: $0 start DIR"; cmd_start "$2" ;;
+start)
+    [[ -n "${2:-}" ]] || die "usage: $0 start DIR"
+    # One more try from scratch, on fresh ports, after a failed start: a port
+    # that free_port handed out can be taken by another process before the
+    # component binds it. The first try's logs stay in DIR/failed-start. Each
+    # try is its own process: `set -e` does not hold inside a `&&` list.
+    bash "$SCRIPT" start-once "$2" && exit 0
+    log "the control plane did not start; trying once more on fresh ports"
+    rm -rf "$2/failed-start" && mkdir "$2/failed-start"
+    find "$2" -mindepth 1 -maxdepth 1 ! -name failed-start -exec mv -t "$2/failed-start" {} +
+    cmd_start "$2"
+    ;;
+start-once) cmd_start "$2" ;;
 stop) [[ -n "${2:-}" ]] || die "usage: $0 stop DIR"; cmd_stop "$2" ;;
 restart) [[ -n "${3:-}" ]] || die "usage: $0 restart DIR COMPONENT"; cmd_restart "$2" "$3" ;;
 *) die "usage: $0 build | start DIR | stop DIR | restart DIR COMPONENT" ;;
