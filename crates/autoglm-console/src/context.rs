@@ -116,7 +116,8 @@ impl Ctx {
 
     /// Like [`Ctx::apply_with`], and runs `committed` right after the commit,
     /// before the next write can commit: for what must follow commit order
-    /// (the config center's notifications). Such a write syncs alone.
+    /// (the config center's notifications). Such a write ends the transaction
+    /// it joins and waits for its sync holding the writer.
     pub async fn apply_then<T, F>(
         &self,
         state: &AppState,

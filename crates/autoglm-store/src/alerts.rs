@@ -11,9 +11,10 @@ use autoglm_core::alert::{
 };
 use autoglm_core::error::{ErrorCode, FieldError};
 use chrono::{DateTime, Utc};
-use r2d2_sqlite::rusqlite::{Connection, OptionalExtension, Row, Transaction};
+use r2d2_sqlite::rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 
+use crate::Transaction;
 use crate::{Result, Store, StoreError, json, parse_json, parse_time, services, timestamp};
 
 /// A stored rule.

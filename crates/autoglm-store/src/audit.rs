@@ -3,10 +3,9 @@
 use autoglm_core::audit::{
     AuditEvent, AuditRecord, ChainVerification, ChainVerifier, GENESIS_HASH, chain_hash,
 };
-use r2d2_sqlite::rusqlite::{
-    Connection, OptionalExtension, Row, Transaction, params_from_iter, types::Value,
-};
+use r2d2_sqlite::rusqlite::{Connection, OptionalExtension, Row, params_from_iter, types::Value};
 
+use crate::Transaction;
 use crate::{Result, Store};
 
 /// Which records to list; all fields narrow the result.
@@ -34,18 +33,16 @@ pub struct AuditFilter {
 
 pub(crate) fn append(tx: &Transaction<'_>, event: &AuditEvent) -> Result<()> {
     let last: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (seq, prev) = last.map_or((1, GENESIS_HASH.to_owned()), |(s, h)| (s + 1, h));
     let hash = chain_hash(&prev, seq, event);
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO audit_log (seq, time, actor, tenant, action, target, request_id, outcome, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        (
+    )?
+    .execute((
             seq,
             &event.time,
             &event.actor,

@@ -3,10 +3,10 @@
 //! playbook step (the alert evaluator) change a service, so both queue the
 //! same task for the same change.
 
+use crate::Transaction;
 use autoglm_core::error::ErrorCode;
 use autoglm_core::rollout::{Event, ReadyStep, Rollout};
 use autoglm_core::task::{ServiceChange, Task, TaskKind, kind_of_change};
-use r2d2_sqlite::rusqlite::Transaction;
 
 use crate::tasks::{self, NewTask};
 use crate::{Result, StoreError, StoredService, services, timestamp};

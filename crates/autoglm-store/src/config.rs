@@ -9,8 +9,9 @@ use autoglm_core::config::{
 };
 use autoglm_core::error::{ErrorCode, FieldError};
 use chrono::Utc;
-use r2d2_sqlite::rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use r2d2_sqlite::rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::Transaction;
 use crate::{Result, StoreError, json, parse_json, parse_time, timestamp};
 
 /// Where a key lives.

@@ -6,8 +6,9 @@ use autoglm_core::error::ErrorCode;
 use autoglm_core::evaluation::{Evaluation, EvaluationResult, RequestKind};
 use autoglm_core::task::{ServiceChange, TaskKind, TaskState};
 use chrono::Utc;
-use r2d2_sqlite::rusqlite::{Connection, OptionalExtension, Row, Transaction};
+use r2d2_sqlite::rusqlite::{Connection, OptionalExtension, Row};
 
+use crate::Transaction;
 use crate::tasks::{self, NewTask};
 use crate::{Result, Store, StoreError, parse_json, registry, services, timestamp};
 

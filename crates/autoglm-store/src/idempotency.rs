@@ -1,7 +1,8 @@
 //! Idempotency records and command nonces.
 
-use r2d2_sqlite::rusqlite::{OptionalExtension, Transaction};
+use r2d2_sqlite::rusqlite::OptionalExtension;
 
+use crate::Transaction;
 use crate::{Result, Store, StoreError, timestamp};
 use autoglm_core::error::ErrorCode;
 

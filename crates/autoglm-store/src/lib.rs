@@ -2,10 +2,11 @@
 //!
 //! SQLite in WAL mode. One writer connection behind a mutex serialises writes
 //! (SQLite allows one writer anyway, and waiting on a mutex is cheaper than on
-//! `SQLITE_BUSY`); readers come from a pool and see committed snapshots. The
-//! writer commits without syncing and every write function returns only after
-//! a sync of the WAL that followed its commit, shared by the commits that
-//! waited together ([`durable`], group commit): a write the console
+//! `SQLITE_BUSY`); readers come from a pool and see committed snapshots.
+//! Group commit: writes that arrive together run as savepoints of one
+//! transaction ([`batch`]), committed without a sync, and every write function
+//! returns only after a sync of the WAL that followed its commit, shared by
+//! the commits that waited together ([`durable`]): a write the console
 //! acknowledged is on disk and survives `kill -9` or a power cut.
 //!
 //! **Architecture Invariant:** every change goes through [`Store::write`], which
@@ -14,6 +15,7 @@
 
 pub mod alerts;
 mod audit;
+mod batch;
 pub mod changes;
 pub mod config;
 pub mod config_refs;
@@ -28,26 +30,25 @@ pub mod tasks;
 pub mod tenancy;
 pub mod usage;
 
-use parking_lot::Mutex;
 use std::path::Path;
 
 use autoglm_core::audit::AuditEvent;
 use r2d2_sqlite::SqliteConnectionManager;
+use r2d2_sqlite::rusqlite;
 use r2d2_sqlite::rusqlite::types::Value;
-use r2d2_sqlite::rusqlite::{self, TransactionBehavior};
 
 pub use audit::AuditFilter;
 pub use evaluations::NewEvaluation;
 // Defined in autoglm-core so that platforms can take it without the store.
 pub use autoglm_core::service::StoredService;
+/// The transaction type write closures receive.
+pub use batch::Transaction;
 pub use durable::SyncCounts;
 pub use error::StoreError;
 pub use idempotency::{IdempotencyKey, StoredResponse};
 pub use migrate::MigrationState;
 /// The connection type read closures receive.
 pub use r2d2_sqlite::rusqlite::Connection;
-/// The transaction type write closures receive.
-pub use r2d2_sqlite::rusqlite::Transaction;
 pub use registry::{ModelFilter, NewVersion, StoredVersion};
 pub use services::ServiceFilter;
 pub use tasks::{NewTask, TaskFilter};
@@ -67,7 +68,7 @@ const WRITER_PRAGMAS: &str = "PRAGMA synchronous = NORMAL;";
 
 /// Handle to the database; cheap to share behind an `Arc`.
 pub struct Store {
-    writer: Mutex<Connection>,
+    writer: batch::Writer,
     durability: durable::Durability,
     readers: r2d2::Pool<SqliteConnectionManager>,
     migrations: MigrationState,
@@ -109,6 +110,8 @@ impl Store {
         writer.execute_batch(PRAGMAS)?;
         let migrations = migrate::run(&mut writer)?;
         writer.execute_batch(WRITER_PRAGMAS)?;
+        // Room for every statement a write runs, so none is parsed twice.
+        writer.set_prepared_statement_cache_capacity(128);
         let durability = durable::Durability::open(path)?;
         let manager = SqliteConnectionManager::file(path).with_init(|c| c.execute_batch(PRAGMAS));
         let readers = r2d2::Pool::builder()
@@ -117,7 +120,7 @@ impl Store {
             .build(manager)
             .map_err(StoreError::Pool)?;
         Ok(Store {
-            writer: Mutex::new(writer),
+            writer: batch::Writer::new(writer),
             durability,
             readers,
             migrations,
@@ -151,25 +154,31 @@ impl Store {
         f(&conn)
     }
 
-    /// Runs `f` in an immediate write transaction, then appends the audit
-    /// record (and the idempotency record when given) before committing.
-    /// `respond` turns the result into the response stored for idempotent replay.
-    /// Returns once the commit is on disk; concurrent writes share the sync.
+    /// Runs `f` in a write transaction, then appends the audit record (and
+    /// the idempotency record when given) in the same transaction.
+    /// `respond` turns the result into the response stored for idempotent
+    /// replay. Returns once the commit is on disk; writes arriving together
+    /// share the transaction and the sync, each in its own savepoint.
     pub fn write<T>(
         &self,
         mutation: Mutation,
         f: impl FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T>,
         respond: impl FnOnce(&T) -> StoredResponse,
     ) -> Result<T> {
-        let (commit, value) = self.mutate(&mut self.writer.lock(), mutation, f, respond)?;
-        self.durability.wait(commit)?;
+        let value = self.writer.run(
+            &self.durability,
+            |tx| audited(tx, mutation, f, respond),
+            None,
+        )?;
+        self.count_write();
         Ok(value)
     }
 
     /// Like [`Store::write`], and calls `committed` once the commit is on
     /// disk, still holding the writer: what it publishes (the config center's
     /// changes to watchers) goes out in commit order and never before the
-    /// change is durable. The price is that such a write syncs alone.
+    /// change is durable. The price is that such a write ends its batch and
+    /// waits for the sync holding the writer.
     pub fn write_then<T>(
         &self,
         mutation: Mutation,
@@ -177,40 +186,23 @@ impl Store {
         respond: impl FnOnce(&T) -> StoredResponse,
         committed: impl FnOnce(&T),
     ) -> Result<T> {
-        let mut conn = self.writer.lock();
-        let (commit, value) = self.mutate(&mut conn, mutation, f, respond)?;
-        self.durability.wait(commit)?;
-        committed(&value);
+        let mut committed = Some(committed);
+        let value = self.writer.run(
+            &self.durability,
+            |tx| audited(tx, mutation, f, respond),
+            Some(&mut |value: &T| {
+                if let Some(committed) = committed.take() {
+                    committed(value);
+                }
+            }),
+        )?;
+        self.count_write();
         Ok(value)
     }
 
-    /// The transaction of [`Store::write`], committed but not yet synced.
-    fn mutate<T>(
-        &self,
-        conn: &mut Connection,
-        mut mutation: Mutation,
-        f: impl FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T>,
-        respond: impl FnOnce(&T) -> StoredResponse,
-    ) -> Result<(durable::Commit, T)> {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&tx, &mut mutation.audit)?;
-        mutation.audit.outcome = "success".to_owned();
-        audit::append(&tx, &mutation.audit)?;
-        if let Some(key) = &mutation.idempotency {
-            idempotency::record(&tx, key, &respond(&value))?;
-        }
-        let commit = self.commit(tx)?;
+    fn count_write(&self) {
         self.writes
             .fetch_add(1, std::sync::atomic::Ordering::Release);
-        Ok((commit, value))
-    }
-
-    /// Commits `tx` and numbers the commit for [`durable::Durability::wait`],
-    /// which the caller runs after releasing the writer, so that the commits
-    /// of other writers can join the same sync.
-    fn commit(&self, tx: Transaction<'_>) -> Result<durable::Commit> {
-        tx.commit()?;
-        Ok(self.durability.committed())
     }
 
     /// How many audited writes this handle has committed: caches of what
@@ -222,13 +214,8 @@ impl Store {
 
     /// Appends an audit record on its own: for requests that failed and so changed nothing.
     pub fn audit_only(&self, event: &AuditEvent) -> Result<()> {
-        let commit = {
-            let mut conn = self.writer.lock();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            audit::append(&tx, event)?;
-            self.commit(tx)?
-        };
-        self.durability.wait(commit)
+        self.writer
+            .run(&self.durability, |tx| audit::append(tx, event), None)
     }
 
     /// Runs `f` in a write transaction; when it returns a value with an
@@ -239,35 +226,46 @@ impl Store {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<Option<(T, AuditEvent)>>,
     ) -> Result<Option<T>> {
-        let (commit, value) = {
-            let mut conn = self.writer.lock();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let Some((value, mut event)) = f(&tx)? else {
-                return Ok(None);
-            };
-            event.outcome = "success".to_owned();
-            audit::append(&tx, &event)?;
-            let commit = self.commit(tx)?;
-            self.writes
-                .fetch_add(1, std::sync::atomic::Ordering::Release);
-            (commit, value)
-        };
-        self.durability.wait(commit)?;
-        Ok(Some(value))
+        let value = self.writer.run(
+            &self.durability,
+            |tx| {
+                let Some((value, mut event)) = f(tx)? else {
+                    return Ok(None);
+                };
+                event.outcome = "success".to_owned();
+                audit::append(tx, &event)?;
+                Ok(Some(value))
+            },
+            None,
+        )?;
+        if value.is_some() {
+            self.count_write();
+        }
+        Ok(value)
     }
 
     /// Runs `f` in a write transaction without an audit record: for
     /// bookkeeping that is not a user's change (key last-used times, bootstrap).
     pub fn bookkeeping<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let (commit, value) = {
-            let mut conn = self.writer.lock();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
-            (self.commit(tx)?, value)
-        };
-        self.durability.wait(commit)?;
-        Ok(value)
+        self.writer.run(&self.durability, f, None)
     }
+}
+
+/// The part of [`Store::write`] that runs in the transaction: the change,
+/// its audit record and its idempotency record.
+fn audited<T>(
+    tx: &Transaction<'_>,
+    mut mutation: Mutation,
+    f: impl FnOnce(&Transaction<'_>, &mut AuditEvent) -> Result<T>,
+    respond: impl FnOnce(&T) -> StoredResponse,
+) -> Result<T> {
+    let value = f(tx, &mut mutation.audit)?;
+    mutation.audit.outcome = "success".to_owned();
+    audit::append(tx, &mutation.audit)?;
+    if let Some(key) = &mutation.idempotency {
+        idempotency::record(tx, key, &respond(&value))?;
+    }
+    Ok(value)
 }
 
 /// Formats a time the way every table stores it: RFC 3339, microseconds, `Z`.

@@ -9,10 +9,9 @@ use autoglm_core::registry::{
 };
 use autoglm_core::stage::{Stage, check_transition};
 use chrono::Utc;
-use r2d2_sqlite::rusqlite::{
-    Connection, OptionalExtension, Row, Transaction, params_from_iter, types::Value,
-};
+use r2d2_sqlite::rusqlite::{Connection, OptionalExtension, Row, params_from_iter, types::Value};
 
+use crate::Transaction;
 use crate::{
     Result, Store, StoreError, json, parse_json, parse_time, push_label_filters, push_name_page,
     services, timestamp,
@@ -123,11 +122,10 @@ fn not_found_version(name: &str, v: i64) -> StoreError {
 }
 
 fn get_model(conn: &Connection, tenant: &str, name: &str) -> Result<Model> {
-    conn.query_row(
-        &format!("SELECT {MODEL_COLUMNS} FROM models m WHERE tenant = ?1 AND name = ?2"),
-        [tenant, name],
-        model,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {MODEL_COLUMNS} FROM models m WHERE tenant = ?1 AND name = ?2"
+    ))?
+    .query_row([tenant, name], model)
     .optional()?
     .ok_or_else(|| not_found_model(name))
 }
@@ -156,11 +154,12 @@ pub fn create_model(
     labels: &BTreeMap<String, String>,
 ) -> Result<Model> {
     let now = timestamp(Utc::now());
-    let inserted = tx.execute(
-        "INSERT OR IGNORE INTO models (tenant, name, description, labels, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-        (tenant, name, description, json(labels)?, &now),
-    )?;
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO models (tenant, name, description, labels, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        )?
+        .execute((tenant, name, description, json(labels)?, &now))?;
     if inserted == 0 {
         return Err(StoreError::rejected(
             ErrorCode::AlreadyExists,

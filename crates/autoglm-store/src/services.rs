@@ -18,8 +18,9 @@ use autoglm_core::service::{
 use autoglm_core::stage::Stage;
 use chrono::Utc;
 use r2d2_sqlite::rusqlite::{self, types::Value};
-use r2d2_sqlite::rusqlite::{Connection, OptionalExtension, Row, Transaction, params_from_iter};
+use r2d2_sqlite::rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 
+use crate::Transaction;
 use crate::{
     Result, Store, StoreError, json, parse_json, parse_time, push_label_filters, push_name_page,
     timestamp,

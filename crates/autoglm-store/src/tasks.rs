@@ -12,9 +12,10 @@ use autoglm_core::task::{
     MAX_ATTEMPTS, ServiceChange, Task, TaskError, TaskKind, TaskProgress, TaskState,
 };
 use chrono::{DateTime, Utc};
-use r2d2_sqlite::rusqlite::{self, Connection, OptionalExtension, Row, Transaction};
+use r2d2_sqlite::rusqlite::{self, Connection, OptionalExtension, Row};
 use r2d2_sqlite::rusqlite::{params_from_iter, types::Value};
 
+use crate::Transaction;
 use crate::{Result, Store, StoreError, parse_json, services, timestamp};
 
 const COLUMNS: &str = "id, tenant, kind, target, priority, state, attempt, max_attempts, not_before, \

@@ -4,8 +4,9 @@ use autoglm_core::error::ErrorCode;
 use autoglm_core::rbac::{Permission, Role};
 use autoglm_core::security::{ApiKey, Membership, RateLimit, Tenant, User};
 use chrono::{DateTime, Utc};
-use r2d2_sqlite::rusqlite::{Connection, OptionalExtension, Row, Transaction};
+use r2d2_sqlite::rusqlite::{Connection, OptionalExtension, Row};
 
+use crate::Transaction;
 use crate::{Result, Store, StoreError, parse_json, parse_time, timestamp};
 
 /// What login needs to know about a user.

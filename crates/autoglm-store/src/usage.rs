@@ -2,9 +2,9 @@
 //! The gateway sums in memory and flushes a batch every few seconds, so a
 //! request costs no write of its own; rows are added to, never replaced.
 
+use crate::Transaction;
 use autoglm_core::security::UsageRecord;
 use chrono::{DateTime, Utc};
-use r2d2_sqlite::rusqlite::Transaction;
 
 use crate::{Result, Store, parse_time, timestamp};
 

@@ -222,3 +222,89 @@ fn usage_is_summed_per_step_from_the_step_s_first_minute() {
     );
     assert_eq!(read(Some(3600)).iter().map(|r| r.2).sum::<u64>(), 10);
 }
+
+/// Group commit's shared transaction: writes that arrive together commit
+/// together, yet each is all or nothing on its own. Each part holds the
+/// writer for 20 ms (as a slow write would), so the others queue behind it.
+#[test]
+fn writes_arriving_together_share_a_transaction_and_fail_alone() {
+    let (_dir, store) = store();
+    let before = store.sync_counts();
+    let barrier = std::sync::Barrier::new(8);
+    let outcomes: Vec<(String, &str)> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let (store, barrier) = (&store, &barrier);
+                scope.spawn(move || {
+                    let name = format!("m{i}");
+                    barrier.wait();
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        store.write(
+                            mutation("models.create"),
+                            |tx, _| {
+                                registry::create_model(
+                                    tx,
+                                    "default",
+                                    &name,
+                                    None,
+                                    &BTreeMap::new(),
+                                )?;
+                                std::thread::sleep(std::time::Duration::from_millis(20));
+                                match i % 4 {
+                                    // A part that fails after its change.
+                                    1 => Err(StoreError::rejected(ErrorCode::InvalidBody, "no")),
+                                    // One that panics after its change.
+                                    2 => panic!("a write that panics"),
+                                    _ => Ok(()),
+                                }
+                            },
+                            |_| empty(),
+                        )
+                    }));
+                    let outcome = match outcome {
+                        Ok(Ok(())) => "created",
+                        Ok(Err(_)) => "refused",
+                        Err(_) => "panicked",
+                    };
+                    (name, outcome)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for (name, outcome) in &outcomes {
+        let index: usize = name[1..].parse().unwrap();
+        let expected = ["created", "refused", "panicked", "created"][index % 4];
+        assert_eq!(*outcome, expected, "{name}");
+        let present = store.model("default", name).is_ok();
+        assert_eq!(present, expected == "created", "{name} after {outcome}");
+    }
+    let audit = store
+        .audit_list(&autoglm_store::AuditFilter {
+            action: Some("models.create".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        audit.len(),
+        4,
+        "one record per created model, none for the others"
+    );
+    assert!(store.audit_verify().unwrap().valid);
+    let after = store.sync_counts();
+    let commits = after.commits - before.commits;
+    assert!(
+        commits < 8,
+        "8 writes arriving together took {commits} transactions"
+    );
+    assert!(after.syncs - before.syncs <= commits);
+    // The writer is free and whole after a panic inside it.
+    store
+        .write(
+            mutation("models.create"),
+            |tx, _| registry::create_model(tx, "default", "after", None, &BTreeMap::new()),
+            |_| empty(),
+        )
+        .unwrap();
+}
