@@ -8,12 +8,14 @@
 //! nothing: the model keeps its versions, the artifact folder its folders,
 //! and no staging folder is left behind. No body is a 5xx.
 
+#[path = "answer.rs"]
+mod answer;
+
 use std::path::PathBuf;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -76,19 +78,7 @@ impl Console {
             .oneshot(request)
             .await
             .expect("the router answers");
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("a body")
-            .to_bytes();
+        let (status, content_type, bytes) = answer::read(response).await;
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, content_type, body)
     }

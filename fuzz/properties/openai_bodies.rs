@@ -8,6 +8,9 @@
 //! contract of `SamplingParams` (the stand-ins panic otherwise), since a
 //! real engine trusts it.
 
+#[path = "answer.rs"]
+mod answer;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +23,6 @@ use autoglm_runtime::{Engine, LoadFn, Runtime, RuntimeConfig};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 use tower::ServiceExt;
@@ -150,19 +152,7 @@ impl Runtimes {
             .body(Body::from(body.to_vec()))
             .expect("a request");
         let response = app.clone().oneshot(request).await.expect("an answer");
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("a whole body")
-            .to_bytes();
+        let (status, content_type, bytes) = answer::read(response).await;
         let text = String::from_utf8_lossy(&bytes);
         match status {
             StatusCode::OK if content_type.starts_with("text/event-stream") => {

@@ -44,6 +44,7 @@ pub struct Metrics {
     pool_max: Gauge,
     tasks_pending: Gauge,
     tasks_running: Gauge,
+    writes: Counter,
     commits: Counter,
     wal_syncs: Counter,
     /// Scrapes catch the store's counts up one at a time.
@@ -97,6 +98,12 @@ impl Metrics {
             "Tasks queued or waiting to retry",
         );
         let tasks_running = gauge(&mut registry, "tasks_running", "Tasks a worker runs");
+        let writes = Counter::default();
+        registry.register(
+            "store_writes",
+            "Writes committed to SQLite; writes arriving together share a transaction",
+            writes.clone(),
+        );
         let commits = Counter::default();
         registry.register(
             "store_commits",
@@ -131,6 +138,7 @@ impl Metrics {
             pool_max,
             tasks_pending,
             tasks_running,
+            writes,
             commits,
             wal_syncs,
             catching_up: parking_lot::Mutex::new(()),
@@ -147,6 +155,8 @@ impl Metrics {
         // The store counts; the counters catch up to it (a scrape at a time).
         let _one_at_a_time = self.catching_up.lock();
         let synced = store.sync_counts();
+        self.writes
+            .inc_by(synced.writes.saturating_sub(self.writes.get()));
         self.commits
             .inc_by(synced.commits.saturating_sub(self.commits.get()));
         self.wal_syncs

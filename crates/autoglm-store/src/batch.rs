@@ -50,6 +50,8 @@ struct WriterState {
     open: Option<Arc<Batch>>,
     /// Parts run in the open transaction so far.
     parts: usize,
+    /// Of which done (not rolled back).
+    done: u64,
 }
 
 /// What became of one transaction, for the parts that left it open.
@@ -95,6 +97,7 @@ impl Writer {
                 conn,
                 open: None,
                 parts: 0,
+                done: 0,
             }),
             waiting: AtomicUsize::new(0),
         }
@@ -121,6 +124,7 @@ impl Writer {
                 let batch = Arc::new(Batch::default());
                 writer.open = Some(batch.clone());
                 writer.parts = 0;
+                writer.done = 0;
                 batch
             }
         };
@@ -137,6 +141,9 @@ impl Writer {
                 return Err(StoreError::Sync(message));
             }
         };
+        if let Part::Done(_) = outcome {
+            writer.done += 1;
+        }
         let leave_open = committed.is_none()
             && writer.parts < MAX_PARTS
             && self.waiting.load(Ordering::SeqCst) > 0;
@@ -149,7 +156,7 @@ impl Writer {
             };
         }
         writer.open = None;
-        let commit = commit(&writer.conn, durability);
+        let commit = commit(&writer.conn, writer.done, durability);
         let ended = match committed {
             Some(committed) => {
                 let ended = commit.and_then(|c| durability.wait(c));
@@ -192,11 +199,11 @@ fn run_part<T>(
     Ok(outcome)
 }
 
-/// Commits the open transaction (or rolls it back when the commit fails)
-/// and numbers the commit for the sync.
-fn commit(conn: &Connection, durability: &Durability) -> Result<Commit> {
+/// Commits the open transaction of `writes` writes (or rolls it back when
+/// the commit fails) and numbers the commit for the sync.
+fn commit(conn: &Connection, writes: u64, durability: &Durability) -> Result<Commit> {
     match conn.execute_batch("COMMIT") {
-        Ok(()) => Ok(durability.committed()),
+        Ok(()) => Ok(durability.committed(writes)),
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             Err(e.into())

@@ -31,6 +31,9 @@ pub(crate) struct Durability {
 struct Progress {
     /// Commits counted so far; a commit's number is its place in this count.
     committed: u64,
+    /// Writes those commits held (a transaction holds the writes that
+    /// arrived together).
+    writes: u64,
     /// Every commit up to this number is on disk.
     synced: u64,
     /// Syncs that succeeded.
@@ -44,7 +47,9 @@ struct Progress {
 /// How the writes were made durable, for `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyncCounts {
-    /// Write transactions committed since the store was opened.
+    /// Writes committed since the store was opened.
+    pub writes: u64,
+    /// Write transactions that held them.
     pub commits: u64,
     /// WAL syncs that made them durable.
     pub syncs: u64,
@@ -75,11 +80,12 @@ impl Durability {
         })
     }
 
-    /// Numbers a commit that just returned. Called while the writer is still
-    /// held, so numbers follow commit order.
-    pub(crate) fn committed(&self) -> Commit {
+    /// Numbers a commit of `writes` writes that just returned. Called while
+    /// the writer is still held, so numbers follow commit order.
+    pub(crate) fn committed(&self, writes: u64) -> Commit {
         let mut state = self.state.lock();
         state.committed += 1;
+        state.writes += writes;
         Commit(state.committed)
     }
 
@@ -88,6 +94,7 @@ impl Durability {
     pub(crate) fn counts(&self) -> SyncCounts {
         let state = self.state.lock();
         SyncCounts {
+            writes: state.writes,
             commits: state.committed,
             syncs: state.syncs,
         }
@@ -145,15 +152,19 @@ mod tests {
     fn a_sync_covers_every_commit_numbered_before_it_started() {
         let dir = tempfile::tempdir().unwrap();
         let durable = Durability::open(&wal_beside(dir.path())).unwrap();
-        let first = durable.committed();
-        let second = durable.committed();
+        let first = durable.committed(1);
+        let second = durable.committed(1);
         durable.wait(second).unwrap();
         assert_eq!(durable.state.lock().synced, 2);
         // Already covered: no second sync needed, and none is run.
         durable.wait(first).unwrap();
-        let counts = |commits, syncs| SyncCounts { commits, syncs };
+        let counts = |commits, syncs| SyncCounts {
+            writes: commits,
+            commits,
+            syncs,
+        };
         assert_eq!(durable.counts(), counts(2, 1), "one sync for both");
-        let third = durable.committed();
+        let third = durable.committed(1);
         assert_eq!(
             durable.state.lock().synced,
             2,
@@ -173,7 +184,7 @@ mod tests {
                 let durable = durable.clone();
                 std::thread::spawn(move || {
                     for _ in 0..50 {
-                        let commit = durable.committed();
+                        let commit = durable.committed(1);
                         durable.wait(commit).unwrap();
                         assert!(durable.state.lock().synced >= commit.0);
                     }
