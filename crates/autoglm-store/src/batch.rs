@@ -112,7 +112,7 @@ impl Writer {
         &self,
         durability: &Durability,
         part: impl FnOnce(&Transaction<'_>) -> Result<T>,
-        committed: Option<&mut dyn FnMut(&T)>,
+        committed: Option<impl FnOnce(&T)>,
     ) -> Result<T> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let mut writer = self.state.lock();
@@ -149,31 +149,28 @@ impl Writer {
             && self.waiting.load(Ordering::SeqCst) > 0;
         if leave_open {
             drop(writer);
-            return match outcome {
-                Part::Done(value) => batch.wait().map(|()| value),
-                Part::Failed(e) => Err(e),
-                Part::Panicked(panic) => resume_unwind(panic),
-            };
+            return outcome.answer(|| batch.wait());
         }
         writer.open = None;
         let commit = commit(&writer.conn, writer.done, durability);
-        let ended = match committed {
-            Some(committed) => {
-                let ended = commit.and_then(|c| durability.wait(c));
-                if let (Ok(()), Part::Done(value)) = (&ended, &outcome) {
-                    committed(value);
-                }
-                drop(writer);
-                ended
-            }
-            None => {
-                drop(writer);
-                commit.and_then(|c| durability.wait(c))
-            }
-        };
+        // Without `committed`, others may use the writer during the sync.
+        let writer = committed.is_some().then_some(writer);
+        let ended = commit.and_then(|c| durability.wait(c));
+        if let (Some(committed), Ok(()), Part::Done(value)) = (committed, &ended, &outcome) {
+            committed(value);
+        }
+        drop(writer);
         batch.publish(&ended);
-        match outcome {
-            Part::Done(value) => ended.map(|()| value),
+        outcome.answer(|| ended)
+    }
+}
+
+impl<T> Part<T> {
+    /// The caller's answer: its value once `ended` says the transaction is
+    /// durable, its own error, or its panic resumed.
+    fn answer(self, ended: impl FnOnce() -> Result<()>) -> Result<T> {
+        match self {
+            Part::Done(value) => ended().map(|()| value),
             Part::Failed(e) => Err(e),
             Part::Panicked(panic) => resume_unwind(panic),
         }

@@ -168,7 +168,7 @@ impl Store {
         let value = self.writer.run(
             &self.durability,
             |tx| audited(tx, mutation, f, respond),
-            None,
+            None::<fn(&T)>,
         )?;
         self.count_write();
         Ok(value)
@@ -186,15 +186,10 @@ impl Store {
         respond: impl FnOnce(&T) -> StoredResponse,
         committed: impl FnOnce(&T),
     ) -> Result<T> {
-        let mut committed = Some(committed);
         let value = self.writer.run(
             &self.durability,
             |tx| audited(tx, mutation, f, respond),
-            Some(&mut |value: &T| {
-                if let Some(committed) = committed.take() {
-                    committed(value);
-                }
-            }),
+            Some(committed),
         )?;
         self.count_write();
         Ok(value)
@@ -214,8 +209,11 @@ impl Store {
 
     /// Appends an audit record on its own: for requests that failed and so changed nothing.
     pub fn audit_only(&self, event: &AuditEvent) -> Result<()> {
-        self.writer
-            .run(&self.durability, |tx| audit::append(tx, event), None)
+        self.writer.run(
+            &self.durability,
+            |tx| audit::append(tx, event),
+            None::<fn(&())>,
+        )
     }
 
     /// Runs `f` in a write transaction; when it returns a value with an
@@ -236,7 +234,7 @@ impl Store {
                 audit::append(tx, &event)?;
                 Ok(Some(value))
             },
-            None,
+            None::<fn(&Option<T>)>,
         )?;
         if value.is_some() {
             self.count_write();
@@ -247,7 +245,7 @@ impl Store {
     /// Runs `f` in a write transaction without an audit record: for
     /// bookkeeping that is not a user's change (key last-used times, bootstrap).
     pub fn bookkeeping<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        self.writer.run(&self.durability, f, None)
+        self.writer.run(&self.durability, f, None::<fn(&T)>)
     }
 }
 
