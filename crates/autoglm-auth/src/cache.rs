@@ -1,11 +1,10 @@
 //! Resolved credentials, kept so that a busy caller's token is checked
 //! against the store once rather than on every request.
 //!
-//! An entry is dropped as soon as the store has committed any audited write
-//! since it was resolved (a revoked key, a changed role or limit: every such
-//! change is an audited write), when its credential expires, and after the
-//! cache's time to live, so that what the store does without an audited
-//! write (a key's last use) is still seen now and then.
+//! An entry is dropped as soon as the store has committed a change to keys,
+//! users, roles or tenants since it was resolved (a revoked key, a changed
+//! role or limit: the store's access version, `Store::access_version`), when
+//! its credential expires, and after the cache's time to live.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -25,8 +24,8 @@ pub struct CredentialCache<T> {
 
 #[derive(Debug)]
 struct Entries<T> {
-    /// The store's write count the entries were resolved at.
-    writes: u64,
+    /// The store's access version the entries were resolved at.
+    version: u64,
     by_token: HashMap<String, Entry<T>>,
 }
 
@@ -43,20 +42,20 @@ impl<T: Clone> CredentialCache<T> {
         CredentialCache {
             ttl,
             inner: Mutex::new(Entries {
-                writes: 0,
+                version: 0,
                 by_token: HashMap::new(),
             }),
         }
     }
 
-    /// The answer kept for `token`, when the store's write count is still
-    /// `writes`, the credential has not expired at `wall` and the entry is
+    /// The answer kept for `token`, when the store's access version is still
+    /// `version`, the credential has not expired at `wall` and the entry is
     /// younger than the time to live at `now`.
-    pub fn get(&self, token: &str, writes: u64, now: Instant, wall: DateTime<Utc>) -> Option<T> {
+    pub fn get(&self, token: &str, version: u64, now: Instant, wall: DateTime<Utc>) -> Option<T> {
         let mut inner = self.inner.lock();
-        if inner.writes != writes {
+        if inner.version != version {
             inner.by_token.clear();
-            inner.writes = writes;
+            inner.version = version;
             return None;
         }
         let entry = inner.by_token.get(token)?;
@@ -65,24 +64,24 @@ impl<T: Clone> CredentialCache<T> {
         fresh.then(|| entry.answer.clone())
     }
 
-    /// Keeps `answer`, resolved from the store when its write count was
-    /// `writes`. The count must be read before resolving: a write that
-    /// lands while the store is read then leaves the answer unkept.
+    /// Keeps `answer`, resolved from the store when its access version
+    /// was `version`. The version must be read before resolving: a change
+    /// that lands while the store is read then leaves the answer unkept.
     pub fn put(
         &self,
         token: &str,
-        writes: u64,
+        version: u64,
         now: Instant,
         expires: Option<DateTime<Utc>>,
         answer: T,
     ) {
         let mut inner = self.inner.lock();
-        if writes < inner.writes {
+        if version < inner.version {
             return;
         }
-        if writes > inner.writes || inner.by_token.len() >= CAPACITY {
+        if version > inner.version || inner.by_token.len() >= CAPACITY {
             inner.by_token.clear();
-            inner.writes = writes;
+            inner.version = version;
         }
         inner.by_token.insert(
             token.to_owned(),
@@ -102,22 +101,26 @@ mod tests {
     const TTL: Duration = Duration::from_secs(10);
 
     #[test]
-    fn an_answer_is_kept_until_the_next_audited_write() {
+    fn an_answer_is_kept_until_the_next_change_to_access() {
         let cache = CredentialCache::new(TTL);
         let (now, wall) = (Instant::now(), Utc::now());
         cache.put("t", 5, now, None, "alice");
         assert_eq!(cache.get("t", 5, now, wall), Some("alice"));
         assert_eq!(cache.get("other", 5, now, wall), None);
-        assert_eq!(cache.get("t", 6, now, wall), None, "a write was committed");
+        assert_eq!(
+            cache.get("t", 6, now, wall),
+            None,
+            "keys, roles or limits changed"
+        );
         assert_eq!(cache.get("t", 6, now, wall), None, "and the entry is gone");
     }
 
     #[test]
-    fn an_answer_resolved_before_a_write_is_not_kept_after_it() {
+    fn an_answer_resolved_before_a_change_is_not_kept_after_it() {
         let cache = CredentialCache::new(TTL);
         let (now, wall) = (Instant::now(), Utc::now());
-        // A reader saw write count 5, then a revocation (6) landed and a
-        // request already looked at the cache with count 6.
+        // A reader saw access version 5, then a revocation (6) landed and a
+        // request already looked at the cache with version 6.
         assert_eq!(cache.get("t", 6, now, wall), None);
         cache.put("t", 5, now, None, "alice (not yet revoked)");
         assert_eq!(cache.get("t", 6, now, wall), None);

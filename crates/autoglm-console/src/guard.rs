@@ -213,10 +213,10 @@ async fn authenticate_request(
         })?
         .to_owned();
     // Read before resolving: see CredentialCache::put.
-    let writes = state.store.write_count();
+    let access = state.store.access_version();
     if let Some(answer) = state
         .credentials
-        .get(&token, writes, Instant::now(), chrono::Utc::now())
+        .get(&token, access, Instant::now(), chrono::Utc::now())
     {
         return answer.map_err(ApiError::from);
     }
@@ -234,12 +234,12 @@ async fn authenticate_request(
             let expires = principal.expires_at;
             state
                 .credentials
-                .put(&token, writes, Instant::now(), expires, answer.clone());
+                .put(&token, access, Instant::now(), expires, answer.clone());
         }
         Err(e) if e.code.status() < 500 => {
             state
                 .credentials
-                .put(&token, writes, Instant::now(), None, answer.clone());
+                .put(&token, access, Instant::now(), None, answer.clone());
         }
         Err(_) => {}
     }

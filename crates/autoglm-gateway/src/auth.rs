@@ -82,8 +82,8 @@ impl Authenticator {
     /// The caller of `token`, from the cache when fresh at `now`.
     pub async fn resolve(&self, token: &str, now: Instant) -> Result<Caller, Refusal> {
         // Read before resolving: see CredentialCache::put.
-        let writes = self.store.write_count();
-        if let Some(answer) = self.cache.get(token, writes, now, chrono::Utc::now()) {
+        let access = self.store.access_version();
+        if let Some(answer) = self.cache.get(token, access, now, chrono::Utc::now()) {
             return answer;
         }
         let store = self.store.clone();
@@ -104,7 +104,7 @@ impl Authenticator {
         });
         // Store failures are not cached: the next request asks again.
         if answer.as_ref().map_or_else(|r| r.status == 401, |_| true) {
-            self.cache.put(token, writes, now, expires, answer.clone());
+            self.cache.put(token, access, now, expires, answer.clone());
         }
         answer
     }

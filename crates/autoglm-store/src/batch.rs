@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use r2d2_sqlite::rusqlite::Connection;
 
+use crate::access::AccessVersion;
 use crate::durable::{Commit, Durability};
 use crate::{Result, StoreError};
 
@@ -42,6 +43,7 @@ pub(crate) struct Writer {
     state: Mutex<WriterState>,
     /// Threads between asking for the connection and getting it.
     waiting: AtomicUsize,
+    access: AccessVersion,
 }
 
 struct WriterState {
@@ -92,7 +94,9 @@ enum Part<T> {
 
 impl Writer {
     pub(crate) fn new(conn: Connection) -> Writer {
+        let access = AccessVersion::watch(&conn);
         Writer {
+            access,
             state: Mutex::new(WriterState {
                 conn,
                 open: None,
@@ -135,6 +139,7 @@ impl Writer {
                 // The savepoint could not be undone: nothing in this
                 // transaction can be trusted, so none of it is committed.
                 let _ = writer.conn.execute_batch("ROLLBACK");
+                self.access.ended();
                 writer.open = None;
                 let message = broken.to_string();
                 batch.publish(&Err(broken));
@@ -153,6 +158,7 @@ impl Writer {
         }
         writer.open = None;
         let commit = commit(&writer.conn, writer.done, durability);
+        self.access.ended();
         // Without `committed`, others may use the writer during the sync.
         let writer = committed.is_some().then_some(writer);
         let ended = commit.and_then(|c| durability.wait(c));
@@ -162,6 +168,13 @@ impl Writer {
         drop(writer);
         batch.publish(&ended);
         outcome.answer(|| ended)
+    }
+}
+
+impl Writer {
+    /// Raised by each commit that changed keys, users, roles or tenants.
+    pub(crate) fn access_version(&self) -> u64 {
+        self.access.current()
     }
 }
 

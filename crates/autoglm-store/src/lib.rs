@@ -13,6 +13,7 @@
 //! appends the audit record, and the idempotency record when there is one, in
 //! the same transaction as the change.
 
+mod access;
 pub mod alerts;
 mod audit;
 mod batch;
@@ -205,6 +206,14 @@ impl Store {
     /// are stale without asking the database.
     pub fn write_count(&self) -> u64 {
         self.writes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Raised by every commit that changed API keys, users, roles or tenants
+    /// (their limits), once the change is visible to readers: caches of
+    /// resolved credentials compare it to know they are stale, and stay
+    /// valid through every other write.
+    pub fn access_version(&self) -> u64 {
+        self.writer.access_version()
     }
 
     /// Appends an audit record on its own: for requests that failed and so changed nothing.

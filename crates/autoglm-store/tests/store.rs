@@ -308,3 +308,71 @@ fn writes_arriving_together_share_a_transaction_and_fail_alone() {
         )
         .unwrap();
 }
+
+/// Credential caches stay valid through writes that change nobody's access,
+/// and each change to a key, a user's role or a tenant's limit makes them
+/// stale before the write that made it returns.
+#[test]
+fn only_changes_to_access_raise_the_access_version() {
+    use autoglm_core::rbac::Role;
+    use autoglm_core::security::RateLimit;
+
+    let (_dir, store) = store();
+    let write =
+        |action: &str, f: &dyn Fn(&autoglm_store::Transaction<'_>) -> Result<(), StoreError>| {
+            let before = store.access_version();
+            store
+                .write(mutation(action), |tx, _| f(tx), |_| empty())
+                .unwrap();
+            store.access_version() - before
+        };
+    let unchanged =
+        |action: &str, f: &dyn Fn(&autoglm_store::Transaction<'_>) -> Result<(), StoreError>| {
+            let raised = write(action, f);
+            assert_eq!(raised, 0, "{action} changed nobody's access");
+        };
+    let changed =
+        |action: &str, f: &dyn Fn(&autoglm_store::Transaction<'_>) -> Result<(), StoreError>| {
+            let raised = write(action, f);
+            assert_eq!(raised, 1, "{action} changed access in one commit");
+        };
+
+    unchanged("models.create", &|tx| {
+        registry::create_model(tx, "default", "m", None, &BTreeMap::new()).map(drop)
+    });
+    changed("users.create", &|tx| {
+        tenancy::create_user(tx, "alice", "hash", "default", Role::Viewer).map(drop)
+    });
+    changed("users.update", &|tx| {
+        tenancy::set_role(tx, "alice", "default", Role::Admin).map(drop)
+    });
+    changed("keys.create", &|tx| {
+        tenancy::insert_key(
+            tx,
+            &tenancy::NewApiKey {
+                id: "k1".into(),
+                secret_hash: "h1".into(),
+                name: None,
+                username: "alice".into(),
+                tenant: "default".into(),
+                scopes: None,
+                expires_at: None,
+                rate_limit: None,
+            },
+        )
+        .map(drop)
+    });
+    changed("keys.revoke", &|tx| {
+        tenancy::revoke_key(tx, "default", None, "k1").map(drop)
+    });
+    let limit = RateLimit {
+        requests_per_second: Some(5),
+        tokens_per_minute: None,
+    };
+    changed("tenants.limit", &|tx| {
+        tenancy::set_tenant_rate_limit(tx, "default", Some(&limit))
+    });
+    unchanged("models.delete", &|tx| {
+        registry::delete_model(tx, "default", "m").map(drop)
+    });
+}
