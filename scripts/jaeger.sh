@@ -32,41 +32,20 @@ die() {
     exit 1
 }
 
-built() { [[ -x "$BIN/jaeger" ]]; }
+# shellcheck source=scripts/go-tool.sh
+source "$(dirname "${BASH_SOURCE[0]}")/go-tool.sh"
 
-cmd_build() {
-    if built; then
-        echo "$BIN/jaeger"
-        return
-    fi
-    command -v go >/dev/null || die "Go is needed to build Jaeger, as for scripts/k8s.sh (go on PATH, the Go module proxy reachable)"
-    mkdir -p "$CACHE"
-    exec 9>"$CACHE.lock"
-    if ! flock -n 9; then
-        log "waiting for another process building Jaeger"
-        flock 9
-    fi
-    if built; then
-        echo "$BIN/jaeger"
-        return
-    fi
-    rm -rf "$BIN.partial"
-    mkdir -p "$BIN.partial"
-    log "compiling Jaeger v$JAEGER_VERSION from the Go module proxy (the first build takes minutes)"
-    local started=$SECONDS
-    # `go install …/cmd/jaeger@v…` refuses the module: its go.mod has a replace
-    # directive (sarama). Built as the main module, in its own downloaded
-    # source, it gets exactly its go.mod and go.sum.
+# `go install …/cmd/jaeger@v…` refuses the module: its go.mod has a replace
+# directive (sarama). Built as the main module, in its own downloaded source,
+# it gets exactly its go.mod and go.sum.
+compile_jaeger() {
     local src
     src="$(go mod download -json "github.com/jaegertracing/jaeger@v$JAEGER_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
     [[ -f "$src/go.mod" ]] || die "could not download github.com/jaegertracing/jaeger@v$JAEGER_VERSION from the Go module proxy"
-    (cd "$src" && go build -o "$BIN.partial/jaeger" ./cmd/jaeger) ||
-        die "could not build github.com/jaegertracing/jaeger/cmd/jaeger@v$JAEGER_VERSION (see above)"
-    rm -rf "$BIN"
-    mv "$BIN.partial" "$BIN"
-    log "built into $BIN in $((SECONDS - started))s"
-    echo "$BIN/jaeger"
+    (cd "$src" && go build -o "$1/jaeger" ./cmd/jaeger)
 }
+
+cmd_build() { go_tool_build jaeger "v$JAEGER_VERSION" "$BIN" compile_jaeger; }
 
 # Only what the tests need: the OTLP receiver, in-memory storage and the query
 # API. Every listener is on 127.0.0.1 and a port of the caller's; the
