@@ -19,6 +19,7 @@ mod decide;
 mod explain;
 mod input;
 mod library;
+mod query;
 mod spec;
 mod testing;
 
@@ -27,5 +28,6 @@ pub use decide::{Decision, Finding, decide};
 pub use explain::{Explanation, FiredRule, explain};
 pub use input::{Caller, Operation, Review};
 pub use library::{LibraryPolicy, library};
+pub use query::{QueryError, eval_query};
 pub use spec::{Kind, Mode, PolicySpec, Syntax};
 pub use testing::{TestOutcome, TestReport, TestResult, run_tests};

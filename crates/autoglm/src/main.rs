@@ -5,6 +5,7 @@ mod cluster;
 mod config;
 mod demo;
 mod operator;
+mod policy;
 mod render;
 mod runtime;
 mod serve;
@@ -60,6 +61,9 @@ enum Command {
     },
     #[command(flatten)]
     Resource(autoglm_cli::ResourceCommand),
+    /// Policies as code, offline: run Rego tests (`opa test`) and queries (`opa eval`).
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Print the Kubernetes objects of a ModelService (offline).
     Render(render::RenderArgs),
     /// Print the ModelService CustomResourceDefinition.
@@ -167,6 +171,7 @@ fn main() -> ExitCode {
         Command::Config { client, command } => {
             ExitCode::from(rt.block_on(autoglm_cli::run_config(&client, command)) as u8)
         }
+        Command::Policy(command) => policy::run(command),
         Command::Render(args) => render::run(args),
         Command::Crd => render::crd(),
         Command::Operator(args) => {

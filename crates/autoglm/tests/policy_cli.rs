@@ -1,0 +1,150 @@
+//! `autoglm policy test` and `autoglm policy eval` as a user runs them, the
+//! second beside `opa eval` (OPA v1.22.4 from `scripts/opa.sh`) on OPA's own
+//! RBAC example.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::BIN;
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn autoglm(args: &[&str]) -> Output {
+    Command::new(BIN).arg("policy").args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn policy_test_runs_the_default_policies_tests() {
+    let policies = repo().join("policies");
+    let out = autoglm(&["test", policies.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let declared: usize = std::fs::read_dir(&policies)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .map(|s| s.lines().filter(|l| l.starts_with("test_")).count())
+        .sum();
+    assert!(
+        stdout.ends_with(&format!("PASS: {declared}/{declared}\n")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn policy_test_names_each_failing_test_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t_test.rego"),
+        "package t\n\ntest_passes if { 1 == 1 }\n\ntest_fails if { 1 == 2 }\n\ntest_errs if { to_number(\"x\") == 1 }\n",
+    )
+    .unwrap();
+    let out = autoglm(&["test", dir.path().to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("data.t.test_fails: FAIL"), "{stdout}");
+    assert!(
+        !stdout.contains("test_passes"),
+        "passing tests only with -v: {stdout}"
+    );
+    assert!(stdout.contains("PASS: 1/3\n"), "{stdout}");
+
+    std::fs::write(dir.path().join("broken.rego"), "package b\n\ntest_x if {\n").unwrap();
+    let out = autoglm(&["test", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("broken.rego: line "), "{stderr}");
+}
+
+fn opa() -> PathBuf {
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/opa.sh"))
+        .arg("build")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/opa.sh build failed; run it by hand to see why"
+    );
+    PathBuf::from(text(&out.stdout).trim())
+}
+
+/// The values and bindings of an `opa eval --format=json` answer.
+fn values(answer: &[u8]) -> Value {
+    let answer: Value = serde_json::from_slice(answer).unwrap();
+    let results = answer["result"].as_array().cloned().unwrap_or_default();
+    results
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "values": r["expressions"].as_array().unwrap().iter().map(|e| e["value"].clone()).collect::<Vec<_>>(),
+                "bindings": r.get("bindings").cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn policy_eval_answers_as_opa_eval_does() {
+    let example = repo().join("crates/autoglm/tests/fixtures/opa-rbac");
+    let rego = example.join("rbac.rego");
+    let data = example.join("data.json");
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = [
+        r#"{"user": "alice", "action": "delete", "type": "dog"}"#,
+        r#"{"user": "bob", "action": "update", "type": "finance"}"#,
+        r#"{"user": "eve", "action": "update", "type": "dog"}"#,
+        r#"{"user": "nobody", "action": "read", "type": "dog"}"#,
+    ];
+    let queries = [
+        "data.app.rbac.allow",
+        "data.app.rbac",
+        "x := data.app.rbac.user_is_granted[_]; x.action == \"read\"",
+    ];
+    let mut compared = 0;
+    for (i, input) in inputs.iter().enumerate() {
+        let input_file = dir.path().join(format!("input-{i}.json"));
+        std::fs::write(&input_file, input).unwrap();
+        for query in queries {
+            let args = [
+                "-d",
+                rego.to_str().unwrap(),
+                "-d",
+                data.to_str().unwrap(),
+                "-i",
+                input_file.to_str().unwrap(),
+            ];
+            let ours = Command::new(BIN)
+                .args(["policy", "eval"])
+                .args(args)
+                .arg(query)
+                .output()
+                .unwrap();
+            assert!(ours.status.success(), "{}", text(&ours.stderr));
+            let theirs = Command::new(opa())
+                .args(["eval", "--format=json"])
+                .args(args)
+                .arg(query)
+                .output()
+                .unwrap();
+            assert!(theirs.status.success(), "{}", text(&theirs.stderr));
+            assert_eq!(
+                values(&ours.stdout),
+                values(&theirs.stdout),
+                "{query} with {input}"
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 12);
+}
