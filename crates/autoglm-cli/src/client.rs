@@ -178,6 +178,8 @@ struct LooseProblem {
     request_id: Option<String>,
     #[serde(default)]
     errors: Vec<autoglm_core::error::FieldError>,
+    #[serde(default)]
+    violations: Vec<autoglm_core::error::PolicyViolation>,
 }
 
 /// Turns an error answer into a [`ClientError`]: a problem document when the
@@ -199,6 +201,7 @@ pub fn decode_error(status: StatusCode, body: &[u8]) -> ClientError {
             code: loose.code,
             request_id: loose.request_id,
             errors: loose.errors,
+            violations: loose.violations,
         };
         return ClientError::Problem {
             problem: Box::new(problem),

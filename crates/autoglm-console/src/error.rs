@@ -5,7 +5,7 @@
 
 use autoglm_artifacts::ArtifactError;
 use autoglm_auth::AuthError;
-use autoglm_core::error::{ErrorCode, FieldError, Problem};
+use autoglm_core::error::{ErrorCode, FieldError, PolicyViolation, Problem};
 use autoglm_store::StoreError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +19,8 @@ pub struct ApiError {
     pub detail: String,
     /// The refused fields of the body, sent as the problem's `errors`.
     pub errors: Vec<FieldError>,
+    /// What the refusing policies found, sent as the problem's `violations`.
+    pub violations: Vec<PolicyViolation>,
 }
 
 /// Result of handlers.
@@ -31,6 +33,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             errors: Vec::new(),
+            violations: Vec::new(),
         }
     }
 
@@ -41,6 +44,18 @@ impl ApiError {
             code: ErrorCode::InvalidBody,
             detail: problem.detail.unwrap_or_default(),
             errors: problem.errors,
+            violations: Vec::new(),
+        }
+    }
+
+    /// `policy_violation` listing what each refusing policy found.
+    pub fn policy_violations(violations: Vec<PolicyViolation>) -> ApiError {
+        let problem = Problem::policy_violations(violations);
+        ApiError {
+            code: ErrorCode::PolicyViolation,
+            detail: problem.detail.unwrap_or_default(),
+            errors: Vec::new(),
+            violations: problem.violations,
         }
     }
 
@@ -90,6 +105,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = Problem {
             errors: self.errors,
+            violations: self.violations,
             ..Problem::new(self.code, self.detail)
         };
         let status =
@@ -110,6 +126,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Rejected(code, detail) => ApiError::new(code, detail),
             StoreError::Invalid(errors) => ApiError::fields(errors),
+            StoreError::Denied(violations) => ApiError::policy_violations(violations),
             other => ApiError::internal("store", &other),
         }
     }

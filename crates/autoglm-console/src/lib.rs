@@ -20,6 +20,7 @@ pub mod extract;
 pub mod guard;
 pub mod metrics;
 pub mod openapi;
+pub mod policies;
 pub mod routes;
 
 use parking_lot::Mutex;
@@ -82,6 +83,8 @@ pub struct AppState {
     pub alerts: Board,
     /// The config center's watch hub.
     pub config: Arc<autoglm_config::Hub>,
+    /// Each tenant's compiled policies.
+    pub policies: Arc<policies::PolicySets>,
 }
 
 impl AppState {
@@ -94,6 +97,7 @@ impl AppState {
     ) -> AppState {
         AppState {
             config,
+            policies: Arc::default(),
             metrics: Arc::new(Metrics::new(&store)),
             store,
             artifacts,

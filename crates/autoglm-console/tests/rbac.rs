@@ -87,6 +87,8 @@ fn json_body(spec: &RouteSpec) -> Value {
         "tasks.create" => json!({"kind": "restart", "target": format!("services/{FIXTURE_MODEL}")}),
         "tenants.set_rate_limit" => json!({"requests_per_second": 100}),
         "config.keys.publish" => json!({"content": "written by the RBAC walk"}),
+        "policies.put" => json!({"rego": "package rbac\n\nwarn contains \"walked\" if { true }\n"}),
+        "policies.evaluate" => json!({"resource": service_manifest("rbac-evaluated")}),
         _ => json!({}),
     }
 }
@@ -347,6 +349,13 @@ const SPEC: &[(&str, &str, May)] = &[
         "/api/v1/config/environments/{env}/events",
         Least(Viewer),
     ),
+    ("GET", "/api/v1/policies", Least(Viewer)),
+    ("GET", "/api/v1/policies/library", Least(Viewer)),
+    ("POST", "/api/v1/policies/evaluate", Least(Viewer)),
+    ("GET", "/api/v1/policies/{name}", Least(Viewer)),
+    ("PUT", "/api/v1/policies/{name}", Least(Admin)),
+    ("DELETE", "/api/v1/policies/{name}", Least(Admin)),
+    ("GET", "/api/v1/policies/{name}/versions", Least(Viewer)),
 ];
 
 /// Whether `role`, holding a session in the system tenant, may call a route the spec gives `may`.

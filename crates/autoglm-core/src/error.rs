@@ -64,6 +64,7 @@ error_codes! {
         InvalidName = (422, "invalid_name", "A name is not valid");
         InvalidArtifact = (422, "invalid_artifact", "The artifact failed its format check");
         IdempotencyKeyReused = (422, "idempotency_key_reused", "The idempotency key was used with a different request");
+        PolicyViolation = (422, "policy_violation", "Policies refuse the resource");
         Internal = (500, "internal", "Internal error");
         Unavailable = (503, "unavailable", "The service is not ready");
     }
@@ -130,6 +131,32 @@ pub struct Problem {
     /// (an extension member: `detail` lists the same in words).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// What each refusing policy found, for `policy_violation` (an
+    /// extension member: `detail` lists the same in words).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<PolicyViolation>,
+}
+
+/// One finding of a policy that refused a write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PolicyViolation {
+    /// The policy's name.
+    pub policy: String,
+    /// The rule that found it: `deny`, `violation`, or `error` when the
+    /// policy could not be evaluated.
+    pub rule: String,
+    /// What it found.
+    pub message: String,
+}
+
+impl std::fmt::Display for PolicyViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "policy {} ({}): {}",
+            self.policy, self.rule, self.message
+        )
+    }
 }
 
 /// One problem with one field of a request body.
@@ -171,6 +198,17 @@ impl Problem {
             code: code.as_str().to_owned(),
             request_id: None,
             errors: Vec::new(),
+            violations: Vec::new(),
+        }
+    }
+
+    /// The `policy_violation` problem listing every finding, in `detail` and
+    /// in `violations`.
+    pub fn policy_violations(violations: Vec<PolicyViolation>) -> Problem {
+        let detail: Vec<String> = violations.iter().map(ToString::to_string).collect();
+        Problem {
+            violations,
+            ..Problem::new(ErrorCode::PolicyViolation, detail.join("; "))
         }
     }
 

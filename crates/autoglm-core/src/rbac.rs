@@ -111,11 +111,18 @@ pub enum Permission {
     /// approve or reject change requests filed by someone else.
     #[serde(rename = "config:protected")]
     ConfigProtected,
+    /// Read the tenant's policies, the default ones, and evaluate a
+    /// resource against them (to learn why a deploy was refused).
+    #[serde(rename = "policies:read")]
+    PoliciesRead,
+    /// Add, change and delete the tenant's policies.
+    #[serde(rename = "policies:write")]
+    PoliciesWrite,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 16] = [
+    pub const ALL: [Permission; 18] = [
         Permission::ModelsRead,
         Permission::ModelsWrite,
         Permission::ModelsDelete,
@@ -132,6 +139,8 @@ impl Permission {
         Permission::ConfigRead,
         Permission::ConfigWrite,
         Permission::ConfigProtected,
+        Permission::PoliciesRead,
+        Permission::PoliciesWrite,
     ];
 
     /// The scope name, as in API keys and the OpenAPI document.
@@ -153,6 +162,8 @@ impl Permission {
             Permission::ConfigRead => "config:read",
             Permission::ConfigWrite => "config:write",
             Permission::ConfigProtected => "config:protected",
+            Permission::PoliciesRead => "policies:read",
+            Permission::PoliciesWrite => "policies:write",
         }
     }
 
@@ -168,7 +179,8 @@ impl Permission {
             | Permission::ServicesRead
             | Permission::ServicesInvoke
             | Permission::AlertsRead
-            | Permission::ConfigRead => Role::Viewer,
+            | Permission::ConfigRead
+            | Permission::PoliciesRead => Role::Viewer,
             Permission::ModelsWrite
             | Permission::ServicesWrite
             | Permission::KeysWrite
@@ -179,7 +191,7 @@ impl Permission {
             | Permission::ArtifactsRegisterPath
             | Permission::AuditRead
             | Permission::ConfigProtected => Role::Operator,
-            Permission::UsersWrite => Role::Admin,
+            Permission::UsersWrite | Permission::PoliciesWrite => Role::Admin,
         }
     }
 }

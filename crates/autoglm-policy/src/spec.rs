@@ -1,11 +1,12 @@
 //! A policy as the API takes it: its Rego, how its findings count, and what
 //! it applies to.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// What a policy's findings do.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// `deny` and `violation` refuse the write (Gatekeeper's `deny`).
@@ -30,7 +31,7 @@ impl Mode {
 }
 
 /// Which Rego the source is written in.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Syntax {
     /// Rego v1 (OPA 1.x's default: `if`, `contains`).
@@ -41,7 +42,7 @@ pub enum Syntax {
 }
 
 /// The resources a policy is asked about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Kind {
     /// A model service: every create and update.
     ModelService,
@@ -61,7 +62,7 @@ fn model_service_only() -> Vec<Kind> {
 }
 
 /// The body of `PUT /api/v1/policies/{name}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicySpec {
     /// The Rego module.

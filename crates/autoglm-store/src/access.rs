@@ -1,53 +1,74 @@
-//! Which commits changed who may do what: the version that credential caches
-//! compare.
+//! Which commits changed who may do what, or the policies: the versions
+//! that caches of credentials and of compiled policies compare.
 //!
 //! A cache of resolved credentials must not outlive a change to a key, a
-//! role or a limit, but every other write (a model created, a task's
-//! progress) leaves it true. SQLite's update hook on the writer connection
-//! tells which tables a transaction touched; a commit that touched one of
-//! [`ACCESS_TABLES`] raises the version once it is visible to readers, so
-//! that a resolution that began before it is stale, and one that begins
-//! after it reads the change.
+//! role or a limit, and one of compiled policies not a change to a policy,
+//! but every other write (a model created, a task's progress) leaves them
+//! true. SQLite's update hook on the writer connection tells which tables a
+//! transaction touched; a commit that touched a table of a [`Watched`]
+//! group raises that group's version once it is visible to readers, so
+//! that a read that began before it is stale, and one that begins after it
+//! sees the change.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::Connection;
 
-/// The tables a principal is resolved from: keys, users, their roles in
-/// tenants, and the tenants' limits.
-const ACCESS_TABLES: [&str; 4] = ["api_keys", "users", "memberships", "tenants"];
-
-/// The version, and whether the open transaction touched an access table.
-#[derive(Debug, Default)]
-pub(crate) struct AccessVersion {
-    touched: Arc<AtomicBool>,
-    version: AtomicU64,
+/// The groups of tables whose changes are counted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Watched {
+    /// Keys, users, their roles in tenants, and the tenants' limits: what a
+    /// principal is resolved from.
+    Access = 0,
+    /// The policies.
+    Policies = 1,
 }
 
-impl AccessVersion {
+const GROUPS: [(Watched, &[&str]); 2] = [
+    (
+        Watched::Access,
+        &["api_keys", "users", "memberships", "tenants"],
+    ),
+    (Watched::Policies, &["policies"]),
+];
+
+/// Per group: whether the open transaction touched it (a bit each), and
+/// its version.
+#[derive(Debug, Default)]
+pub(crate) struct TableVersions {
+    touched: Arc<AtomicU64>,
+    versions: [AtomicU64; GROUPS.len()],
+}
+
+impl TableVersions {
     /// Watches the writer connection's changes.
-    pub(crate) fn watch(conn: &Connection) -> AccessVersion {
-        let access = AccessVersion::default();
-        let touched = access.touched.clone();
+    pub(crate) fn watch(conn: &Connection) -> TableVersions {
+        let versions = TableVersions::default();
+        let touched = versions.touched.clone();
         conn.update_hook(Some(move |_, _: &str, table: &str, _| {
-            if ACCESS_TABLES.contains(&table) {
-                touched.store(true, Ordering::SeqCst);
+            for (group, tables) in GROUPS {
+                if tables.contains(&table) {
+                    touched.fetch_or(1 << group as u64, Ordering::SeqCst);
+                }
             }
         }));
-        access
+        versions
     }
 
     /// The transaction ended (committed or rolled back): raises the version
-    /// when it touched an access table. Raising it for a rolled-back change
-    /// costs a cache one needless miss.
+    /// of each group it touched. Raising one for a rolled-back change costs
+    /// a cache one needless miss.
     pub(crate) fn ended(&self) {
-        if self.touched.swap(false, Ordering::SeqCst) {
-            self.version.fetch_add(1, Ordering::SeqCst);
+        let touched = self.touched.swap(0, Ordering::SeqCst);
+        for (group, _) in GROUPS {
+            if touched & (1 << group as u64) != 0 {
+                self.versions[group as usize].fetch_add(1, Ordering::SeqCst);
+            }
         }
     }
 
-    pub(crate) fn current(&self) -> u64 {
-        self.version.load(Ordering::SeqCst)
+    pub(crate) fn current(&self, group: Watched) -> u64 {
+        self.versions[group as usize].load(Ordering::SeqCst)
     }
 }

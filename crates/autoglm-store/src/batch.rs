@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use r2d2_sqlite::rusqlite::Connection;
 
-use crate::access::AccessVersion;
+use crate::access::{TableVersions, Watched};
 use crate::durable::{Commit, Durability};
 use crate::{Result, StoreError};
 
@@ -43,7 +43,7 @@ pub(crate) struct Writer {
     state: Mutex<WriterState>,
     /// Threads between asking for the connection and getting it.
     waiting: AtomicUsize,
-    access: AccessVersion,
+    versions: TableVersions,
 }
 
 struct WriterState {
@@ -94,9 +94,9 @@ enum Part<T> {
 
 impl Writer {
     pub(crate) fn new(conn: Connection) -> Writer {
-        let access = AccessVersion::watch(&conn);
+        let versions = TableVersions::watch(&conn);
         Writer {
-            access,
+            versions,
             state: Mutex::new(WriterState {
                 conn,
                 open: None,
@@ -139,7 +139,7 @@ impl Writer {
                 // The savepoint could not be undone: nothing in this
                 // transaction can be trusted, so none of it is committed.
                 let _ = writer.conn.execute_batch("ROLLBACK");
-                self.access.ended();
+                self.versions.ended();
                 writer.open = None;
                 let message = broken.to_string();
                 batch.publish(&Err(broken));
@@ -158,7 +158,7 @@ impl Writer {
         }
         writer.open = None;
         let commit = commit(&writer.conn, writer.done, durability);
-        self.access.ended();
+        self.versions.ended();
         // Without `committed`, others may use the writer during the sync.
         let writer = committed.is_some().then_some(writer);
         let ended = commit.and_then(|c| durability.wait(c));
@@ -172,9 +172,9 @@ impl Writer {
 }
 
 impl Writer {
-    /// Raised by each commit that changed keys, users, roles or tenants.
-    pub(crate) fn access_version(&self) -> u64 {
-        self.access.current()
+    /// Raised by each commit that changed a table of `group`.
+    pub(crate) fn version_of(&self, group: Watched) -> u64 {
+        self.versions.current(group)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Errors of the store: refusals the caller should pass on, and failures it should not.
 
-use autoglm_core::error::{ErrorCode, FieldError};
+use autoglm_core::error::{ErrorCode, FieldError, PolicyViolation};
 use r2d2_sqlite::rusqlite;
 use thiserror::Error;
 
@@ -14,6 +14,10 @@ pub enum StoreError {
     /// version); `invalid_body` listing each. Nothing changed.
     #[error("{}", join(.0))]
     Invalid(Vec<FieldError>),
+    /// Policies refuse the write (`policy_violation`, listing each finding).
+    /// Nothing changed.
+    #[error("{}", join(.0))]
+    Denied(Vec<PolicyViolation>),
     /// SQLite failed.
     #[error("database error")]
     Sqlite(#[from] rusqlite::Error),
@@ -43,7 +47,7 @@ impl StoreError {
     }
 }
 
-fn join(errors: &[FieldError]) -> String {
+fn join(errors: &[impl ToString]) -> String {
     let parts: Vec<String> = errors.iter().map(ToString::to_string).collect();
     parts.join("; ")
 }

@@ -25,6 +25,7 @@ mod error;
 pub mod evaluations;
 mod idempotency;
 mod migrate;
+pub mod policies;
 pub mod registry;
 pub mod services;
 pub mod tasks;
@@ -213,7 +214,13 @@ impl Store {
     /// resolved credentials compare it to know they are stale, and stay
     /// valid through every other write.
     pub fn access_version(&self) -> u64 {
-        self.writer.access_version()
+        self.writer.version_of(access::Watched::Access)
+    }
+
+    /// Raised by every commit that changed a policy, once readers can see
+    /// it: the console's compiled policies compare it.
+    pub fn policy_version(&self) -> u64 {
+        self.writer.version_of(access::Watched::Policies)
     }
 
     /// Appends an audit record on its own: for requests that failed and so changed nothing.
@@ -256,6 +263,13 @@ impl Store {
     pub fn bookkeeping<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         self.writer.run(&self.durability, f, None::<fn(&T)>)
     }
+}
+
+/// Appends one more audit record inside a write's transaction: what was
+/// decided about the change beside it (a policy decision), committed or
+/// rolled back with it.
+pub fn append_audit(tx: &Transaction<'_>, event: &AuditEvent) -> Result<()> {
+    audit::append(tx, event)
 }
 
 /// The part of [`Store::write`] that runs in the transaction: the change,

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_evaluations.sql"),
     include_str!("../migrations/0007_alerts.sql"),
     include_str!("../migrations/0008_config.sql"),
+    include_str!("../migrations/0009_policies.sql"),
 ];
 
 /// Schema versions before and after opening.

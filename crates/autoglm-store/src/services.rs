@@ -470,6 +470,15 @@ pub fn find_service(conn: &Connection, tenant: &str, name: &str) -> Result<Optio
 }
 
 /// Deletes a service, inside a write.
+/// Every service of `tenant` but `name`: what a quota counts beside it.
+pub fn other_services(conn: &Connection, tenant: &str, name: &str) -> Result<Vec<StoredService>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM services WHERE tenant = ?1 AND name != ?2"
+    ))?;
+    let rows = stmt.query_map((tenant, name), service)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn delete_service(tx: &Transaction<'_>, tenant: &str, name: &str) -> Result<()> {
     get(tx, tenant, name)?;
     tx.execute(

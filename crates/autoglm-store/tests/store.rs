@@ -376,3 +376,47 @@ fn only_changes_to_access_raise_the_access_version() {
         registry::delete_model(tx, "default", "m").map(drop)
     });
 }
+
+#[test]
+fn a_policy_keeps_every_version_and_an_unchanged_one_adds_none() {
+    use autoglm_store::policies;
+    let (_dir, store) = store();
+    let spec = serde_json::json!({"rego": "package p", "mode": "enforce"});
+    let put = |spec: &serde_json::Value| {
+        store
+            .write(
+                mutation("policies.put"),
+                |tx, _| policies::put_policy(tx, "default", "p", spec, "user:test"),
+                |_| empty(),
+            )
+            .unwrap()
+            .map(|p| p.version)
+    };
+    assert_eq!(put(&spec), Some(1));
+    assert_eq!(put(&spec), None, "unchanged");
+    assert_eq!(
+        put(&serde_json::json!({"rego": "package p", "mode": "warn"})),
+        Some(2)
+    );
+    store
+        .write(
+            mutation("policies.delete"),
+            |tx, _| policies::delete_policy(tx, "default", "p", "user:test"),
+            |_| empty(),
+        )
+        .unwrap();
+    assert!(store.policy("default", "p").unwrap_err().is_not_found());
+    let versions: Vec<(i64, bool)> = store
+        .policy_history("default", "p")
+        .unwrap()
+        .iter()
+        .map(|p| (p.version, p.spec.is_some()))
+        .collect();
+    assert_eq!(versions, [(3, false), (2, true), (1, true)]);
+    assert_eq!(
+        put(&spec),
+        Some(4),
+        "a deleted policy comes back as a new version"
+    );
+    assert_eq!(store.list_policies("default").unwrap().len(), 1);
+}

@@ -7,6 +7,7 @@ pub mod config;
 pub mod evaluations;
 pub mod keys;
 pub mod models;
+pub mod policies;
 pub mod rollouts;
 pub mod services;
 pub mod tasks;

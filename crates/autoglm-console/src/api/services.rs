@@ -17,12 +17,14 @@ use autoglm_core::service::{
 };
 use autoglm_core::task::Task;
 use autoglm_core::traffic::{KEPT_INTERVALS, ServiceTraffic};
+use autoglm_policy::Caller;
 use autoglm_store::changes::{self, Committed, Requester};
 use autoglm_store::{ServiceFilter, StoredService, services};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -31,6 +33,7 @@ use crate::AppState;
 use crate::context::{Ctx, json_response};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::policies;
 
 /// Query of `GET /api/v1/services`.
 #[derive(Debug, Deserialize)]
@@ -122,12 +125,41 @@ where
         actor: ctx.principal.actor.clone(),
         request_id: ctx.request_id.clone(),
     };
+    let policy_set = {
+        let (sets, tenant) = (state.policies.clone(), tenant.clone());
+        read(state, move |s| sets.of(s, &tenant)).await?
+    };
+    let caller = Caller {
+        actor: ctx.principal.actor.clone(),
+        username: ctx.principal.username.clone(),
+        role: ctx.principal.grant.role.as_str().to_owned(),
+    };
+    let warnings = Arc::new(Mutex::new(Vec::new()));
     let name = name.to_owned();
     let (_, status, body) = ctx
         .apply_with(state, Started::status, format!("services/{name}"), {
-            move |tx, _| {
+            let warnings = warnings.clone();
+            move |tx, audit| {
+                // Judged inside the change, on the service as it will be.
+                let judged = |tx: &autoglm_store::Transaction<'_>, tenant: &str| {
+                    let before = services::find_service(tx, tenant, &name)?;
+                    let after = change(tx, tenant)?;
+                    if let Some(after) = &after
+                        && !policy_set.is_empty()
+                    {
+                        let review = policies::service_review(
+                            tx,
+                            tenant,
+                            caller,
+                            before.as_ref().map(|b| &b.manifest),
+                            &after.manifest,
+                        )?;
+                        *warnings.lock() = policies::judge(tx, &policy_set, &review, audit)?;
+                    }
+                    Ok(after)
+                };
                 Ok(
-                    match changes::commit_with_task(tx, &tenant, &name, restart, &by, change)? {
+                    match changes::commit_with_task(tx, &tenant, &name, restart, &by, judged)? {
                         Committed::Task(task) => Started::Task(task),
                         Committed::Unchanged(stored) => {
                             Started::Unchanged(Box::new(answer(source.as_ref(), &tenant, *stored)))
@@ -140,7 +172,9 @@ where
     if status == StatusCode::ACCEPTED {
         state.tasks.wake();
     }
-    Ok(json_response(status, body))
+    let mut response = json_response(status, body);
+    policies::add_warnings(response.headers_mut(), &warnings.lock());
+    Ok(response)
 }
 
 /// `GET /api/v1/services`.

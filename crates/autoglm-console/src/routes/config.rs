@@ -3,7 +3,7 @@
 use axum::http::Method;
 use axum::routing::{get, post};
 
-use super::table::{Builder, schema};
+use super::table::{Builder, route, schema};
 use super::{Access, RequestBody, ResponseBody, RouteSpec};
 use crate::api::config::changes::{Applied, Decided};
 use crate::api::config::{self, changes, keys, watch};
@@ -26,17 +26,6 @@ pub(super) fn add(b: &mut Builder) {
     use Permission::{ConfigProtected, ConfigRead, ConfigWrite};
     use RequestBody::{Json as In, None as NoBody};
     use ResponseBody::{EventStream, Json as Out, NoContent};
-
-    let route = |method, path, action, summary, access, request, response| RouteSpec {
-        method,
-        path,
-        action,
-        summary,
-        access,
-        request,
-        response,
-        ..RouteSpec::DEFAULT
-    };
 
     b.add(
         route(Method::GET, "/api/v1/config/environments", "config.environments.list",

@@ -14,6 +14,7 @@ use crate::AppState;
 use autoglm_core::rbac::Permission;
 
 mod config;
+mod policies;
 mod table;
 
 pub use table::table;

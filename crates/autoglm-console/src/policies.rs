@@ -1,0 +1,178 @@
+//! Policies as code in the write path: each tenant's policies compiled once
+//! per change, and every ModelService write judged by them inside its
+//! transaction, so that the decision and the write see the same registry.
+//!
+//! A denial refuses the write with `policy_violation` and the findings;
+//! warnings go back in `Warning` headers (as Kubernetes sends admission
+//! warnings); every decision of a tenant with policies is audited beside
+//! the change (`policies.decide`), dry-run findings only there.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use autoglm_core::audit::AuditEvent;
+use autoglm_core::error::PolicyViolation;
+use autoglm_core::service::{ModelServiceManifest, StoredService};
+use autoglm_policy::{Caller, CompiledPolicy, Decision, Kind, Operation, PolicySpec, Review};
+use autoglm_store::{Connection, Store, StoreError, Transaction, policies, services};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+/// A tenant's policies, compiled.
+pub type PolicySet = Arc<Vec<CompiledPolicy>>;
+
+/// The compiled policies of each tenant, valid while the store's policy
+/// version stays what it was when they were loaded.
+#[derive(Debug, Default)]
+pub struct PolicySets {
+    by_tenant: Mutex<HashMap<String, (u64, PolicySet)>>,
+}
+
+impl PolicySets {
+    /// The current policies of `tenant` (blocking: it may read the store
+    /// and compile).
+    pub fn of(&self, store: &Store, tenant: &str) -> Result<PolicySet, StoreError> {
+        // Read before loading: a change that lands meanwhile leaves the set stale.
+        let version = store.policy_version();
+        if let Some((at, set)) = self.by_tenant.lock().get(tenant)
+            && *at == version
+        {
+            return Ok(set.clone());
+        }
+        let mut compiled = Vec::new();
+        for stored in store.list_policies(tenant)? {
+            let Some(spec) = stored.spec else { continue };
+            let spec: PolicySpec = serde_json::from_value(spec).map_err(|e| {
+                StoreError::Sync(format!("policy {} is stored unreadable: {e}", stored.name))
+            })?;
+            // Every stored policy compiled when it was saved; one that no
+            // longer does refuses every write (it fails closed).
+            compiled.push(autoglm_policy::compile(&stored.name, &spec).map_err(|e| {
+                StoreError::Denied(vec![PolicyViolation {
+                    policy: stored.name.clone(),
+                    rule: "error".into(),
+                    message: format!("the stored policy no longer compiles: {e}"),
+                }])
+            })?);
+        }
+        let set = Arc::new(compiled);
+        self.by_tenant
+            .lock()
+            .insert(tenant.to_owned(), (version, set.clone()));
+        Ok(set)
+    }
+}
+
+/// The GPUs a service may hold at its most: per replica, times its most
+/// replicas per version, times its versions.
+fn gpus_at_most(service: &StoredService) -> u64 {
+    let spec = &service.manifest.spec;
+    let per_replica = spec.resources.as_ref().and_then(|r| r.gpu).unwrap_or(0);
+    u64::from(per_replica)
+        * u64::from(spec.replica_bounds().max)
+        * spec.versions.len().max(1) as u64
+}
+
+/// What the console adds around a ModelService for its policies:
+/// `versionStages` of its model, and `tenantGpus`, the GPUs the tenant's
+/// other services may hold.
+fn service_context(
+    conn: &Connection,
+    tenant: &str,
+    service: &ModelServiceManifest,
+) -> Result<Value, StoreError> {
+    let stages = policies::version_stages(conn, tenant, &service.spec.model)?;
+    let others = services::other_services(conn, tenant, &service.metadata.name)?;
+    let tenant_gpus: u64 = others.iter().map(gpus_at_most).sum();
+    Ok(json!({"versionStages": stages, "tenantGpus": tenant_gpus}))
+}
+
+/// The review of a ModelService write, as its policies see it, with the
+/// context read through `conn` (the write's transaction, or a reader for
+/// an explanation).
+pub fn service_review(
+    conn: &Connection,
+    tenant: &str,
+    caller: Caller,
+    old: Option<&ModelServiceManifest>,
+    new: &ModelServiceManifest,
+) -> Result<Review, StoreError> {
+    let resource = |m: &ModelServiceManifest| serde_json::to_value(m).unwrap_or_default();
+    Ok(Review {
+        kind: Kind::ModelService,
+        operation: if old.is_some() {
+            Operation::Update
+        } else {
+            Operation::Create
+        },
+        resource: resource(new),
+        old_resource: old.map(resource),
+        caller,
+        tenant: tenant.to_owned(),
+        context: service_context(conn, tenant, new)?,
+    })
+}
+
+/// Judges a write by `set`: refuses it (nothing is written) when an
+/// enforced policy found something; otherwise audits the decision beside
+/// the change (when any policy was asked) and returns the warnings.
+pub fn judge(
+    tx: &Transaction<'_>,
+    set: &[CompiledPolicy],
+    review: &Review,
+    audit: &AuditEvent,
+) -> Result<Vec<String>, StoreError> {
+    let decision = autoglm_policy::decide(set.iter(), review);
+    if !decision.allowed() {
+        return Err(StoreError::Denied(
+            decision
+                .denials
+                .into_iter()
+                .map(|f| PolicyViolation {
+                    policy: f.policy,
+                    rule: f.rule,
+                    message: f.message,
+                })
+                .collect(),
+        ));
+    }
+    if decision.evaluated > 0 {
+        autoglm_store::append_audit(
+            tx,
+            &AuditEvent {
+                action: "policies.decide".into(),
+                outcome: outcome(&decision),
+                ..audit.clone()
+            },
+        )?;
+    }
+    Ok(decision
+        .warnings
+        .iter()
+        .map(|f| format!("policy {}: {}", f.policy, f.message))
+        .collect())
+}
+
+/// A decision in the audit's words: `allowed`, then its findings.
+fn outcome(decision: &Decision) -> String {
+    let mut outcome = format!("allowed by {} policies", decision.evaluated);
+    for (kind, findings) in [("warn", &decision.warnings), ("dryrun", &decision.dry_run)] {
+        for f in findings {
+            outcome.push_str(&format!("; {kind} {}/{}: {}", f.policy, f.rule, f.message));
+        }
+    }
+    outcome
+}
+
+/// Adds each warning as a `Warning: 299 - "…"` header (RFC 7234's
+/// miscellaneous persistent warning, as kube-apiserver sends them).
+pub fn add_warnings(headers: &mut axum::http::HeaderMap, warnings: &[String]) {
+    for warning in warnings {
+        let text = warning
+            .replace(['"', '\\'], "'")
+            .replace(|c: char| c.is_control(), " ");
+        if let Ok(value) = axum::http::HeaderValue::from_str(&format!("299 - \"{text}\"")) {
+            headers.append(axum::http::header::WARNING, value);
+        }
+    }
+}

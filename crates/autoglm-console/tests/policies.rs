@@ -1,0 +1,399 @@
+//! Policies as code through the console API: saved only when they compile,
+//! versioned, and judging every ModelService write (refused with the
+//! violations, warned in `Warning` headers, dry-run only audited), with
+//! `policies/evaluate` explaining a decision without writing.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use autoglm_core::rbac::Role;
+use axum::http::Method;
+use common::*;
+use serde_json::{Value, json};
+
+const MODEL: &str = "chat";
+
+fn service(name: &str, labels: Value, spec: Value) -> Value {
+    let mut spec = spec;
+    spec["model"] = json!(MODEL);
+    spec["versions"] = json!([{"version": "1", "weight": 100}]);
+    json!({
+        "apiVersion": "autoglm.io/v1alpha1",
+        "kind": "ModelService",
+        "metadata": {"name": name, "labels": labels},
+        "spec": spec,
+    })
+}
+
+async fn put_policy(c: &Console, token: &str, name: &str, body: Value) -> Resp {
+    call(
+        &c.app,
+        Method::PUT,
+        &format!("/api/v1/policies/{name}"),
+        Some(token),
+        Some(body),
+    )
+    .await
+}
+
+/// The library policy `name` with `parameters`, as a tenant adds it.
+async fn add_default(c: &Console, name: &str, parameters: Value, mode: &str) {
+    let library = get_json(&c.app, "/api/v1/policies/library", &c.admin).await;
+    let entry = library
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("{name} is not in the library: {library}"))
+        .clone();
+    let body = json!({"rego": entry["rego"], "parameters": parameters, "mode": mode});
+    put_policy(c, &c.admin, name, body).await.expect(201);
+}
+
+/// A console with model `chat` whose version 1 is in production.
+async fn console_with_model() -> Console {
+    let c = console();
+    create_model(&c.app, &c.admin, MODEL).await;
+    upload_file(
+        &c.app,
+        &c.admin,
+        MODEL,
+        "model.safetensors",
+        &safetensors([1.0, 2.0]),
+    )
+    .await;
+    set_stage(&c.app, &c.admin, MODEL, 1, "production")
+        .await
+        .expect(200);
+    c
+}
+
+#[tokio::test]
+async fn an_enforced_policy_refuses_a_violating_service_and_lets_a_compliant_one_through() {
+    let c = console_with_model().await;
+    add_default(
+        &c,
+        "required-labels",
+        json!({"labels": ["team", "cost-center"]}),
+        "enforce",
+    )
+    .await;
+    add_default(&c, "resource-limits", json!({}), "enforce").await;
+
+    let refused = post(
+        &c.app,
+        "/api/v1/services",
+        &c.admin,
+        service("bad", json!({"team": "nlp"}), json!({})),
+    )
+    .await;
+    assert_problem(&refused, 422, "policy_violation");
+    let problem = refused.json();
+    let mut violations: Vec<(String, String, String)> = problem["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["policy"].as_str().unwrap().into(),
+                v["rule"].as_str().unwrap().into(),
+                v["message"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    violations.sort();
+    assert_eq!(
+        violations,
+        [
+            (
+                "required-labels".into(),
+                "deny".into(),
+                "service bad must have the label cost-center".into()
+            ),
+            (
+                "resource-limits".into(),
+                "deny".into(),
+                "service bad must set spec.resources.cpu".into()
+            ),
+            (
+                "resource-limits".into(),
+                "deny".into(),
+                "service bad must set spec.resources.memory".into()
+            ),
+        ]
+    );
+    get(&c.app, "/api/v1/services/bad", &c.admin)
+        .await
+        .expect(404);
+
+    let labels = json!({"team": "nlp", "cost-center": "cc-1"});
+    let good = service(
+        "good",
+        labels.clone(),
+        json!({"resources": {"cpu": "1", "memory": "1Gi"}}),
+    );
+    post(&c.app, "/api/v1/services", &c.admin, good.clone())
+        .await
+        .expect(202);
+
+    // An update is judged too: dropping the memory limit is refused and
+    // leaves the service as it was.
+    let mut worse = good.clone();
+    worse["spec"]["resources"] = json!({"cpu": "1"});
+    let refused = call(
+        &c.app,
+        Method::PUT,
+        "/api/v1/services/good",
+        Some(&c.admin),
+        Some(worse),
+    )
+    .await;
+    assert_problem(&refused, 422, "policy_violation");
+    let kept = get_json(&c.app, "/api/v1/services/good", &c.admin).await;
+    assert_eq!(kept["spec"]["resources"]["memory"], "1Gi");
+
+    // The decisions are in the audit: the refusals as policy_violation,
+    // the allowed write beside its change.
+    let records = audit(&c.app, &c.admin, "").await;
+    assert!(
+        records
+            .iter()
+            .any(|r| r["action"] == "services.create" && r["outcome"] == "policy_violation"),
+        "{records:?}"
+    );
+    assert!(
+        records.iter().any(|r| r["action"] == "policies.decide"
+            && r["target"] == "services/good"
+            && r["outcome"]
+                .as_str()
+                .unwrap()
+                .starts_with("allowed by 2 policies")),
+        "{records:?}"
+    );
+    assert_audit_valid(&c.app, &c.admin).await;
+}
+
+#[tokio::test]
+async fn warn_policies_answer_warnings_and_dry_run_policies_only_record() {
+    let c = console_with_model().await;
+    add_default(&c, "dev-replicas", json!({"maxReplicas": 2}), "warn").await;
+    add_default(&c, "resource-limits", json!({}), "dryrun").await;
+
+    let dev = service(
+        "dev-chat",
+        json!({"environment": "dev"}),
+        json!({"replicas": 3}),
+    );
+    let answer = post(&c.app, "/api/v1/services", &c.admin, dev)
+        .await
+        .expect(202);
+    let warnings: Vec<&str> = answer
+        .headers
+        .get_all("warning")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "299 - \"policy dev-replicas: service dev-chat is in dev, where a version may have at most 2 replicas; it asks for 3\""
+        ]
+    );
+    let records = audit(&c.app, &c.admin, "").await;
+    let decision = records
+        .iter()
+        .find(|r| r["action"] == "policies.decide")
+        .unwrap();
+    let outcome = decision["outcome"].as_str().unwrap();
+    assert!(outcome.contains("warn dev-replicas/deny"), "{outcome}");
+    assert!(
+        outcome
+            .contains("dryrun resource-limits/deny: service dev-chat must set spec.resources.cpu"),
+        "{outcome}"
+    );
+}
+
+#[tokio::test]
+async fn a_policy_is_compiled_before_it_is_saved_and_kept_in_versions() {
+    let c = console();
+    let broken = put_policy(
+        &c,
+        &c.admin,
+        "broken",
+        json!({"rego": "package p\n\ndeny contains msg if {\n  msg := sprintf(\"%v\", [1]\n}\n"}),
+    )
+    .await;
+    assert_problem(&broken, 422, "invalid_body");
+    let error = &broken.json()["errors"][0];
+    assert_eq!(error["path"], "rego");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 4, column 7: "),
+        "{error}"
+    );
+    get(&c.app, "/api/v1/policies/broken", &c.admin)
+        .await
+        .expect(404);
+
+    let rego = "package p\n\ndeny contains \"no\" if { input.resource.spec.replicas > 9 }\n";
+    put_policy(&c, &c.admin, "limit", json!({"rego": rego}))
+        .await
+        .expect(201);
+    let same = put_policy(&c, &c.admin, "limit", json!({"rego": rego}))
+        .await
+        .expect(200);
+    assert_eq!(
+        same.json()["version"],
+        1,
+        "an unchanged policy keeps its version"
+    );
+    let second = put_policy(&c, &c.admin, "limit", json!({"rego": rego, "mode": "warn"}))
+        .await
+        .expect(200);
+    assert_eq!(second.json()["version"], 2);
+    call(
+        &c.app,
+        Method::DELETE,
+        "/api/v1/policies/limit",
+        Some(&c.admin),
+        None,
+    )
+    .await
+    .expect(204);
+    get(&c.app, "/api/v1/policies/limit", &c.admin)
+        .await
+        .expect(404);
+    let versions = get_json(&c.app, "/api/v1/policies/limit/versions", &c.admin).await;
+    let numbers: Vec<i64> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, [3, 2, 1]);
+    assert_eq!(
+        versions[0]["spec"],
+        Value::Null,
+        "the deletion is a version of its own"
+    );
+
+    // Only admins write policies; a viewer may read and explain.
+    let viewer = user_session(&c.app, &c.admin, "vera", Role::Viewer).await;
+    let refused = put_policy(&c, &viewer, "mine", json!({"rego": rego})).await;
+    assert_problem(&refused, 403, "forbidden");
+    get(&c.app, "/api/v1/policies", &viewer).await.expect(200);
+}
+
+#[tokio::test]
+async fn evaluate_explains_a_decision_without_writing() {
+    let c = console_with_model().await;
+    add_default(&c, "prod-traffic", json!({}), "enforce").await;
+    let prod = service("prod-chat", json!({"environment": "prod"}), json!({}));
+    let answer = post(
+        &c.app,
+        "/api/v1/policies/evaluate",
+        &c.admin,
+        json!({"resource": prod}),
+    )
+    .await
+    .expect(200);
+    let body = answer.json();
+    assert_eq!(
+        body["decision"]["denials"],
+        json!([]),
+        "version 1 is in production: {body}"
+    );
+    let rule = &body["explanations"][0]["rules"][0];
+    assert_eq!(rule["rule"], "deny");
+    assert_eq!(rule["fired"], false);
+    assert!(
+        rule["inputPaths"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("input.resource.spec.versions")),
+        "{rule}"
+    );
+
+    // A draft policy is judged alone and not saved.
+    let draft = json!({"rego": "package d\n\ndeny contains \"no prod\" if { input.environment == \"prod\" }\n"});
+    let answer = post(
+        &c.app,
+        "/api/v1/policies/evaluate",
+        &c.admin,
+        json!({"resource": prod, "policy": draft}),
+    )
+    .await
+    .expect(200);
+    let body = answer.json();
+    assert_eq!(body["decision"]["denials"][0]["message"], "no prod");
+    assert_eq!(
+        body["explanations"][0]["rules"][0]["inputPaths"],
+        json!(["input.environment"])
+    );
+    get(&c.app, "/api/v1/services/prod-chat", &c.admin)
+        .await
+        .expect(404);
+    let names: Vec<Value> = get_json(&c.app, "/api/v1/policies", &c.admin)
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("prod-traffic")]);
+}
+
+#[tokio::test]
+async fn a_tenant_sees_and_changes_only_its_own_policies() {
+    let c = console();
+    let rego = "package p\n\ndeny contains \"no\" if { input.resource.spec.replicas > 9 }\n";
+    put_policy(&c, &c.admin, "limit", json!({"rego": rego}))
+        .await
+        .expect(201);
+    post(
+        &c.app,
+        "/api/v1/tenants",
+        &c.admin,
+        json!({"name": "other"}),
+    )
+    .await
+    .expect(201);
+    create_user(&c.app, &c.admin, "olga", Role::Viewer).await;
+    call(
+        &c.app,
+        Method::PUT,
+        "/api/v1/users/olga/role",
+        Some(&c.admin),
+        Some(json!({"role": "admin", "tenant": "other"})),
+    )
+    .await
+    .expect(200);
+    let olga = login(&c.app, "olga", Some("other")).await;
+
+    assert_eq!(get_json(&c.app, "/api/v1/policies", &olga).await, json!([]));
+    get(&c.app, "/api/v1/policies/limit", &olga)
+        .await
+        .expect(404);
+    get(&c.app, "/api/v1/policies/limit/versions", &olga)
+        .await
+        .expect(404);
+    call(
+        &c.app,
+        Method::DELETE,
+        "/api/v1/policies/limit",
+        Some(&olga),
+        None,
+    )
+    .await
+    .expect(404);
+    put_policy(&c, &olga, "limit", json!({"rego": rego, "mode": "warn"}))
+        .await
+        .expect(201);
+    let ours = get_json(&c.app, "/api/v1/policies/limit", &c.admin).await;
+    assert_eq!(
+        (ours["version"].clone(), ours["spec"]["mode"].clone()),
+        (json!(1), json!("enforce"))
+    );
+}
