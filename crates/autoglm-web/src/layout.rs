@@ -10,13 +10,14 @@ use crate::session::Session;
 
 /// The sections of the console, as the navigation lists them, each with
 /// the permission a principal needs to be shown it, if any.
-const SECTIONS: [(&str, &str, Option<Permission>); 9] = [
+const SECTIONS: [(&str, &str, Option<Permission>); 10] = [
     ("/ui", "Overview", None),
     ("/ui/models", "Models", None),
     ("/ui/tasks", "Tasks", None),
     ("/ui/alerts", "Alerts", Some(Permission::AlertsRead)),
     ("/ui/incidents", "Incidents", Some(Permission::AlertsRead)),
     ("/ui/config", "Config", Some(Permission::ConfigRead)),
+    ("/ui/policies", "Policies", Some(Permission::PoliciesRead)),
     ("/ui/keys", "API keys", None),
     ("/ui/usage", "Usage", None),
     ("/ui/audit", "Audit", None),

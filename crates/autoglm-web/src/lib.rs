@@ -88,6 +88,18 @@ pub fn router(config: WebConfig, api: Router) -> Router<AppState> {
         .route("/ui/keys", get(pages::keys::page).post(pages::keys::create))
         .route("/ui/keys/{id}/revoke", post(pages::keys::revoke))
         .route(
+            "/ui/policies",
+            get(pages::policies::page).post(pages::policies::save),
+        )
+        .route("/ui/policies/new", get(pages::policies::new))
+        .route("/ui/policies/test", post(pages::policies::test))
+        .route(
+            "/ui/policies/{name}",
+            get(pages::policies::detail).post(pages::policies::save),
+        )
+        .route("/ui/policies/{name}/test", post(pages::policies::test))
+        .route("/ui/policies/{name}/delete", post(pages::policies::delete))
+        .route(
             "/ui/services/new",
             get(services::form::page).post(services::form::create),
         )

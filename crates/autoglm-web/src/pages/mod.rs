@@ -8,6 +8,7 @@ pub mod keys;
 pub mod model;
 pub mod models;
 pub mod overview;
+pub mod policies;
 pub mod services;
 pub mod tasks;
 pub mod usage;

@@ -7,7 +7,8 @@
 //! revoke a key, read usage, logs and the audit, make alert rules and
 //! silences, acknowledge and resolve an incident, publish, edit, diff, roll back,
 //! snapshot and promote config keys and decide change requests of a protected
-//! environment; a viewer can change nothing;
+//! environment; add a policy from the library, have a syntax error named,
+//! test it against a manifest and switch it to warn; a viewer can change nothing;
 //! a stale form is refused; a session revoked or expired mid-use leads to
 //! the login form and changes nothing. Screenshots of each page go to docs/screenshots/.
 #![allow(clippy::unwrap_used)]
@@ -21,6 +22,7 @@ mod alerts;
 mod config;
 mod evaluate;
 mod operate;
+mod policies;
 mod registry;
 mod rollout;
 mod session;
