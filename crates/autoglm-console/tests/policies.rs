@@ -397,3 +397,55 @@ async fn a_tenant_sees_and_changes_only_its_own_policies() {
         (json!(1), json!("enforce"))
     );
 }
+
+#[tokio::test]
+async fn a_huge_or_looping_policy_is_bounded_and_the_console_stays_responsive() {
+    let c = console_with_model().await;
+    let huge = format!(
+        "package p\n\ndeny contains \"x\" if {{ false }}\n#{}\n",
+        "x".repeat(autoglm_policy::MAX_REGO_BYTES)
+    );
+    let refused = put_policy(&c, &c.admin, "huge", json!({"rego": huge})).await;
+    assert_problem(&refused, 422, "invalid_body");
+    assert!(
+        refused.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 65536")
+    );
+
+    // 25 million iterations: it compiles, and every deploy it judges is
+    // stopped at the evaluation limit and refused (it fails closed).
+    let looping = "package p\n\ndeny contains \"never\" if {\n  some x in numbers.range(1, 5000)\n  some y in numbers.range(1, 5000)\n  x + y < 0\n}\n";
+    put_policy(&c, &c.admin, "loops", json!({"rego": looping}))
+        .await
+        .expect(201);
+    let started = std::time::Instant::now();
+    let deploy = post(
+        &c.app,
+        "/api/v1/services",
+        &c.admin,
+        service("chat", json!({}), json!({})),
+    );
+    let read = async {
+        // Reads are answered while the deploy is being judged.
+        let models = get(&c.app, "/api/v1/models", &c.admin).await.expect(200);
+        (models, started.elapsed())
+    };
+    let (refused, (_, read_after)) = tokio::join!(deploy, read);
+    let took = started.elapsed();
+    assert_problem(&refused, 422, "policy_violation");
+    let message = refused.json()["violations"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("time limit"), "{message}");
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "the deploy took {took:?}"
+    );
+    assert!(
+        read_after < took,
+        "a read waited for the deploy: {read_after:?} of {took:?}"
+    );
+}

@@ -93,7 +93,9 @@ pub(crate) fn engine(syntax: Syntax) -> regorus::Engine {
     });
     engine.set_execution_timer_config(ExecutionTimerConfig {
         limit: EVALUATION_LIMIT,
-        check_interval: NonZeroU32::MIN,
+        // Reading the clock at every step of the interpreter was a tenth of
+        // a decision's time; every 64th bounds a loop as well.
+        check_interval: NonZeroU32::new(64).unwrap_or(NonZeroU32::MIN),
     });
     // As OPA does without --strict-builtin-errors: a builtin given a value of
     // the wrong type leaves its expression undefined instead of failing.
@@ -192,10 +194,10 @@ impl CompiledPolicy {
     /// each set that is not empty, or why the evaluation failed.
     pub(crate) fn findings(
         &self,
-        input: &Value,
+        input: regorus::Value,
     ) -> Result<Vec<(&'static str, Vec<Value>)>, String> {
         let mut engine = self.engine.lock();
-        engine.set_input(regorus::Value::from(input.clone()));
+        engine.set_input(input);
         let mut found = Vec::new();
         for rule in &self.rules {
             let value = engine
@@ -208,6 +210,19 @@ impl CompiledPolicy {
         }
         Ok(found)
     }
+}
+
+/// `input` (converted once for every policy of a decision) with this
+/// policy's `parameters`: only the top-level object is copied.
+pub(crate) fn with_parameters(input: &regorus::Value, parameters: &Value) -> regorus::Value {
+    let mut input = input.clone();
+    if let Ok(object) = input.as_object_mut() {
+        object.insert(
+            regorus::Value::from("parameters"),
+            regorus::Value::from(parameters.clone()),
+        );
+    }
+    input
 }
 
 /// The elements of a rule's value: a set or array of findings; undefined

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::compile::CompiledPolicy;
+use crate::compile::{self, CompiledPolicy};
 use crate::input::Review;
 use crate::spec::Mode;
 
@@ -54,6 +54,8 @@ pub fn decide<'a>(
     review: &Review,
 ) -> Decision {
     let mut decision = Decision::default();
+    // Converted once: each policy's input differs only in its parameters.
+    let input = regorus::Value::from(review.input(&Value::Null));
     for policy in policies {
         if !policy.spec.applies_to(review.kind) {
             continue;
@@ -67,7 +69,8 @@ pub fn decide<'a>(
             details,
             mode,
         };
-        let found = match policy.findings(&review.input(&policy.spec.parameters)) {
+        let input = compile::with_parameters(&input, &policy.spec.parameters);
+        let found = match policy.findings(input) {
             Ok(found) => found
                 .into_iter()
                 .flat_map(|(rule, elements)| elements.into_iter().map(move |e| (rule, e)))
