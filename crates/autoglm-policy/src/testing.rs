@@ -54,14 +54,27 @@ impl TestReport {
     }
 }
 
-/// Loads every `(file, source)` into one engine, as `opa test` loads a
-/// directory, and runs each file's tests. A file that does not parse is an
+/// Loads every `(file, source)` and the `data` document into one engine,
+/// as `opa test` loads a directory, and runs each file's tests. A file that does not parse is an
 /// error naming it, before any test runs.
 pub fn run_tests(
     files: &[(String, String)],
     syntax: Syntax,
+    data: Option<serde_json::Value>,
 ) -> Result<TestReport, (String, PolicyError)> {
     let mut engine = compile::engine(syntax);
+    if let Some(data) = data {
+        engine.add_data(regorus::Value::from(data)).map_err(|e| {
+            (
+                "data".to_owned(),
+                PolicyError::Syntax {
+                    line: None,
+                    column: None,
+                    message: e.to_string(),
+                },
+            )
+        })?;
+    }
     engine.set_execution_timer_config(ExecutionTimerConfig {
         limit: TEST_LIMIT,
         check_interval: std::num::NonZeroU32::MIN,

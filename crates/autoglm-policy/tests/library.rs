@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 #[test]
 fn the_default_policies_pass_their_own_tests() {
     let files = policy_files();
-    let report = run_tests(&files, Syntax::V1).unwrap();
+    let report = run_tests(&files, Syntax::V1, None).unwrap();
     let failed: Vec<_> = report
         .results
         .iter()

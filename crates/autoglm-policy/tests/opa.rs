@@ -48,7 +48,7 @@ fn opa_test_and_autoglm_agree_on_every_default_policy_test() {
             )
         })
         .collect();
-    let ours: BTreeMap<String, &str> = run_tests(&policy_files(), Syntax::V1)
+    let ours: BTreeMap<String, &str> = run_tests(&policy_files(), Syntax::V1, None)
         .unwrap()
         .results
         .into_iter()

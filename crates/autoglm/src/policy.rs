@@ -27,9 +27,16 @@ pub enum PolicyCommand {
         /// Rego files or folders of them (`-d`, as OPA's `--data`).
         #[arg(short = 'd', long = "data", value_name = "PATH")]
         data: Vec<PathBuf>,
-        /// The input document, a JSON file (`-` for stdin).
+        /// The input document, a JSON or YAML file (`-` for stdin).
         #[arg(short = 'i', long = "input", value_name = "FILE")]
         input: Option<PathBuf>,
+        /// Read the input document from stdin (OPA's `-I`).
+        #[arg(short = 'I', long = "stdin-input", conflicts_with = "input")]
+        stdin_input: bool,
+        /// `json` (OPA's result document), `pretty` (the value alone, indented) or `raw`
+        /// (the value alone; a string unquoted).
+        #[arg(short = 'f', long = "format", default_value = "json", value_parser = ["json", "pretty", "raw"])]
+        format: String,
         /// The files are Rego v0.
         #[arg(long)]
         v0_compatible: bool,
@@ -54,9 +61,24 @@ pub fn run(command: PolicyCommand) -> ExitCode {
         PolicyCommand::Eval {
             data,
             input,
+            stdin_input,
+            format,
             v0_compatible,
             query,
-        } => eval(&data, input.as_deref(), syntax(v0_compatible), &query),
+        } => {
+            let input = if stdin_input {
+                Some(PathBuf::from("-"))
+            } else {
+                input
+            };
+            eval(
+                &data,
+                input.as_deref(),
+                syntax(v0_compatible),
+                &query,
+                &format,
+            )
+        }
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("error: {e}");
@@ -72,10 +94,22 @@ fn syntax(v0_compatible: bool) -> Syntax {
     }
 }
 
-/// Every `*.rego` file under `paths` (a file named is taken whatever its
-/// name), as (path, source), folders walked in name order.
-fn rego_files(paths: &[PathBuf]) -> Result<Vec<(String, String)>, String> {
-    fn walk(path: &Path, named: bool, out: &mut Vec<(String, String)>) -> Result<(), String> {
+/// What `-d`/DIR paths hold, loaded as OPA loads them: every `*.rego`
+/// file a module, every `*.json`, `*.yaml` and `*.yml` file a data document
+/// placed at its folder's path below the path given (a file named directly
+/// at the root), folders walked in name order.
+#[derive(Debug, Default)]
+struct Loaded {
+    modules: Vec<(String, String)>,
+    data: serde_json::Map<String, serde_json::Value>,
+}
+
+fn load(paths: &[PathBuf]) -> Result<Loaded, String> {
+    fn walk(path: &Path, root: &Path, loaded: &mut Loaded) -> Result<(), String> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        };
         if path.is_dir() {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?
@@ -83,28 +117,86 @@ fn rego_files(paths: &[PathBuf]) -> Result<Vec<(String, String)>, String> {
                 .collect();
             entries.sort();
             for entry in entries {
-                walk(&entry, false, out)?;
+                walk(&entry, root, loaded)?;
             }
-        } else if named || path.extension().is_some_and(|e| e == "rego") {
-            let source = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            out.push((path.display().to_string(), source));
+            return Ok(());
         }
-        Ok(())
+        let shown = path.display().to_string();
+        let value: serde_json::Value = match path.extension().and_then(|e| e.to_str()) {
+            Some("rego") => {
+                loaded.modules.push((shown, read(path)?));
+                return Ok(());
+            }
+            Some("json") => serde_json::from_str(&read(path)?)
+                .map_err(|e| format!("{shown} is not JSON: {e}"))?,
+            Some("yaml" | "yml") => serde_yaml_ng::from_str(&read(path)?)
+                .map_err(|e| format!("{shown} is not YAML: {e}"))?,
+            _ => return Ok(()),
+        };
+        let folder = path.parent().unwrap_or(root);
+        let at: Vec<String> = folder
+            .strip_prefix(root)
+            .map(|p| p.iter().map(|c| c.to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        merge(&mut loaded.data, &at, value)
+            .map_err(|key| format!("{shown}: {key} is defined twice"))
     }
-    let mut files = Vec::new();
+    let mut loaded = Loaded::default();
     for path in paths {
         if !path.exists() {
             return Err(format!("{} does not exist", path.display()));
         }
-        walk(path, true, &mut files)?;
+        let root = if path.is_dir() {
+            path.as_path()
+        } else {
+            path.parent().unwrap_or(path)
+        };
+        walk(path, root, &mut loaded)?;
     }
-    Ok(files)
+    Ok(loaded)
+}
+
+/// Merges `value` into `data` at the path `at`, objects key by key; a key
+/// that two documents give other than as objects is an error naming it.
+fn merge(
+    data: &mut serde_json::Map<String, serde_json::Value>,
+    at: &[String],
+    value: serde_json::Value,
+) -> Result<(), String> {
+    use serde_json::Value;
+    let Some((first, rest)) = at.split_first() else {
+        let Value::Object(object) = value else {
+            return Err("the document (not an object)".to_owned());
+        };
+        for (key, value) in object {
+            match (data.get_mut(&key), value) {
+                (Some(Value::Object(mine)), Value::Object(theirs)) => {
+                    for (k, v) in theirs {
+                        merge(mine, &[], serde_json::json!({ k: v }))?;
+                    }
+                }
+                (Some(_), _) => return Err(key),
+                (None, value) => {
+                    data.insert(key, value);
+                }
+            }
+        }
+        return Ok(());
+    };
+    let next = data
+        .entry(first.clone())
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    match next {
+        Value::Object(inner) => merge(inner, rest, value),
+        _ => Err(first.clone()),
+    }
 }
 
 fn test(paths: &[PathBuf], verbose: bool, syntax: Syntax) -> Result<ExitCode, String> {
-    let files = rego_files(paths)?;
-    let report = run_tests(&files, syntax).map_err(|(file, e)| format!("{file}: {e}"))?;
+    let loaded = load(paths)?;
+    let data = (!loaded.data.is_empty()).then_some(serde_json::Value::Object(loaded.data));
+    let report =
+        run_tests(&loaded.modules, syntax, data).map_err(|(file, e)| format!("{file}: {e}"))?;
     if report.results.is_empty() {
         return Err("no test_ rules found".to_owned());
     }
@@ -152,20 +244,9 @@ fn eval(
     input: Option<&Path>,
     syntax: Syntax,
     query: &str,
+    format: &str,
 ) -> Result<ExitCode, String> {
-    let mut rego = Vec::new();
-    let mut documents = serde_json::Map::new();
-    for (path, source) in rego_files(data)? {
-        if path.ends_with(".json") {
-            let value: serde_json::Value =
-                serde_json::from_str(&source).map_err(|e| format!("{path} is not JSON: {e}"))?;
-            if let serde_json::Value::Object(map) = value {
-                documents.extend(map);
-            }
-        } else {
-            rego.push((path, source));
-        }
-    }
+    let loaded = load(data)?;
     let input = match input {
         None => None,
         Some(path) => {
@@ -176,12 +257,26 @@ fn eval(
                 std::fs::read_to_string(path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?
             };
-            Some(serde_json::from_str(&text).map_err(|e| format!("the input is not JSON: {e}"))?)
+            Some(
+                serde_yaml_ng::from_str::<serde_json::Value>(&text)
+                    .map_err(|e| format!("the input is neither JSON nor YAML: {e}"))?,
+            )
         }
     };
-    let data = (!documents.is_empty()).then_some(serde_json::Value::Object(documents));
-    let answer = eval_query(&rego, syntax, data, input, query).map_err(|e| e.to_string())?;
-    let pretty = serde_json::to_string_pretty(&answer).map_err(|e| e.to_string())?;
-    println!("{pretty}");
+    let data = (!loaded.data.is_empty()).then_some(serde_json::Value::Object(loaded.data));
+    let answer =
+        eval_query(&loaded.modules, syntax, data, input, query).map_err(|e| e.to_string())?;
+    let value = &answer["result"][0]["expressions"][0]["value"];
+    let printed = match format {
+        "raw" => match value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        },
+        "pretty" if answer["result"].as_array().is_some_and(|r| r.len() == 1) => {
+            serde_json::to_string_pretty(value).map_err(|e| e.to_string())?
+        }
+        _ => serde_json::to_string_pretty(&answer).map_err(|e| e.to_string())?,
+    };
+    println!("{printed}");
     Ok(ExitCode::SUCCESS)
 }

@@ -148,3 +148,74 @@ fn policy_eval_answers_as_opa_eval_does() {
     }
     assert_eq!(compared, 12);
 }
+
+#[test]
+fn policy_eval_loads_a_folder_as_opa_eval_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = &dir.path().join("data");
+    std::fs::create_dir_all(root.join("teams/nlp")).unwrap();
+    std::fs::create_dir_all(root.join("rules")).unwrap();
+    std::fs::write(
+        root.join("teams/nlp/members.json"),
+        r#"{"members": ["alice", "bob"]}"#,
+    )
+    .unwrap();
+    std::fs::write(root.join("teams/data.yaml"), "owners:\n  nlp: alice\n").unwrap();
+    std::fs::write(root.join("limits.yml"), "max_replicas: 4\n").unwrap();
+    std::fs::write(
+        root.join("rules/authz.rego"),
+        "package authz\n\nis_member(user, team) if user in data.teams[team].members\n\nallowed contains user if {\n\tsome user in data.teams.nlp.members\n\tdata.teams.owners.nlp == user\n}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("input.yaml"), "user: bob\n").unwrap();
+    let rbac = repo().join("crates/autoglm/tests/fixtures/opa-rbac");
+    let input = dir.path().join("input.yaml");
+    let cases: [(&Path, &str); 4] = [
+        (root, "data"),
+        (root, "data.authz.allowed"),
+        (root, "data.authz.is_member(input.user, \"nlp\")"),
+        (&rbac, "data.app.rbac.user_is_granted"),
+    ];
+    for (folder, query) in cases {
+        let args = [
+            "-d",
+            folder.to_str().unwrap(),
+            "-i",
+            input.to_str().unwrap(),
+        ];
+        let ours = Command::new(BIN)
+            .args(["policy", "eval"])
+            .args(args)
+            .arg(query)
+            .output()
+            .unwrap();
+        assert!(ours.status.success(), "{}", text(&ours.stderr));
+        let theirs = Command::new(opa())
+            .args(["eval", "--format=json"])
+            .args(args)
+            .arg(query)
+            .output()
+            .unwrap();
+        assert!(theirs.status.success(), "{}", text(&theirs.stderr));
+        assert_eq!(
+            values(&ours.stdout),
+            values(&theirs.stdout),
+            "{query} over {}",
+            folder.display()
+        );
+    }
+    // The value alone, as OPA's raw and pretty formats print it.
+    let raw = Command::new(BIN)
+        .args([
+            "policy",
+            "eval",
+            "-f",
+            "raw",
+            "-d",
+            root.to_str().unwrap(),
+            "data.teams.owners.nlp",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(text(&raw.stdout), "alice\n");
+}
