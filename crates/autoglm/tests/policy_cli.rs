@@ -94,6 +94,30 @@ fn values(answer: &[u8]) -> Value {
         .collect()
 }
 
+/// Runs `autoglm policy eval ARGS QUERY` and `opa eval --format=json ARGS
+/// QUERY` and asserts the same values and bindings.
+fn assert_eval_as_opa(args: &[&str], query: &str, case: &str) {
+    let ours = Command::new(BIN)
+        .args(["policy", "eval"])
+        .args(args)
+        .arg(query)
+        .output()
+        .unwrap();
+    assert!(ours.status.success(), "{}", text(&ours.stderr));
+    let theirs = Command::new(opa())
+        .args(["eval", "--format=json"])
+        .args(args)
+        .arg(query)
+        .output()
+        .unwrap();
+    assert!(theirs.status.success(), "{}", text(&theirs.stderr));
+    assert_eq!(
+        values(&ours.stdout),
+        values(&theirs.stdout),
+        "{query} {case}"
+    );
+}
+
 #[test]
 fn policy_eval_answers_as_opa_eval_does() {
     let example = repo().join("crates/autoglm/tests/fixtures/opa-rbac");
@@ -124,25 +148,7 @@ fn policy_eval_answers_as_opa_eval_does() {
                 "-i",
                 input_file.to_str().unwrap(),
             ];
-            let ours = Command::new(BIN)
-                .args(["policy", "eval"])
-                .args(args)
-                .arg(query)
-                .output()
-                .unwrap();
-            assert!(ours.status.success(), "{}", text(&ours.stderr));
-            let theirs = Command::new(opa())
-                .args(["eval", "--format=json"])
-                .args(args)
-                .arg(query)
-                .output()
-                .unwrap();
-            assert!(theirs.status.success(), "{}", text(&theirs.stderr));
-            assert_eq!(
-                values(&ours.stdout),
-                values(&theirs.stdout),
-                "{query} with {input}"
-            );
+            assert_eval_as_opa(&args, query, &format!("with {input}"));
             compared += 1;
         }
     }
@@ -183,26 +189,7 @@ fn policy_eval_loads_a_folder_as_opa_eval_does() {
             "-i",
             input.to_str().unwrap(),
         ];
-        let ours = Command::new(BIN)
-            .args(["policy", "eval"])
-            .args(args)
-            .arg(query)
-            .output()
-            .unwrap();
-        assert!(ours.status.success(), "{}", text(&ours.stderr));
-        let theirs = Command::new(opa())
-            .args(["eval", "--format=json"])
-            .args(args)
-            .arg(query)
-            .output()
-            .unwrap();
-        assert!(theirs.status.success(), "{}", text(&theirs.stderr));
-        assert_eq!(
-            values(&ours.stdout),
-            values(&theirs.stdout),
-            "{query} over {}",
-            folder.display()
-        );
+        assert_eval_as_opa(&args, query, &format!("over {}", folder.display()));
     }
     // The value alone, as OPA's raw and pretty formats print it.
     let raw = Command::new(BIN)
