@@ -29,8 +29,8 @@ pub struct PolicySets {
 }
 
 impl PolicySets {
-    /// The current policies of `tenant` (blocking: it may read the store
-    /// and compile).
+    /// The policies that judge `tenant`'s writes, the global ones first
+    /// (blocking: it may read the store and compile).
     pub fn of(&self, store: &Store, tenant: &str) -> Result<PolicySet, StoreError> {
         // Read before loading: a change that lands meanwhile leaves the set stale.
         let version = store.policy_version();
@@ -40,16 +40,22 @@ impl PolicySets {
             return Ok(set.clone());
         }
         let mut compiled = Vec::new();
-        for stored in store.list_policies(tenant)? {
+        let global = store.list_policies(policies::GLOBAL)?;
+        for stored in global.into_iter().chain(store.list_policies(tenant)?) {
             let Some(spec) = stored.spec else { continue };
+            // A global policy's findings name it so: a tenant's own may share its name.
+            let name = match stored.scope {
+                "global" => format!("global/{}", stored.name),
+                _ => stored.name,
+            };
             let spec: PolicySpec = serde_json::from_value(spec).map_err(|e| {
-                StoreError::Sync(format!("policy {} is stored unreadable: {e}", stored.name))
+                StoreError::Sync(format!("policy {name} is stored unreadable: {e}"))
             })?;
             // Every stored policy compiled when it was saved; one that no
             // longer does refuses every write (it fails closed).
-            compiled.push(autoglm_policy::compile(&stored.name, &spec).map_err(|e| {
+            compiled.push(autoglm_policy::compile(&name, &spec).map_err(|e| {
                 StoreError::Denied(vec![PolicyViolation {
-                    policy: stored.name.clone(),
+                    policy: name.clone(),
                     rule: "error".into(),
                     message: format!("the stored policy no longer compiles: {e}"),
                 }])

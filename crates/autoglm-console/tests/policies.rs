@@ -50,6 +50,30 @@ async fn add_default(c: &Console, name: &str, parameters: Value, mode: &str) {
     put_policy(c, &c.admin, name, body).await.expect(201);
 }
 
+/// A session of olga, admin of the tenant `other` (made here).
+async fn admin_of_another_tenant(c: &Console) -> String {
+    post(
+        &c.app,
+        "/api/v1/tenants",
+        &c.admin,
+        json!({"name": "other"}),
+    )
+    .await
+    .expect(201);
+    create_user(&c.app, &c.admin, "olga", Role::Viewer).await;
+    let role = json!({"role": "admin", "tenant": "other"});
+    call(
+        &c.app,
+        Method::PUT,
+        "/api/v1/users/olga/role",
+        Some(&c.admin),
+        Some(role),
+    )
+    .await
+    .expect(200);
+    login(&c.app, "olga", Some("other")).await
+}
+
 /// A console with model `chat` whose version 1 is in production.
 async fn console_with_model() -> Console {
     let c = console();
@@ -352,25 +376,7 @@ async fn a_tenant_sees_and_changes_only_its_own_policies() {
     put_policy(&c, &c.admin, "limit", json!({"rego": rego}))
         .await
         .expect(201);
-    post(
-        &c.app,
-        "/api/v1/tenants",
-        &c.admin,
-        json!({"name": "other"}),
-    )
-    .await
-    .expect(201);
-    create_user(&c.app, &c.admin, "olga", Role::Viewer).await;
-    call(
-        &c.app,
-        Method::PUT,
-        "/api/v1/users/olga/role",
-        Some(&c.admin),
-        Some(json!({"role": "admin", "tenant": "other"})),
-    )
-    .await
-    .expect(200);
-    let olga = login(&c.app, "olga", Some("other")).await;
+    let olga = admin_of_another_tenant(&c).await;
 
     assert_eq!(get_json(&c.app, "/api/v1/policies", &olga).await, json!([]));
     get(&c.app, "/api/v1/policies/limit", &olga)
@@ -447,5 +453,81 @@ async fn a_huge_or_looping_policy_is_bounded_and_the_console_stays_responsive() 
     assert!(
         read_after < took,
         "a read waited for the deploy: {read_after:?} of {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_global_policy_judges_every_tenant_and_only_system_admins_write_it() {
+    let c = console_with_model().await;
+    let rego = "package global\n\ndeny contains \"every service needs a team label\" if { not input.resource.metadata.labels.team }\n";
+    call(
+        &c.app,
+        Method::PUT,
+        "/api/v1/global-policies/team-label",
+        Some(&c.admin),
+        Some(json!({"rego": rego})),
+    )
+    .await
+    .expect(201);
+
+    // It judges a tenant with no policies of its own, under its own name.
+    let refused = post(
+        &c.app,
+        "/api/v1/services",
+        &c.admin,
+        service("chat", json!({}), json!({})),
+    )
+    .await;
+    assert_problem(&refused, 422, "policy_violation");
+    assert_eq!(
+        refused.json()["violations"][0]["policy"],
+        "global/team-label"
+    );
+    post(
+        &c.app,
+        "/api/v1/services",
+        &c.admin,
+        service("chat", json!({"team": "nlp"}), json!({})),
+    )
+    .await
+    .expect(202);
+
+    // The admin of another tenant sees it among the policies that judge
+    // them, and may neither change nor delete it.
+    let olga = admin_of_another_tenant(&c).await;
+    let listed = get_json(&c.app, "/api/v1/policies", &olga).await;
+    assert_eq!(listed[0]["name"], "team-label");
+    assert_eq!(listed[0]["scope"], "global");
+    let put = call(
+        &c.app,
+        Method::PUT,
+        "/api/v1/global-policies/team-label",
+        Some(&olga),
+        Some(json!({"rego": rego})),
+    )
+    .await;
+    assert_problem(&put, 403, "forbidden");
+    let deleted = call(
+        &c.app,
+        Method::DELETE,
+        "/api/v1/global-policies/team-label",
+        Some(&olga),
+        None,
+    )
+    .await;
+    assert_problem(&deleted, 403, "forbidden");
+    // Her tenant's own policy of the same name is another policy.
+    put_policy(
+        &c,
+        &olga,
+        "team-label",
+        json!({"rego": rego, "mode": "warn"}),
+    )
+    .await
+    .expect(201);
+    let global = get_json(&c.app, "/api/v1/global-policies/team-label", &c.admin).await;
+    assert_eq!(
+        (global["version"].clone(), global["spec"]["mode"].clone()),
+        (json!(1), json!("enforce"))
     );
 }

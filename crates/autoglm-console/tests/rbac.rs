@@ -87,7 +87,9 @@ fn json_body(spec: &RouteSpec) -> Value {
         "tasks.create" => json!({"kind": "restart", "target": format!("services/{FIXTURE_MODEL}")}),
         "tenants.set_rate_limit" => json!({"requests_per_second": 100}),
         "config.keys.publish" => json!({"content": "written by the RBAC walk"}),
-        "policies.put" => json!({"rego": "package rbac\n\nwarn contains \"walked\" if { true }\n"}),
+        "policies.put" | "global_policies.put" => {
+            json!({"rego": "package rbac\n\nwarn contains \"walked\" if { true }\n"})
+        }
         "policies.evaluate" => json!({"resource": service_manifest("rbac-evaluated")}),
         _ => json!({}),
     }
@@ -356,6 +358,15 @@ const SPEC: &[(&str, &str, May)] = &[
     ("PUT", "/api/v1/policies/{name}", Least(Admin)),
     ("DELETE", "/api/v1/policies/{name}", Least(Admin)),
     ("GET", "/api/v1/policies/{name}/versions", Least(Viewer)),
+    ("GET", "/api/v1/global-policies", SystemAdmin),
+    ("GET", "/api/v1/global-policies/{name}", SystemAdmin),
+    ("PUT", "/api/v1/global-policies/{name}", SystemAdmin),
+    ("DELETE", "/api/v1/global-policies/{name}", SystemAdmin),
+    (
+        "GET",
+        "/api/v1/global-policies/{name}/versions",
+        SystemAdmin,
+    ),
 ];
 
 /// Whether `role`, holding a session in the system tenant, may call a route the spec gives `may`.

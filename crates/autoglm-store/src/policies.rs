@@ -1,4 +1,5 @@
-//! Policies as code: each tenant's policies, every version kept. The Rego
+//! Policies as code: each tenant's policies and the global ones (under
+//! [`GLOBAL`]), every version kept. The Rego
 //! and its settings are stored as the JSON the API took (`autoglm-policy`'s
 //! `PolicySpec`); this crate only keeps them.
 
@@ -9,6 +10,10 @@ use serde_json::Value;
 
 use crate::{Result, Store, StoreError, Transaction, timestamp};
 use autoglm_core::error::ErrorCode;
+
+/// The tenant column of the policies that judge every tenant: no tenant's
+/// name is empty.
+pub const GLOBAL: &str = "";
 
 /// One version of a policy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,9 +29,11 @@ pub struct StoredPolicy {
     pub created_at: String,
     /// Who wrote it (an audit actor).
     pub created_by: String,
+    /// `tenant`, or `global` for a policy that judges every tenant.
+    pub scope: &'static str,
 }
 
-const COLUMNS: &str = "name, version, spec, created_at, created_by";
+const COLUMNS: &str = "name, version, spec, created_at, created_by, tenant";
 
 fn stored(row: &Row<'_>) -> r2d2_sqlite::rusqlite::Result<StoredPolicy> {
     let spec: Option<String> = row.get(2)?;
@@ -36,7 +43,12 @@ fn stored(row: &Row<'_>) -> r2d2_sqlite::rusqlite::Result<StoredPolicy> {
         spec: spec.and_then(|s| serde_json::from_str(&s).ok()),
         created_at: row.get(3)?,
         created_by: row.get(4)?,
+        scope: scope_of(&row.get::<_, String>(5)?),
     })
+}
+
+fn scope_of(tenant: &str) -> &'static str {
+    if tenant == GLOBAL { "global" } else { "tenant" }
 }
 
 fn latest_version(tx: &Transaction<'_>, tenant: &str, name: &str) -> Result<Option<(i64, bool)>> {
@@ -84,6 +96,7 @@ pub fn put_policy(
         spec: Some(spec.clone()),
         created_at: timestamp(Utc::now()),
         created_by: actor.to_owned(),
+        scope: scope_of(tenant),
     }))
 }
 
@@ -126,7 +139,8 @@ pub fn current_policy(
 }
 
 impl Store {
-    /// The tenant's current policies, by name.
+    /// The current policies of `tenant` (or, with [`GLOBAL`], the global
+    /// ones), by name.
     pub fn list_policies(&self, tenant: &str) -> Result<Vec<StoredPolicy>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(&format!(

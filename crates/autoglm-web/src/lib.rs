@@ -99,6 +99,21 @@ pub fn router(config: WebConfig, api: Router) -> Router<AppState> {
         )
         .route("/ui/policies/{name}/test", post(pages::policies::test))
         .route("/ui/policies/{name}/delete", post(pages::policies::delete))
+        .route("/ui/global-policies", post(pages::policies::save))
+        .route("/ui/global-policies/new", get(pages::policies::new_global))
+        .route("/ui/global-policies/test", post(pages::policies::test))
+        .route(
+            "/ui/global-policies/{name}",
+            get(pages::policies::detail_global).post(pages::policies::save),
+        )
+        .route(
+            "/ui/global-policies/{name}/test",
+            post(pages::policies::test),
+        )
+        .route(
+            "/ui/global-policies/{name}/delete",
+            post(pages::policies::delete),
+        )
         .route(
             "/ui/services/new",
             get(services::form::page).post(services::form::create),

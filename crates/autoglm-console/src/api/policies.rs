@@ -8,7 +8,7 @@ use autoglm_core::service::ModelServiceManifest;
 use autoglm_policy::{
     Caller, Decision, Explanation, LibraryPolicy, PolicyError, PolicySpec, explain, library,
 };
-use autoglm_store::policies::{self, StoredPolicy};
+use autoglm_store::policies::{self, GLOBAL, StoredPolicy};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -22,10 +22,23 @@ use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
 
-/// `GET /api/v1/policies`: the current version of each.
+/// `GET /api/v1/policies`: the current version of each of the tenant's
+/// policies, then of the global ones that judge it too (`scope: global`).
 pub async fn list(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<Vec<StoredPolicy>>> {
     let tenant = ctx.tenant().to_owned();
-    Ok(Json(read(&state, move |s| s.list_policies(&tenant)).await?))
+    Ok(Json(
+        read(&state, move |s| {
+            let mut policies = s.list_policies(&tenant)?;
+            policies.extend(s.list_policies(GLOBAL)?);
+            Ok(policies)
+        })
+        .await?,
+    ))
+}
+
+/// `GET /api/v1/global-policies`: the policies that judge every tenant.
+pub async fn list_global(State(state): State<AppState>) -> ApiResult<Json<Vec<StoredPolicy>>> {
+    Ok(Json(read(&state, |s| s.list_policies(GLOBAL)).await?))
 }
 
 /// `GET /api/v1/policies/library`: the default policies, to add as one's own.
@@ -33,23 +46,32 @@ pub async fn list_library() -> Json<Vec<LibraryPolicy>> {
     Json(library())
 }
 
-/// `GET /api/v1/policies/{name}`.
+/// Where a route keeps its policies: the caller's tenant, or the global ones.
+fn scope_of(ctx: &Ctx) -> (String, &'static str) {
+    if ctx.spec.path.starts_with("/api/v1/global-policies") {
+        (GLOBAL.to_owned(), "global-policies")
+    } else {
+        (ctx.tenant().to_owned(), "policies")
+    }
+}
+
+/// `GET /api/v1/policies/{name}` and `GET /api/v1/global-policies/{name}`.
 pub async fn get_one(
     State(state): State<AppState>,
     ctx: Ctx,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<StoredPolicy>> {
-    let tenant = ctx.tenant().to_owned();
+    let (tenant, _) = scope_of(&ctx);
     Ok(Json(read(&state, move |s| s.policy(&tenant, &name)).await?))
 }
 
-/// `GET /api/v1/policies/{name}/versions`: newest first, deletions included.
+/// `GET …/{name}/versions`: newest first, deletions included.
 pub async fn history(
     State(state): State<AppState>,
     ctx: Ctx,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Vec<StoredPolicy>>> {
-    let tenant = ctx.tenant().to_owned();
+    let (tenant, _) = scope_of(&ctx);
     Ok(Json(
         read(&state, move |s| s.policy_history(&tenant, &name)).await?,
     ))
@@ -65,8 +87,9 @@ fn refused(error: PolicyError) -> ApiError {
     ApiError::fields(vec![FieldError::new(path, error.to_string())])
 }
 
-/// `PUT /api/v1/policies/{name}`: a new version (201 for the first, 200
-/// after), or the current one when nothing changed.
+/// `PUT /api/v1/policies/{name}` (and `/api/v1/global-policies/{name}`):
+/// a new version (201 for the first, 200 after), or the current one when
+/// nothing changed.
 pub async fn put(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -83,9 +106,9 @@ pub async fn put(
     autoglm_policy::compile(&name, &spec).map_err(refused)?;
     let value =
         serde_json::to_value(&spec).map_err(|e| ApiError::internal("serialising a policy", &e))?;
-    let tenant = ctx.tenant().to_owned();
+    let (tenant, kind) = scope_of(&ctx);
     let actor = ctx.principal.actor.clone();
-    let target = format!("policies/{name}");
+    let target = format!("{kind}/{name}");
     let (_, status, body) = ctx
         .apply_with(
             &state,
@@ -135,18 +158,18 @@ fn current(
     })
 }
 
-/// `DELETE /api/v1/policies/{name}`.
+/// `DELETE /api/v1/policies/{name}` (and `/api/v1/global-policies/{name}`).
 pub async fn delete(
     State(state): State<AppState>,
     ctx: Ctx,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let tenant = ctx.tenant().to_owned();
+    let (tenant, kind) = scope_of(&ctx);
     let actor = ctx.principal.actor.clone();
     ctx.write(
         &state,
         StatusCode::NO_CONTENT,
-        format!("policies/{name}"),
+        format!("{kind}/{name}"),
         move |tx, _| policies::delete_policy(tx, &tenant, &name, &actor),
     )
     .await

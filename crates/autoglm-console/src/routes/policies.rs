@@ -85,6 +85,72 @@ pub(super) fn add(b: &mut Builder) {
         ),
         delete(policies::delete),
     );
+    let global = |method, path, action, summary, request, response| {
+        route(
+            method,
+            path,
+            action,
+            summary,
+            Access::SystemAdmin,
+            request,
+            response,
+        )
+    };
+    b.add(
+        global(
+            Method::GET,
+            "/api/v1/global-policies",
+            "global_policies.list",
+            "List the global policies, which judge every tenant's writes beside its own",
+            NoBody,
+            Out(200, schema::<Value>),
+        ),
+        get(policies::list_global),
+    );
+    b.add(
+        global(
+            Method::GET,
+            "/api/v1/global-policies/{name}",
+            "global_policies.get",
+            "Read a global policy's current version",
+            NoBody,
+            Out(200, schema::<Value>),
+        ),
+        get(policies::get_one),
+    );
+    b.add(
+        global(
+            Method::PUT,
+            "/api/v1/global-policies/{name}",
+            "global_policies.put",
+            "Add a global policy or a new version of it; it judges every tenant",
+            In(schema::<PolicySpec>),
+            Out(200, schema::<Value>),
+        ),
+        put(policies::put),
+    );
+    b.add(
+        global(
+            Method::DELETE,
+            "/api/v1/global-policies/{name}",
+            "global_policies.delete",
+            "Delete a global policy (its history stays)",
+            NoBody,
+            NoContent,
+        ),
+        delete(policies::delete),
+    );
+    b.add(
+        global(
+            Method::GET,
+            "/api/v1/global-policies/{name}/versions",
+            "global_policies.versions",
+            "List every version of a global policy, newest first",
+            NoBody,
+            Out(200, schema::<Value>),
+        ),
+        get(policies::history),
+    );
     b.add(
         route(
             Method::GET,

@@ -8,8 +8,8 @@ use crate::extract::Form;
 use autoglm_console::AppState;
 use autoglm_core::rbac::Permission;
 use axum::Extension;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -20,6 +20,32 @@ use crate::layout;
 use crate::session::{self, CsrfForm, Session, SignedIn};
 
 const HERE: &str = "/ui/policies";
+
+/// Whose policy a page edits: the tenant's, or (system admins) the global
+/// ones that judge every tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The caller's tenant's.
+    Tenant,
+    /// Every tenant's.
+    Global,
+}
+
+impl Scope {
+    fn ui(self) -> &'static str {
+        match self {
+            Scope::Tenant => "/ui/policies",
+            Scope::Global => "/ui/global-policies",
+        }
+    }
+
+    fn api(self) -> &'static str {
+        match self {
+            Scope::Tenant => "/api/v1/policies",
+            Scope::Global => "/api/v1/global-policies",
+        }
+    }
+}
 
 /// `GET /ui/policies`: the policies, the library, the decisions.
 pub async fn page(
@@ -62,7 +88,12 @@ async fn list(
     let body = html! {
         (notice)
         @if may_write {
-            p { a.button href="/ui/policies/new" id="new-policy" { "New policy" } }
+            p {
+                a.button href="/ui/policies/new" id="new-policy" { "New policy" }
+                @if session.principal.grant.is_system_admin() {
+                    " " a.button href="/ui/global-policies/new" id="new-global-policy" { "New global policy" }
+                }
+            }
         }
         @if !listed.is_success() {
             (refusal("policies-error", &policies))
@@ -70,12 +101,18 @@ async fn list(
             p.empty id="no-policies" { "This tenant has no policies: every deploy goes through unjudged." }
         } @else {
             table id="policies" {
-                thead { tr { th scope="col" { "Policy" } th scope="col" { "Mode" } th scope="col" { "Version" } th scope="col" { "Description" } th scope="col" { "Changed" } } }
+                thead { tr { th scope="col" { "Policy" } th scope="col" { "Scope" } th scope="col" { "Mode" } th scope="col" { "Version" } th scope="col" { "Description" } th scope="col" { "Changed" } } }
                 tbody {
                     @for p in policies.as_array().into_iter().flatten() {
                         @let name = p["name"].as_str().unwrap_or_default();
-                        tr id={"policy-" (name)} {
-                            th scope="row" { a href={"/ui/policies/" (segment(name))} { (name) } }
+                        @let global = p["scope"] == "global";
+                        tr id={ @if global { "global-" } @else { "policy-" } (name)} {
+                            th scope="row" {
+                                @if !global { a href={"/ui/policies/" (segment(name))} { (name) } }
+                                @else if session.principal.grant.is_system_admin() { a href={"/ui/global-policies/" (segment(name))} { (name) } }
+                                @else { (name) }
+                            }
+                            td { @if global { "every tenant" } @else { "this tenant" } }
                             td { (mode_badge(p["spec"]["mode"].as_str().unwrap_or("enforce"))) }
                             td { (p["version"]) }
                             td { (p["spec"]["description"].as_str().unwrap_or("")) }
@@ -194,20 +231,25 @@ impl Editor {
 
 async fn editor(
     session: &Session,
+    scope: Scope,
     form: &Editor,
     existing: bool,
     notice: Markup,
     status: StatusCode,
 ) -> Response {
     let action = if existing {
-        format!("/ui/policies/{}", segment(&form.name))
+        format!("{}/{}", scope.ui(), segment(&form.name))
     } else {
-        "/ui/policies".to_owned()
+        scope.ui().to_owned()
+    };
+    let kind = match scope {
+        Scope::Tenant => "policy",
+        Scope::Global => "global policy (every tenant)",
     };
     let title = if existing {
-        format!("Policy {}", form.name)
+        format!("The {kind} {}", form.name)
     } else {
-        "New policy".to_owned()
+        format!("New {kind}")
     };
     let may_write = session.principal.require(Permission::PoliciesWrite).is_ok();
     let body = html! {
@@ -247,7 +289,7 @@ async fn editor(
             button type="submit" formaction={(action) "/test"} id="test-policy" { "Test" }
         }
         @if existing && may_write {
-            form method="post" action={"/ui/policies/" (segment(&form.name)) "/delete"} {
+            form method="post" action={(scope.ui()) "/" (segment(&form.name)) "/delete"} {
                 input type="hidden" name="csrf" value=(session.csrf);
                 button type="submit" class="revoke" id="delete-policy" { "Delete policy" }
             }
@@ -263,7 +305,17 @@ pub struct NewQuery {
 }
 
 /// `GET /ui/policies/new[?from=LIBRARY]`: an empty editor, or one holding a default policy.
-pub async fn new(
+pub async fn new(signed: SignedIn, api: Extension<Api>, query: Query<NewQuery>) -> Response {
+    new_in(Scope::Tenant, signed, api, query).await
+}
+
+/// `GET /ui/global-policies/new[?from=LIBRARY]`.
+pub async fn new_global(signed: SignedIn, api: Extension<Api>, query: Query<NewQuery>) -> Response {
+    new_in(Scope::Global, signed, api, query).await
+}
+
+async fn new_in(
+    scope: Scope,
     SignedIn {
         session,
         credential,
@@ -289,11 +341,21 @@ pub async fn new(
             form = Editor::from_policy(from, entry);
         }
     }
-    editor(&session, &form, false, html! {}, StatusCode::OK).await
+    editor(&session, scope, &form, false, html! {}, StatusCode::OK).await
 }
 
 /// `GET /ui/policies/{name}`: the editor over the current version, with its history.
-pub async fn detail(
+pub async fn detail(signed: SignedIn, api: Extension<Api>, name: Path<String>) -> Response {
+    detail_in(Scope::Tenant, signed, api, name).await
+}
+
+/// `GET /ui/global-policies/{name}`.
+pub async fn detail_global(signed: SignedIn, api: Extension<Api>, name: Path<String>) -> Response {
+    detail_in(Scope::Global, signed, api, name).await
+}
+
+async fn detail_in(
+    scope: Scope,
     SignedIn {
         session,
         credential,
@@ -301,7 +363,7 @@ pub async fn detail(
     Extension(api): Extension<Api>,
     Path(name): Path<String>,
 ) -> Response {
-    let path = format!("/api/v1/policies/{}", segment(&name));
+    let path = format!("{}/{}", scope.api(), segment(&name));
     let (status, policy) = api.call(Method::GET, &path, &credential, None).await;
     if !status.is_success() {
         return list(
@@ -331,7 +393,7 @@ pub async fn detail(
             }
         }
     };
-    editor(&session, &form, true, history, StatusCode::OK).await
+    editor(&session, scope, &form, true, history, StatusCode::OK).await
 }
 
 /// The session of an editor's POST, and whether it edits a stored policy
@@ -339,36 +401,45 @@ pub async fn detail(
 async fn editing(
     state: &AppState,
     headers: &HeaderMap,
+    uri: &Uri,
     name: Option<Path<String>>,
     form: &mut Editor,
-) -> Result<(Session, String, bool), Response> {
+) -> Result<(Session, String, bool, Scope), Response> {
     let (session, credential) = session::require_form(state, headers, HERE, &form.csrf).await?;
     let existing = name.is_some();
     if let Some(Path(name)) = name {
         form.name = name;
     }
-    Ok((session, credential, existing))
+    let scope = if uri.path().starts_with(Scope::Global.ui()) {
+        Scope::Global
+    } else {
+        Scope::Tenant
+    };
+    Ok((session, credential, existing, scope))
 }
 
-/// `POST /ui/policies` and `POST /ui/policies/{name}`: saves; a refusal
+/// `POST /ui/policies[/{name}]` and `POST /ui/global-policies[/{name}]`: saves; a refusal
 /// (a syntax error with its line and column) keeps the text as typed.
 pub async fn save(
     State(state): State<AppState>,
     Extension(api): Extension<Api>,
     headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
     name: Option<Path<String>>,
     Form(mut form): Form<Editor>,
 ) -> Response {
-    let (session, credential, existing) = match editing(&state, &headers, name, &mut form).await {
-        Ok(signed) => signed,
-        Err(answer) => return answer,
-    };
+    let (session, credential, existing, scope) =
+        match editing(&state, &headers, &uri, name, &mut form).await {
+            Ok(signed) => signed,
+            Err(answer) => return answer,
+        };
     let spec = match form.spec() {
         Ok(spec) => spec,
         Err(words) => {
             let notice = html! { p.error role="alert" id="policy-error" { (words) } };
             return editor(
                 &session,
+                scope,
                 &form,
                 existing,
                 notice,
@@ -377,14 +448,15 @@ pub async fn save(
             .await;
         }
     };
-    let path = format!("/api/v1/policies/{}", segment(form.name.trim()));
+    let path = format!("{}/{}", scope.api(), segment(form.name.trim()));
     let (status, answer) = api.call(Method::PUT, &path, &credential, Some(spec)).await;
     if status.is_success() {
-        return Redirect::to(&format!("/ui/policies/{}", segment(form.name.trim())))
+        return Redirect::to(&format!("{}/{}", scope.ui(), segment(form.name.trim())))
             .into_response();
     }
     editor(
         &session,
+        scope,
         &form,
         existing,
         refusal("policy-error", &answer),
@@ -399,20 +471,22 @@ pub async fn test(
     State(state): State<AppState>,
     Extension(api): Extension<Api>,
     headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
     name: Option<Path<String>>,
     Form(mut form): Form<Editor>,
 ) -> Response {
-    let (session, credential, existing) = match editing(&state, &headers, name, &mut form).await {
-        Ok(signed) => signed,
-        Err(answer) => return answer,
-    };
+    let (session, credential, existing, scope) =
+        match editing(&state, &headers, &uri, name, &mut form).await {
+            Ok(signed) => signed,
+            Err(answer) => return answer,
+        };
     let refuse = |words: String| html! { p.error role="alert" id="test-error" { (words) } };
     let resource = if !form.service.trim().is_empty() {
         let path = format!("/api/v1/services/{}", segment(form.service.trim()));
         let (status, service) = api.call(Method::GET, &path, &credential, None).await;
         if !status.is_success() {
             let notice = refusal("test-error", &service);
-            return editor(&session, &form, existing, notice, status).await;
+            return editor(&session, scope, &form, existing, notice, status).await;
         }
         let mut service = service;
         if let Some(o) = service.as_object_mut() {
@@ -428,6 +502,7 @@ pub async fn test(
         (Err(words), _) | (_, Err(words)) => {
             return editor(
                 &session,
+                scope,
                 &form,
                 existing,
                 refuse(words),
@@ -449,7 +524,7 @@ pub async fn test(
     } else {
         html! { div.error role="alert" id="test-error" { @for line in problem_words(&answer) { p { (line) } } } }
     };
-    editor(&session, &form, existing, notice, StatusCode::OK).await
+    editor(&session, scope, &form, existing, notice, StatusCode::OK).await
 }
 
 /// A test run's decision and, per rule, what fired on which input paths.
@@ -492,11 +567,12 @@ fn outcome(answer: &Value) -> Markup {
     }
 }
 
-/// `POST /ui/policies/{name}/delete`.
+/// `POST /ui/policies/{name}/delete` and `POST /ui/global-policies/{name}/delete`.
 pub async fn delete(
     State(state): State<AppState>,
     Extension(api): Extension<Api>,
     headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
     Path(name): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
@@ -505,7 +581,12 @@ pub async fn delete(
             Ok(s) => s,
             Err(answer) => return answer,
         };
-    let path = format!("/api/v1/policies/{}", segment(&name));
+    let api_base = if uri.path().starts_with(Scope::Global.ui()) {
+        Scope::Global.api()
+    } else {
+        Scope::Tenant.api()
+    };
+    let path = format!("{api_base}/{}", segment(&name));
     let (status, answer) = api.call(Method::DELETE, &path, &credential, None).await;
     if status.is_success() {
         return Redirect::to(HERE).into_response();

@@ -3,7 +3,8 @@
 //! save with its line and column, the text kept; a test run of the policy as
 //! typed against a pasted manifest shows it refused, which rules fired and
 //! on which input paths; the mode is switched to warn; a deploy through the
-//! API is then let through with a warning, and the decisions list shows it.
+//! API is then let through with a warning, and the decisions list shows it;
+//! a global policy is added, and listed as judging every tenant.
 
 use std::time::Duration;
 
@@ -162,5 +163,36 @@ async fn a_policy_is_added_from_the_library_checked_tested_and_switched_to_warn(
         decisions.contains("warn resource-limits/deny"),
         "{decisions}"
     );
+
+    // A system admin adds a global policy, which every tenant's list shows.
+    submit(
+        &client,
+        Locator::Id("new-global-policy"),
+        "/ui/global-policies/new",
+    )
+    .await;
+    paste(&client, "name", "team-label").await;
+    paste(&client, "rego", "package global\n\nwarn contains \"no team\" if { not input.resource.metadata.labels.team }\n").await;
+    submit(
+        &client,
+        Locator::Id("save-policy"),
+        "/ui/global-policies/team-label",
+    )
+    .await;
+    client.goto(&format!("{base}/ui/policies")).await.unwrap();
+    assert!(
+        text(&client, "#global-team-label")
+            .await
+            .contains("every tenant")
+    );
+    let (status, global) = console
+        .call(
+            &http,
+            Method::GET,
+            "/api/v1/global-policies/team-label",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{global}");
     shoot(&client, "policies.png").await;
 }
