@@ -111,8 +111,16 @@ fn a_leader_that_loses_its_lease_stops_and_its_successor_waits_for_it() {
     let second_id = format!("_{}", second.child.id());
     let mut reported_not_leading = false;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while holder() == "intruder" {
-        assert_eq!(replicas(), 1, "chat-1 scaled while another held the lease");
+    loop {
+        // Replicas first, then the holder: a lease still the intruder's
+        // after the read was the intruder's during it (it only moves on),
+        // so nobody could have scaled. The other order raced a successor
+        // that took the lease and scaled between the two reads.
+        let scaled = replicas();
+        if holder() != "intruder" {
+            break;
+        }
+        assert_eq!(scaled, 1, "chat-1 scaled while another held the lease");
         if second.http_get("/metrics").is_some() {
             // Read again: the lease may have changed hands in between.
             let leading = second.metric("autoglm_operator_leader", "");
