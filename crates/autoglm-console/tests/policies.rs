@@ -260,6 +260,18 @@ async fn a_policy_is_compiled_before_it_is_saved_and_kept_in_versions() {
     get(&c.app, "/api/v1/policies/broken", &c.admin)
         .await
         .expect(404);
+    // Names the web console's pages use are refused; the API's own routes
+    // (library, evaluate) are other endpoints, which take no PUT.
+    let rego = json!({"rego": "package p\n\ndeny contains 1 if { false }\n"});
+    for reserved in ["new", "test"] {
+        let refused = put_policy(&c, &c.admin, reserved, rego.clone()).await;
+        assert_problem(&refused, 422, "invalid_name");
+    }
+    assert_problem(
+        &put_policy(&c, &c.admin, "library", rego).await,
+        405,
+        "method_not_allowed",
+    );
 
     let rego = "package p\n\ndeny contains \"no\" if { input.resource.spec.replicas > 9 }\n";
     put_policy(&c, &c.admin, "limit", json!({"rego": rego}))

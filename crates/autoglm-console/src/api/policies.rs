@@ -97,10 +97,11 @@ pub async fn put(
     ApiJson(spec): ApiJson<PolicySpec>,
 ) -> ApiResult<Response> {
     check_name("policy", &name)?;
-    if ["library", "evaluate"].contains(&name.as_str()) {
+    // The API's own routes beside {name}, and the web console's.
+    if ["library", "evaluate", "new", "test"].contains(&name.as_str()) {
         return Err(ApiError::new(
             ErrorCode::InvalidName,
-            format!("{name} is a route of its own under /api/v1/policies; choose another name"),
+            format!("{name} names a page or route of its own under policies; choose another name"),
         ));
     }
     autoglm_policy::compile(&name, &spec).map_err(refused)?;
