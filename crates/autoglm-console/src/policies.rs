@@ -119,6 +119,48 @@ pub fn service_review(
     })
 }
 
+/// A registry model as its policies see it: the manifest `autoglm apply`
+/// takes (`kind: Model`), with its labels in `metadata` as a service's are.
+pub fn model_resource(model: &autoglm_core::registry::Model) -> Value {
+    json!({
+        "apiVersion": "autoglm.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": model.name, "namespace": model.tenant, "labels": model.labels},
+        "spec": {"description": model.description, "labels": model.labels},
+    })
+}
+
+/// The review of a model's create (no `old`) or update.
+pub fn model_review(
+    tenant: &str,
+    caller: Caller,
+    old: Option<&autoglm_core::registry::Model>,
+    new: &autoglm_core::registry::Model,
+) -> Review {
+    Review {
+        kind: Kind::Model,
+        operation: if old.is_some() {
+            Operation::Update
+        } else {
+            Operation::Create
+        },
+        resource: model_resource(new),
+        old_resource: old.map(model_resource),
+        caller,
+        tenant: tenant.to_owned(),
+        context: json!({}),
+    }
+}
+
+/// The caller of a request, as policies see it.
+pub fn caller_of(principal: &autoglm_auth::Principal) -> Caller {
+    Caller {
+        actor: principal.actor.clone(),
+        username: principal.username.clone(),
+        role: principal.grant.role.as_str().to_owned(),
+    }
+}
+
 /// Judges a write by `set`: refuses it (nothing is written) when an
 /// enforced policy found something; otherwise audits the decision beside
 /// the change (when any policy was asked) and returns the warnings.
@@ -180,5 +222,76 @@ pub fn add_warnings(headers: &mut axum::http::HeaderMap, warnings: &[String]) {
         if let Ok(value) = axum::http::HeaderValue::from_str(&format!("299 - \"{text}\"")) {
             headers.append(axum::http::header::WARNING, value);
         }
+    }
+}
+
+/// The policies of a request's tenant, read before its write, and the
+/// warnings its judgement leaves for the answer.
+#[derive(Debug, Clone)]
+pub struct Judged {
+    set: PolicySet,
+    caller: Caller,
+    warnings: Arc<Mutex<Vec<String>>>,
+}
+
+impl Judged {
+    /// Reads (and if need be compiles) the tenant's policies.
+    pub async fn new(
+        state: &crate::AppState,
+        ctx: &crate::context::Ctx,
+    ) -> crate::error::ApiResult<Judged> {
+        let (sets, tenant) = (state.policies.clone(), ctx.tenant().to_owned());
+        let set = crate::api::read(state, move |s| sets.of(s, &tenant)).await?;
+        Ok(Judged {
+            set,
+            caller: caller_of(&ctx.principal),
+            warnings: Arc::default(),
+        })
+    }
+
+    /// Judges a service's create or update inside its transaction.
+    pub fn service(
+        &self,
+        tx: &Transaction<'_>,
+        tenant: &str,
+        old: Option<&StoredService>,
+        new: &StoredService,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        if self.set.is_empty() {
+            return Ok(());
+        }
+        let old = old.map(|o| &o.manifest);
+        let review = service_review(tx, tenant, self.caller.clone(), old, &new.manifest)?;
+        *self.warnings.lock() = judge(tx, &self.set, &review, audit)?;
+        Ok(())
+    }
+
+    /// Judges a model's create or update inside its transaction.
+    pub fn model(
+        &self,
+        tx: &Transaction<'_>,
+        tenant: &str,
+        old: Option<&autoglm_core::registry::Model>,
+        new: &autoglm_core::registry::Model,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        if self.set.is_empty() {
+            return Ok(());
+        }
+        let review = model_review(tenant, self.caller.clone(), old, new);
+        *self.warnings.lock() = judge(tx, &self.set, &review, audit)?;
+        Ok(())
+    }
+
+    /// The JSON answer, with the warnings as headers.
+    pub fn respond(
+        &self,
+        status: axum::http::StatusCode,
+        body: Vec<u8>,
+    ) -> axum::response::Response {
+        let mut response = crate::context::json_response(status, body);
+        add_warnings(response.headers_mut(), &self.warnings.lock());
+        response
     }
 }

@@ -543,3 +543,64 @@ async fn a_global_policy_judges_every_tenant_and_only_system_admins_write_it() {
         (json!(1), json!("enforce"))
     );
 }
+
+#[tokio::test]
+async fn a_policy_that_asks_for_models_judges_their_creates_and_updates() {
+    let c = console();
+    let rego = "package models\n\ndeny contains msg if {\n  input.kind == \"Model\"\n  not input.resource.metadata.labels.team\n  msg := sprintf(\"model %s needs a team label\", [input.name])\n}\n";
+    put_policy(
+        &c,
+        &c.admin,
+        "model-team",
+        json!({"rego": rego, "kinds": ["Model"]}),
+    )
+    .await
+    .expect(201);
+    // A ModelService-only policy never judges a model.
+    let services_only = "package svc\n\ndeny contains \"no services today\" if { true }\n";
+    put_policy(
+        &c,
+        &c.admin,
+        "services-only",
+        json!({"rego": services_only}),
+    )
+    .await
+    .expect(201);
+
+    let refused = post(&c.app, "/api/v1/models", &c.admin, json!({"name": "glm"})).await;
+    assert_problem(&refused, 422, "policy_violation");
+    assert_eq!(
+        refused.json()["violations"][0]["message"],
+        "model glm needs a team label"
+    );
+    get(&c.app, "/api/v1/models/glm", &c.admin)
+        .await
+        .expect(404);
+
+    post(
+        &c.app,
+        "/api/v1/models",
+        &c.admin,
+        json!({"name": "glm", "labels": {"team": "nlp"}}),
+    )
+    .await
+    .expect(201);
+    let dropped = call(
+        &c.app,
+        Method::PATCH,
+        "/api/v1/models/glm",
+        Some(&c.admin),
+        Some(json!({"labels": {}})),
+    )
+    .await;
+    assert_problem(&dropped, 422, "policy_violation");
+    let kept = get_json(&c.app, "/api/v1/models/glm", &c.admin).await;
+    assert_eq!(kept["labels"]["team"], "nlp");
+    let records = audit(&c.app, &c.admin, "").await;
+    assert!(
+        records
+            .iter()
+            .any(|r| r["action"] == "policies.decide" && r["target"] == "models/glm"),
+        "{records:?}"
+    );
+}

@@ -46,6 +46,8 @@ pub enum Syntax {
 pub enum Kind {
     /// A model service: every create and update.
     ModelService,
+    /// A model of the registry: every create and update of its metadata.
+    Model,
 }
 
 impl Kind {
@@ -53,6 +55,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::ModelService => "ModelService",
+            Kind::Model => "Model",
         }
     }
 }

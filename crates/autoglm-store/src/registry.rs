@@ -121,7 +121,8 @@ fn not_found_version(name: &str, v: i64) -> StoreError {
     )
 }
 
-fn get_model(conn: &Connection, tenant: &str, name: &str) -> Result<Model> {
+/// One model, inside a write or a read.
+pub fn get_model(conn: &Connection, tenant: &str, name: &str) -> Result<Model> {
     conn.prepare_cached(&format!(
         "SELECT {MODEL_COLUMNS} FROM models m WHERE tenant = ?1 AND name = ?2"
     ))?

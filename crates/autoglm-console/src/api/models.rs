@@ -16,6 +16,7 @@ use crate::AppState;
 use crate::context::Ctx;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::policies::Judged;
 
 /// Query of `GET /api/v1/models`.
 #[derive(Debug, Deserialize)]
@@ -63,16 +64,24 @@ pub async fn create(
     validate_description(body.description.as_deref()).map_err(invalid_body)?;
     let tenant = ctx.tenant().to_owned();
     let target = format!("models/{}", body.name);
-    ctx.write(&state, StatusCode::CREATED, target, move |tx, _| {
-        registry::create_model(
-            tx,
-            &tenant,
-            &body.name,
-            body.description.as_deref(),
-            &body.labels,
-        )
-    })
-    .await
+    let judged = Judged::new(&state, &ctx).await?;
+    let (_, body) = ctx
+        .apply(&state, StatusCode::CREATED, target, {
+            let judged = judged.clone();
+            move |tx, audit| {
+                let model = registry::create_model(
+                    tx,
+                    &tenant,
+                    &body.name,
+                    body.description.as_deref(),
+                    &body.labels,
+                )?;
+                judged.model(tx, &tenant, None, &model, audit)?;
+                Ok(model)
+            }
+        })
+        .await?;
+    Ok(judged.respond(StatusCode::CREATED, body))
 }
 
 /// `GET /api/v1/models/{name}`.
@@ -98,10 +107,19 @@ pub async fn update(
     validate_description(body.description.as_deref()).map_err(invalid_body)?;
     let tenant = ctx.tenant().to_owned();
     let target = format!("models/{name}");
-    ctx.write(&state, StatusCode::OK, target, move |tx, _| {
-        registry::update_model(tx, &tenant, &name, &body)
-    })
-    .await
+    let judged = Judged::new(&state, &ctx).await?;
+    let (_, body) = ctx
+        .apply(&state, StatusCode::OK, target, {
+            let judged = judged.clone();
+            move |tx, audit| {
+                let before = registry::get_model(tx, &tenant, &name)?;
+                let model = registry::update_model(tx, &tenant, &name, &body)?;
+                judged.model(tx, &tenant, Some(&before), &model, audit)?;
+                Ok(model)
+            }
+        })
+        .await?;
+    Ok(judged.respond(StatusCode::OK, body))
 }
 
 /// `DELETE /api/v1/models/{name}`: refused while a version is in use; the

@@ -6,7 +6,7 @@
 use autoglm_core::error::{ErrorCode, FieldError};
 use autoglm_core::service::ModelServiceManifest;
 use autoglm_policy::{
-    Caller, Decision, Explanation, LibraryPolicy, PolicyError, PolicySpec, explain, library,
+    Decision, Explanation, LibraryPolicy, PolicyError, PolicySpec, explain, library,
 };
 use autoglm_store::policies::{self, GLOBAL, StoredPolicy};
 use axum::Json;
@@ -219,11 +219,7 @@ pub async fn evaluate(
         None => None,
     };
     let tenant = ctx.tenant().to_owned();
-    let caller = Caller {
-        actor: ctx.principal.actor.clone(),
-        username: ctx.principal.username.clone(),
-        role: ctx.principal.grant.role.as_str().to_owned(),
-    };
+    let caller = crate::policies::caller_of(&ctx.principal);
     let sets = state.policies.clone();
     let evaluated = read(&state, move |s| {
         let name = manifest.metadata.name.clone();

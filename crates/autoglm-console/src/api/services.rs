@@ -17,23 +17,21 @@ use autoglm_core::service::{
 };
 use autoglm_core::task::Task;
 use autoglm_core::traffic::{KEPT_INTERVALS, ServiceTraffic};
-use autoglm_policy::Caller;
 use autoglm_store::changes::{self, Committed, Requester};
 use autoglm_store::{ServiceFilter, StoredService, services};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{page, page_limit, parse_selector, read};
 use crate::AppState;
-use crate::context::{Ctx, json_response};
+use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::policies;
+use crate::policies::Judged;
 
 /// Query of `GET /api/v1/services`.
 #[derive(Debug, Deserialize)]
@@ -125,41 +123,23 @@ where
         actor: ctx.principal.actor.clone(),
         request_id: ctx.request_id.clone(),
     };
-    let policy_set = {
-        let (sets, tenant) = (state.policies.clone(), tenant.clone());
-        read(state, move |s| sets.of(s, &tenant)).await?
-    };
-    let caller = Caller {
-        actor: ctx.principal.actor.clone(),
-        username: ctx.principal.username.clone(),
-        role: ctx.principal.grant.role.as_str().to_owned(),
-    };
-    let warnings = Arc::new(Mutex::new(Vec::new()));
+    let judged = Judged::new(state, ctx).await?;
     let name = name.to_owned();
     let (_, status, body) = ctx
         .apply_with(state, Started::status, format!("services/{name}"), {
-            let warnings = warnings.clone();
+            let judged = judged.clone();
             move |tx, audit| {
                 // Judged inside the change, on the service as it will be.
-                let judged = |tx: &autoglm_store::Transaction<'_>, tenant: &str| {
+                let change = |tx: &autoglm_store::Transaction<'_>, tenant: &str| {
                     let before = services::find_service(tx, tenant, &name)?;
                     let after = change(tx, tenant)?;
-                    if let Some(after) = &after
-                        && !policy_set.is_empty()
-                    {
-                        let review = policies::service_review(
-                            tx,
-                            tenant,
-                            caller,
-                            before.as_ref().map(|b| &b.manifest),
-                            &after.manifest,
-                        )?;
-                        *warnings.lock() = policies::judge(tx, &policy_set, &review, audit)?;
+                    if let Some(after) = &after {
+                        judged.service(tx, tenant, before.as_ref(), after, audit)?;
                     }
                     Ok(after)
                 };
                 Ok(
-                    match changes::commit_with_task(tx, &tenant, &name, restart, &by, judged)? {
+                    match changes::commit_with_task(tx, &tenant, &name, restart, &by, change)? {
                         Committed::Task(task) => Started::Task(task),
                         Committed::Unchanged(stored) => {
                             Started::Unchanged(Box::new(answer(source.as_ref(), &tenant, *stored)))
@@ -172,9 +152,7 @@ where
     if status == StatusCode::ACCEPTED {
         state.tasks.wake();
     }
-    let mut response = json_response(status, body);
-    policies::add_warnings(response.headers_mut(), &warnings.lock());
-    Ok(response)
+    Ok(judged.respond(status, body))
 }
 
 /// `GET /api/v1/services`.

@@ -188,6 +188,11 @@ pub struct Editor {
     parameters: String,
     #[serde(default)]
     rego: String,
+    /// Checkboxes: which kinds of resource it judges.
+    #[serde(default)]
+    kind_service: Option<String>,
+    #[serde(default)]
+    kind_model: Option<String>,
     /// A test run's resource: a ModelService manifest as JSON.
     #[serde(default)]
     resource: String,
@@ -207,6 +212,8 @@ impl Editor {
             parameters: serde_json::to_string_pretty(&spec["parameters"])
                 .unwrap_or_else(|_| "{}".into()),
             rego: spec["rego"].as_str().unwrap_or("").to_owned(),
+            kind_service: judges(spec, "ModelService"),
+            kind_model: judges(spec, "Model"),
             ..Editor::default()
         }
     }
@@ -219,7 +226,16 @@ impl Editor {
                 serde_json::from_str(text).map_err(|e| format!("Parameters are not JSON: {e}."))?
             }
         };
+        let kinds: Vec<&str> = [
+            (&self.kind_service, "ModelService"),
+            (&self.kind_model, "Model"),
+        ]
+        .into_iter()
+        .filter(|(ticked, _)| ticked.is_some())
+        .map(|(_, kind)| kind)
+        .collect();
         Ok(json!({
+            "kinds": kinds,
             "rego": self.rego.replace("\r\n", "\n"),
             "mode": if self.mode.is_empty() { "enforce" } else { &self.mode },
             "syntax": if self.syntax.is_empty() { "v1" } else { &self.syntax },
@@ -227,6 +243,16 @@ impl Editor {
             "description": self.description.trim(),
         }))
     }
+}
+
+/// `Some` when a policy's spec judges `kind` (a policy without `kinds`
+/// judges services), as a checkbox's value.
+fn judges(spec: &Value, kind: &str) -> Option<String> {
+    let judged = match spec["kinds"].as_array() {
+        Some(kinds) => kinds.iter().any(|k| k == kind),
+        None => kind == "ModelService",
+    };
+    judged.then(|| "on".to_owned())
 }
 
 async fn editor(
@@ -274,6 +300,11 @@ async fn editor(
             select id="syntax" name="syntax" {
                 option value="v1" selected[form.syntax != "v0"] { "v1 (OPA 1.x)" }
                 option value="v0" selected[form.syntax == "v0"] { "v0 (Gatekeeper templates)" }
+            }
+            fieldset.scopes {
+                legend.muted { "Judges writes of" }
+                label { input type="checkbox" id="kind-service" name="kind_service" checked[form.kind_service.is_some()]; " services" }
+                label { input type="checkbox" id="kind-model" name="kind_model" checked[form.kind_model.is_some()]; " models" }
             }
             label for="parameters" { "Parameters (JSON: input.parameters)" }
             textarea id="parameters" name="parameters" rows="4" spellcheck="false" { (form.parameters) }
@@ -326,6 +357,7 @@ async fn new_in(
     let mut form = Editor {
         mode: "enforce".into(),
         parameters: "{}".into(),
+        kind_service: Some("on".into()),
         ..Editor::default()
     };
     if let Some(from) = &query.from {

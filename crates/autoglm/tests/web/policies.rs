@@ -4,7 +4,8 @@
 //! typed against a pasted manifest shows it refused, which rules fired and
 //! on which input paths; the mode is switched to warn; a deploy through the
 //! API is then let through with a warning, and the decisions list shows it;
-//! a global policy is added, and listed as judging every tenant.
+//! a global policy judging services and models is added, and listed as
+//! judging every tenant.
 
 use std::time::Duration;
 
@@ -173,6 +174,7 @@ async fn a_policy_is_added_from_the_library_checked_tested_and_switched_to_warn(
     .await;
     paste(&client, "name", "team-label").await;
     paste(&client, "rego", "package global\n\nwarn contains \"no team\" if { not input.resource.metadata.labels.team }\n").await;
+    click(&client, Locator::Id("kind-model")).await;
     submit(
         &client,
         Locator::Id("save-policy"),
@@ -194,5 +196,10 @@ async fn a_policy_is_added_from_the_library_checked_tested_and_switched_to_warn(
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{global}");
+    assert_eq!(
+        global["spec"]["kinds"],
+        json!(["ModelService", "Model"]),
+        "{global}"
+    );
     shoot(&client, "policies.png").await;
 }
