@@ -1,6 +1,8 @@
-//! Policies as code in the write path: each tenant's policies compiled once
-//! per change, and every ModelService write judged by them inside its
-//! transaction, so that the decision and the write see the same registry.
+//! Policies as code in the write path: each tenant's policies (and the
+//! global ones) compiled once per change, and every ModelService write, and
+//! every model write for policies that ask for models, judged by them
+//! inside its transaction, so that the decision and the write see the same
+//! registry.
 //!
 //! A denial refuses the write with `policy_violation` and the findings;
 //! warnings go back in `Warning` headers (as Kubernetes sends admission
