@@ -31,15 +31,21 @@ pub struct PolicySets {
 }
 
 impl PolicySets {
+    /// The set kept for `tenant`, if it was loaded at policy version `version`.
+    fn cached(&self, tenant: &str, version: u64) -> Option<PolicySet> {
+        match self.by_tenant.lock().get(tenant) {
+            Some((at, set)) if *at == version => Some(set.clone()),
+            _ => None,
+        }
+    }
+
     /// The policies that judge `tenant`'s writes, the global ones first
     /// (blocking: it may read the store and compile).
     pub fn of(&self, store: &Store, tenant: &str) -> Result<PolicySet, StoreError> {
         // Read before loading: a change that lands meanwhile leaves the set stale.
         let version = store.policy_version();
-        if let Some((at, set)) = self.by_tenant.lock().get(tenant)
-            && *at == version
-        {
-            return Ok(set.clone());
+        if let Some(set) = self.cached(tenant, version) {
+            return Ok(set);
         }
         let mut compiled = Vec::new();
         let global = store.list_policies(policies::GLOBAL)?;
@@ -243,7 +249,11 @@ impl Judged {
         ctx: &crate::context::Ctx,
     ) -> crate::error::ApiResult<Judged> {
         let (sets, tenant) = (state.policies.clone(), ctx.tenant().to_owned());
-        let set = crate::api::read(state, move |s| sets.of(s, &tenant)).await?;
+        // Kept sets are read on the spot: only loading one needs the blocking pool.
+        let set = match sets.cached(&tenant, state.store.policy_version()) {
+            Some(set) => set,
+            None => crate::api::read(state, move |s| sets.of(s, &tenant)).await?,
+        };
         Ok(Judged {
             set,
             caller: caller_of(&ctx.principal),

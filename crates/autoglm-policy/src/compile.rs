@@ -228,11 +228,13 @@ pub(crate) fn with_parameters(input: &regorus::Value, parameters: &Value) -> reg
 /// The elements of a rule's value: a set or array of findings; undefined
 /// (no element) or `false` is nothing; a single other value is one finding.
 fn elements(value: &regorus::Value) -> Result<Vec<Value>, String> {
+    if *value == regorus::Value::Undefined {
+        return Ok(Vec::new());
+    }
     let json = serde_json::to_value(value).map_err(|e| e.to_string())?;
     Ok(match json {
         Value::Array(items) => items,
         Value::Null | Value::Bool(false) => Vec::new(),
-        Value::String(s) if s == "<undefined>" => Vec::new(),
         other => vec![other],
     })
 }

@@ -51,15 +51,55 @@ fn scope_of(tenant: &str) -> &'static str {
     if tenant == GLOBAL { "global" } else { "tenant" }
 }
 
-fn latest_version(tx: &Transaction<'_>, tenant: &str, name: &str) -> Result<Option<(i64, bool)>> {
-    Ok(tx
+/// The last version of a policy, a deletion included.
+fn latest(
+    conn: &r2d2_sqlite::rusqlite::Connection,
+    tenant: &str,
+    name: &str,
+) -> Result<Option<StoredPolicy>> {
+    Ok(conn
         .query_row(
-            "SELECT version, spec IS NOT NULL FROM policies WHERE tenant = ?1 AND name = ?2
-             ORDER BY version DESC LIMIT 1",
+            &format!(
+                "SELECT {COLUMNS} FROM policies WHERE tenant = ?1 AND name = ?2
+                 ORDER BY version DESC LIMIT 1"
+            ),
             (tenant, name),
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            stored,
         )
         .optional()?)
+}
+
+/// Appends the version after `latest` (a deletion without `spec`).
+fn append_version(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    name: &str,
+    latest: Option<&StoredPolicy>,
+    spec: Option<&Value>,
+    actor: &str,
+) -> Result<StoredPolicy> {
+    let version = latest.map_or(1, |p| p.version + 1);
+    let created_at = timestamp(Utc::now());
+    tx.execute(
+        "INSERT INTO policies (tenant, name, version, spec, created_at, created_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        (
+            tenant,
+            name,
+            version,
+            spec.map(Value::to_string),
+            &created_at,
+            actor,
+        ),
+    )?;
+    Ok(StoredPolicy {
+        name: name.to_owned(),
+        version,
+        spec: spec.cloned(),
+        created_at,
+        created_by: actor.to_owned(),
+        scope: scope_of(tenant),
+    })
 }
 
 /// Writes a new version of the policy `name` of `tenant` (its first when it
@@ -72,44 +112,18 @@ pub fn put_policy(
     spec: &Value,
     actor: &str,
 ) -> Result<Option<StoredPolicy>> {
-    if let Some(current) = current_policy(tx, tenant, name)?
-        && current.spec.as_ref() == Some(spec)
-    {
+    let latest = latest(tx, tenant, name)?;
+    if latest.as_ref().and_then(|p| p.spec.as_ref()) == Some(spec) {
         return Ok(None);
     }
-    let version = latest_version(tx, tenant, name)?.map_or(1, |(v, _)| v + 1);
-    tx.execute(
-        "INSERT INTO policies (tenant, name, version, spec, created_at, created_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        (
-            tenant,
-            name,
-            version,
-            spec.to_string(),
-            timestamp(Utc::now()),
-            actor,
-        ),
-    )?;
-    Ok(Some(StoredPolicy {
-        name: name.to_owned(),
-        version,
-        spec: Some(spec.clone()),
-        created_at: timestamp(Utc::now()),
-        created_by: actor.to_owned(),
-        scope: scope_of(tenant),
-    }))
+    append_version(tx, tenant, name, latest.as_ref(), Some(spec), actor).map(Some)
 }
 
 /// Deletes the policy: a last version without a spec.
 pub fn delete_policy(tx: &Transaction<'_>, tenant: &str, name: &str, actor: &str) -> Result<()> {
-    match latest_version(tx, tenant, name)? {
-        Some((version, true)) => {
-            tx.execute(
-                "INSERT INTO policies (tenant, name, version, spec, created_at, created_by)
-                 VALUES (?1, ?2, ?3, NULL, ?4, ?5)",
-                (tenant, name, version + 1, timestamp(Utc::now()), actor),
-            )?;
-            Ok(())
+    match latest(tx, tenant, name)? {
+        Some(current) if current.spec.is_some() => {
+            append_version(tx, tenant, name, Some(&current), None, actor).map(drop)
         }
         _ => Err(not_found(name)),
     }
@@ -125,17 +139,7 @@ pub fn current_policy(
     tenant: &str,
     name: &str,
 ) -> Result<Option<StoredPolicy>> {
-    Ok(conn
-        .query_row(
-            &format!(
-                "SELECT {COLUMNS} FROM policies WHERE tenant = ?1 AND name = ?2
-                 ORDER BY version DESC LIMIT 1"
-            ),
-            (tenant, name),
-            stored,
-        )
-        .optional()?
-        .filter(|p| p.spec.is_some()))
+    Ok(latest(conn, tenant, name)?.filter(|p| p.spec.is_some()))
 }
 
 impl Store {

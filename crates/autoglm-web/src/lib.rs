@@ -100,11 +100,11 @@ pub fn router(config: WebConfig, api: Router) -> Router<AppState> {
         .route("/ui/policies/{name}/test", post(pages::policies::test))
         .route("/ui/policies/{name}/delete", post(pages::policies::delete))
         .route("/ui/global-policies", post(pages::policies::save))
-        .route("/ui/global-policies/new", get(pages::policies::new_global))
+        .route("/ui/global-policies/new", get(pages::policies::new))
         .route("/ui/global-policies/test", post(pages::policies::test))
         .route(
             "/ui/global-policies/{name}",
-            get(pages::policies::detail_global).post(pages::policies::save),
+            get(pages::policies::detail).post(pages::policies::save),
         )
         .route(
             "/ui/global-policies/{name}/test",

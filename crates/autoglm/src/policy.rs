@@ -168,20 +168,7 @@ fn merge(
         let Value::Object(object) = value else {
             return Err("the document (not an object)".to_owned());
         };
-        for (key, value) in object {
-            match (data.get_mut(&key), value) {
-                (Some(Value::Object(mine)), Value::Object(theirs)) => {
-                    for (k, v) in theirs {
-                        merge(mine, &[], serde_json::json!({ k: v }))?;
-                    }
-                }
-                (Some(_), _) => return Err(key),
-                (None, value) => {
-                    data.insert(key, value);
-                }
-            }
-        }
-        return Ok(());
+        return merge_objects(data, object);
     };
     let next = data
         .entry(first.clone())
@@ -190,6 +177,24 @@ fn merge(
         Value::Object(inner) => merge(inner, rest, value),
         _ => Err(first.clone()),
     }
+}
+
+/// Adds `theirs` to `mine`, objects merged key by key.
+fn merge_objects(
+    mine: &mut serde_json::Map<String, serde_json::Value>,
+    theirs: serde_json::Map<String, serde_json::Value>,
+) -> Result<(), String> {
+    use serde_json::Value;
+    for (key, value) in theirs {
+        match (mine.get_mut(&key), value) {
+            (Some(Value::Object(inner)), Value::Object(more)) => merge_objects(inner, more)?,
+            (Some(_), _) => return Err(key),
+            (None, value) => {
+                mine.insert(key, value);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn test(paths: &[PathBuf], verbose: bool, syntax: Syntax) -> Result<ExitCode, String> {

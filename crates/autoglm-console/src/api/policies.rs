@@ -223,7 +223,11 @@ pub async fn evaluate(
     let sets = state.policies.clone();
     let evaluated = read(&state, move |s| {
         let name = manifest.metadata.name.clone();
-        let old = s.service(&tenant, &name).ok().map(|o| o.manifest);
+        let old = match s.service(&tenant, &name) {
+            Ok(old) => Some(old.manifest),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
         let review = s.read(|c| {
             crate::policies::service_review(c, &tenant, caller, old.as_ref(), &manifest)
         })?;

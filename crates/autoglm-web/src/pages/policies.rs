@@ -32,6 +32,15 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// The scope of the page at `uri`.
+    fn of(uri: &Uri) -> Scope {
+        if uri.path().starts_with(Scope::Global.ui()) {
+            Scope::Global
+        } else {
+            Scope::Tenant
+        }
+    }
+
     fn ui(self) -> &'static str {
         match self {
             Scope::Tenant => "/ui/policies",
@@ -335,25 +344,18 @@ pub struct NewQuery {
     from: Option<String>,
 }
 
-/// `GET /ui/policies/new[?from=LIBRARY]`: an empty editor, or one holding a default policy.
-pub async fn new(signed: SignedIn, api: Extension<Api>, query: Query<NewQuery>) -> Response {
-    new_in(Scope::Tenant, signed, api, query).await
-}
-
-/// `GET /ui/global-policies/new[?from=LIBRARY]`.
-pub async fn new_global(signed: SignedIn, api: Extension<Api>, query: Query<NewQuery>) -> Response {
-    new_in(Scope::Global, signed, api, query).await
-}
-
-async fn new_in(
-    scope: Scope,
+/// `GET /ui/policies/new[?from=LIBRARY]` (and `/ui/global-policies/new`):
+/// an empty editor, or one holding a default policy.
+pub async fn new(
     SignedIn {
         session,
         credential,
     }: SignedIn,
     Extension(api): Extension<Api>,
+    OriginalUri(uri): OriginalUri,
     Query(query): Query<NewQuery>,
 ) -> Response {
+    let scope = Scope::of(&uri);
     let mut form = Editor {
         mode: "enforce".into(),
         parameters: "{}".into(),
@@ -376,25 +378,18 @@ async fn new_in(
     editor(&session, scope, &form, false, html! {}, StatusCode::OK).await
 }
 
-/// `GET /ui/policies/{name}`: the editor over the current version, with its history.
-pub async fn detail(signed: SignedIn, api: Extension<Api>, name: Path<String>) -> Response {
-    detail_in(Scope::Tenant, signed, api, name).await
-}
-
-/// `GET /ui/global-policies/{name}`.
-pub async fn detail_global(signed: SignedIn, api: Extension<Api>, name: Path<String>) -> Response {
-    detail_in(Scope::Global, signed, api, name).await
-}
-
-async fn detail_in(
-    scope: Scope,
+/// `GET /ui/policies/{name}` (and `/ui/global-policies/{name}`): the
+/// editor over the current version, with its history.
+pub async fn detail(
     SignedIn {
         session,
         credential,
     }: SignedIn,
     Extension(api): Extension<Api>,
+    OriginalUri(uri): OriginalUri,
     Path(name): Path<String>,
 ) -> Response {
+    let scope = Scope::of(&uri);
     let path = format!("{}/{}", scope.api(), segment(&name));
     let (status, policy) = api.call(Method::GET, &path, &credential, None).await;
     if !status.is_success() {
@@ -442,12 +437,7 @@ async fn editing(
     if let Some(Path(name)) = name {
         form.name = name;
     }
-    let scope = if uri.path().starts_with(Scope::Global.ui()) {
-        Scope::Global
-    } else {
-        Scope::Tenant
-    };
-    Ok((session, credential, existing, scope))
+    Ok((session, credential, existing, Scope::of(uri)))
 }
 
 /// `POST /ui/policies[/{name}]` and `POST /ui/global-policies[/{name}]`: saves; a refusal
@@ -613,12 +603,7 @@ pub async fn delete(
             Ok(s) => s,
             Err(answer) => return answer,
         };
-    let api_base = if uri.path().starts_with(Scope::Global.ui()) {
-        Scope::Global.api()
-    } else {
-        Scope::Tenant.api()
-    };
-    let path = format!("{api_base}/{}", segment(&name));
+    let path = format!("{}/{}", Scope::of(&uri).api(), segment(&name));
     let (status, answer) = api.call(Method::DELETE, &path, &credential, None).await;
     if status.is_success() {
         return Redirect::to(HERE).into_response();
