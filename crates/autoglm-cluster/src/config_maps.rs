@@ -10,7 +10,7 @@ use std::time::Duration;
 use autoglm_config::Hub;
 use autoglm_core::config::{config_map_name, data_key};
 use autoglm_store::{Store, StoreError, config};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -93,15 +93,7 @@ async fn apply(
         .iter()
         .map(|v| (data_key(&v.group, &v.key), v.content.clone()))
         .collect();
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .patch(
-            tenant,
-            &PatchParams::apply(FIELD_MANAGER),
-            &Patch::Apply(json!({
-                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": tenant},
-            })),
-        )
+    crate::tenants::apply_namespace(client, tenant)
         .await
         .map_err(|e| format!("namespace {tenant}: {e}"))?;
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), tenant);

@@ -14,7 +14,6 @@ use autoglm_core::service::{
 };
 use autoglm_render::ModelServiceObject;
 use autoglm_store::{Store, StoreError, StoredService, config_refs};
-use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store as Cache};
 use kube::{Client, ResourceExt};
@@ -118,17 +117,7 @@ async fn sync(
     let services: Api<ModelServiceObject> = Api::namespaced(client.clone(), tenant);
     match read {
         Ok((stored, config)) => {
-            let namespaces: Api<Namespace> = Api::all(client.clone());
-            namespaces
-                .patch(
-                    tenant,
-                    &PatchParams::apply(FIELD_MANAGER),
-                    &Patch::Apply(json!({
-                        "apiVersion": "v1",
-                        "kind": "Namespace",
-                        "metadata": {"name": tenant},
-                    })),
-                )
+            crate::tenants::apply_namespace(client, tenant)
                 .await
                 .map_err(|e| Failure::of(format!("namespace {tenant}"), e))?;
             services

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use autoglm_core::audit::AuditEvent;
 use autoglm_core::error::PolicyViolation;
 use autoglm_core::service::{ModelServiceManifest, StoredService};
-use autoglm_policy::{Caller, CompiledPolicy, Decision, Kind, Operation, PolicySpec, Review};
+use autoglm_policy::{Caller, CompiledPolicy, Decision, Kind, Operation, Review};
 use autoglm_store::{Connection, Store, StoreError, Transaction, policies, services};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -47,28 +47,15 @@ impl PolicySets {
         if let Some(set) = self.cached(tenant, version) {
             return Ok(set);
         }
-        let mut compiled = Vec::new();
-        let global = store.list_policies(policies::GLOBAL)?;
-        for stored in global.into_iter().chain(store.list_policies(tenant)?) {
-            let Some(spec) = stored.spec else { continue };
-            // A global policy's findings name it so: a tenant's own may share its name.
-            let name = match stored.scope {
-                "global" => format!("global/{}", stored.name),
-                _ => stored.name,
-            };
-            let spec: PolicySpec = serde_json::from_value(spec).map_err(|e| {
-                StoreError::Sync(format!("policy {name} is stored unreadable: {e}"))
-            })?;
-            // Every stored policy compiled when it was saved; one that no
-            // longer does refuses every write (it fails closed).
-            compiled.push(autoglm_policy::compile(&name, &spec).map_err(|e| {
-                StoreError::Denied(vec![PolicyViolation {
-                    policy: name.clone(),
-                    rule: "error".into(),
-                    message: format!("the stored policy no longer compiles: {e}"),
-                }])
-            })?);
-        }
+        let named =
+            autoglm_policy::parse_all(store.judging_policies(tenant)?).map_err(StoreError::Sync)?;
+        let compiled = autoglm_policy::compile_all(named).map_err(|f| {
+            StoreError::Denied(vec![PolicyViolation {
+                policy: f.policy,
+                rule: f.rule,
+                message: f.message,
+            }])
+        })?;
         let set = Arc::new(compiled);
         self.by_tenant
             .lock()
@@ -77,33 +64,10 @@ impl PolicySets {
     }
 }
 
-/// The GPUs a service may hold at its most: per replica, times its most
-/// replicas per version, times its versions.
-fn gpus_at_most(service: &StoredService) -> u64 {
-    let spec = &service.manifest.spec;
-    let per_replica = spec.resources.as_ref().and_then(|r| r.gpu).unwrap_or(0);
-    u64::from(per_replica)
-        * u64::from(spec.replica_bounds().max)
-        * spec.versions.len().max(1) as u64
-}
-
-/// What the console adds around a ModelService for its policies:
-/// `versionStages` of its model, and `tenantGpus`, the GPUs the tenant's
-/// other services may hold.
-fn service_context(
-    conn: &Connection,
-    tenant: &str,
-    service: &ModelServiceManifest,
-) -> Result<Value, StoreError> {
-    let stages = policies::version_stages(conn, tenant, &service.spec.model)?;
-    let others = services::other_services(conn, tenant, &service.metadata.name)?;
-    let tenant_gpus: u64 = others.iter().map(gpus_at_most).sum();
-    Ok(json!({"versionStages": stages, "tenantGpus": tenant_gpus}))
-}
-
 /// The review of a ModelService write, as its policies see it, with the
 /// context read through `conn` (the write's transaction, or a reader for
-/// an explanation).
+/// an explanation): `versionStages` of its model, and `tenantGpus`, the
+/// GPUs the tenant's other services may hold.
 pub fn service_review(
     conn: &Connection,
     tenant: &str,
@@ -111,20 +75,17 @@ pub fn service_review(
     old: Option<&ModelServiceManifest>,
     new: &ModelServiceManifest,
 ) -> Result<Review, StoreError> {
-    let resource = |m: &ModelServiceManifest| serde_json::to_value(m).unwrap_or_default();
-    Ok(Review {
-        kind: Kind::ModelService,
-        operation: if old.is_some() {
-            Operation::Update
-        } else {
-            Operation::Create
-        },
-        resource: resource(new),
-        old_resource: old.map(resource),
+    let stages = policies::version_stages(conn, tenant, &new.spec.model)?;
+    let others = services::other_services(conn, tenant, &new.metadata.name)?;
+    let tenant_gpus = others.iter().map(|o| o.manifest.spec.gpus_at_most()).sum();
+    Ok(Review::service(
+        tenant,
         caller,
-        tenant: tenant.to_owned(),
-        context: service_context(conn, tenant, new)?,
-    })
+        old,
+        new,
+        stages,
+        tenant_gpus,
+    ))
 }
 
 /// A registry model as its policies see it: the manifest `autoglm apply`

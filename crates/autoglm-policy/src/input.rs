@@ -1,7 +1,8 @@
 //! The input document a policy sees: autoglm's view of the write and
 //! Gatekeeper's admission review of the same resource.
 
-use serde_json::{Value, json};
+use autoglm_core::service::ModelServiceManifest;
+use serde_json::{Map, Value, json};
 
 use crate::spec::Kind;
 
@@ -57,6 +58,33 @@ pub struct Review {
 }
 
 impl Review {
+    /// The review of a ModelService's create (no `old`) or update, with
+    /// its context: the stages of its model's versions, and the GPUs the
+    /// tenant's other services may hold.
+    pub fn service(
+        tenant: &str,
+        caller: Caller,
+        old: Option<&ModelServiceManifest>,
+        new: &ModelServiceManifest,
+        version_stages: Map<String, Value>,
+        tenant_gpus: u64,
+    ) -> Review {
+        let resource = |m: &ModelServiceManifest| serde_json::to_value(m).unwrap_or_default();
+        Review {
+            kind: Kind::ModelService,
+            operation: if old.is_some() {
+                Operation::Update
+            } else {
+                Operation::Create
+            },
+            resource: resource(new),
+            old_resource: old.map(resource),
+            caller,
+            tenant: tenant.to_owned(),
+            context: json!({"versionStages": version_stages, "tenantGpus": tenant_gpus}),
+        }
+    }
+
     /// The resource's name (`metadata.name`).
     pub fn name(&self) -> &str {
         self.resource["metadata"]["name"]

@@ -1,5 +1,6 @@
-//! Which commits changed who may do what, or the policies: the versions
-//! that caches of credentials and of compiled policies compare.
+//! Which commits changed who may do what, the policies, or what the
+//! cluster keeps per tenant: the versions that caches of credentials and
+//! of compiled policies, and the cluster driver's tenants loop, compare.
 //!
 //! A cache of resolved credentials must not outlive a change to a key, a
 //! role or a limit, and one of compiled policies not a change to a policy,
@@ -23,14 +24,21 @@ pub(crate) enum Watched {
     Access = 0,
     /// The policies.
     Policies = 1,
+    /// What the cluster keeps in each tenant's namespace: the tenants,
+    /// their quotas, the policies and the stages of model versions.
+    Tenancy = 2,
 }
 
-const GROUPS: [(Watched, &[&str]); 2] = [
+const GROUPS: [(Watched, &[&str]); 3] = [
     (
         Watched::Access,
         &["api_keys", "users", "memberships", "tenants"],
     ),
     (Watched::Policies, &["policies"]),
+    (
+        Watched::Tenancy,
+        &["tenants", "tenant_quotas", "policies", "model_versions"],
+    ),
 ];
 
 /// Per group: whether the open transaction touched it (a bit each), and

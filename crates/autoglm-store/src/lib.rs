@@ -223,6 +223,13 @@ impl Store {
         self.writer.version_of(access::Watched::Policies)
     }
 
+    /// Raised by every commit that changed a tenant, its quotas, a policy
+    /// or a version's stage, once readers can see it: the cluster driver
+    /// compares it to know that the tenants' namespaces need applying.
+    pub fn tenancy_version(&self) -> u64 {
+        self.writer.version_of(access::Watched::Tenancy)
+    }
+
     /// Appends an audit record on its own: for requests that failed and so changed nothing.
     pub fn audit_only(&self, event: &AuditEvent) -> Result<()> {
         self.writer.run(

@@ -159,6 +159,42 @@ impl Store {
         })
     }
 
+    /// The policies that judge `tenant`'s writes with their stored specs,
+    /// in the order they judge: the global ones first, named `global/NAME`
+    /// (a tenant's own may share a name), then the tenant's own.
+    pub fn judging_policies(&self, tenant: &str) -> Result<Vec<(String, Value)>> {
+        let global = self.list_policies(GLOBAL)?;
+        let own = self.list_policies(tenant)?;
+        Ok(global
+            .into_iter()
+            .map(|p| (format!("global/{}", p.name), p.spec))
+            .chain(own.into_iter().map(|p| (p.name, p.spec)))
+            .filter_map(|(name, spec)| Some((name, spec?)))
+            .collect())
+    }
+
+    /// The stage of every version of each of `tenant`'s models, by model
+    /// and version number.
+    pub fn all_version_stages(
+        &self,
+        tenant: &str,
+    ) -> Result<std::collections::BTreeMap<String, serde_json::Map<String, Value>>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT model, version, stage FROM model_versions WHERE tenant = ?1",
+            )?;
+            let mut stages = std::collections::BTreeMap::<String, serde_json::Map<_, _>>::new();
+            let mut rows = stmt.query([tenant])?;
+            while let Some(row) = rows.next()? {
+                stages.entry(row.get(0)?).or_default().insert(
+                    row.get::<_, i64>(1)?.to_string(),
+                    Value::String(row.get(2)?),
+                );
+            }
+            Ok(stages)
+        })
+    }
+
     /// The current version of one policy.
     pub fn policy(&self, tenant: &str, name: &str) -> Result<StoredPolicy> {
         self.read(|c| current_policy(c, tenant, name))?

@@ -51,6 +51,10 @@ pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
             let client = crate::cluster::client(kubeconfig.as_ref())
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot reach Kubernetes: {e}"))?;
+            tokio::spawn(autoglm_cluster::tenants::run(
+                client.clone(),
+                opened.state.store.clone(),
+            ));
             tokio::spawn(autoglm_cluster::config_maps::run(
                 client.clone(),
                 opened.state.store.clone(),

@@ -231,6 +231,15 @@ impl ModelServiceSpec {
             },
         }
     }
+
+    /// The GPUs the service may hold at its most: per replica, times its
+    /// most replicas per version, times its versions.
+    pub fn gpus_at_most(&self) -> u64 {
+        let per_replica = self.resources.as_ref().and_then(|r| r.gpu).unwrap_or(0);
+        u64::from(per_replica)
+            * u64::from(self.replica_bounds().max)
+            * self.versions.len().max(1) as u64
+    }
 }
 
 /// Takes a quantity written as a string or as a bare number, as YAML users

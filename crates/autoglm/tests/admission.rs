@@ -1,0 +1,331 @@
+//! The operator's admission webhook against the test plane's real
+//! kube-apiserver: the console (`--platform kubernetes`) keeps the tenant's
+//! policies in its namespace, `autoglm operator --webhook-addr …` serves the
+//! ValidatingAdmissionWebhook over TLS with a self-signed CA it writes into
+//! the configuration, and `kubectl apply` of a ModelService that a default
+//! policy refuses is refused with the console's own words, while a
+//! compliant one goes through both.
+//!
+//! Its own test binary: the webhook configuration is cluster-wide, so no
+//! other test shares this control plane.
+#![allow(clippy::unwrap_used)]
+
+mod cluster;
+mod common;
+
+use std::time::Duration;
+
+use cluster::{ControlPlane, Operator, free_port};
+use common::Console;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const TENANT: &str = "default";
+
+/// A ModelService manifest (JSON is YAML, so kubectl takes it too).
+fn manifest(name: &str, labels: Value, spec: Value) -> Value {
+    json!({"apiVersion": "autoglm.io/v1alpha1", "kind": "ModelService",
+           "metadata": {"name": name, "namespace": TENANT, "labels": labels}, "spec": spec})
+}
+
+fn compliant_labels() -> Value {
+    json!({"team": "nlp", "cost-center": "cc-1", "environment": "prod"})
+}
+
+fn compliant_spec() -> Value {
+    json!({"model": "echo", "versions": [{"version": "1", "weight": 100}], "replicas": 1,
+           "resources": {"cpu": "1", "memory": "1Gi"}})
+}
+
+/// One violation per default policy: (policy, service, labels, spec, what it says).
+fn violations() -> Vec<(&'static str, &'static str, Value, Value, &'static str)> {
+    let labels = compliant_labels();
+    let spec = compliant_spec();
+    let with = |patch: Value| {
+        let mut s = spec.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        s
+    };
+    vec![
+        (
+            "resource-limits",
+            "no-memory",
+            labels.clone(),
+            with(json!({"resources": {"cpu": "1"}})),
+            "service no-memory must set spec.resources.memory",
+        ),
+        (
+            "required-labels",
+            "no-cost-center",
+            json!({"team": "nlp", "environment": "prod"}),
+            spec.clone(),
+            "service no-cost-center must have the label cost-center",
+        ),
+        (
+            "image-registries",
+            "foreign-image",
+            labels.clone(),
+            with(json!({"runtime": {"image": {"image": "docker.io/evil/server:1", "port": 8000}}})),
+            "image docker.io/evil/server:1 of service foreign-image is not from an allowed registry (ghcr.io/acme)",
+        ),
+        (
+            "gpu-quota",
+            "many-gpus",
+            labels.clone(),
+            with(json!({"resources": {"cpu": "1", "memory": "1Gi", "gpu": 3}})),
+            "service many-gpus may hold 3 GPUs and the tenant's other services 0: over the tenant's quota of 2 (2 left)",
+        ),
+        (
+            "dev-replicas",
+            "big-dev",
+            json!({"team": "nlp", "cost-center": "cc-1", "environment": "dev"}),
+            with(json!({"replicas": 3})),
+            "service big-dev is in dev, where a version may have at most 2 replicas; it asks for 3",
+        ),
+        (
+            "prod-traffic",
+            "early-canary",
+            labels.clone(),
+            with(
+                json!({"versions": [{"version": "1", "weight": 40}, {"version": "2", "weight": 60}]}),
+            ),
+            "version 2 of prod service early-canary is in stage staging and may take at most 50% of the traffic, not 60%",
+        ),
+    ]
+}
+
+/// `kubectl apply` of `manifest`: (accepted, stderr).
+fn kubectl_apply(plane: &ControlPlane, manifest: &Value, extra: &[&str]) -> (bool, String) {
+    let mut args = vec!["apply", "-f", "-"];
+    args.extend(extra);
+    let output = plane.kubectl_with(&args, &manifest.to_string());
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn set_stage(console: &Console, http: &reqwest::Client, version: u32, stage: &str) {
+    let resp = http
+        .put(console.api(&format!("/api/v1/models/echo/versions/{version}/stage")))
+        .bearer_auth(&console.token)
+        .header("x-autoglm-timestamp", chrono::Utc::now().timestamp())
+        .header(
+            "x-autoglm-nonce",
+            format!("admission-test-stage-{version}-{stage}"),
+        )
+        .json(&json!({"stage": stage}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubectl_apply_is_judged_by_the_webhook_as_the_console_judges() {
+    let plane = ControlPlane::with_crd();
+    let home = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let kubeconfig = plane.kubeconfig.to_str().unwrap().to_owned();
+    let console = Console::start(
+        &home.path().join("home"),
+        &["--platform", "kubernetes", "--kubeconfig", &kubeconfig],
+    );
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    common::register_model(&console, &http, "echo", 2, files.path()).await;
+    set_stage(&console, &http, 1, "staging").await;
+    set_stage(&console, &http, 1, "production").await;
+    set_stage(&console, &http, 2, "staging").await;
+
+    // Every default policy, enforced, with the parameters of this tenant;
+    // a dry-run policy that finds something in every service, and a warning.
+    let library = console
+        .call(
+            &http,
+            reqwest::Method::GET,
+            "/api/v1/policies/library",
+            None,
+        )
+        .await
+        .1;
+    let parameters = json!({
+        "resource-limits": {}, "required-labels": {"labels": ["team", "cost-center"]},
+        "image-registries": {"registries": ["ghcr.io/acme"]}, "gpu-quota": {"maxGpus": 2},
+        "dev-replicas": {"maxReplicas": 2}, "prod-traffic": {},
+    });
+    for entry in library.as_array().unwrap() {
+        let name = entry["name"].as_str().unwrap();
+        let body =
+            json!({"rego": entry["rego"], "mode": "enforce", "parameters": parameters[name]});
+        let (s, b) = console
+            .call(
+                &http,
+                reqwest::Method::PUT,
+                &format!("/api/v1/policies/{name}"),
+                Some(body),
+            )
+            .await;
+        assert!(s.is_success(), "{name}: {b}");
+    }
+    for (name, mode, message) in [
+        ("noted", "dryrun", "every service is noted"),
+        ("reminder", "warn", "remember the on-call rota"),
+    ] {
+        let rego = format!("package {name}\ndeny contains \"{message}\" if {{ true }}");
+        let (s, b) = console
+            .call(
+                &http,
+                reqwest::Method::PUT,
+                &format!("/api/v1/policies/{name}"),
+                Some(json!({"rego": rego, "mode": mode})),
+            )
+            .await;
+        assert!(s.is_success(), "{name}: {b}");
+    }
+
+    // The console keeps them, with the stages, in the tenant's namespace.
+    plane.wait_until("the policies ConfigMap", Duration::from_secs(60), || {
+        let out = plane.kubectl_with(
+            &[
+                "get",
+                "configmap",
+                "autoglm-policies",
+                "-n",
+                TENANT,
+                "-o",
+                "json",
+            ],
+            "",
+        );
+        let Ok(map) = serde_json::from_slice::<Value>(&out.stdout) else {
+            return false;
+        };
+        let policies: Value =
+            serde_json::from_str(map["data"]["policies.json"].as_str().unwrap_or("[]")).unwrap();
+        let stages: Value =
+            serde_json::from_str(map["data"]["versionStages.json"].as_str().unwrap_or("{}"))
+                .unwrap();
+        policies.as_array().unwrap().len() == 8 && stages["echo"]["2"] == "staging"
+    });
+
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let url = format!("https://127.0.0.1:{port}/validate");
+    let _operator = Operator::start(
+        plane,
+        TENANT,
+        &["--webhook-addr", &addr, "--webhook-url", &url],
+    );
+    plane.wait_until("the webhook configuration", Duration::from_secs(60), || {
+        plane
+            .kubectl_with(
+                &["get", "validatingwebhookconfiguration", "autoglm-policies"],
+                "",
+            )
+            .status
+            .success()
+    });
+    let config = plane.get_json(&["validatingwebhookconfiguration", "autoglm-policies"]);
+    let hook = &config["webhooks"][0];
+    assert_eq!(hook["failurePolicy"], "Fail");
+    assert_eq!(hook["clientConfig"]["url"], url.as_str());
+    assert!(hook["clientConfig"]["caBundle"].as_str().unwrap().len() > 100);
+    // The CA is shared through a Secret, so every replica serves the same.
+    plane.kubectl(&["get", "secret", "autoglm-webhook-tls", "-n", TENANT]);
+
+    // Until the webhook has read the policies, a server-side dry run goes
+    // through (and writes nothing).
+    let (policy, name, labels, spec, _) = &violations()[0];
+    let probe = manifest(name, labels.clone(), spec.clone());
+    plane.wait_until(
+        &format!("the webhook refusing by {policy}"),
+        Duration::from_secs(60),
+        || {
+            let (accepted, stderr) = kubectl_apply(plane, &probe, &["--dry-run=server"]);
+            !accepted && stderr.contains(&format!("denied the request: policy {policy}"))
+        },
+    );
+
+    for (policy, name, labels, spec, says) in violations() {
+        let service = manifest(name, labels, spec);
+        let (s, problem) = console
+            .call(
+                &http,
+                reqwest::Method::POST,
+                "/api/v1/services",
+                Some(service.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{policy}: {problem}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert_eq!(detail, format!("policy {policy} (deny): {says}"));
+
+        let (accepted, stderr) = kubectl_apply(plane, &service, &[]);
+        assert!(!accepted, "{policy}: kubectl apply went through");
+        assert!(
+            stderr.contains(&format!(
+                "admission webhook \"policies.autoglm.io\" denied the request: {detail}"
+            )),
+            "{policy}: {stderr}"
+        );
+        let got = plane.kubectl_with(&["get", "modelservice", name, "-n", TENANT], "");
+        assert!(!got.status.success(), "{policy}: {name} was created");
+    }
+
+    // A compliant service goes through both, with the warning (and the
+    // dry-run finding only in the console's audit).
+    let good = manifest("good", compliant_labels(), compliant_spec());
+    let resp = http
+        .post(console.api("/api/v1/services"))
+        .bearer_auth(&console.token)
+        .json(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let warning = resp.headers()["warning"].to_str().unwrap().to_owned();
+    assert_eq!(
+        warning,
+        "299 - \"policy reminder: remember the on-call rota\""
+    );
+    let by_kubectl = manifest("good-kubectl", compliant_labels(), compliant_spec());
+    let (accepted, stderr) = kubectl_apply(plane, &by_kubectl, &[]);
+    assert!(accepted, "{stderr}");
+    assert!(
+        stderr.contains("Warning: policy reminder: remember the on-call rota"),
+        "{stderr}"
+    );
+    // The console's own write reached the cluster through the webhook too.
+    plane.wait_until(
+        "the console's service in the cluster",
+        Duration::from_secs(60),
+        || {
+            plane
+                .kubectl_with(&["get", "modelservice", "good", "-n", TENANT], "")
+                .status
+                .success()
+        },
+    );
+
+    // An update that breaks a policy is refused; one that only touches
+    // what policies do not see (an annotation) is not judged again.
+    let mut worse = by_kubectl.clone();
+    worse["spec"]["replicas"] = json!(5);
+    worse["metadata"]["labels"]["environment"] = json!("dev");
+    let (accepted, stderr) = kubectl_apply(plane, &worse, &[]);
+    assert!(!accepted);
+    assert!(stderr.contains("policy dev-replicas (deny)"), "{stderr}");
+    plane.kubectl(&[
+        "annotate",
+        "modelservice",
+        "good-kubectl",
+        "-n",
+        TENANT,
+        "note=kept",
+    ]);
+}
