@@ -42,6 +42,8 @@ pub struct Principal {
     pub key_limit: Option<RateLimit>,
     /// The gateway limits of the tenant.
     pub tenant_limit: Option<RateLimit>,
+    /// The tenant's token quota, when it has one.
+    pub tenant_tokens: Option<autoglm_core::quota::TokenQuota>,
     /// When the credential stops being valid (the key's expiry, the session's end).
     pub expires_at: Option<DateTime<Utc>>,
 }
@@ -301,6 +303,7 @@ pub fn authenticate(
             },
             key_limit: key.rate_limit,
             tenant_limit: found.tenant_rate_limit,
+            tenant_tokens: found.tenant_quota.tokens(),
             expires_at: key.expires_at,
         });
     }
@@ -312,6 +315,7 @@ pub fn authenticate(
         )
     })?;
     let tenant_limit = store.tenant_rate_limit(&claims.tenant)?;
+    let tenant_tokens = store.tenant_quota(&claims.tenant)?.tokens();
     Ok(Principal {
         actor: format!("user:{}", claims.sub),
         username: claims.sub,
@@ -322,6 +326,7 @@ pub fn authenticate(
         },
         key_limit: None,
         tenant_limit,
+        tenant_tokens,
         expires_at: DateTime::from_timestamp(claims.exp, 0),
     })
 }

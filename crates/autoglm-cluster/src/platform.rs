@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autoglm_contract::{ServicePlatform, VersionEndpoints, Views};
+use autoglm_core::quota::Holding;
 use autoglm_core::service::{
     CONFIG_MD5_ANNOTATION, Condition, ConditionStatus, ModelServiceStatus, RESTARTED_AT_ANNOTATION,
 };
@@ -327,5 +328,22 @@ impl ServicePlatform for KubernetesPlatform {
     /// Replica logs live with the pods: `kubectl logs`.
     fn log_tail(&self, _: &str, _: &str, _: &str, _: u64) -> std::io::Result<Option<String>> {
         Ok(None)
+    }
+
+    /// The replicas the operator reports for the namespace's ModelServices,
+    /// each holding what its spec requests.
+    fn held(&self, tenant: &str) -> Holding {
+        self.services
+            .state()
+            .iter()
+            .filter(|s| s.namespace().as_deref() == Some(tenant))
+            .map(|s| {
+                let replicas: u32 = s
+                    .status
+                    .as_ref()
+                    .map_or(0, |st| st.versions.iter().map(|v| v.replicas).sum());
+                Holding::of_replica(s.spec.resources.as_ref()).times(u64::from(replicas))
+            })
+            .fold(Holding::default(), Holding::plus)
     }
 }

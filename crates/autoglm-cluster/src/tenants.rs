@@ -1,21 +1,32 @@
 //! Tenants as namespaces: each tenant's namespace is kept with what the
 //! cluster needs to judge and bound the tenant's workloads without asking
-//! the console: the `autoglm-policies` ConfigMap (the policies that judge
-//! the tenant's writes and its models' version stages, read by the
-//! operator's admission webhook).
+//! the console:
 //!
-//! Applied whole at start and again whenever a commit changes a tenant, a
-//! policy or a version's stage (the store's tenancy version).
+//! - the `autoglm-policies` ConfigMap: the policies that judge the
+//!   tenant's writes and its models' version stages, read by the
+//!   operator's admission webhook;
+//! - the ResourceQuota `autoglm-quota`: the tenant's CPU, memory and GPU
+//!   requests and pods, from its quota (deleted when it has none);
+//! - the LimitRange `autoglm-defaults`: requests for containers that state
+//!   none, so that a quota on requests never refuses a pod for lack of them;
+//! - the NetworkPolicy `autoglm-isolation`: only autoglm's gateway and
+//!   operator pods (`app.kubernetes.io/part-of: autoglm`, component
+//!   `gateway` or `operator`) may reach the tenant's pods.
+//!
+//! Applied whole at start and again whenever a commit changes a tenant, its
+//! quota, a policy or a version's stage (the store's tenancy version).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use autoglm_core::quota::Quota;
 use autoglm_policy::{CONFIG_MAP, LABEL, TenantPolicies};
 use autoglm_store::{Store, StoreError};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams};
-use serde_json::json;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use serde_json::{Value, json};
 
 use crate::platform::FIELD_MANAGER;
 
@@ -61,6 +72,70 @@ pub async fn run(client: Client, store: Arc<Store>) {
 struct TenantState {
     name: String,
     policies: TenantPolicies,
+    quota: Quota,
+}
+
+/// The ResourceQuota's name in each tenant's namespace.
+pub const RESOURCE_QUOTA: &str = "autoglm-quota";
+/// The LimitRange's.
+pub const LIMIT_RANGE: &str = "autoglm-defaults";
+/// The NetworkPolicy's.
+pub const NETWORK_POLICY: &str = "autoglm-isolation";
+/// The GPUs a pod requests, as the renderer asks for them.
+const GPU_REQUESTS: &str = "requests.nvidia.com/gpu";
+
+/// The ResourceQuota's `spec.hard` for `quota`; `None` when it bounds none
+/// of what a ResourceQuota can.
+pub fn quota_hard(quota: &Quota) -> Option<Value> {
+    let mut hard = serde_json::Map::new();
+    if let Some(cpu) = &quota.cpu {
+        hard.insert("requests.cpu".into(), json!(cpu));
+    }
+    if let Some(memory) = &quota.memory {
+        hard.insert("requests.memory".into(), json!(memory));
+    }
+    if let Some(gpus) = quota.gpus {
+        hard.insert(GPU_REQUESTS.into(), json!(gpus.to_string()));
+    }
+    if let Some(replicas) = quota.replicas {
+        hard.insert("pods".into(), json!(replicas.to_string()));
+    }
+    (!hard.is_empty()).then_some(Value::Object(hard))
+}
+
+/// The objects every tenant's namespace holds besides its quota.
+fn defaults(namespace: &str) -> [(&'static str, Value); 2] {
+    let labels = json!({"app.kubernetes.io/managed-by": FIELD_MANAGER});
+    [
+        (
+            "LimitRange",
+            json!({
+                "apiVersion": "v1", "kind": "LimitRange",
+                "metadata": {"name": LIMIT_RANGE, "namespace": namespace, "labels": labels},
+                "spec": {"limits": [{
+                    "type": "Container",
+                    "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+                }]},
+            }),
+        ),
+        (
+            "NetworkPolicy",
+            json!({
+                "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"name": NETWORK_POLICY, "namespace": namespace, "labels": labels},
+                "spec": {
+                    "podSelector": {},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"from": [{
+                        "namespaceSelector": {},
+                        "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "autoglm"},
+                            "matchExpressions": [{"key": "app.kubernetes.io/component",
+                                "operator": "In", "values": ["gateway", "operator"]}]},
+                    }]}],
+                },
+            }),
+        ),
+    ]
 }
 
 fn read_all(store: &Store) -> Result<Vec<TenantState>, StoreError> {
@@ -75,6 +150,7 @@ fn read_all(store: &Store) -> Result<Vec<TenantState>, StoreError> {
                     policies,
                     version_stages: store.all_version_stages(&tenant.name)?,
                 },
+                quota: store.tenant_quota(&tenant.name)?,
                 name: tenant.name,
             })
         })
@@ -108,6 +184,101 @@ async fn apply_all(client: &Client, store: &Arc<Store>) -> Result<(), String> {
         )
         .await
         .map_err(|e| format!("ConfigMap {}/{CONFIG_MAP}: {e}", tenant.name))?;
+        apply_quota(client, &tenant.name, &tenant.quota).await?;
+        for (kind, object) in defaults(&tenant.name) {
+            let name = object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let result = match kind {
+                "LimitRange" => {
+                    apply(
+                        Api::<LimitRange>::namespaced(client.clone(), &tenant.name),
+                        &name,
+                        &object,
+                    )
+                    .await
+                }
+                _ => {
+                    apply(
+                        Api::<NetworkPolicy>::namespaced(client.clone(), &tenant.name),
+                        &name,
+                        &object,
+                    )
+                    .await
+                }
+            };
+            result.map_err(|e| format!("{kind} {}/{name}: {e}", tenant.name))?;
+        }
     }
     Ok(())
+}
+
+async fn apply<K>(api: Api<K>, name: &str, object: &Value) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// The tenant's ResourceQuota as its quota says, or none.
+async fn apply_quota(client: &Client, namespace: &str, quota: &Quota) -> Result<(), String> {
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), namespace);
+    let what = |e| format!("ResourceQuota {namespace}/{RESOURCE_QUOTA}: {e}");
+    match quota_hard(quota) {
+        Some(hard) => apply(
+            quotas,
+            RESOURCE_QUOTA,
+            &json!({
+                "apiVersion": "v1", "kind": "ResourceQuota",
+                "metadata": {"name": RESOURCE_QUOTA, "namespace": namespace,
+                             "labels": {"app.kubernetes.io/managed-by": FIELD_MANAGER}},
+                "spec": {"hard": hard},
+            }),
+        )
+        .await
+        .map_err(what),
+        None => match quotas
+            .delete(RESOURCE_QUOTA, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(what(e)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quota_becomes_the_resource_quota_of_requests_and_pods() {
+        let quota = Quota {
+            cpu: Some("8".into()),
+            memory: Some("32Gi".into()),
+            gpus: Some(2),
+            replicas: Some(10),
+            tokens_per_day: Some(1_000_000),
+            tokens_per_month: None,
+        };
+        assert_eq!(
+            quota_hard(&quota),
+            Some(json!({"requests.cpu": "8", "requests.memory": "32Gi",
+                        "requests.nvidia.com/gpu": "2", "pods": "10"}))
+        );
+        // Token quotas are the gateway's: no ResourceQuota for them alone.
+        let tokens_only = Quota {
+            tokens_per_day: Some(5),
+            ..Quota::default()
+        };
+        assert_eq!(quota_hard(&tokens_only), None);
+    }
 }

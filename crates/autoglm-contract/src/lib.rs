@@ -54,6 +54,12 @@ pub trait ServicePlatform: Send + Sync + std::fmt::Debug {
         replica: &str,
         max_bytes: u64,
     ) -> std::io::Result<Option<String>>;
+
+    /// What `tenant`'s replicas hold now (requested CPU and memory, GPUs,
+    /// replicas), as its quotas count them; nothing where nothing runs.
+    fn held(&self, _tenant: &str) -> autoglm_core::quota::Holding {
+        autoglm_core::quota::Holding::default()
+    }
 }
 
 /// No platform: every service is pending and nothing runs.

@@ -92,6 +92,7 @@ error_codes! {
         HeaderTimeout = (408, "header_timeout", "The request head did not arrive in time");
         BodyTooLarge = (413, "body_too_large", "The body is larger than the gateway's limit");
         RateLimitExceeded = (429, "rate_limit_exceeded", "A rate limit is reached");
+        InsufficientQuota = (429, "insufficient_quota", "The tenant's token quota for the day or month is spent");
         HeaderTooLarge = (431, "header_too_large", "The request head is too large");
         Internal = (500, "internal", "Internal error");
         NoReplica = (502, "no_replica", "No replica of the version could take the request");

@@ -11,6 +11,7 @@ pub mod display;
 pub mod error;
 pub mod evaluation;
 pub mod names;
+pub mod quota;
 pub mod rbac;
 pub mod registry;
 pub mod replay;

@@ -29,6 +29,8 @@ pub struct Caller {
     pub key_limit: Option<RateLimit>,
     /// The tenant's limits.
     pub tenant_limit: Option<RateLimit>,
+    /// The tenant's token quota.
+    pub tenant_tokens: Option<autoglm_core::quota::TokenQuota>,
 }
 
 impl Caller {
@@ -43,6 +45,7 @@ impl Caller {
             credential,
             key_limit: p.key_limit,
             tenant_limit: p.tenant_limit,
+            tenant_tokens: p.tenant_tokens,
         }
     }
 }

@@ -27,6 +27,7 @@ mod reply;
 mod routes;
 mod server;
 mod split;
+mod tokens;
 mod upstream;
 mod usage;
 mod version;
@@ -131,6 +132,7 @@ struct Inner {
     config: arc_swap::ArcSwap<Config>,
     auth: Authenticator,
     limiter: Limiter,
+    tokens: tokens::TokenLedger,
     usage: Arc<Usage>,
     metrics: Metrics,
     table: watch::Receiver<Arc<Table>>,
@@ -172,6 +174,7 @@ impl Gateway {
             start: config,
             auth: Authenticator::new(store, sessions),
             limiter: Limiter::default(),
+            tokens: tokens::TokenLedger::default(),
             usage,
             metrics,
             table,

@@ -167,7 +167,7 @@ impl Default for Metrics {
         let rate_limited = Family::<ScopeLabels, Counter>::default();
         r.register(
             "rate_limited",
-            "Requests refused by a rate limit, by the limit's scope (key or tenant)",
+            "Requests refused by a rate limit or quota, by scope (key, tenant, or tenant_quota: the tenant's tokens for the day or month are spent)",
             rate_limited.clone(),
         );
         let replicas_desired = Family::<VersionLabels, Gauge>::default();

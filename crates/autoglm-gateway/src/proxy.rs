@@ -145,6 +145,10 @@ async fn forward(
     // authenticate: the bearer credential, to a tenant, its limits and rights.
     let caller = authenticate(inner, req, started).await?;
     labels.tenant.push_str(&caller.tenant);
+    // quota: the tenant's tokens for the day and the month.
+    if let Some(quota) = caller.tenant_tokens {
+        within_token_quota(inner, &caller, quota).await?;
+    }
     // admit: the key's and the tenant's request-rate buckets.
     let remaining = admit(inner, &caller, started)?;
     if req.method() == "GET" && req.path() == "/v1/models" {
@@ -222,6 +226,49 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.metrics.in_flight.dec();
     }
+}
+
+/// A 429 when the tenant has spent its tokens for the day or the month
+/// (its stored spending read the first time this gateway sees it).
+async fn within_token_quota(
+    inner: &Inner,
+    caller: &Caller,
+    quota: autoglm_core::quota::TokenQuota,
+) -> Result<(), Refused> {
+    let now = chrono::Utc::now();
+    if !inner.tokens.knows(&caller.tenant) {
+        let (store, tenant) = (inner.auth.store(), caller.tenant.clone());
+        let read = tokio::task::spawn_blocking(move || store.tokens_spent(&tenant, now)).await;
+        match read {
+            Ok(Ok(spent)) => inner.tokens.seed(&caller.tenant, spent, now),
+            _ => {
+                return Err(Refused::new(
+                    GatewayCode::Internal,
+                    "the tenant's token use could not be read",
+                ));
+            }
+        }
+    }
+    inner
+        .tokens
+        .admit(&caller.tenant, quota, now)
+        .map_err(|spent| {
+            inner.metrics.rate_limited("tenant_quota");
+            Refused::new(
+                GatewayCode::InsufficientQuota,
+                format!(
+                    "tenant {} has spent {} of its {} tokens this {} (UTC); the quota renews at {}",
+                    caller.tenant,
+                    spent.spent,
+                    spent.limit,
+                    spent.period,
+                    spent
+                        .renews
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            )
+            .retry_after((spent.renews - now).num_seconds().max(1) as u64)
+        })
 }
 
 /// The rate limits' state, or a 429 with it.
@@ -486,6 +533,9 @@ fn account(
             inner
                 .limiter
                 .charge(&caller.credential, &caller.tenant, total, outcome.at);
+            inner
+                .tokens
+                .charge(&caller.tenant, total, chrono::Utc::now());
         }
         let seconds = outcome.at.saturating_duration_since(started).as_secs_f64();
         inner.metrics.answered_by(&metrics, labels.code, seconds);

@@ -93,6 +93,8 @@ impl Refused {
         let body = match protocol {
             Protocol::OpenAi => {
                 let kind = match status.as_u16() {
+                    // OpenAI's own type for a spent quota.
+                    _ if self.code == GatewayCode::InsufficientQuota => "insufficient_quota",
                     401 => "authentication_error",
                     403 => "permission_error",
                     429 => "rate_limit_error",

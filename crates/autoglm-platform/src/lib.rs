@@ -19,6 +19,7 @@
 //! process group with it.
 
 mod backoff;
+mod ledger;
 mod listen;
 mod plan;
 mod ports;
@@ -37,6 +38,7 @@ use autoglm_contract::{ServiceView, Views};
 use tokio::sync::watch;
 
 pub use backoff::Backoff;
+pub use ledger::Ledger;
 pub use plan::{Launch, ServicePlan, VersionPlan};
 use ports::Ports;
 use service::ServiceRunner;
@@ -91,6 +93,7 @@ pub struct LocalPlatform {
     /// applied after it (an autoscaler's last scale-up) starts nothing.
     services: Mutex<Option<HashMap<String, ServiceRunner>>>,
     views: Arc<watch::Sender<Arc<Views>>>,
+    ledger: Arc<Ledger>,
 }
 
 impl LocalPlatform {
@@ -108,6 +111,7 @@ impl LocalPlatform {
             settings,
             services: Mutex::new(Some(HashMap::new())),
             views: Arc::new(watch::channel(Arc::new(Views::new())).0),
+            ledger: Arc::default(),
         })
     }
 
@@ -134,6 +138,7 @@ impl LocalPlatform {
             self.ports.clone(),
             self.settings.clone(),
             self.views.clone(),
+            self.ledger.clone(),
         );
         services.insert(name, runner);
         Ok(())
@@ -145,6 +150,17 @@ impl LocalPlatform {
         if let Some(runner) = runner {
             runner.remove().await;
         }
+    }
+
+    /// Replaces the tenants' quotas (a tenant left out has none): each
+    /// replica starts only while its tenant's quotas have room for it.
+    pub fn set_quotas(&self, limits: HashMap<String, autoglm_core::quota::QuotaLimits>) {
+        self.ledger.set_limits(limits);
+    }
+
+    /// What `tenant`'s replicas hold now.
+    pub fn held(&self, tenant: &str) -> autoglm_core::quota::Holding {
+        self.ledger.held(tenant)
     }
 
     /// The current view of `name`.

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use autoglm_core::quota::Holding;
 use autoglm_core::service::LoadBalancing;
 
 /// How to start one replica. `{port}` in `args` is replaced by the port the
@@ -49,6 +50,10 @@ pub struct VersionPlan {
 pub struct ServicePlan {
     /// The service's name, unique on this platform.
     pub name: String,
+    /// Its tenant, whose quotas each replica is admitted by.
+    pub tenant: String,
+    /// What each replica holds (its requested CPU and memory, its GPUs).
+    pub per_replica: Holding,
     /// The spec generation the plan was made from, reported back in the
     /// status so that a task knows when its change is running.
     pub generation: i64,

@@ -17,19 +17,23 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::Settings;
+use crate::ledger::Ledger;
 use crate::plan::{Launch, ServicePlan};
 use crate::ports::Ports;
 use crate::replica::{Replica, ReplicaSpec};
+use autoglm_core::quota::Holding;
 
 /// How often the reconciler looks again without being told.
 const RESYNC: Duration = Duration::from_millis(100);
 
-/// A replica with what it was started for.
+/// A replica with what it was started for and what it holds of its
+/// tenant's quotas.
 #[derive(Debug)]
 struct Tracked {
     version: String,
     launch_key: u64,
     replica: Replica,
+    holds: Holding,
 }
 
 /// The handle the platform keeps per service.
@@ -47,9 +51,10 @@ impl ServiceRunner {
         ports: Arc<Ports>,
         settings: Settings,
         views: Arc<watch::Sender<Arc<Views>>>,
+        ledger: Arc<Ledger>,
     ) -> ServiceRunner {
         let (tx, rx) = watch::channel(plan);
-        let task = tokio::spawn(reconcile(rx, dir, ports, settings, views));
+        let task = tokio::spawn(reconcile(rx, dir, ports, settings, views, ledger));
         ServiceRunner { plan: tx, task }
     }
 
@@ -81,8 +86,14 @@ async fn reconcile(
     ports: Arc<Ports>,
     settings: Settings,
     views: Arc<watch::Sender<Arc<Views>>>,
+    ledger: Arc<Ledger>,
 ) {
-    let name = plan_rx.borrow().name.clone();
+    let (name, tenant) = {
+        let plan = plan_rx.borrow();
+        (plan.name.clone(), plan.tenant.clone())
+    };
+    // Why the last replica wanted was not started, while it still is.
+    let mut refused: Option<String> = None;
     let mut live: Vec<Tracked> = Vec::new();
     let mut retiring: Vec<Tracked> = Vec::new();
     let mut serial = 0u64;
@@ -98,12 +109,20 @@ async fn reconcile(
             done_once = false;
         }
         let stalled = !done_once && since.1.elapsed() > settings.progress_deadline;
+        let mut refusal: Option<String> = None;
         for v in &plan.versions {
             let key = launch_key(&v.launch, plan.restart);
             let want = v.replicas as usize;
             let current = |t: &Tracked| t.version == v.version && t.launch_key == key;
             let have = live.iter().filter(|t| current(t)).count();
             for _ in have..want {
+                if let Err(over) = ledger.take(&tenant, plan.per_replica) {
+                    refusal = Some(format!(
+                        "a replica of version {} was not started: {over}",
+                        v.version
+                    ));
+                    break;
+                }
                 serial += 1;
                 let id = format!("{}-{}-{serial}", plan.name, v.version);
                 let spec = ReplicaSpec {
@@ -117,6 +136,7 @@ async fn reconcile(
                     version: v.version.clone(),
                     launch_key: key,
                     replica: Replica::start(spec, ports.clone(), settings.clone()),
+                    holds: plan.per_replica,
                 });
             }
             // Too many of the current launch: retire the least ready first.
@@ -168,9 +188,27 @@ async fn reconcile(
         for t in &retiring {
             t.replica.stop();
         }
-        retiring.retain(|t| !t.replica.finished());
+        retiring.retain(|t| {
+            let finished = t.replica.finished();
+            if finished {
+                ledger.give_back(&tenant, t.holds);
+            }
+            !finished
+        });
+        if refusal != refused {
+            if let Some(why) = &refusal {
+                tracing::warn!(service = %plan.name, %why, "replica refused by quota");
+            }
+            refused = refusal;
+        }
 
-        done_once |= publish(&plan, (&live, &retiring), stalled, &views);
+        done_once |= publish(
+            &plan,
+            (&live, &retiring),
+            stalled,
+            refused.as_deref(),
+            &views,
+        );
 
         tokio::select! {
             changed = plan_rx.changed() => {
@@ -187,12 +225,12 @@ async fn reconcile(
         next.remove(&name);
         *all = Arc::new(next);
     });
-    let all: Vec<Replica> = live
-        .into_iter()
-        .chain(retiring)
-        .map(|t| t.replica)
-        .collect();
-    stop_all(all).await;
+    let all: Vec<Tracked> = live.into_iter().chain(retiring).collect();
+    let held = all
+        .iter()
+        .fold(Holding::default(), |sum, t| sum.plus(t.holds));
+    stop_all(all.into_iter().map(|t| t.replica).collect()).await;
+    ledger.give_back(&tenant, held);
 }
 
 async fn stop_all(replicas: Vec<Replica>) {
@@ -222,6 +260,7 @@ fn publish(
     plan: &ServicePlan,
     (live, retiring): (&[Tracked], &[Tracked]),
     stalled: bool,
+    refused: Option<&str>,
     views: &watch::Sender<Arc<Views>>,
 ) -> bool {
     let mut status = ModelServiceStatus::default();
@@ -291,6 +330,15 @@ fn publish(
     status
         .conditions
         .push(progressing_condition(plan, (live, retiring), stalled));
+    // As a Deployment reports a ReplicaSet's pods refused by a ResourceQuota.
+    if let Some(why) = refused {
+        status.conditions.push(Condition::new(
+            "ReplicaFailure",
+            ConditionStatus::True,
+            "QuotaExceeded",
+            why.to_owned(),
+        ));
+    }
     status.observed_generation = Some(plan.generation);
     status.observed_restarts = Some(i64::try_from(plan.restart).unwrap_or(i64::MAX));
     let view = ServiceView {

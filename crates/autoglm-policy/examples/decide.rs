@@ -10,7 +10,8 @@
 use std::time::Instant;
 
 use autoglm_policy::{
-    Caller, Kind, Mode, Operation, PolicySpec, Review, Syntax, compile, decide, library,
+    Caller, Kind, Mode, NamedPolicy, Operation, PolicySpec, Review, Syntax, TenantPolicies,
+    compile, decide, library,
 };
 use serde_json::{Value, json};
 
@@ -84,6 +85,34 @@ fn main() {
         )
         .unwrap();
     }
+
+    // The same 20 as the ConfigMap the console keeps in a tenant's
+    // namespace, and the service, for bench/webhook.sh.
+    let tenant = TenantPolicies {
+        policies: policies
+            .iter()
+            .map(|p| NamedPolicy {
+                name: p.name.clone(),
+                spec: p.spec.clone(),
+            })
+            .collect(),
+        version_stages: [(
+            "glm".to_owned(),
+            review.context["versionStages"].as_object().unwrap().clone(),
+        )]
+        .into(),
+    };
+    std::fs::write(
+        out.join("configmap-data.json"),
+        serde_json::to_string(&tenant.to_data()).unwrap(),
+    )
+    .unwrap();
+    // With every label the 20 ask for, so that the webhook allows it.
+    let mut service = review.resource.clone();
+    for i in 0..20 {
+        service["metadata"]["labels"][format!("label-{i}")] = json!("x");
+    }
+    std::fs::write(out.join("service.json"), service.to_string()).unwrap();
 
     for _ in 0..iterations / 10 {
         decide(&policies, &review);

@@ -58,6 +58,8 @@ pub struct Reconciler {
     scheduled: Mutex<HashMap<String, Reconciled>>,
     refused: Mutex<HashMap<String, Unschedulable>>,
     removing: Mutex<HashSet<String>>,
+    /// The store's tenancy version the platform's quotas were read at.
+    quotas_at: Mutex<Option<u64>>,
     #[cfg(test)]
     breakpoints: breakpoint::Breakpoints,
 }
@@ -86,6 +88,7 @@ impl Reconciler {
             scheduled: Mutex::new(HashMap::new()),
             refused: Mutex::new(HashMap::new()),
             removing: Mutex::new(HashSet::new()),
+            quotas_at: Mutex::new(None),
             #[cfg(test)]
             breakpoints: breakpoint::Breakpoints::default(),
         });
@@ -97,8 +100,31 @@ impl Reconciler {
         reconciler
     }
 
+    /// Hands the tenants' quotas to the platform when a commit changed
+    /// them (or any tenant) since they were last read.
+    pub async fn sync_quotas(&self) -> Result<(), StoreError> {
+        let version = self.store.tenancy_version();
+        if *self.quotas_at.lock() == Some(version) {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let quotas = tokio::task::spawn_blocking(move || store.all_quotas())
+            .await
+            .map_err(|_| StoreError::Poisoned)??;
+        let limits = quotas
+            .into_iter()
+            // Quotas are checked when they are set: one that no longer
+            // reads is left out rather than stopping every replica.
+            .filter_map(|(tenant, quota)| Some((tenant, quota.limits().ok()?)))
+            .collect();
+        self.platform.set_quotas(limits);
+        *self.quotas_at.lock() = Some(version);
+        Ok(())
+    }
+
     /// Plans every stored service of every tenant.
     pub async fn sync_all(&self) -> Result<usize, StoreError> {
+        self.sync_quotas().await?;
         let store = self.store.clone();
         let all = tokio::task::spawn_blocking(move || store.all_service_names())
             .await
@@ -348,6 +374,10 @@ async fn follow(
             .await;
         match trigger {
             Trigger::Changed { tenant, name } => {
+                // A quota changed just before would otherwise wait for a tick.
+                if let Err(e) = s.sync_quotas().await {
+                    tracing::warn!(error = %e, "cannot read the tenants' quotas");
+                }
                 if let Some(loaded) = s.read(&tenant, &name).await {
                     #[cfg(test)]
                     s.breakpoints.reach(breakpoint::Phase::BeforeApply).await;
@@ -355,6 +385,9 @@ async fn follow(
                 }
             }
             Trigger::Tick | Trigger::DemandWoken => {
+                if let Err(e) = s.sync_quotas().await {
+                    tracing::warn!(error = %e, "cannot read the tenants' quotas");
+                }
                 #[cfg(test)]
                 s.breakpoints.reach(breakpoint::Phase::BeforeApply).await;
                 s.autoscale(Instant::now());
@@ -408,6 +441,10 @@ impl ServicePlatform for Reconciler {
             return Ok(None);
         }
         self.platform.log_tail(&key, replica, max_bytes)
+    }
+
+    fn held(&self, tenant: &str) -> autoglm_core::quota::Holding {
+        self.platform.held(tenant)
     }
 }
 

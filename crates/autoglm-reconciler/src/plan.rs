@@ -169,6 +169,8 @@ pub fn plan(
     }
     Ok(ServicePlan {
         name: platform_name(tenant, name),
+        tenant: tenant.to_owned(),
+        per_replica: autoglm_core::quota::Holding::of_replica(spec.resources.as_ref()),
         generation: stored.generation(),
         restart: stored.restarts.max(0) as u64,
         versions,

@@ -35,10 +35,7 @@ const GROUPS: [(Watched, &[&str]); 3] = [
         &["api_keys", "users", "memberships", "tenants"],
     ),
     (Watched::Policies, &["policies"]),
-    (
-        Watched::Tenancy,
-        &["tenants", "tenant_quotas", "policies", "model_versions"],
-    ),
+    (Watched::Tenancy, &["tenants", "policies", "model_versions"]),
 ];
 
 /// Per group: whether the open transaction touched it (a bit each), and

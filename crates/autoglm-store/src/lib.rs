@@ -55,7 +55,7 @@ pub use registry::{ModelFilter, NewVersion, StoredVersion};
 pub use services::ServiceFilter;
 pub use tasks::{NewTask, TaskFilter};
 pub use tenancy::{KeyCredential, NewApiKey, UserCredential};
-pub use usage::{USAGE_ROWS, UsageDelta, UsageFilter};
+pub use usage::{USAGE_ROWS, UsageDelta, UsageFilter, day_and_month_start};
 
 /// Result of store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_alerts.sql"),
     include_str!("../migrations/0008_config.sql"),
     include_str!("../migrations/0009_policies.sql"),
+    include_str!("../migrations/0010_quotas.sql"),
 ];
 
 /// Schema versions before and after opening.

@@ -1,6 +1,7 @@
 //! Tenants, users, memberships, API keys and installation settings.
 
 use autoglm_core::error::ErrorCode;
+use autoglm_core::quota::Quota;
 use autoglm_core::rbac::{Permission, Role};
 use autoglm_core::security::{ApiKey, Membership, RateLimit, Tenant, User};
 use chrono::{DateTime, Utc};
@@ -27,6 +28,8 @@ pub struct KeyCredential {
     pub role: Option<Role>,
     /// The gateway limits of the key's tenant.
     pub tenant_rate_limit: Option<RateLimit>,
+    /// The key's tenant's quota (`{}` when none).
+    pub tenant_quota: Quota,
 }
 
 /// A key to insert; the secret itself is never stored.
@@ -232,24 +235,81 @@ pub fn insert_key(tx: &Transaction<'_>, key: &NewApiKey) -> Result<ApiKey> {
     })
 }
 
+/// A tenant's settings kept as JSON in a column of its row.
+#[derive(Debug, Clone, Copy)]
+enum Setting {
+    RateLimit,
+    Quota,
+}
+
+impl Setting {
+    fn column(self) -> &'static str {
+        match self {
+            Setting::RateLimit => "rate_limit",
+            Setting::Quota => "quota",
+        }
+    }
+}
+
+fn no_such_tenant(tenant: &str) -> StoreError {
+    StoreError::rejected(
+        ErrorCode::NotFound,
+        format!("tenant {tenant:?} does not exist"),
+    )
+}
+
+/// Sets (or, with `None`, clears) one of a tenant's settings, inside a write.
+fn set_setting<T: serde::Serialize>(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    setting: Setting,
+    value: Option<&T>,
+) -> Result<()> {
+    let json = value.map(|v| serde_json::to_string(v).unwrap_or_else(|_| "{}".to_owned()));
+    let changed = tx.execute(
+        &format!(
+            "UPDATE tenants SET {} = ?1 WHERE name = ?2",
+            setting.column()
+        ),
+        (json, tenant),
+    )?;
+    if changed == 0 {
+        return Err(no_such_tenant(tenant));
+    }
+    Ok(())
+}
+
+/// One of a tenant's settings; `None` when it has none.
+fn setting<T: serde::de::DeserializeOwned>(
+    c: &Connection,
+    tenant: &str,
+    setting: Setting,
+) -> Result<Option<T>> {
+    let json: Option<Option<String>> = c
+        .query_row(
+            &format!("SELECT {} FROM tenants WHERE name = ?1", setting.column()),
+            [tenant],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match json {
+        None => Err(no_such_tenant(tenant)),
+        Some(json) => Ok(optional_json(json)?),
+    }
+}
+
 /// Sets (or, with `None`, clears) a tenant's gateway limits, inside a write.
 pub fn set_tenant_rate_limit(
     tx: &Transaction<'_>,
     tenant: &str,
     limit: Option<&RateLimit>,
 ) -> Result<()> {
-    let json = limit.map(|l| serde_json::to_string(l).unwrap_or_else(|_| "{}".to_owned()));
-    let changed = tx.execute(
-        "UPDATE tenants SET rate_limit = ?1 WHERE name = ?2",
-        (json, tenant),
-    )?;
-    if changed == 0 {
-        return Err(StoreError::rejected(
-            ErrorCode::NotFound,
-            format!("tenant {tenant:?} does not exist"),
-        ));
-    }
-    Ok(())
+    set_setting(tx, tenant, Setting::RateLimit, limit)
+}
+
+/// Sets (or, with `None`, clears) a tenant's quota, inside a write.
+pub fn set_tenant_quota(tx: &Transaction<'_>, tenant: &str, quota: Option<&Quota>) -> Result<()> {
+    set_setting(tx, tenant, Setting::Quota, quota)
 }
 
 /// Revokes a key of `tenant` (and of `owner`, when given), inside a write.
@@ -309,24 +369,32 @@ impl Store {
         })
     }
 
+    /// A tenant's quota (`{}` when it has none).
+    pub fn tenant_quota(&self, tenant: &str) -> Result<Quota> {
+        Ok(self
+            .read(|c| setting(c, tenant, Setting::Quota))?
+            .unwrap_or_default())
+    }
+
+    /// Every tenant's quota, by tenant (tenants without one left out).
+    pub fn all_quotas(&self) -> Result<std::collections::HashMap<String, Quota>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT name, quota FROM tenants WHERE quota IS NOT NULL")?;
+            let mut rows = stmt.query([])?;
+            let mut quotas = std::collections::HashMap::new();
+            while let Some(row) = rows.next()? {
+                if let Some(quota) = optional_json(row.get(1)?)? {
+                    quotas.insert(row.get(0)?, quota);
+                }
+            }
+            Ok(quotas)
+        })
+    }
+
     /// A tenant's gateway limits.
     pub fn tenant_rate_limit(&self, tenant: &str) -> Result<Option<RateLimit>> {
-        self.read(|c| {
-            let json: Option<Option<String>> = c
-                .query_row(
-                    "SELECT rate_limit FROM tenants WHERE name = ?1",
-                    [tenant],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            match json {
-                None => Err(StoreError::rejected(
-                    ErrorCode::NotFound,
-                    format!("tenant {tenant:?} does not exist"),
-                )),
-                Some(json) => Ok(optional_json(json)?),
-            }
-        })
+        self.read(|c| setting(c, tenant, Setting::RateLimit))
     }
 
     /// A user's password hash and roles, for login.
@@ -385,7 +453,7 @@ impl Store {
         self.read(|c| {
             Ok(c.query_row(
                 &format!(
-                    "SELECT {KEY_COLUMNS}, m.role, t.rate_limit FROM api_keys k
+                    "SELECT {KEY_COLUMNS}, m.role, t.rate_limit, t.quota FROM api_keys k
                      JOIN tenants t ON t.name = k.tenant
                      LEFT JOIN memberships m ON m.username = k.username AND m.tenant = k.tenant
                      WHERE k.secret_hash = ?1"
@@ -397,6 +465,7 @@ impl Store {
                         key: api_key(r)?,
                         role: role.map(role_of).transpose()?,
                         tenant_rate_limit: optional_json(r.get(11)?)?,
+                        tenant_quota: optional_json(r.get(12)?)?.unwrap_or_default(),
                     })
                 },
             )

@@ -65,6 +65,40 @@ fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+impl Store {
+    /// The tokens (prompt plus completion) `tenant` spent since 00:00 UTC
+    /// of `now`'s day and since the 1st of its month, as flushed so far.
+    pub fn tokens_spent(&self, tenant: &str, now: DateTime<Utc>) -> Result<(u64, u64)> {
+        let (day, month) = day_and_month_start(now);
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT COALESCE(SUM(CASE WHEN minute >= ?2 THEN prompt_tokens + completion_tokens END), 0),
+                        COALESCE(SUM(prompt_tokens + completion_tokens), 0)
+                 FROM usage WHERE tenant = ?1 AND minute >= ?3",
+            )?;
+            let (today, month): (i64, i64) = stmt.query_row(
+                (tenant, timestamp(day), timestamp(month)),
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok((today.max(0) as u64, month.max(0) as u64))
+        })
+    }
+}
+
+/// The first instant of `now`'s UTC day and of its month.
+pub fn day_and_month_start(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    use chrono::{Datelike, TimeZone};
+    let day = Utc
+        .with_ymd_and_hms(now.year(), now.month(), now.day(), 0, 0, 0)
+        .single()
+        .unwrap_or(now);
+    let month = Utc
+        .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+        .single()
+        .unwrap_or(now);
+    (day, month)
+}
+
 /// The most rows one usage read returns.
 pub const USAGE_ROWS: usize = 10_000;
 

@@ -420,3 +420,70 @@ fn a_policy_keeps_every_version_and_an_unchanged_one_adds_none() {
     );
     assert_eq!(store.list_policies("default").unwrap().len(), 1);
 }
+
+#[test]
+fn tokens_spent_count_from_the_utc_day_and_month() {
+    use autoglm_core::security::UsageRecord;
+    use autoglm_store::{UsageDelta, usage};
+    let (_dir, store) = store();
+    let delta = |minute: &str, tokens: u64| UsageDelta {
+        tenant: "default".into(),
+        record: UsageRecord {
+            minute: minute.parse().unwrap(),
+            key: "k".into(),
+            service: "chat".into(),
+            version: "1".into(),
+            requests: 1,
+            prompt_tokens: tokens,
+            completion_tokens: 1,
+        },
+    };
+    let batch = [
+        delta("2026-11-30T23:59:00Z", 1000),
+        delta("2026-12-01T00:00:00Z", 100),
+        delta("2026-12-06T23:59:00Z", 10),
+        delta("2026-12-07T00:00:00Z", 1),
+        delta("2026-12-07T12:30:00Z", 2),
+    ];
+    store
+        .bookkeeping(|tx| usage::add_usage(tx, &batch))
+        .unwrap();
+    let now = "2026-12-07T13:00:00Z".parse().unwrap();
+    // Today: 1 + 1 and 2 + 1; this month: those and 101 and 11.
+    assert_eq!(store.tokens_spent("default", now).unwrap(), (5, 117));
+    assert_eq!(store.tokens_spent("other", now).unwrap(), (0, 0));
+}
+
+#[test]
+fn a_quota_is_kept_per_tenant_and_changing_it_raises_the_versions() {
+    use autoglm_core::quota::Quota;
+    let (_dir, store) = store();
+    assert_eq!(store.tenant_quota("default").unwrap(), Quota::default());
+    let (access, tenancy) = (store.access_version(), store.tenancy_version());
+    let quota = Quota {
+        gpus: Some(2),
+        tokens_per_day: Some(10),
+        ..Quota::default()
+    };
+    store
+        .write(
+            mutation("tenants.set_quota"),
+            |tx, _| autoglm_store::tenancy::set_tenant_quota(tx, "default", Some(&quota)),
+            |_| empty(),
+        )
+        .unwrap();
+    assert_eq!(store.tenant_quota("default").unwrap(), quota);
+    assert_eq!(store.all_quotas().unwrap()["default"], quota);
+    // The gateway's credentials carry it, and the cluster applies it again.
+    assert!(store.access_version() > access);
+    assert!(store.tenancy_version() > tenancy);
+    let missing = store
+        .write(
+            mutation("tenants.set_quota"),
+            |tx, _| autoglm_store::tenancy::set_tenant_quota(tx, "nobody", Some(&quota)),
+            |_| empty(),
+        )
+        .unwrap_err();
+    assert!(missing.to_string().contains("nobody"), "{missing}");
+    assert!(store.tenant_quota("nobody").is_err());
+}

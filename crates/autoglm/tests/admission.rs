@@ -4,7 +4,8 @@
 //! ValidatingAdmissionWebhook over TLS with a self-signed CA it writes into
 //! the configuration, and `kubectl apply` of a ModelService that a default
 //! policy refuses is refused with the console's own words, while a
-//! compliant one goes through both.
+//! compliant one goes through both. The tenant's namespace also carries its
+//! quota as a ResourceQuota, container defaults and a network policy.
 //!
 //! Its own test binary: the webhook configuration is cluster-wide, so no
 //! other test shares this control plane.
@@ -328,4 +329,66 @@ async fn kubectl_apply_is_judged_by_the_webhook_as_the_console_judges() {
         TENANT,
         "note=kept",
     ]);
+
+    // The tenant's namespace holds its quota as a ResourceQuota, container
+    // defaults, and the network policy that admits only autoglm's pods.
+    let (s, b) = console
+        .call(
+            &http,
+            reqwest::Method::PUT,
+            &format!("/api/v1/tenants/{TENANT}/quota"),
+            Some(json!({"cpu": "8", "memory": "32Gi", "gpus": 2, "replicas": 10, "tokens_per_day": 1000})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    plane.wait_until("the ResourceQuota", Duration::from_secs(60), || {
+        let out = plane.kubectl_with(
+            &[
+                "get",
+                "resourcequota",
+                "autoglm-quota",
+                "-n",
+                TENANT,
+                "-o",
+                "json",
+            ],
+            "",
+        );
+        serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|q| {
+            q["spec"]["hard"]
+                == json!({"requests.cpu": "8", "requests.memory": "32Gi",
+                          "requests.nvidia.com/gpu": "2", "pods": "10"})
+        })
+    });
+    let limits = plane.get_json(&["limitrange", "autoglm-defaults", "-n", TENANT]);
+    assert_eq!(
+        limits["spec"]["limits"][0]["defaultRequest"],
+        json!({"cpu": "100m", "memory": "128Mi"})
+    );
+    let isolation = plane.get_json(&["networkpolicy", "autoglm-isolation", "-n", TENANT]);
+    assert_eq!(isolation["spec"]["policyTypes"], json!(["Ingress"]));
+    assert_eq!(
+        isolation["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0]["values"],
+        json!(["gateway", "operator"])
+    );
+    let (_, quota) = console
+        .call(&http, reqwest::Method::GET, "/api/v1/quota", None)
+        .await;
+    assert_eq!(quota["quota"]["gpus"], 2);
+    // Lifting the quota removes the ResourceQuota.
+    let (s, _) = console
+        .call(
+            &http,
+            reqwest::Method::PUT,
+            &format!("/api/v1/tenants/{TENANT}/quota"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    plane.wait_until("the ResourceQuota gone", Duration::from_secs(60), || {
+        !plane
+            .kubectl_with(&["get", "resourcequota", "autoglm-quota", "-n", TENANT], "")
+            .status
+            .success()
+    });
 }

@@ -8,6 +8,7 @@ pub mod evaluations;
 pub mod keys;
 pub mod models;
 pub mod policies;
+pub mod quota;
 pub mod rollouts;
 pub mod services;
 pub mod tasks;

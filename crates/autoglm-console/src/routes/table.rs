@@ -12,8 +12,8 @@ use crate::AppState;
 use crate::api::alerts::{Received, RuleView, SilenceView};
 use crate::api::evaluations::StartEvaluation;
 use crate::api::{
-    alerts, audit, auth, evaluations, keys, models, rollouts, services, tasks, tenancy, usage,
-    versions,
+    alerts, audit, auth, evaluations, keys, models, quota, rollouts, services, tasks, tenancy,
+    usage, versions,
 };
 use autoglm_core::alert::incident::Mttr;
 use autoglm_core::alert::{
@@ -21,6 +21,7 @@ use autoglm_core::alert::{
 };
 use autoglm_core::audit::{AuditRecord, ChainVerification};
 use autoglm_core::evaluation::Evaluation;
+use autoglm_core::quota::{Quota, TenantQuota};
 use autoglm_core::rbac::Permission;
 use autoglm_core::registry::{
     CreateModel, Model, ModelVersion, Page, RegisterPath, SetStage, UpdateModel,
@@ -166,6 +167,45 @@ pub fn table() -> Vec<Route> {
             ..RouteSpec::DEFAULT
         },
         put(usage::set_tenant_limit),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/tenants/{name}/quota",
+            action: "tenants.get_quota",
+            summary: "Get a tenant's quota (CPU, memory, GPUs, replicas, tokens per day and month) with its use",
+            access: SystemAdmin,
+            request: NoBody,
+            response: Out(200, schema::<TenantQuota>),
+            ..RouteSpec::DEFAULT
+        },
+        get(quota::get_tenant),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::PUT,
+            path: "/api/v1/tenants/{name}/quota",
+            action: "tenants.set_quota",
+            summary: "Set a tenant's quota; {} lifts it (running replicas are kept)",
+            access: SystemAdmin,
+            request: In(schema::<Quota>),
+            response: Out(200, schema::<Quota>),
+            ..RouteSpec::DEFAULT
+        },
+        put(quota::set_tenant),
+    );
+    b.add(
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/quota",
+            action: "quota.get",
+            summary: "The caller's tenant's quota with what it holds and has spent",
+            access: P(ServicesRead),
+            request: NoBody,
+            response: Out(200, schema::<TenantQuota>),
+            ..RouteSpec::DEFAULT
+        },
+        get(quota::get_own),
     );
     b.add(
         RouteSpec {

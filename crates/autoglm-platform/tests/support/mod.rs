@@ -37,6 +37,8 @@ pub fn http_server(extra_env: &[(&str, &str)]) -> Launch {
 
 pub fn plan(name: &str, replicas: u32, launch: Launch) -> ServicePlan {
     ServicePlan {
+        tenant: "default".into(),
+        per_replica: autoglm_core::quota::Holding::of_replica(None),
         name: name.into(),
         generation: 1,
         restart: 0,

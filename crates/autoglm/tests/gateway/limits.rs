@@ -209,3 +209,90 @@ async fn usage_of(env: &Env, id: &str, requests: u64) -> Vec<Value> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The tenant's tokens today, as the console reports them, once they reach
+/// `at_least` (usage is written every 2 s).
+async fn tokens_today(env: &Env, at_least: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (s, quota) = env
+            .console(reqwest::Method::GET, "/api/v1/quota", None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{quota}");
+        let today = quota["used"]["tokens_today"].as_u64().unwrap();
+        if today >= at_least {
+            return today;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{at_least} tokens today: {quota}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tenant_token_quota_refuses_once_the_days_tokens_are_spent() {
+    let env = Env::with_echo(&[], 1, one_version(1), 1).await;
+    let (s, b) = env
+        .console(
+            reqwest::Method::PUT,
+            "/api/v1/tenants/default/quota",
+            Some(json!({"tokens_per_day": 50, "tokens_per_month": 1000})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, key) = env.key(json!({})).await;
+
+    // 20 tokens an answer: 0, 20 and 40 spent are under 50, 60 is not.
+    for spent in [20, 40, 60] {
+        let r = env.chat(&key, "echo").send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.bytes().await.unwrap();
+        assert_eq!(tokens_today(&env, spent).await, spent);
+    }
+    let r = env.chat(&key, "echo").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: i64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let midnight = (chrono::Utc::now() + chrono::Duration::days(1))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let until = (midnight - chrono::Utc::now()).num_seconds();
+    assert!(
+        (until - 5..=until + 5).contains(&retry),
+        "{retry} s, midnight in {until} s"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "insufficient_quota");
+    assert_eq!(body["error"]["type"], "insufficient_quota");
+    assert_eq!(
+        body["error"]["message"],
+        format!(
+            "tenant default has spent 60 of its 50 tokens this day (UTC); the quota renews at {}",
+            midnight.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    );
+    let metrics = env.metrics().await;
+    assert!(
+        metrics.contains("autoglm_gateway_rate_limited_total{scope=\"tenant_quota\"} 1"),
+        "{metrics}"
+    );
+
+    // A raised quota takes effect on the next request.
+    let (s, b) = env
+        .console(
+            reqwest::Method::PUT,
+            "/api/v1/tenants/default/quota",
+            Some(json!({"tokens_per_day": 100})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let r = env.chat(&key, "echo").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
