@@ -10,7 +10,7 @@ use crate::session::Session;
 
 /// The sections of the console, as the navigation lists them, each with
 /// the permission a principal needs to be shown it, if any.
-const SECTIONS: [(&str, &str, Option<Permission>); 10] = [
+const SECTIONS: [(&str, &str, Option<Permission>); 11] = [
     ("/ui", "Overview", None),
     ("/ui/models", "Models", None),
     ("/ui/tasks", "Tasks", None),
@@ -20,6 +20,7 @@ const SECTIONS: [(&str, &str, Option<Permission>); 10] = [
     ("/ui/policies", "Policies", Some(Permission::PoliciesRead)),
     ("/ui/keys", "API keys", None),
     ("/ui/usage", "Usage", None),
+    ("/ui/quota", "Quota", None),
     ("/ui/audit", "Audit", None),
 ];
 

@@ -84,6 +84,10 @@ pub fn router(config: WebConfig, api: Router) -> Router<AppState> {
         .route("/ui/incidents/{id}/{action}", post(incidents::detail::act))
         .merge(config_routes())
         .route("/ui/usage", get(pages::usage::page))
+        .route(
+            "/ui/quota",
+            get(pages::quota::page).post(pages::quota::save),
+        )
         .route("/ui/audit", get(pages::audit::page))
         .route("/ui/keys", get(pages::keys::page).post(pages::keys::create))
         .route("/ui/keys/{id}/revoke", post(pages::keys::revoke))

@@ -9,6 +9,7 @@ pub mod model;
 pub mod models;
 pub mod overview;
 pub mod policies;
+pub mod quota;
 pub mod services;
 pub mod tasks;
 pub mod usage;

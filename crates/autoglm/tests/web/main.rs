@@ -23,6 +23,7 @@ mod config;
 mod evaluate;
 mod operate;
 mod policies;
+mod quota;
 mod registry;
 mod rollout;
 mod session;
