@@ -23,6 +23,9 @@ pub struct Workload {
     pub observed: bool,
     /// The Deployment gave up: `Progressing=False`, `ProgressDeadlineExceeded`.
     pub deadline_exceeded: bool,
+    /// Why a pod could not be created (`ReplicaFailure`: a ResourceQuota's
+    /// refusal, say), in the API server's words.
+    pub replica_failure: Option<String>,
 }
 
 fn count(n: Option<i32>) -> u32 {
@@ -33,13 +36,18 @@ impl Workload {
     /// A Deployment's rollout state.
     pub fn of_deployment(deployment: &Deployment) -> Workload {
         let status = deployment.status.clone().unwrap_or_default();
+        let conditions = status.conditions.clone().unwrap_or_default();
         Workload {
+            replica_failure: conditions
+                .iter()
+                .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")
+                .map(|c| c.message.clone().unwrap_or_default()),
             desired: count(deployment.spec.as_ref().and_then(|s| s.replicas)),
             replicas: count(status.replicas),
             updated: count(status.updated_replicas),
             ready: count(status.ready_replicas),
             observed: status.observed_generation >= deployment.metadata.generation,
-            deadline_exceeded: status.conditions.unwrap_or_default().iter().any(|c| {
+            deadline_exceeded: conditions.iter().any(|c| {
                 c.type_ == "Progressing"
                     && c.status == "False"
                     && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
@@ -64,6 +72,7 @@ impl Workload {
             ready: count(status.ready_replicas),
             observed: status.observed_generation >= set.metadata.generation,
             deadline_exceeded: false,
+            replica_failure: None,
         }
     }
 
@@ -181,12 +190,36 @@ pub fn observe(
             String::new(),
         )
     };
+    let mut conditions = vec![ready_condition, progressing, degraded];
+    // As the local platform reports a replica its tenant's quota refused.
+    let failures: Vec<String> = spec
+        .versions
+        .iter()
+        .zip(workloads)
+        .filter_map(|(v, w)| {
+            let why = w.as_ref()?.replica_failure.as_ref()?;
+            Some(format!("version {}: {why}", v.version))
+        })
+        .collect();
+    if !failures.is_empty() {
+        let reason = if failures.iter().any(|f| f.contains("exceeded quota")) {
+            "QuotaExceeded"
+        } else {
+            "FailedCreate"
+        };
+        conditions.push(Condition::new(
+            "ReplicaFailure",
+            ConditionStatus::True,
+            reason,
+            failures.join("; "),
+        ));
+    }
     ModelServiceStatus {
         desired_replicas: desired,
         ready_replicas: ready,
         versions,
         replicas: Vec::new(),
-        conditions: vec![ready_condition, progressing, degraded],
+        conditions,
         url: Some(url),
         observed_generation: generation,
         observed_restarts: None,
@@ -263,6 +296,7 @@ mod tests {
             ready: n,
             observed: true,
             deadline_exceeded: false,
+            replica_failure: None,
         }
     }
 
@@ -310,6 +344,41 @@ mod tests {
         assert_eq!(progressing.message, "version 1, version 2 rolling out");
         assert_eq!(condition(&s, "Ready").status, ConditionStatus::False);
         assert_eq!(condition(&s, "Degraded").status, ConditionStatus::False);
+    }
+
+    #[test]
+    fn a_pod_refused_by_a_quota_is_a_replica_failure_naming_the_version() {
+        let why = "pods \"chat-1-x\" is forbidden: exceeded quota: autoglm-quota, requested: pods=1, used: pods=2, limited: pods=2";
+        let refused = Workload {
+            desired: 3,
+            replicas: 2,
+            updated: 2,
+            ready: 2,
+            observed: true,
+            replica_failure: Some(why.to_owned()),
+            ..Workload::default()
+        };
+        let status = observe(
+            &spec(&[("1", 100)]),
+            Some(1),
+            &[Some(refused)],
+            String::new(),
+        );
+        let failure = condition(&status, "ReplicaFailure");
+        assert_eq!(failure.reason, "QuotaExceeded");
+        assert_eq!(failure.message, format!("version 1: {why}"));
+        let settled = observe(
+            &spec(&[("1", 100)]),
+            Some(1),
+            &[Some(settled(1))],
+            String::new(),
+        );
+        assert!(
+            !settled
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "ReplicaFailure")
+        );
     }
 
     #[test]

@@ -375,6 +375,68 @@ async fn kubectl_apply_is_judged_by_the_webhook_as_the_console_judges() {
         .call(&http, reqwest::Method::GET, "/api/v1/quota", None)
         .await;
     assert_eq!(quota["quota"]["gpus"], 2);
+    // A pod over the quota is refused by the API server, and the console
+    // says so in the service's status, naming the quota.
+    plane.wait_until("the two services' pods", Duration::from_secs(60), || {
+        plane.get_json(&["pods", "-n", TENANT])["items"]
+            .as_array()
+            .is_some_and(|pods| pods.len() == 2)
+    });
+    let (s, b) = console
+        .call(
+            &http,
+            reqwest::Method::PUT,
+            &format!("/api/v1/tenants/{TENANT}/quota"),
+            Some(json!({"replicas": 3})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    plane.wait_until("pods limited to 3", Duration::from_secs(60), || {
+        let q = plane.get_json(&["resourcequota", "autoglm-quota", "-n", TENANT]);
+        q["status"]["hard"]["pods"] == "3"
+    });
+    let mut crowded = manifest("crowded", compliant_labels(), compliant_spec());
+    crowded["spec"]["replicas"] = json!(2);
+    let (s, b) = console
+        .call(
+            &http,
+            reqwest::Method::POST,
+            "/api/v1/services",
+            Some(crowded),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let failure = loop {
+        let (_, service) = console
+            .call(
+                &http,
+                reqwest::Method::GET,
+                "/api/v1/services/crowded",
+                None,
+            )
+            .await;
+        let found = service["status"]["conditions"].as_array().and_then(|c| {
+            c.iter()
+                .find(|c| c["type"] == "ReplicaFailure" && c["reason"] == "QuotaExceeded")
+                .cloned()
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no quota refusal: {service}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let message = failure["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("version 1: ")
+            && message.contains("exceeded quota: autoglm-quota")
+            && message.contains("limited: pods=3"),
+        "{message}"
+    );
     // Lifting the quota removes the ResourceQuota.
     let (s, _) = console
         .call(
