@@ -99,22 +99,40 @@ pub fn model_resource(model: &autoglm_core::registry::Model) -> Value {
     })
 }
 
-/// The review of a model's create (no `old`) or update.
-pub fn model_review(
+/// A model version as its policies see it: its record as the API answers
+/// it (`spec.stage`, `spec.framework`, `spec.task`, `spec.params`,
+/// `spec.format`, `spec.files`...) under the name `MODEL/VERSION`, with its
+/// model's labels in `metadata`.
+pub fn version_resource(
+    model: &autoglm_core::registry::Model,
+    version: &autoglm_core::registry::ModelVersion,
+) -> Value {
+    json!({
+        "apiVersion": "autoglm.io/v1alpha1",
+        "kind": "ModelVersion",
+        "metadata": {"name": format!("{}/{}", version.model, version.version),
+                     "namespace": model.tenant, "labels": model.labels},
+        "spec": version,
+    })
+}
+
+/// The review of a write of `kind` (a create when there is no `old`).
+pub fn review_of(
+    kind: Kind,
     tenant: &str,
     caller: Caller,
-    old: Option<&autoglm_core::registry::Model>,
-    new: &autoglm_core::registry::Model,
+    old: Option<Value>,
+    new: Value,
 ) -> Review {
     Review {
-        kind: Kind::Model,
+        kind,
         operation: if old.is_some() {
             Operation::Update
         } else {
             Operation::Create
         },
-        resource: model_resource(new),
-        old_resource: old.map(model_resource),
+        resource: new,
+        old_resource: old,
         caller,
         tenant: tenant.to_owned(),
         context: json!({}),
@@ -249,12 +267,38 @@ impl Judged {
         new: &autoglm_core::registry::Model,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        if self.set.is_empty() {
+        self.resource(
+            tx,
+            Kind::Model,
+            tenant,
+            old.map(model_resource),
+            || model_resource(new),
+            audit,
+        )
+    }
+
+    /// Judges a write of `kind` inside its transaction: `new` is built only
+    /// when a policy asks about the kind.
+    pub fn resource(
+        &self,
+        tx: &Transaction<'_>,
+        kind: Kind,
+        tenant: &str,
+        old: Option<Value>,
+        new: impl FnOnce() -> Value,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        if !self.set.iter().any(|p| p.spec.applies_to(kind)) {
             return Ok(());
         }
-        let review = model_review(tenant, self.caller.clone(), old, new);
+        let review = review_of(kind, tenant, self.caller.clone(), old, new());
         *self.warnings.lock() = judge(tx, &self.set, &review, audit)?;
         Ok(())
+    }
+
+    /// The warnings of the judgement, as `Warning` headers of `response`.
+    pub fn warn(&self, response: &mut axum::response::Response) {
+        add_warnings(response.headers_mut(), &self.warnings.lock());
     }
 
     /// The JSON answer, with the warnings as headers.

@@ -604,3 +604,78 @@ async fn a_policy_that_asks_for_models_judges_their_creates_and_updates() {
         "{records:?}"
     );
 }
+
+#[tokio::test]
+async fn a_policy_that_asks_for_versions_judges_their_registration_and_stage_changes() {
+    let c = console();
+    create_model(&c.app, &c.admin, MODEL).await;
+    let rego = "package versions\n\n\
+        deny contains msg if {\n  input.operation == \"CREATE\"\n  object.get(input.resource.spec, \"framework\", null) == null\n  \
+        msg := sprintf(\"version %s must name its framework\", [input.name])\n}\n\n\
+        deny contains msg if {\n  input.resource.spec.stage == \"production\"\n  \
+        input.oldResource.spec.stage != \"staging\"\n  \
+        msg := sprintf(\"version %s goes to production from %s, not from staging\", [input.name, input.oldResource.spec.stage])\n}\n";
+    put_policy(
+        &c,
+        &c.admin,
+        "version-rules",
+        json!({"rego": rego, "kinds": ["ModelVersion"]}),
+    )
+    .await
+    .expect(201);
+
+    let weights = safetensors([1.0, 2.0]);
+    let refused = upload(
+        &c.app,
+        &c.admin,
+        MODEL,
+        &[Part::artifact("model.safetensors", &weights)],
+    )
+    .await;
+    assert_problem(&refused, 422, "policy_violation");
+    assert_eq!(
+        refused.json()["detail"],
+        format!("policy version-rules (deny): version {MODEL}/1 must name its framework")
+    );
+    let listed = get_json(
+        &c.app,
+        &format!("/api/v1/models/{MODEL}/versions"),
+        &c.admin,
+    )
+    .await;
+    assert_eq!(listed["items"], json!([]), "a refused version is not kept");
+
+    upload(
+        &c.app,
+        &c.admin,
+        MODEL,
+        &[
+            Part::metadata(&json!({"framework": "safetensors"})),
+            Part::artifact("model.safetensors", &weights),
+        ],
+    )
+    .await
+    .expect(201);
+    // Straight to production is refused and leaves the stage; through staging it goes.
+    let skipped = set_stage(&c.app, &c.admin, MODEL, 1, "production").await;
+    assert_problem(&skipped, 422, "policy_violation");
+    let kept = get_json(
+        &c.app,
+        &format!("/api/v1/models/{MODEL}/versions/1"),
+        &c.admin,
+    )
+    .await;
+    assert_eq!(kept["stage"], "none");
+    set_stage(&c.app, &c.admin, MODEL, 1, "staging")
+        .await
+        .expect(200);
+    set_stage(&c.app, &c.admin, MODEL, 1, "production")
+        .await
+        .expect(200);
+    let records = audit(&c.app, &c.admin, "").await;
+    assert!(
+        records.iter().any(|r| r["action"] == "policies.decide"
+            && r["target"] == format!("models/{MODEL}/versions/1")),
+        "{records:?}"
+    );
+}

@@ -48,6 +48,8 @@ pub enum Kind {
     ModelService,
     /// A model of the registry: every create and update of its metadata.
     Model,
+    /// A model version: its registration, and every change of its stage.
+    ModelVersion,
 }
 
 impl Kind {
@@ -56,6 +58,7 @@ impl Kind {
         match self {
             Kind::ModelService => "ModelService",
             Kind::Model => "Model",
+            Kind::ModelVersion => "ModelVersion",
         }
     }
 }

@@ -131,12 +131,8 @@ pub fn get_model(conn: &Connection, tenant: &str, name: &str) -> Result<Model> {
     .ok_or_else(|| not_found_model(name))
 }
 
-pub(crate) fn get_version(
-    conn: &Connection,
-    tenant: &str,
-    name: &str,
-    v: i64,
-) -> Result<StoredVersion> {
+/// A version of `name` in `tenant`, read through `conn` (a write's transaction).
+pub fn get_version(conn: &Connection, tenant: &str, name: &str, v: i64) -> Result<StoredVersion> {
     conn.query_row(
         &format!("SELECT {VERSION_COLUMNS} FROM model_versions WHERE tenant = ?1 AND model = ?2 AND version = ?3"),
         (tenant, name, v),

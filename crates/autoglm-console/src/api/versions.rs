@@ -20,6 +20,8 @@ use crate::AppState;
 use crate::context::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::policies::{Judged, version_resource};
+use autoglm_policy::Kind;
 
 /// Query of `GET /api/v1/models/{name}/versions`.
 #[derive(Debug, Deserialize)]
@@ -93,22 +95,51 @@ pub async fn create(
         storage_dir: artifact.storage_dir,
         created_by: ctx.principal.actor.clone(),
     };
+    let judged = Judged::new(&state, &ctx).await?;
     let result = ctx
-        .write(
+        .apply(
             &state,
             StatusCode::CREATED,
             format!("models/{name}/versions"),
-            move |tx, audit| {
-                let version = registry::insert_version(tx, &tenant, &name, &new)?;
-                audit.target = format!("models/{name}/versions/{}", version.version);
-                Ok(version)
+            {
+                let judged = judged.clone();
+                move |tx, audit| {
+                    let version = registry::insert_version(tx, &tenant, &name, &new)?;
+                    audit.target = format!("models/{name}/versions/{}", version.version);
+                    judge_version(&judged, tx, &tenant, None, &version, audit)?;
+                    Ok(version)
+                }
             },
         )
         .await;
-    if result.is_err() {
-        state.artifacts.remove(&storage_dir).await;
+    match result {
+        Ok((_, body)) => Ok(judged.respond(StatusCode::CREATED, body)),
+        Err(e) => {
+            state.artifacts.remove(&storage_dir).await;
+            Err(e)
+        }
     }
-    result
+}
+
+/// Judges a version's registration (no `old`) or stage change by the
+/// policies that ask about versions.
+fn judge_version(
+    judged: &Judged,
+    tx: &autoglm_store::Transaction<'_>,
+    tenant: &str,
+    old: Option<&ModelVersion>,
+    new: &ModelVersion,
+    audit: &autoglm_core::audit::AuditEvent,
+) -> Result<(), autoglm_store::StoreError> {
+    let model = registry::get_model(tx, tenant, &new.model)?;
+    judged.resource(
+        tx,
+        Kind::ModelVersion,
+        tenant,
+        old.map(|o| version_resource(&model, o)),
+        || version_resource(&model, new),
+        audit,
+    )
 }
 
 async fn check_spec(
@@ -231,10 +262,19 @@ pub async fn set_stage(
 ) -> ApiResult<Response> {
     let tenant = ctx.tenant().to_owned();
     let target = format!("models/{name}/versions/{version}");
-    ctx.write(&state, StatusCode::OK, target, move |tx, _| {
-        registry::set_stage(tx, &tenant, &name, version, &body)
-    })
-    .await
+    let judged = Judged::new(&state, &ctx).await?;
+    let (_, answer) = ctx
+        .apply(&state, StatusCode::OK, target, {
+            let judged = judged.clone();
+            move |tx, audit| {
+                let before = registry::get_version(tx, &tenant, &name, version)?.version;
+                let after = registry::set_stage(tx, &tenant, &name, version, &body)?;
+                judge_version(&judged, tx, &tenant, Some(&before), &after, audit)?;
+                Ok(after)
+            }
+        })
+        .await?;
+    Ok(judged.respond(StatusCode::OK, answer))
 }
 
 /// `GET /api/v1/models/{name}/versions/{version}/artifact`: a single-file version's file.

@@ -202,6 +202,8 @@ pub struct Editor {
     kind_service: Option<String>,
     #[serde(default)]
     kind_model: Option<String>,
+    #[serde(default)]
+    kind_version: Option<String>,
     /// A test run's resource: a ModelService manifest as JSON.
     #[serde(default)]
     resource: String,
@@ -223,6 +225,7 @@ impl Editor {
             rego: spec["rego"].as_str().unwrap_or("").to_owned(),
             kind_service: judges(spec, "ModelService"),
             kind_model: judges(spec, "Model"),
+            kind_version: judges(spec, "ModelVersion"),
             ..Editor::default()
         }
     }
@@ -238,6 +241,7 @@ impl Editor {
         let kinds: Vec<&str> = [
             (&self.kind_service, "ModelService"),
             (&self.kind_model, "Model"),
+            (&self.kind_version, "ModelVersion"),
         ]
         .into_iter()
         .filter(|(ticked, _)| ticked.is_some())
@@ -314,6 +318,7 @@ async fn editor(
                 legend.muted { "Judges writes of" }
                 label { input type="checkbox" id="kind-service" name="kind_service" checked[form.kind_service.is_some()]; " services" }
                 label { input type="checkbox" id="kind-model" name="kind_model" checked[form.kind_model.is_some()]; " models" }
+                label { input type="checkbox" id="kind-version" name="kind_version" checked[form.kind_version.is_some()]; " model versions (registered, stage changed)" }
             }
             label for="parameters" { "Parameters (JSON: input.parameters)" }
             textarea id="parameters" name="parameters" rows="4" spellcheck="false" { (form.parameters) }
