@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use autoglm_core::audit::AuditEvent;
+use autoglm_core::config::ConfigVersion;
 use autoglm_core::error::PolicyViolation;
 use autoglm_core::service::{ModelServiceManifest, StoredService};
 use autoglm_policy::{Caller, CompiledPolicy, Decision, Kind, Operation, Review};
@@ -113,6 +114,20 @@ pub fn version_resource(
         "metadata": {"name": format!("{}/{}", version.model, version.version),
                      "namespace": model.tenant, "labels": model.labels},
         "spec": version,
+    })
+}
+
+/// A config version as its policies see it: `GROUP/KEY`, its environment
+/// as the `environment` label (as a service's), and what was published.
+pub fn config_resource(v: &ConfigVersion) -> Value {
+    json!({
+        "apiVersion": "autoglm.io/v1alpha1",
+        "kind": "Config",
+        "metadata": {"name": format!("{}/{}", v.group, v.key),
+                     "labels": {"environment": v.environment}},
+        "spec": {"environment": v.environment, "group": v.group, "key": v.key,
+                 "format": v.format, "content": v.content, "version": v.version,
+                 "md5": v.md5, "author": v.author, "message": v.message},
     })
 }
 
@@ -227,7 +242,15 @@ impl Judged {
         state: &crate::AppState,
         ctx: &crate::context::Ctx,
     ) -> crate::error::ApiResult<Judged> {
-        let (sets, tenant) = (state.policies.clone(), ctx.tenant().to_owned());
+        Judged::of(state, &ctx.principal).await
+    }
+
+    /// The policies of `principal`'s tenant, judging its writes.
+    pub async fn of(
+        state: &crate::AppState,
+        principal: &autoglm_auth::Principal,
+    ) -> crate::error::ApiResult<Judged> {
+        let (sets, tenant) = (state.policies.clone(), principal.grant.tenant.clone());
         // Kept sets are read on the spot: only loading one needs the blocking pool.
         let set = match sets.cached(&tenant, state.store.policy_version()) {
             Some(set) => set,
@@ -235,7 +258,7 @@ impl Judged {
         };
         Ok(Judged {
             set,
-            caller: caller_of(&ctx.principal),
+            caller: caller_of(principal),
             warnings: Arc::default(),
         })
     }
@@ -293,6 +316,45 @@ impl Judged {
         }
         let review = review_of(kind, tenant, self.caller.clone(), old, new());
         *self.warnings.lock() = judge(tx, &self.set, &review, audit)?;
+        Ok(())
+    }
+
+    /// Judges each config version a change publishes (a delete is not
+    /// judged), with the key's version before it as `oldResource`.
+    pub fn configs(
+        &self,
+        tx: &Transaction<'_>,
+        tenant: &str,
+        versions: &[&ConfigVersion],
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        if !self.set.iter().any(|p| p.spec.applies_to(Kind::Config)) {
+            return Ok(());
+        }
+        let mut warnings = Vec::new();
+        for v in versions.iter().filter(|v| !v.deleted) {
+            let at = autoglm_store::config::KeyPath {
+                tenant,
+                environment: &v.environment,
+                group: &v.group,
+                key: &v.key,
+            };
+            let old = match v.version {
+                0 | 1 => None,
+                n => Some(autoglm_store::config::version(tx, at, n - 1)?)
+                    .filter(|o| !o.deleted)
+                    .map(|o| config_resource(&o)),
+            };
+            let review = review_of(
+                Kind::Config,
+                tenant,
+                self.caller.clone(),
+                old,
+                config_resource(v),
+            );
+            warnings.extend(judge(tx, &self.set, &review, audit)?);
+        }
+        *self.warnings.lock() = warnings;
         Ok(())
     }
 

@@ -679,3 +679,63 @@ async fn a_policy_that_asks_for_versions_judges_their_registration_and_stage_cha
         "{records:?}"
     );
 }
+
+#[tokio::test]
+async fn a_policy_that_asks_for_configs_judges_each_published_version() {
+    let c = console();
+    let rego = "package configs\n\n\
+        deny contains msg if {\n  input.resource.spec.environment == \"dev\"\n  \
+        contains(input.resource.spec.content, \"debug: true\")\n  \
+        msg := sprintf(\"config %s turns debug on in %s\", [input.name, input.environment])\n}\n";
+    put_policy(
+        &c,
+        &c.admin,
+        "no-debug",
+        json!({"rego": rego, "kinds": ["Config"]}),
+    )
+    .await
+    .expect(201);
+    let key = "/api/v1/config/environments/dev/keys/DEFAULT_GROUP/app.yaml";
+    let refused = call(
+        &c.app,
+        Method::PUT,
+        key,
+        Some(&c.admin),
+        Some(json!({"content": "debug: true\n"})),
+    )
+    .await;
+    assert_problem(&refused, 422, "policy_violation");
+    assert_eq!(
+        refused.json()["detail"],
+        "policy no-debug (deny): config DEFAULT_GROUP/app.yaml turns debug on in dev"
+    );
+    get(&c.app, key, &c.admin).await.expect(404);
+
+    call(
+        &c.app,
+        Method::PUT,
+        key,
+        Some(&c.admin),
+        Some(json!({"content": "debug: false\n"})),
+    )
+    .await
+    .expect(201);
+    // Every new version is judged: turning it on later is refused, the key kept.
+    let refused = call(
+        &c.app,
+        Method::PUT,
+        key,
+        Some(&c.admin),
+        Some(json!({"content": "debug: true # again\n"})),
+    )
+    .await;
+    assert_problem(&refused, 422, "policy_violation");
+    let kept = get_json(&c.app, key, &c.admin).await;
+    assert_eq!(kept["content"], "debug: false\n");
+    let records = audit(&c.app, &c.admin, "").await;
+    assert!(
+        records.iter().any(|r| r["action"] == "policies.decide"
+            && r["target"] == "config/dev/DEFAULT_GROUP/app.yaml"),
+        "{records:?}"
+    );
+}

@@ -51,6 +51,12 @@ impl From<StoreError> for Failure {
             StoreError::Rejected(ErrorCode::GenerationMismatch, m) => Failure::Conflict(m.clone()),
             StoreError::Rejected(_, m) => Failure::Invalid(m.clone()),
             StoreError::Invalid(_) => Failure::Invalid(e.to_string()),
+            // A policy refused the publish: the console's words.
+            StoreError::Denied(violations) => Failure::Denied(
+                autoglm_core::error::Problem::policy_violations(violations.clone())
+                    .detail
+                    .unwrap_or_default(),
+            ),
             _ => Failure::Internal(e.to_string()),
         }
     }
@@ -249,6 +255,9 @@ async fn write_checked(
         })?;
     }
     let protected_ok = who.require(Permission::ConfigProtected).is_ok();
+    let judged = autoglm_console::policies::Judged::of(state, who)
+        .await
+        .map_err(|e| Failure::Internal(e.detail))?;
     let (tenant, key, hub) = (who.grant.tenant.clone(), key.clone(), state.config.clone());
     let store: Arc<autoglm_store::Store> = state.store.clone();
     let notify_tenant = tenant.clone();
@@ -288,6 +297,10 @@ async fn write_checked(
                             &audit.actor,
                             "published by a Nacos client",
                         )?;
+                        // Judged as a publish through the console's API is.
+                        if published.changed {
+                            judged.configs(tx, &tenant, &[&published.version], audit)?;
+                        }
                         Ok(published.changed.then_some(published.version))
                     }
                     Change::Remove => match stored::current(tx, at)? {

@@ -50,6 +50,9 @@ pub enum Kind {
     Model,
     /// A model version: its registration, and every change of its stage.
     ModelVersion,
+    /// A config key: every version published (by the API, a rollback, an
+    /// approved change request or promotion, or a Nacos client).
+    Config,
 }
 
 impl Kind {
@@ -59,6 +62,7 @@ impl Kind {
             Kind::ModelService => "ModelService",
             Kind::Model => "Model",
             Kind::ModelVersion => "ModelVersion",
+            Kind::Config => "Config",
         }
     }
 }

@@ -584,3 +584,65 @@ async fn console_writes(console: &Console) -> usize {
         .filter(|r| r["action"].as_str().unwrap().starts_with("config."))
         .count()
 }
+
+#[tokio::test]
+async fn a_config_policy_refuses_a_nacos_publish_in_the_consoles_words() {
+    let home = tempfile::tempdir().unwrap();
+    let console = Console::start(&home.path().join("home"), &[]);
+    let nacos = console.nacos.clone().unwrap();
+    let http = reqwest::Client::new();
+    let rego = "package configs\n\ndeny contains msg if {\n  \
+        contains(input.resource.spec.content, \"debug: true\")\n  \
+        msg := sprintf(\"config %s turns debug on in %s\", [input.name, input.environment])\n}\n";
+    let (status, body) = console
+        .call(
+            &http,
+            reqwest::Method::PUT,
+            "/api/v1/policies/no-debug",
+            Some(json!({"rego": rego, "kinds": ["Config"]})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+
+    let publish = |content: &'static str| {
+        let (http, nacos, token) = (http.clone(), nacos.clone(), console.token.clone());
+        async move {
+            nacos_call(
+                &http,
+                reqwest::Method::POST,
+                &format!("{nacos}/nacos/v1/cs/configs?accessToken={token}"),
+                &[
+                    ("dataId", "app.yaml"),
+                    ("group", "DEFAULT_GROUP"),
+                    ("content", content),
+                    ("type", "yaml"),
+                ],
+                &[],
+            )
+            .await
+        }
+    };
+    let (status, body) = publish("debug: true\n").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains(
+            "policy no-debug (deny): config DEFAULT_GROUP/app.yaml turns debug on in dev"
+        ),
+        "{body}"
+    );
+    let (status, _) = console
+        .call(
+            &http,
+            reqwest::Method::GET,
+            "/api/v1/config/environments/dev/keys/DEFAULT_GROUP/app.yaml",
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        reqwest::StatusCode::NOT_FOUND,
+        "a refused publish is not kept"
+    );
+    let (status, body) = publish("debug: false\n").await;
+    assert_eq!((status, body.as_str()), (200, "true"));
+}

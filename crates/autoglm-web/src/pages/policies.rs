@@ -204,6 +204,8 @@ pub struct Editor {
     kind_model: Option<String>,
     #[serde(default)]
     kind_version: Option<String>,
+    #[serde(default)]
+    kind_config: Option<String>,
     /// A test run's resource: a ModelService manifest as JSON.
     #[serde(default)]
     resource: String,
@@ -226,6 +228,7 @@ impl Editor {
             kind_service: judges(spec, "ModelService"),
             kind_model: judges(spec, "Model"),
             kind_version: judges(spec, "ModelVersion"),
+            kind_config: judges(spec, "Config"),
             ..Editor::default()
         }
     }
@@ -242,6 +245,7 @@ impl Editor {
             (&self.kind_service, "ModelService"),
             (&self.kind_model, "Model"),
             (&self.kind_version, "ModelVersion"),
+            (&self.kind_config, "Config"),
         ]
         .into_iter()
         .filter(|(ticked, _)| ticked.is_some())
@@ -319,6 +323,7 @@ async fn editor(
                 label { input type="checkbox" id="kind-service" name="kind_service" checked[form.kind_service.is_some()]; " services" }
                 label { input type="checkbox" id="kind-model" name="kind_model" checked[form.kind_model.is_some()]; " models" }
                 label { input type="checkbox" id="kind-version" name="kind_version" checked[form.kind_version.is_some()]; " model versions (registered, stage changed)" }
+                label { input type="checkbox" id="kind-config" name="kind_config" checked[form.kind_config.is_some()]; " config keys (every version published)" }
             }
             label for="parameters" { "Parameters (JSON: input.parameters)" }
             textarea id="parameters" name="parameters" rows="4" spellcheck="false" { (form.parameters) }

@@ -121,12 +121,20 @@ where
 {
     let hub = state.config.clone();
     let tenant = ctx.tenant().to_owned();
+    let judged = crate::policies::Judged::new(state, ctx).await?;
     let (value, status, body) = ctx
         .apply_then(
             state,
             status_of,
             target,
-            move |tx, _| change(tx),
+            {
+                let (judged, tenant) = (judged.clone(), tenant.clone());
+                move |tx, audit| {
+                    let value = change(tx)?;
+                    judged.configs(tx, &tenant, &versions_of(&value), audit)?;
+                    Ok(value)
+                }
+            },
             move |value| {
                 let changes: Vec<ConfigChange> = versions_of(value)
                     .into_iter()
@@ -136,7 +144,9 @@ where
             },
         )
         .await?;
-    Ok((value, json_response(status, body)))
+    let mut response = json_response(status, body);
+    judged.warn(&mut response);
+    Ok((value, response))
 }
 
 /// `GET /api/v1/config/environments`.
