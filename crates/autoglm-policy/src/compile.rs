@@ -100,6 +100,7 @@ pub(crate) fn engine(syntax: Syntax) -> regorus::Engine {
     // As OPA does without --strict-builtin-errors: a builtin given a value of
     // the wrong type leaves its expression undefined instead of failing.
     engine.set_strict_builtin_errors(false);
+    crate::ranges::add_bounded_ranges(&mut engine);
     if syntax == Syntax::V0 {
         // OPA keeps the builtins that Rego v1 dropped for v0 modules, and
         // Gatekeeper's library still calls this one; regorus lacks it.

@@ -21,6 +21,7 @@ mod input;
 mod library;
 mod mirror;
 mod query;
+mod ranges;
 mod spec;
 mod testing;
 
@@ -31,5 +32,6 @@ pub use input::{Caller, Operation, Review};
 pub use library::{LibraryPolicy, library};
 pub use mirror::{CONFIG_MAP, LABEL, NamedPolicy, TenantPolicies, compile_all, parse_all};
 pub use query::{QueryError, eval_query};
+pub use ranges::MAX_RANGE;
 pub use spec::{Kind, Mode, PolicySpec, Syntax};
 pub use testing::{TestOutcome, TestReport, TestResult, run_tests};

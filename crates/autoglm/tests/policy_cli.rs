@@ -206,3 +206,34 @@ fn policy_eval_loads_a_folder_as_opa_eval_does() {
         .unwrap();
     assert_eq!(text(&raw.stdout), "alice\n");
 }
+
+#[test]
+fn bounded_ranges_answer_as_opa_does_within_their_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let rego = dir.path().join("p.rego");
+    std::fs::write(&rego, "package p\n").unwrap();
+    for query in [
+        "numbers.range(1, 4)",
+        "numbers.range(2, -1)",
+        "numbers.range(3, 3)",
+        "numbers.range_step(0, 10, 4)",
+        "numbers.range_step(10, 0, 5)",
+        "count(numbers.range(1, 100000))",
+        "x := numbers.range(1.5, 3)",
+    ] {
+        assert_eval_as_opa(&["-d", rego.to_str().unwrap()], query, "ranges");
+    }
+    // Past the bound autoglm refuses where OPA would build the array.
+    let ours = autoglm(&[
+        "eval",
+        "-d",
+        rego.to_str().unwrap(),
+        "numbers.range(1, 100000000)",
+    ]);
+    assert!(!ours.status.success());
+    assert!(
+        text(&ours.stderr).contains("would make 100000000 numbers; autoglm allows at most 100000"),
+        "{}",
+        text(&ours.stderr)
+    );
+}
