@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/webhook.sh: the latency the admission webhook adds to a ModelService
 # write at a real kube-apiserver (the test plane of scripts/k8s.sh), with the
-# 20 policies of bench/policy.sh in the namespace's autoglm-policies
+# 20 policies of bench/policy.sh in the namespace's policies-acme
 # ConfigMap. crates/autoglm-operator/examples/admission_latency.rs times N
 # server-side dry-run creates (the whole API path: authn, schema, admission,
 # no etcd write) without the webhook, then with it (served in the same
@@ -38,7 +38,7 @@ kubectl wait --for=condition=Established crd/modelservices.autoglm.io --timeout=
 kubectl create namespace "$NAMESPACE" >/dev/null
 jq -n --arg ns "$NAMESPACE" --slurpfile data "$WORK/policies/configmap-data.json" \
     '{apiVersion: "v1", kind: "ConfigMap",
-      metadata: {name: "autoglm-policies", namespace: $ns, labels: {"autoglm.io/policies": "true"}},
+      metadata: {name: ("policies-" + $ns), namespace: $ns, labels: {"autoglm.io/policies": "true", "autoglm.io/tenant": $ns}},
       data: $data[0]}' | kubectl apply -f - >/dev/null
 
 log "$N dry-run creates without, then with, the webhook (20 policies)"

@@ -2,8 +2,9 @@
 //! cluster needs to judge and bound the tenant's workloads without asking
 //! the console:
 //!
-//! - the `autoglm-policies` ConfigMap: the policies that judge the
-//!   tenant's writes and its models' version stages, read by the
+//! - in autoglm's own namespace (`--system-namespace`, where tenants
+//!   cannot write), the ConfigMap `policies-TENANT`: the policies that judge
+//!   the tenant's writes and its models' version stages, read by the
 //!   operator's admission webhook;
 //! - the ResourceQuota `autoglm-quota`: the tenant's CPU, memory and GPU
 //!   requests and pods, from its quota (deleted when it has none);
@@ -11,7 +12,7 @@
 //!   none, so that a quota on requests never refuses a pod for lack of them;
 //! - the NetworkPolicy `autoglm-isolation`: only autoglm's gateway and
 //!   operator pods (`app.kubernetes.io/part-of: autoglm`, component
-//!   `gateway` or `operator`) may reach the tenant's pods.
+//!   `gateway` or `operator`) may reach the tenant's model servers.
 //!
 //! Applied whole at start and again whenever a commit changes a tenant, its
 //! quota, a policy or a version's stage (the store's tenancy version).
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autoglm_core::quota::Quota;
-use autoglm_policy::{CONFIG_MAP, LABEL, TenantPolicies};
+use autoglm_policy::{LABEL, TENANT_LABEL, TenantPolicies, config_map_name};
 use autoglm_store::{Store, StoreError};
 use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -33,30 +34,38 @@ use crate::platform::FIELD_MANAGER;
 /// How often the tenancy version is compared: a cheap atomic read.
 const POLL: Duration = Duration::from_millis(250);
 
-/// Creates (or keeps) the tenant's namespace, marked as the console's.
+/// Creates (or keeps) the tenant's namespace, labelled `autoglm.io/tenant`.
 pub(crate) async fn apply_namespace(client: &Client, tenant: &str) -> Result<(), kube::Error> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
         .patch(
             tenant,
             &PatchParams::apply(FIELD_MANAGER),
+            // Labelled as a tenant's: the webhook refuses writes in it while
+            // it has no copy of the tenant's policies.
             &Patch::Apply(json!({
-                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": tenant},
+                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": tenant,
+                    "labels": {TENANT_LABEL: tenant}},
             })),
         )
         .await
         .map(|_| ())
 }
 
-/// Keeps every tenant's namespace in step with the store until the task is
-/// dropped.
-pub async fn run(client: Client, store: Arc<Store>) {
-    let mut applied: Option<u64> = None;
+/// How often everything is applied again with nothing changed in the
+/// store: an object edited or deleted in the cluster comes back.
+const RESYNC: Duration = Duration::from_secs(300);
+
+/// Keeps every tenant's namespace, and its policies' copy in `system`, in
+/// step with the store until the task is dropped.
+pub async fn run(client: Client, store: Arc<Store>, system: String) {
+    let mut applied: Option<(u64, std::time::Instant)> = None;
     loop {
         let version = store.tenancy_version();
-        if applied != Some(version) {
-            match apply_all(&client, &store).await {
-                Ok(()) => applied = Some(version),
+        let due = applied.is_none_or(|(at, when)| at != version || when.elapsed() > RESYNC);
+        if due {
+            match apply_all(&client, &store, &system).await {
+                Ok(()) => applied = Some((version, std::time::Instant::now())),
                 Err(e) => {
                     tracing::warn!(error = %e, "tenant namespaces not applied; retrying");
                     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -124,7 +133,10 @@ fn defaults(namespace: &str) -> [(&'static str, Value); 2] {
                 "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
                 "metadata": {"name": NETWORK_POLICY, "namespace": namespace, "labels": labels},
                 "spec": {
-                    "podSelector": {},
+                    // The model servers the operator renders, not every pod
+                    // that happens to run in the namespace.
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/managed-by": autoglm_render::MANAGED_BY,
+                                                    "app.kubernetes.io/component": "model-server"}},
                     "policyTypes": ["Ingress"],
                     "ingress": [{"from": [{
                         "namespaceSelector": {},
@@ -157,7 +169,7 @@ fn read_all(store: &Store) -> Result<Vec<TenantState>, StoreError> {
         .collect()
 }
 
-async fn apply_all(client: &Client, store: &Arc<Store>) -> Result<(), String> {
+async fn apply_all(client: &Client, store: &Arc<Store>, system: &str) -> Result<(), String> {
     let tenants = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || read_all(&store))
@@ -165,25 +177,39 @@ async fn apply_all(client: &Client, store: &Arc<Store>) -> Result<(), String> {
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?
     };
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .patch(
+            system,
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": system}}),
+            ),
+        )
+        .await
+        .map_err(|e| format!("namespace {system}: {e}"))?;
     for tenant in tenants {
         apply_namespace(client, &tenant.name)
             .await
             .map_err(|e| format!("namespace {}: {e}", tenant.name))?;
-        let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &tenant.name);
+        // The policies' copy lives where the tenant cannot write.
+        let maps: Api<ConfigMap> = Api::namespaced(client.clone(), system);
+        let name = config_map_name(&tenant.name);
         maps.patch(
-            CONFIG_MAP,
+            &name,
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(json!({
                 "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": CONFIG_MAP, "namespace": tenant.name, "labels": {
+                "metadata": {"name": name, "namespace": system, "labels": {
                     "app.kubernetes.io/managed-by": FIELD_MANAGER,
                     LABEL: "true",
+                    TENANT_LABEL: tenant.name,
                 }},
                 "data": tenant.policies.to_data(),
             })),
         )
         .await
-        .map_err(|e| format!("ConfigMap {}/{CONFIG_MAP}: {e}", tenant.name))?;
+        .map_err(|e| format!("ConfigMap {system}/{name}: {e}"))?;
         apply_quota(client, &tenant.name, &tenant.quota).await?;
         for (kind, object) in defaults(&tenant.name) {
             let name = object["metadata"]["name"]

@@ -101,6 +101,12 @@ pub async fn add_problem_context(
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorOutcome(pub ErrorCode);
 
+/// What the policies found that refused a write, left in the response's
+/// extensions so that the audit layer records the decision beside the
+/// refusal (the write's own transaction, and the decision in it, rolled back).
+#[derive(Debug, Clone)]
+pub struct PolicyRefusal(pub String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = Problem {
@@ -110,8 +116,13 @@ impl IntoResponse for ApiError {
         };
         let status =
             StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let refusal = (self.code == ErrorCode::PolicyViolation)
+            .then(|| PolicyRefusal(problem.detail.clone().unwrap_or_default()));
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
+        if let Some(refusal) = refusal {
+            response.extensions_mut().insert(refusal);
+        }
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

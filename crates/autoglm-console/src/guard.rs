@@ -72,8 +72,24 @@ pub async fn guard(
             request_id,
             outcome,
         };
+        // A policy's refusal is a decision too: recorded as the allowed ones are.
+        let decision = response
+            .extensions()
+            .get::<crate::error::PolicyRefusal>()
+            .map(|refusal| AuditEvent {
+                action: "policies.decide".to_owned(),
+                outcome: format!("refused: {}", refusal.0),
+                ..event.clone()
+            });
         let store = state.store.clone();
-        let written = tokio::task::spawn_blocking(move || store.audit_only(&event)).await;
+        let written = tokio::task::spawn_blocking(move || {
+            store.audit_only(&event)?;
+            match decision {
+                Some(decision) => store.audit_only(&decision),
+                None => Ok(()),
+            }
+        })
+        .await;
         if !matches!(written, Ok(Ok(()))) {
             tracing::error!("could not audit a refused request");
         }

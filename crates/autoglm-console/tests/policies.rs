@@ -185,6 +185,16 @@ async fn an_enforced_policy_refuses_a_violating_service_and_lets_a_compliant_one
             .any(|r| r["action"] == "services.create" && r["outcome"] == "policy_violation"),
         "{records:?}"
     );
+    // The refusing decision is recorded with what each policy found.
+    assert!(
+        records.iter().any(|r| r["action"] == "policies.decide"
+            && r["target"] == "/api/v1/services"
+            && r["outcome"].as_str().unwrap().starts_with("refused: ")
+            && r["outcome"].as_str().unwrap().contains(
+                "policy required-labels (deny): service bad must have the label cost-center"
+            )),
+        "{records:?}"
+    );
     assert!(
         records.iter().any(|r| r["action"] == "policies.decide"
             && r["target"] == "services/good"

@@ -2,8 +2,8 @@
 //! `bench/webhook.sh`: N server-side dry-run creates of one service
 //! against a real kube-apiserver without the webhook, then the same with
 //! the webhook served in this process (self-signed, `failurePolicy: Fail`)
-//! judging them by the policies of the namespace's `autoglm-policies`
-//! ConfigMap. Prints the percentiles of both, in milliseconds.
+//! judging them by the policies of the `policies-NAMESPACE` ConfigMap
+//! (kept, for the benchmark, in the namespace itself). Prints the percentiles of both, in milliseconds.
 //!
 //!   admission_latency KUBECONFIG NAMESPACE SERVICE_JSON N PORT
 #![allow(clippy::unwrap_used)]
@@ -79,6 +79,7 @@ async fn main() {
         failure_policy: "Fail".into(),
         timeout_seconds: autoglm_operator::DEFAULT_TIMEOUT_SECONDS,
         namespaces: vec![namespace.clone()],
+        policies_namespace: namespace.clone(),
     };
     tokio::spawn(autoglm_operator::serve_webhook(client.clone(), settings));
     // Judging has begun once a service without a required label is refused

@@ -4,9 +4,11 @@
 //! its own writes, so that both refuse with the same words.
 //!
 //! The policies and the stages of the tenant's model versions come from
-//! the `autoglm-policies` ConfigMap the console keeps in the namespace;
-//! `tenantGpus` from the other ModelServices in the operator's cache. No
-//! ConfigMap means no policies: the write is allowed.
+//! the ConfigMap `policies-TENANT` the console keeps in autoglm's own
+//! namespace, where tenants cannot write; `tenantGpus` from the other
+//! ModelServices in the operator's cache. In a tenant's namespace (labelled
+//! `autoglm.io/tenant`) without that copy every write is refused; in
+//! another namespace there are no policies to ask.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use autoglm_core::error::Problem;
 use autoglm_core::service::{ModelServiceManifest, ObjectMeta};
 use autoglm_policy::{Caller, CompiledPolicy, Finding, Review, TenantPolicies};
 use autoglm_render::ModelServiceObject;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::ResourceExt;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
@@ -35,28 +37,45 @@ struct Compiled {
 
 /// What the webhook reads from: the watch caches and the compiled sets.
 pub struct Judge {
+    /// Where the console keeps the copies.
+    system: String,
     config_maps: Store<ConfigMap>,
+    tenants: Store<Namespace>,
     services: Store<ModelServiceObject>,
     compiled: Mutex<HashMap<String, Compiled>>,
 }
 
 impl Judge {
-    /// Reads the policies from `config_maps` (only the `autoglm-policies`
-    /// ones) and the other services from `services`.
-    pub fn new(config_maps: Store<ConfigMap>, services: Store<ModelServiceObject>) -> Judge {
+    /// Reads the policies from `config_maps` (the copies in `system`), the
+    /// tenants' namespaces from `tenants` and the other services from
+    /// `services`.
+    pub fn new(
+        system: String,
+        config_maps: Store<ConfigMap>,
+        tenants: Store<Namespace>,
+        services: Store<ModelServiceObject>,
+    ) -> Judge {
         Judge {
+            system,
             config_maps,
+            tenants,
             services,
             compiled: Mutex::default(),
         }
     }
 
+    /// Whether `namespace` is a tenant's (the console labelled it).
+    fn is_tenant(&self, namespace: &str) -> bool {
+        self.tenants.get(&ObjectRef::new(namespace)).is_some()
+    }
+
     /// The compiled policies of `namespace`, compiled again only when its
     /// ConfigMap changed.
     fn policies_of(&self, namespace: &str) -> Option<Compiled> {
+        let name = autoglm_policy::config_map_name(namespace);
         let map = self
             .config_maps
-            .get(&ObjectRef::new(autoglm_policy::CONFIG_MAP).within(namespace))?;
+            .get(&ObjectRef::new(&name).within(&self.system))?;
         let version = map.resource_version();
         if let Some(kept) = self.compiled.lock().get(namespace)
             && kept.resource_version == version
@@ -91,29 +110,71 @@ impl Judge {
             .sum()
     }
 
+    /// A `modelservices/scale` request as the update of the ModelService it
+    /// scales: the cached object, and the same with the new replica count.
+    /// `None` when the service is not in the cache (the API server will not
+    /// find it either) or the Scale cannot be read.
+    fn scaled(
+        &self,
+        request: &AdmissionRequest<DynamicObject>,
+    ) -> Option<(DynamicObject, DynamicObject)> {
+        let namespace = request.namespace.as_deref()?;
+        let cached = self
+            .services
+            .get(&ObjectRef::new(&request.name).within(namespace))?;
+        let replicas = request.object.as_ref()?.data["spec"]["replicas"].as_u64()?;
+        let old: DynamicObject =
+            serde_json::from_value(serde_json::to_value(&*cached).ok()?).ok()?;
+        let mut new = old.clone();
+        new.data["spec"]["replicas"] = replicas.into();
+        Some((old, new))
+    }
+
     /// The answer to one admission request.
     pub fn review(&self, request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
         let response = AdmissionResponse::from(request);
+        if request.sub_resource.as_deref() == Some("scale") {
+            return match self.scaled(request) {
+                Some((old, new)) => self.judge(request, response, &new, Some(&old)),
+                None => response,
+            };
+        }
         let Some(object) = &request.object else {
             return response;
         };
-        // The finalizer's removal, status and metadata-only updates do not
-        // change what is served: a policy added since must not block them.
-        if object.metadata.deletion_timestamp.is_some() {
-            return response;
-        }
+        let old = match (&request.operation, &request.old_object) {
+            (Operation::Update, Some(old)) => Some(old),
+            _ => None,
+        };
+        self.judge(request, response, object, old)
+    }
+
+    /// Judges `object` (replacing `old`, on an update) by its namespace's policies.
+    fn judge(
+        &self,
+        request: &AdmissionRequest<DynamicObject>,
+        response: AdmissionResponse,
+        object: &DynamicObject,
+        old: Option<&DynamicObject>,
+    ) -> AdmissionResponse {
         let namespace = request.namespace.clone().unwrap_or_default();
         let Some(compiled) = self.policies_of(&namespace) else {
+            if self.is_tenant(&namespace) {
+                return response.deny(format!(
+                    "the policies of tenant {namespace} are not known here yet: the console keeps them in ConfigMap {}/{}",
+                    self.system,
+                    autoglm_policy::config_map_name(&namespace)
+                ));
+            }
             return response;
         };
         let new = match manifest(object) {
             Ok(new) => new,
             Err(why) => return response.deny(format!("the ModelService cannot be read: {why}")),
         };
-        let old = match (&request.operation, &request.old_object) {
-            (Operation::Update, Some(old)) => manifest(old).ok(),
-            _ => None,
-        };
+        let old = old.and_then(|old| manifest(old).ok());
+        // The finalizer's removal and other metadata-only updates do not
+        // change what is served: a policy added since must not block them.
         if let Some(old) = &old
             && old.spec == new.spec
             && old.metadata.labels == new.metadata.labels

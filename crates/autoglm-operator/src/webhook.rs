@@ -22,7 +22,7 @@ use k8s_openapi::api::admissionregistration::v1::{
     RuleWithOperations, ServiceReference, ValidatingWebhook, ValidatingWebhookConfiguration,
     WebhookClientConfig,
 };
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use kube::Client;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
@@ -143,6 +143,8 @@ pub struct WebhookSettings {
     pub timeout_seconds: i32,
     /// Judge ModelServices only in these namespaces; all when empty.
     pub namespaces: Vec<String>,
+    /// Where the console keeps each tenant's policies (`autoglm-system`).
+    pub policies_namespace: String,
 }
 
 /// Why the webhook could not start.
@@ -305,7 +307,11 @@ fn configuration(settings: &WebhookSettings, ca: &[u8]) -> ValidatingWebhookConf
                 api_groups: Some(vec![autoglm_render::GROUP.to_owned()]),
                 api_versions: Some(vec![autoglm_render::VERSION.to_owned()]),
                 operations: Some(vec!["CREATE".to_owned(), "UPDATE".to_owned()]),
-                resources: Some(vec![autoglm_render::PLURAL.to_owned()]),
+                // The scale subresource too: `kubectl scale` changes replicas.
+                resources: Some(vec![
+                    autoglm_render::PLURAL.to_owned(),
+                    format!("{}/scale", autoglm_render::PLURAL),
+                ]),
                 scope: Some("Namespaced".to_owned()),
             }]),
             side_effects: "None".to_owned(),
@@ -335,15 +341,23 @@ pub async fn serve_webhook(client: Client, settings: WebhookSettings) -> Result<
         .map_err(|e| WebhookError::Certificate(e.to_string()))?;
 
     let (config_maps, writer) = reflector::store();
-    let policies = scoped_watch::<ConfigMap>(
-        &client,
-        &settings.namespaces,
+    let policies = watcher(
+        Api::<ConfigMap>::namespaced(client.clone(), &settings.policies_namespace),
         watcher::Config::default().labels(&format!("{}=true", autoglm_policy::LABEL)),
     )
     .default_backoff()
     .reflect(writer)
     .for_each(|_| async {});
     tokio::spawn(policies);
+    let (tenants, writer) = reflector::store();
+    let namespaces = watcher(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default().labels(autoglm_policy::TENANT_LABEL),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .for_each(|_| async {});
+    tokio::spawn(namespaces);
     let (services, writer) = reflector::store();
     let watched = scoped_watch::<autoglm_render::ModelServiceObject>(
         &client,
@@ -355,8 +369,17 @@ pub async fn serve_webhook(client: Client, settings: WebhookSettings) -> Result<
     .for_each(|_| async {});
     tokio::spawn(watched);
     // Judging from empty caches would let a violation through.
-    let (_, _) = tokio::join!(config_maps.wait_until_ready(), services.wait_until_ready());
-    let judge = Arc::new(Judge::new(config_maps, services));
+    let (_, _, _) = tokio::join!(
+        config_maps.wait_until_ready(),
+        tenants.wait_until_ready(),
+        services.wait_until_ready()
+    );
+    let judge = Arc::new(Judge::new(
+        settings.policies_namespace.clone(),
+        config_maps,
+        tenants,
+        services,
+    ));
 
     let std_listener =
         std::net::TcpListener::bind(settings.addr).map_err(|source| WebhookError::Listen {
@@ -436,12 +459,13 @@ mod tests {
             failure_policy: "Fail".into(),
             timeout_seconds: 5,
             namespaces: vec!["team-a".into()],
+            policies_namespace: "autoglm-system".into(),
         };
         let config = serde_json::to_value(configuration(&settings, b"CA")).unwrap();
         let hook = &config["webhooks"][0];
         assert_eq!(
             hook["rules"][0]["resources"],
-            serde_json::json!(["modelservices"])
+            serde_json::json!(["modelservices", "modelservices/scale"])
         );
         assert_eq!(
             hook["rules"][0]["operations"],

@@ -117,10 +117,21 @@ async fn reconcile(
             let have = live.iter().filter(|t| current(t)).count();
             for _ in have..want {
                 if let Err(over) = ledger.take(&tenant, plan.per_replica) {
-                    refusal = Some(format!(
-                        "a replica of version {} was not started: {over}",
-                        v.version
-                    ));
+                    // At full quota a change would wait forever for room its
+                    // old replicas hold: one of them goes first (as a
+                    // Deployment with maxSurge 0 rolls), and its room is
+                    // taken once it has stopped.
+                    let old = |t: &Tracked| t.version == v.version && t.launch_key != key;
+                    if retiring.iter().any(|t| t.version == v.version) {
+                        // Room is being made already.
+                    } else if let Some(i) = pick_retiree(&live, &old) {
+                        retiring.push(live.remove(i));
+                    } else {
+                        refusal = Some(format!(
+                            "a replica of version {} was not started: {over}",
+                            v.version
+                        ));
+                    }
                     break;
                 }
                 serial += 1;

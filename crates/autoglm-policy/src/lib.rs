@@ -30,7 +30,10 @@ pub use decide::{Decision, Finding, decide};
 pub use explain::{Explanation, FiredRule, explain};
 pub use input::{Caller, Operation, Review};
 pub use library::{LibraryPolicy, library};
-pub use mirror::{CONFIG_MAP, LABEL, NamedPolicy, TenantPolicies, compile_all, parse_all};
+pub use mirror::{
+    LABEL, NamedPolicy, SYSTEM_NAMESPACE, TENANT_LABEL, TenantPolicies, compile_all,
+    config_map_name, parse_all,
+};
 pub use query::{QueryError, eval_query};
 pub use ranges::MAX_RANGE;
 pub use spec::{Kind, Mode, PolicySpec, Syntax};

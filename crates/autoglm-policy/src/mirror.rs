@@ -1,8 +1,9 @@
-//! Policies on Kubernetes: the ConfigMap the console keeps in each tenant's
-//! namespace with every policy that judges the tenant's writes (the global
-//! ones first, named `global/NAME`) and the stages of the tenant's model
-//! versions, so that the operator's admission webhook decides as the
-//! console does without asking it.
+//! Policies on Kubernetes: a ConfigMap per tenant, kept by the console in
+//! autoglm's own namespace (where tenants cannot write), with every policy
+//! that judges the tenant's writes (the global ones first, named
+//! `global/NAME`) and the stages of the tenant's model versions, so that
+//! the operator's admission webhook decides as the console does without
+//! asking it.
 
 use std::collections::BTreeMap;
 
@@ -13,10 +14,17 @@ use crate::compile::{CompiledPolicy, compile};
 use crate::decide::Finding;
 use crate::spec::{Mode, PolicySpec};
 
-/// The ConfigMap's name in each tenant's namespace.
-pub const CONFIG_MAP: &str = "autoglm-policies";
-/// The label that marks it (value `"true"`), for the webhook's watch.
+/// The namespace the copies are kept in, unless told otherwise.
+pub const SYSTEM_NAMESPACE: &str = "autoglm-system";
+/// The label that marks a copy (value `"true"`), for the webhook's watch.
 pub const LABEL: &str = "autoglm.io/policies";
+/// The label that names a copy's tenant.
+pub const TENANT_LABEL: &str = "autoglm.io/tenant";
+
+/// The name of `tenant`'s copy.
+pub fn config_map_name(tenant: &str) -> String {
+    format!("policies-{tenant}")
+}
 const POLICIES_KEY: &str = "policies.json";
 const STAGES_KEY: &str = "versionStages.json";
 
@@ -57,9 +65,9 @@ impl TenantPolicies {
     pub fn from_data(data: &BTreeMap<String, String>) -> Result<TenantPolicies, String> {
         let field = |key: &str| data.get(key).map(String::as_str).unwrap_or("");
         let policies = serde_json::from_str(field(POLICIES_KEY))
-            .map_err(|e| format!("{CONFIG_MAP} has no readable {POLICIES_KEY}: {e}"))?;
+            .map_err(|e| format!("policies ConfigMap has no readable {POLICIES_KEY}: {e}"))?;
         let version_stages = serde_json::from_str(field(STAGES_KEY))
-            .map_err(|e| format!("{CONFIG_MAP} has no readable {STAGES_KEY}: {e}"))?;
+            .map_err(|e| format!("policies ConfigMap has no readable {STAGES_KEY}: {e}"))?;
         Ok(TenantPolicies {
             policies,
             version_stages,

@@ -21,16 +21,18 @@ fn integer(value: &Value) -> Option<i64> {
 
 /// `from`, `from ± step`, … up to `to` (inclusive when it lands on it).
 fn stepped(name: &str, from: i64, to: i64, step: i64) -> Result<Value> {
-    let span = from.abs_diff(to);
-    let count = span / step.unsigned_abs() + 1;
-    if count > MAX_RANGE {
+    // In i128: the span of two i64s and a step's multiples overflow an i64.
+    let (from, to, step) = (i128::from(from), i128::from(to), i128::from(step));
+    let count = (to - from).abs() / step + 1;
+    if count > i128::from(MAX_RANGE) {
         bail!(
             "{name} from {from} to {to} would make {count} numbers; autoglm allows at most {MAX_RANGE}"
         );
     }
     let step = if to >= from { step } else { -step };
-    let values: Vec<Value> = (0..count as i64)
-        .map(|i| Value::from(from + i * step))
+    // Every element lies between `from` and `to`, so each fits an i64.
+    let values: Vec<Value> = (0..count)
+        .map(|i| Value::from(i64::try_from(from + i * step).unwrap_or_default()))
         .collect();
     Ok(Value::from(values))
 }
@@ -85,6 +87,23 @@ mod tests {
         assert_eq!(numbers("numbers.range(3, 3)"), [3]);
         assert_eq!(numbers("numbers.range_step(0, 10, 4)"), [0, 4, 8]);
         assert_eq!(numbers("numbers.range_step(10, 0, 5)"), [10, 5, 0]);
+    }
+
+    #[test]
+    fn the_widest_ranges_are_refused_without_overflowing() {
+        for query in [
+            "numbers.range(-9223372036854775808, 9223372036854775807)",
+            "numbers.range_step(-9223372036854775808, 9223372036854775807, 1)",
+        ] {
+            let error = eval(query).unwrap_err().to_string();
+            assert!(error.contains("autoglm allows at most"), "{query}: {error}");
+        }
+        assert_eq!(
+            numbers(
+                "numbers.range_step(-9223372036854775808, 9223372036854775807, 9223372036854775807)"
+            ),
+            [i64::MIN, -1, i64::MAX - 1]
+        );
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub struct ConsoleArgs {
     /// The Prometheus that scrapes the gateways, e.g. http://prometheus:9090: rollouts' analyses query it.
     #[arg(long, env = "AUTOGLM_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
+    /// With `--platform kubernetes`: autoglm's own namespace, where the console
+    /// keeps each tenant's policies for the operator's webhook (tenants cannot write there).
+    #[arg(long, default_value = autoglm_policy::SYSTEM_NAMESPACE)]
+    pub system_namespace: String,
 }
 
 /// Flags of `autoglm gateway`.

@@ -136,6 +136,7 @@ fn main() -> ExitCode {
                 cluster::PlatformKind::Kubernetes => serve::Platform::Kubernetes {
                     kubeconfig: args.kubeconfig,
                     prometheus: args.prometheus_url,
+                    system_namespace: args.system_namespace,
                 },
             };
             serve(

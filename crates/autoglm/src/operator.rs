@@ -58,6 +58,9 @@ pub struct OperatorArgs {
     /// The CA that signed it (PEM), written into the webhook configuration.
     #[arg(long, requires = "webhook_cert_file")]
     webhook_ca_file: Option<PathBuf>,
+    /// Where the console keeps each tenant's policies (its --system-namespace).
+    #[arg(long, default_value = autoglm_policy::SYSTEM_NAMESPACE)]
+    policies_namespace: String,
     /// What the API server does when no webhook answers: Fail (refuse the write) or Ignore.
     #[arg(long, default_value = "Fail", value_parser = ["Fail", "Ignore"])]
     webhook_failure_policy: String,
@@ -131,6 +134,7 @@ fn webhook_settings(
         failure_policy: args.webhook_failure_policy.clone(),
         timeout_seconds: args.webhook_timeout,
         namespaces: args.namespaces.clone(),
+        policies_namespace: args.policies_namespace.clone(),
     }))
 }
 

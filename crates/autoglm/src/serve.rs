@@ -23,6 +23,8 @@ pub enum Platform {
         kubeconfig: Option<std::path::PathBuf>,
         /// The Prometheus that scrapes the gateways.
         prometheus: Option<String>,
+        /// Where each tenant's policies are kept for the operator's webhook.
+        system_namespace: String,
     },
 }
 
@@ -47,13 +49,18 @@ pub async fn run(config: Config, platform: Platform) -> anyhow::Result<()> {
             (state, Some(running), Some(up))
         }
         Platform::None => (opened.state, None, None),
-        Platform::Kubernetes { kubeconfig, .. } => {
+        Platform::Kubernetes {
+            kubeconfig,
+            system_namespace,
+            ..
+        } => {
             let client = crate::cluster::client(kubeconfig.as_ref())
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot reach Kubernetes: {e}"))?;
             tokio::spawn(autoglm_cluster::tenants::run(
                 client.clone(),
                 opened.state.store.clone(),
+                system_namespace,
             ));
             tokio::spawn(autoglm_cluster::config_maps::run(
                 client.clone(),

@@ -195,9 +195,9 @@ async fn kubectl_apply_is_judged_by_the_webhook_as_the_console_judges() {
             &[
                 "get",
                 "configmap",
-                "autoglm-policies",
+                "policies-default",
                 "-n",
-                TENANT,
+                "autoglm-system",
                 "-o",
                 "json",
             ],
@@ -321,6 +321,81 @@ async fn kubectl_apply_is_judged_by_the_webhook_as_the_console_judges() {
     let (accepted, stderr) = kubectl_apply(plane, &worse, &[]);
     assert!(!accepted);
     assert!(stderr.contains("policy dev-replicas (deny)"), "{stderr}");
+
+    // `kubectl scale` is judged too: the scale subresource is no way around.
+    let dev_labels = json!({"team": "nlp", "cost-center": "cc-1", "environment": "dev"});
+    let small_dev = manifest("small-dev", dev_labels, compliant_spec());
+    let (accepted, stderr) = kubectl_apply(plane, &small_dev, &[]);
+    assert!(accepted, "{stderr}");
+    let scaled = plane.kubectl_with(
+        &[
+            "scale",
+            "modelservice",
+            "small-dev",
+            "-n",
+            TENANT,
+            "--replicas=5",
+        ],
+        "",
+    );
+    let stderr = String::from_utf8_lossy(&scaled.stderr);
+    assert!(!scaled.status.success(), "kubectl scale went through");
+    assert!(
+        stderr.contains("policy dev-replicas (deny): service small-dev is in dev, where a version may have at most 2 replicas; it asks for 5"),
+        "{stderr}"
+    );
+    plane.kubectl(&[
+        "scale",
+        "modelservice",
+        "small-dev",
+        "-n",
+        TENANT,
+        "--replicas=2",
+    ]);
+
+    // The tenant cannot open its namespace by deleting the policies' copy:
+    // without it every write there is refused, until the console applies
+    // it again (at the next change of a policy, or within five minutes).
+    plane.kubectl(&[
+        "delete",
+        "configmap",
+        "policies-default",
+        "-n",
+        "autoglm-system",
+    ]);
+    // (A new service: kubectl sends nothing for an unchanged one.)
+    let fresh = manifest("fresh", compliant_labels(), compliant_spec());
+    plane.wait_until(
+        "writes refused without the copy",
+        Duration::from_secs(60),
+        || {
+            let (accepted, stderr) = kubectl_apply(plane, &fresh, &["--dry-run=server"]);
+            !accepted && stderr.contains("the policies of tenant default are not known here yet")
+        },
+    );
+    // A policy that freezes good-kubectl brings the copy back with it.
+    let frozen = "package frozen\ndeny contains \"good-kubectl is frozen\" if { input.name == \"good-kubectl\" }";
+    let (s, b) = console
+        .call(
+            &http,
+            reqwest::Method::PUT,
+            "/api/v1/policies/frozen",
+            Some(json!({"rego": frozen})),
+        )
+        .await;
+    assert!(s.is_success(), "{b}");
+    let mut respec = by_kubectl.clone();
+    respec["spec"]["resources"] = json!({"cpu": "2", "memory": "1Gi"});
+    plane.wait_until(
+        "the frozen policy at the webhook",
+        Duration::from_secs(60),
+        || {
+            let (accepted, stderr) = kubectl_apply(plane, &respec, &["--dry-run=server"]);
+            !accepted && stderr.contains("policy frozen (deny): good-kubectl is frozen")
+        },
+    );
+    // What policies do not see (an annotation) is not judged again: the
+    // frozen service may still be annotated, and so be deleted.
     plane.kubectl(&[
         "annotate",
         "modelservice",
@@ -329,6 +404,15 @@ async fn kubectl_apply_is_judged_by_the_webhook_as_the_console_judges() {
         TENANT,
         "note=kept",
     ]);
+    let (s, _) = console
+        .call(
+            &http,
+            reqwest::Method::DELETE,
+            "/api/v1/policies/frozen",
+            None,
+        )
+        .await;
+    assert!(s.is_success());
 
     // The tenant's namespace holds its quota as a ResourceQuota, container
     // defaults, and the network policy that admits only autoglm's pods.
@@ -377,23 +461,24 @@ async fn kubectl_apply_is_judged_by_the_webhook_as_the_console_judges() {
     assert_eq!(quota["quota"]["gpus"], 2);
     // A pod over the quota is refused by the API server, and the console
     // says so in the service's status, naming the quota.
-    plane.wait_until("the two services' pods", Duration::from_secs(60), || {
+    // good, good-kubectl and small-dev's two.
+    plane.wait_until("the services' four pods", Duration::from_secs(60), || {
         plane.get_json(&["pods", "-n", TENANT])["items"]
             .as_array()
-            .is_some_and(|pods| pods.len() == 2)
+            .is_some_and(|pods| pods.len() == 4)
     });
     let (s, b) = console
         .call(
             &http,
             reqwest::Method::PUT,
             &format!("/api/v1/tenants/{TENANT}/quota"),
-            Some(json!({"replicas": 3})),
+            Some(json!({"replicas": 5})),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    plane.wait_until("pods limited to 3", Duration::from_secs(60), || {
+    plane.wait_until("pods limited to 5", Duration::from_secs(60), || {
         let q = plane.get_json(&["resourcequota", "autoglm-quota", "-n", TENANT]);
-        q["status"]["hard"]["pods"] == "3"
+        q["status"]["hard"]["pods"] == "5"
     });
     let mut crowded = manifest("crowded", compliant_labels(), compliant_spec());
     crowded["spec"]["replicas"] = json!(2);
@@ -434,7 +519,7 @@ async fn kubectl_apply_is_judged_by_the_webhook_as_the_console_judges() {
     assert!(
         message.starts_with("version 1: ")
             && message.contains("exceeded quota: autoglm-quota")
-            && message.contains("limited: pods=3"),
+            && message.contains("limited: pods=5"),
         "{message}"
     );
     // Lifting the quota removes the ResourceQuota.

@@ -128,10 +128,53 @@ async fn a_replica_starts_only_within_its_tenants_quota() {
     assert_eq!(quota["used"]["cpu"], "2");
     assert_eq!(quota["used"]["replicas"], 2);
 
-    // A lowered quota stops nothing that runs; deleting gives the room back.
+    // At full quota a restart still goes through: an old replica makes room.
+    set_quota(&local, json!({"replicas": 2, "cpu": "2", "memory": "4Gi"})).await;
+    let ids = |status: &Value| -> Vec<String> {
+        let mut ids: Vec<String> = status["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let before = ids(&status);
+    let restart = local
+        .start_task(Method::POST, "/api/v1/services/echo/restart", None)
+        .await;
+    let done = local.final_task(&restart["id"]).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let after = ids(&done["result"]["status"]);
+    assert_eq!(after.len(), 2, "{done}");
+    assert!(
+        after.iter().all(|id| !before.contains(id)),
+        "{before:?} -> {after:?}"
+    );
+
+    // A lowered quota stops nothing that runs: a scale-up is refused with
+    // both replicas still counted and ready.
     set_quota(&local, json!({"replicas": 1})).await;
-    let (_, service) = local.call(Method::GET, "/api/v1/services/echo", None).await;
-    assert_eq!(service["status"]["readyReplicas"], 2);
+    let (s, b) = local
+        .call(
+            Method::POST,
+            "/api/v1/services/echo/scale",
+            Some(json!({"replicas": 3})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let status = status_when(&local, "the scale-up refused", |s| {
+        quota_refusal(s).is_some_and(|m| m.contains("replicas quota"))
+    })
+    .await;
+    assert_eq!(
+        quota_refusal(&status).unwrap(),
+        "a replica of version 1 was not started: over the tenant's replicas quota: \
+         the replica needs 1, and 0 of 1 is left (2 in use)"
+    );
+    assert_eq!(status["readyReplicas"], 2);
+    // Deleting gives the room back.
     let task = local
         .start_task(Method::DELETE, "/api/v1/services/echo", None)
         .await;

@@ -89,7 +89,7 @@ async fn list(
         .map(|items| {
             items
                 .iter()
-                .filter(|r| r["action"] == "policies.decide" || r["outcome"] == "policy_violation")
+                .filter(|r| r["action"] == "policies.decide")
                 .take(50)
                 .collect()
         })
@@ -160,8 +160,10 @@ async fn list(
                             td { (r["actor"].as_str().unwrap_or("")) }
                             td { code { (r["target"].as_str().unwrap_or("")) } }
                             td {
-                                @if r["outcome"] == "policy_violation" { span.badge.bad { "refused" } }
-                                @else { (r["outcome"].as_str().unwrap_or("")) }
+                                @let outcome = r["outcome"].as_str().unwrap_or("");
+                                @if let Some(findings) = outcome.strip_prefix("refused: ") {
+                                    span.badge.bad { "refused" } " " (findings)
+                                } @else { (outcome) }
                             }
                         }
                     }
