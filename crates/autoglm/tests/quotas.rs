@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Local, UPSTREAM};
+use common::{Local, UPSTREAM, replica_ids};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -130,23 +130,13 @@ async fn a_replica_starts_only_within_its_tenants_quota() {
 
     // At full quota a restart still goes through: an old replica makes room.
     set_quota(&local, json!({"replicas": 2, "cpu": "2", "memory": "4Gi"})).await;
-    let ids = |status: &Value| -> Vec<String> {
-        let mut ids: Vec<String> = status["replicas"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["id"].as_str().unwrap().to_owned())
-            .collect();
-        ids.sort();
-        ids
-    };
-    let before = ids(&status);
+    let before = replica_ids(&status);
     let restart = local
         .start_task(Method::POST, "/api/v1/services/echo/restart", None)
         .await;
     let done = local.final_task(&restart["id"]).await;
     assert_eq!(done["state"], "succeeded", "{done}");
-    let after = ids(&done["result"]["status"]);
+    let after = replica_ids(&done["result"]["status"]);
     assert_eq!(after.len(), 2, "{done}");
     assert!(
         after.iter().all(|id| !before.contains(id)),

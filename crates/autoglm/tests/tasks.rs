@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Local, UPSTREAM, Up, exited};
+use common::{Local, UPSTREAM, Up, exited, replica_ids};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -29,17 +29,6 @@ fn echo(replicas: u32, delay_ms: u32) -> Value {
         "runtime": {"command": {"command": ["python3", UPSTREAM, "{port}", "{version}", "{name}"]}},
         "env": [{"name": "START_DELAY_MS", "value": delay_ms.to_string()}],
     })
-}
-
-fn replica_ids(status: &Value) -> Vec<String> {
-    let mut ids: Vec<String> = status["replicas"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_owned())
-        .collect();
-    ids.sort();
-    ids
 }
 
 fn pids(status: &Value) -> Vec<String> {

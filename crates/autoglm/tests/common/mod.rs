@@ -346,6 +346,18 @@ pub fn assert_printed_curl_answers(printed: &str, dir: &Path) {
     );
 }
 
+/// The ids of a service status's replicas, sorted.
+pub fn replica_ids(status: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = status["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
 /// The OpenAI fixture the tests run as a command runtime.
 pub const UPSTREAM: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
