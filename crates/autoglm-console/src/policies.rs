@@ -17,7 +17,7 @@ use autoglm_core::config::ConfigVersion;
 use autoglm_core::error::PolicyViolation;
 use autoglm_core::service::{ModelServiceManifest, StoredService};
 use autoglm_policy::{Caller, CompiledPolicy, Decision, Kind, Operation, Review};
-use autoglm_store::{Connection, Store, StoreError, Transaction, policies, services};
+use autoglm_store::{Connection, Store, StoreError, Transaction, policies, registry, services};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
@@ -277,8 +277,68 @@ impl Judged {
         }
         let old = old.map(|o| &o.manifest);
         let review = service_review(tx, tenant, self.caller.clone(), old, &new.manifest)?;
-        *self.warnings.lock() = judge(tx, &self.set, &review, audit)?;
+        let mut warnings = judge(tx, &self.set, &review, audit)?;
+        warnings.extend(self.promotion(tx, tenant, old, &new.manifest, audit)?);
+        *self.warnings.lock() = warnings;
         Ok(())
+    }
+
+    /// A write that starts a rollout with `promoteToProduction` asks, in
+    /// effect, for its canary's move to production when it ends (which the
+    /// rollout's task makes without a caller): that stage change is judged
+    /// now, by the policies that ask about versions.
+    fn promotion(
+        &self,
+        tx: &Transaction<'_>,
+        tenant: &str,
+        old: Option<&ModelServiceManifest>,
+        new: &ModelServiceManifest,
+        audit: &AuditEvent,
+    ) -> Result<Vec<String>, StoreError> {
+        let promotes = new
+            .spec
+            .rollout
+            .as_ref()
+            .is_some_and(|r| r.promote_to_production);
+        let applies = self
+            .set
+            .iter()
+            .any(|p| p.spec.applies_to(Kind::ModelVersion));
+        let Some(old) = old.filter(|_| promotes && applies) else {
+            return Ok(Vec::new());
+        };
+        // The canary is the version the write brings in (stored beside the
+        // stable one, at the rollout's first weight).
+        let added: Vec<&str> = new
+            .spec
+            .versions
+            .iter()
+            .map(|v| v.version.as_str())
+            .filter(|v| !old.spec.versions.iter().any(|o| o.version == *v))
+            .collect();
+        let Some(version) = (match added.as_slice() {
+            [canary] => canary.parse::<i64>().ok(),
+            _ => None,
+        }) else {
+            return Ok(Vec::new());
+        };
+        let model = registry::get_model(tx, tenant, &new.spec.model)?;
+        let before = registry::get_version(tx, tenant, &new.spec.model, version)?.version;
+        if before.stage == autoglm_core::stage::Stage::Production {
+            return Ok(Vec::new());
+        }
+        let after = autoglm_core::registry::ModelVersion {
+            stage: autoglm_core::stage::Stage::Production,
+            ..before.clone()
+        };
+        let review = review_of(
+            Kind::ModelVersion,
+            tenant,
+            self.caller.clone(),
+            Some(version_resource(&model, &before)),
+            version_resource(&model, &after),
+        );
+        judge(tx, &self.set, &review, audit)
     }
 
     /// Judges a model's create or update inside its transaction.

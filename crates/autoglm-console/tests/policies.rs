@@ -688,6 +688,59 @@ async fn a_policy_that_asks_for_versions_judges_their_registration_and_stage_cha
             && r["target"] == format!("models/{MODEL}/versions/1")),
         "{records:?}"
     );
+
+    // A rollout that will promote its canary asks for that stage change
+    // now: toward a version not in staging it is refused with the
+    // version policy's words; once the version is in staging it starts.
+    post(
+        &c.app,
+        "/api/v1/services",
+        &c.admin,
+        service("chat-svc", json!({}), json!({})),
+    )
+    .await
+    .expect(202);
+    upload(
+        &c.app,
+        &c.admin,
+        MODEL,
+        &[
+            Part::metadata(&json!({"framework": "safetensors"})),
+            Part::artifact("model.safetensors", &weights),
+        ],
+    )
+    .await
+    .expect(201);
+    let mut canary = service("chat-svc", json!({}), json!({}));
+    canary["spec"]["versions"] = json!([{"version": "2", "weight": 100}]);
+    canary["spec"]["rollout"] = json!({"steps": [{"setWeight": 50}], "promoteToProduction": true});
+    let refused = call(
+        &c.app,
+        Method::PUT,
+        "/api/v1/services/chat-svc",
+        Some(&c.admin),
+        Some(canary.clone()),
+    )
+    .await;
+    assert_problem(&refused, 422, "policy_violation");
+    assert_eq!(
+        refused.json()["detail"],
+        format!(
+            "policy version-rules (deny): version {MODEL}/2 goes to production from none, not from staging"
+        )
+    );
+    set_stage(&c.app, &c.admin, MODEL, 2, "staging")
+        .await
+        .expect(200);
+    call(
+        &c.app,
+        Method::PUT,
+        "/api/v1/services/chat-svc",
+        Some(&c.admin),
+        Some(canary),
+    )
+    .await
+    .expect(202);
 }
 
 #[tokio::test]

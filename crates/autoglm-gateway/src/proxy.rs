@@ -248,6 +248,16 @@ async fn within_token_quota(
                 ));
             }
         }
+    } else if inner.tokens.due(&caller.tenant, Instant::now()) {
+        // Read again beside the request, which does not wait for it: what
+        // other gateways flushed since counts from the next request on.
+        let (store, tenant) = (inner.auth.store(), caller.tenant.clone());
+        let tokens = inner.tokens.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Ok(spent) = store.tokens_spent(&tenant, now) {
+                tokens.seed(&tenant, spent, now);
+            }
+        });
     }
     inner
         .tokens

@@ -4,17 +4,22 @@
 //! that crosses a quota completes, and the next is refused), as the rate
 //! limits' token buckets are.
 //!
-//! What a tenant spent is read from the store's usage once, the first time
-//! this gateway sees the tenant, and counted here from then on; a new day or
-//! month starts from zero. Several gateways each count their own traffic
-//! over what was stored when they first saw the tenant.
+//! What a tenant spent is read from the store's usage the first time this
+//! gateway sees the tenant, and counted here from then on; a new day or
+//! month starts from zero. Every [`REFRESH`] it is read again and the larger
+//! count kept, so that several gateways see each other's traffic as it is
+//! flushed (within a refresh and a flush, about 12 s, of each other).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use autoglm_core::quota::TokenQuota;
 use chrono::{DateTime, Datelike, Utc};
 use foldhash::HashMap;
 use parking_lot::Mutex;
+
+/// How often a tenant's stored spending is read again.
+pub const REFRESH: Duration = Duration::from_secs(10);
 
 /// What one tenant spent in the current day and month.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +28,8 @@ struct Spent {
     today: u64,
     month: (i32, u32),
     this_month: u64,
+    /// When the store was last read for it.
+    read_at: Instant,
 }
 
 impl Spent {
@@ -66,15 +73,32 @@ impl TokenLedger {
         self.spent.lock().contains_key(tenant)
     }
 
-    /// Takes the stored spending of `tenant` (today, this month) at `now`,
-    /// unless it is counted here already.
+    /// Whether `tenant`'s stored spending is due to be read again (and
+    /// marks it read, so that one request at a time reads it).
+    pub fn due(&self, tenant: &str, at: Instant) -> bool {
+        match self.spent.lock().get_mut(tenant) {
+            Some(spent) if at.saturating_duration_since(spent.read_at) >= REFRESH => {
+                spent.read_at = at;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Takes the stored spending of `tenant` (today, this month) at `now`:
+    /// the larger of it and what is counted here, for each period.
     pub fn seed(&self, tenant: &Arc<str>, (today, this_month): (u64, u64), now: DateTime<Utc>) {
-        self.spent.lock().entry(tenant.clone()).or_insert(Spent {
+        let mut all = self.spent.lock();
+        let spent = all.entry(tenant.clone()).or_insert(Spent {
             day: (now.year(), now.month(), now.day()),
-            today,
+            today: 0,
             month: (now.year(), now.month()),
-            this_month,
+            this_month: 0,
+            read_at: Instant::now(),
         });
+        spent.roll(now);
+        spent.today = spent.today.max(today);
+        spent.this_month = spent.this_month.max(this_month);
     }
 
     /// Whether `tenant` may send another request under `quota` at `now`.
@@ -164,19 +188,36 @@ mod tests {
     }
 
     #[test]
-    fn a_later_seed_does_not_forget_what_was_counted_here() {
+    fn a_later_read_keeps_the_larger_count_of_each_period() {
         let ledger = TokenLedger::default();
         let tenant: Arc<str> = "acme".into();
         ledger.seed(&tenant, (10, 10), at(7, 10));
         ledger.charge("acme", 5, at(7, 10));
+        // Not yet flushed: what is counted here stands.
         ledger.seed(&tenant, (0, 0), at(7, 10));
         let quota = TokenQuota {
             per_day: Some(15),
-            per_month: None,
+            per_month: Some(100),
         };
         assert_eq!(
             ledger.admit("acme", quota, at(7, 10)).unwrap_err().spent,
             15
         );
+        // Another gateway's traffic, flushed: the store's count stands.
+        ledger.seed(&tenant, (12, 120), at(8, 1));
+        let refused = ledger.admit("acme", quota, at(8, 1)).unwrap_err();
+        assert_eq!((refused.period, refused.spent), ("month", 120));
+    }
+
+    #[test]
+    fn the_store_is_read_again_once_a_refresh_has_passed() {
+        let ledger = TokenLedger::default();
+        let tenant: Arc<str> = "acme".into();
+        ledger.seed(&tenant, (0, 0), at(7, 10));
+        let start = Instant::now();
+        assert!(!ledger.due("acme", start));
+        assert!(ledger.due("acme", start + REFRESH));
+        assert!(!ledger.due("acme", start + REFRESH), "one reader at a time");
+        assert!(!ledger.due("other", start + REFRESH));
     }
 }
