@@ -655,17 +655,20 @@ async fn a_policy_that_asks_for_versions_judges_their_registration_and_stage_cha
     .await;
     assert_eq!(listed["items"], json!([]), "a refused version is not kept");
 
-    upload(
-        &c.app,
-        &c.admin,
-        MODEL,
-        &[
-            Part::metadata(&json!({"framework": "safetensors"})),
-            Part::artifact("model.safetensors", &weights),
-        ],
-    )
-    .await
-    .expect(201);
+    let with_framework = || async {
+        upload(
+            &c.app,
+            &c.admin,
+            MODEL,
+            &[
+                Part::metadata(&json!({"framework": "safetensors"})),
+                Part::artifact("model.safetensors", &weights),
+            ],
+        )
+        .await
+        .expect(201);
+    };
+    with_framework().await;
     // Straight to production is refused and leaves the stage; through staging it goes.
     let skipped = set_stage(&c.app, &c.admin, MODEL, 1, "production").await;
     assert_problem(&skipped, 422, "policy_violation");
@@ -700,17 +703,7 @@ async fn a_policy_that_asks_for_versions_judges_their_registration_and_stage_cha
     )
     .await
     .expect(202);
-    upload(
-        &c.app,
-        &c.admin,
-        MODEL,
-        &[
-            Part::metadata(&json!({"framework": "safetensors"})),
-            Part::artifact("model.safetensors", &weights),
-        ],
-    )
-    .await
-    .expect(201);
+    with_framework().await;
     let mut canary = service("chat-svc", json!({}), json!({}));
     canary["spec"]["versions"] = json!([{"version": "2", "weight": 100}]);
     canary["spec"]["rollout"] = json!({"steps": [{"setWeight": 50}], "promoteToProduction": true});
