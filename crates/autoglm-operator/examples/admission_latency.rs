@@ -80,6 +80,7 @@ async fn main() {
         timeout_seconds: autoglm_operator::DEFAULT_TIMEOUT_SECONDS,
         namespaces: vec![namespace.clone()],
         policies_namespace: namespace.clone(),
+        trusted_users: Vec::new(),
     };
     tokio::spawn(autoglm_operator::serve_webhook(client.clone(), settings));
     // Judging has begun once a service without a required label is refused

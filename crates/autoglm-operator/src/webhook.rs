@@ -145,6 +145,9 @@ pub struct WebhookSettings {
     pub namespaces: Vec<String>,
     /// Where the console keeps each tenant's policies (`autoglm-system`).
     pub policies_namespace: String,
+    /// Users whose writes are let through unjudged: the console's
+    /// ServiceAccount, which judged each with its real caller already.
+    pub trusted_users: Vec<String>,
 }
 
 /// Why the webhook could not start.
@@ -376,6 +379,7 @@ pub async fn serve_webhook(client: Client, settings: WebhookSettings) -> Result<
     );
     let judge = Arc::new(Judge::new(
         settings.policies_namespace.clone(),
+        settings.trusted_users.clone(),
         config_maps,
         tenants,
         services,
@@ -460,6 +464,7 @@ mod tests {
             timeout_seconds: 5,
             namespaces: vec!["team-a".into()],
             policies_namespace: "autoglm-system".into(),
+            trusted_users: Vec::new(),
         };
         let config = serde_json::to_value(configuration(&settings, b"CA")).unwrap();
         let hook = &config["webhooks"][0];

@@ -61,6 +61,11 @@ pub struct OperatorArgs {
     /// Where the console keeps each tenant's policies (its --system-namespace).
     #[arg(long, default_value = autoglm_policy::SYSTEM_NAMESPACE)]
     policies_namespace: String,
+    /// A user whose ModelService writes the webhook lets through unjudged: the
+    /// console's ServiceAccount (system:serviceaccount:NS:NAME), which judged each
+    /// write with its real caller before making it. Repeat for several.
+    #[arg(long = "webhook-trusted-user")]
+    webhook_trusted_users: Vec<String>,
     /// What the API server does when no webhook answers: Fail (refuse the write) or Ignore.
     #[arg(long, default_value = "Fail", value_parser = ["Fail", "Ignore"])]
     webhook_failure_policy: String,
@@ -135,6 +140,7 @@ fn webhook_settings(
         timeout_seconds: args.webhook_timeout,
         namespaces: args.namespaces.clone(),
         policies_namespace: args.policies_namespace.clone(),
+        trusted_users: args.webhook_trusted_users.clone(),
     }))
 }
 
