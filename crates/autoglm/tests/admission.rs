@@ -451,6 +451,11 @@ async fn kubectl_apply_is_judged_by_the_webhook_as_the_console_judges() {
     );
     let isolation = plane.get_json(&["networkpolicy", "autoglm-isolation", "-n", TENANT]);
     assert_eq!(isolation["spec"]["policyTypes"], json!(["Ingress"]));
+    // Only the model servers: not every pod that runs in the namespace.
+    assert_eq!(
+        isolation["spec"]["podSelector"]["matchLabels"],
+        json!({"app.kubernetes.io/managed-by": "autoglm", "app.kubernetes.io/component": "model-server"})
+    );
     assert_eq!(
         isolation["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0]["values"],
         json!(["gateway", "operator"])
