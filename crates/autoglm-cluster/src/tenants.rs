@@ -34,18 +34,21 @@ use crate::platform::FIELD_MANAGER;
 /// How often the tenancy version is compared: a cheap atomic read.
 const POLL: Duration = Duration::from_millis(250);
 
-/// Creates (or keeps) the tenant's namespace, labelled `autoglm.io/tenant`.
+/// Creates (or keeps) the tenant's namespace, labelled `autoglm.io/tenant`:
+/// the webhook refuses writes in it while it has no copy of the tenant's
+/// policies.
 pub(crate) async fn apply_namespace(client: &Client, tenant: &str) -> Result<(), kube::Error> {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
+    namespace(client, tenant, json!({TENANT_LABEL: tenant})).await
+}
+
+/// Creates (or keeps) namespace `name` with `labels`, as the console's.
+async fn namespace(client: &Client, name: &str, labels: Value) -> Result<(), kube::Error> {
+    Api::<Namespace>::all(client.clone())
         .patch(
-            tenant,
+            name,
             &PatchParams::apply(FIELD_MANAGER),
-            // Labelled as a tenant's: the webhook refuses writes in it while
-            // it has no copy of the tenant's policies.
             &Patch::Apply(json!({
-                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": tenant,
-                    "labels": {TENANT_LABEL: tenant}},
+                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels},
             })),
         )
         .await
@@ -112,42 +115,40 @@ pub fn quota_hard(quota: &Quota) -> Option<Value> {
     (!hard.is_empty()).then_some(Value::Object(hard))
 }
 
-/// The objects every tenant's namespace holds besides its quota.
-fn defaults(namespace: &str) -> [(&'static str, Value); 2] {
-    let labels = json!({"app.kubernetes.io/managed-by": FIELD_MANAGER});
-    [
-        (
-            "LimitRange",
-            json!({
-                "apiVersion": "v1", "kind": "LimitRange",
-                "metadata": {"name": LIMIT_RANGE, "namespace": namespace, "labels": labels},
-                "spec": {"limits": [{
-                    "type": "Container",
-                    "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
-                }]},
-            }),
-        ),
-        (
-            "NetworkPolicy",
-            json!({
-                "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-                "metadata": {"name": NETWORK_POLICY, "namespace": namespace, "labels": labels},
-                "spec": {
-                    // The model servers the operator renders, not every pod
-                    // that happens to run in the namespace.
-                    "podSelector": {"matchLabels": {"app.kubernetes.io/managed-by": autoglm_render::MANAGED_BY,
-                                                    "app.kubernetes.io/component": "model-server"}},
-                    "policyTypes": ["Ingress"],
-                    "ingress": [{"from": [{
-                        "namespaceSelector": {},
-                        "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "autoglm"},
-                            "matchExpressions": [{"key": "app.kubernetes.io/component",
-                                "operator": "In", "values": ["gateway", "operator"]}]},
-                    }]}],
-                },
-            }),
-        ),
-    ]
+/// Requests for containers that state none, so that a quota on requests
+/// never refuses a pod for lack of them.
+fn limit_range(namespace: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "LimitRange",
+        "metadata": {"name": LIMIT_RANGE, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": FIELD_MANAGER}},
+        "spec": {"limits": [{
+            "type": "Container",
+            "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+        }]},
+    })
+}
+
+/// Only autoglm's gateway and operator may reach the tenant's model servers.
+fn isolation(namespace: &str) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": NETWORK_POLICY, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": FIELD_MANAGER}},
+        "spec": {
+            // The model servers the operator renders, not every pod
+            // that happens to run in the namespace.
+            "podSelector": {"matchLabels": {"app.kubernetes.io/managed-by": autoglm_render::MANAGED_BY,
+                                            "app.kubernetes.io/component": "model-server"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{
+                "namespaceSelector": {},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "autoglm"},
+                    "matchExpressions": [{"key": "app.kubernetes.io/component",
+                        "operator": "In", "values": ["gateway", "operator"]}]},
+            }]}],
+        },
+    })
 }
 
 fn read_all(store: &Store) -> Result<Vec<TenantState>, StoreError> {
@@ -177,15 +178,7 @@ async fn apply_all(client: &Client, store: &Arc<Store>, system: &str) -> Result<
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?
     };
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .patch(
-            system,
-            &PatchParams::apply(FIELD_MANAGER),
-            &Patch::Apply(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": system}}),
-            ),
-        )
+    namespace(client, system, json!({}))
         .await
         .map_err(|e| format!("namespace {system}: {e}"))?;
     for tenant in tenants {
@@ -193,49 +186,39 @@ async fn apply_all(client: &Client, store: &Arc<Store>, system: &str) -> Result<
             .await
             .map_err(|e| format!("namespace {}: {e}", tenant.name))?;
         // The policies' copy lives where the tenant cannot write.
-        let maps: Api<ConfigMap> = Api::namespaced(client.clone(), system);
         let name = config_map_name(&tenant.name);
-        maps.patch(
+        let copy = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": system, "labels": {
+                "app.kubernetes.io/managed-by": FIELD_MANAGER,
+                LABEL: "true",
+                TENANT_LABEL: tenant.name,
+            }},
+            "data": tenant.policies.to_data(),
+        });
+        apply(
+            Api::<ConfigMap>::namespaced(client.clone(), system),
             &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(json!({
-                "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": name, "namespace": system, "labels": {
-                    "app.kubernetes.io/managed-by": FIELD_MANAGER,
-                    LABEL: "true",
-                    TENANT_LABEL: tenant.name,
-                }},
-                "data": tenant.policies.to_data(),
-            })),
+            &copy,
         )
         .await
         .map_err(|e| format!("ConfigMap {system}/{name}: {e}"))?;
         apply_quota(client, &tenant.name, &tenant.quota).await?;
-        for (kind, object) in defaults(&tenant.name) {
-            let name = object["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            let result = match kind {
-                "LimitRange" => {
-                    apply(
-                        Api::<LimitRange>::namespaced(client.clone(), &tenant.name),
-                        &name,
-                        &object,
-                    )
-                    .await
-                }
-                _ => {
-                    apply(
-                        Api::<NetworkPolicy>::namespaced(client.clone(), &tenant.name),
-                        &name,
-                        &object,
-                    )
-                    .await
-                }
-            };
-            result.map_err(|e| format!("{kind} {}/{name}: {e}", tenant.name))?;
-        }
+        let ns = &tenant.name;
+        apply(
+            Api::<LimitRange>::namespaced(client.clone(), ns),
+            LIMIT_RANGE,
+            &limit_range(ns),
+        )
+        .await
+        .map_err(|e| format!("LimitRange {ns}/{LIMIT_RANGE}: {e}"))?;
+        apply(
+            Api::<NetworkPolicy>::namespaced(client.clone(), ns),
+            NETWORK_POLICY,
+            &isolation(ns),
+        )
+        .await
+        .map_err(|e| format!("NetworkPolicy {ns}/{NETWORK_POLICY}: {e}"))?;
     }
     Ok(())
 }

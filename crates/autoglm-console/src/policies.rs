@@ -430,7 +430,7 @@ impl Judged {
         body: Vec<u8>,
     ) -> axum::response::Response {
         let mut response = crate::context::json_response(status, body);
-        add_warnings(response.headers_mut(), &self.warnings.lock());
+        self.warn(&mut response);
         response
     }
 }

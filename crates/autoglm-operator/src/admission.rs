@@ -10,7 +10,7 @@
 //! `autoglm.io/tenant`) without that copy every write is refused; in
 //! another namespace there are no policies to ask.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use autoglm_core::error::Problem;
@@ -23,6 +23,7 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use kube::runtime::reflector::{ObjectRef, Store};
 use parking_lot::Mutex;
+use serde_json::{Map, Value};
 
 /// The annotation kubectl keeps its last apply in: not the user's.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -32,7 +33,8 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 struct Compiled {
     resource_version: Option<String>,
     policies: Result<Arc<Vec<CompiledPolicy>>, String>,
-    tenant: Arc<TenantPolicies>,
+    /// Per model, each version's stage.
+    stages: Arc<BTreeMap<String, Map<String, Value>>>,
 }
 
 /// What the webhook reads from: the watch caches and the compiled sets.
@@ -87,17 +89,20 @@ impl Judge {
         {
             return Some(kept.clone());
         }
-        let read = TenantPolicies::from_data(&map.data.clone().unwrap_or_default());
-        let tenant = Arc::new(read.clone().unwrap_or_default());
-        let policies = read.and_then(|t| {
-            autoglm_policy::compile_all(t.policies)
-                .map(Arc::new)
-                .map_err(|f| denial_message(std::slice::from_ref(&f)))
-        });
+        let (policies, stages) =
+            match TenantPolicies::from_data(&map.data.clone().unwrap_or_default()) {
+                Ok(read) => (
+                    autoglm_policy::compile_all(read.policies)
+                        .map(Arc::new)
+                        .map_err(|f| denial_message(std::slice::from_ref(&f))),
+                    Arc::new(read.version_stages),
+                ),
+                Err(why) => (Err(why), Arc::default()),
+            };
         let compiled = Compiled {
             resource_version: version,
             policies,
-            tenant,
+            stages,
         };
         self.compiled
             .lock()
@@ -214,7 +219,11 @@ impl Judge {
             caller,
             old.as_ref(),
             &new,
-            compiled.tenant.stages_of(&new.spec.model),
+            compiled
+                .stages
+                .get(&new.spec.model)
+                .cloned()
+                .unwrap_or_default(),
             self.other_gpus(&namespace, &new.metadata.name),
         );
         let decision = autoglm_policy::decide(policies.iter(), &review);

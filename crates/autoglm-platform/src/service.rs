@@ -114,6 +114,7 @@ async fn reconcile(
             let key = launch_key(&v.launch, plan.restart);
             let want = v.replicas as usize;
             let current = |t: &Tracked| t.version == v.version && t.launch_key == key;
+            let stale = |t: &Tracked| t.version == v.version && t.launch_key != key;
             let have = live.iter().filter(|t| current(t)).count();
             for _ in have..want {
                 if let Err(over) = ledger.take(&tenant, plan.per_replica) {
@@ -121,10 +122,9 @@ async fn reconcile(
                     // old replicas hold: one of them goes first (as a
                     // Deployment with maxSurge 0 rolls), and its room is
                     // taken once it has stopped.
-                    let old = |t: &Tracked| t.version == v.version && t.launch_key != key;
                     if retiring.iter().any(|t| t.version == v.version) {
                         // Room is being made already.
-                    } else if let Some(i) = pick_retiree(&live, &old) {
+                    } else if let Some(i) = pick_retiree(&live, &stale) {
                         retiring.push(live.remove(i));
                     } else {
                         refusal = Some(format!(
@@ -165,7 +165,6 @@ async fn reconcile(
                 .iter()
                 .filter(|t| current(t) && t.replica.report().state == ReplicaState::Ready)
                 .count();
-            let stale = |t: &Tracked| t.version == v.version && t.launch_key != key;
             let stale_count = live.iter().filter(|t| stale(t)).count();
             let keep = want.saturating_sub(ready_new).min(stale_count);
             for _ in keep..stale_count {

@@ -73,11 +73,6 @@ impl TenantPolicies {
             version_stages,
         })
     }
-
-    /// The stages of `model`'s versions.
-    pub fn stages_of(&self, model: &str) -> Map<String, Value> {
-        self.version_stages.get(model).cloned().unwrap_or_default()
-    }
 }
 
 /// The policies as the store keeps them (name and spec), read.
@@ -133,8 +128,6 @@ mod tests {
         };
         let read = TenantPolicies::from_data(&written.to_data()).unwrap();
         assert_eq!(read, written);
-        assert_eq!(read.stages_of("chat")["1"], "production");
-        assert!(read.stages_of("other").is_empty());
     }
 
     #[test]
