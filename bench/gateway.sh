@@ -17,6 +17,9 @@
 #        nginx    nginx proxy_pass, by path
 #        gateway  autoglm's gateway, by path (/v2/models/echo/infer)
 #        model    autoglm's gateway, by the OpenAI `model` field (/v1/chat/completions)
+#        filter1  autoglm's gateway, by path, to a service with one proxy-wasm
+#                 filter (examples/filters' header injector setting one header)
+#        filter3  the same with three such filters in its chain
 #      and reads each proxy's CPU time (utime + stime from /proc, all its
 #      processes) around each run: CPU µs per proxied request;
 #   5. the same four with one connection (-c1): the added latency of a single
@@ -30,7 +33,8 @@
 # Usage:   bench/gateway.sh
 # Knobs (environment): AUTOGLM_BIN=path RUNS=3 DURATION=10s CONNECTIONS=32
 #                      PROXY_CPU=0 LOAD_CPU=1 KEEP=1 (keep the raw outputs)
-# Needs: wrk nginx curl jq ss taskset (`cargo xtask deps bench` installs them)
+# Needs: wrk nginx curl jq ss taskset (`cargo xtask deps bench` installs them),
+#        the wasm32-wasip1 Rust target for the filters (`cargo xtask test` adds it)
 set -euo pipefail
 
 RUNS=${RUNS:-3}
@@ -103,12 +107,30 @@ echo '{}' >"$WORK/echo-v1/params.json"
 api POST /api/v1/models '{"name": "echo"}' >/dev/null
 api POST /api/v1/models/echo/versions "{\"path\": \"$WORK/echo-v1\"}" >/dev/null
 UPSTREAM_CMD="sed s/@PORT@/{port}/g $WORK/upstream.tmpl > $WORK/upstream-{port}.conf && exec taskset -c $LOAD_CPU $NGINX -e $WORK/upstream-{port}.error.log -p $WORK -c $WORK/upstream-{port}.conf -g 'daemon off;'"
-api POST /api/v1/services "$(jq -n --arg cmd "$UPSTREAM_CMD" '{apiVersion: "autoglm.io/v1alpha1", kind: "ModelService",
-    metadata: {name: "echo"}, spec: {model: "echo", versions: [{version: "1", weight: 100}], replicas: 1,
-    runtime: {command: {command: ["sh", "-c", $cmd], protocol: "v2", readyPath: "/v2/health/ready"}}}}')" >/dev/null
+# The filters: the example header injector, built from source, uploaded
+# three times so that a chain can hold it thrice, one header each.
+log "building the example filters (examples/filters, wasm32-wasip1)"
+(cd "$ROOT/examples/filters" && CARGO_TARGET_DIR="$WORK/filters-target" cargo build --release --quiet --target wasm32-wasip1) ||
+    die "the example filters did not build (rustup target add wasm32-wasip1)"
+INJECTOR=$WORK/filters-target/wasm32-wasip1/release/header_injector.wasm
+for n in 1 2 3; do
+    curl -fsS -X PUT "$CONSOLE/api/v1/filters/header-$n" -H "$AUTH" -H 'content-type: application/wasm' \
+        --data-binary "@$INJECTOR" >/dev/null
+done
+chain() { # N: the spec.filters of a service with N header filters
+    jq -n --argjson n "$1" '[range(1; $n + 1) | {name: "header-\(.)", config: {request: {"x-bench-\(.)": "1"}}}]'
+}
+for service in echo:0 echo1:1 echo3:3; do
+    api POST /api/v1/services "$(jq -n --arg cmd "$UPSTREAM_CMD" --arg name "${service%:*}" --argjson filters "$(chain "${service#*:}")" \
+        '{apiVersion: "autoglm.io/v1alpha1", kind: "ModelService",
+        metadata: {name: $name}, spec: {model: "echo", versions: [{version: "1", weight: 100}], replicas: 1, filters: $filters,
+        runtime: {command: {command: ["sh", "-c", $cmd], protocol: "v2", readyPath: "/v2/health/ready"}}}}')" >/dev/null
+done
 KEY=$(api POST /api/v1/keys '{"name": "bench", "rate_limit": {"requests_per_second": 100000000, "tokens_per_minute": 100000000}}' | jq -r .secret)
 KAUTH="Authorization: Bearer $KEY"
-wait_http "$GATEWAY/v2/models/echo/infer" -X POST -H "$KAUTH" -d '{}' || { cat "$WORK/up.log" >&2; die "the gateway does not reach the upstream"; }
+for service in echo echo1 echo3; do
+    wait_http "$GATEWAY/v2/models/$service/infer" -X POST -H "$KAUTH" -d '{}' || { cat "$WORK/up.log" >&2; die "the gateway does not reach $service's upstream"; }
+done
 UPORT=$(api GET /api/v1/services/echo | jq -r '.status.replicas[0].port')
 UPSTREAM=http://127.0.0.1:$UPORT
 log "upstream: nginx on $UPSTREAM (CPU $LOAD_CPU), started by the local platform"
@@ -135,9 +157,11 @@ declare -A URL=(
     [nginx]="$PROXY/v2/models/echo/infer"
     [gateway]="$GATEWAY/v2/models/echo/infer"
     [model]="$GATEWAY/v1/chat/completions"
+    [filter1]="$GATEWAY/v2/models/echo1/infer"
+    [filter3]="$GATEWAY/v2/models/echo3/infer"
 )
-declare -A PIDS_OF=([nginx]=proxy [gateway]=up [model]=up)
-NAMES=(direct nginx gateway model)
+declare -A PIDS_OF=([nginx]=proxy [gateway]=up [model]=up [filter1]=up [filter3]=up)
+NAMES=(direct nginx gateway model filter1 filter3)
 TICKS=$(getconf CLK_TCK)
 
 # utime + stime, in ticks, of a process and its children.
@@ -240,20 +264,32 @@ for name in "${NAMES[@]}"; do
         echo "| direct (upstream alone) | $rps | | | $p50 | $p99 | | $s50 | | $(errors "$name") |"
     else
         label=$name
-        case $name in nginx) label="nginx proxy_pass (path)" ;; gateway) label="autoglm gateway (path)" ;; model) label="autoglm gateway (model field)" ;; esac
+        case $name in
+        nginx) label="nginx proxy_pass (path)" ;; gateway) label="autoglm gateway (path)" ;; model) label="autoglm gateway (model field)" ;;
+        filter1) label="autoglm gateway (path), 1 header filter" ;; filter3) label="autoglm gateway (path), 3 header filters" ;;
+        esac
         echo "| $label | $rps | $(ratio "$rps" "$N_RPS") | $(cpu "$name") | $p50 | $p99 | $(minus "$p50" "$D50") / $(minus "$p99" "$D99") | $s50 | $(minus "$s50" "$S50") | $(errors "$name") |"
     fi
 done
 echo
 # The machine's speed drifts between rounds; runs of the same round are
 # minutes apart at most, so their ratios are the steadier comparison.
-for name in gateway model; do
+for name in gateway model filter1 filter3; do
     rps_ratios=() cpu_ratios=()
     for ((r = 1; r <= RUNS; r++)); do
         rps_ratios+=("$(ratio "$(parse_wrk "$WORK/results/$name.$r" | cut -d' ' -f1)" "$(parse_wrk "$WORK/results/nginx.$r" | cut -d' ' -f1)")")
         cpu_ratios+=("$(ratio "$(cat "$WORK/results/$name.$r.cpu")" "$(cat "$WORK/results/nginx.$r.cpu")")")
     done
     echo "Same-round ratios to nginx, $name: req/s ${rps_ratios[*]} (median $(printf '%s\n' "${rps_ratios[@]}" | median)); CPU per request ${cpu_ratios[*]} (median $(printf '%s\n' "${cpu_ratios[@]}" | median))."
+done
+# What the filters cost: the same gateway path with and without them, per round.
+for name in filter1 filter3; do
+    rps_ratios=() cpu_ratios=()
+    for ((r = 1; r <= RUNS; r++)); do
+        rps_ratios+=("$(ratio "$(parse_wrk "$WORK/results/$name.$r" | cut -d' ' -f1)" "$(parse_wrk "$WORK/results/gateway.$r" | cut -d' ' -f1)")")
+        cpu_ratios+=("$(ratio "$(cat "$WORK/results/$name.$r.cpu")" "$(cat "$WORK/results/gateway.$r.cpu")")")
+    done
+    echo "Same-round ratios to the gateway without filters, $name: req/s ${rps_ratios[*]} (median $(printf '%s\n' "${rps_ratios[@]}" | median)); CPU per request ${cpu_ratios[*]} (median $(printf '%s\n' "${cpu_ratios[@]}" | median))."
 done
 echo "Scale-up decision after a load step (median of $RUNS): $DECISION ms; first answer from zero (MiniLM, median of $RUNS): $COLD_MEDIAN s."
 echo "Medians of $RUNS rounds; wrk -t1 -c$CONNECTIONS -d$DURATION on CPU $LOAD_CPU (with the upstream), proxies on CPU $PROXY_CPU."

@@ -86,10 +86,18 @@ fn deps(args: &[String]) -> Result<(), String> {
         for package in &missing {
             println!("missing {}: {}", package.name, package.why);
         }
-        return if missing.is_empty() {
+        let targets = system::missing_targets(need)?;
+        for target in &targets {
+            println!("missing Rust target {}: {}", target.name, target.why);
+        }
+        return if missing.is_empty() && targets.is_empty() {
             Ok(())
         } else {
-            Err(format!("{} system packages missing", missing.len()))
+            Err(format!(
+                "{} system packages and {} Rust targets missing",
+                missing.len(),
+                targets.len()
+            ))
         };
     }
     system::ensure(need)

@@ -1,4 +1,4 @@
-//! The one list of system packages autoglm needs, each with the check that
+//! The one list of system packages (and Rust targets) autoglm needs, each with the check that
 //! tells whether this machine already has it, and the install. Every entry
 //! point reads it: `cargo xtask up`, `cargo xtask test` (so `.ci/run`), the
 //! Dockerfile's `cargo xtask deps build` and `cargo xtask deps bench`.
@@ -131,6 +131,54 @@ pub const PACKAGES: &[Package] = &[
     },
 ];
 
+/// A Rust compilation target, added with rustup.
+#[derive(Debug)]
+pub struct Target {
+    /// The name `rustup target add` takes.
+    pub name: &'static str,
+    /// Why autoglm needs it.
+    pub why: &'static str,
+    pub need: Need,
+}
+
+/// Every Rust target beyond the host's.
+pub const TARGETS: &[Target] = &[Target {
+    name: "wasm32-wasip1",
+    why: "the tests build the example gateway filters (examples/filters) from source",
+    need: Need::Test,
+}];
+
+/// The targets that `need` requires and the toolchain lacks.
+pub fn missing_targets(need: Need) -> Result<Vec<&'static Target>, String> {
+    let wanted: Vec<&Target> = TARGETS.iter().filter(|t| t.need <= need).collect();
+    if wanted.is_empty() {
+        return Ok(wanted);
+    }
+    let listed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map_err(|e| {
+            format!("cannot run rustup, which adds the Rust targets autoglm needs: {e}")
+        })?;
+    let installed = String::from_utf8_lossy(&listed.stdout);
+    Ok(wanted
+        .into_iter()
+        .filter(|t| !installed.lines().any(|l| l.trim() == t.name))
+        .collect())
+}
+
+/// Adds the Rust targets `need` requires and the toolchain lacks.
+pub fn ensure_targets(need: Need) -> Result<(), String> {
+    for target in missing_targets(need)? {
+        eprintln!(
+            "xtask: adding the Rust target {}: {}",
+            target.name, target.why
+        );
+        run("rustup", &["target", "add", target.name])?;
+    }
+    Ok(())
+}
+
 /// The packages that `need` requires and this machine lacks.
 pub fn missing(need: Need) -> Vec<&'static Package> {
     PACKAGES
@@ -139,9 +187,13 @@ pub fn missing(need: Need) -> Vec<&'static Package> {
         .collect()
 }
 
-/// Installs what `need` requires and is missing: with apt-get when root,
-/// else stops with the one command to run.
+/// Installs what `need` requires and is missing: packages with apt-get when
+/// root (else stops with the one command to run), then Rust targets.
 pub fn ensure(need: Need) -> Result<(), String> {
+    ensure_packages(need).and_then(|()| ensure_targets(need))
+}
+
+fn ensure_packages(need: Need) -> Result<(), String> {
     let missing = missing(need);
     if missing.is_empty() {
         return Ok(());

@@ -80,6 +80,7 @@ pub fn build_views(services: &[Arc<ModelServiceObject>], slices: &[Arc<EndpointS
                 status: ms.status.clone().unwrap_or_default(),
                 endpoints,
                 balancing: ms.spec.load_balancing.clone().unwrap_or_default(),
+                filters: ms.spec.filters.clone(),
             };
             Some((format!("{namespace}.{name}"), view))
         })

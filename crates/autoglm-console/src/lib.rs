@@ -31,7 +31,9 @@ use std::time::Duration;
 use autoglm_alerts::Board;
 use autoglm_artifacts::ArtifactStore;
 use autoglm_auth::{AuthError, CredentialCache, Principal, Sessions};
-use autoglm_contract::{NoPlatform, NoTrafficHistory, ServicePlatform, TrafficHistory};
+use autoglm_contract::{
+    FilterCounters, NoPlatform, NoTrafficHistory, ServicePlatform, TrafficHistory,
+};
 use autoglm_core::error::ErrorCode;
 use autoglm_store::Store;
 use autoglm_tasks::Tasks;
@@ -77,6 +79,8 @@ pub struct AppState {
     pub platform: Arc<dyn ServicePlatform>,
     /// The gateway's traffic history, where the gateway runs in this process.
     pub traffic: Arc<dyn TrafficHistory>,
+    /// The counters of the gateway's filters, where the gateway runs in this process.
+    pub filters: Arc<dyn FilterCounters>,
     /// Wakes the task scheduler and tells waiters when tasks change.
     pub tasks: Tasks,
     /// The alert evaluator's pending and firing series.
@@ -107,6 +111,7 @@ impl AppState {
             in_flight_keys: Arc::default(),
             platform: Arc::new(NoPlatform),
             traffic: Arc::new(NoTrafficHistory),
+            filters: Arc::new(NoTrafficHistory),
             tasks: Tasks::default(),
             alerts: Board::default(),
         }
@@ -115,6 +120,11 @@ impl AppState {
     /// The same state with the traffic history of a gateway in this process.
     pub fn with_traffic(self, traffic: Arc<dyn TrafficHistory>) -> AppState {
         AppState { traffic, ..self }
+    }
+
+    /// The same state with the counters of the gateway's filters.
+    pub fn with_filters(self, filters: Arc<dyn FilterCounters>) -> AppState {
+        AppState { filters, ..self }
     }
 
     /// The same state with services run by `platform`.

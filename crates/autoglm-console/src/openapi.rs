@@ -74,6 +74,14 @@ pub fn document() -> Value {
             RequestBody::Json(schema) => {
                 op.insert("requestBody".into(), json!({"required": true, "content": {"application/json": {"schema": schema(&mut generator)}}}));
             }
+            RequestBody::Binary(media) => {
+                op.insert(
+                    "requestBody".into(),
+                    json!({"required": true, "content": {
+                        media: {"schema": {"type": "string", "format": "binary"}}
+                    }}),
+                );
+            }
             RequestBody::UploadOrJson(schema) => {
                 op.insert("requestBody".into(), json!({"required": true, "content": {
                     "multipart/form-data": {"schema": {"type": "object", "properties": {

@@ -123,6 +123,11 @@ fn build(spec: &RouteSpec, fx: &Fixture, authorization: Option<&str>) -> Request
         RequestBody::Json(_) => builder
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(serde_json::to_vec(&json_body(spec)).unwrap())),
+        // The smallest WebAssembly module: refused as no filter (422), by
+        // a handler the guard let through.
+        RequestBody::Binary(media) => builder
+            .header(header::CONTENT_TYPE, media)
+            .body(Body::from(&b"\0asm\x01\0\0\0"[..])),
         // An upload: the JSON form registers server paths, which needs
         // another permission than the route's, checked in the handler.
         RequestBody::UploadOrJson(_) => {
@@ -243,6 +248,16 @@ const SPEC: &[(&str, &str, May)] = &[
     ("GET", "/api/v1/services/{name}/traffic", Least(Viewer)),
     ("GET", "/api/v1/usage", Least(Viewer)),
     ("GET", "/api/v1/quota", Least(Viewer)),
+    ("GET", "/api/v1/filters", Least(Viewer)),
+    ("GET", "/api/v1/filters/chain", Least(Viewer)),
+    ("PUT", "/api/v1/filters/chain", Least(Developer)),
+    ("GET", "/api/v1/filters/counters", Least(Viewer)),
+    ("PUT", "/api/v1/filters/{name}", Least(Developer)),
+    ("GET", "/api/v1/filters/{name}", Least(Viewer)),
+    ("DELETE", "/api/v1/filters/{name}", Least(Developer)),
+    ("GET", "/api/v1/filters/{name}/module", Least(Viewer)),
+    ("POST", "/api/v1/filters/{name}/attach", Least(Developer)),
+    ("POST", "/api/v1/filters/{name}/detach", Least(Developer)),
     ("GET", "/api/v1/audit", Least(Operator)),
     ("GET", "/api/v1/audit/verify", SystemAdmin),
     ("GET", "/api/v1/alerts", Least(Viewer)),

@@ -98,6 +98,18 @@ pub trait TrafficHistory: Send + Sync + std::fmt::Debug {
     fn traffic(&self, tenant: &str, service: &str, intervals: usize) -> Option<ServiceTraffic>;
 }
 
+/// The counters of the filters that a gateway in this process runs.
+pub trait FilterCounters: Send + Sync + std::fmt::Debug {
+    /// Those of `tenant`'s filters; `None` when this process runs no gateway.
+    fn filter_counters(&self, tenant: &str) -> Option<Vec<autoglm_core::filter::FilterCounter>>;
+}
+
+impl FilterCounters for NoTrafficHistory {
+    fn filter_counters(&self, _: &str) -> Option<Vec<autoglm_core::filter::FilterCounter>> {
+        None
+    }
+}
+
 /// No gateway in this process (`autoglm console`).
 #[derive(Debug)]
 pub struct NoTrafficHistory;
@@ -128,6 +140,8 @@ pub struct ServiceView {
     pub endpoints: Vec<VersionEndpoints>,
     /// How the gateway balances each version's requests over its endpoints.
     pub balancing: LoadBalancing,
+    /// The service's own gateway filters, in order (`spec.filters`).
+    pub filters: Vec<autoglm_core::filter::FilterRef>,
 }
 
 /// Every service's view, by name.

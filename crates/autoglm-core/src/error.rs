@@ -100,6 +100,7 @@ error_codes! {
         NoTraffic = (503, "no_traffic", "No version of the model takes traffic");
         TooManyWaiting = (503, "too_many_waiting", "Too many requests already wait for a replica");
         NoReplicaReady = (503, "no_replica_ready", "No replica became ready in time");
+        FilterFailed = (503, "filter_failed", "A gateway filter that fails closed failed, or is attached but not uploaded");
         UpstreamTimeout = (504, "upstream_timeout", "The replica did not answer in time");
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod display;
 pub mod error;
 pub mod evaluation;
+pub mod filter;
 pub mod names;
 pub mod quota;
 pub mod rbac;

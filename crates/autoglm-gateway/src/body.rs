@@ -9,7 +9,9 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 
+use crate::proxy::Filtering;
 use crate::upstream::UpstreamBody;
+use autoglm_filters::Flow;
 
 /// Largest JSON answer scanned for usage; larger ones count the request only.
 const MAX_SCANNED: usize = 4 * 1024 * 1024;
@@ -89,6 +91,10 @@ pub struct Relay {
     finish: Option<Finish>,
     /// Set once the body is passed on whole (true) or failed (false).
     ended: Option<bool>,
+    /// The filters the body passes through, when any ran on the request.
+    filtering: Option<Box<Filtering>>,
+    /// Whether the filters were given the body's end.
+    filtered_end: bool,
 }
 
 impl std::fmt::Debug for Relay {
@@ -98,8 +104,14 @@ impl std::fmt::Debug for Relay {
 }
 
 impl Relay {
-    /// Relays `inner`, running `finish` once at the end.
-    pub fn new(inner: UpstreamBody, scan: Scan, finish: Finish) -> Relay {
+    /// Relays `inner` through `filtering`'s filters, when any ran on the
+    /// request, running `finish` once at the end.
+    pub fn new(
+        inner: UpstreamBody,
+        scan: Scan,
+        finish: Finish,
+        filtering: Option<Box<Filtering>>,
+    ) -> Relay {
         Relay {
             inner,
             scan,
@@ -107,12 +119,18 @@ impl Relay {
             tokens: None,
             finish: Some(finish),
             ended: None,
+            filtering,
+            filtered_end: false,
         }
     }
 
     /// The length of the body as passed on, when it is known in advance
-    /// (a stream whose usage chunk is dropped is shorter than announced).
+    /// (a stream whose usage chunk is dropped is shorter than announced;
+    /// filters may change any body).
     pub fn length(&self) -> Option<u64> {
+        if self.filtering.is_some() {
+            return None;
+        }
         match self.scan {
             Scan::Sse { strip_usage: true } => None,
             _ => self.inner.length(),
@@ -134,14 +152,26 @@ impl Relay {
                     return Err(e);
                 }
                 Ok(Some(data)) => {
-                    if let Some(out) = self.pass(data) {
+                    if let Some(out) = self.pass(data)
+                        && let Some(out) = self.filter(out, false)?
+                    {
                         return Ok(Some(out));
                     }
                 }
                 Ok(None) if self.inner.ended() => {
                     if self.holds_back() {
                         // A last event without its blank line: pass it on as is.
-                        return Ok(Some(self.copy.split().freeze()));
+                        let rest = self.copy.split().freeze();
+                        if let Some(out) = self.filter(rest, false)? {
+                            return Ok(Some(out));
+                        }
+                        continue;
+                    }
+                    if self.filtering.is_some() && !self.filtered_end {
+                        self.filtered_end = true;
+                        if let Some(out) = self.filter(Bytes::new(), true)? {
+                            return Ok(Some(out));
+                        }
                     }
                     self.done(true);
                     return Ok(None);
@@ -166,6 +196,38 @@ impl Relay {
                 return Some(Err(e));
             }
         }
+    }
+
+    /// What the filters pass on of `data` now (all of it without filters);
+    /// `end` with the body's end. A filter failing closed, or answering for
+    /// itself once the answer has begun, cuts the answer short.
+    fn filter(&mut self, data: Bytes, end: bool) -> Result<Option<Bytes>, std::io::Error> {
+        let Some(filtering) = &mut self.filtering else {
+            return Ok(Some(data));
+        };
+        filtering.exchange.response_body = data.to_vec();
+        let flow = filtering.run.response_body(&mut filtering.exchange, end);
+        let cut = |why: String| {
+            tracing::warn!("{why}; the answer is cut short");
+            std::io::Error::other(why)
+        };
+        let out = match flow {
+            Ok(Flow::Continue) => std::mem::take(&mut filtering.exchange.response_body),
+            Ok(Flow::Respond(_)) => {
+                self.done(false);
+                return Err(cut(
+                    "a filter answered for itself after the answer began".into()
+                ));
+            }
+            Err(refusal) => {
+                self.done(false);
+                return Err(cut(format!(
+                    "filter {} failed: {}",
+                    refusal.filter, refusal.failure
+                )));
+            }
+        };
+        Ok((!out.is_empty()).then(|| Bytes::from(out)))
     }
 
     /// Scans `data`; what to pass on of it now.

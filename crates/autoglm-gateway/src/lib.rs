@@ -17,6 +17,7 @@ mod auth;
 mod balance;
 mod body;
 mod deadline;
+mod filters;
 mod history;
 mod incoming;
 mod limits;
@@ -86,6 +87,8 @@ pub struct Config {
     pub otlp_endpoint: Option<String>,
     /// The rate limit of a tenant that has none of its own.
     pub default_rate_limit: Option<autoglm_core::security::RateLimit>,
+    /// What each filter instance may use: a deadline per callback, a memory cap.
+    pub filter_limits: autoglm_filters::Limits,
 }
 
 impl Config {
@@ -118,6 +121,7 @@ impl Default for Config {
             sticky_by_key: false,
             otlp_endpoint: None,
             default_rate_limit: None,
+            filter_limits: autoglm_filters::Limits::default(),
         }
     }
 }
@@ -138,6 +142,7 @@ struct Inner {
     table: watch::Receiver<Arc<Table>>,
     demand: Arc<Demand>,
     tracing: Tracing,
+    filters: Arc<filters::Filters>,
 }
 
 /// The gateway, ready to serve.
@@ -163,12 +168,14 @@ impl Gateway {
             None => Tracing::default(),
         };
         let builder = routes::Builder::default();
-        let metrics = Metrics::default();
+        let filters = Arc::new(filters::Filters::new(config.filter_limits));
+        let metrics = Metrics::new(filters.metrics());
         let first = views.borrow_and_update().clone();
         metrics.replicas(&first);
         let (table_tx, table) = watch::channel(Arc::new(builder.build(&first, &metrics, &demand)));
         let usage = Arc::new(Usage::default());
         tokio::spawn(usage.clone().flush_forever(store.clone()));
+        filters::Filters::follow(Arc::downgrade(&filters), store.clone());
         let inner = Arc::new(Inner {
             config: arc_swap::ArcSwap::from_pointee(config.clone()),
             start: config,
@@ -180,6 +187,7 @@ impl Gateway {
             table,
             demand,
             tracing,
+            filters,
         });
         tokio::spawn(History::close_intervals_forever(Arc::downgrade(
             &inner.metrics.history(),
@@ -203,6 +211,17 @@ impl Gateway {
             .config
             .store(Arc::new(self.inner.start.with(settings)));
         tracing::info!(?settings, "gateway settings applied");
+    }
+
+    /// The counters of the filters this gateway runs.
+    pub fn filter_counters(&self) -> Arc<dyn autoglm_contract::FilterCounters> {
+        self.inner.filters.clone()
+    }
+
+    /// The version of the store's filters this gateway runs (it loads them
+    /// from the store within a tenth of a second of a change).
+    pub fn filters_version(&self) -> u64 {
+        self.inner.filters.loaded_version()
     }
 
     /// The last hour of traffic per service version.

@@ -125,9 +125,11 @@ pub struct Metrics {
     history: Arc<History>,
 }
 
-impl Default for Metrics {
-    fn default() -> Metrics {
+impl Metrics {
+    /// The gateway's metrics, the filters' families among them.
+    pub fn new(filters: &crate::filters::FilterMetrics) -> Metrics {
         let mut r = Registry::with_prefix("autoglm_gateway");
+        filters.register(&mut r);
         let requests = Family::<RequestLabels, Counter>::default();
         r.register(
             "requests",

@@ -27,6 +27,7 @@ use crate::upstream::{Pool, UpstreamBody};
 use crate::usage::Used;
 use crate::wire::{Known, RequestHead, ResponseHead};
 use crate::{Inner, VERSION_HEADER};
+use autoglm_filters::{Exchange, Flow, Headers, LocalResponse, Properties, Refusal, Run};
 use autoglm_trace::{RequestSpan, parse_traceparent};
 
 /// What the gateway answers.
@@ -49,6 +50,8 @@ pub struct Relayed {
     pub version: String,
     /// The rate limits' state.
     pub remaining: Remaining,
+    /// The head's fields as the filters left them, when any ran.
+    pub filtered: Option<Headers>,
     /// The body, as it arrives.
     pub relay: Relay,
 }
@@ -60,6 +63,8 @@ struct Target {
     pinned: Option<String>,
     body: Bytes,
     scan: Scan,
+    /// The head as the filters left it, when any ran.
+    head: Option<Headers>,
 }
 
 /// The fields of an OpenAI request body the gateway reads.
@@ -96,6 +101,7 @@ pub async fn handle(
                 status: StatusCode::OK,
                 content_type: format.content_type(),
                 headers: Vec::new(),
+                filtered: Vec::new(),
                 body: Bytes::from(format.render(inner.metrics.encode())),
             });
         }
@@ -109,7 +115,18 @@ pub async fn handle(
             .start(|| format!("{} {}", req.method(), route_name(path)), parent),
     );
     let mut labels = RequestLabels::default();
-    match forward(inner, pool, req, body, &mut labels, started, &mut span).await {
+    match forward(
+        inner,
+        pool,
+        req,
+        body,
+        peer,
+        &mut labels,
+        started,
+        &mut span,
+    )
+    .await
+    {
         Ok(answer) => answer,
         Err(refused) => {
             labels.code = refused.code.status();
@@ -133,11 +150,13 @@ pub async fn handle(
 
 /// The request path, one step a line, in ARCHITECTURE.md's order. Each step
 /// either hands the next what it needs or refuses the request.
+#[allow(clippy::too_many_arguments)] // the request's parts, borrowed from `handle`
 async fn forward(
     inner: &Arc<Inner>,
     pool: &Arc<Pool>,
     req: &RequestHead,
     body: &mut impl Incoming,
+    peer: SocketAddr,
     labels: &mut RequestLabels,
     started: Instant,
     span: &mut Option<RequestSpan>,
@@ -155,12 +174,20 @@ async fn forward(
         return Ok(list_models(inner, &caller));
     }
     // target: the service (and a pinned version) from the path or the body.
-    let target = target(inner, req, body).await?;
+    let mut target = target(inner, req, body).await?;
     labels.model.clone_from(&target.service);
     // split: one version, by pin, sticky key or weight.
     let (service, index) = split(inner, req, &caller, &target)?;
     let version = service.versions[index].version.clone();
     labels.version.clone_from(&version);
+    // filter: the tenant's filters, then the service's, over the request.
+    let mut filtering =
+        match filter_request(inner, req, peer, &caller, &mut target, &service, &version)? {
+            Filtered::Pass(filtering) => filtering,
+            Filtered::Answer(local) => {
+                return Ok(answered_by_filter(inner, labels, span, started, local));
+            }
+        };
     // hold: a version without a ready replica waits for one (and wakes the autoscaler).
     let service = hold(inner, &caller, &target.service, service, index).await?;
     let route = service
@@ -186,7 +213,37 @@ async fn forward(
     } else {
         Scan::None
     };
-    labels.code = head.status;
+    // filter: the response's head, through the same filters.
+    let filtered = match &mut filtering {
+        None => None,
+        Some(filtering) => {
+            let bodiless = req.method() == "HEAD" || matches!(head.status, 204 | 304);
+            filtering.exchange.response_headers = head.filter_headers();
+            match filtering
+                .run
+                .response_headers(&mut filtering.exchange, bodiless)
+            {
+                Ok(Flow::Continue) => {
+                    Some(std::mem::take(&mut filtering.exchange.response_headers))
+                }
+                Ok(Flow::Respond(local)) => {
+                    return Ok(answered_by_filter(
+                        inner,
+                        labels,
+                        span,
+                        started,
+                        filter_answer(local),
+                    ));
+                }
+                Err(refusal) => return Err(filter_refusal(refusal)),
+            }
+        }
+    };
+    labels.code = filtered
+        .as_deref()
+        .and_then(|f| f.first())
+        .and_then(|(_, status)| std::str::from_utf8(status).ok()?.parse().ok())
+        .unwrap_or(head.status);
     // account: usage, token charge, metrics and span, once the answer's last write is done.
     let finish = account(
         inner,
@@ -200,8 +257,105 @@ async fn forward(
         head,
         version,
         remaining,
-        relay: Relay::new(incoming, scan, finish),
+        filtered,
+        relay: Relay::new(incoming, scan, finish, filtering),
     })))
+}
+
+/// A request the filters saw: their run (it ends their streams when
+/// dropped, after the answer) and the exchange as they left it.
+#[derive(Debug)]
+pub struct Filtering {
+    pub run: Run,
+    pub exchange: Exchange,
+}
+
+/// What the filters made of a request.
+enum Filtered {
+    /// Pass it on: rewritten in `target` when filters ran.
+    Pass(Option<Box<Filtering>>),
+    /// Answer this instead (a filter's local response).
+    Answer(Local),
+}
+
+/// Runs the tenant's and the service's filters over the request's head and
+/// body, leaving in `target` what they made of them.
+fn filter_request(
+    inner: &Inner,
+    req: &RequestHead,
+    peer: SocketAddr,
+    caller: &Caller,
+    target: &mut Target,
+    service: &ServiceRoute,
+    version: &str,
+) -> Result<Filtered, Refused> {
+    let Some(run) = inner
+        .filters
+        .run(&caller.tenant, &target.service, &service.filters)?
+    else {
+        return Ok(Filtered::Pass(None));
+    };
+    let mut filtering = Filtering {
+        run,
+        exchange: Exchange {
+            request_headers: req.filter_headers(),
+            request_body: target.body.to_vec(),
+            properties: Properties {
+                tenant: caller.tenant.to_string(),
+                service: target.service.clone(),
+                version: version.to_owned(),
+                source_address: peer.to_string(),
+                request_id: String::new(),
+            },
+            ..Exchange::default()
+        },
+    };
+    match filtering.run.request(&mut filtering.exchange) {
+        Ok(Flow::Continue) => {
+            target.body = Bytes::from(std::mem::take(&mut filtering.exchange.request_body));
+            target.head = Some(std::mem::take(&mut filtering.exchange.request_headers));
+            Ok(Filtered::Pass(Some(Box::new(filtering))))
+        }
+        Ok(Flow::Respond(local)) => Ok(Filtered::Answer(filter_answer(local))),
+        Err(refusal) => Err(filter_refusal(refusal)),
+    }
+}
+
+/// A filter's local response as the gateway's own answer.
+fn filter_answer(local: LocalResponse) -> Local {
+    Local {
+        status: StatusCode::from_u16(local.status).unwrap_or(StatusCode::FORBIDDEN),
+        content_type: "text/plain; charset=utf-8",
+        headers: Vec::new(),
+        filtered: local.headers,
+        body: Bytes::from(local.body),
+    }
+}
+
+/// A filter failing closed, as the gateway's refusal.
+fn filter_refusal(refusal: Refusal) -> Refused {
+    Refused::new(
+        GatewayCode::FilterFailed,
+        format!("filter {} failed: {}", refusal.filter, refusal.failure),
+    )
+}
+
+/// Counts and ends a request a filter answered.
+fn answered_by_filter(
+    inner: &Inner,
+    labels: &mut RequestLabels,
+    span: &mut Option<RequestSpan>,
+    started: Instant,
+    local: Local,
+) -> Answer {
+    labels.code = local.status.as_u16();
+    if let Some(span) = span.take() {
+        span.end(labels.code, || span_attributes(labels));
+    }
+    inner
+        .metrics
+        .answered(labels, started.elapsed().as_secs_f64());
+    Answer::Local(local)
 }
 
 /// A request being answered by a version's replica: counted in the
@@ -455,13 +609,23 @@ async fn exchange(
             Some(t) => &[("traceparent", t.as_str())],
             None => &[],
         };
-        req.write_upstream(
-            &mut upstream,
-            &endpoint.authority,
-            Known::Authorization,
-            extra,
-            &target.body,
-        );
+        match &target.head {
+            Some(fields) => RequestHead::write_filtered_upstream(
+                fields,
+                &mut upstream,
+                &endpoint.authority,
+                Known::Authorization,
+                extra,
+                &target.body,
+            ),
+            None => req.write_upstream(
+                &mut upstream,
+                &endpoint.authority,
+                Known::Authorization,
+                extra,
+                &target.body,
+            ),
+        }
         let deadline = (sent + inner.config.load().request_timeout).into();
         let exchange = pool.exchange(endpoint.addr, &upstream, to_head, sent);
         match body.within(deadline, exchange).await {
@@ -618,6 +782,7 @@ async fn target(
             pinned,
             body,
             scan: Scan::None,
+            head: None,
         });
     }
     let peek: Peek = serde_json::from_slice(&body).map_err(|e| {
@@ -665,6 +830,7 @@ async fn target(
         pinned,
         body,
         scan,
+        head: None,
     })
 }
 

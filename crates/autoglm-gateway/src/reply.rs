@@ -36,6 +36,9 @@ pub struct Local {
     pub content_type: &'static str,
     /// Extra header fields, e.g. `retry-after`.
     pub headers: Vec<(&'static str, String)>,
+    /// Header fields a filter's answer carries (its content type among
+    /// them, when it names one).
+    pub filtered: autoglm_filters::Headers,
     /// The body.
     pub body: Bytes,
 }
@@ -46,6 +49,7 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Local {
         status,
         content_type: "application/json",
         headers: Vec::new(),
+        filtered: Vec::new(),
         body: Bytes::from(value.to_string()),
     }
 }

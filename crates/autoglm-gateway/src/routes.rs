@@ -149,6 +149,8 @@ impl VersionRoute {
 pub struct ServiceRoute {
     /// Its versions in spec order.
     pub versions: Vec<VersionRoute>,
+    /// Its own gateway filters (`spec.filters`), run after its tenant's.
+    pub filters: Vec<autoglm_core::filter::FilterRef>,
 }
 
 /// Every routable service, by tenant and name.
@@ -239,10 +241,13 @@ impl Builder {
                     },
                 })
                 .collect();
-            tenants
-                .entry(tenant.to_owned())
-                .or_default()
-                .insert(name.to_owned(), Arc::new(ServiceRoute { versions }));
+            tenants.entry(tenant.to_owned()).or_default().insert(
+                name.to_owned(),
+                Arc::new(ServiceRoute {
+                    versions,
+                    filters: view.filters.clone(),
+                }),
+            );
         }
         // A port that comes back later is a new replica: forget the old state.
         *known = seen;
@@ -257,7 +262,7 @@ mod tests {
     fn route(n: u16) -> VersionRoute {
         let epoch = Instant::now();
         VersionRoute {
-            metrics: Arc::new(Metrics::default().version(
+            metrics: Arc::new(Metrics::new(&Default::default()).version(
                 VersionLabels {
                     tenant: "t".into(),
                     model: "m".into(),

@@ -283,7 +283,9 @@ impl Connection {
         let out = &mut self.out;
         out.clear();
         wire::status_line(out, local.status);
-        wire::field(out, b"content-type", local.content_type.as_bytes());
+        if !local.filtered.iter().any(|(n, _)| n == "content-type") {
+            wire::field(out, b"content-type", local.content_type.as_bytes());
+        }
         wire::field(
             out,
             b"date",
@@ -292,6 +294,7 @@ impl Connection {
         for (name, value) in &local.headers {
             wire::field(out, name.as_bytes(), value.as_bytes());
         }
+        wire::write_filtered_fields(out, &local.filtered, &[], &[]);
         if keep_alive_1_0 {
             wire::field(out, b"connection", b"keep-alive");
         }
@@ -318,6 +321,7 @@ impl Connection {
             head: upstream,
             version,
             remaining,
+            filtered,
             mut relay,
         } = relayed;
         let bodiless = to_head || matches!(upstream.status, 204 | 304);
@@ -342,7 +346,16 @@ impl Connection {
             added += 1;
         }
         self.out.clear();
-        upstream.write_downstream(&mut self.out, &extra[..added], framing, close);
+        match &filtered {
+            Some(fields) => wire::ResponseHead::write_filtered_downstream(
+                fields,
+                &mut self.out,
+                &extra[..added],
+                framing,
+                close,
+            ),
+            None => upstream.write_downstream(&mut self.out, &extra[..added], framing, close),
+        }
         loop {
             // What already arrived goes out in one write (the first time,
             // with the head).

@@ -261,6 +261,58 @@ impl Head {
     }
 }
 
+impl Head {
+    /// The fields passed on but those of the `drop` kinds, as filters see
+    /// them: lower-case names, in order.
+    fn passed(&self, drop: &[Known]) -> Vec<(String, Vec<u8>)> {
+        self.fields
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| {
+                self.dropped & (1 << i) == 0 && !f.kind.is_some_and(|k| drop.contains(&k))
+            })
+            .map(|(_, f)| {
+                (
+                    String::from_utf8_lossy(self.at(f.name)).to_ascii_lowercase(),
+                    self.at(f.value).to_vec(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Writes fields a filter left, but for pseudo-headers, the framing and
+/// hop-by-hop fields (the gateway frames the message itself) and those
+/// replaced by `extra`; then `extra`.
+pub fn write_filtered_fields(
+    out: &mut BytesMut,
+    fields: &[(String, Vec<u8>)],
+    drop: &[Known],
+    extra: &[(&str, &str)],
+) {
+    for (name, value) in fields {
+        let skip = name.starts_with(':')
+            || Known::of(name.as_bytes()).is_some_and(|k| k.never_passed_on() || drop.contains(&k))
+            || extra.iter().any(|(d, _)| name.eq_ignore_ascii_case(d))
+            || value.iter().any(|b| matches!(b, b'\r' | b'\n'))
+            || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+        if !skip {
+            self::field(out, name.as_bytes(), value);
+        }
+    }
+    for (name, value) in extra {
+        self::field(out, name.as_bytes(), value.as_bytes());
+    }
+}
+
+/// The value of the first field `name` of a filtered head.
+fn filtered_value<'a>(fields: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
+}
+
 /// Where `part` lies within `base`; empty when it does not lie there
 /// (httparse answers a missing reason phrase with a static "").
 fn span(base: &[u8], part: &[u8]) -> Span {
@@ -406,6 +458,54 @@ impl RequestHead {
         self.head.get(kind).is_some()
     }
 
+    /// The head as filters see it: `:method`, `:path`, `:authority` and
+    /// `:scheme` first, then the fields passed on (Authorization included:
+    /// a filter may judge it; it is never passed on).
+    pub fn filter_headers(&self) -> Vec<(String, Vec<u8>)> {
+        let mut headers = vec![
+            (":method".to_owned(), self.method().as_bytes().to_vec()),
+            (":path".to_owned(), self.target().as_bytes().to_vec()),
+            (
+                ":authority".to_owned(),
+                self.head.get(Known::Host).unwrap_or_default().to_vec(),
+            ),
+            (":scheme".to_owned(), b"http".to_vec()),
+        ];
+        headers.extend(self.head.passed(&[Known::Host, Known::Expect]));
+        headers
+    }
+
+    /// Writes the request to pass on to `authority` from the headers the
+    /// filters left (`:method` and `:path` among them, as they may have
+    /// changed them), but the `drop` kinds, then `extra`, and `body` with
+    /// its length.
+    pub fn write_filtered_upstream(
+        fields: &[(String, Vec<u8>)],
+        out: &mut BytesMut,
+        authority: &str,
+        drop: Known,
+        extra: &[(&str, &str)],
+        body: &[u8],
+    ) {
+        let method = filtered_value(fields, ":method").unwrap_or(b"GET");
+        let target = filtered_value(fields, ":path").unwrap_or(b"/");
+        out.reserve(body.len() + 512);
+        out.extend_from_slice(method);
+        out.extend_from_slice(b" ");
+        out.extend_from_slice(target);
+        out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+        out.extend_from_slice(authority.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        write_filtered_fields(out, fields, &[Known::Host, Known::Expect, drop], extra);
+        if !body.is_empty()
+            || !matches!(method, b"GET" | b"HEAD" | b"DELETE" | b"OPTIONS" | b"TRACE")
+        {
+            content_length(out, body.len() as u64);
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+    }
+
     /// Writes the request to pass on to `authority`: the same method and
     /// target over HTTP/1.1, the end-to-end fields except Host, Expect and
     /// the `drop` kinds, then `extra`, and `body` with its length.
@@ -535,6 +635,37 @@ impl ResponseHead {
         out.extend_from_slice(self.head.at(self.reason));
         out.extend_from_slice(b"\r\n");
         self.head.write_fields(out, &[], extra);
+        framing_fields(out, framing, close);
+    }
+}
+
+impl ResponseHead {
+    /// The head as filters see it: `:status`, then the fields passed on.
+    pub fn filter_headers(&self) -> Vec<(String, Vec<u8>)> {
+        let mut headers = vec![(
+            ":status".to_owned(),
+            itoa::Buffer::new().format(self.status).as_bytes().to_vec(),
+        )];
+        headers.extend(self.head.passed(&[]));
+        headers
+    }
+
+    /// Writes the head from the headers the filters left (`:status`
+    /// among them), then `extra`.
+    pub fn write_filtered_downstream(
+        fields: &[(String, Vec<u8>)],
+        out: &mut BytesMut,
+        extra: &[(&str, &str)],
+        framing: Framing,
+        close: bool,
+    ) {
+        let status = filtered_value(fields, ":status")
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .and_then(|s| s.parse::<u16>().ok())
+            .and_then(|s| http::StatusCode::from_u16(s).ok())
+            .unwrap_or(http::StatusCode::BAD_GATEWAY);
+        status_line(out, status);
+        write_filtered_fields(out, fields, &[], extra);
         framing_fields(out, framing, close);
     }
 }

@@ -65,6 +65,8 @@ pub struct ServicePlan {
     /// How the gateway spreads requests over each version's replicas;
     /// passed through to the routing table.
     pub balancing: LoadBalancing,
+    /// The service's gateway filters; passed through to the routing table.
+    pub filters: Vec<autoglm_core::filter::FilterRef>,
 }
 
 #[cfg(test)]

@@ -355,6 +355,7 @@ fn publish(
         status,
         endpoints,
         balancing: plan.balancing.clone(),
+        filters: plan.filters.clone(),
     };
     let complete = view.status.ready_replicas >= view.status.desired_replicas
         && view

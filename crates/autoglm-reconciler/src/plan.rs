@@ -175,5 +175,6 @@ pub fn plan(
         restart: stored.restarts.max(0) as u64,
         versions,
         balancing: spec.load_balancing.clone().unwrap_or_default(),
+        filters: spec.filters.clone(),
     })
 }

@@ -1,5 +1,5 @@
-//! Which commits changed who may do what, the policies, or what the
-//! cluster keeps per tenant: the versions that caches of credentials and
+//! Which commits changed who may do what, the policies, what the
+//! cluster keeps per tenant, or the gateway's filters: the versions that caches of credentials and
 //! of compiled policies, and the cluster driver's tenants loop, compare.
 //!
 //! A cache of resolved credentials must not outlive a change to a key, a
@@ -27,15 +27,18 @@ pub(crate) enum Watched {
     /// What the cluster keeps in each tenant's namespace: the tenants,
     /// their quotas, the policies and the stages of model versions.
     Tenancy = 2,
+    /// The gateway's filters and the tenants' filter chains.
+    Filters = 3,
 }
 
-const GROUPS: [(Watched, &[&str]); 3] = [
+const GROUPS: [(Watched, &[&str]); 4] = [
     (
         Watched::Access,
         &["api_keys", "users", "memberships", "tenants"],
     ),
     (Watched::Policies, &["policies"]),
     (Watched::Tenancy, &["tenants", "policies", "model_versions"]),
+    (Watched::Filters, &["filters", "filter_chains"]),
 ];
 
 /// Per group: whether the open transaction touched it (a bit each), and

@@ -23,6 +23,7 @@ pub mod config_refs;
 mod durable;
 mod error;
 pub mod evaluations;
+pub mod filters;
 mod idempotency;
 mod migrate;
 pub mod policies;
@@ -228,6 +229,13 @@ impl Store {
     /// compares it to know that the tenants' namespaces need applying.
     pub fn tenancy_version(&self) -> u64 {
         self.writer.version_of(access::Watched::Tenancy)
+    }
+
+    /// Raised by every commit that changed a filter or a tenant's filter
+    /// chain, once readers can see it: the gateway compares it to know
+    /// that its filters need loading.
+    pub fn filters_version(&self) -> u64 {
+        self.writer.version_of(access::Watched::Filters)
     }
 
     /// Appends an audit record on its own: for requests that failed and so changed nothing.

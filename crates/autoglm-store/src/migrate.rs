@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_config.sql"),
     include_str!("../migrations/0009_policies.sql"),
     include_str!("../migrations/0010_quotas.sql"),
+    include_str!("../migrations/0011_filters.sql"),
 ];
 
 /// Schema versions before and after opening.

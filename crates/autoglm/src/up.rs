@@ -194,12 +194,16 @@ pub async fn start(
         demand.clone(),
     )?;
     let traffic = gateway.history();
+    let filter_counters = gateway.filter_counters();
     tokio::spawn(follow_gateway_settings(&state, gateway.clone()));
     let (stop, mut stopped) = watch::channel(false);
     let gateway = tokio::spawn(gateway.serve(listener, async move {
         let _ = stopped.wait_for(|s| *s).await;
     }));
-    let state = state.with_platform(reconciler).with_traffic(traffic);
+    let state = state
+        .with_platform(reconciler)
+        .with_traffic(traffic)
+        .with_filters(filter_counters);
     Ok((
         state,
         Running {

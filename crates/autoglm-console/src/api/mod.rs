@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod evaluations;
+pub mod filters;
 pub mod keys;
 pub mod models;
 pub mod policies;

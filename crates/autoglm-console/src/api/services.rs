@@ -102,7 +102,7 @@ impl Started {
 /// platform, in one transaction, and wakes the task scheduler. `change`
 /// returns the service after the change (`None`: deleted); `restart` says
 /// the change is a restart, which the spec alone does not show.
-async fn write_service<F>(
+pub(crate) async fn write_service<F>(
     state: &AppState,
     ctx: &Ctx,
     name: &str,
@@ -433,6 +433,7 @@ mod tests {
             ingress: None,
             load_balancing: None,
             rollout: None,
+            filters: Vec::new(),
         }
     }
 

@@ -14,6 +14,7 @@ use crate::AppState;
 use autoglm_core::rbac::Permission;
 
 mod config;
+mod filters;
 mod policies;
 mod table;
 
@@ -44,6 +45,8 @@ pub enum RequestBody {
     Json(SchemaFn),
     /// `multipart/form-data` upload, or a JSON document.
     UploadOrJson(SchemaFn),
+    /// Raw bytes of this media type (a filter's WebAssembly module).
+    Binary(&'static str),
 }
 
 /// What a route answers on success.

@@ -1026,5 +1026,6 @@ pub fn table() -> Vec<Route> {
     );
     super::config::add(&mut b);
     super::policies::add(&mut b);
+    super::filters::add(&mut b);
     b.0
 }

@@ -112,6 +112,10 @@ pub struct ModelServiceSpec {
     /// them. Without it a new version takes its weight in one change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<crate::rollout::RolloutSpec>,
+    /// Gateway filters (uploaded proxy-wasm modules) run, in order, on
+    /// each request to this service, after the tenant's own chain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<crate::filter::FilterRef>,
 }
 
 /// One version of the traffic split.

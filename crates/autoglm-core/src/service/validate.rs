@@ -102,6 +102,7 @@ impl ModelServiceSpec {
         }
         self.check_cluster(errors);
         self.check_balancing(errors);
+        crate::filter::check_chain(&self.filters, "spec.filters", errors);
     }
 
     fn check_versions(&self, errors: &mut Vec<FieldError>) {

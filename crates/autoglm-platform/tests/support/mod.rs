@@ -43,6 +43,7 @@ pub fn plan(name: &str, replicas: u32, launch: Launch) -> ServicePlan {
         generation: 1,
         restart: 0,
         balancing: Default::default(),
+        filters: Vec::new(),
         versions: vec![VersionPlan {
             version: "1".into(),
             weight: 100,

@@ -11,6 +11,7 @@ mod common;
 mod env;
 
 mod exposition;
+mod filters;
 mod http1;
 mod limits;
 mod prefix;

@@ -26,6 +26,7 @@ fn valid() -> ModelServiceSpec {
         ingress: None,
         load_balancing: None,
         rollout: None,
+        filters: Vec::new(),
     }
 }
 
@@ -519,6 +520,7 @@ fn every_problem_is_reported() {
         ingress: None,
         load_balancing: None,
         rollout: None,
+        filters: Vec::new(),
     };
     let paths: Vec<String> = spec
         .validate()
