@@ -286,3 +286,33 @@ fn modules_that_are_not_filters_are_refused_with_the_reason() {
     };
     assert!(why.contains("proxy_abi_version_0_2_1"), "{why}");
 }
+
+#[test]
+fn a_filter_that_pauses_the_response_body_gets_all_of_it_at_the_end() {
+    let redactor = attach(filters::PII_REDACTOR, r#"{"responses": true}"#, false);
+    let mut run = Run::new(vec![redactor]);
+    let mut exchange = chat("{}");
+    assert_eq!(run.request(&mut exchange), Ok(Flow::Continue));
+    respond(&mut exchange);
+    assert_eq!(
+        run.response_headers(&mut exchange, false),
+        Ok(Flow::Continue)
+    );
+    let mut passed = Vec::new();
+    for (piece, end) in [
+        ("write to jane.d", false),
+        ("oe@example.com", false),
+        (" today", true),
+    ] {
+        exchange.response_body = piece.as_bytes().to_vec();
+        assert_eq!(run.response_body(&mut exchange, end), Ok(Flow::Continue));
+        if !end {
+            assert!(exchange.response_body.is_empty(), "held back until the end");
+        }
+        passed.extend_from_slice(&exchange.response_body);
+    }
+    assert_eq!(
+        String::from_utf8(passed).unwrap(),
+        "write to [REDACTED EMAIL] today"
+    );
+}

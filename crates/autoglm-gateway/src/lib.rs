@@ -49,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use auth::Authenticator;
+pub use autoglm_filters::Limits as FilterLimits;
 use autoglm_trace::Tracing;
 pub use autoglm_trace::TracingError;
 pub use history::History;

@@ -10,7 +10,7 @@ use crate::session::Session;
 
 /// The sections of the console, as the navigation lists them, each with
 /// the permission a principal needs to be shown it, if any.
-const SECTIONS: [(&str, &str, Option<Permission>); 11] = [
+const SECTIONS: [(&str, &str, Option<Permission>); 12] = [
     ("/ui", "Overview", None),
     ("/ui/models", "Models", None),
     ("/ui/tasks", "Tasks", None),
@@ -18,6 +18,7 @@ const SECTIONS: [(&str, &str, Option<Permission>); 11] = [
     ("/ui/incidents", "Incidents", Some(Permission::AlertsRead)),
     ("/ui/config", "Config", Some(Permission::ConfigRead)),
     ("/ui/policies", "Policies", Some(Permission::PoliciesRead)),
+    ("/ui/filters", "Filters", Some(Permission::ServicesRead)),
     ("/ui/keys", "API keys", None),
     ("/ui/usage", "Usage", None),
     ("/ui/quota", "Quota", None),

@@ -83,6 +83,7 @@ pub fn router(config: WebConfig, api: Router) -> Router<AppState> {
         .route("/ui/incidents/{id}", get(incidents::detail::page))
         .route("/ui/incidents/{id}/{action}", post(incidents::detail::act))
         .merge(config_routes())
+        .merge(filter_routes())
         .route("/ui/usage", get(pages::usage::page))
         .route(
             "/ui/quota",
@@ -143,6 +144,22 @@ pub fn router(config: WebConfig, api: Router) -> Router<AppState> {
         .route("/assets/app.js", get(layout::script))
         .layer(axum::Extension(config))
         .layer(axum::Extension(api::Api(api)))
+}
+
+/// The gateway filters' page and its forms.
+fn filter_routes() -> Router<AppState> {
+    use pages::filters;
+    Router::new()
+        .route("/ui/filters", get(filters::page))
+        .route(
+            "/ui/filters/upload",
+            // The module streams through to the API, which sets the limit.
+            post(filters::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/ui/filters/attach", post(filters::attach))
+        .route("/ui/filters/chain/move", post(filters::move_in_chain))
+        .route("/ui/filters/{name}/detach", post(filters::detach))
+        .route("/ui/filters/{name}/delete", post(filters::delete))
 }
 
 /// The config center's pages. Forms carrying a key's content take what the

@@ -58,6 +58,12 @@ pub struct GatewayArgs {
     /// Export a span per gateway request to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318.
     #[arg(long, env = "AUTOGLM_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+    /// Longest one call into a gateway filter may run, in milliseconds; past it the filter fails.
+    #[arg(long, default_value_t = 100)]
+    pub filter_deadline_ms: u64,
+    /// Most memory one instance of a gateway filter may have, in MiB; past it the filter fails.
+    #[arg(long, default_value_t = 64)]
+    pub filter_memory_mib: u64,
 }
 
 impl GatewayArgs {
@@ -72,6 +78,18 @@ impl GatewayArgs {
             if !(1..=3600).contains(&value) {
                 return Err(format!("{name} must be 1 to 3600 seconds, not {value}"));
             }
+        }
+        if !(1..=10_000).contains(&self.filter_deadline_ms) {
+            return Err(format!(
+                "filter-deadline-ms must be 1 to 10000, not {}",
+                self.filter_deadline_ms
+            ));
+        }
+        if !(1..=4096).contains(&self.filter_memory_mib) {
+            return Err(format!(
+                "filter-memory-mib must be 1 to 4096, not {}",
+                self.filter_memory_mib
+            ));
         }
         if let Some(endpoint) = &self.otlp_endpoint
             && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
@@ -88,6 +106,10 @@ impl GatewayArgs {
             header_timeout: Duration::from_secs(self.header_timeout),
             max_waiting: self.max_waiting,
             sticky_by_key: self.sticky_by_key,
+            filter_limits: autoglm_gateway::FilterLimits {
+                deadline: Duration::from_millis(self.filter_deadline_ms),
+                memory: (self.filter_memory_mib * 1024 * 1024) as usize,
+            },
             ..autoglm_gateway::Config::default()
         })
     }

@@ -275,7 +275,15 @@ pub async fn delete_one(
             ErrorCode::InUse,
             format!(
                 "filter {name} is attached to {}; detach it first",
-                attached.join(", ")
+                attached
+                    .iter()
+                    .map(|at| if at == "tenant" {
+                        "the tenant's chain".to_owned()
+                    } else {
+                        at.replace("service/", "service ")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" and ")
             ),
         ));
     }

@@ -1,9 +1,9 @@
 //! The routes of gateway filters (`/api/v1/filters/...`), added to the table.
 
 use autoglm_core::filter::{Attach, Detach, Filter, FilterCounter, FilterRef};
-use autoglm_core::service::ModelServiceManifest;
 use axum::http::Method;
 use axum::routing::{get, post, put};
+use serde_json::Value;
 
 use super::table::{Builder, route, schema};
 use super::{Access, RequestBody, ResponseBody, RouteSpec};
@@ -90,8 +90,8 @@ pub(super) fn add(b: &mut Builder) {
     );
     b.add(
         route(Method::POST, "/api/v1/filters/{name}/attach", "filters.attach",
-            "Attach a filter, with its configuration and fail mode, to the tenant's chain or to a service (at a position; attaching again replaces or moves it)",
-            P(ServicesWrite), In(schema::<Attach>), Out(200, schema::<ModelServiceManifest>)),
+            "Attach a filter, with its configuration and fail mode, to the tenant's chain (200, the chain) or to a service (202, the task that changes its spec.filters; 200 with the service when nothing changed); at a position, attaching again replaces or moves it",
+            P(ServicesWrite), In(schema::<Attach>), Out(200, schema::<Value>)),
         post(filters::attach),
     );
     b.add(
@@ -99,10 +99,10 @@ pub(super) fn add(b: &mut Builder) {
             Method::POST,
             "/api/v1/filters/{name}/detach",
             "filters.detach",
-            "Detach a filter from the tenant's chain or from a service",
+            "Detach a filter from the tenant's chain (200, the chain) or from a service (202, the task)",
             P(ServicesWrite),
             In(schema::<Detach>),
-            Out(200, schema::<ModelServiceManifest>),
+            Out(200, schema::<Value>),
         ),
         post(filters::detach),
     );

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod config;
+pub mod filters;
 pub mod incidents;
 pub mod keys;
 pub mod model;

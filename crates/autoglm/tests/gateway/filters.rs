@@ -214,6 +214,29 @@ async fn uploaded_filters_change_real_traffic_and_fail_as_attached() {
         "the tenant's chain still runs first"
     );
 
+    // Answers too: the replica echoes the request's headers, one of them an address.
+    env.expect(
+        "/api/v1/filters/redact/attach",
+        json!({"service": "echo", "config": {"responses": true}}),
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let (_, head, answer) = env
+        .chat_until(
+            &key,
+            &[("x-contact", "ops@example.com")],
+            "the answer's redaction",
+            |s, _, b| {
+                s == StatusCode::OK && b["seen"]["headers"]["x-contact"] == "[REDACTED EMAIL]"
+            },
+        )
+        .await;
+    assert_eq!(answer["choices"][0]["message"]["content"], "v1");
+    assert!(
+        head.get("content-length").is_none(),
+        "a filtered answer is passed on chunked: {head:?}"
+    );
+
     // A configuration the filter refuses is refused at attach time.
     let b = env
         .expect(

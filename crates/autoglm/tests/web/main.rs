@@ -8,7 +8,8 @@
 //! silences, acknowledge and resolve an incident, publish, edit, diff, roll back,
 //! snapshot and promote config keys and decide change requests of a protected
 //! environment; add a policy from the library, have a syntax error named,
-//! test it against a manifest and switch it to warn; a viewer can change nothing;
+//! test it against a manifest and switch it to warn; upload gateway filters,
+//! attach, reorder, count, detach and delete them; a viewer can change nothing;
 //! a stale form is refused; a session revoked or expired mid-use leads to
 //! the login form and changes nothing. Screenshots of each page go to docs/screenshots/.
 #![allow(clippy::unwrap_used)]
@@ -21,6 +22,7 @@ mod common;
 mod alerts;
 mod config;
 mod evaluate;
+mod filters;
 mod operate;
 mod policies;
 mod quota;

@@ -1,5 +1,5 @@
 //! `pii-redactor`: removes personal data from request bodies before they
-//! reach the model.
+//! reach the model, and optionally from the answers too.
 //!
 //! The filter holds the request body until it is complete, then replaces:
 //!
@@ -20,11 +20,15 @@
 //! # Configuration
 //!
 //! ```json
-//! { "kinds": ["email", "phone", "card", "ssn"] }
+//! { "kinds": ["email", "phone", "card", "ssn"], "responses": false }
 //! ```
 //!
 //! `kinds` is optional and defaults to all four; an empty configuration means
-//! the same. An unknown kind or invalid JSON makes the host refuse the
+//! the same. `responses` is optional and defaults to `false`; when `true` the
+//! response body is redacted too: the filter holds it until it is complete
+//! (so a streamed answer arrives all at once at its end), rewrites it and
+//! logs `redacted N items in the response`. An unknown kind, a `responses`
+//! that is not a boolean or invalid JSON makes the host refuse the
 //! configuration.
 
 mod scan;
@@ -38,18 +42,37 @@ pub use scan::{redact, redact_bytes, Kinds};
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(RedactorRoot { kinds: Kinds::ALL })
+        Box::new(RedactorRoot {
+            config: Config::DEFAULT,
+        })
     });
 }}
 
+/// The plugin configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Config {
+    /// Which kinds of personal data to redact.
+    kinds: Kinds,
+    /// Whether response bodies are redacted as well as request bodies.
+    responses: bool,
+}
+
+impl Config {
+    const DEFAULT: Config = Config {
+        kinds: Kinds::ALL,
+        responses: false,
+    };
+}
+
 /// Parses the plugin configuration; `None` means it is invalid.
-fn parse_config(raw: &[u8]) -> Option<Kinds> {
+fn parse_config(raw: &[u8]) -> Option<Config> {
     if raw.iter().all(u8::is_ascii_whitespace) {
-        return Some(Kinds::ALL);
+        return Some(Config::DEFAULT);
     }
     let value: Value = serde_json::from_slice(raw).ok()?;
-    match value.as_object()?.get("kinds") {
-        None | Some(Value::Null) => Some(Kinds::ALL),
+    let object = value.as_object()?;
+    let kinds = match object.get("kinds") {
+        None | Some(Value::Null) => Kinds::ALL,
         Some(Value::Array(names)) => {
             let mut kinds = Kinds::NONE;
             for name in names {
@@ -57,14 +80,20 @@ fn parse_config(raw: &[u8]) -> Option<Kinds> {
                     return None;
                 }
             }
-            Some(kinds)
+            kinds
         }
-        Some(_) => None,
-    }
+        Some(_) => return None,
+    };
+    let responses = match object.get("responses") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(on)) => *on,
+        Some(_) => return None,
+    };
+    Some(Config { kinds, responses })
 }
 
 struct RedactorRoot {
-    kinds: Kinds,
+    config: Config,
 }
 
 impl Context for RedactorRoot {}
@@ -73,8 +102,8 @@ impl RootContext for RedactorRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let raw = self.get_plugin_configuration().unwrap_or_default();
         match parse_config(&raw) {
-            Some(kinds) => {
-                self.kinds = kinds;
+            Some(config) => {
+                self.config = config;
                 true
             }
             None => false,
@@ -82,7 +111,10 @@ impl RootContext for RedactorRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Redactor { kinds: self.kinds }))
+        Some(Box::new(Redactor {
+            kinds: self.config.kinds,
+            responses: self.config.responses,
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -92,6 +124,7 @@ impl RootContext for RedactorRoot {
 
 struct Redactor {
     kinds: Kinds,
+    responses: bool,
 }
 
 impl Context for Redactor {}
@@ -111,6 +144,32 @@ impl HttpContext for Redactor {
         }
         Action::Continue
     }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        // Nothing to do even with `responses` on: the host re-frames a body
+        // whose size changed, so `content-length` can stay.
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !self.responses {
+            return Action::Continue;
+        }
+        // The host keeps what it has so far and hands it over again, whole,
+        // with the next piece.
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let Some(body) = self.get_http_response_body(0, body_size) else {
+            return Action::Continue;
+        };
+        let (new, count) = redact_bytes(&body, &self.kinds);
+        if count > 0 {
+            self.set_http_response_body(0, body_size, &new);
+            log::info!("redacted {count} items in the response");
+        }
+        Action::Continue
+    }
 }
 
 #[cfg(test)]
@@ -123,19 +182,61 @@ mod tests {
 
     #[test]
     fn config() {
-        assert_eq!(parse_config(b""), Some(Kinds::ALL));
-        assert_eq!(parse_config(b"{}"), Some(Kinds::ALL));
+        assert_eq!(parse_config(b""), Some(Config::DEFAULT));
+        assert_eq!(parse_config(b"{}"), Some(Config::DEFAULT));
         let only_email = parse_config(br#"{"kinds":["email"]}"#).unwrap();
         assert_eq!(
-            only_email,
+            only_email.kinds,
             Kinds {
                 email: true,
                 ..Kinds::NONE
             }
         );
+        assert!(!only_email.responses);
         assert_eq!(parse_config(br#"{"kinds":["iban"]}"#), None);
         assert_eq!(parse_config(br#"{"kinds":"email"}"#), None);
         assert_eq!(parse_config(b"{"), None);
+    }
+
+    #[test]
+    fn config_responses() {
+        assert_eq!(
+            parse_config(br#"{"responses":true}"#),
+            Some(Config {
+                responses: true,
+                ..Config::DEFAULT
+            })
+        );
+        assert_eq!(
+            parse_config(br#"{"responses":false}"#),
+            Some(Config::DEFAULT)
+        );
+        // Absent (or null) means off.
+        assert!(!parse_config(br#"{"kinds":["ssn"]}"#).unwrap().responses);
+        assert_eq!(
+            parse_config(br#"{"responses":null}"#),
+            Some(Config::DEFAULT)
+        );
+        let both = parse_config(br#"{"kinds":["card"],"responses":true}"#).unwrap();
+        assert_eq!(
+            both,
+            Config {
+                kinds: Kinds {
+                    card: true,
+                    ..Kinds::NONE
+                },
+                responses: true,
+            }
+        );
+        // Anything but a boolean is refused.
+        for bad in [
+            r#"{"responses":"true"}"#,
+            r#"{"responses":1}"#,
+            r#"{"responses":[]}"#,
+            r#"{"responses":{}}"#,
+        ] {
+            assert_eq!(parse_config(bad.as_bytes()), None, "{bad}");
+        }
     }
 
     #[test]

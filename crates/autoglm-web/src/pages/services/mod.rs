@@ -94,6 +94,7 @@ pub(crate) async fn render(
         Some(r) => Some(config_key(api, credential, r).await),
         None => None,
     };
+    let filters = super::filters::service_section(api, credential, name, &spec.filters).await;
     let state = manifest.status.clone().unwrap_or_default();
     let notice = |part: &str| notices.get(part).cloned().unwrap_or_default();
     let body = html! {
@@ -221,6 +222,7 @@ pub(crate) async fn render(
             // Only a crafted request gets here: the page offers no such form.
             (notice("scale")) (notice("restart"))
         }
+        (filters)
         section id="live-charts" data-live {
             h2 { "Traffic" }
             @match &traffic {
