@@ -13,8 +13,9 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
@@ -40,6 +41,23 @@ pub struct Attachment {
     pub limits: Limits,
     shared: Arc<Shared>,
     id: u64,
+    /// Failures in a row, of any request.
+    streak: AtomicU32,
+    /// Until when (milliseconds on [`clock`]) it is suspended.
+    suspended_until: AtomicU64,
+}
+
+/// After this many failures in a row a filter is suspended...
+const SUSPEND_AFTER: u32 = 5;
+/// ...for this long: its requests fail as attached without running it, so a
+/// filter that fails every call (a spin, a cap) costs each request nothing,
+/// not a deadline's worth of a worker.
+const SUSPENSION: Duration = Duration::from_secs(10);
+
+/// Milliseconds since the first call.
+fn clock() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 static IDS: AtomicU64 = AtomicU64::new(1);
@@ -64,7 +82,35 @@ impl Attachment {
             limits,
             shared: Arc::default(),
             id: IDS.fetch_add(1, Ordering::Relaxed),
+            streak: AtomicU32::new(0),
+            suspended_until: AtomicU64::new(0),
         })
+    }
+
+    /// Why it is not run now, while suspended.
+    fn suspended(&self) -> Option<Failure> {
+        let until = self.suspended_until.load(Ordering::Relaxed);
+        (until > clock()).then(|| Failure {
+            kind: FailureKind::Suspended,
+            message: format!(
+                "it failed {} times in a row and is suspended for {} s",
+                self.streak.load(Ordering::Relaxed),
+                SUSPENSION.as_secs()
+            ),
+        })
+    }
+
+    fn succeeded(&self) {
+        if self.streak.load(Ordering::Relaxed) != 0 {
+            self.streak.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn failed(&self) {
+        if self.streak.fetch_add(1, Ordering::Relaxed) + 1 >= SUSPEND_AFTER {
+            self.suspended_until
+                .store(clock() + SUSPENSION.as_millis() as u64, Ordering::Relaxed);
+        }
     }
 
     /// Starts an instance once, to tell whether the filter accepts its
@@ -260,23 +306,37 @@ impl Run {
         }
         let attachment = self.chain[i].clone();
         let context = self.contexts[i];
-        let result = with_instance(&attachment, |vm| {
-            let id = match context {
-                Some((generation, id)) if generation == vm.generation => id,
-                // The instance that had this stream failed since: the stream is gone.
-                Some(_) => return Ok((None, Action::Continue)),
-                None => {
-                    attachment.stats.requests.inc();
-                    vm.open()?
-                }
-            };
-            let action = vm.phase(id, phase, size, end, exchange)?;
-            Ok((Some((vm.generation, id)), action))
-        });
+        let result = if let Some(failure) = attachment.suspended() {
+            Err(failure)
+        } else {
+            with_instance(&attachment, |vm| {
+                let id = match context {
+                    Some((generation, id)) if generation == vm.generation => id,
+                    // The instance that had this stream failed since: told below.
+                    Some(_) => return Ok(None),
+                    None => {
+                        attachment.stats.requests.inc();
+                        vm.open()?
+                    }
+                };
+                let action = vm.phase(id, phase, size, end, exchange)?;
+                Ok(Some(((vm.generation, id), action)))
+            })
+            .and_then(|done| {
+                done.ok_or_else(|| Failure {
+                    kind: FailureKind::Trap,
+                    message: "its instance failed on another request since this one began".into(),
+                })
+            })
+        };
         let failure = match result {
             Ok((opened, action)) => {
                 if context.is_none() {
-                    self.contexts[i] = opened;
+                    self.contexts[i] = Some(opened);
+                }
+                attachment.succeeded();
+                if std::mem::take(&mut exchange.reset) {
+                    exchange.local_response = Some(reset_answer(&attachment.name));
                 }
                 if let Some(local) = exchange.local_response.take() {
                     attachment.stats.local_responses.inc();
@@ -295,7 +355,11 @@ impl Run {
             Err(failure) => failure,
         };
         exchange.local_response = None;
+        exchange.reset = false;
         attachment.stats.failed(&failure);
+        if failure.kind != FailureKind::Suspended {
+            attachment.failed();
+        }
         tracing::warn!(
             filter = &*attachment.name,
             reason = failure.kind.as_str(),
@@ -311,6 +375,18 @@ impl Run {
                 failure,
             })
         }
+    }
+}
+
+/// The answer to a request a filter reset (`reset_http_request`).
+fn reset_answer(filter: &str) -> LocalResponse {
+    LocalResponse {
+        status: 403,
+        headers: vec![("content-type".into(), b"application/json".to_vec())],
+        body: format!(
+            r#"{{"error":{{"message":"filter {filter} reset the request","type":"permission_error","code":"filter_reset"}}}}"#
+        )
+        .into_bytes(),
     }
 }
 

@@ -19,6 +19,11 @@ pub struct Exchange {
     pub properties: Properties,
     /// Set by `proxy_send_local_response`: the answer to give instead.
     pub local_response: Option<LocalResponse>,
+    /// Set by `proxy_close_stream`: the filter ended the request.
+    pub reset: bool,
+    /// Properties the filters set (`proxy_set_property`), by path: this
+    /// request's only.
+    pub set_properties: std::collections::HashMap<Vec<u8>, Vec<u8>>,
 }
 
 /// What `proxy_get_property` answers, beside the headers.

@@ -20,6 +20,18 @@ use crate::exchange::{Exchange, LocalResponse};
 const ENOSYS: i32 = 52;
 /// A WASI error number: no such file descriptor.
 const EBADF: i32 = 8;
+/// A WASI error number: an argument is out of range.
+const EINVAL: i32 = 28;
+/// Most bytes a filter's headers may hold, all of one map together.
+const MAX_HEADER_BYTES: usize = 256 * 1024;
+/// Most bytes of a body a filter may make.
+const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Most shared entries, properties or metrics of one filter.
+const MAX_ENTRIES: usize = 10_000;
+/// Most bytes one shared value may have.
+const MAX_SHARED_VALUE: usize = 1024 * 1024;
+/// Most bytes of one write to stdout or stderr that reach the log.
+const MAX_LOGGED: usize = 64 * 1024;
 
 /// What one filter instance's host calls work on.
 pub struct Host {
@@ -36,7 +48,6 @@ pub struct Host {
     pub shared: Arc<Shared>,
     /// Metrics a filter defines: kept per instance, read by nobody else yet.
     metrics: Vec<i64>,
-    properties: HashMap<Vec<u8>, Vec<u8>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -59,7 +70,6 @@ impl Host {
             },
             shared,
             metrics: Vec::new(),
-            properties: HashMap::new(),
         }
     }
 }
@@ -95,6 +105,20 @@ impl wasmtime::ResourceLimiter for Cap {
         _max: Option<usize>,
     ) -> Result<bool> {
         Ok(desired <= 100_000)
+    }
+
+    // One instance, its one memory and its tables: the cap holds for the
+    // whole instance, not per memory.
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        4
     }
 }
 
@@ -262,6 +286,9 @@ fn proxy_calls(linker: &mut Linker<Host>) -> Result<()> {
             };
             let start = (start as u32 as usize).min(body.len());
             let end = start.saturating_add(size as u32 as usize).min(body.len());
+            if body.len() - (end - start) + data.len() > MAX_BODY_BYTES {
+                bail!("the filter made a body of more than {MAX_BODY_BYTES} bytes");
+            }
             body.splice(start..end, data);
             ok()
         },
@@ -284,6 +311,9 @@ fn proxy_calls(linker: &mut Linker<Host>) -> Result<()> {
             let bytes = read(&caller, ptr, len)?;
             let pairs = abi::decode_map(&bytes)
                 .ok_or_else(|| format_err!("a header map the filter wrote is malformed"))?;
+            if bytes.len() > MAX_HEADER_BYTES {
+                bail!("the filter made headers of more than {MAX_HEADER_BYTES} bytes");
+            }
             match caller.data_mut().exchange.map_mut(MapType::from_raw(map)) {
                 Some(headers) => {
                     *headers = pairs
@@ -372,7 +402,8 @@ fn proxy_calls(linker: &mut Linker<Host>) -> Result<()> {
             let path = read(&caller, path_ptr, path_len)?;
             let host = caller.data();
             let value = host
-                .properties
+                .exchange
+                .set_properties
                 .get(&path)
                 .cloned()
                 .or_else(|| host.exchange.property(&abi::decode_path(&path), &host.name));
@@ -385,7 +416,11 @@ fn proxy_calls(linker: &mut Linker<Host>) -> Result<()> {
         |mut caller: Call<'_>, path_ptr: i32, path_len: i32, value_ptr: i32, value_len: i32| {
             let path = read(&caller, path_ptr, path_len)?;
             let value = read(&caller, value_ptr, value_len)?;
-            caller.data_mut().properties.insert(path, value);
+            let set = &mut caller.data_mut().exchange.set_properties;
+            if set.len() >= MAX_ENTRIES && !set.contains_key(&path) {
+                bail!("the filter set more than {MAX_ENTRIES} properties");
+            }
+            set.insert(path, value);
             ok()
         },
     )?;
@@ -413,7 +448,13 @@ fn proxy_calls(linker: &mut Linker<Host>) -> Result<()> {
         |caller: Call<'_>, key_ptr: i32, key_len: i32, value_ptr: i32, value_len: i32, cas: i32| {
             let key = read(&caller, key_ptr, key_len)?;
             let value = read(&caller, value_ptr, value_len)?;
+            if value.len() > MAX_SHARED_VALUE {
+                return Ok(Status::BadArgument as i32);
+            }
             let mut entries = caller.data().shared.entries.lock();
+            if entries.len() >= MAX_ENTRIES && !entries.contains_key(&key) {
+                return Ok(Status::BadArgument as i32);
+            }
             let current = entries.get(&key).map_or(0, |(_, c)| *c);
             if cas != 0 && cas as u32 != current {
                 return Ok(Status::CasMismatch as i32);
@@ -455,11 +496,16 @@ fn proxy_calls(linker: &mut Linker<Host>) -> Result<()> {
             ok()
         },
     )?;
-    for name in [
-        "proxy_continue_stream",
+    // The SDK's reset_http_request/response: the request is refused.
+    linker.func_wrap(
+        "env",
         "proxy_close_stream",
-        "proxy_set_effective_context",
-    ] {
+        |mut caller: Call<'_>, _: i32| {
+            caller.data_mut().exchange.reset = true;
+            ok()
+        },
+    )?;
+    for name in ["proxy_continue_stream", "proxy_set_effective_context"] {
         linker.func_wrap("env", name, |_: Call<'_>, _: i32| ok())?;
     }
     linker.func_wrap("env", "proxy_done", |_: Call<'_>| ok())?;
@@ -484,6 +530,9 @@ fn proxy_calls(linker: &mut Linker<Host>) -> Result<()> {
         "proxy_define_metric",
         |mut caller: Call<'_>, _kind: i32, _name_ptr: i32, _name_len: i32, ret: i32| {
             let id = caller.data().metrics.len() as u32;
+            if id as usize >= MAX_ENTRIES {
+                bail!("the filter defined more than {MAX_ENTRIES} metrics");
+            }
             caller.data_mut().metrics.push(0);
             write(&mut caller, ret, &id.to_le_bytes())?;
             ok()
@@ -540,6 +589,10 @@ fn edit_map(
     match caller.data_mut().exchange.map_mut(MapType::from_raw(map)) {
         Some(headers) => {
             edit(headers);
+            let bytes: usize = headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+            if bytes > MAX_HEADER_BYTES {
+                bail!("the filter made headers of more than {MAX_HEADER_BYTES} bytes");
+            }
             ok()
         }
         None => Ok(Status::BadArgument as i32),
@@ -558,7 +611,10 @@ fn wasi_calls(linker: &mut Linker<Host>) -> Result<()> {
         WASI,
         "random_get",
         |mut caller: Call<'_>, ptr: i32, len: i32| {
-            let mut bytes = vec![0u8; (len as u32 as usize).min(1 << 20)];
+            if len as u32 as usize > 1 << 20 {
+                return Ok(EINVAL);
+            }
+            let mut bytes = vec![0u8; len as u32 as usize];
             rand::fill(&mut bytes[..]);
             write(&mut caller, ptr, &bytes)?;
             Ok(0)
@@ -589,16 +645,23 @@ fn wasi_calls(linker: &mut Linker<Host>) -> Result<()> {
             if fd != 1 && fd != 2 {
                 return Ok(EBADF);
             }
-            let mut text = Vec::new();
+            // Counted whole, logged up to MAX_LOGGED bytes.
+            let (mut text, mut written) = (Vec::new(), 0u32);
             for i in 0..iovs_len.clamp(0, 1024) {
-                let iov = read(&caller, iovs.wrapping_add(i * 8), 8)?;
+                let iov = read(&caller, iovs.wrapping_add(i.wrapping_mul(8)), 8)?;
                 let ptr = i32::from_le_bytes([iov[0], iov[1], iov[2], iov[3]]);
                 let len = i32::from_le_bytes([iov[4], iov[5], iov[6], iov[7]]);
-                text.extend(read(&caller, ptr, len)?);
+                written = written.saturating_add(len as u32);
+                let room = MAX_LOGGED
+                    .saturating_sub(text.len())
+                    .min(len as u32 as usize);
+                if room > 0 {
+                    text.extend(read(&caller, ptr, room as i32)?);
+                }
             }
             let line = String::from_utf8_lossy(&text);
             tracing::info!(filter = &*caller.data().name, fd, "{}", line.trim_end());
-            write(&mut caller, ret, &(text.len() as u32).to_le_bytes())?;
+            write(&mut caller, ret, &written.to_le_bytes())?;
             Ok(0)
         },
     )?;

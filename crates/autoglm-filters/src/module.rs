@@ -46,6 +46,24 @@ impl std::fmt::Debug for Compiled {
     }
 }
 
+/// The callbacks the host makes, with their numbers of 32-bit parameters
+/// and results: a module exporting one of another shape is refused, rather
+/// than passed over as if it had none.
+const CALLBACKS: &[(&str, usize, usize)] = &[
+    ("proxy_on_context_create", 2, 0),
+    ("proxy_on_vm_start", 2, 1),
+    ("proxy_on_configure", 2, 1),
+    ("proxy_on_request_headers", 3, 1),
+    ("proxy_on_request_body", 3, 1),
+    ("proxy_on_response_headers", 3, 1),
+    ("proxy_on_response_body", 3, 1),
+    ("proxy_on_done", 1, 1),
+    ("proxy_on_log", 1, 0),
+    ("proxy_on_delete", 1, 0),
+    ("proxy_on_memory_allocate", 1, 1),
+    ("malloc", 1, 1),
+];
+
 /// The exports a filter must have, beyond its ABI marker.
 const REQUIRED: &[&str] = &["memory", "proxy_on_context_create", "proxy_on_configure"];
 
@@ -77,6 +95,32 @@ impl Compiled {
         for name in REQUIRED {
             if !exports.contains(name) {
                 return Err(ModuleError::NotAFilter(format!("it exports no {name}")));
+            }
+        }
+        for export in module.exports() {
+            let Some((params, results)) = CALLBACKS
+                .iter()
+                .find(|(n, _, _)| *n == export.name())
+                .map(|(_, p, r)| (*p, *r))
+            else {
+                continue;
+            };
+            let fits = match export.ty() {
+                ExternType::Func(ty) => {
+                    ty.params().len() == params
+                        && ty.results().len() == results
+                        && ty
+                            .params()
+                            .chain(ty.results())
+                            .all(|t| matches!(t, wasmtime::ValType::I32))
+                }
+                _ => false,
+            };
+            if !fits {
+                return Err(ModuleError::NotAFilter(format!(
+                    "its {} does not take {params} and return {results} 32-bit integers, as the ABI's does",
+                    export.name()
+                )));
             }
         }
         if !exports.contains(&"proxy_on_memory_allocate") && !exports.contains(&"malloc") {
@@ -123,6 +167,8 @@ pub(crate) fn engine() -> &'static Engine {
         config.epoch_interruption(true);
         // A filter's own recursion stops well before the gateway's stack does.
         config.max_wasm_stack(256 * 1024);
+        // One linear memory per instance, so that the memory cap is the instance's.
+        config.wasm_multi_memory(false);
         // A fixed configuration: it fails in every test or in none.
         let engine = Engine::new(&config).expect("the filter engine's configuration is valid");
         let ticking = engine.clone();

@@ -47,16 +47,19 @@ pub enum FailureKind {
     Refused,
     /// It paused the request and nothing would resume it.
     Paused,
+    /// It failed too often in a row and is not run for a while.
+    Suspended,
 }
 
 impl FailureKind {
     /// Every kind, in the order of their numbers.
-    pub const ALL: [FailureKind; 5] = [
+    pub const ALL: [FailureKind; 6] = [
         FailureKind::Deadline,
         FailureKind::Memory,
         FailureKind::Trap,
         FailureKind::Refused,
         FailureKind::Paused,
+        FailureKind::Suspended,
     ];
 
     /// The label of the failures metric.
@@ -67,6 +70,7 @@ impl FailureKind {
             FailureKind::Trap => "trap",
             FailureKind::Refused => "refused",
             FailureKind::Paused => "paused",
+            FailureKind::Suspended => "suspended",
         }
     }
 }

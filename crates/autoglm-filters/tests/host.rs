@@ -12,17 +12,34 @@ use autoglm_filters::{
 };
 use autoglm_testfilters as filters;
 
+/// Generous limits: a well-behaved filter must not fail a test on a busy
+/// machine; the tests of the limits set their own.
+const ROOMY: Limits = Limits {
+    deadline: Duration::from_secs(5),
+    memory: 64 * 1024 * 1024,
+};
+
 fn attach(name: &str, config: &str, fail_open: bool) -> Arc<Attachment> {
+    attach_with(name, config, fail_open, ROOMY)
+}
+
+fn attach_with(name: &str, config: &str, fail_open: bool, limits: Limits) -> Arc<Attachment> {
     let module = Compiled::new(&filters::module(name)).expect("the example compiles");
     Attachment::new(
         name,
         module,
         config.as_bytes(),
         fail_open,
-        Limits::default(),
+        limits,
         Stats::default(),
     )
 }
+
+/// The gateway's deadline, for the filter that spins.
+const SPIN: Limits = Limits {
+    deadline: Duration::from_millis(100),
+    memory: 64 * 1024 * 1024,
+};
 
 fn chat(body: &str) -> Exchange {
     Exchange {
@@ -188,7 +205,7 @@ fn the_redactor_and_the_template_rewrite_the_body_in_chain_order() {
 #[test]
 fn a_spinning_filter_is_stopped_by_its_deadline_and_fails_as_attached() {
     let config = r#"{"mode": "spin"}"#;
-    let closed = attach(filters::MISBEHAVE, config, false);
+    let closed = attach_with(filters::MISBEHAVE, config, false, SPIN);
     let started = Instant::now();
     let refusal = Run::new(vec![closed.clone()])
         .request(&mut chat("{}"))
@@ -207,7 +224,7 @@ fn a_spinning_filter_is_stopped_by_its_deadline_and_fails_as_attached() {
             .is_some_and(|m| m.contains("deadline"))
     );
 
-    let open = attach(filters::MISBEHAVE, config, true);
+    let open = attach_with(filters::MISBEHAVE, config, true, SPIN);
     let after = attach(
         filters::HEADER_INJECTOR,
         r#"{"request": {"x-after": "1"}}"#,
@@ -253,18 +270,29 @@ fn a_hogging_filter_stops_at_its_memory_cap_and_a_trapping_one_traps() {
         refusal.failure
     );
 
-    // A fresh instance serves the next request: the failed one was dropped.
-    let calm = attach(filters::MISBEHAVE, r#"{"mode": "none"}"#, false);
-    for _ in 0..3 {
+    // The same attachment on: its instance traps at the response's head
+    // each time, and is made again for the next request, whose request
+    // callbacks run as before.
+    let late = attach(
+        filters::MISBEHAVE,
+        r#"{"mode": "trap", "phase": "response_headers"}"#,
+        true,
+    );
+    for round in 1..=3 {
         let mut exchange = chat("{}");
-        let mut run = Run::new(vec![calm.clone()]);
-        assert_eq!(run.request(&mut exchange), Ok(Flow::Continue));
+        let mut run = Run::new(vec![late.clone()]);
+        assert_eq!(
+            run.request(&mut exchange),
+            Ok(Flow::Continue),
+            "round {round}"
+        );
         respond(&mut exchange);
         assert_eq!(
             run.response_headers(&mut exchange, false),
             Ok(Flow::Continue)
         );
-        assert_eq!(exchange.response_header("x-misbehave"), Some(&b"ok"[..]));
+        assert_eq!(late.stats.failures(FailureKind::Trap), round);
+        assert_eq!(late.stats.requests.get(), round, "a new stream each round");
     }
 }
 
@@ -315,4 +343,45 @@ fn a_filter_that_pauses_the_response_body_gets_all_of_it_at_the_end() {
         String::from_utf8(passed).unwrap(),
         "write to [REDACTED EMAIL] today"
     );
+}
+
+#[test]
+fn a_filter_failing_again_and_again_is_suspended_without_running() {
+    let spin = attach_with(filters::MISBEHAVE, r#"{"mode": "spin"}"#, true, SPIN);
+    for _ in 0..5 {
+        assert_eq!(
+            Run::new(vec![spin.clone()]).request(&mut chat("{}")),
+            Ok(Flow::Continue)
+        );
+    }
+    assert_eq!(spin.stats.failures(FailureKind::Deadline), 5);
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(
+            Run::new(vec![spin.clone()]).request(&mut chat("{}")),
+            Ok(Flow::Continue)
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "suspended requests ran it: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(spin.stats.failures(FailureKind::Deadline), 5);
+    assert_eq!(spin.stats.failures(FailureKind::Suspended), 20);
+}
+
+#[test]
+fn a_filters_own_answer_stands_whatever_its_fail_mode() {
+    // The auth check's refusal is the filter's decision, not a failure:
+    // failing open does not undo it.
+    let open = attach(
+        filters::AUTH_CHECK,
+        r#"{"header": "x-team", "allowed": ["red"]}"#,
+        true,
+    );
+    let Ok(Flow::Respond(local)) = Run::new(vec![open]).request(&mut chat("{}")) else {
+        panic!("refused");
+    };
+    assert_eq!(local.status, 403);
 }

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use autoglm_core::error::GatewayCode;
@@ -28,6 +28,8 @@ use crate::reply::Refused;
 
 /// How often the store's filters version is compared.
 const POLL: Duration = Duration::from_millis(100);
+/// How long an attachment no request runs is kept, with its warm instances.
+const UNUSED: Duration = Duration::from_secs(60);
 
 /// Labels of the filter metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -69,7 +71,7 @@ impl FilterMetrics {
         );
         registry.register(
             "filter_failures",
-            "Filter failures, by reason: deadline, memory, trap, refused (would not start), paused",
+            "Filter failures, by reason: deadline, memory, trap, refused (would not start), paused, suspended (not run after failing 5 times in a row)",
             self.failures.clone(),
         );
     }
@@ -98,7 +100,8 @@ struct Key {
 /// The filters of every tenant.
 pub struct Filters {
     loaded: ArcSwap<Loaded>,
-    attachments: Mutex<HashMap<Key, Arc<Attachment>>>,
+    /// Each attachment with when a request last ran it.
+    attachments: Mutex<HashMap<Key, (Arc<Attachment>, Instant)>>,
     stats: Mutex<HashMap<(String, String, String), Stats>>,
     metrics: FilterMetrics,
     limits: Limits,
@@ -153,6 +156,9 @@ impl Filters {
                     }
                 }
                 tokio::time::sleep(POLL).await;
+                if let Some(strong) = filters.upgrade() {
+                    strong.forget_unused();
+                }
             }
         });
     }
@@ -199,14 +205,24 @@ impl Filters {
         }));
         // Attachments of modules no longer there, or replaced, go.
         let loaded = self.loaded.load();
-        self.attachments.lock().retain(|key, _| {
-            loaded
-                .modules
-                .get(&(key.tenant.clone(), key.filter.clone()))
-                .is_some_and(|m| m.digest == key.digest)
+        self.attachments.lock().retain(|key, (_, used)| {
+            used.elapsed() < UNUSED
+                && loaded
+                    .modules
+                    .get(&(key.tenant.clone(), key.filter.clone()))
+                    .is_some_and(|m| m.digest == key.digest)
         });
         tracing::debug!(version, "gateway filters loaded");
         Ok(())
+    }
+
+    /// Drops attachments no request ran for [`UNUSED`] (a configuration
+    /// changed, a filter detached): their instances go with the last
+    /// request that holds them.
+    fn forget_unused(&self) {
+        self.attachments
+            .lock()
+            .retain(|_, (_, used)| used.elapsed() < UNUSED);
     }
 
     /// The version of the store's filters loaded last.
@@ -251,7 +267,7 @@ impl Filters {
             };
             chain.push(self.attachment(tenant, scope, filter, module));
         }
-        Ok(Some(Run::new(chain)))
+        Ok((!chain.is_empty()).then(|| Run::new(chain)))
     }
 
     fn attachment(
@@ -270,7 +286,8 @@ impl Filters {
             fail_open: filter.fail_mode == FailMode::Open,
         };
         let mut attachments = self.attachments.lock();
-        if let Some(known) = attachments.get(&key) {
+        if let Some((known, used)) = attachments.get_mut(&key) {
+            *used = Instant::now();
             return known.clone();
         }
         let stats = self.stats(tenant, scope, &filter.name);
@@ -282,7 +299,7 @@ impl Filters {
             self.limits,
             stats,
         );
-        attachments.insert(key, made.clone());
+        attachments.insert(key, (made.clone(), Instant::now()));
         made
     }
 

@@ -214,36 +214,19 @@ async fn forward(
         Scan::None
     };
     // filter: the response's head, through the same filters.
-    let filtered = match &mut filtering {
-        None => None,
-        Some(filtering) => {
-            let bodiless = req.method() == "HEAD" || matches!(head.status, 204 | 304);
-            filtering.exchange.response_headers = head.filter_headers();
-            match filtering
-                .run
-                .response_headers(&mut filtering.exchange, bodiless)
-            {
-                Ok(Flow::Continue) => {
-                    Some(std::mem::take(&mut filtering.exchange.response_headers))
-                }
-                Ok(Flow::Respond(local)) => {
-                    return Ok(answered_by_filter(
-                        inner,
-                        labels,
-                        span,
-                        started,
-                        filter_answer(local),
-                    ));
-                }
-                Err(refusal) => return Err(filter_refusal(refusal)),
-            }
-        }
+    let filtered = match filtering.as_deref_mut() {
+        None => Ok(None),
+        Some(filtering) => match filter_response(filtering, req, &head) {
+            Ok(fields) => Ok(Some(fields)),
+            // The replica answered: the request counts as any answered one.
+            Err(Stop::Answer(local)) => Err(local),
+            Err(Stop::Refused(refused)) => return Err(refused),
+        },
     };
-    labels.code = filtered
-        .as_deref()
-        .and_then(|f| f.first())
-        .and_then(|(_, status)| std::str::from_utf8(status).ok()?.parse().ok())
-        .unwrap_or(head.status);
+    labels.code = match &filtered {
+        Ok(fields) => fields.as_deref().and_then(status_of).unwrap_or(head.status),
+        Err(local) => local.status.as_u16(),
+    };
     // account: usage, token charge, metrics and span, once the answer's last write is done.
     let finish = account(
         inner,
@@ -253,6 +236,17 @@ async fn forward(
         started,
         (in_flight, outstanding),
     );
+    let filtered = match filtered {
+        Ok(fields) => fields,
+        Err(local) => {
+            finish(Outcome {
+                complete: true,
+                tokens: None,
+                at: Instant::now(),
+            });
+            return Ok(Answer::Local(local));
+        }
+    };
     Ok(Answer::Relayed(Box::new(Relayed {
         head,
         version,
@@ -268,6 +262,73 @@ async fn forward(
 pub struct Filtering {
     pub run: Run,
     pub exchange: Exchange,
+}
+
+/// Why the filters stopped an answer.
+enum Stop {
+    /// A filter answered for itself.
+    Answer(Local),
+    /// A filter failed closed, or left the answer broken.
+    Refused(Refused),
+}
+
+/// Runs the filters over the response's head: the fields to write, or why not.
+fn filter_response(
+    filtering: &mut Filtering,
+    req: &RequestHead,
+    head: &ResponseHead,
+) -> Result<Headers, Stop> {
+    let bodiless = |status: u16| matches!(status, 204 | 304);
+    filtering.exchange.response_headers = head.filter_headers();
+    let end = req.method() == "HEAD" || bodiless(head.status);
+    match filtering.run.response_headers(&mut filtering.exchange, end) {
+        Ok(Flow::Continue) => {
+            let fields = std::mem::take(&mut filtering.exchange.response_headers);
+            match status_of(&fields) {
+                // The body is framed by the replica's status: a filter may not
+                // turn an answer with a body into one without, or back.
+                Some(s) if (200..=599).contains(&s) && bodiless(s) == bodiless(head.status) => {
+                    Ok(fields)
+                }
+                other => Err(Stop::Refused(Refused::new(
+                    GatewayCode::FilterFailed,
+                    format!(
+                        "a filter set the answer's :status to {other:?}, not a final status framed as the replica's {}",
+                        head.status
+                    ),
+                ))),
+            }
+        }
+        Ok(Flow::Respond(local)) => Err(Stop::Answer(filter_answer(local))),
+        Err(refusal) => Err(Stop::Refused(filter_refusal(refusal))),
+    }
+}
+
+/// The `:status` of filtered fields.
+fn status_of(fields: &[(String, Vec<u8>)]) -> Option<u16> {
+    fields
+        .iter()
+        .find(|(n, _)| n == ":status")
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
+}
+
+/// Whether the request line the filters left can be written: a method of
+/// token characters, a path from `/` without spaces or control characters.
+fn valid_request_line(fields: &[(String, Vec<u8>)]) -> bool {
+    let value = |name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    };
+    let method = value(":method").unwrap_or_default();
+    let path = value(":path").unwrap_or_default();
+    !method.is_empty()
+        && method
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b))
+        && path.first() == Some(&b'/')
+        && path.iter().all(|b| *b > b' ' && *b != 0x7f)
 }
 
 /// What the filters made of a request.
@@ -312,8 +373,15 @@ fn filter_request(
     };
     match filtering.run.request(&mut filtering.exchange) {
         Ok(Flow::Continue) => {
+            if !valid_request_line(&filtering.exchange.request_headers) {
+                return Err(Refused::new(
+                    GatewayCode::FilterFailed,
+                    "a filter left a :method or :path that cannot be sent",
+                ));
+            }
             target.body = Bytes::from(std::mem::take(&mut filtering.exchange.request_body));
-            target.head = Some(std::mem::take(&mut filtering.exchange.request_headers));
+            // The response's filters may read the request's head again.
+            target.head = Some(filtering.exchange.request_headers.clone());
             Ok(Filtered::Pass(Some(Box::new(filtering))))
         }
         Ok(Flow::Respond(local)) => Ok(Filtered::Answer(filter_answer(local))),
@@ -322,7 +390,10 @@ fn filter_request(
 }
 
 /// A filter's local response as the gateway's own answer.
-fn filter_answer(local: LocalResponse) -> Local {
+fn filter_answer(mut local: LocalResponse) -> Local {
+    if matches!(local.status, 204 | 304) {
+        local.body.clear();
+    }
     Local {
         status: StatusCode::from_u16(local.status).unwrap_or(StatusCode::FORBIDDEN),
         content_type: "text/plain; charset=utf-8",

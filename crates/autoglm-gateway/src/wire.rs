@@ -459,8 +459,8 @@ impl RequestHead {
     }
 
     /// The head as filters see it: `:method`, `:path`, `:authority` and
-    /// `:scheme` first, then the fields passed on (Authorization included:
-    /// a filter may judge it; it is never passed on).
+    /// `:scheme` first, then the fields passed on (never Authorization: it
+    /// carries the caller's autoglm key, which a filter has no use for).
     pub fn filter_headers(&self) -> Vec<(String, Vec<u8>)> {
         let mut headers = vec![
             (":method".to_owned(), self.method().as_bytes().to_vec()),
@@ -471,7 +471,10 @@ impl RequestHead {
             ),
             (":scheme".to_owned(), b"http".to_vec()),
         ];
-        headers.extend(self.head.passed(&[Known::Host, Known::Expect]));
+        headers.extend(
+            self.head
+                .passed(&[Known::Host, Known::Expect, Known::Authorization]),
+        );
         headers
     }
 

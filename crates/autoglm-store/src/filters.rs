@@ -146,3 +146,41 @@ pub fn set_chain(tx: &Transaction<'_>, tenant: &str, chain: &[FilterRef]) -> Res
     )?;
     Ok(())
 }
+
+/// Every attachment of filter `name` in `tenant`: where (`tenant`, its
+/// chain, or `service/NAME`, a service's `spec.filters`) and as what.
+pub fn attachments(
+    conn: &Connection,
+    tenant: &str,
+    name: &str,
+) -> Result<Vec<(String, FilterRef)>> {
+    let mut found: Vec<(String, FilterRef)> = chain(conn, tenant)?
+        .into_iter()
+        .filter(|f| f.name == name)
+        .map(|f| ("tenant".to_owned(), f))
+        .collect();
+    let mut stmt =
+        conn.prepare("SELECT name, spec FROM services WHERE tenant = ?1 ORDER BY name")?;
+    let rows = stmt.query_map([tenant], |r| {
+        let spec: autoglm_core::service::ModelServiceSpec = parse_json(&r.get::<_, String>(1)?)?;
+        Ok((r.get::<_, String>(0)?, spec.filters))
+    })?;
+    for row in rows {
+        let (service, filters) = row?;
+        found.extend(
+            filters
+                .into_iter()
+                .filter(|f| f.name == name)
+                .map(|f| (format!("service/{service}"), f)),
+        );
+    }
+    Ok(found)
+}
+
+/// Where filter `name` of `tenant` is attached (see [`attachments`]).
+pub fn attached_to(conn: &Connection, tenant: &str, name: &str) -> Result<Vec<String>> {
+    Ok(attachments(conn, tenant, name)?
+        .into_iter()
+        .map(|(at, _)| at)
+        .collect())
+}

@@ -13,9 +13,9 @@ use autoglm_core::error::{ErrorCode, FieldError};
 use autoglm_core::filter::{Attach, Detach, Filter, FilterCounter, FilterRef, check_chain};
 use autoglm_core::service::ModelServiceManifest;
 use autoglm_filters::{Attachment, Compiled, Limits, Stats};
+use autoglm_store::StoreError;
 use autoglm_store::filters::{self, Upload};
-use autoglm_store::services::{self, ServiceFilter};
-use autoglm_store::{Store, StoreError};
+use autoglm_store::services;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -31,36 +31,13 @@ use crate::extract::{ApiJson, ApiPath};
 /// Names that are routes of their own under `/api/v1/filters`.
 const RESERVED: [&str; 2] = ["chain", "counters"];
 
-/// Every service of `tenant`.
-fn services_of(
-    store: &Store,
-    tenant: &str,
-) -> autoglm_store::Result<Vec<autoglm_core::service::StoredService>> {
-    store.list_services(&ServiceFilter {
-        tenant: tenant.to_owned(),
-        model: None,
-        labels: Vec::new(),
-        after: None,
-        limit: i64::MAX,
-    })
-}
-
-/// Where `name` is attached in `tenant`: `tenant`, `service/NAME`.
-fn attached_to(
-    chain: &[FilterRef],
-    services: &[autoglm_core::service::StoredService],
-    name: &str,
-) -> Vec<String> {
-    let mut at = Vec::new();
-    if chain.iter().any(|f| f.name == name) {
-        at.push("tenant".to_owned());
-    }
-    for service in services {
-        if service.manifest.spec.filters.iter().any(|f| f.name == name) {
-            at.push(format!("service/{}", service.manifest.metadata.name));
-        }
-    }
-    at
+/// What a write that checked its input before its transaction answers
+/// when the input changed meanwhile.
+fn changed(what: &str) -> StoreError {
+    StoreError::rejected(
+        ErrorCode::GenerationMismatch,
+        format!("{what} changed while this change was checked; send it again"),
+    )
 }
 
 /// `GET /api/v1/filters`.
@@ -68,13 +45,13 @@ pub async fn list(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<Vec
     let tenant = ctx.tenant().to_owned();
     Ok(Json(
         read(&state, move |s| {
-            let chain = s.read(|c| filters::chain(c, &tenant))?;
-            let services = services_of(s, &tenant)?;
-            let mut all = s.read(|c| filters::list(c, &tenant))?;
-            for filter in &mut all {
-                filter.attached_to = attached_to(&chain, &services, &filter.name);
-            }
-            Ok(all)
+            s.read(|c| {
+                let mut all = filters::list(c, &tenant)?;
+                for filter in &mut all {
+                    filter.attached_to = filters::attached_to(c, &tenant, &filter.name)?;
+                }
+                Ok(all)
+            })
         })
         .await?,
     ))
@@ -89,10 +66,11 @@ pub async fn get_one(
     let tenant = ctx.tenant().to_owned();
     Ok(Json(
         read(&state, move |s| {
-            let mut filter = s.read(|c| filters::require(c, &tenant, &name))?;
-            let chain = s.read(|c| filters::chain(c, &tenant))?;
-            filter.attached_to = attached_to(&chain, &services_of(s, &tenant)?, &name);
-            Ok(filter)
+            s.read(|c| {
+                let mut filter = filters::require(c, &tenant, &name)?;
+                filter.attached_to = filters::attached_to(c, &tenant, &name)?;
+                Ok(filter)
+            })
         })
         .await?,
     ))
@@ -161,38 +139,6 @@ async fn try_configs(
     .map_err(|e| ApiError::internal("filter check", &e))?
 }
 
-/// Every attachment of `name` in `tenant`: where, and with what.
-fn attachments_of(
-    store: &Store,
-    tenant: &str,
-    name: &str,
-) -> autoglm_store::Result<Vec<(String, FilterRef)>> {
-    let mut found = Vec::new();
-    for (i, filter) in store
-        .read(|c| filters::chain(c, tenant))?
-        .into_iter()
-        .enumerate()
-    {
-        if filter.name == name {
-            found.push((format!("chain[{i}]"), filter));
-        }
-    }
-    for service in services_of(store, tenant)? {
-        for (i, filter) in service.manifest.spec.filters.iter().enumerate() {
-            if filter.name == name {
-                found.push((
-                    format!(
-                        "services/{}: spec.filters[{i}]",
-                        service.manifest.metadata.name
-                    ),
-                    filter.clone(),
-                ));
-            }
-        }
-    }
-    Ok(found)
-}
-
 /// `PUT /api/v1/filters/{name}`: the module's bytes (`application/wasm`),
 /// a new filter (201) or a new module for one (200), swapped in the
 /// gateway without dropping a request.
@@ -213,9 +159,12 @@ pub async fn put(
     let tenant = ctx.tenant().to_owned();
     let attached = {
         let (tenant, name) = (tenant.clone(), name.clone());
-        read(&state, move |s| attachments_of(s, &tenant, &name)).await?
+        read(&state, move |s| {
+            s.read(|c| filters::attachments(c, &tenant, &name))
+        })
+        .await?
     };
-    try_configs(module.clone(), name.clone(), attached).await?;
+    try_configs(module.clone(), name.clone(), attached.clone()).await?;
     let by = ctx.principal.actor.clone();
     let (_, status, answer) = ctx
         .apply_with(
@@ -235,6 +184,9 @@ pub async fn put(
                     abi: &module.abi,
                     by: &by,
                 };
+                if filters::attachments(tx, &tenant, &name)? != attached {
+                    return Err(changed("the filter's attachments"));
+                }
                 let created = filters::put(tx, &tenant, &name, upload)?;
                 Ok(Uploaded {
                     created,
@@ -262,36 +214,29 @@ pub async fn delete_one(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
     let tenant = ctx.tenant().to_owned();
-    let attached = {
-        let (tenant, name) = (tenant.clone(), name.clone());
-        read(&state, move |s| {
-            let chain = s.read(|c| filters::chain(c, &tenant))?;
-            Ok(attached_to(&chain, &services_of(s, &tenant)?, &name))
-        })
-        .await?
-    };
-    if !attached.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::InUse,
-            format!(
-                "filter {name} is attached to {}; detach it first",
-                attached
-                    .iter()
-                    .map(|at| if at == "tenant" {
-                        "the tenant's chain".to_owned()
-                    } else {
-                        at.replace("service/", "service ")
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" and ")
-            ),
-        ));
-    }
     ctx.write(
         &state,
         StatusCode::NO_CONTENT,
         format!("filters/{name}"),
         move |tx, _| {
+            // Judged in the deleting transaction: an attach cannot slip between.
+            let attached = filters::attached_to(tx, &tenant, &name)?;
+            if !attached.is_empty() {
+                let places: Vec<String> = attached
+                    .iter()
+                    .map(|at| match at.strip_prefix("service/") {
+                        Some(service) => format!("service {service}"),
+                        None => "the tenant's chain".to_owned(),
+                    })
+                    .collect();
+                return Err(StoreError::rejected(
+                    ErrorCode::InUse,
+                    format!(
+                        "filter {name} is attached to {}; detach it first",
+                        places.join(" and ")
+                    ),
+                ));
+            }
             if !filters::delete(tx, &tenant, &name)? {
                 return Err(StoreError::rejected(
                     ErrorCode::NotFound,
@@ -316,7 +261,12 @@ pub async fn get_chain(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Jso
 
 /// Checks a chain: its rules, that each filter is uploaded, and that each
 /// accepts its configuration.
-async fn check(state: &AppState, tenant: &str, chain: &[FilterRef], at: &str) -> ApiResult<()> {
+pub(crate) async fn check(
+    state: &AppState,
+    tenant: &str,
+    chain: &[FilterRef],
+    at: &str,
+) -> ApiResult<()> {
     let mut errors = Vec::new();
     check_chain(chain, at, &mut errors);
     if !errors.is_empty() {
@@ -413,7 +363,7 @@ async fn edit_chain(
             let tenant = tenant.clone();
             read(state, move |s| s.read(|c| filters::chain(c, &tenant))).await?
         };
-        let chain = edit(current)?;
+        let chain = edit(current.clone())?;
         if check_it {
             check(state, &tenant, &chain, "chain").await?;
         }
@@ -423,6 +373,9 @@ async fn edit_chain(
                 StatusCode::OK,
                 "filters/chain".to_owned(),
                 move |tx, _| {
+                    if filters::chain(tx, &tenant)? != current {
+                        return Err(changed("the tenant's filter chain"));
+                    }
                     filters::set_chain(tx, &tenant, &chain)?;
                     Ok(chain)
                 },

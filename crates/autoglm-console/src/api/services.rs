@@ -191,6 +191,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let manifest = manifest(body)?;
     let name = manifest.metadata.name.clone();
+    super::filters::check(&state, ctx.tenant(), &manifest.spec.filters, "spec.filters").await?;
     write_service(&state, &ctx, &name, false, move |tx, tenant| {
         services::create_service(tx, tenant, &manifest).map(Some)
     })
@@ -229,6 +230,7 @@ pub async fn update(
             ),
         )]));
     }
+    super::filters::check(&state, ctx.tenant(), &manifest.spec.filters, "spec.filters").await?;
     write_service(&state, &ctx, &name, false, move |tx, tenant| {
         services::update_service(tx, tenant, &manifest).map(Some)
     })

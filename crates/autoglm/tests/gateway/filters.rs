@@ -69,7 +69,8 @@ impl Env {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn uploaded_filters_change_real_traffic_and_fail_as_attached() {
-    let env = Env::with_echo(&[], 1, one_version(1), 1).await;
+    // A deadline for a busy machine: the spinning filter still meets it at once.
+    let env = Env::with_echo(&["--filter-deadline-ms", "1000"], 1, one_version(1), 1).await;
     let (_, key) = env.key(json!({})).await;
     let (_, me) = env.console(Method::GET, "/api/v1/auth/whoami", None).await;
     let tenant = me["tenant"].as_str().unwrap().to_owned();
@@ -387,7 +388,8 @@ async fn swapping_filters_under_load_fails_no_request() {
     let mut clients = Vec::new();
     for _ in 0..8 {
         let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-        let req = env.chat(&key, "echo");
+        // Each answer takes the replica 20 ms: requests are in flight across every swap.
+        let req = env.chat(&key, "echo").header("x-test-delay-ms", "20");
         clients.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let r = req.try_clone().unwrap().send().await;
@@ -407,13 +409,17 @@ async fn swapping_filters_under_load_fails_no_request() {
     // Configurations and modules swapped back and forth while the clients run:
     // the header injector and the redactor both take `{}`.
     for round in 1..=6 {
+        let generation = round.to_string();
         env.expect(
             "/api/v1/filters/swap/attach",
-            json!({"config": {"request": {"x-gen": round.to_string()}}}),
+            json!({"config": {"request": {"x-gen": generation}}}),
             StatusCode::OK,
         )
         .await;
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        env.chat_until(&key, &[], "the new configuration", |s, _, b| {
+            s == StatusCode::OK && b["seen"]["headers"]["x-gen"] == generation.as_str()
+        })
+        .await;
     }
     env.expect(
         "/api/v1/filters/swap/attach",
@@ -429,7 +435,30 @@ async fn swapping_filters_under_load_fails_no_request() {
         };
         let (s, b) = env.upload("swap", examples::module(module)).await;
         assert_eq!(s, StatusCode::OK, "{b}");
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        // The redactor hides the address the replica is sent; the injector does not.
+        let redacting = module == examples::PII_REDACTOR;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = env
+                .http
+                .post(format!("{}/v1/chat/completions", env.up.gateway))
+                .bearer_auth(&key)
+                .json(&json!({"model": "echo", "messages": [{"role": "user", "content": "to a@example.com"}]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            let body: Value = r.json().await.unwrap();
+            let content = body["seen"]["messages"][0]["content"].clone();
+            if (content == "to [REDACTED EMAIL]") == redacting {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "module {module} within 10 s: {content}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     stop.store(true, Ordering::Relaxed);
     for client in clients {
