@@ -152,10 +152,12 @@ impl Relay {
                     return Err(e);
                 }
                 Ok(Some(data)) => {
-                    if let Some(out) = self.pass(data)
-                        && let Some(out) = self.filter(out, false)?
-                    {
-                        return Ok(Some(out));
+                    if let Some(out) = self.pass(data) {
+                        // The last piece carries the end: no extra call for it.
+                        let end = self.inner.ended() && !self.holds_back();
+                        if let Some(out) = self.filter(out, end)? {
+                            return Ok(Some(out));
+                        }
                     }
                 }
                 Ok(None) if self.inner.ended() => {
@@ -205,6 +207,7 @@ impl Relay {
         let Some(filtering) = &mut self.filtering else {
             return Ok(Some(data));
         };
+        self.filtered_end |= end;
         filtering.exchange.response_body = data.to_vec();
         let flow = filtering.run.response_body(&mut filtering.exchange, end);
         let cut = |why: String| {

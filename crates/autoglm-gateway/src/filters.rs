@@ -28,7 +28,8 @@ use crate::reply::Refused;
 
 /// How often the store's filters version is compared.
 const POLL: Duration = Duration::from_millis(100);
-/// How long an attachment no request runs is kept, with its warm instances.
+/// How long a resolved chain no request runs, or an attachment nothing
+/// holds, is kept (with its warm instances).
 const UNUSED: Duration = Duration::from_secs(60);
 
 /// Labels of the filter metrics.
@@ -86,6 +87,16 @@ struct Loaded {
     chains: HashMap<String, Vec<FilterRef>>,
 }
 
+/// A service's chain as last resolved.
+struct Resolved {
+    /// The filters version it was resolved at.
+    version: u64,
+    /// The service's own filters it was resolved from.
+    own: Vec<FilterRef>,
+    chain: Arc<[Arc<Attachment>]>,
+    used: Instant,
+}
+
 /// What makes an attachment: a new module or configuration makes a new one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
@@ -100,8 +111,11 @@ struct Key {
 /// The filters of every tenant.
 pub struct Filters {
     loaded: ArcSwap<Loaded>,
-    /// Each attachment with when a request last ran it.
+    /// Each attachment with when it was made.
     attachments: Mutex<HashMap<Key, (Arc<Attachment>, Instant)>>,
+    /// Each service's chain, resolved once per filters version and
+    /// `spec.filters`: by tenant, then service.
+    resolved: Mutex<HashMap<String, HashMap<String, Resolved>>>,
     stats: Mutex<HashMap<(String, String, String), Stats>>,
     metrics: FilterMetrics,
     limits: Limits,
@@ -121,6 +135,7 @@ impl Filters {
         Filters {
             loaded: ArcSwap::from_pointee(Loaded::default()),
             attachments: Mutex::default(),
+            resolved: Mutex::default(),
             stats: Mutex::default(),
             metrics: FilterMetrics::default(),
             limits,
@@ -205,12 +220,11 @@ impl Filters {
         }));
         // Attachments of modules no longer there, or replaced, go.
         let loaded = self.loaded.load();
-        self.attachments.lock().retain(|key, (_, used)| {
-            used.elapsed() < UNUSED
-                && loaded
-                    .modules
-                    .get(&(key.tenant.clone(), key.filter.clone()))
-                    .is_some_and(|m| m.digest == key.digest)
+        self.attachments.lock().retain(|key, _| {
+            loaded
+                .modules
+                .get(&(key.tenant.clone(), key.filter.clone()))
+                .is_some_and(|m| m.digest == key.digest)
         });
         tracing::debug!(version, "gateway filters loaded");
         Ok(())
@@ -220,9 +234,14 @@ impl Filters {
     /// changed, a filter detached): their instances go with the last
     /// request that holds them.
     fn forget_unused(&self) {
-        self.attachments
-            .lock()
-            .retain(|_, (_, used)| used.elapsed() < UNUSED);
+        self.resolved.lock().retain(|_, services| {
+            services.retain(|_, resolved| resolved.used.elapsed() < UNUSED);
+            !services.is_empty()
+        });
+        // Held elsewhere than here: by a resolved chain or a request.
+        self.attachments.lock().retain(|_, (attachment, made)| {
+            Arc::strong_count(attachment) > 1 || made.elapsed() < UNUSED
+        });
     }
 
     /// The version of the store's filters loaded last.
@@ -244,6 +263,46 @@ impl Filters {
         if tenant_chain.is_empty() && own.is_empty() {
             return Ok(None);
         }
+        if let Some(resolved) = self
+            .resolved
+            .lock()
+            .get_mut(tenant)
+            .and_then(|services| services.get_mut(service))
+            && resolved.version == loaded.version
+            && resolved.own == own
+        {
+            resolved.used = Instant::now();
+            return Ok((!resolved.chain.is_empty()).then(|| Run::new(resolved.chain.to_vec())));
+        }
+        let chain: Arc<[Arc<Attachment>]> = self
+            .resolve(&loaded, tenant, service, tenant_chain, own)?
+            .into();
+        self.resolved
+            .lock()
+            .entry(tenant.to_owned())
+            .or_default()
+            .insert(
+                service.to_owned(),
+                Resolved {
+                    version: loaded.version,
+                    own: own.to_vec(),
+                    chain: chain.clone(),
+                    used: Instant::now(),
+                },
+            );
+        Ok((!chain.is_empty()).then(|| Run::new(chain.to_vec())))
+    }
+
+    /// The attachments of a request of `tenant` to `service`: the tenant's
+    /// chain, then the service's own.
+    fn resolve(
+        &self,
+        loaded: &Loaded,
+        tenant: &str,
+        service: &str,
+        tenant_chain: &[FilterRef],
+        own: &[FilterRef],
+    ) -> Result<Vec<Arc<Attachment>>, Refused> {
         let service_scope = format!("service/{service}");
         let mut chain = Vec::with_capacity(tenant_chain.len() + own.len());
         for (scope, filter) in tenant_chain
@@ -267,7 +326,7 @@ impl Filters {
             };
             chain.push(self.attachment(tenant, scope, filter, module));
         }
-        Ok((!chain.is_empty()).then(|| Run::new(chain)))
+        Ok(chain)
     }
 
     fn attachment(
@@ -286,8 +345,7 @@ impl Filters {
             fail_open: filter.fail_mode == FailMode::Open,
         };
         let mut attachments = self.attachments.lock();
-        if let Some((known, used)) = attachments.get_mut(&key) {
-            *used = Instant::now();
+        if let Some((known, _)) = attachments.get(&key) {
             return known.clone();
         }
         let stats = self.stats(tenant, scope, &filter.name);
